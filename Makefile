@@ -1,0 +1,54 @@
+# Perks developer commands. `make run` and `make test` are the two that matter;
+# both start their own PostgreSQL under .data/ when none is given.
+
+SHELL := /bin/bash
+GO ?= go
+PG_DATA ?= .data/postgres
+PG_PORT ?= 54320
+TEST_PG_DATA ?= .data/test-postgres
+TEST_PG_PORT ?= 54329
+
+.PHONY: all build run db-start db-stop test test-go vet staticcheck generate check-generated bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/perks ./cmd/perks
+
+## run: build, start PostgreSQL if DATABASE_URL is unset, migrate, seed, serve on :4000
+run: build
+	@PG_DATA=$(PG_DATA) PG_PORT=$(PG_PORT) scripts/run.sh
+
+## db-start / db-stop: the private development cluster
+db-start:
+	@scripts/pgcluster.sh start $(PG_DATA) $(PG_PORT)
+db-stop:
+	@scripts/pgcluster.sh stop $(PG_DATA)
+	@scripts/pgcluster.sh stop $(TEST_PG_DATA)
+
+## test: generated code is current, vet, staticcheck, then every test with -race
+test: check-generated vet staticcheck test-go
+
+test-go:
+	@TEST_PG_DATA=$(TEST_PG_DATA) TEST_PG_PORT=$(TEST_PG_PORT) scripts/test.sh
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) tool staticcheck ./...
+
+## generate: gqlgen code and River's schema migration
+generate:
+	$(GO) generate ./...
+
+## check-generated: fail when `make generate` changes anything
+check-generated:
+	@scripts/check-generated.sh
+
+## bench: the benchmark harness (starts its own server and database)
+bench:
+	$(GO) run ./cmd/bench
+
+clean:
+	rm -rf bin

@@ -1,0 +1,19 @@
+// Package graph is the GraphQL transport of the consumer API: thin
+// resolvers over the domain services, the error presenter and the server
+// limits. Business rules live in internal/<domain>.
+package graph
+
+//go:generate go tool gqlgen generate
+
+import (
+	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/user"
+)
+
+// Resolver holds the services the resolvers call.
+type Resolver struct {
+	DB       *database.DB
+	Partners *partner.Service
+	Users    *user.Service
+}

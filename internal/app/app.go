@@ -1,0 +1,151 @@
+// Package app is the composition root: it builds the pool, the services,
+// River and the HTTP handler from a Config, and runs them until shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+
+	"github.com/perkshq/perks/graph"
+	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/config"
+	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/httpserver"
+	"github.com/perkshq/perks/internal/jobs"
+	"github.com/perkshq/perks/internal/keyring"
+	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/rest"
+	"github.com/perkshq/perks/internal/user"
+)
+
+// App is a running Perks process.
+type App struct {
+	Config   *config.Config
+	Log      *slog.Logger
+	DB       *database.DB
+	Keys     *keyring.Keyring
+	Jobs     *jobs.Clients
+	Events   *event.Recorder
+	Partners *partner.Service
+	Users    *user.Service
+	Handler  http.Handler
+	Registry *prometheus.Registry
+	Now      func() time.Time
+}
+
+// LoadKeyring returns the master keyring: PERKS_MASTER_KEY, or in development
+// a key generated into the secrets directory (with a warning).
+func LoadKeyring(cfg *config.Config, log *slog.Logger) (*keyring.Keyring, error) {
+	if cfg.MasterKey != "" {
+		return keyring.Parse(cfg.MasterKey)
+	}
+	if !cfg.Development() {
+		return nil, errors.New("PERKS_MASTER_KEY is required in production (generate one with: openssl rand -base64 32)")
+	}
+	k, created, err := keyring.LoadOrCreateDevKey(cfg.SecretsDir)
+	if err != nil {
+		return nil, fmt.Errorf("development master key: %w", err)
+	}
+	log.Warn("PERKS_MASTER_KEY is unset: using the development key in the secrets directory; never do this in production",
+		"dir", cfg.SecretsDir, "created", created)
+	return k, nil
+}
+
+// New builds the application on an open database.
+func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Keyring) (*App, error) {
+	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Now: time.Now}
+	a.Events = event.NewRecorder()
+	a.Partners = partner.NewService(keys)
+	a.Users = user.NewService(keys, a.Events)
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &jobs.PruneReplayCacheWorker{DB: db.Bun, Now: a.Now})
+	var err error
+	a.Jobs, err = jobs.New(db, workers, jobs.Options{
+		Work:       cfg.Workers,
+		MaxWorkers: cfg.RiverMaxWorkers,
+		Log:        log,
+		Periodic:   jobs.MaintenancePeriodic(),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	a.Registry = prometheus.NewRegistry()
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Registry.MustRegister(newDBCollector(db))
+
+	api := &rest.API{
+		DB: db, Partners: a.Partners, Users: a.Users, MaxBodyBytes: cfg.MaxBodyBytes, Log: log,
+		PartnerAuth: &auth.PartnerAuthenticator{DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now},
+		ConsumerAuth: &auth.ConsumerAuthenticator{
+			DB: db.Bun, Partners: a.Partners, Users: a.Users, Leeway: cfg.JWTLeeway, Now: a.now,
+		},
+	}
+	gql := graph.NewServer(&graph.Resolver{DB: db, Partners: a.Partners, Users: a.Users}, graph.Options{
+		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
+	})
+	a.Handler = httpserver.New(httpserver.Options{
+		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
+	})
+	return a, nil
+}
+
+// now indirects through a.Now so tests can swap the clock after New.
+func (a *App) now() time.Time { return a.Now() }
+
+// Serve runs HTTP and River until ctx is cancelled, then shuts down
+// gracefully: stop accepting, drain requests, then stop River (letting
+// running jobs finish within the shutdown timeout).
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      5 * time.Minute, // exports stream for a while
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	if err := a.Jobs.Start(ctx); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.Log.Info("serving", "addr", ln.Addr().String(), "env", a.Config.Env, "workers", a.Config.Workers)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.Log.Info("shutting down", "timeout", a.Config.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	httpErr := srv.Shutdown(sctx)
+	riverErr := a.Jobs.Stop(sctx)
+	a.Log.Info("stopped")
+	return errors.Join(httpErr, riverErr)
+}
+
+// WorkOnly runs River alone (`perks serve --workers-only`).
+func (a *App) WorkOnly(ctx context.Context) error {
+	if err := a.Jobs.Start(ctx); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+	a.Log.Info("working jobs only")
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	return a.Jobs.Stop(sctx)
+}

@@ -1,0 +1,151 @@
+// Package apperr holds the stable error codes that Perks shows to callers and
+// the error type that carries them from the domain to the transports.
+//
+// Domain packages return *Error values (or wrap them with fmt.Errorf("...: %w"))
+// when the failure is the caller's to fix; anything else is an internal error.
+// Transports (REST, GraphQL) look the code up with As and map it to a status
+// and a body; they never show the message of a non-*Error error, because it
+// may carry internals. The list of codes is documented in docs/errors.md, and
+// a test keeps that document and this list in sync.
+package apperr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable, machine-readable error code. Codes never change meaning
+// once published; new failure modes get new codes.
+type Code string
+
+// Request-shape errors.
+const (
+	CodeMalformedJSON        Code = "MALFORMED_JSON"
+	CodeInvalidField         Code = "INVALID_FIELD"
+	CodeUnknownField         Code = "UNKNOWN_FIELD"
+	CodeMissingField         Code = "MISSING_FIELD"
+	CodePayloadTooLarge      Code = "PAYLOAD_TOO_LARGE"
+	CodeUnsupportedMediaType Code = "UNSUPPORTED_MEDIA_TYPE"
+	CodeMethodNotAllowed     Code = "METHOD_NOT_ALLOWED"
+	CodeRouteNotFound        Code = "ROUTE_NOT_FOUND"
+	CodeBadRequest           Code = "BAD_REQUEST"
+)
+
+// Authentication and authorisation errors.
+const (
+	CodeUnauthenticated      Code = "UNAUTHENTICATED"
+	CodeInvalidSignature     Code = "INVALID_SIGNATURE"
+	CodeTimestampOutOfRange  Code = "TIMESTAMP_OUT_OF_RANGE"
+	CodeSignatureReplayed    Code = "SIGNATURE_REPLAYED"
+	CodeTokenInvalid         Code = "TOKEN_INVALID"
+	CodeTokenExpired         Code = "TOKEN_EXPIRED"
+	CodeTokenRevoked         Code = "TOKEN_REVOKED"
+	CodeUserAnonymised       Code = "USER_ANONYMISED"
+	CodeForbidden            Code = "FORBIDDEN"
+	CodePartnerDisabled      Code = "PARTNER_DISABLED"
+	CodeRateLimited          Code = "RATE_LIMITED"
+	CodeIdempotencyKeyNeeded Code = "IDEMPOTENCY_KEY_REQUIRED"
+)
+
+// Resource errors.
+const (
+	CodeNotFound     Code = "NOT_FOUND"
+	CodeUserNotFound Code = "USER_NOT_FOUND"
+	CodeConflict     Code = "CONFLICT"
+)
+
+// Idempotency errors.
+const (
+	CodeIdempotencyKeyReused  Code = "IDEMPOTENCY_KEY_REUSED"
+	CodeIdempotencyInProgress Code = "IDEMPOTENCY_IN_PROGRESS"
+	CodeIdempotencyKeyInvalid Code = "IDEMPOTENCY_KEY_INVALID"
+)
+
+// Points and earning errors.
+const (
+	CodeInsufficientPoints   Code = "INSUFFICIENT_POINTS"
+	CodePointsOutOfRange     Code = "POINTS_OUT_OF_RANGE"
+	CodeActionNotFound       Code = "ACTION_NOT_FOUND"
+	CodeActionNotAllowed     Code = "ACTION_NOT_ALLOWED"
+	CodeActionInactive       Code = "ACTION_INACTIVE"
+	CodeCooldown             Code = "COOLDOWN"
+	CodeDailyCapReached      Code = "DAILY_CAP_REACHED"
+	CodeLifetimeCapReached   Code = "LIFETIME_CAP_REACHED"
+	CodeVariablePointsDenied Code = "VARIABLE_POINTS_NOT_ALLOWED"
+)
+
+// Catalog and voucher errors.
+const (
+	CodeOutOfStock       Code = "OUT_OF_STOCK"
+	CodeLimitReached     Code = "LIMIT_REACHED"
+	CodeGiftUnavailable  Code = "GIFT_UNAVAILABLE"
+	CodeNotInCountry     Code = "NOT_IN_COUNTRY"
+	CodeCodesExhausted   Code = "CODES_EXHAUSTED"
+	CodeVoucherNotFound  Code = "VOUCHER_NOT_FOUND"
+	CodeVoucherNotActive Code = "VOUCHER_NOT_ACTIVE"
+	CodeOTPInvalid       Code = "OTP_INVALID"
+	CodeOTPExpired       Code = "OTP_EXPIRED"
+	CodeOTPLocked        Code = "OTP_LOCKED"
+)
+
+// Server-side errors.
+const (
+	CodeInternal    Code = "INTERNAL"
+	CodeUnavailable Code = "UNAVAILABLE"
+	CodeTimeout     Code = "TIMEOUT"
+)
+
+// Error is a failure the caller can act on. Message is safe to show to the
+// caller: it never contains secrets, tokens or another tenant's data. Field,
+// when set, names the offending input using the caller's spelling (a JSON
+// field name, a header name, a query parameter).
+type Error struct {
+	Code    Code
+	Message string
+	Field   string
+	// RetryAfterSeconds, when positive, tells the transport to send a
+	// Retry-After header (rate limits, cooldowns, in-flight idempotency keys).
+	RetryAfterSeconds int
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s (field %s)", e.Code, e.Message, e.Field)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// New returns an *Error with the code and a safe message.
+func New(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Field returns an *Error about one named input.
+func Field(code Code, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// As finds the *Error in err's chain. It returns nil when err is nil or is
+// not a caller error, which the transports treat as internal.
+func As(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}
+
+// CodeOf returns the code in err's chain, CodeInternal for any other error,
+// and "" for nil.
+func CodeOf(err error) Code {
+	if err == nil {
+		return ""
+	}
+	if e := As(err); e != nil {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// Is reports whether err carries the code.
+func Is(err error, code Code) bool { return CodeOf(err) == code }

@@ -1,0 +1,86 @@
+package apperr
+
+// Info describes a code for transports and for docs/errors.md: the HTTP
+// status REST answers with, a short title, and what the caller should do.
+type Info struct {
+	Status int
+	Title  string
+	Action string
+}
+
+// catalog is the single list of codes. The HTTP statuses are plain integers
+// so this package stays free of net/http.
+var catalog = map[Code]Info{
+	CodeMalformedJSON:        {400, "Malformed JSON", "Send a syntactically valid JSON document whose top level is an object."},
+	CodeInvalidField:         {400, "Invalid field", "Fix the value of the field named in `field`; `detail` says what is expected."},
+	CodeUnknownField:         {400, "Unknown field", "Remove the field named in `field`; it is not part of this endpoint's schema (check its spelling)."},
+	CodeMissingField:         {400, "Missing field", "Send the required field named in `field`."},
+	CodePayloadTooLarge:      {413, "Payload too large", "Send a smaller body (the limit is in `detail`) or split the work into several calls."},
+	CodeUnsupportedMediaType: {415, "Unsupported media type", "Send `Content-Type: application/json`."},
+	CodeMethodNotAllowed:     {405, "Method not allowed", "Use one of the methods in the `Allow` header."},
+	CodeRouteNotFound:        {404, "Route not found", "Check the path against the API reference (`/openapi.json`)."},
+	CodeBadRequest:           {400, "Bad request", "Fix the request as `detail` describes."},
+
+	CodeUnauthenticated:      {401, "Unauthenticated", "Send credentials: partner calls need a signature, consumer calls a bearer token."},
+	CodeInvalidSignature:     {401, "Invalid signature", "Check the partner slug or API key, the secret, and that you sign the exact raw body bytes you send. Unknown partners and bad signatures get the same answer on purpose."},
+	CodeTimestampOutOfRange:  {401, "Timestamp out of range", "Sign with the current Unix time; the server accepts ±300 seconds. Check the clock (NTP) of the signing host."},
+	CodeSignatureReplayed:    {401, "Signature replayed", "Sign every request afresh: a signature is accepted once. Retries must be re-signed (use an Idempotency-Key to make them safe)."},
+	CodeTokenInvalid:         {401, "Invalid token", "The token is malformed, its signature or claims do not verify, or its issuer/key is unknown. Mint a new one with a registered key."},
+	CodeTokenExpired:         {401, "Token expired", "Mint a new token for the user (only the partner back end can); the webview asks the app to reopen."},
+	CodeTokenRevoked:         {401, "Token revoked", "The user logged out everywhere after this token was issued; mint a new one."},
+	CodeUserAnonymised:       {403, "User anonymised", "The user was anonymised by the partner. Only the partner's `POST /integrations/users` revives them."},
+	CodeForbidden:            {403, "Forbidden", "The credential is valid but may not do this."},
+	CodePartnerDisabled:      {403, "Partner disabled", "API access is switched off for this partner; contact the platform operator."},
+	CodeRateLimited:          {429, "Rate limited", "Wait for the number of seconds in `Retry-After`, then retry."},
+	CodeIdempotencyKeyNeeded: {400, "Idempotency key required", "Send an `Idempotency-Key` header (a unique string of up to 255 characters) on every write."},
+
+	CodeNotFound:     {404, "Not found", "Check the identifier; it does not exist for your partner."},
+	CodeUserNotFound: {404, "User not found", "Provision the user first with `POST /integrations/users`, or check the external user id."},
+	CodeConflict:     {409, "Conflict", "The resource changed concurrently; read it again and retry."},
+
+	CodeIdempotencyKeyReused:  {422, "Idempotency key reused", "This key was used earlier with a different request body or path. Use a new key for a new request."},
+	CodeIdempotencyInProgress: {409, "Idempotency key in progress", "A request with this key is still running; retry after `Retry-After` seconds to get its result."},
+	CodeIdempotencyKeyInvalid: {400, "Invalid idempotency key", "Use 1 to 255 printable ASCII characters."},
+
+	CodeInsufficientPoints:   {422, "Insufficient points", "The user's balance is too low for this; nothing was changed."},
+	CodePointsOutOfRange:     {400, "Points out of range", "Send a positive whole number of points no larger than the documented maximum."},
+	CodeActionNotFound:       {404, "Action not found", "Create the earning rule first (`PUT /integrations/earning-rules/{code}`) or check the code."},
+	CodeActionNotAllowed:     {403, "Action not allowed", "This action cannot be triggered by the user from the app; award it from your back end."},
+	CodeActionInactive:       {422, "Action inactive", "The earning rule is disabled or outside its active window."},
+	CodeCooldown:             {429, "Cooldown", "The user triggered this action too recently; retry after `Retry-After` seconds."},
+	CodeDailyCapReached:      {422, "Daily cap reached", "The user reached this action's daily cap (in the partner's time zone); try again tomorrow."},
+	CodeLifetimeCapReached:   {422, "Lifetime cap reached", "The user reached this action's lifetime cap; it cannot be earned again."},
+	CodeVariablePointsDenied: {400, "Variable points not allowed", "Omit `points`: this rule awards a fixed amount."},
+
+	CodeOutOfStock:       {409, "Out of stock", "The gift ran out; nothing was charged."},
+	CodeLimitReached:     {422, "Limit reached", "The user already claimed this gift as many times as allowed."},
+	CodeGiftUnavailable:  {422, "Gift unavailable", "The gift is retired or outside its claim window."},
+	CodeNotInCountry:     {422, "Not in country", "The gift is not offered in the user's country."},
+	CodeCodesExhausted:   {409, "Codes exhausted", "The gift's code pool is empty; the partner must upload more codes. Nothing was charged."},
+	CodeVoucherNotFound:  {404, "Voucher not found", "Check the voucher id or code."},
+	CodeVoucherNotActive: {409, "Voucher not active", "The voucher was already redeemed, expired or cancelled."},
+	CodeOTPInvalid:       {422, "Invalid OTP", "Ask the user for the current code shown in their app."},
+	CodeOTPExpired:       {422, "OTP expired", "Ask the user to request a new code in their app."},
+	CodeOTPLocked:        {423, "OTP locked", "Too many wrong codes: the user must request a new one."},
+
+	CodeInternal:    {500, "Internal error", "Retry later; if it persists, contact support with the `requestId`."},
+	CodeUnavailable: {503, "Service unavailable", "Retry later with backoff."},
+	CodeTimeout:     {504, "Timeout", "Retry later; the operation did not finish in time and was rolled back."},
+}
+
+// Lookup returns the Info of a code; unknown codes are reported as internal.
+func Lookup(c Code) Info {
+	if i, ok := catalog[c]; ok {
+		return i
+	}
+	return catalog[CodeInternal]
+}
+
+// Codes returns every known code, for documentation and tests.
+func Codes() map[Code]Info {
+	out := make(map[Code]Info, len(catalog))
+	for k, v := range catalog {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,189 @@
+// Package config loads the one Config of the perks binary from environment
+// variables. Every variable, its default and its meaning live in the vars table
+// below, so `perks serve --help`, the README table and the loader cannot drift.
+package config
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Environment names accepted by PERKS_ENV.
+const (
+	EnvDevelopment = "development"
+	EnvProduction  = "production"
+)
+
+// Config is everything the binary can be told from outside.
+type Config struct {
+	DatabaseURL string
+	Addr        string
+	Env         string
+	// MasterKey is the base64 of 32 random bytes; it encrypts partner secrets
+	// at rest and derives the keyed hashes of external user ids.
+	MasterKey  string
+	SecretsDir string
+	LogLevel   string
+
+	MaxBodyBytes     int64
+	DBMaxConns       int32
+	ShutdownTimeout  time.Duration
+	SignatureSkew    time.Duration
+	JWTLeeway        time.Duration
+	GraphQLMaxDepth  int
+	GraphQLMaxCost   int
+	Workers          bool
+	WorkersOnly      bool
+	RiverMaxWorkers  int
+	TrustedProxies   []*net.IPNet
+	DemoWebhookURL   string
+	WebhookAllowPriv bool
+	PublicBaseURL    string
+}
+
+// Development reports whether the binary runs with development conveniences
+// (GraphiQL, introspection, a generated master key).
+func (c *Config) Development() bool { return c.Env == EnvDevelopment }
+
+type variable struct {
+	name, def, help string
+	set             func(c *Config, v string) error
+}
+
+var vars = []variable{
+	{"DATABASE_URL", "", "PostgreSQL URL. Unset under `make run`/`make test`: a private cluster under .data/ is started.", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{"PERKS_ADDR", ":4000", "HTTP listen address.", func(c *Config, v string) error { c.Addr = v; return nil }},
+	{"PERKS_ENV", EnvDevelopment, "`development` or `production`. Production refuses to start without PERKS_MASTER_KEY and turns off GraphiQL and introspection.", func(c *Config, v string) error {
+		if v != EnvDevelopment && v != EnvProduction {
+			return fmt.Errorf("must be %q or %q", EnvDevelopment, EnvProduction)
+		}
+		c.Env = v
+		return nil
+	}},
+	{"PERKS_MASTER_KEY", "", "Base64 of 32 random bytes (`openssl rand -base64 32`). Encrypts partner secrets at rest (AES-256-GCM). In development a key is generated into PERKS_SECRETS_DIR when unset.", func(c *Config, v string) error { c.MasterKey = v; return nil }},
+	{"PERKS_SECRETS_DIR", ".secrets", "Where development secrets (master key, demo private keys) are written.", func(c *Config, v string) error { c.SecretsDir = v; return nil }},
+	{"PERKS_LOG_LEVEL", "info", "debug, info, warn or error.", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	{"PERKS_MAX_BODY_BYTES", "1048576", "Largest accepted request body; larger bodies answer 413.", intVar(func(c *Config, n int) { c.MaxBodyBytes = int64(n) })},
+	{"PERKS_DB_MAX_CONNS", "32", "Size of the PostgreSQL connection pool shared by the API and River.", intVar(func(c *Config, n int) { c.DBMaxConns = int32(n) })},
+	{"PERKS_SHUTDOWN_TIMEOUT", "20s", "How long a graceful shutdown waits for requests and jobs to finish.", durVar(func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
+	{"PERKS_SIGNATURE_SKEW", "300s", "Accepted clock skew of signed partner requests, in both directions.", durVar(func(c *Config, d time.Duration) { c.SignatureSkew = d })},
+	{"PERKS_JWT_LEEWAY", "60s", "Clock leeway when checking consumer token exp/nbf/iat.", durVar(func(c *Config, d time.Duration) { c.JWTLeeway = d })},
+	{"PERKS_GRAPHQL_MAX_DEPTH", "12", "Deepest GraphQL selection accepted.", intVar(func(c *Config, n int) { c.GraphQLMaxDepth = n })},
+	{"PERKS_GRAPHQL_MAX_COMPLEXITY", "1000", "Highest GraphQL query complexity accepted.", intVar(func(c *Config, n int) { c.GraphQLMaxCost = n })},
+	{"PERKS_WORKERS", "true", "Run River workers inside `serve`.", boolVar(func(c *Config, b bool) { c.Workers = b })},
+	{"PERKS_RIVER_MAX_WORKERS", "50", "Concurrent River jobs per process on the default queue.", intVar(func(c *Config, n int) { c.RiverMaxWorkers = n })},
+	{"PERKS_TRUSTED_PROXIES", "", "Comma-separated CIDRs whose X-Forwarded-For is believed.", func(c *Config, v string) error {
+		c.TrustedProxies = nil
+		for _, s := range strings.Split(v, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			if !strings.Contains(s, "/") {
+				if strings.Contains(s, ":") {
+					s += "/128"
+				} else {
+					s += "/32"
+				}
+			}
+			_, n, err := net.ParseCIDR(s)
+			if err != nil {
+				return err
+			}
+			c.TrustedProxies = append(c.TrustedProxies, n)
+		}
+		return nil
+	}},
+	{"PERKS_DEMO_WEBHOOK_URL", "", "When set, `perks seed` gives acme a webhook endpoint with this URL.", func(c *Config, v string) error { c.DemoWebhookURL = v; return nil }},
+	{"PERKS_WEBHOOK_ALLOW_PRIVATE", "false", "Allow webhook URLs on loopback/private networks (development and tests only).", boolVar(func(c *Config, b bool) { c.WebhookAllowPriv = b })},
+	{"PERKS_PUBLIC_BASE_URL", "http://localhost:4000", "The externally visible base URL, used in printed instructions and docs links.", func(c *Config, v string) error { c.PublicBaseURL = strings.TrimRight(v, "/"); return nil }},
+}
+
+func intVar(f func(*Config, int)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("must be a positive integer")
+		}
+		f(c, n)
+		return nil
+	}
+}
+
+func durVar(f func(*Config, time.Duration)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("must be a duration such as 30s")
+		}
+		f(c, d)
+		return nil
+	}
+}
+
+func boolVar(f func(*Config, bool)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false")
+		}
+		f(c, b)
+		return nil
+	}
+}
+
+// Load reads the configuration from getenv (os.Getenv in production, a map
+// in tests), applying defaults for unset or empty variables.
+func Load(getenv func(string) string) (*Config, error) {
+	c := &Config{}
+	for _, v := range vars {
+		val := getenv(v.name)
+		if val == "" {
+			val = v.def
+		}
+		if val == "" {
+			continue
+		}
+		if err := v.set(c, val); err != nil {
+			return nil, fmt.Errorf("config %s=%q: %w", v.name, val, err)
+		}
+	}
+	return c, nil
+}
+
+// FromEnv loads the configuration from the process environment.
+func FromEnv() (*Config, error) { return Load(os.Getenv) }
+
+// Usage writes the table of variables, for --help.
+func Usage(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
+	for _, v := range vars {
+		def := v.def
+		if def == "" {
+			def = "(unset)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.name, def, v.help)
+	}
+	tw.Flush()
+}
+
+// MarkdownTable returns the variables as a Markdown table for the README.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| Variable | Default | Meaning |\n|---|---|---|\n")
+	for _, v := range vars {
+		def := "`" + v.def + "`"
+		if v.def == "" {
+			def = "(unset)"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.name, def, v.help)
+	}
+	return b.String()
+}

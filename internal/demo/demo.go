@@ -1,0 +1,173 @@
+// Package demo seeds the development partners: acme exactly as seed 000
+// describes it, and globex, a second tenant for isolation tests. Seeding is
+// idempotent: a second run changes nothing and prints the same credentials.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/partner"
+)
+
+// PartnerSpec is one demo partner.
+type PartnerSpec struct {
+	Slug, Name, DisplayName, LogoPath, ProgramName, CurrencyName, Issuer string
+	HMACSecret                                                           string
+	KeyID                                                                string
+}
+
+// Acme is seed 000's sandbox partner.
+var Acme = PartnerSpec{
+	Slug: "acme", Name: "Acme", DisplayName: "Acme Rewards", LogoPath: "uploads/partners/acme-logo.png",
+	ProgramName: "Acme Rewards", CurrencyName: "points", Issuer: "https://acme.example.test",
+	HMACSecret: "dev_acme_secret_change_me", KeyID: "acme-dev-1",
+}
+
+// Globex is the second tenant.
+var Globex = PartnerSpec{
+	Slug: "globex", Name: "Globex", DisplayName: "Globex Miles", LogoPath: "uploads/partners/globex-logo.png",
+	ProgramName: "Globex Miles", CurrencyName: "miles", Issuer: "https://globex.example.test",
+	HMACSecret: "dev_globex_secret_change_me", KeyID: "globex-dev-1",
+}
+
+// Seeder seeds the demo data.
+type Seeder struct {
+	DB         *bun.DB
+	Partners   *partner.Service
+	SecretsDir string
+}
+
+// Result describes one seeded partner.
+type Result struct {
+	Spec           PartnerSpec
+	Partner        *partner.Partner
+	PrivateKeyPath string
+}
+
+// Run seeds every demo partner and prints their credentials to w.
+func (s *Seeder) Run(ctx context.Context, w io.Writer) ([]Result, error) {
+	var out []Result
+	for _, spec := range []PartnerSpec{Acme, Globex} {
+		r, err := s.SeedPartner(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *r)
+	}
+	for _, r := range out {
+		fmt.Fprintf(w, "\n%s partner credentials (development only):\n", r.Spec.Name)
+		fmt.Fprintf(w, "  slug:        %s\n", r.Spec.Slug)
+		fmt.Fprintf(w, "  hmac secret: %s\n", r.Spec.HMACSecret)
+		fmt.Fprintf(w, "  issuer:      %s\n", r.Spec.Issuer)
+		fmt.Fprintf(w, "  private key: %s\n", r.PrivateKeyPath)
+	}
+	return out, nil
+}
+
+// SeedPartner creates or refreshes one partner, its HMAC secret and its RSA
+// consumer key (generated once into the secrets directory).
+func (s *Seeder) SeedPartner(ctx context.Context, spec PartnerSpec) (*Result, error) {
+	keyPath := filepath.Join(s.SecretsDir, spec.Slug+".private.pem")
+	pubPEM, err := ensureRSAKey(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("seed %s key: %w", spec.Slug, err)
+	}
+	var p *partner.Partner
+	err = s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		p, err = s.Partners.Upsert(ctx, tx, partner.CreateParams{
+			Slug: spec.Slug, Name: spec.Name, DisplayName: spec.DisplayName, LogoPath: spec.LogoPath,
+			ProgramName: spec.ProgramName, CurrencyName: spec.CurrencyName, Issuer: spec.Issuer,
+		})
+		if err != nil {
+			return err
+		}
+		secrets, err := s.Partners.EnabledSecrets(ctx, tx, p.ID, partner.KindHMAC)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(secrets, func(sc partner.SharedSecret) bool { return string(sc.Secret) == spec.HMACSecret }) {
+			if _, err := s.Partners.AddSharedSecret(ctx, tx, p.ID, partner.KindHMAC, "demo seed", []byte(spec.HMACSecret)); err != nil {
+				return err
+			}
+		}
+		_, err = s.Partners.UpsertConsumerKey(ctx, tx, p.ID, partner.AddConsumerKeyParams{
+			Kid: spec.KeyID, Description: "demo seed RSA key", Algorithm: partner.AlgRS256, PublicKeyPEM: pubPEM,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seed partner %s: %w", spec.Slug, err)
+	}
+	return &Result{Spec: spec, Partner: p, PrivateKeyPath: keyPath}, nil
+}
+
+// ensureRSAKey reads or creates an RSA-2048 private key as PKCS#8 PEM (what
+// jose's importPKCS8 expects) and returns the public key as PKIX PEM.
+func ensureRSAKey(path string) (string, error) {
+	var key *rsa.PrivateKey
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		k, err := ParsePrivateKey(b)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", path, err)
+		}
+		rk, ok := k.(*rsa.PrivateKey)
+		if !ok {
+			return "", fmt.Errorf("%s: not an RSA key", path)
+		}
+		key = rk
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", err
+		}
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return "", err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			return "", err
+		}
+	default:
+		return "", err
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}
+
+// ParsePrivateKey parses a PKCS#8 (or PKCS#1/SEC 1) PEM private key.
+func ParsePrivateKey(b []byte) (any, error) {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, errors.New("no PEM block")
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParseECPrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	return nil, errors.New("unsupported private key format")
+}

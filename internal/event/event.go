@@ -1,0 +1,94 @@
+// Package event records domain events in the events table, inside the
+// transaction of the change they describe (a transactional outbox). Delivery
+// (webhooks) hangs off the Dispatcher hook, which inserts its River jobs in
+// the same transaction, so there is never an event without its jobs or a job
+// without its committed event.
+package event
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// Event types. Payload `data` of each is documented in docs/webhooks.md.
+const (
+	UserCreated      = "user.created"
+	UserUpdated      = "user.updated"
+	UserAnonymised   = "user.anonymised"
+	PointsEarned     = "points.earned"
+	PointsAdjusted   = "points.adjusted"
+	VoucherClaimed   = "voucher.claimed"
+	VoucherRedeemed  = "voucher.redeemed"
+	VoucherExpired   = "voucher.expired"
+	VoucherCancelled = "voucher.cancelled"
+	BulkJobCompleted = "bulk_job.completed"
+)
+
+// Event is one row of the outbox. Data carries ids and non-personal facts
+// only: personal data is read at delivery time, so anonymisation never has
+// to rewrite history.
+type Event struct {
+	bun.BaseModel `bun:"table:events"`
+
+	PartnerID uuid.UUID       `bun:"partner_id,pk,type:uuid"`
+	ID        uuid.UUID       `bun:"id,pk,type:uuid"`
+	Type      string          `bun:"type"`
+	UserID    *uuid.UUID      `bun:"user_id,type:uuid"`
+	Data      json.RawMessage `bun:"data,type:jsonb"`
+	CreatedAt time.Time       `bun:"created_at"`
+}
+
+// Dispatcher is told about events inside the writing transaction; the webhook
+// package implements it to insert delivery jobs with InsertTx.
+type Dispatcher interface {
+	DispatchTx(ctx context.Context, tx bun.Tx, events []*Event) error
+}
+
+// Recorder writes events and hands them to the dispatcher.
+type Recorder struct {
+	Dispatcher Dispatcher
+	Now        func() time.Time
+}
+
+// NewRecorder returns a Recorder without a dispatcher (events are stored
+// only) using the wall clock.
+func NewRecorder() *Recorder { return &Recorder{Now: time.Now} }
+
+// New builds an event with a fresh id; data is marshalled to JSON.
+func (r *Recorder) New(partnerID uuid.UUID, typ string, userID *uuid.UUID, data any) (*Event, error) {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %s event: %w", typ, err)
+	}
+	return &Event{PartnerID: partnerID, ID: uuid.New(), Type: typ, UserID: userID, Data: b, CreatedAt: r.Now().UTC()}, nil
+}
+
+// RecordTx inserts the events (one statement) and dispatches them.
+func (r *Recorder) RecordTx(ctx context.Context, tx bun.Tx, events ...*Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if _, err := tx.NewInsert().Model(&events).Exec(ctx); err != nil {
+		return fmt.Errorf("insert %d events: %w", len(events), err)
+	}
+	if r.Dispatcher != nil {
+		if err := r.Dispatcher.DispatchTx(ctx, tx, events); err != nil {
+			return fmt.Errorf("dispatch events: %w", err)
+		}
+	}
+	return nil
+}
+
+// Emit is New followed by RecordTx for a single event.
+func (r *Recorder) Emit(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, typ string, userID *uuid.UUID, data any) (*Event, error) {
+	e, err := r.New(partnerID, typ, userID, data)
+	if err != nil {
+		return nil, err
+	}
+	return e, r.RecordTx(ctx, tx, e)
+}

@@ -1,0 +1,86 @@
+package httpserver
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/rest"
+)
+
+// Options configure the handler.
+type Options struct {
+	DB       *database.DB
+	API      *rest.API
+	GraphQL  http.Handler
+	GraphiQL bool
+	Registry *prometheus.Registry
+	Log      *slog.Logger
+	// Web mounts extra handlers (the consumer webview, the merchant page).
+	Web func(mux *http.ServeMux)
+}
+
+// New builds the root handler.
+func New(o Options) http.Handler {
+	rt := rest.NewRouter(o.Log)
+	o.API.Register(rt)
+	rt.Handle(http.MethodPost, "/graphql", o.graphql())
+	if o.GraphiQL {
+		rt.Handle(http.MethodGet, "/graphql", playground.Handler("Perks GraphQL", "/graphql"))
+	}
+	rt.Handle(http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	rt.Handle(http.MethodGet, "/readyz", http.HandlerFunc(o.ready))
+	rt.Handle(http.MethodGet, "/metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	if o.Web != nil {
+		o.Web(rt.Mux())
+	}
+	return Observe(rt.Finish(), o.Log, NewMetrics(o.Registry))
+}
+
+// graphql authenticates the consumer token when one is sent and leaves the
+// outcome in the context: `program` works without a user, everything else
+// reports the stored error.
+func (o Options) graphql() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := rest.ReadBody(r, o.API.MaxBodyBytes)
+		if err != nil {
+			rest.WriteError(w, r, o.Log, err)
+			return
+		}
+		r.Body = http.NoBody
+		ctx := r.Context()
+		if tok, _ := auth.TokenFromHeaders(r.Header); tok != "" || r.Header.Get(auth.HeaderAuthorization) != "" {
+			c, err := o.API.AuthenticateConsumer(r)
+			ctx = auth.WithConsumer(ctx, c, err)
+		}
+		r = r.WithContext(ctx)
+		r.Body = readCloser(body)
+		r.ContentLength = int64(len(body))
+		o.GraphQL.ServeHTTP(w, r)
+	})
+}
+
+// ready answers 200 only when the database answers and every migration is
+// applied, so a load balancer never routes to a replica with an old schema.
+func (o Options) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := o.DB.Pool.Ping(ctx); err != nil {
+		rest.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database unreachable"})
+		return
+	}
+	if err := database.Check(ctx, o.DB.Bun); err != nil {
+		rest.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "migrations pending"})
+		return
+	}
+	rest.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,126 @@
+// Package jobs wires River into Perks: the client that works jobs on the pgx
+// pool, the insert-only client over database/sql that lets domain services
+// insert jobs with InsertTx inside their bun transactions, and the periodic
+// maintenance jobs.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/database"
+)
+
+// Queues.
+const (
+	QueueDefault     = river.QueueDefault
+	QueueMaintenance = "maintenance"
+)
+
+// Options configure the clients.
+type Options struct {
+	// Work makes the pgx client fetch and work jobs; without it the process
+	// only inserts (an API-only replica).
+	Work       bool
+	MaxWorkers int
+	Log        *slog.Logger
+	// FetchCooldown and FetchPollInterval trade database load for latency;
+	// River's defaults (100 ms / 1 s) cap delivery throughput, so we set
+	// them deliberately (see `make bench`).
+	FetchCooldown     time.Duration
+	FetchPollInterval time.Duration
+	Periodic          []*river.PeriodicJob
+}
+
+// Clients are the two River clients over the one pool.
+type Clients struct {
+	Work   *river.Client[pgx.Tx]
+	Insert *river.Client[*sql.Tx]
+	works  bool
+}
+
+// New builds the clients. Every worker must be registered in workers before.
+func New(db *database.DB, workers *river.Workers, o Options) (*Clients, error) {
+	if o.FetchCooldown == 0 {
+		o.FetchCooldown = 20 * time.Millisecond
+	}
+	if o.FetchPollInterval == 0 {
+		o.FetchPollInterval = 250 * time.Millisecond
+	}
+	if o.MaxWorkers == 0 {
+		o.MaxWorkers = 50
+	}
+	cfg := &river.Config{
+		Logger:                      o.Log,
+		Workers:                     workers,
+		FetchCooldown:               o.FetchCooldown,
+		FetchPollInterval:           o.FetchPollInterval,
+		JobTimeout:                  2 * time.Minute,
+		CompletedJobRetentionPeriod: 24 * time.Hour,
+		PeriodicJobs:                o.Periodic,
+	}
+	if o.Work {
+		cfg.Queues = map[string]river.QueueConfig{
+			QueueDefault:     {MaxWorkers: o.MaxWorkers},
+			QueueMaintenance: {MaxWorkers: 2},
+		}
+	}
+	work, err := river.NewClient(riverpgxv5.New(db.Pool), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	insert, err := river.NewClient(riverdatabasesql.New(db.SQL), &river.Config{Logger: o.Log, Workers: workers})
+	if err != nil {
+		return nil, fmt.Errorf("river insert client: %w", err)
+	}
+	return &Clients{Work: work, Insert: insert, works: o.Work}, nil
+}
+
+// InsertTx inserts a job inside a bun transaction: it becomes visible to
+// workers only if the transaction commits.
+func (c *Clients) InsertTx(ctx context.Context, tx bun.Tx, args river.JobArgs, opts *river.InsertOpts) error {
+	if _, err := c.Insert.InsertTx(ctx, tx.Tx, args, opts); err != nil {
+		return fmt.Errorf("insert %s job: %w", args.Kind(), err)
+	}
+	return nil
+}
+
+// InsertManyTx inserts several jobs in one statement inside a bun transaction.
+func (c *Clients) InsertManyTx(ctx context.Context, tx bun.Tx, params []river.InsertManyParams) error {
+	if len(params) == 0 {
+		return nil
+	}
+	if _, err := c.Insert.InsertManyTx(ctx, tx.Tx, params); err != nil {
+		return fmt.Errorf("insert %d jobs: %w", len(params), err)
+	}
+	return nil
+}
+
+// Start starts working jobs (a no-op for insert-only processes).
+func (c *Clients) Start(ctx context.Context) error {
+	if !c.works {
+		return nil
+	}
+	return c.Work.Start(ctx)
+}
+
+// Stop waits for running jobs to finish, then cancels them at ctx's deadline.
+func (c *Clients) Stop(ctx context.Context) error {
+	if !c.works {
+		return nil
+	}
+	err := c.Work.Stop(ctx)
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	return c.Work.StopAndCancel(context.Background())
+}

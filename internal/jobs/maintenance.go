@@ -1,0 +1,44 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/auth"
+)
+
+// PruneReplayCacheArgs deletes expired signature replay-cache entries.
+type PruneReplayCacheArgs struct{}
+
+// Kind implements river.JobArgs.
+func (PruneReplayCacheArgs) Kind() string { return "prune_replay_cache" }
+
+// InsertOpts keeps one pending prune at a time across replicas.
+func (PruneReplayCacheArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
+}
+
+// PruneReplayCacheWorker works PruneReplayCacheArgs.
+type PruneReplayCacheWorker struct {
+	river.WorkerDefaults[PruneReplayCacheArgs]
+	DB  bun.IDB
+	Now func() time.Time
+}
+
+// Work implements river.Worker.
+func (w *PruneReplayCacheWorker) Work(ctx context.Context, _ *river.Job[PruneReplayCacheArgs]) error {
+	_, err := auth.PruneReplayCache(ctx, w.DB, w.Now())
+	return err
+}
+
+// MaintenancePeriodic returns the periodic jobs of this package.
+func MaintenancePeriodic() []*river.PeriodicJob {
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(5*time.Minute), func() (river.JobArgs, *river.InsertOpts) {
+			return PruneReplayCacheArgs{}, nil
+		}, &river.PeriodicJobOpts{ID: "prune_replay_cache", RunOnStart: true}),
+	}
+}

@@ -1,0 +1,416 @@
+// Package partner owns partners (the tenants), their API credentials and the
+// keys that verify their consumer tokens. Secrets are sealed with the
+// keyring; callers get them opened only through the methods that need them.
+package partner
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"database/sql"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/keyring"
+)
+
+// Partner is a tenant.
+type Partner struct {
+	bun.BaseModel `bun:"table:partners"`
+
+	ID                      uuid.UUID `bun:"id,pk,type:uuid"`
+	Slug                    string    `bun:"slug"`
+	Name                    string    `bun:"name"`
+	DisplayName             string    `bun:"display_name"`
+	LogoPath                string    `bun:"logo_path"`
+	ProgramName             string    `bun:"program_name"`
+	CurrencyName            string    `bun:"currency_name"`
+	Issuer                  *string   `bun:"issuer"`
+	Audience                string    `bun:"audience"`
+	MaxTokenLifetimeSeconds int       `bun:"max_token_lifetime_seconds"`
+	Timezone                string    `bun:"timezone"`
+	APIEnabled              bool      `bun:"api_enabled"`
+	RequireHMACV2           bool      `bun:"require_hmac_v2"`
+	CreatedAt               time.Time `bun:"created_at"`
+	UpdatedAt               time.Time `bun:"updated_at"`
+}
+
+// MaxTokenLifetime is the longest exp - iat a consumer token may have.
+func (p *Partner) MaxTokenLifetime() time.Duration {
+	return time.Duration(p.MaxTokenLifetimeSeconds) * time.Second
+}
+
+// Credential kinds.
+const (
+	KindHMAC       = "hmac"
+	KindEd25519    = "ed25519"
+	KindRequestJWT = "request_jwt"
+)
+
+// Credential authenticates a partner's back end.
+type Credential struct {
+	bun.BaseModel `bun:"table:partner_credentials"`
+
+	PartnerID    uuid.UUID  `bun:"partner_id,pk,type:uuid"`
+	ID           uuid.UUID  `bun:"id,pk,type:uuid"`
+	Kind         string     `bun:"kind"`
+	Description  string     `bun:"description"`
+	Enabled      bool       `bun:"enabled"`
+	SecretSealed []byte     `bun:"secret_sealed"`
+	PublicKey    []byte     `bun:"public_key"`
+	APIKeyHash   []byte     `bun:"api_key_hash"`
+	CreatedAt    time.Time  `bun:"created_at"`
+	LastUsedAt   *time.Time `bun:"last_used_at"`
+}
+
+// Consumer key algorithms.
+const (
+	AlgRS256 = "RS256"
+	AlgES256 = "ES256"
+	AlgEdDSA = "EdDSA"
+	AlgHS256 = "HS256"
+)
+
+// ConsumerKey verifies consumer JWTs of one partner with one algorithm.
+type ConsumerKey struct {
+	bun.BaseModel `bun:"table:consumer_keys"`
+
+	PartnerID    uuid.UUID `bun:"partner_id,pk,type:uuid"`
+	ID           uuid.UUID `bun:"id,pk,type:uuid"`
+	Kid          string    `bun:"kid"`
+	Description  string    `bun:"description"`
+	Algorithm    string    `bun:"algorithm"`
+	PublicKeyPEM *string   `bun:"public_key_pem"`
+	SecretSealed []byte    `bun:"secret_sealed"`
+	Enabled      bool      `bun:"enabled"`
+	CreatedAt    time.Time `bun:"created_at"`
+}
+
+// Service manages partners.
+type Service struct {
+	Keys *keyring.Keyring
+	Now  func() time.Time
+}
+
+// NewService returns a Service using the wall clock.
+func NewService(k *keyring.Keyring) *Service { return &Service{Keys: k, Now: time.Now} }
+
+var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// CreateParams describes a new partner. Zero values get sensible defaults.
+type CreateParams struct {
+	Slug, Name, DisplayName, LogoPath, ProgramName, CurrencyName string
+	Issuer                                                       string
+}
+
+// Upsert creates the partner or updates its descriptive fields, by slug.
+func (s *Service) Upsert(ctx context.Context, db bun.IDB, p CreateParams) (*Partner, error) {
+	if !slugRE.MatchString(p.Slug) {
+		return nil, apperr.Field(apperr.CodeInvalidField, "slug", "slug must be 1-63 lowercase letters, digits, '-' or '_'")
+	}
+	if p.Name == "" {
+		return nil, apperr.Field(apperr.CodeMissingField, "name", "name is required")
+	}
+	if p.DisplayName == "" {
+		p.DisplayName = p.Name
+	}
+	if p.CurrencyName == "" {
+		p.CurrencyName = "points"
+	}
+	row := &Partner{
+		ID: uuid.New(), Slug: p.Slug, Name: p.Name, DisplayName: p.DisplayName, LogoPath: p.LogoPath,
+		ProgramName: p.ProgramName, CurrencyName: p.CurrencyName, MaxTokenLifetimeSeconds: 7 * 24 * 3600,
+		Timezone: "UTC", APIEnabled: true,
+	}
+	if p.Issuer != "" {
+		row.Issuer = &p.Issuer
+	}
+	_, err := db.NewInsert().Model(row).
+		ExcludeColumn("created_at", "updated_at").
+		On("CONFLICT (slug) DO UPDATE").
+		Set("name = EXCLUDED.name, display_name = EXCLUDED.display_name, logo_path = EXCLUDED.logo_path").
+		Set("program_name = EXCLUDED.program_name, currency_name = EXCLUDED.currency_name").
+		Set("issuer = EXCLUDED.issuer, updated_at = now()").
+		Returning("*").
+		Exec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("upsert partner %s: %w", p.Slug, err)
+	}
+	return row, nil
+}
+
+// ByID loads a partner.
+func (s *Service) ByID(ctx context.Context, db bun.IDB, id uuid.UUID) (*Partner, error) {
+	return s.one(ctx, db, "id = ?", id)
+}
+
+// BySlug loads a partner by slug.
+func (s *Service) BySlug(ctx context.Context, db bun.IDB, slug string) (*Partner, error) {
+	return s.one(ctx, db, "slug = ?", slug)
+}
+
+// ByIssuer loads the partner whose consumer tokens carry iss.
+func (s *Service) ByIssuer(ctx context.Context, db bun.IDB, iss string) (*Partner, error) {
+	return s.one(ctx, db, "issuer = ?", iss)
+}
+
+func (s *Service) one(ctx context.Context, db bun.IDB, where string, arg any) (*Partner, error) {
+	p := new(Partner)
+	err := db.NewSelect().Model(p).Where(where, arg).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.CodeNotFound, "partner not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load partner: %w", err)
+	}
+	return p, nil
+}
+
+func credentialAAD(partnerID, id uuid.UUID) []byte {
+	return []byte("partner-credential:" + partnerID.String() + ":" + id.String())
+}
+
+// AddSharedSecret stores an HMAC or request-JWT secret, sealed.
+func (s *Service) AddSharedSecret(ctx context.Context, db bun.IDB, partnerID uuid.UUID, kind, description string, secret []byte) (*Credential, error) {
+	if kind != KindHMAC && kind != KindRequestJWT {
+		return nil, fmt.Errorf("credential kind %q has no shared secret", kind)
+	}
+	if len(secret) < 16 {
+		return nil, apperr.Field(apperr.CodeInvalidField, "secret", "a shared secret must be at least 16 bytes")
+	}
+	c := &Credential{PartnerID: partnerID, ID: uuid.New(), Kind: kind, Description: description, Enabled: true}
+	sealed, err := s.Keys.Seal(secret, credentialAAD(partnerID, c.ID))
+	if err != nil {
+		return nil, fmt.Errorf("seal secret: %w", err)
+	}
+	c.SecretSealed = sealed
+	if _, err := db.NewInsert().Model(c).ExcludeColumn("created_at", "last_used_at").Returning("*").Exec(ctx); err != nil {
+		return nil, fmt.Errorf("insert %s credential: %w", kind, err)
+	}
+	return c, nil
+}
+
+// HashAPIKey is how API keys are stored and looked up.
+func HashAPIKey(apiKey string) []byte {
+	h := sha256.Sum256([]byte(apiKey))
+	return h[:]
+}
+
+// SharedSecret is an opened shared secret with the credential it came from.
+type SharedSecret struct {
+	CredentialID uuid.UUID
+	Secret       []byte
+}
+
+// EnabledSecrets returns the opened secrets of the partner's enabled
+// credentials of a kind; several may be active during rotation.
+func (s *Service) EnabledSecrets(ctx context.Context, db bun.IDB, partnerID uuid.UUID, kind string) ([]SharedSecret, error) {
+	var creds []Credential
+	err := db.NewSelect().Model(&creds).
+		Where("partner_id = ? AND kind = ? AND enabled", partnerID, kind).
+		OrderExpr("created_at DESC").Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load %s credentials: %w", kind, err)
+	}
+	out := make([]SharedSecret, 0, len(creds))
+	for _, c := range creds {
+		pt, err := s.Keys.Open(c.SecretSealed, credentialAAD(c.PartnerID, c.ID))
+		if err != nil {
+			return nil, fmt.Errorf("open credential %s: %w", c.ID, err)
+		}
+		out = append(out, SharedSecret{CredentialID: c.ID, Secret: pt})
+	}
+	return out, nil
+}
+
+// TouchCredential records use, at most once a minute per credential so hot
+// partners do not serialise on one row.
+func (s *Service) TouchCredential(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID) error {
+	_, err := db.NewUpdate().Model((*Credential)(nil)).
+		Set("last_used_at = ?", s.Now().UTC()).
+		Where("partner_id = ? AND id = ?", partnerID, id).
+		Where("(last_used_at IS NULL OR last_used_at < ?)", s.Now().UTC().Add(-time.Minute)).
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("touch credential %s: %w", id, err)
+	}
+	return nil
+}
+
+// SetCredentialEnabled switches a credential on or off.
+func (s *Service) SetCredentialEnabled(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID, enabled bool) error {
+	res, err := db.NewUpdate().Model((*Credential)(nil)).Set("enabled = ?", enabled).
+		Where("partner_id = ? AND id = ?", partnerID, id).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("set credential %s enabled=%v: %w", id, enabled, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apperr.New(apperr.CodeNotFound, "credential not found")
+	}
+	return nil
+}
+
+// ListCredentials lists a partner's credentials (never their secrets).
+func (s *Service) ListCredentials(ctx context.Context, db bun.IDB, partnerID uuid.UUID) ([]Credential, error) {
+	var creds []Credential
+	err := db.NewSelect().Model(&creds).ExcludeColumn("secret_sealed").
+		Where("partner_id = ?", partnerID).OrderExpr("created_at").Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list credentials: %w", err)
+	}
+	return creds, nil
+}
+
+// ParsePublicKeyPEM parses a PEM public key and checks it suits alg.
+func ParsePublicKeyPEM(alg string, pemText string) (crypto.PublicKey, error) {
+	block, _ := pem.Decode([]byte(pemText))
+	if block == nil {
+		return nil, apperr.Field(apperr.CodeInvalidField, "publicKey", "not a PEM document")
+	}
+	var pub crypto.PublicKey
+	var err error
+	switch block.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		return nil, apperr.Field(apperr.CodeInvalidField, "publicKey", "PEM block %q is not a public key", block.Type)
+	}
+	if err != nil {
+		return nil, apperr.Field(apperr.CodeInvalidField, "publicKey", "cannot parse public key")
+	}
+	ok := false
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		ok = alg == AlgRS256 && k.N.BitLen() >= 2048
+	case *ecdsa.PublicKey:
+		ok = alg == AlgES256 && k.Curve.Params().Name == "P-256"
+	case ed25519.PublicKey:
+		ok = alg == AlgEdDSA
+	}
+	if !ok {
+		return nil, apperr.Field(apperr.CodeInvalidField, "publicKey", "key type does not match algorithm %s (RSA keys need 2048 bits or more)", alg)
+	}
+	return pub, nil
+}
+
+// AddConsumerKeyParams describes a consumer token key. Exactly one of
+// PublicKeyPEM (RS256, ES256, EdDSA) and Secret (HS256) is set.
+type AddConsumerKeyParams struct {
+	Kid, Description, Algorithm, PublicKeyPEM string
+	Secret                                    []byte
+}
+
+func consumerKeyAAD(partnerID, id uuid.UUID) []byte {
+	return []byte("consumer-key:" + partnerID.String() + ":" + id.String())
+}
+
+// UpsertConsumerKey registers a key (replacing the material of the same kid).
+func (s *Service) UpsertConsumerKey(ctx context.Context, db bun.IDB, partnerID uuid.UUID, p AddConsumerKeyParams) (*ConsumerKey, error) {
+	if p.Kid == "" || len(p.Kid) > 200 {
+		return nil, apperr.Field(apperr.CodeInvalidField, "kid", "kid must be 1-200 characters")
+	}
+	k := &ConsumerKey{PartnerID: partnerID, ID: uuid.New(), Kid: p.Kid, Description: p.Description, Algorithm: p.Algorithm, Enabled: true}
+	switch p.Algorithm {
+	case AlgRS256, AlgES256, AlgEdDSA:
+		if _, err := ParsePublicKeyPEM(p.Algorithm, p.PublicKeyPEM); err != nil {
+			return nil, err
+		}
+		k.PublicKeyPEM = &p.PublicKeyPEM
+	case AlgHS256:
+		if len(p.Secret) < 32 {
+			return nil, apperr.Field(apperr.CodeInvalidField, "secret", "HS256 secrets must be at least 32 bytes")
+		}
+	default:
+		return nil, apperr.Field(apperr.CodeInvalidField, "algorithm", "algorithm must be RS256, ES256, EdDSA or HS256")
+	}
+	// The id is kept on conflict, so seal against the surviving row's id.
+	existing := new(ConsumerKey)
+	err := db.NewSelect().Model(existing).Column("id").Where("partner_id = ? AND kid = ?", partnerID, p.Kid).Scan(ctx)
+	if err == nil {
+		k.ID = existing.ID
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("load consumer key %s: %w", p.Kid, err)
+	}
+	if p.Algorithm == AlgHS256 {
+		sealed, err := s.Keys.Seal(p.Secret, consumerKeyAAD(partnerID, k.ID))
+		if err != nil {
+			return nil, err
+		}
+		k.SecretSealed = sealed
+	}
+	_, err = db.NewInsert().Model(k).ExcludeColumn("created_at").
+		On("CONFLICT (partner_id, kid) DO UPDATE").
+		Set("description = EXCLUDED.description, algorithm = EXCLUDED.algorithm").
+		Set("public_key_pem = EXCLUDED.public_key_pem, secret_sealed = EXCLUDED.secret_sealed, enabled = EXCLUDED.enabled").
+		Returning("*").Exec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("upsert consumer key %s: %w", p.Kid, err)
+	}
+	return k, nil
+}
+
+// VerificationKey is a consumer key ready to verify signatures: Key is a
+// crypto.PublicKey of the algorithm's type, or the HS256 secret as []byte.
+type VerificationKey struct {
+	ID        uuid.UUID
+	Kid       string
+	Algorithm string
+	Key       any
+}
+
+// EnabledConsumerKeys returns the partner's enabled keys, optionally only the
+// one with kid.
+func (s *Service) EnabledConsumerKeys(ctx context.Context, db bun.IDB, partnerID uuid.UUID, kid string) ([]VerificationKey, error) {
+	var rows []ConsumerKey
+	q := db.NewSelect().Model(&rows).Where("partner_id = ? AND enabled", partnerID).OrderExpr("created_at DESC")
+	if kid != "" {
+		q = q.Where("kid = ?", kid)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load consumer keys: %w", err)
+	}
+	out := make([]VerificationKey, 0, len(rows))
+	for _, r := range rows {
+		vk := VerificationKey{ID: r.ID, Kid: r.Kid, Algorithm: r.Algorithm}
+		if r.Algorithm == AlgHS256 {
+			secret, err := s.Keys.Open(r.SecretSealed, consumerKeyAAD(r.PartnerID, r.ID))
+			if err != nil {
+				return nil, fmt.Errorf("open consumer key %s: %w", r.Kid, err)
+			}
+			vk.Key = secret
+		} else {
+			pub, err := ParsePublicKeyPEM(r.Algorithm, *r.PublicKeyPEM)
+			if err != nil {
+				return nil, fmt.Errorf("parse consumer key %s: %w", r.Kid, err)
+			}
+			vk.Key = pub
+		}
+		out = append(out, vk)
+	}
+	return out, nil
+}
+
+// PartnersWithKid returns the ids of partners that registered an enabled key
+// with this kid (used to resolve a token's partner when it has no known iss).
+func (s *Service) PartnersWithKid(ctx context.Context, db bun.IDB, kid string) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	err := db.NewSelect().Model((*ConsumerKey)(nil)).Column("partner_id").
+		Where("kid = ? AND enabled", kid).Limit(2).Scan(ctx, &ids)
+	if err != nil {
+		return nil, fmt.Errorf("partners with kid: %w", err)
+	}
+	return ids, nil
+}

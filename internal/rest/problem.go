@@ -1,0 +1,74 @@
+// Package rest is the REST transport for partner back ends, merchants and
+// the seed's /me: decode and validate, call a domain service, encode. Errors
+// are RFC 9457 problem documents carrying a stable code.
+package rest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/request"
+)
+
+// Problem is an RFC 9457 problem document with Perks' extensions.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Code      string `json:"code"`
+	Detail    string `json:"detail"`
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"requestId"`
+}
+
+// ProblemTypeBase prefixes problem types; the fragment is the code, which
+// docs/errors.md uses as its anchors.
+const ProblemTypeBase = "https://perks.dev/docs/errors#"
+
+// WriteError answers with the problem for err. Errors that are not
+// *apperr.Error are logged once, with the request id, and shown as INTERNAL.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	e := apperr.As(err)
+	if e == nil {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			e = apperr.New(apperr.CodeTimeout, "the operation did not finish in time and was rolled back")
+		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+			e = apperr.New(apperr.CodeUnavailable, "the request was cancelled")
+		default:
+			log.ErrorContext(r.Context(), "internal error", "request_id", request.ID(r.Context()),
+				"method", r.Method, "route", r.Pattern, "error", err.Error())
+			e = apperr.New(apperr.CodeInternal, "internal error")
+		}
+	}
+	info := apperr.Lookup(e.Code)
+	if e.RetryAfterSeconds > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
+	}
+	writeJSON(w, "application/problem+json", info.Status, Problem{
+		Type: ProblemTypeBase + string(e.Code), Title: info.Title, Status: info.Status, Code: string(e.Code),
+		Detail: e.Message, Field: e.Field, RequestID: request.ID(r.Context()),
+	})
+}
+
+// WriteJSON answers with v as application/json.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	writeJSON(w, "application/json", status, v)
+}
+
+func writeJSON(w http.ResponseWriter, contentType string, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"code":"INTERNAL"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,346 @@
+// Package user owns a partner's users: provisioning from the partner's back
+// end, creation from a consumer token, anonymisation and revival.
+//
+// Users are found by a keyed hash of the partner's external id (see
+// keyring.LookupHash), never by the plain id, so anonymisation can erase the
+// external id with the rest of the personal data and a later upsert with the
+// same external id still revives the same row and the same userId.
+package user
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+	"golang.org/x/text/language"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/keyring"
+)
+
+// User is one end user of a partner.
+type User struct {
+	bun.BaseModel `bun:"table:users"`
+
+	PartnerID        uuid.UUID  `bun:"partner_id,pk,type:uuid"`
+	ID               uuid.UUID  `bun:"id,pk,type:uuid"`
+	ExternalIDHash   []byte     `bun:"external_id_hash"`
+	ExternalID       *string    `bun:"external_id"`
+	Email            *string    `bun:"email"`
+	DisplayName      *string    `bun:"display_name"`
+	FirstName        *string    `bun:"first_name"`
+	LastName         *string    `bun:"last_name"`
+	Locale           *string    `bun:"locale"`
+	CountryCode      *string    `bun:"country_code"`
+	AnonymisedAt     *time.Time `bun:"anonymised_at"`
+	TokensValidAfter *time.Time `bun:"tokens_valid_after"`
+	CreatedAt        time.Time  `bun:"created_at"`
+	UpdatedAt        time.Time  `bun:"updated_at"`
+}
+
+// Anonymised reports whether the user's personal data was erased.
+func (u *User) Anonymised() bool { return u.AnonymisedAt != nil }
+
+// Profile is the personal data a partner or a token may set. A nil field
+// leaves the stored value unchanged.
+type Profile struct {
+	Email       *string
+	DisplayName *string
+	FirstName   *string
+	LastName    *string
+	Locale      *string
+	CountryCode *string
+}
+
+// MaxExternalIDLen bounds external user ids (in characters).
+const MaxExternalIDLen = 128
+
+// Service manages users.
+type Service struct {
+	Keys   *keyring.Keyring
+	Events *event.Recorder
+	Now    func() time.Time
+}
+
+// NewService returns a Service using the wall clock.
+func NewService(k *keyring.Keyring, ev *event.Recorder) *Service {
+	return &Service{Keys: k, Events: ev, Now: time.Now}
+}
+
+// ValidateExternalID checks an external user id; field names the input.
+func ValidateExternalID(field, id string) error {
+	if id == "" {
+		return apperr.Field(apperr.CodeMissingField, field, "%s is required", field)
+	}
+	if !utf8.ValidString(id) || utf8.RuneCountInString(id) > MaxExternalIDLen {
+		return apperr.Field(apperr.CodeInvalidField, field, "%s must be 1 to %d characters", field, MaxExternalIDLen)
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return apperr.Field(apperr.CodeInvalidField, field, "%s must not contain control characters", field)
+		}
+	}
+	return nil
+}
+
+// Normalize validates a profile and returns it in stored form (trimmed,
+// canonical locale and upper-case country). fieldPrefix is prepended to field
+// names in errors (for nested inputs).
+func Normalize(p Profile) (Profile, error) {
+	var out Profile
+	text := func(field string, in *string, max int) (*string, error) {
+		if in == nil {
+			return nil, nil
+		}
+		v := strings.TrimSpace(*in)
+		if !utf8.ValidString(v) || utf8.RuneCountInString(v) > max {
+			return nil, apperr.Field(apperr.CodeInvalidField, field, "%s must be at most %d characters", field, max)
+		}
+		for _, r := range v {
+			if r < 0x20 || r == 0x7f {
+				return nil, apperr.Field(apperr.CodeInvalidField, field, "%s must not contain control characters", field)
+			}
+		}
+		return &v, nil
+	}
+	var err error
+	if out.DisplayName, err = text("displayName", p.DisplayName, 200); err != nil {
+		return out, err
+	}
+	if out.FirstName, err = text("firstName", p.FirstName, 100); err != nil {
+		return out, err
+	}
+	if out.LastName, err = text("lastName", p.LastName, 100); err != nil {
+		return out, err
+	}
+	if p.Email != nil {
+		v := strings.TrimSpace(*p.Email)
+		addr, perr := mail.ParseAddress(v)
+		if perr != nil || addr.Address != v || len(v) > 254 || !strings.Contains(v[strings.LastIndexByte(v, '@'):], ".") {
+			return out, apperr.Field(apperr.CodeInvalidField, "email", "email must be a plain address such as name@example.com")
+		}
+		out.Email = &v
+	}
+	if p.Locale != nil {
+		// Seed 003 tokens carry "en_US"; BCP 47 spells it "en-US".
+		v := strings.ReplaceAll(strings.TrimSpace(*p.Locale), "_", "-")
+		tag, perr := language.Parse(v)
+		if perr != nil || len(v) > 35 {
+			return out, apperr.Field(apperr.CodeInvalidField, "locale", "locale must be a BCP 47 language tag such as en-US")
+		}
+		s := tag.String()
+		out.Locale = &s
+	}
+	if p.CountryCode != nil {
+		v := strings.ToUpper(strings.TrimSpace(*p.CountryCode))
+		r, perr := language.ParseRegion(v)
+		if perr != nil || len(v) != 2 || !r.IsCountry() || r.String() != v {
+			return out, apperr.Field(apperr.CodeInvalidField, "countryCode", "countryCode must be an ISO 3166-1 alpha-2 code such as SG")
+		}
+		out.CountryCode = &v
+	}
+	return out, nil
+}
+
+func (s *Service) hash(partnerID uuid.UUID, externalID string) []byte {
+	return s.Keys.LookupHash("user:"+partnerID.String(), externalID)
+}
+
+// Get loads a user by external id; anonymised users are returned too.
+func (s *Service) Get(ctx context.Context, db bun.IDB, partnerID uuid.UUID, externalID string) (*User, error) {
+	u := new(User)
+	err := db.NewSelect().Model(u).
+		Where("partner_id = ? AND external_id_hash = ?", partnerID, s.hash(partnerID, externalID)).
+		Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.CodeUserNotFound, "user not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load user: %w", err)
+	}
+	return u, nil
+}
+
+// ByID loads a user by internal id within a partner.
+func (s *Service) ByID(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID) (*User, error) {
+	u := new(User)
+	err := db.NewSelect().Model(u).Where("partner_id = ? AND id = ?", partnerID, id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.CodeUserNotFound, "user not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// UpsertResult tells what an upsert did.
+type UpsertResult struct {
+	User    *User
+	Created bool
+	Revived bool
+}
+
+// UpsertTx creates the user or updates the given profile fields; an
+// anonymised user is revived (same row, same id). The profile must already be
+// normalised. Concurrent upserts of one new external id are safe: the insert
+// uses ON CONFLICT and the loser falls through to the update path.
+func (s *Service) UpsertTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, externalID string, p Profile) (*UpsertResult, error) {
+	if err := ValidateExternalID("externalUserId", externalID); err != nil {
+		return nil, err
+	}
+	now := s.Now().UTC()
+	u := &User{
+		PartnerID: partnerID, ID: uuid.New(), ExternalIDHash: s.hash(partnerID, externalID), ExternalID: &externalID,
+		Email: p.Email, DisplayName: p.DisplayName, FirstName: p.FirstName, LastName: p.LastName,
+		Locale: p.Locale, CountryCode: p.CountryCode, CreatedAt: now, UpdatedAt: now,
+	}
+	res, err := tx.NewInsert().Model(u).On("CONFLICT (partner_id, external_id_hash) DO NOTHING").Exec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("insert user: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		if _, err := s.Events.Emit(ctx, tx, partnerID, event.UserCreated, &u.ID, map[string]any{"userId": u.ID}); err != nil {
+			return nil, err
+		}
+		return &UpsertResult{User: u, Created: true}, nil
+	}
+
+	existing := new(User)
+	err = tx.NewSelect().Model(existing).
+		Where("partner_id = ? AND external_id_hash = ?", partnerID, u.ExternalIDHash).
+		For("UPDATE").Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock user: %w", err)
+	}
+	revived := existing.Anonymised()
+	q := tx.NewUpdate().Model(existing).
+		Set("external_id = ?", externalID).
+		Set("anonymised_at = NULL").
+		Set("updated_at = ?", now).
+		WherePK().Returning("*")
+	set := func(col string, v *string) {
+		if v != nil {
+			q = q.Set(col+" = ?", *v)
+		}
+	}
+	set("email", p.Email)
+	set("display_name", p.DisplayName)
+	set("first_name", p.FirstName)
+	set("last_name", p.LastName)
+	set("locale", p.Locale)
+	set("country_code", p.CountryCode)
+	if _, err := q.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("update user: %w", err)
+	}
+	if _, err := s.Events.Emit(ctx, tx, partnerID, event.UserUpdated, &existing.ID, map[string]any{"userId": existing.ID, "revived": revived}); err != nil {
+		return nil, err
+	}
+	return &UpsertResult{User: existing, Revived: revived}, nil
+}
+
+// AnonymiseTx clears every personal field of the user and keeps the row and
+// its history. Anonymising an anonymised user is a no-op that succeeds.
+func (s *Service) AnonymiseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, externalID string) (*User, error) {
+	u, err := s.Get(ctx, tx, partnerID, externalID)
+	if err != nil {
+		return nil, err
+	}
+	return u, s.anonymiseRowTx(ctx, tx, u)
+}
+
+func (s *Service) anonymiseRowTx(ctx context.Context, tx bun.Tx, u *User) error {
+	now := s.Now().UTC()
+	res, err := tx.NewUpdate().Model(u).
+		Set("external_id = NULL, email = NULL, display_name = NULL, first_name = NULL").
+		Set("last_name = NULL, locale = NULL, country_code = NULL").
+		Set("anonymised_at = ?, updated_at = ?", now, now).
+		Where("partner_id = ? AND id = ? AND anonymised_at IS NULL", u.PartnerID, u.ID).
+		Returning("*").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("anonymise user %s: %w", u.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	_, err = s.Events.Emit(ctx, tx, u.PartnerID, event.UserAnonymised, &u.ID, map[string]any{"userId": u.ID})
+	return err
+}
+
+// FromTokenTx returns the user a verified consumer token names, creating it
+// from the token's profile claims when unknown (seeds 001 and 002), and
+// refreshing changed profile claims otherwise. An anonymised user is refused:
+// only the partner's upsert revives.
+func (s *Service) FromTokenTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, externalID string, claims Profile) (*User, bool, error) {
+	if err := ValidateExternalID("sub", externalID); err != nil {
+		return nil, false, apperr.New(apperr.CodeTokenInvalid, "token subject is not a valid user id")
+	}
+	p := lenient(claims)
+
+	u, err := s.Get(ctx, tx, partnerID, externalID)
+	if apperr.Is(err, apperr.CodeUserNotFound) {
+		res, err := s.UpsertTx(ctx, tx, partnerID, externalID, p)
+		if err != nil {
+			return nil, false, err
+		}
+		if res.Revived || (!res.Created && res.User.Anonymised()) {
+			return nil, false, apperr.New(apperr.CodeUserAnonymised, "user was anonymised")
+		}
+		return res.User, res.Created, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if u.Anonymised() {
+		return nil, false, apperr.New(apperr.CodeUserAnonymised, "user was anonymised")
+	}
+	if changed(u, p) {
+		res, err := s.UpsertTx(ctx, tx, partnerID, externalID, p)
+		if err != nil {
+			return nil, false, err
+		}
+		if res.Revived {
+			// Anonymised between our read and the lock: refuse, and the
+			// caller's rollback undoes the revival.
+			return nil, false, apperr.New(apperr.CodeUserAnonymised, "user was anonymised")
+		}
+		u = res.User
+	}
+	return u, false, nil
+}
+
+func changed(u *User, p Profile) bool {
+	diff := func(cur, in *string) bool { return in != nil && (cur == nil || *cur != *in) }
+	return diff(u.Email, p.Email) || diff(u.DisplayName, p.DisplayName) || diff(u.FirstName, p.FirstName) ||
+		diff(u.LastName, p.LastName) || diff(u.Locale, p.Locale) || diff(u.CountryCode, p.CountryCode)
+}
+
+// lenient normalises token claims and drops the ones that do not validate:
+// they come from the partner's token, and a malformed profile claim should not
+// cost the user their session.
+func lenient(p Profile) Profile {
+	fields := map[string]**string{
+		"email": &p.Email, "displayName": &p.DisplayName, "firstName": &p.FirstName,
+		"lastName": &p.LastName, "locale": &p.Locale, "countryCode": &p.CountryCode,
+	}
+	for range fields {
+		n, err := Normalize(p)
+		if err == nil {
+			return n
+		}
+		e := apperr.As(err)
+		if e == nil || fields[e.Field] == nil {
+			break
+		}
+		*fields[e.Field] = nil
+	}
+	return Profile{}
+}
