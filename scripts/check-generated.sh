@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 snapshot() {
-  { git ls-files -co --exclude-standard -- graph migrations; } | sort -u | while read -r f; do
+  { git ls-files -co --exclude-standard -- graph migrations docs/errors.md; } | sort -u | while read -r f; do
     [ -f "$f" ] && sha256sum "$f"
   done
 }

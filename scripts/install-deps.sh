@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs when they are missing:
-# the PostgreSQL server binaries (initdb/pg_ctl) for the private clusters.
+# the PostgreSQL server binaries (initdb/pg_ctl) for the private clusters,
+# openssl and xxd for the test that runs seed 000's signing pipeline.
 set -euo pipefail
 need=()
 have_pg() {
@@ -8,6 +9,8 @@ have_pg() {
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
 }
 have_pg || need+=(postgresql)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v xxd >/dev/null 2>&1 || need+=(xxd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing packages: ${need[*]}; install them with: sudo apt-get install -y ${need[*]}" >&2

@@ -61,12 +61,21 @@ func LoadKeyring(cfg *config.Config, log *slog.Logger) (*keyring.Keyring, error)
 	return k, nil
 }
 
+// Option adjusts New.
+type Option func(*App)
+
+// WithClock replaces the wall clock of every service (tests).
+func WithClock(now func() time.Time) Option { return func(a *App) { a.Now = now } }
+
 // New builds the application on an open database.
-func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Keyring) (*App, error) {
+func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Keyring, opts ...Option) (*App, error) {
 	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Now: time.Now}
-	a.Events = event.NewRecorder()
-	a.Partners = partner.NewService(keys)
-	a.Users = user.NewService(keys, a.Events)
+	for _, o := range opts {
+		o(a)
+	}
+	a.Events = &event.Recorder{Now: a.now}
+	a.Partners = &partner.Service{Keys: keys, Now: a.now}
+	a.Users = &user.Service{Keys: keys, Events: a.Events, Now: a.now}
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &jobs.PruneReplayCacheWorker{DB: db.Bun, Now: a.Now})

@@ -1,0 +1,167 @@
+package httpserver_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/perkshq/perks/internal/apptest"
+)
+
+func TestOpsEndpoints(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	get := func(path string) *apptest.Response {
+		req, _ := http.NewRequest(http.MethodGet, env.Server.URL+path, nil)
+		return env.Do(req)
+	}
+	require.Equal(t, http.StatusOK, get("/healthz").StatusCode)
+	ready := get("/readyz")
+	require.Equal(t, http.StatusOK, ready.StatusCode, "%s", ready.Body)
+
+	env.Consumer("", http.MethodGet, "/me", nil) // one request to count
+	m := get("/metrics")
+	require.Equal(t, http.StatusOK, m.StatusCode)
+	for _, want := range []string{
+		`perks_http_requests_total{method="GET",route="GET /me",status="401"} 1`,
+		"perks_http_request_duration_seconds_bucket",
+		"perks_db_pool_max_conns",
+		"perks_db_pool_acquired_conns",
+		"go_goroutines",
+	} {
+		require.Contains(t, string(m.Body), want)
+	}
+	require.NotEmpty(t, ready.Header.Get("X-Request-Id"))
+
+	// A pending migration makes the replica unready.
+	_, err := env.DB.Bun.NewRaw("DELETE FROM bun_migrations WHERE name = (SELECT max(name) FROM bun_migrations)").Exec(context.Background())
+	require.NoError(t, err)
+	ready = get("/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)
+	require.Contains(t, string(ready.Body), "migrations pending")
+}
+
+func TestRequestIDIsEchoedOrMinted(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	req, _ := http.NewRequest(http.MethodGet, env.Server.URL+"/healthz", nil)
+	req.Header.Set("X-Request-Id", "abc-123")
+	require.Equal(t, "abc-123", env.Do(req).Header.Get("X-Request-Id"))
+	req, _ = http.NewRequest(http.MethodGet, env.Server.URL+"/healthz", nil)
+	req.Header.Set("X-Request-Id", "bad id with spaces")
+	got := env.Do(req).Header.Get("X-Request-Id")
+	require.Regexp(t, `^[0-9a-f]{24}$`, got)
+}
+
+func TestGraphQLLimits(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	tok := env.Token("acme", "gql-user", nil)
+
+	res := env.GraphQL("", `{ me { id } }`, nil)
+	require.Equal(t, "UNAUTHENTICATED", res.ErrorCode())
+
+	deep := "{ me { partner { id } } }"
+	require.Empty(t, env.GraphQL(tok, deep, nil).Errors)
+
+	// Introspection nests deeply; __type(name) { fields { type { ofType { ofType ... } } } }.
+	tooDeep := `{ __type(name: "User") { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } }`
+	res = env.GraphQL(tok, tooDeep, nil)
+	require.Equal(t, "DEPTH_LIMIT_EXCEEDED", res.ErrorCode(), "%+v", res.Errors)
+
+	wide := "{ " + strings.Repeat("a: me { id } ", 1) + strings.Repeat("me { id partner { id name slug displayName logoPath } } ", 1) + "}"
+	require.Empty(t, env.GraphQL(tok, wide, nil).Errors)
+	var many strings.Builder
+	many.WriteString("{")
+	for i := 0; i < 400; i++ {
+		many.WriteString(" a" + string(rune('a'+i%26)) + strings.Repeat("x", i/26) + ": me { id partner { id } }")
+	}
+	many.WriteString(" }")
+	res = env.GraphQL(tok, many.String(), nil)
+	require.Equal(t, "COMPLEXITY_LIMIT_EXCEEDED", res.ErrorCode(), "%+v", res.Errors)
+
+	res = env.GraphQL(tok, `{ me { nope } }`, nil)
+	require.Equal(t, "GRAPHQL_VALIDATION_FAILED", res.ErrorCode())
+
+	res = env.GraphQL(tok, `{ __schema { queryType { name } } }`, nil)
+	require.Empty(t, res.Errors, "introspection is on in development")
+
+	big := bytes.Repeat([]byte(" "), 2<<20)
+	r := env.Consumer(tok, http.MethodPost, "/graphql", append([]byte(`{"query":"{ me { id } }"}`), big...))
+	require.Equal(t, http.StatusRequestEntityTooLarge, r.StatusCode)
+	require.Equal(t, "PAYLOAD_TOO_LARGE", r.Code())
+
+	req, _ := http.NewRequest(http.MethodGet, env.Server.URL+"/graphql", nil)
+	require.Equal(t, http.StatusOK, env.Do(req).StatusCode, "GraphiQL in development")
+}
+
+func TestProductionHidesDevelopmentTools(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.Options{Env: map[string]string{"PERKS_ENV": "production"}})
+	tok := env.Token("acme", "prod-user", nil)
+	res := env.GraphQL(tok, `{ __schema { queryType { name } } }`, nil)
+	require.NotEmpty(t, res.Errors, "introspection is off in production")
+	req, _ := http.NewRequest(http.MethodGet, env.Server.URL+"/graphql", nil)
+	r := env.Do(req)
+	require.Equal(t, http.StatusMethodNotAllowed, r.StatusCode)
+	require.Equal(t, "POST", r.Header.Get("Allow"))
+}
+
+// TestGracefulShutdown: cancelling Serve's context lets an in-flight request
+// finish and returns cleanly.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- env.App.Serve(ctx, ln) }()
+	url := "http://" + ln.Addr().String()
+
+	require.Eventually(t, func() bool {
+		res, err := http.Get(url + "/healthz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	}, 5*time.Second, 20*time.Millisecond)
+
+	// A slow upload is in flight when shutdown starts.
+	pr, pw := io.Pipe()
+	resc := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, url+"/graphql", pr)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			resc <- -1
+			return
+		}
+		res.Body.Close()
+		resc <- res.StatusCode
+	}()
+	_, _ = pw.Write([]byte(`{"query":"{ me `))
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	time.Sleep(100 * time.Millisecond)
+	_, _ = pw.Write([]byte(`{ id } }"}`))
+	pw.Close()
+	require.Equal(t, 200, <-resc, "the in-flight request completed")
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	_, err = http.Get(url + "/healthz")
+	require.Error(t, err, "no longer listening")
+}
