@@ -292,7 +292,7 @@ configure_cluster() {
 listen_addresses = '$LISTEN_HOST'
 port = $port
 unix_socket_directories = '$sockdir'
-max_connections = 300
+max_connections = 600
 shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
