@@ -6,7 +6,11 @@ package graph
 //go:generate go tool gqlgen generate
 
 import (
+	"time"
+
 	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/user"
 )
@@ -16,4 +20,7 @@ type Resolver struct {
 	DB       *database.DB
 	Partners *partner.Service
 	Users    *user.Service
+	Ledger   *ledger.Service
+	Earning  *earning.Service
+	Now      func() time.Time
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/demo"
+	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/partner"
 )
 
@@ -119,7 +120,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	s := &demo.Seeder{DB: db.Bun, Partners: partner.NewService(keys), SecretsDir: cfg.SecretsDir}
+	s := &demo.Seeder{DB: db.Bun, Partners: partner.NewService(keys), Earning: earning.NewService(nil), SecretsDir: cfg.SecretsDir}
 	_, err = s.Run(ctx, stdout)
 	return err
 }

@@ -19,10 +19,12 @@ import (
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/httpserver"
 	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/keyring"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/user"
@@ -38,6 +40,8 @@ type App struct {
 	Events   *event.Recorder
 	Partners *partner.Service
 	Users    *user.Service
+	Ledger   *ledger.Service
+	Earning  *earning.Service
 	Handler  http.Handler
 	Registry *prometheus.Registry
 	Now      func() time.Time
@@ -76,9 +80,12 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Events = &event.Recorder{Now: a.now}
 	a.Partners = &partner.Service{Keys: keys, Now: a.now}
 	a.Users = &user.Service{Keys: keys, Events: a.Events, Now: a.now}
+	a.Ledger = &ledger.Service{Events: a.Events, Now: a.now}
+	a.Earning = &earning.Service{Ledger: a.Ledger, Now: a.now}
 
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &jobs.PruneReplayCacheWorker{DB: db.Bun, Now: a.Now})
+	river.AddWorker(workers, &jobs.PruneReplayCacheWorker{DB: db.Bun, Now: a.now})
+	river.AddWorker(workers, &jobs.PruneIdempotencyWorker{DB: db.Bun, Now: a.now})
 	var err error
 	a.Jobs, err = jobs.New(db, workers, jobs.Options{
 		Work:       cfg.Workers,
@@ -95,13 +102,16 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Registry.MustRegister(newDBCollector(db))
 
 	api := &rest.API{
-		DB: db, Partners: a.Partners, Users: a.Users, MaxBodyBytes: cfg.MaxBodyBytes, Log: log,
+		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning,
+		MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
 		PartnerAuth: &auth.PartnerAuthenticator{DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now},
 		ConsumerAuth: &auth.ConsumerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Users: a.Users, Leeway: cfg.JWTLeeway, Now: a.now,
 		},
 	}
-	gql := graph.NewServer(&graph.Resolver{DB: db, Partners: a.Partners, Users: a.Users}, graph.Options{
+	gql := graph.NewServer(&graph.Resolver{
+		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Now: a.now,
+	}, graph.Options{
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
 	})
 	a.Handler = httpserver.New(httpserver.Options{

@@ -6,10 +6,13 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/user"
@@ -20,10 +23,20 @@ type API struct {
 	DB           *database.DB
 	Partners     *partner.Service
 	Users        *user.Service
+	Ledger       *ledger.Service
+	Earning      *earning.Service
 	PartnerAuth  *auth.PartnerAuthenticator
 	ConsumerAuth *auth.ConsumerAuthenticator
 	MaxBodyBytes int64
 	Log          *slog.Logger
+	Now          func() time.Time
+}
+
+func (a *API) now() time.Time {
+	if a.Now == nil {
+		return time.Now()
+	}
+	return a.Now()
 }
 
 // Router collects routes so that a known path with the wrong method answers
@@ -149,8 +162,13 @@ func (a *API) AuthenticateConsumer(r *http.Request) (*auth.ConsumerPrincipal, er
 
 // Register mounts the REST routes.
 func (a *API) Register(rt *Router) {
-	rt.Handle(http.MethodPost, "/integrations/users", a.Partner(a.upsertUser))
+	rt.Handle(http.MethodPost, "/integrations/users", a.PartnerWrite(a.upsertUser))
 	rt.Handle(http.MethodGet, "/integrations/users/{externalUserId}", a.Partner(a.getUser))
-	rt.Handle(http.MethodDelete, "/integrations/users/{externalUserId}", a.Partner(a.deleteUser))
+	rt.Handle(http.MethodDelete, "/integrations/users/{externalUserId}", a.PartnerWrite(a.deleteUser))
+	rt.Handle(http.MethodPost, "/integrations/users/{externalUserId}/adjustments", a.PartnerWrite(a.adjust))
+	rt.Handle(http.MethodPost, "/integrations/actions", a.PartnerWrite(a.earn))
+	rt.Handle(http.MethodPut, "/integrations/earning-rules/{code}", a.PartnerWrite(a.putRule))
+	rt.Handle(http.MethodGet, "/integrations/earning-rules", a.Partner(a.listRules))
+	rt.Handle(http.MethodDelete, "/integrations/earning-rules/{code}", a.PartnerWrite(a.deleteRule))
 	rt.Handle(http.MethodGet, "/me", a.Consumer(a.me))
 }

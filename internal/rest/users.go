@@ -1,12 +1,10 @@
 package rest
 
 import (
-	"context"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
@@ -30,38 +28,34 @@ type upsertUserResponse struct {
 
 // upsertUser is seed 000 step 1: 201 when created, 200 when updated or
 // revived. Absent (or null) fields leave stored values unchanged.
-func (a *API) upsertUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
+func (a *API) upsertUser(w *Write) (int, any, error) {
 	var req upsertUserRequest
-	if err := DecodeJSON(r, Body(r.Context()), &req); err != nil {
-		return err
+	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
+		return 0, nil, err
 	}
 	if req.ExternalUserID == nil {
-		return apperr.Field(apperr.CodeMissingField, "externalUserId", "externalUserId is required")
+		return 0, nil, apperr.Field(apperr.CodeMissingField, "externalUserId", "externalUserId is required")
 	}
 	if err := user.ValidateExternalID("externalUserId", *req.ExternalUserID); err != nil {
-		return err
+		return 0, nil, err
 	}
 	profile, err := user.Normalize(user.Profile{
 		Email: req.Email, DisplayName: req.DisplayName, FirstName: req.FirstName,
 		LastName: req.LastName, Locale: req.Locale, CountryCode: req.CountryCode,
 	})
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	var res *user.UpsertResult
-	err = a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err = a.Users.UpsertTx(ctx, tx, p.Partner.ID, *req.ExternalUserID, profile)
-		return err
-	})
+	res, err := a.Users.UpsertTx(w.Ctx, w.Tx, w.Partner.Partner.ID, *req.ExternalUserID, profile)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
+	w.UserID = &res.User.ID
 	status := http.StatusOK
 	if res.Created {
 		status = http.StatusCreated
 	}
-	WriteJSON(w, status, upsertUserResponse{UserID: res.User.ID, Created: res.Created})
-	return nil
+	return status, upsertUserResponse{UserID: res.User.ID, Created: res.Created}, nil
 }
 
 // userView is a user as its partner sees it. Personal fields are null once
@@ -103,23 +97,20 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPri
 }
 
 // deleteUser is seed 000 step 6: anonymise, 204, history kept.
-func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
-	ext := r.PathValue("externalUserId")
+func (a *API) deleteUser(w *Write) (int, any, error) {
+	ext := w.R.PathValue("externalUserId")
 	if err := user.ValidateExternalID("externalUserId", ext); err != nil {
-		return err
+		return 0, nil, err
 	}
-	if mode := r.URL.Query().Get("mode"); mode != "" && mode != "anonymise" {
-		return apperr.Field(apperr.CodeInvalidField, "mode", "mode must be anonymise")
+	if mode := w.R.URL.Query().Get("mode"); mode != "" && mode != "anonymise" {
+		return 0, nil, apperr.Field(apperr.CodeInvalidField, "mode", "mode must be anonymise")
 	}
-	err := a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		_, err := a.Users.AnonymiseTx(ctx, tx, p.Partner.ID, ext)
-		return err
-	})
+	u, err := a.Users.AnonymiseTx(w.Ctx, w.Tx, w.Partner.Partner.ID, ext)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	w.UserID = &u.ID
+	return http.StatusNoContent, nil, nil
 }
 
 type meResponse struct {
