@@ -10,7 +10,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,7 +23,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,7 +92,8 @@ type Env struct {
 	Acme    *demo.Result
 	Globex  *demo.Result
 
-	sigCounter atomic.Int64
+	sigMu   sync.Mutex
+	sigUsed map[string]bool
 }
 
 // SyncBuffer is a goroutine-safe log sink.
@@ -167,7 +169,7 @@ func New(t testing.TB, opts ...Options) *Env {
 		}
 		cancel()
 		if t.Failed() {
-			t.Logf("application log:\n%s", tail(logs.String(), 8000))
+			t.Logf("application log:\n%s", tail(logs.String(), 3000))
 		}
 	})
 	return &Env{
@@ -203,13 +205,30 @@ func (e *Env) HMACSecret(slug string) string {
 // window so identical bodies signed in one test do not collide in the replay
 // cache (as they would for a real client signing twice in one second).
 func (e *Env) SignV1(secret string, body []byte) string {
-	ts := e.nextTimestamp()
+	ts := e.timestampFor(secret, body)
 	return fmt.Sprintf("t=%s,v1=%s", ts, auth.SignV1([]byte(secret), ts, body))
 }
 
-func (e *Env) nextTimestamp() string {
-	n := e.sigCounter.Add(1)
-	return strconv.FormatInt(e.Now().Unix()-n%240, 10)
+// timestampFor picks the latest second, at or before now and within the
+// skew window, not yet used to sign this body with this secret.
+func (e *Env) timestampFor(secret string, body []byte) string {
+	e.sigMu.Lock()
+	defer e.sigMu.Unlock()
+	if e.sigUsed == nil {
+		e.sigUsed = map[string]bool{}
+	}
+	sum := sha256.Sum256(body)
+	now := e.Now().Unix()
+	for back := int64(0); back < 280; back++ {
+		ts := strconv.FormatInt(now-back, 10)
+		k := secret + "|" + ts + "|" + hex.EncodeToString(sum[:])
+		if !e.sigUsed[k] {
+			e.sigUsed[k] = true
+			return ts
+		}
+	}
+	e.T.Fatalf("more than 280 identical signed bodies within the skew window")
+	return ""
 }
 
 // Do sends a request and returns the response with its body read.
