@@ -7,8 +7,9 @@
 // concurrent duplicate therefore blocks on the row until the first
 // transaction ends: if it committed, the duplicate replays its response; if
 // it rolled back (any error), the duplicate runs as if it were first. No
-// "in flight" state can be left behind by a crash. The wait is bounded by a
-// lock timeout, after which the duplicate answers IDEMPOTENCY_IN_PROGRESS.
+// "in flight" state can be left behind by a crash. The wait is bounded by the
+// pool's lock_timeout (database.LockTimeout), after which the duplicate
+// answers IDEMPOTENCY_IN_PROGRESS.
 package idempotency
 
 import (
@@ -30,9 +31,6 @@ const Retention = 48 * time.Hour
 
 // MaxKeyLen bounds keys (the Idempotency-Key header and references).
 const MaxKeyLen = 255
-
-// lockTimeout bounds how long a duplicate waits for the original.
-const lockTimeout = "5s"
 
 // Record is one stored outcome.
 type Record struct {
@@ -84,7 +82,6 @@ type Claim struct {
 	hash      []byte
 	now       time.Time
 	keys      []string
-	timeout   bool
 }
 
 // Begin starts claiming keys for a request with the given fingerprint.
@@ -97,14 +94,6 @@ func Begin(tx bun.Tx, partnerID uuid.UUID, fingerprint []byte, now time.Time) *C
 // roll back), IDEMPOTENCY_KEY_REUSED when the fingerprint differs, and
 // IDEMPOTENCY_IN_PROGRESS when the original is still running after the wait.
 func (c *Claim) Key(ctx context.Context, key string) (*Stored, error) {
-	if !c.timeout {
-		// Bounds the wait for a concurrent original (and, harmlessly, every
-		// later lock wait of this short transaction).
-		if _, err := c.tx.ExecContext(ctx, "SET LOCAL lock_timeout = '"+lockTimeout+"'"); err != nil {
-			return nil, fmt.Errorf("set lock timeout: %w", err)
-		}
-		c.timeout = true
-	}
 	res, err := c.tx.NewRaw(`INSERT INTO idempotency_keys (partner_id, key, request_hash, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner_id, key) DO NOTHING`,
 		c.partnerID, key, c.hash, c.now, c.now.Add(Retention)).Exec(ctx)
