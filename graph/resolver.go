@@ -12,6 +12,7 @@ import (
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -22,5 +23,8 @@ type Resolver struct {
 	Users    *user.Service
 	Ledger   *ledger.Service
 	Earning  *earning.Service
-	Now      func() time.Time
+	// Ranks is the leaderboard (named so it does not clash with the
+	// ranking resolver method).
+	Ranks *ranking.Service
+	Now   func() time.Time
 }

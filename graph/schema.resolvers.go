@@ -15,6 +15,7 @@ import (
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/uptrace/bun"
 )
@@ -57,6 +58,17 @@ func (r *mutationResolver) TriggerAction(ctx context.Context, code string, idemp
 		return nil, err
 	}
 	return &model.TriggerActionPayload{Entry: e, Balance: int(e.BalanceAfter)}, nil
+}
+
+func (r *mutationResolver) DeleteMe(ctx context.Context) (bool, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = r.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return r.Users.AnonymiseUserTx(ctx, tx, c.User)
+	})
+	return err == nil, err
 }
 
 func (r *programResolver) Actions(ctx context.Context, obj *model.Program) ([]*model.ProgramAction, error) {
@@ -163,6 +175,46 @@ func (r *queryResolver) History(ctx context.Context, kind *model.HistoryKind, fi
 		conn.PageInfo.EndCursor = &cur
 	}
 	return conn, nil
+}
+
+func (r *queryResolver) Ranking(ctx context.Context, around *int) (*model.Ranking, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := 5
+	if around != nil {
+		n = *around
+	}
+	if n < 0 || n > ranking.MaxAround {
+		return nil, apperr.Field(apperr.CodeInvalidField, "around", "around must be between 0 and %d", ranking.MaxAround)
+	}
+	a, err := r.Ranks.Around(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, n)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.Ranking{Above: leaderboardEntries(a.Above, c.User.ID), Below: leaderboardEntries(a.Below, c.User.ID), RefreshedAt: a.RefreshedAt}
+	if a.Me != nil {
+		rank, pts := int(a.Me.Rank), int(a.Me.Score)
+		out.Rank, out.LifetimePoints = &rank, &pts
+	}
+	return out, nil
+}
+
+func (r *queryResolver) Leaderboard(ctx context.Context, first *int) ([]*model.LeaderboardEntry, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := pageSize(first, 10, 100)
+	if err != nil {
+		return nil, err
+	}
+	top, err := r.Ranks.Top(ctx, r.DB.Bun, c.Partner.ID, n)
+	if err != nil {
+		return nil, err
+	}
+	return leaderboardEntries(top, c.User.ID), nil
 }
 
 func (r *userResolver) Partner(ctx context.Context, obj *user.User) (*partner.Partner, error) {

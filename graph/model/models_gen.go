@@ -13,6 +13,18 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 )
 
+// One line of the leaderboard: display names only, no other personal data.
+type LeaderboardEntry struct {
+	// Rank by lifetime points; ties share a rank.
+	Rank int `json:"rank"`
+	// The user's display name, if they have one.
+	DisplayName *string `json:"displayName,omitempty"`
+	// Lifetime points.
+	LifetimePoints int `json:"lifetimePoints"`
+	// Whether this line is the requesting user.
+	IsMe bool `json:"isMe"`
+}
+
 // A page of ledger entries.
 type LedgerEntryConnection struct {
 	// The entries of this page with their cursors.
@@ -79,6 +91,20 @@ type ProgramAction struct {
 
 // The root of every read.
 type Query struct {
+}
+
+// A user's standing on the leaderboard.
+type Ranking struct {
+	// The user's rank (ties share a rank); null until the user has lifetime points and the leaderboard refreshed.
+	Rank *int `json:"rank,omitempty"`
+	// The user's lifetime points as ranked.
+	LifetimePoints *int `json:"lifetimePoints,omitempty"`
+	// Users ranked just above, best first.
+	Above []*LeaderboardEntry `json:"above"`
+	// Users ranked just below, best first.
+	Below []*LeaderboardEntry `json:"below"`
+	// When the leaderboard was computed.
+	RefreshedAt *time.Time `json:"refreshedAt,omitempty"`
 }
 
 // What triggerAction did.

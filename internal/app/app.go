@@ -17,6 +17,7 @@ import (
 
 	"github.com/perkshq/perks/graph"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
@@ -26,6 +27,7 @@ import (
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/user"
 )
@@ -42,6 +44,8 @@ type App struct {
 	Users    *user.Service
 	Ledger   *ledger.Service
 	Earning  *earning.Service
+	Bulk     *bulk.Service
+	Ranking  *ranking.Service
 	Handler  http.Handler
 	Registry *prometheus.Registry
 	Now      func() time.Time
@@ -83,26 +87,32 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Ledger = &ledger.Service{Events: a.Events, Now: a.now}
 	a.Earning = &earning.Service{Ledger: a.Ledger, Now: a.now}
 
+	a.Ranking = &ranking.Service{}
+	a.Bulk = &bulk.Service{Users: a.Users, Earning: a.Earning, Partners: a.Partners, Events: a.Events, Now: a.now}
+
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &jobs.PruneReplayCacheWorker{DB: db.Bun, Now: a.now})
 	river.AddWorker(workers, &jobs.PruneIdempotencyWorker{DB: db.Bun, Now: a.now})
+	river.AddWorker(workers, &ranking.RefreshWorker{DB: db.Bun, Service: a.Ranking})
+	river.AddWorker(workers, &bulk.Worker{DB: db.Bun, Service: a.Bulk})
 	var err error
 	a.Jobs, err = jobs.New(db, workers, jobs.Options{
 		Work:       cfg.Workers,
 		MaxWorkers: cfg.RiverMaxWorkers,
 		Log:        log,
-		Periodic:   jobs.MaintenancePeriodic(),
+		Periodic:   append(jobs.MaintenancePeriodic(), ranking.Periodic(cfg.RankingRefresh)),
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.Bulk.Jobs = a.Jobs
 
 	a.Registry = prometheus.NewRegistry()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Registry.MustRegister(newDBCollector(db))
 
 	api := &rest.API{
-		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning,
+		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking,
 		MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
 		PartnerAuth: &auth.PartnerAuthenticator{DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now},
 		ConsumerAuth: &auth.ConsumerAuthenticator{
@@ -110,7 +120,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		},
 	}
 	gql := graph.NewServer(&graph.Resolver{
-		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Now: a.now,
+		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Now: a.now,
 	}, graph.Options{
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
 	})

@@ -45,6 +45,7 @@ type Config struct {
 	DemoWebhookURL   string
 	WebhookAllowPriv bool
 	PublicBaseURL    string
+	RankingRefresh   time.Duration
 }
 
 // Development reports whether the binary runs with development conveniences
@@ -102,6 +103,7 @@ var vars = []variable{
 	}},
 	{"PERKS_DEMO_WEBHOOK_URL", "", "When set, `perks seed` gives acme a webhook endpoint with this URL.", func(c *Config, v string) error { c.DemoWebhookURL = v; return nil }},
 	{"PERKS_WEBHOOK_ALLOW_PRIVATE", "false", "Allow webhook URLs on loopback/private networks (development and tests only).", boolVar(func(c *Config, b bool) { c.WebhookAllowPriv = b })},
+	{"PERKS_RANKING_REFRESH", "60s", "How often the leaderboard is recomputed (ranks are as of the last refresh).", durVar(func(c *Config, d time.Duration) { c.RankingRefresh = d })},
 	{"PERKS_PUBLIC_BASE_URL", "http://localhost:4000", "The externally visible base URL, used in printed instructions and docs links.", func(c *Config, v string) error { c.PublicBaseURL = strings.TrimRight(v, "/"); return nil }},
 }
 

@@ -10,10 +10,12 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/user"
 )
@@ -25,6 +27,8 @@ type API struct {
 	Users        *user.Service
 	Ledger       *ledger.Service
 	Earning      *earning.Service
+	Bulk         *bulk.Service
+	Ranking      *ranking.Service
 	PartnerAuth  *auth.PartnerAuthenticator
 	ConsumerAuth *auth.ConsumerAuthenticator
 	MaxBodyBytes int64
@@ -70,10 +74,17 @@ func (rt *Router) Finish() http.Handler {
 		}
 		sort.Strings(allowed)
 		allow := strings.Join(allowed, ", ")
-		rt.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		notAllowed := func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			WriteError(w, r, rt.log, apperr.New(apperr.CodeMethodNotAllowed, "%s is not allowed here; use %s", r.Method, allow))
-		})
+		}
+		// One pattern per other method: a method-less pattern would
+		// conflict with wildcard routes of other paths.
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+			if !contains(allowed, m) {
+				rt.mux.HandleFunc(m+" "+path, notAllowed)
+			}
+		}
 	}
 	if _, ok := rt.methods["/"]; !ok {
 		rt.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -107,9 +118,12 @@ func Body(ctx context.Context) []byte {
 type PartnerHandler func(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error
 
 // Partner wraps h with partner authentication over the raw body.
-func (a *API) Partner(h PartnerHandler) http.Handler {
+func (a *API) Partner(h PartnerHandler) http.Handler { return a.partnerLimit(a.MaxBodyBytes, h) }
+
+// partnerLimit is Partner with a route-specific body limit.
+func (a *API) partnerLimit(limit int64, h PartnerHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := ReadBody(r, a.MaxBodyBytes)
+		body, err := ReadBody(r, limit)
 		if err != nil {
 			WriteError(w, r, a.Log, err)
 			return
@@ -170,5 +184,10 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodPut, "/integrations/earning-rules/{code}", a.PartnerWrite(a.putRule))
 	rt.Handle(http.MethodGet, "/integrations/earning-rules", a.Partner(a.listRules))
 	rt.Handle(http.MethodDelete, "/integrations/earning-rules/{code}", a.PartnerWrite(a.deleteRule))
+	rt.Handle(http.MethodPost, "/integrations/actions/multistore", a.PartnerWriteLimit(multistoreBodyLimit, a.multistore))
+	rt.Handle(http.MethodPost, "/integrations/users/multidelete", a.PartnerWriteLimit(multideleteBodyLimit, a.multidelete))
+	rt.Handle(http.MethodGet, "/integrations/jobs/{id}", a.Partner(a.getJob))
+	rt.Handle(http.MethodGet, "/integrations/users", a.Partner(a.listUsers))
+	rt.Handle(http.MethodGet, "/integrations/users/{externalUserId}/ranking", a.Partner(a.userRanking))
 	rt.Handle(http.MethodGet, "/me", a.Consumer(a.me))
 }

@@ -61,7 +61,13 @@ var errReplay = errors.New("replay stored response")
 // same key and request gets the same bytes back, marked with
 // Idempotent-Replayed: true.
 func (a *API) PartnerWrite(h WriteHandler) http.Handler {
-	return a.Partner(func(rw http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
+	return a.PartnerWriteLimit(a.MaxBodyBytes, h)
+}
+
+// PartnerWriteLimit is PartnerWrite with a route-specific body limit, for
+// the bulk endpoints whose bodies legitimately exceed the default.
+func (a *API) PartnerWriteLimit(limit int64, h WriteHandler) http.Handler {
+	return a.partnerLimit(limit, func(rw http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
 		body := Body(r.Context())
 		headerKey := r.Header.Get(HeaderIdempotencyKey)
 		if headerKey != "" {
