@@ -22,6 +22,7 @@ import (
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/export"
 	"github.com/perkshq/perks/internal/httpserver"
 	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/keyring"
@@ -113,7 +114,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 
 	api := &rest.API{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking,
-		MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
+		Export: &export.Service{Pool: db.Pool, Keys: keys}, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
 		PartnerAuth: &auth.PartnerAuthenticator{DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now},
 		ConsumerAuth: &auth.ConsumerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Users: a.Users, Leeway: cfg.JWTLeeway, Now: a.now,

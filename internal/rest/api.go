@@ -13,6 +13,7 @@ import (
 	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/export"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
@@ -29,6 +30,7 @@ type API struct {
 	Earning      *earning.Service
 	Bulk         *bulk.Service
 	Ranking      *ranking.Service
+	Export       *export.Service
 	PartnerAuth  *auth.PartnerAuthenticator
 	ConsumerAuth *auth.ConsumerAuthenticator
 	MaxBodyBytes int64
@@ -189,5 +191,6 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodGet, "/integrations/jobs/{id}", a.Partner(a.getJob))
 	rt.Handle(http.MethodGet, "/integrations/users", a.Partner(a.listUsers))
 	rt.Handle(http.MethodGet, "/integrations/users/{externalUserId}/ranking", a.Partner(a.userRanking))
+	rt.Handle(http.MethodGet, "/integrations/exports/users", a.Partner(a.exportUsers))
 	rt.Handle(http.MethodGet, "/me", a.Consumer(a.me))
 }
