@@ -111,7 +111,7 @@ func run() error {
 	}
 	defer os.RemoveAll(secrets)
 	cfg, err := config.Load(func(k string) string {
-		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "false", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true"}[k]
+		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "true", "PERKS_RANKING_REFRESH": "24h", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true"}[k]
 	})
 	if err != nil {
 		return err
@@ -128,6 +128,14 @@ func run() error {
 	if _, err := seeder.Run(ctx, io.Discard); err != nil {
 		return err
 	}
+	if err := a.Jobs.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Jobs.Stop(sctx)
+	}()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -281,3 +281,7 @@ var csvSelect = strings.Join([]string{
 	csvField("coalesce(b.balance_after, 0)"),
 	csvField("a.actions"),
 }, ` || ',' || `)
+
+// FeedQuery returns the NDJSON feed query with its $1..$5 parameters, for
+// the benchmark's COPY baseline.
+func FeedQuery() string { return fmt.Sprintf(feedSQL, ndjsonSelect) }
