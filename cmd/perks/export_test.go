@@ -43,6 +43,7 @@ func TestExportCommandResumes(t *testing.T) {
 		res := env.Partner("acme", http.MethodPost, "/integrations/users", []byte(fmt.Sprintf(`{"externalUserId":"c%d"}`, i)))
 		require.Equal(t, http.StatusCreated, res.StatusCode)
 	}
+	env.WaitExportable()
 	dir := t.TempDir()
 	out, state := filepath.Join(dir, "users.ndjson"), filepath.Join(dir, "users.ndjson.state")
 	c := &exportClient{base: env.Server.URL, slug: "acme", secret: []byte(demo.Acme.HMACSecret), http: env.Server.Client()}
@@ -60,6 +61,7 @@ func TestExportCommandResumes(t *testing.T) {
 		res := env.Partner("acme", http.MethodPost, "/integrations/actions", []byte(`{"externalUserId":"`+ext+`","action":"purchase","points":5}`))
 		require.Equal(t, http.StatusCreated, res.StatusCode)
 	}
+	env.WaitExportable()
 	f, err := os.OpenFile(out, os.O_APPEND|os.O_WRONLY, 0)
 	require.NoError(t, err)
 	_, err = f.WriteString(`{"userId":"half-written`)

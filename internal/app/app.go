@@ -48,6 +48,8 @@ type App struct {
 	Bulk     *bulk.Service
 	Ranking  *ranking.Service
 	Handler  http.Handler
+	// Routes lists the "METHOD /path" patterns the handler serves.
+	Routes   []string
 	Registry *prometheus.Registry
 	Now      func() time.Time
 }
@@ -125,7 +127,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	}, graph.Options{
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
 	})
-	a.Handler = httpserver.New(httpserver.Options{
+	a.Handler, a.Routes = httpserver.New(httpserver.Options{
 		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
 	})
 	return a, nil

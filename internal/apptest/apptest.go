@@ -155,7 +155,7 @@ func New(t testing.TB, opts ...Options) *Env {
 	results, err := seeder.Run(context.Background(), io.Discard)
 	require.NoError(t, err)
 
-	srv := httptest.NewServer(a.Handler)
+	srv := httptest.NewServer(contract(t, a.Handler))
 	ctx, cancel := context.WithCancel(context.Background())
 	if o.Workers {
 		require.NoError(t, a.Jobs.Start(ctx))
@@ -393,4 +393,28 @@ func (e *Env) GraphQL(token, query string, vars map[string]any) *GraphQLResult {
 	require.NoError(e.T, json.Unmarshal(res.Body, &out), "graphql body: %s", res.Body)
 	out.Status = res.StatusCode
 	return &out
+}
+
+// WaitExportable waits until every row written so far is below the export
+// watermark. Transaction ids are cluster-wide, so a long transaction in any
+// database of the test cluster (another test's) holds the watermark back:
+// the export then defers changes (it never loses them), and a test that
+// expects them in the next export must wait for the watermark first.
+func (e *Env) WaitExportable() {
+	e.T.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var ok bool
+		err := e.DB.Bun.NewRaw(`SELECT pg_snapshot_xmin(pg_current_snapshot()) > coalesce(greatest(
+			(SELECT xid FROM users ORDER BY xid DESC LIMIT 1),
+			(SELECT xid FROM ledger_entries ORDER BY xid DESC LIMIT 1)), '0'::xid8)`).Scan(context.Background(), &ok)
+		require.NoError(e.T, err)
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.T.Fatalf("export watermark did not pass the test's writes within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -174,6 +174,7 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
+	env.WaitExportable()
 	for i := 0; i < 1000; i++ { // catch up
 		if read() == 0 {
 			break
@@ -219,6 +220,7 @@ func TestExportFormatsAndCursorBinding(t *testing.T) {
 		require.Equal(t, http.StatusCreated, res.StatusCode)
 	}
 	require.Equal(t, http.StatusNoContent, env.Partner("acme", http.MethodDelete, "/integrations/users/f4", nil).StatusCode)
+	env.WaitExportable()
 
 	res, nd := fetch(t, env, "acme", "", 0, nil)
 	require.Equal(t, "application/x-ndjson", res.Header.Get("Content-Type"))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/openapi"
 	"github.com/perkshq/perks/internal/rest"
 )
 
@@ -27,8 +28,8 @@ type Options struct {
 	Web func(mux *http.ServeMux)
 }
 
-// New builds the root handler.
-func New(o Options) http.Handler {
+// New builds the root handler and lists the routes it serves.
+func New(o Options) (http.Handler, []string) {
 	rt := rest.NewRouter(o.Log)
 	o.API.Register(rt)
 	rt.Handle(http.MethodPost, "/graphql", o.graphql())
@@ -40,10 +41,16 @@ func New(o Options) http.Handler {
 	}))
 	rt.Handle(http.MethodGet, "/readyz", http.HandlerFunc(o.ready))
 	rt.Handle(http.MethodGet, "/metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	rt.Handle(http.MethodGet, "/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(openapi.JSON())
+	}))
 	if o.Web != nil {
 		o.Web(rt.Mux())
 	}
-	return Observe(rt.Finish(), o.Log, NewMetrics(o.Registry))
+	routes := rt.Routes()
+	return Observe(rt.Finish(), o.Log, NewMetrics(o.Registry)), routes
 }
 
 // graphql authenticates the consumer token when one is sent and leaves the

@@ -64,6 +64,18 @@ func (rt *Router) Handle(method, path string, h http.Handler) {
 	rt.methods[path] = append(rt.methods[path], method)
 }
 
+// Routes lists every registered "METHOD /path", sorted.
+func (rt *Router) Routes() []string {
+	var out []string
+	for path, methods := range rt.methods {
+		for _, m := range methods {
+			out = append(out, m+" "+path)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Mux exposes the underlying mux for non-REST handlers (GraphQL, web).
 func (rt *Router) Mux() *http.ServeMux { return rt.mux }
 
