@@ -11,7 +11,19 @@ import (
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/uptrace/bun"
 )
+
+func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
+	c, err := auth.ConsumerFrom(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = r.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return r.Users.LogoutTx(ctx, tx, c.Partner.ID, c.User.ID)
+	})
+	return err == nil, err
+}
 
 func (r *queryResolver) Me(ctx context.Context) (*user.User, error) {
 	c, err := auth.ConsumerFrom(ctx)
@@ -30,9 +42,12 @@ func (r *userResolver) Partner(ctx context.Context, obj *user.User) (*partner.Pa
 	return r.Partners.ByID(ctx, r.DB.Bun, obj.PartnerID)
 }
 
+func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
+
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
+type mutationResolver struct{ *Resolver }
 type queryResolver struct{ *Resolver }
 type userResolver struct{ *Resolver }

@@ -2,6 +2,10 @@
 
 package model
 
+// The root of every change a user makes.
+type Mutation struct {
+}
+
 // The root of every read.
 type Query struct {
 }

@@ -122,6 +122,23 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, p *auth.Partner
 	return nil
 }
 
+// logoutUser is seed 001's user/logout from the back end: every consumer
+// token of the user issued before now is refused from now on (204).
+func (a *API) logoutUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
+	ext := r.PathValue("externalUserId")
+	if err := user.ValidateExternalID("externalUserId", ext); err != nil {
+		return err
+	}
+	err := a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
+		return a.Users.LogoutExternalTx(ctx, tx, p.Partner.ID, ext)
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 type meResponse struct {
 	ID          uuid.UUID   `json:"id"`
 	Email       *string     `json:"email"`
