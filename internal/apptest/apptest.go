@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,6 +78,20 @@ type Options struct {
 	// WallClock uses the real clock instead of a fake one (for tests
 	// against external tools that sign with the current time).
 	WallClock bool
+	// Resolver answers DNS lookups of allowed-origin host names (nil: no
+	// host name resolves), so tests never use real DNS.
+	Resolver auth.Resolver
+}
+
+// StaticResolver resolves host names from a map.
+type StaticResolver map[string][]netip.Addr
+
+// LookupNetIP implements auth.Resolver.
+func (r StaticResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 // Env is a running application.
@@ -146,7 +162,11 @@ func New(t testing.TB, opts ...Options) *Env {
 	}
 	logs := &SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.New(cfg, log, db, keys, app.WithClock(now))
+	resolver := o.Resolver
+	if resolver == nil {
+		resolver = StaticResolver{}
+	}
+	a, err := app.New(cfg, log, db, keys, app.WithClock(now), app.WithResolver(resolver))
 	require.NoError(t, err)
 
 	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, SecretsDir: secrets}
