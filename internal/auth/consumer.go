@@ -139,8 +139,12 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 	if err != nil {
 		return nil, errTokenInvalid
 	}
-	kid, _ := parsed.Header["kid"].(string)
+	kid, kidOK := parsed.Header["kid"].(string)
 	alg, _ := parsed.Header["alg"].(string)
+	if _, present := parsed.Header["kid"]; present && (!kidOK || kid == "" || len(kid) > 200) {
+		// A malformed kid is not "no kid": refuse rather than try every key.
+		return nil, errTokenInvalid
+	}
 
 	p, err := a.resolvePartner(ctx, unverified.Issuer, kid, slugHint)
 	if err != nil {
