@@ -103,7 +103,7 @@ func (a *PartnerAuthenticator) authenticateEd25519(ctx context.Context, r Reques
 	}
 	digest := sha256.Sum256(append([]byte("ed25519\x00"), sig...))
 	return a.finish(ctx, r, verified{
-		partner: p, credentialID: key.CredentialID, scheme: SchemeEd25519, replayDigest: digest[:],
+		partner: p, credentialID: key.CredentialID, scheme: SchemeEd25519, replayDigests: [][]byte{digest[:]},
 		signedAt: time.Unix(ts, 0), idempotencyKey: idem,
 	})
 }

@@ -97,8 +97,9 @@ type verified struct {
 	partner      *partner.Partner
 	credentialID uuid.UUID
 	scheme       string
-	// replayDigest identifies the signature in the replay cache.
-	replayDigest []byte
+	// replayDigests identify the signature in the replay cache (HMAC may
+	// carry several verified entries; all are remembered).
+	replayDigests [][]byte
 	// signedAt is the signature's timestamp; the replay entry outlives the
 	// skew window around it.
 	signedAt       time.Time
@@ -122,7 +123,7 @@ func (a *PartnerAuthenticator) finish(ctx context.Context, r Request, v verified
 			return nil, err
 		}
 	}
-	if err := a.rememberSignature(ctx, p.ID, v.replayDigest, v.signedAt); err != nil {
+	if err := a.rememberSignature(ctx, p.ID, v.replayDigests, v.signedAt); err != nil {
 		return nil, err
 	}
 	if err := a.Partners.TouchCredential(ctx, a.DB, p.ID, v.credentialID); err != nil {
@@ -306,8 +307,11 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 
 	var matched []byte
 	var credID uuid.UUID
+	// every MAC of the header that verified: all are remembered, so a
+	// captured "v1=…,v2=…" header cannot be replayed with one entry dropped.
+	var verifiedMACs [][]byte
 	v1Only := false
-	match := func(got [][]byte, want []byte, id uuid.UUID) bool {
+	match := func(got [][]byte, want []byte) bool {
 		hit := false
 		for _, g := range got {
 			// Compare every candidate so timing does not depend on which matched.
@@ -321,16 +325,21 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 	for _, s := range secrets {
 		if len(sig.v2) > 0 {
 			want := macV2(s.Secret, sig.rawTS, r.Method, r.PathQuery, r.Body)
-			if match(sig.v2, want, s.CredentialID) && matched == nil {
-				matched, credID = want, s.CredentialID
+			if match(sig.v2, want) {
+				verifiedMACs = append(verifiedMACs, want)
+				if matched == nil {
+					matched, credID = want, s.CredentialID
+				}
 			}
 		}
 		if len(sig.v1) > 0 {
 			want := macV1(s.Secret, sig.rawTS, r.Body)
-			if match(sig.v1, want, s.CredentialID) && matched == nil {
-				if requireV2 {
+			if match(sig.v1, want) {
+				verifiedMACs = append(verifiedMACs, want)
+				switch {
+				case requireV2:
 					v1Only = true
-				} else {
+				case matched == nil:
 					matched, credID = want, s.CredentialID
 				}
 			}
@@ -345,9 +354,17 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 	if !known || matched == nil {
 		return nil, errBadSignature
 	}
-	digest := sha256.Sum256(matched)
+	digests := make([][]byte, 0, len(verifiedMACs))
+	seen := map[[sha256.Size]byte]bool{}
+	for _, m := range verifiedMACs {
+		d := sha256.Sum256(m)
+		if !seen[d] { // two enabled credentials with one secret give one MAC
+			seen[d] = true
+			digests = append(digests, d[:])
+		}
+	}
 	return a.finish(ctx, r, verified{
-		partner: p, credentialID: credID, scheme: SchemeHMAC, replayDigest: digest[:],
+		partner: p, credentialID: credID, scheme: SchemeHMAC, replayDigests: digests,
 		signedAt: time.Unix(sig.timestamp, 0), idempotencyKey: idem,
 	})
 }
@@ -357,15 +374,25 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 // captured header does not make it new; Ed25519 signatures and request JWTs
 // are remembered by their signature bytes. Entries outlive the skew window
 // and are then pruned by a periodic job.
-func (a *PartnerAuthenticator) rememberSignature(ctx context.Context, partnerID uuid.UUID, digest []byte, ts time.Time) error {
+func (a *PartnerAuthenticator) rememberSignature(ctx context.Context, partnerID uuid.UUID, digests [][]byte, ts time.Time) error {
+	if len(digests) == 0 {
+		return fmt.Errorf("replay cache: no digest")
+	}
+	expires := ts.Add(a.Skew + time.Minute).UTC()
+	values := make([]string, len(digests))
+	args := make([]any, 0, 3*len(digests))
+	for i, d := range digests {
+		values[i] = "(?, ?, ?)"
+		args = append(args, partnerID, d, expires)
+	}
 	res, err := a.DB.NewRaw(
-		"INSERT INTO replay_cache (partner_id, digest, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-		partnerID, digest, ts.Add(a.Skew+time.Minute).UTC(),
+		"INSERT INTO replay_cache (partner_id, digest, expires_at) VALUES "+strings.Join(values, ", ")+" ON CONFLICT DO NOTHING",
+		args...,
 	).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("replay cache: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n, _ := res.RowsAffected(); n < int64(len(digests)) {
 		return apperr.New(apperr.CodeSignatureReplayed, "this signature was already used; sign each request afresh")
 	}
 	return nil

@@ -178,7 +178,7 @@ func (a *PartnerAuthenticator) authenticateRequestJWT(ctx context.Context, r Req
 	}
 	digest := sha256.Sum256(append([]byte("request_jwt\x00"), sig...))
 	return a.finish(ctx, r, verified{
-		partner: p, credentialID: credID, scheme: SchemeRequestJWT, replayDigest: digest[:],
+		partner: p, credentialID: credID, scheme: SchemeRequestJWT, replayDigests: [][]byte{digest[:]},
 		signedAt: iat, idempotencyKey: idem,
 	})
 }

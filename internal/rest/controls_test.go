@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,6 +82,18 @@ func TestHMACV2Required(t *testing.T) {
 	v2 = "t=" + ts2 + ",v1=" + auth.SignV1([]byte(acmeSecret), ts2, nil) + ",v2=" + auth.SignV2([]byte(acmeSecret), ts2, http.MethodDelete, "/integrations/users/victim", nil)
 	res = env.Do(hmacRequest(env, http.MethodDelete, "/integrations/users/victim", nil, v2))
 	require.Equal(t, http.StatusNoContent, res.StatusCode, "%s", res.Body)
+
+	// Every verified entry is remembered: dropping one entry of the
+	// captured header does not make it new.
+	setControls(t, env, "acme", partner.Controls{RequireHMACV2: ptr(false)})
+	body := []byte(`{"externalUserId":"victim","locale":"en"}`)
+	both := "t=" + ts2 + ",v1=" + auth.SignV1([]byte(acmeSecret), ts2, body) + ",v2=" + auth.SignV2([]byte(acmeSecret), ts2, http.MethodPost, "/integrations/users", body)
+	res = env.Do(hmacRequest(env, http.MethodPost, "/integrations/users", body, both))
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
+	for _, part := range []string{both[:strings.Index(both, ",v2=")], "t=" + ts2 + both[strings.Index(both, ",v2="):]} {
+		res = env.Do(hmacRequest(env, http.MethodPost, "/integrations/users", body, part))
+		require.Equal(t, "SIGNATURE_REPLAYED", res.Code(), "%s: %s", part, res.Body)
+	}
 }
 
 // TestPartnerControlsRefuse: API access off, scheme not allowed, origin not
