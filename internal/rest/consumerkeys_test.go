@@ -493,3 +493,26 @@ func TestLogoutEverywhere(t *testing.T) {
 	// Without a token GraphQL logout is UNAUTHENTICATED.
 	require.Equal(t, "UNAUTHENTICATED", env.GraphQL("", `mutation { logout }`, nil).ErrorCode())
 }
+
+// TestAudienceAndLifetimeControls: a partner that configures an audience
+// requires it; the maximum lifetime is the partner's own.
+func TestAudienceAndLifetimeControls(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	setControls(t, env, "acme", partner.Controls{Audience: ptr("perks-widget"), MaxTokenLifetimeSeconds: ptr(3600)})
+	now := env.Now()
+	for _, c := range []struct {
+		name  string
+		extra map[string]any
+		code  string
+	}{
+		{"no aud", nil, "TOKEN_INVALID"},
+		{"wrong aud", map[string]any{"aud": "someone-else"}, "TOKEN_INVALID"},
+		{"aud", map[string]any{"aud": "perks-widget"}, ""},
+		{"aud in a list", map[string]any{"aud": []string{"x", "perks-widget"}}, ""},
+		{"lifetime above the partner's hour", map[string]any{"aud": "perks-widget", "exp": now.Add(2 * time.Hour).Unix()}, "TOKEN_INVALID"},
+	} {
+		res := env.Consumer(env.Token("acme", "aud-user", c.extra), http.MethodGet, "/me", nil)
+		require.Equal(t, c.code, res.Code(), "%s: %s", c.name, res.Body)
+	}
+}
