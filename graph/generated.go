@@ -84,6 +84,7 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		DeleteMe      func(childComplexity int) int
+		Logout        func(childComplexity int) int
 		TriggerAction func(childComplexity int, code string, idempotencyKey string) int
 	}
 
@@ -160,6 +161,7 @@ type LedgerEntryResolver interface {
 type MutationResolver interface {
 	TriggerAction(ctx context.Context, code string, idempotencyKey string) (*model.TriggerActionPayload, error)
 	DeleteMe(ctx context.Context) (bool, error)
+	Logout(ctx context.Context) (bool, error)
 }
 type ProgramResolver interface {
 	Actions(ctx context.Context, obj *model.Program) ([]*model.ProgramAction, error)
@@ -302,6 +304,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.Mutation.DeleteMe(childComplexity), true
+	case "Mutation.logout":
+		if e.complexity.Mutation.Logout == nil {
+			break
+		}
+
+		return e.complexity.Mutation.Logout(childComplexity), true
 	case "Mutation.triggerAction":
 		if e.complexity.Mutation.TriggerAction == nil {
 			break
@@ -732,7 +740,7 @@ type Query {
 }
 
 """
-Changes the user makes.
+The root of every change a user makes.
 """
 type Mutation {
   """
@@ -755,6 +763,12 @@ type Mutation {
   them.
   """
   deleteMe: Boolean!
+  """
+  Logs the user out on every device (seed 001 user/logout): every consumer
+  token issued before now is refused from then on with TOKEN_REVOKED. The
+  partner's back end mints a new token for the next session. Always true.
+  """
+  logout: Boolean!
 }
 
 """
@@ -1660,6 +1674,35 @@ func (ec *executionContext) _Mutation_deleteMe(ctx context.Context, field graphq
 }
 
 func (ec *executionContext) fieldContext_Mutation_deleteMe(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_logout(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_logout,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Mutation().Logout(ctx)
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_logout(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "Mutation",
 		Field:      field,
@@ -4881,6 +4924,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "deleteMe":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteMe(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "logout":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_logout(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

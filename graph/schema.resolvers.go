@@ -71,6 +71,17 @@ func (r *mutationResolver) DeleteMe(ctx context.Context) (bool, error) {
 	return err == nil, err
 }
 
+func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
+	c, err := auth.ConsumerFrom(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = r.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return r.Users.LogoutTx(ctx, tx, c.Partner.ID, c.User.ID)
+	})
+	return err == nil, err
+}
+
 func (r *programResolver) Actions(ctx context.Context, obj *model.Program) ([]*model.ProgramAction, error) {
 	rules, err := r.Earning.Rules(ctx, r.DB.Bun, obj.Partner.ID, false)
 	if err != nil {

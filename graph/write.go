@@ -93,14 +93,6 @@ func pageSize(first *int, def, max int) (int, error) {
 	return *first, nil
 }
 
-func parseID(field, s string) (uuid.UUID, error) {
-	id, err := uuid.Parse(s)
-	if err != nil {
-		return uuid.Nil, apperr.Field(apperr.CodeInvalidField, field, "%s is not a valid id", field)
-	}
-	return id, nil
-}
-
 func leaderboardEntries(es []ranking.Entry, me uuid.UUID) []*model.LeaderboardEntry {
 	out := make([]*model.LeaderboardEntry, 0, len(es))
 	for _, e := range es {

@@ -111,7 +111,7 @@ func run() error {
 	}
 	defer os.RemoveAll(secrets)
 	cfg, err := config.Load(func(k string) string {
-		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "true", "PERKS_RANKING_REFRESH": "24h", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true"}[k]
+		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "true", "PERKS_RANKING_REFRESH": "24h", "PERKS_RATE_LIMIT_PER_MINUTE": "0", "PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE": "0", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true"}[k]
 	})
 	if err != nil {
 		return err
@@ -212,9 +212,6 @@ func fmtDur(d time.Duration) string {
 	}
 	return d.Round(time.Millisecond).String()
 }
-
-// Latencies collects per-operation latencies from many goroutines.
-type Latencies struct{ all [][]time.Duration }
 
 // Percentile returns the p-th percentile (0..1) of every recorded latency.
 func Percentile(samples []time.Duration, p float64) time.Duration {

@@ -41,7 +41,7 @@ type LedgerEntryEdge struct {
 	Node *ledger.Entry `json:"node"`
 }
 
-// Changes the user makes.
+// The root of every change a user makes.
 type Mutation struct {
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
+	"github.com/perkshq/perks/internal/ratelimit"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/user"
 )
@@ -52,6 +53,8 @@ type App struct {
 	Routes   []string
 	Registry *prometheus.Registry
 	Now      func() time.Time
+	// Resolver resolves host names of partners' allowed origins.
+	Resolver auth.Resolver
 }
 
 // LoadKeyring returns the master keyring: PERKS_MASTER_KEY, or in development
@@ -77,6 +80,9 @@ type Option func(*App)
 
 // WithClock replaces the wall clock of every service (tests).
 func WithClock(now func() time.Time) Option { return func(a *App) { a.Now = now } }
+
+// WithResolver replaces DNS for allowed-origin host names (tests).
+func WithResolver(r auth.Resolver) Option { return func(a *App) { a.Resolver = r } }
 
 // New builds the application on an open database.
 func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Keyring, opts ...Option) (*App, error) {
@@ -114,13 +120,30 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Registry.MustRegister(newDBCollector(db))
 
+	if a.Resolver == nil {
+		a.Resolver = net.DefaultResolver
+	}
 	api := &rest.API{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking,
 		Export: &export.Service{Pool: db.Pool, Keys: keys}, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
-		PartnerAuth: &auth.PartnerAuthenticator{DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now},
+		PartnerAuth: &auth.PartnerAuthenticator{
+			DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now,
+			Origins: &auth.OriginChecker{Resolver: a.Resolver, TTL: cfg.OriginDNSTTL, StaleFor: time.Hour, Now: a.now},
+		},
 		ConsumerAuth: &auth.ConsumerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Users: a.Users, Leeway: cfg.JWTLeeway, Now: a.now,
+			JWKS: &auth.JWKS{
+				Client: &http.Client{Timeout: cfg.JWKSTimeout}, Timeout: cfg.JWKSTimeout, MaxBytes: cfg.JWKSMaxBytes,
+				MinInterval: cfg.JWKSMinRefresh, TTL: cfg.JWKSTTL, AllowHTTP: cfg.Development(), Now: a.now, Log: log,
+			},
 		},
+		RateLimits: &rest.RateLimits{
+			Limiter:  &ratelimit.Limiter{Now: a.now},
+			Partner:  ratelimit.Limit{PerMinute: cfg.RateLimitPerMinute, Burst: cfg.RateLimitBurst},
+			Consumer: ratelimit.Limit{PerMinute: cfg.ConsumerRateLimitPerMinute, Burst: cfg.ConsumerRateLimitBurst},
+		},
+		TrustedProxies:  cfg.TrustedProxies,
+		BackendTokenTTL: cfg.BackendTokenTTL,
 	}
 	gql := graph.NewServer(&graph.Resolver{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Now: a.now,

@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,6 +79,20 @@ type Options struct {
 	// WallClock uses the real clock instead of a fake one (for tests
 	// against external tools that sign with the current time).
 	WallClock bool
+	// Resolver answers DNS lookups of allowed-origin host names (nil: no
+	// host name resolves), so tests never use real DNS.
+	Resolver auth.Resolver
+}
+
+// StaticResolver resolves host names from a map.
+type StaticResolver map[string][]netip.Addr
+
+// LookupNetIP implements auth.Resolver.
+func (r StaticResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 // Env is a running application.
@@ -129,6 +145,9 @@ func New(t testing.TB, opts ...Options) *Env {
 		"PERKS_SECRETS_DIR":           secrets,
 		"PERKS_WORKERS":               strconv.FormatBool(o.Workers),
 		"PERKS_WEBHOOK_ALLOW_PRIVATE": "true",
+		// Unlimited unless a test sets limits: bulk tests send thousands of calls.
+		"PERKS_RATE_LIMIT_PER_MINUTE":          "0",
+		"PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE": "0",
 	}
 	for k, v := range o.Env {
 		env[k] = v
@@ -148,7 +167,11 @@ func New(t testing.TB, opts ...Options) *Env {
 	}
 	logs := &SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.New(cfg, log, db, keys, app.WithClock(now))
+	resolver := o.Resolver
+	if resolver == nil {
+		resolver = StaticResolver{}
+	}
+	a, err := app.New(cfg, log, db, keys, app.WithClock(now), app.WithResolver(resolver))
 	require.NoError(t, err)
 
 	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, SecretsDir: secrets}

@@ -2,14 +2,17 @@ package httpserver
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/openapi"
@@ -66,7 +69,11 @@ func (o Options) graphql() http.Handler {
 		r.Body = http.NoBody
 		ctx := r.Context()
 		if tok, _ := auth.TokenFromHeaders(r.Header); tok != "" || r.Header.Get(auth.HeaderAuthorization) != "" {
-			c, err := o.API.AuthenticateConsumer(r)
+			c, err := o.API.AuthenticateConsumer(w, r)
+			if e := apperr.As(err); e != nil && e.Code == apperr.CodeRateLimited {
+				writeGraphQLError(w, e)
+				return
+			}
 			ctx = auth.WithConsumer(ctx, c, err)
 		}
 		r = r.WithContext(ctx)
@@ -74,6 +81,21 @@ func (o Options) graphql() http.Handler {
 		r.ContentLength = int64(len(body))
 		o.GraphQL.ServeHTTP(w, r)
 	})
+}
+
+// writeGraphQLError answers a request refused before execution (rate
+// limited) with the HTTP status of its code, Retry-After, and a GraphQL
+// response body carrying extensions.code.
+func writeGraphQLError(w http.ResponseWriter, e *apperr.Error) {
+	ext := map[string]any{"code": string(e.Code)}
+	if e.RetryAfterSeconds > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
+		ext["retryAfterSeconds"] = e.RetryAfterSeconds
+	}
+	b, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{"message": e.Message, "extensions": ext}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(apperr.Lookup(e.Code).Status)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // ready answers 200 only when the database answers and every migration is

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,8 +43,25 @@ type Partner struct {
 	Timezone                string    `bun:"timezone"`
 	APIEnabled              bool      `bun:"api_enabled"`
 	RequireHMACV2           bool      `bun:"require_hmac_v2"`
-	CreatedAt               time.Time `bun:"created_at"`
-	UpdatedAt               time.Time `bun:"updated_at"`
+	// AllowedOrigins lists the IPs, CIDRs and host names partner back-end
+	// calls may come from; empty means any.
+	AllowedOrigins []string `bun:"allowed_origins,array"`
+	// AllowedSchemes lists the partner authentication schemes accepted;
+	// empty means every scheme the partner holds a credential for.
+	AllowedSchemes []string `bun:"allowed_schemes,array"`
+	// Rate limits per replica; nil means the configured default, 0 unlimited.
+	RateLimitPerMinute         *int      `bun:"rate_limit_per_minute"`
+	RateLimitBurst             *int      `bun:"rate_limit_burst"`
+	ConsumerRateLimitPerMinute *int      `bun:"consumer_rate_limit_per_minute"`
+	ConsumerRateLimitBurst     *int      `bun:"consumer_rate_limit_burst"`
+	JWKSURL                    *string   `bun:"jwks_url"`
+	CreatedAt                  time.Time `bun:"created_at"`
+	UpdatedAt                  time.Time `bun:"updated_at"`
+}
+
+// AllowsScheme reports whether the partner accepts a credential scheme.
+func (p *Partner) AllowsScheme(scheme string) bool {
+	return len(p.AllowedSchemes) == 0 || slices.Contains(p.AllowedSchemes, scheme)
 }
 
 // MaxTokenLifetime is the longest exp - iat a consumer token may have.
@@ -95,12 +113,15 @@ type ConsumerKey struct {
 	SecretSealed []byte    `bun:"secret_sealed"`
 	Enabled      bool      `bun:"enabled"`
 	CreatedAt    time.Time `bun:"created_at"`
+	UpdatedAt    time.Time `bun:"updated_at"`
 }
 
 // Service manages partners.
 type Service struct {
 	Keys *keyring.Keyring
 	Now  func() time.Time
+
+	keyCache keyCache
 }
 
 // NewService returns a Service using the wall clock.
@@ -131,7 +152,7 @@ func (s *Service) Upsert(ctx context.Context, db bun.IDB, p CreateParams) (*Part
 	row := &Partner{
 		ID: uuid.New(), Slug: p.Slug, Name: p.Name, DisplayName: p.DisplayName, LogoPath: p.LogoPath,
 		ProgramName: p.ProgramName, CurrencyName: p.CurrencyName, MaxTokenLifetimeSeconds: 7 * 24 * 3600,
-		Timezone: "UTC", APIEnabled: true,
+		Timezone: "UTC", APIEnabled: true, AllowedOrigins: []string{}, AllowedSchemes: []string{},
 	}
 	if p.Issuer != "" {
 		row.Issuer = &p.Issuer
@@ -351,10 +372,11 @@ func (s *Service) UpsertConsumerKey(ctx context.Context, db bun.IDB, partnerID u
 		}
 		k.SecretSealed = sealed
 	}
-	_, err = db.NewInsert().Model(k).ExcludeColumn("created_at").
+	_, err = db.NewInsert().Model(k).ExcludeColumn("created_at", "updated_at").
 		On("CONFLICT (partner_id, kid) DO UPDATE").
 		Set("description = EXCLUDED.description, algorithm = EXCLUDED.algorithm").
 		Set("public_key_pem = EXCLUDED.public_key_pem, secret_sealed = EXCLUDED.secret_sealed, enabled = EXCLUDED.enabled").
+		Set("updated_at = now()").
 		Returning("*").Exec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("upsert consumer key %s: %w", p.Kid, err)
@@ -383,20 +405,10 @@ func (s *Service) EnabledConsumerKeys(ctx context.Context, db bun.IDB, partnerID
 		return nil, fmt.Errorf("load consumer keys: %w", err)
 	}
 	out := make([]VerificationKey, 0, len(rows))
-	for _, r := range rows {
-		vk := VerificationKey{ID: r.ID, Kid: r.Kid, Algorithm: r.Algorithm}
-		if r.Algorithm == AlgHS256 {
-			secret, err := s.Keys.Open(r.SecretSealed, consumerKeyAAD(r.PartnerID, r.ID))
-			if err != nil {
-				return nil, fmt.Errorf("open consumer key %s: %w", r.Kid, err)
-			}
-			vk.Key = secret
-		} else {
-			pub, err := ParsePublicKeyPEM(r.Algorithm, *r.PublicKeyPEM)
-			if err != nil {
-				return nil, fmt.Errorf("parse consumer key %s: %w", r.Kid, err)
-			}
-			vk.Key = pub
+	for i := range rows {
+		vk, err := s.verificationKey(&rows[i])
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, vk)
 	}

@@ -3,6 +3,7 @@ package rest
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -36,6 +37,12 @@ type API struct {
 	MaxBodyBytes int64
 	Log          *slog.Logger
 	Now          func() time.Time
+	// RateLimits applies per-partner limits; nil disables them.
+	RateLimits *RateLimits
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
+	TrustedProxies []*net.IPNet
+	// BackendTokenTTL is the lifetime of POST /auth/token's tokens.
+	BackendTokenTTL time.Duration
 }
 
 func (a *API) now() time.Time {
@@ -131,7 +138,10 @@ func Body(ctx context.Context) []byte {
 // PartnerHandler is a handler for an authenticated partner.
 type PartnerHandler func(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error
 
-// Partner wraps h with partner authentication over the raw body.
+// Partner wraps h with partner authentication over the raw body: the
+// scheme follows the headers (HMAC, Ed25519 or request JWT, see
+// auth.PartnerAuthenticator.Authenticate), then the partner's controls
+// (access switch, schemes, origins, replay cache) and its rate limit.
 func (a *API) Partner(h PartnerHandler) http.Handler { return a.partnerLimit(a.MaxBodyBytes, h) }
 
 // partnerLimit is Partner with a route-specific body limit.
@@ -142,19 +152,62 @@ func (a *API) partnerLimit(limit int64, h PartnerHandler) http.Handler {
 			WriteError(w, r, a.Log, err)
 			return
 		}
-		p, err := a.PartnerAuth.AuthenticateHMAC(r.Context(), auth.Request{
-			Method: r.Method, PathQuery: r.URL.RequestURI(), Body: body, Header: r.Header,
-		})
+		p, err := a.PartnerAuth.Authenticate(r.Context(), a.authRequest(r, body))
 		if err != nil {
 			WriteError(w, r, a.Log, err)
 			return
 		}
 		request.From(r.Context()).SetPartner(p.Partner.ID.String())
+		if err := a.RateLimits.Take(w, p.Partner, false); err != nil {
+			WriteError(w, r, a.Log, err)
+			return
+		}
 		ctx := context.WithValue(auth.WithPartner(r.Context(), p), bodyKey{}, body)
 		if err := h(w, r.WithContext(ctx), p); err != nil {
 			WriteError(w, r, a.Log, err)
 		}
 	})
+}
+
+func (a *API) authRequest(r *http.Request, body []byte) auth.Request {
+	return auth.Request{
+		Method: r.Method, PathQuery: r.URL.RequestURI(), Body: body, Header: r.Header,
+		ClientIP: ClientIP(r, a.TrustedProxies),
+	}
+}
+
+type tokenResponse struct {
+	Token     string `json:"token"`
+	ExpiresIn int    `json:"expiresIn"`
+}
+
+// authToken is seed 001's auth/token: a request JWT with an empty sub buys
+// an opaque back-end token for the request-JWT scheme.
+func (a *API) authToken(w http.ResponseWriter, r *http.Request) {
+	err := func() error {
+		body, err := ReadBody(r, a.MaxBodyBytes)
+		if err != nil {
+			return err
+		}
+		p, err := a.PartnerAuth.AuthenticateTokenRequest(r.Context(), a.authRequest(r, body))
+		if err != nil {
+			return err
+		}
+		request.From(r.Context()).SetPartner(p.Partner.ID.String())
+		if err := a.RateLimits.Take(w, p.Partner, false); err != nil {
+			return err
+		}
+		tok, _, err := a.Partners.IssueBackendToken(r.Context(), a.DB.Bun, p.Partner.ID, p.CredentialID, a.BackendTokenTTL)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		WriteJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresIn: int(a.BackendTokenTTL.Seconds())})
+		return nil
+	}()
+	if err != nil {
+		WriteError(w, r, a.Log, err)
+	}
 }
 
 // ConsumerHandler is a handler for an authenticated user.
@@ -163,7 +216,7 @@ type ConsumerHandler func(w http.ResponseWriter, r *http.Request, c *auth.Consum
 // Consumer wraps h with consumer token authentication.
 func (a *API) Consumer(h ConsumerHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := a.AuthenticateConsumer(r)
+		c, err := a.AuthenticateConsumer(w, r)
 		if err != nil {
 			WriteError(w, r, a.Log, err)
 			return
@@ -174,8 +227,11 @@ func (a *API) Consumer(h ConsumerHandler) http.Handler {
 	})
 }
 
-// AuthenticateConsumer verifies the request's consumer token.
-func (a *API) AuthenticateConsumer(r *http.Request) (*auth.ConsumerPrincipal, error) {
+// AuthenticateConsumer verifies the request's consumer token and counts the
+// call against the partner's consumer rate limit (writing the RateLimit-*
+// headers to w). Allowed origins do not apply: consumer calls come from
+// users' devices.
+func (a *API) AuthenticateConsumer(w http.ResponseWriter, r *http.Request) (*auth.ConsumerPrincipal, error) {
 	tok, err := auth.TokenFromHeaders(r.Header)
 	if err != nil {
 		return nil, err
@@ -185,6 +241,9 @@ func (a *API) AuthenticateConsumer(r *http.Request) (*auth.ConsumerPrincipal, er
 		return nil, err
 	}
 	request.From(r.Context()).SetPartner(c.Partner.ID.String())
+	if err := a.RateLimits.Take(w, c.Partner, true); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -193,6 +252,8 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodPost, "/integrations/users", a.PartnerWrite(a.upsertUser))
 	rt.Handle(http.MethodGet, "/integrations/users/{externalUserId}", a.Partner(a.getUser))
 	rt.Handle(http.MethodDelete, "/integrations/users/{externalUserId}", a.PartnerWrite(a.deleteUser))
+	rt.Handle(http.MethodPost, "/integrations/users/{externalUserId}/logout", a.PartnerWrite(a.logoutUser))
+	rt.Handle(http.MethodPost, "/auth/token", http.HandlerFunc(a.authToken))
 	rt.Handle(http.MethodPost, "/integrations/users/{externalUserId}/adjustments", a.PartnerWrite(a.adjust))
 	rt.Handle(http.MethodPost, "/integrations/actions", a.PartnerWrite(a.earn))
 	rt.Handle(http.MethodPut, "/integrations/earning-rules/{code}", a.PartnerWrite(a.putRule))

@@ -191,3 +191,16 @@ func (a *API) me(w http.ResponseWriter, r *http.Request, c *auth.ConsumerPrincip
 	})
 	return nil
 }
+
+// logoutUser is seed 001's user/logout from the back end: every consumer
+// token of the user issued before now is refused from now on (204).
+func (a *API) logoutUser(w *Write) (int, any, error) {
+	ext := w.R.PathValue("externalUserId")
+	if err := user.ValidateExternalID("externalUserId", ext); err != nil {
+		return 0, nil, err
+	}
+	if err := a.Users.LogoutExternalTx(w.Ctx, w.Tx, w.Partner.Partner.ID, ext); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}

@@ -432,3 +432,31 @@ func (s *Service) List(ctx context.Context, db bun.IDB, partnerID uuid.UUID, f L
 	}
 	return out, nil
 }
+
+// LogoutTx logs the user out everywhere: consumer tokens issued before now
+// are refused from then on (TOKEN_REVOKED). The instant is truncated to the
+// second because token iat claims are whole seconds: a token the partner
+// mints right after the logout, in the same second, must still work (the
+// price is that one minted earlier in that same second does too).
+func (s *Service) LogoutTx(ctx context.Context, tx bun.Tx, partnerID, userID uuid.UUID) error {
+	now := s.Now().UTC().Truncate(time.Second)
+	res, err := tx.NewUpdate().Model((*User)(nil)).
+		Set("tokens_valid_after = ?, updated_at = ?", now, s.Now().UTC()).
+		Where("partner_id = ? AND id = ?", partnerID, userID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("logout user %s: %w", userID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apperr.New(apperr.CodeUserNotFound, "user not found")
+	}
+	return nil
+}
+
+// LogoutExternalTx is LogoutTx for the partner's external user id.
+func (s *Service) LogoutExternalTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, externalID string) error {
+	u, err := s.Get(ctx, tx, partnerID, externalID)
+	if err != nil {
+		return err
+	}
+	return s.LogoutTx(ctx, tx, partnerID, u.ID)
+}
