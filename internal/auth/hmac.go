@@ -44,6 +44,17 @@ type Request struct {
 	// behind a trusted proxy), checked against the partner's allowed
 	// origins. The zero Addr matches no origin entry.
 	ClientIP netip.Addr
+	// DeferReplay leaves the replay-cache entry to the caller (see
+	// PartnerPrincipal.Replay): a write records it in its own transaction
+	// instead of paying a separate commit.
+	DeferReplay bool
+}
+
+// Replay is a verified signature still to be remembered in the replay cache.
+type Replay struct {
+	partnerID uuid.UUID
+	digests   [][]byte
+	signedAt  time.Time
 }
 
 // PartnerPrincipal is an authenticated partner back end.
@@ -55,6 +66,9 @@ type PartnerPrincipal struct {
 	// required on writes of the ed25519 scheme (and signed there); for the
 	// other schemes it is optional. The idempotency layer reads it here.
 	IdempotencyKey string
+	// Replay, when the request asked to defer it, must be remembered with
+	// PartnerAuthenticator.Remember before the request takes effect.
+	Replay *Replay
 }
 
 // Schemes, as named in partners.allowed_schemes.
@@ -100,6 +114,8 @@ type verified struct {
 	// replayDigests identify the signature in the replay cache (HMAC may
 	// carry several verified entries; all are remembered).
 	replayDigests [][]byte
+	// lastUsedAt of the credential, to skip touching it when recent.
+	lastUsedAt *time.Time
 	// signedAt is the signature's timestamp; the replay entry outlives the
 	// skew window around it.
 	signedAt       time.Time
@@ -123,13 +139,30 @@ func (a *PartnerAuthenticator) finish(ctx context.Context, r Request, v verified
 			return nil, err
 		}
 	}
-	if err := a.rememberSignature(ctx, p.ID, v.replayDigests, v.signedAt); err != nil {
-		return nil, err
+	replay := &Replay{partnerID: p.ID, digests: v.replayDigests, signedAt: v.signedAt}
+	if !r.DeferReplay {
+		if err := a.Remember(ctx, a.DB, replay); err != nil {
+			return nil, err
+		}
+		replay = nil
 	}
-	if err := a.Partners.TouchCredential(ctx, a.DB, p.ID, v.credentialID); err != nil {
-		return nil, err
+	if v.lastUsedAt == nil || partner.NeedsTouch(v.lastUsedAt, a.Now()) {
+		if err := a.Partners.TouchCredential(ctx, a.DB, p.ID, v.credentialID); err != nil {
+			return nil, err
+		}
 	}
-	return &PartnerPrincipal{Partner: p, CredentialID: v.credentialID, Scheme: v.scheme, IdempotencyKey: v.idempotencyKey}, nil
+	return &PartnerPrincipal{Partner: p, CredentialID: v.credentialID, Scheme: v.scheme, IdempotencyKey: v.idempotencyKey, Replay: replay}, nil
+}
+
+// Remember records a deferred signature in the replay cache, in db (the
+// write's transaction, or the pool after the write failed so that a
+// refused request cannot be replayed later either). SIGNATURE_REPLAYED when
+// it was seen before.
+func (a *PartnerAuthenticator) Remember(ctx context.Context, db bun.IDB, r *Replay) error {
+	if r == nil {
+		return nil
+	}
+	return a.rememberSignature(ctx, db, r.partnerID, r.digests, r.signedAt)
 }
 
 // HeaderIdempotencyKey names the idempotency key of a partner write.
@@ -307,6 +340,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 
 	var matched []byte
 	var credID uuid.UUID
+	var lastUsed *time.Time
 	// every MAC of the header that verified: all are remembered, so a
 	// captured "v1=…,v2=…" header cannot be replayed with one entry dropped.
 	var verifiedMACs [][]byte
@@ -328,7 +362,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 			if match(sig.v2, want) {
 				verifiedMACs = append(verifiedMACs, want)
 				if matched == nil {
-					matched, credID = want, s.CredentialID
+					matched, credID, lastUsed = want, s.CredentialID, s.LastUsedAt
 				}
 			}
 		}
@@ -340,7 +374,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 				case requireV2:
 					v1Only = true
 				case matched == nil:
-					matched, credID = want, s.CredentialID
+					matched, credID, lastUsed = want, s.CredentialID, s.LastUsedAt
 				}
 			}
 		}
@@ -364,7 +398,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 		}
 	}
 	return a.finish(ctx, r, verified{
-		partner: p, credentialID: credID, scheme: SchemeHMAC, replayDigests: digests,
+		partner: p, credentialID: credID, scheme: SchemeHMAC, replayDigests: digests, lastUsedAt: lastUsed,
 		signedAt: time.Unix(sig.timestamp, 0), idempotencyKey: idem,
 	})
 }
@@ -374,7 +408,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 // captured header does not make it new; Ed25519 signatures and request JWTs
 // are remembered by their signature bytes. Entries outlive the skew window
 // and are then pruned by a periodic job.
-func (a *PartnerAuthenticator) rememberSignature(ctx context.Context, partnerID uuid.UUID, digests [][]byte, ts time.Time) error {
+func (a *PartnerAuthenticator) rememberSignature(ctx context.Context, db bun.IDB, partnerID uuid.UUID, digests [][]byte, ts time.Time) error {
 	if len(digests) == 0 {
 		return fmt.Errorf("replay cache: no digest")
 	}
@@ -385,7 +419,7 @@ func (a *PartnerAuthenticator) rememberSignature(ctx context.Context, partnerID 
 		values[i] = "(?, ?, ?)"
 		args = append(args, partnerID, d, expires)
 	}
-	res, err := a.DB.NewRaw(
+	res, err := db.NewRaw(
 		"INSERT INTO replay_cache (partner_id, digest, expires_at) VALUES "+strings.Join(values, ", ")+" ON CONFLICT DO NOTHING",
 		args...,
 	).Exec(ctx)

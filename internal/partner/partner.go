@@ -232,6 +232,7 @@ func HashAPIKey(apiKey string) []byte {
 type SharedSecret struct {
 	CredentialID uuid.UUID
 	Secret       []byte
+	LastUsedAt   *time.Time
 }
 
 // EnabledSecrets returns the opened secrets of the partner's enabled
@@ -250,13 +251,23 @@ func (s *Service) EnabledSecrets(ctx context.Context, db bun.IDB, partnerID uuid
 		if err != nil {
 			return nil, fmt.Errorf("open credential %s: %w", c.ID, err)
 		}
-		out = append(out, SharedSecret{CredentialID: c.ID, Secret: pt})
+		out = append(out, SharedSecret{CredentialID: c.ID, Secret: pt, LastUsedAt: c.LastUsedAt})
 	}
 	return out, nil
 }
 
-// TouchCredential records use, at most once a minute per credential so hot
-// partners do not serialise on one row.
+// TouchInterval is how stale last_used_at may get: use is recorded at most
+// once per interval per credential, so hot partners neither serialise on one
+// row nor pay a write per request.
+const TouchInterval = time.Minute
+
+// NeedsTouch reports whether a credential last used at lastUsed should be
+// touched now.
+func NeedsTouch(lastUsed *time.Time, now time.Time) bool {
+	return lastUsed == nil || lastUsed.Before(now.Add(-TouchInterval))
+}
+
+// TouchCredential records use, at most once per TouchInterval.
 func (s *Service) TouchCredential(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID) error {
 	_, err := db.NewUpdate().Model((*Credential)(nil)).
 		Set("last_used_at = ?", s.Now().UTC()).

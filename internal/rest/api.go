@@ -142,17 +142,21 @@ type PartnerHandler func(w http.ResponseWriter, r *http.Request, p *auth.Partner
 // scheme follows the headers (HMAC, Ed25519 or request JWT, see
 // auth.PartnerAuthenticator.Authenticate), then the partner's controls
 // (access switch, schemes, origins, replay cache) and its rate limit.
-func (a *API) Partner(h PartnerHandler) http.Handler { return a.partnerLimit(a.MaxBodyBytes, h) }
+func (a *API) Partner(h PartnerHandler) http.Handler { return a.partnerLimit(a.MaxBodyBytes, false, h) }
 
-// partnerLimit is Partner with a route-specific body limit.
-func (a *API) partnerLimit(limit int64, h PartnerHandler) http.Handler {
+// partnerLimit is Partner with a route-specific body limit. With
+// deferReplay the handler must remember the signature (PartnerWrite does,
+// inside its transaction).
+func (a *API) partnerLimit(limit int64, deferReplay bool, h PartnerHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := ReadBody(r, limit)
 		if err != nil {
 			WriteError(w, r, a.Log, err)
 			return
 		}
-		p, err := a.PartnerAuth.Authenticate(r.Context(), a.authRequest(r, body))
+		ar := a.authRequest(r, body)
+		ar.DeferReplay = deferReplay
+		p, err := a.PartnerAuth.Authenticate(r.Context(), ar)
 		if err != nil {
 			WriteError(w, r, a.Log, err)
 			return
