@@ -323,18 +323,15 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 		return nil, err
 	}
 	slug := r.Header.Get(HeaderPartnerSlug)
-	p, err := a.Partners.BySlug(ctx, a.DB, slug)
+	p, s, err := a.Partners.BySlugWithSecrets(ctx, a.DB, slug, partner.KindHMAC)
 	secrets := []partner.SharedSecret{{Secret: dummySecret}}
 	known := false
-	if err == nil {
-		s, serr := a.Partners.EnabledSecrets(ctx, a.DB, p.ID, partner.KindHMAC)
-		if serr != nil {
-			return nil, serr
-		}
+	switch {
+	case err == nil:
 		if len(s) > 0 {
 			secrets, known = s, true
 		}
-	} else if !apperr.Is(err, apperr.CodeNotFound) {
+	case !apperr.Is(err, apperr.CodeNotFound):
 		return nil, err
 	}
 

@@ -256,6 +256,41 @@ func (s *Service) EnabledSecrets(ctx context.Context, db bun.IDB, partnerID uuid
 	return out, nil
 }
 
+// BySlugWithSecrets loads a partner and the opened secrets of its enabled
+// credentials of a kind in one query: the signature check of every partner
+// request needs both, and this is its hottest query.
+func (s *Service) BySlugWithSecrets(ctx context.Context, db bun.IDB, slug, kind string) (*Partner, []SharedSecret, error) {
+	var rows []struct {
+		Partner  `bun:",extend"`
+		CredID   *uuid.UUID `bun:"cred_id,type:uuid"`
+		Sealed   []byte     `bun:"cred_sealed"`
+		LastUsed *time.Time `bun:"cred_last_used_at"`
+	}
+	err := db.NewRaw(`SELECT p.*, c.id AS cred_id, c.secret_sealed AS cred_sealed, c.last_used_at AS cred_last_used_at
+		FROM partners p
+		LEFT JOIN partner_credentials c ON c.partner_id = p.id AND c.kind = ? AND c.enabled
+		WHERE p.slug = ? ORDER BY c.created_at DESC`, kind, slug).Scan(ctx, &rows)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, fmt.Errorf("load partner %s with %s credentials: %w", slug, kind, err)
+	}
+	if len(rows) == 0 {
+		return nil, nil, apperr.New(apperr.CodeNotFound, "partner not found")
+	}
+	p := rows[0].Partner
+	var out []SharedSecret
+	for _, r := range rows {
+		if r.CredID == nil {
+			continue
+		}
+		pt, err := s.Keys.Open(r.Sealed, credentialAAD(p.ID, *r.CredID))
+		if err != nil {
+			return nil, nil, fmt.Errorf("open credential %s: %w", *r.CredID, err)
+		}
+		out = append(out, SharedSecret{CredentialID: *r.CredID, Secret: pt, LastUsedAt: r.LastUsed})
+	}
+	return &p, out, nil
+}
+
 // TouchInterval is how stale last_used_at may get: use is recorded at most
 // once per interval per credential, so hot partners neither serialise on one
 // row nor pay a write per request.
