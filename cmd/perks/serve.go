@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/config"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/demo"
 	"github.com/perkshq/perks/internal/earning"
@@ -120,7 +122,9 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	s := &demo.Seeder{DB: db.Bun, Partners: partner.NewService(keys), Earning: earning.NewService(nil), SecretsDir: cfg.SecretsDir}
+	rules := earning.NewService(nil)
+	s := &demo.Seeder{DB: db.Bun, Partners: partner.NewService(keys), Earning: rules,
+		Content: &content.Service{Earning: rules, Now: time.Now}, SecretsDir: cfg.SecretsDir}
 	_, err = s.Run(ctx, stdout)
 	return err
 }
