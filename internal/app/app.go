@@ -26,6 +26,7 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 // App is a running Perks process.
@@ -38,6 +39,7 @@ type App struct {
 	Events   *event.Recorder
 	Partners *partner.Service
 	Users    *user.Service
+	Webhooks *webhook.Service
 	Handler  http.Handler
 	Registry *prometheus.Registry
 	Now      func() time.Time
@@ -76,26 +78,41 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Events = &event.Recorder{Now: a.now}
 	a.Partners = &partner.Service{Keys: keys, Now: a.now}
 	a.Users = &user.Service{Keys: keys, Events: a.Events, Now: a.now}
+	policy := WebhookPolicy(cfg)
+	a.Webhooks = &webhook.Service{
+		Keys: keys, Users: a.Users, Policy: policy, Sender: webhook.NewSender(policy), Log: log, Now: a.now,
+	}
+	a.Events.Dispatcher = a.Webhooks
+	if cfg.WebhookAllowPriv && !cfg.Development() {
+		log.Warn("PERKS_WEBHOOK_ALLOW_PRIVATE is set in production: webhook endpoints may reach private networks")
+	}
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &jobs.PruneReplayCacheWorker{DB: db.Bun, Now: a.Now})
+	river.AddWorker(workers, &webhook.DeliverWorker{DB: db.Bun, Webhooks: a.Webhooks})
+	river.AddWorker(workers, &webhook.ReplayWorker{DB: db.Bun, Webhooks: a.Webhooks})
+	river.AddWorker(workers, &webhook.PruneWorker{DB: db.Bun, Webhooks: a.Webhooks, Retention: cfg.WebhookRetention})
 	var err error
 	a.Jobs, err = jobs.New(db, workers, jobs.Options{
-		Work:       cfg.Workers,
-		MaxWorkers: cfg.RiverMaxWorkers,
-		Log:        log,
-		Periodic:   jobs.MaintenancePeriodic(),
+		Work:              cfg.Workers,
+		MaxWorkers:        cfg.RiverMaxWorkers,
+		Log:               log,
+		FetchCooldown:     cfg.FetchCooldown,
+		FetchPollInterval: cfg.FetchPollInt,
+		Queues:            map[string]int{webhook.Queue: cfg.WebhookWorkers},
+		Periodic:          append(jobs.MaintenancePeriodic(), webhook.Periodic()...),
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.Webhooks.Jobs = a.Jobs
 
 	a.Registry = prometheus.NewRegistry()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Registry.MustRegister(newDBCollector(db))
 
 	api := &rest.API{
-		DB: db, Partners: a.Partners, Users: a.Users, MaxBodyBytes: cfg.MaxBodyBytes, Log: log,
+		DB: db, Partners: a.Partners, Users: a.Users, Webhooks: a.Webhooks, MaxBodyBytes: cfg.MaxBodyBytes, Log: log,
 		PartnerAuth: &auth.PartnerAuthenticator{DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now},
 		ConsumerAuth: &auth.ConsumerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Users: a.Users, Leeway: cfg.JWTLeeway, Now: a.now,
@@ -108,6 +125,12 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
 	})
 	return a, nil
+}
+
+// WebhookPolicy is where webhook deliveries may go under cfg: https only in
+// production, private networks only when explicitly allowed.
+func WebhookPolicy(cfg *config.Config) *webhook.URLPolicy {
+	return &webhook.URLPolicy{RequireHTTPS: !cfg.Development(), AllowPrivate: cfg.WebhookAllowPriv}
 }
 
 // now indirects through a.Now so tests can swap the clock after New.

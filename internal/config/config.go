@@ -44,6 +44,10 @@ type Config struct {
 	TrustedProxies   []*net.IPNet
 	DemoWebhookURL   string
 	WebhookAllowPriv bool
+	WebhookRetention time.Duration
+	WebhookWorkers   int
+	FetchCooldown    time.Duration
+	FetchPollInt     time.Duration
 	PublicBaseURL    string
 }
 
@@ -102,6 +106,10 @@ var vars = []variable{
 	}},
 	{"PERKS_DEMO_WEBHOOK_URL", "", "When set, `perks seed` gives acme a webhook endpoint with this URL.", func(c *Config, v string) error { c.DemoWebhookURL = v; return nil }},
 	{"PERKS_WEBHOOK_ALLOW_PRIVATE", "false", "Allow webhook URLs on loopback/private networks (development and tests only).", boolVar(func(c *Config, b bool) { c.WebhookAllowPriv = b })},
+	{"PERKS_WEBHOOK_RETENTION", "720h", "How long the webhook delivery log (deliveries and attempts) is kept after a delivery finishes.", durVar(func(c *Config, d time.Duration) { c.WebhookRetention = d })},
+	{"PERKS_WEBHOOK_MAX_WORKERS", "50", "Concurrent webhook deliveries per process (the River `webhook` queue).", intVar(func(c *Config, n int) { c.WebhookWorkers = n })},
+	{"PERKS_RIVER_FETCH_COOLDOWN", "5ms", "Shortest pause between two River job fetches while jobs keep coming; lower delivers faster at more database load (see `make bench`).", durVar(func(c *Config, d time.Duration) { c.FetchCooldown = d })},
+	{"PERKS_RIVER_FETCH_POLL_INTERVAL", "100ms", "How often River polls for jobs when no insert notification arrives (scheduled retries, missed notifications).", durVar(func(c *Config, d time.Duration) { c.FetchPollInt = d })},
 	{"PERKS_PUBLIC_BASE_URL", "http://localhost:4000", "The externally visible base URL, used in printed instructions and docs links.", func(c *Config, v string) error { c.PublicBaseURL = strings.TrimRight(v, "/"); return nil }},
 }
 

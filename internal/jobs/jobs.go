@@ -39,6 +39,9 @@ type Options struct {
 	FetchCooldown     time.Duration
 	FetchPollInterval time.Duration
 	Periodic          []*river.PeriodicJob
+	// Queues are worked next to the default and maintenance queues, with
+	// the given number of workers each (domain queues such as webhooks).
+	Queues map[string]int
 }
 
 // Clients are the two River clients over the one pool.
@@ -72,6 +75,9 @@ func New(db *database.DB, workers *river.Workers, o Options) (*Clients, error) {
 		cfg.Queues = map[string]river.QueueConfig{
 			QueueDefault:     {MaxWorkers: o.MaxWorkers},
 			QueueMaintenance: {MaxWorkers: 2},
+		}
+		for name, n := range o.Queues {
+			cfg.Queues[name] = river.QueueConfig{MaxWorkers: n}
 		}
 	}
 	work, err := river.NewClient(riverpgxv5.New(db.Pool), cfg)

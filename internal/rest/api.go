@@ -13,6 +13,7 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 // API holds what the REST handlers need.
@@ -20,6 +21,7 @@ type API struct {
 	DB           *database.DB
 	Partners     *partner.Service
 	Users        *user.Service
+	Webhooks     *webhook.Service
 	PartnerAuth  *auth.PartnerAuthenticator
 	ConsumerAuth *auth.ConsumerAuthenticator
 	MaxBodyBytes int64
@@ -153,4 +155,5 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodGet, "/integrations/users/{externalUserId}", a.Partner(a.getUser))
 	rt.Handle(http.MethodDelete, "/integrations/users/{externalUserId}", a.Partner(a.deleteUser))
 	rt.Handle(http.MethodGet, "/me", a.Consumer(a.me))
+	a.registerWebhooks(rt)
 }
