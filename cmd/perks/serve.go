@@ -13,6 +13,7 @@ import (
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/demo"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 // open loads the configuration, the logger and the database.
@@ -119,7 +120,10 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	s := &demo.Seeder{DB: db.Bun, Partners: partner.NewService(keys), SecretsDir: cfg.SecretsDir}
+	s := &demo.Seeder{
+		DB: db.Bun, Partners: partner.NewService(keys), SecretsDir: cfg.SecretsDir,
+		Webhooks: &webhook.Service{Keys: keys, Policy: app.WebhookPolicy(cfg)}, DemoWebhookURL: cfg.DemoWebhookURL,
+	}
 	_, err = s.Run(ctx, stdout)
 	return err
 }
