@@ -195,25 +195,27 @@ func failure(r *Result) string {
 	return r.Err
 }
 
-// record logs the attempt and moves the delivery on, in one transaction.
-// The update is conditional on the generation, so a replay that happened
-// meanwhile is not overwritten; the attempt is logged either way.
+// record logs the attempt, moves the delivery on and, after a 410, disables
+// the endpoint, in one statement (atomic, one round trip: this runs once per
+// delivery). The delivery update is conditional on the generation, so a
+// replay that happened meanwhile is not overwritten; the attempt is logged
+// either way.
 func (s *Service) record(ctx context.Context, db bun.IDB, args DeliverArgs, t *target, now time.Time, res *Result, status, reason string, next time.Time) error {
-	att := &Attempt{
-		PartnerID: args.PartnerID, DeliveryID: t.DeliveryID, Attempt: t.AttemptCount + 1, AttemptedAt: now,
-		LatencyMS: int(res.Latency / time.Millisecond),
-	}
+	latency := int(res.Latency / time.Millisecond)
+	var statusCode *int
+	var body, attErr, lastErr, disabledReason *string
 	if res.StatusCode != 0 {
-		att.StatusCode = &res.StatusCode
-		att.ResponseBody = &res.Body
+		statusCode, body = &res.StatusCode, &res.Body
 	}
 	if res.Err != "" {
-		att.Error = &res.Err
+		attErr = &res.Err
 	}
-	var lastErr *string
 	if !res.Succeeded() {
 		msg := failure(res)
 		lastErr = &msg
+	}
+	if reason != "" {
+		disabledReason = &reason
 	}
 	var nextAt, completedAt *time.Time
 	if !next.IsZero() {
@@ -222,29 +224,26 @@ func (s *Service) record(ctx context.Context, db bun.IDB, args DeliverArgs, t *t
 	if status != StatusPending {
 		completedAt = &now
 	}
-	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(att).Exec(ctx); err != nil {
-			return fmt.Errorf("log webhook attempt: %w", err)
-		}
-		_, err := tx.NewRaw(`UPDATE webhook_deliveries SET status = ?, attempt_count = attempt_count + 1,
-				last_attempt_at = ?, last_status_code = ?, last_error = ?, next_attempt_at = ?,
-				updated_at = ?, completed_at = ?
-			WHERE partner_id = ? AND id = ? AND generation = ?`,
-			status, now, att.StatusCode, lastErr, nextAt, now, completedAt,
-			args.PartnerID, t.DeliveryID, args.Generation).Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("update delivery %s: %w", t.DeliveryID, err)
-		}
-		if reason == "" {
-			return nil
-		}
-		_, err = tx.NewRaw(`UPDATE webhook_endpoints SET enabled = false, disabled_reason = ?, updated_at = ?
-			WHERE partner_id = ? AND id = ?`, reason, now, args.PartnerID, args.EndpointID).Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("disable endpoint %s: %w", args.EndpointID, err)
-		}
-		return nil
-	})
+	_, err := db.NewRaw(`
+		WITH attempt AS (
+			INSERT INTO webhook_attempts (partner_id, delivery_id, attempt, attempted_at, status_code, latency_ms, response_body, error)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		), endpoint AS (
+			UPDATE webhook_endpoints SET enabled = false, disabled_reason = ?, updated_at = ?
+			WHERE ?::text IS NOT NULL AND partner_id = ? AND id = ?
+		)
+		UPDATE webhook_deliveries SET status = ?, attempt_count = attempt_count + 1,
+			last_attempt_at = ?, last_status_code = ?, last_error = ?, next_attempt_at = ?,
+			updated_at = ?, completed_at = ?
+		WHERE partner_id = ? AND id = ? AND generation = ?`,
+		args.PartnerID, t.DeliveryID, t.AttemptCount+1, now, statusCode, latency, body, attErr,
+		disabledReason, now, disabledReason, args.PartnerID, args.EndpointID,
+		status, now, statusCode, lastErr, nextAt, now, completedAt,
+		args.PartnerID, t.DeliveryID, args.Generation).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("record attempt of delivery %s: %w", t.DeliveryID, err)
+	}
+	return nil
 }
 
 // DeliverWorker works delivery jobs. It is thin: Service.Deliver makes the
