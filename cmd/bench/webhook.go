@@ -399,4 +399,3 @@ func riverNoop(ctx context.Context, db *database.DB, log *slog.Logger, workers i
 	}
 	return float64(fanoutEvents) / time.Unix(0, w.last.Load()).Sub(start).Seconds(), nil
 }
-
