@@ -179,7 +179,11 @@ func (s *Service) Deliver(ctx context.Context, db bun.IDB, args DeliverArgs, att
 			out.NextAttempt = now.Add(max(jitter(RetryDelay(attempt)), res.RetryAfter))
 		}
 	}
-	if err := s.record(ctx, db, args, &t, now, &res, status, reason, out.NextAttempt); err != nil {
+	// The receiver has answered: record that even if the job is being
+	// cancelled (a graceful shutdown), or it would be sent again.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.record(rctx, db, args, &t, now, &res, status, reason, out.NextAttempt); err != nil {
 		return Outcome{}, err
 	}
 	if reason != "" {
