@@ -72,6 +72,9 @@ func (s *Service) PutEndpoint(ctx context.Context, tx bun.Tx, partnerID, id uuid
 	if err := s.validate(ctx, &p); err != nil {
 		return nil, "", false, err
 	}
+	if err := lockPartner(ctx, tx, partnerID); err != nil {
+		return nil, "", false, err
+	}
 	now := s.now()
 	ep = new(Endpoint)
 	err = tx.NewSelect().Model(ep).Where("partner_id = ? AND id = ?", partnerID, id).For("UPDATE").Scan(ctx)
@@ -105,12 +108,21 @@ func (s *Service) CreateEndpoint(ctx context.Context, tx bun.Tx, partnerID uuid.
 	return ep, secret, err
 }
 
-func (s *Service) createTx(ctx context.Context, tx bun.Tx, partnerID, id uuid.UUID, p EndpointParams) (*Endpoint, string, bool, error) {
-	// Serialise creations per partner so concurrent requests cannot pass
-	// the limit together. NO KEY UPDATE does not block the foreign-key
-	// checks of inserts referencing the partner.
+// lockPartner serialises endpoint creation per partner, so concurrent
+// requests can neither pass the limit together nor both create one id. NO
+// KEY UPDATE does not block the foreign-key checks of inserts referencing
+// the partner (its users, events, ...). Taking it again in one transaction
+// is a no-op.
+func lockPartner(ctx context.Context, tx bun.Tx, partnerID uuid.UUID) error {
 	if _, err := tx.NewRaw("SELECT 1 FROM partners WHERE id = ? FOR NO KEY UPDATE", partnerID).Exec(ctx); err != nil {
-		return nil, "", false, fmt.Errorf("lock partner: %w", err)
+		return fmt.Errorf("lock partner: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) createTx(ctx context.Context, tx bun.Tx, partnerID, id uuid.UUID, p EndpointParams) (*Endpoint, string, bool, error) {
+	if err := lockPartner(ctx, tx, partnerID); err != nil {
+		return nil, "", false, err
 	}
 	n, err := tx.NewSelect().Model((*Endpoint)(nil)).Where("partner_id = ?", partnerID).Count(ctx)
 	if err != nil {

@@ -1,15 +1,21 @@
 package webhook_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/dbtest"
 	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/keyring"
+	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/webhook"
 )
 
@@ -174,4 +180,39 @@ func TestPruneDeliveries(t *testing.T) {
 	opts := webhook.PruneArgs{}.InsertOpts()
 	require.Equal(t, time.Hour, opts.UniqueOpts.ByPeriod, "one prune per period across replicas")
 	require.Len(t, webhook.Periodic(), 1)
+}
+
+// TestConcurrentPutsCreateOneEndpoint: simultaneous first PUTs of one id
+// (a client retrying) create it once; the others update it.
+func TestConcurrentPutsCreateOneEndpoint(t *testing.T) {
+	t.Parallel()
+	db := dbtest.NewDB(t)
+	keys, err := keyring.New(make([]byte, keyring.KeySize))
+	require.NoError(t, err)
+	ctx := context.Background()
+	p, err := partner.NewService(keys).Upsert(ctx, db.Bun, partner.CreateParams{Slug: "race", Name: "Race"})
+	require.NoError(t, err)
+	svc := &webhook.Service{Keys: keys, Policy: &webhook.URLPolicy{AllowPrivate: true}}
+	id := uuid.New()
+	const n = 8
+	created := make(chan bool, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			var c bool
+			err := db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				var err error
+				_, _, c, err = svc.PutEndpoint(ctx, tx, p.ID, id, webhook.EndpointParams{URL: "http://127.0.0.1:1/x", Enabled: true})
+				return err
+			})
+			assert.NoError(t, err)
+			created <- c
+		}()
+	}
+	total := 0
+	for i := 0; i < n; i++ {
+		if <-created {
+			total++
+		}
+	}
+	require.Equal(t, 1, total)
 }
