@@ -192,6 +192,22 @@ func (s *Service) Deliver(ctx context.Context, db bun.IDB, args DeliverArgs, att
 	return out, nil
 }
 
+// giveUp marks a delivery failed when its last attempt could not even be
+// made (River discards the job next), so the log does not show it pending
+// forever. Best effort: the database may be what failed.
+func (s *Service) giveUp(ctx context.Context, db bun.IDB, args DeliverArgs) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	now := s.now()
+	_, err := db.NewRaw(`UPDATE webhook_deliveries SET status = ?, last_error = ?, next_attempt_at = NULL, updated_at = ?, completed_at = ?
+		WHERE partner_id = ? AND event_id = ? AND endpoint_id = ? AND generation = ? AND status = ?`,
+		StatusFailed, "Perks could not make the last attempt; replay the event", now, now,
+		args.PartnerID, args.EventID, args.EndpointID, args.Generation, StatusPending).Exec(ctx)
+	if err != nil {
+		s.log().Error("mark webhook delivery failed", "partner", args.PartnerID, "event", args.EventID, "endpoint", args.EndpointID, "error", err.Error())
+	}
+}
+
 func failure(r *Result) string {
 	if r.StatusCode != 0 {
 		return fmt.Sprintf("receiver answered %d", r.StatusCode)
@@ -267,6 +283,9 @@ type DeliverWorker struct {
 func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	out, err := w.Webhooks.Deliver(ctx, w.DB, job.Args, job.Attempt, job.MaxAttempts)
 	if err != nil {
+		if job.Attempt >= job.MaxAttempts {
+			w.Webhooks.giveUp(ctx, w.DB, job.Args)
+		}
 		return err
 	}
 	if out.Retry {

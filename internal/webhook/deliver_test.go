@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -272,6 +273,29 @@ func TestLastAttemptFailsTheDelivery(t *testing.T) {
 	require.NotNil(t, d.CompletedAt)
 	require.Nil(t, d.NextAttemptAt)
 	require.Equal(t, "receiver answered 500", *d.LastError)
+}
+
+// TestLastAttemptThatCannotBeMadeFailsTheDelivery: when the last attempt
+// breaks down before reaching the receiver, the delivery does not stay
+// pending after River discards the job.
+func TestLastAttemptThatCannotBeMadeFailsTheDelivery(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rcv := newReceiver(t)
+	ep, _ := b.endpoint(t, rcv.URL)
+	ev := b.emit(t, event.UserCreated, nil)
+	job := b.deliveryJobs(t)[0].JobRow
+	_, err := b.tx.NewRaw("UPDATE river_job SET attempt = max_attempts - 1 WHERE id = ?", job.ID).Exec(b.ctx)
+	require.NoError(t, err)
+	job.Attempt = job.MaxAttempts - 1
+	webhook.SetAfterSend(b.svc, func() error { return errors.New("worker lost its database connection") })
+
+	res := b.work(t, job)
+	require.Equal(t, rivertype.JobStateDiscarded, res.Job.State)
+	d, atts := b.delivery(t, ev, ep)
+	require.Equal(t, webhook.StatusFailed, d.Status)
+	require.Empty(t, atts)
+	require.NotContains(t, *d.LastError, "database", "internal errors are not shown to the partner")
 }
 
 // TestKilledAfterSendingDeliversAgain: a worker that dies after the
