@@ -6,8 +6,13 @@ package graph
 //go:generate go tool gqlgen generate
 
 import (
+	"time"
+
 	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -16,4 +21,10 @@ type Resolver struct {
 	DB       *database.DB
 	Partners *partner.Service
 	Users    *user.Service
+	Ledger   *ledger.Service
+	Earning  *earning.Service
+	// Ranks is the leaderboard (named so it does not clash with the
+	// ranking resolver method).
+	Ranks *ranking.Service
+	Now   func() time.Time
 }

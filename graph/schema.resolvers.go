@@ -7,18 +7,225 @@ package graph
 
 import (
 	"context"
+	"strconv"
 
+	"github.com/perkshq/perks/graph/model"
+	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/uptrace/bun"
 )
 
-func (r *queryResolver) Me(ctx context.Context) (*user.User, error) {
+func (r *ledgerEntryResolver) ID(ctx context.Context, obj *ledger.Entry) (string, error) {
+	return strconv.FormatInt(obj.ID, 10), nil
+}
+
+func (r *ledgerEntryResolver) Kind(ctx context.Context, obj *ledger.Entry) (string, error) {
+	return string(obj.Kind), nil
+}
+
+func (r *ledgerEntryResolver) Action(ctx context.Context, obj *ledger.Entry) (*string, error) {
+	return obj.ActionCode, nil
+}
+
+func (r *mutationResolver) TriggerAction(ctx context.Context, code string, idempotencyKey string) (*model.TriggerActionPayload, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := earning.ValidateCode("code", code); err != nil {
+		return nil, err
+	}
+	type result struct {
+		EntryID int64 `json:"entryId"`
+	}
+	res, err := idempotentTx(ctx, r.Resolver, c, "triggerAction", idempotencyKey, []byte(code), func(ctx context.Context, tx bun.Tx) (*result, error) {
+		e, err := r.Earning.EarnTx(ctx, tx, c.Partner, earning.EarnParams{UserID: c.User.ID, Code: code, ByClient: true})
+		if err != nil {
+			return nil, err
+		}
+		return &result{EntryID: e.ID}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	e, err := r.Ledger.Entry(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, res.EntryID)
+	if err != nil {
+		return nil, err
+	}
+	return &model.TriggerActionPayload{Entry: e, Balance: int(e.BalanceAfter)}, nil
+}
+
+func (r *mutationResolver) DeleteMe(ctx context.Context) (bool, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = r.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return r.Users.AnonymiseUserTx(ctx, tx, c.User)
+	})
+	return err == nil, err
+}
+
+func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
 	c, err := auth.ConsumerFrom(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = r.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return r.Users.LogoutTx(ctx, tx, c.Partner.ID, c.User.ID)
+	})
+	return err == nil, err
+}
+
+func (r *programResolver) Actions(ctx context.Context, obj *model.Program) ([]*model.ProgramAction, error) {
+	rules, err := r.Earning.Rules(ctx, r.DB.Bun, obj.Partner.ID, false)
+	if err != nil {
+		return nil, err
+	}
+	now := r.Now()
+	var visible []earning.Rule
+	for _, rule := range rules {
+		if rule.ClientTriggerable && rule.Active(now) {
+			visible = append(visible, rule)
+		}
+	}
+	var avail map[string]earning.Availability
+	if c, err := consumer(ctx); err == nil && c.Partner.ID == obj.Partner.ID {
+		if avail, err = r.Earning.AvailabilityFor(ctx, r.DB.Bun, c.Partner, c.User.ID, visible); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]*model.ProgramAction, 0, len(visible))
+	for _, rule := range visible {
+		a := avail[rule.Code]
+		out = append(out, &model.ProgramAction{
+			Code: rule.Code, Name: rule.Name, Description: rule.Description, Points: int(rule.Points),
+			DailyCap: rule.DailyCap, LifetimeCap: rule.LifetimeCap, CooldownSeconds: rule.CooldownSeconds,
+			RemainingToday: a.RemainingToday, RemainingLifetime: a.RemainingLifetime, AvailableAt: a.AvailableAt,
+		})
+	}
+	return out, nil
+}
+
+func (r *queryResolver) Me(ctx context.Context) (*user.User, error) {
+	c, err := consumer(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return c.User, nil
+}
+
+func (r *queryResolver) Program(ctx context.Context, partnerSlug *string) (*model.Program, error) {
+	var p *partner.Partner
+	c, err := consumer(ctx)
+	switch {
+	case err == nil:
+		p = c.Partner
+		if partnerSlug != nil && *partnerSlug != p.Slug {
+			return nil, apperr.Field(apperr.CodeForbidden, "partnerSlug", "the token belongs to another partner")
+		}
+	case !apperr.Is(err, apperr.CodeUnauthenticated):
+		return nil, err // a token was sent and failed: say so
+	case partnerSlug == nil || *partnerSlug == "":
+		return nil, apperr.Field(apperr.CodeMissingField, "partnerSlug", "send a consumer token or the partner's slug")
+	default:
+		p, err = r.Partners.BySlug(ctx, r.DB.Bun, *partnerSlug)
+		if err != nil {
+			return nil, err
+		}
+		if !p.APIEnabled {
+			return nil, apperr.New(apperr.CodePartnerDisabled, "this partner's program is switched off")
+		}
+	}
+	name := p.ProgramName
+	if name == "" {
+		name = p.DisplayName
+	}
+	return &model.Program{Name: name, CurrencyName: p.CurrencyName, Partner: p}, nil
+}
+
+func (r *queryResolver) History(ctx context.Context, kind *model.HistoryKind, first *int, after *string) (*model.LedgerEntryConnection, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := pageSize(first, 20, 100)
+	if err != nil {
+		return nil, err
+	}
+	before, err := decodeCursor("e", after)
+	if err != nil {
+		return nil, err
+	}
+	dir := ledger.DirectionAll
+	if kind != nil {
+		switch *kind {
+		case model.HistoryKindEarn:
+			dir = ledger.DirectionCredit
+		case model.HistoryKindBurn:
+			dir = ledger.DirectionDebit
+		}
+	}
+	entries, err := r.Ledger.History(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, dir, before, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.LedgerEntryConnection{PageInfo: &model.PageInfo{HasNextPage: len(entries) > limit}}
+	if len(entries) > limit {
+		entries = entries[:limit]
+	}
+	conn.Edges = make([]*model.LedgerEntryEdge, 0, len(entries))
+	for i := range entries {
+		cur := encodeCursor("e", entries[i].ID)
+		conn.Edges = append(conn.Edges, &model.LedgerEntryEdge{Cursor: cur, Node: &entries[i]})
+		conn.PageInfo.EndCursor = &cur
+	}
+	return conn, nil
+}
+
+func (r *queryResolver) Ranking(ctx context.Context, around *int) (*model.Ranking, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := 5
+	if around != nil {
+		n = *around
+	}
+	if n < 0 || n > ranking.MaxAround {
+		return nil, apperr.Field(apperr.CodeInvalidField, "around", "around must be between 0 and %d", ranking.MaxAround)
+	}
+	a, err := r.Ranks.Around(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, n)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.Ranking{Above: leaderboardEntries(a.Above, c.User.ID), Below: leaderboardEntries(a.Below, c.User.ID), RefreshedAt: a.RefreshedAt}
+	if a.Me != nil {
+		rank, pts := int(a.Me.Rank), int(a.Me.Score)
+		out.Rank, out.LifetimePoints = &rank, &pts
+	}
+	return out, nil
+}
+
+func (r *queryResolver) Leaderboard(ctx context.Context, first *int) ([]*model.LeaderboardEntry, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := pageSize(first, 10, 100)
+	if err != nil {
+		return nil, err
+	}
+	top, err := r.Ranks.Top(ctx, r.DB.Bun, c.Partner.ID, n)
+	if err != nil {
+		return nil, err
+	}
+	return leaderboardEntries(top, c.User.ID), nil
 }
 
 func (r *userResolver) Partner(ctx context.Context, obj *user.User) (*partner.Partner, error) {
@@ -30,9 +237,34 @@ func (r *userResolver) Partner(ctx context.Context, obj *user.User) (*partner.Pa
 	return r.Partners.ByID(ctx, r.DB.Bun, obj.PartnerID)
 }
 
+func (r *userResolver) Balance(ctx context.Context, obj *user.User) (int, error) {
+	b, err := r.Ledger.BalanceOf(ctx, r.DB.Bun, obj.PartnerID, obj.ID)
+	if err != nil {
+		return 0, err
+	}
+	return int(b.Points), nil
+}
+
+func (r *userResolver) LifetimePoints(ctx context.Context, obj *user.User) (int, error) {
+	b, err := r.Ledger.BalanceOf(ctx, r.DB.Bun, obj.PartnerID, obj.ID)
+	if err != nil {
+		return 0, err
+	}
+	return int(b.LifetimeEarned), nil
+}
+
+func (r *Resolver) LedgerEntry() LedgerEntryResolver { return &ledgerEntryResolver{r} }
+
+func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
+
+func (r *Resolver) Program() ProgramResolver { return &programResolver{r} }
+
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
+type ledgerEntryResolver struct{ *Resolver }
+type mutationResolver struct{ *Resolver }
+type programResolver struct{ *Resolver }
 type queryResolver struct{ *Resolver }
 type userResolver struct{ *Resolver }

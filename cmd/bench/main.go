@@ -1,32 +1,24 @@
-// Command bench runs Perks' benchmark scenarios (`make bench`) against a real
-// PostgreSQL and the application built in-process, and prints one table.
-//
-// The database comes from BENCH_DATABASE_URL, or a private cluster under
-// .data/bench-postgres on port 54331 started with scripts/pgcluster.sh. Every
-// run works in a fresh database (migrated, then dropped), so runs do not see
-// each other's rows.
-//
-// Scenarios live one per file and register themselves in init:
-//
-//	func init() { register(Scenario{Name: "...", Description: "...", Run: run...}) }
-//
-// Absolute numbers swing with the machine; compare ratios measured in one run.
+// Command bench is Perks' benchmark harness (`make bench`). It starts its
+// own PostgreSQL (unless BENCH_DATABASE_URL is set), creates a fresh
+// database, migrates and seeds it, runs the application in-process on a
+// loopback listener, and drives it with concurrent clients. Every scenario
+// also measures a bare baseline (raw pgx or net/http doing the same work) in
+// the same run, because absolute numbers swing from machine to machine while
+// ratios measured together do not.
 package main
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
+	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -37,271 +29,254 @@ import (
 	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/demo"
 	"github.com/perkshq/perks/internal/keyring"
 )
 
-// Scenario is one benchmark.
-type Scenario struct {
-	Name        string
-	Description string
-	Run         func(ctx context.Context, env *Env) ([]Result, error)
+// Row is one line of the result table.
+type Row struct {
+	Scenario string
+	Variant  string
+	Clients  int
+	Rate     float64 // operations per second
+	Unit     string
+	P50, P99 time.Duration
+	Note     string
 }
 
-// Result is one line of the table.
-type Result struct {
-	Metric string
-	Value  float64
-	Unit   string
-	Note   string
+// Scenario is one benchmark.
+type Scenario struct {
+	Name string
+	Run  func(ctx context.Context, b *Bench) ([]Row, error)
 }
 
 var scenarios []Scenario
 
 func register(s Scenario) { scenarios = append(scenarios, s) }
 
-// Env is what a scenario gets from the harness.
-type Env struct {
-	// Duration is the time budget of a scenario's timed phases.
+// Bench is the environment a scenario runs in.
+type Bench struct {
 	Duration time.Duration
-	// Settings are PERKS_* overrides for apps built with NewApp (flags and
-	// the process environment already applied).
-	Settings map[string]string
+	DB       *database.DB
+	DBURL    string
+	App      *app.App
+	URL      string
+	Client   *http.Client
+	Secrets  string
 	Log      *slog.Logger
-
-	adminURL string
-	cleanups []func()
-}
-
-// NewDatabase creates a fresh database, applies the migrations and returns
-// it; it is dropped when the run ends.
-func (e *Env) NewDatabase(ctx context.Context, maxConns int32) (*database.DB, error) {
-	name := fmt.Sprintf("perks_bench_%d", time.Now().UnixNano())
-	if err := e.admin(ctx, "CREATE DATABASE "+name); err != nil {
-		return nil, err
-	}
-	e.cleanups = append(e.cleanups, func() {
-		_ = e.admin(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	})
-	u, err := url.Parse(e.adminURL)
-	if err != nil {
-		return nil, err
-	}
-	u.Path = "/" + name
-	db, err := database.Open(ctx, u.String(), maxConns)
-	if err != nil {
-		return nil, err
-	}
-	e.cleanups = append(e.cleanups, db.Close)
-	if err := database.Migrate(ctx, db.Bun, slog.New(slog.DiscardHandler)); err != nil {
-		return nil, err
-	}
-	return db, nil
-}
-
-func (e *Env) admin(ctx context.Context, sql string) error {
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		return fmt.Errorf("connect to the bench cluster: %w", err)
-	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, sql)
-	return err
-}
-
-// NewApp builds the application on db with the harness settings plus
-// overrides, serves it on a loopback listener and runs its River workers.
-// It returns the app and its base URL; it stops when the run ends.
-func (e *Env) NewApp(ctx context.Context, db *database.DB, overrides map[string]string) (*app.App, string, error) {
-	settings := map[string]string{
-		"PERKS_ENV":         config.EnvDevelopment,
-		"PERKS_SECRETS_DIR": os.TempDir(),
-		"PERKS_WORKERS":     "true",
-		"PERKS_LOG_LEVEL":   "warn",
-	}
-	for k, v := range e.Settings {
-		settings[k] = v
-	}
-	for k, v := range overrides {
-		settings[k] = v
-	}
-	cfg, err := config.Load(func(k string) string { return settings[k] })
-	if err != nil {
-		return nil, "", err
-	}
-	master := make([]byte, keyring.KeySize)
-	_, _ = rand.Read(master)
-	keys, err := keyring.New(master)
-	if err != nil {
-		return nil, "", err
-	}
-	a, err := app.New(cfg, e.Log, db, keys)
-	if err != nil {
-		return nil, "", err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, "", err
-	}
-	actx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(actx, ln) }()
-	e.cleanups = append(e.cleanups, func() {
-		cancel()
-		<-done
-	})
-	return a, "http://" + ln.Addr().String(), nil
-}
-
-func (e *Env) close() {
-	for i := len(e.cleanups) - 1; i >= 0; i-- {
-		e.cleanups[i]()
-	}
-	e.cleanups = nil
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	which := fs.String("scenario", "", "comma-separated scenarios to run (default: all)")
-	duration := fs.Duration("duration", 5*time.Second, "time budget of each timed phase")
-	list := fs.Bool("list", false, "list the scenarios and exit")
-	cooldown := fs.Duration("fetch-cooldown", 0, "River FetchCooldown (default: PERKS_RIVER_FETCH_COOLDOWN or its default)")
-	poll := fs.Duration("fetch-poll-interval", 0, "River FetchPollInterval (default: PERKS_RIVER_FETCH_POLL_INTERVAL or its default)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	sort.Slice(scenarios, func(i, j int) bool { return scenarios[i].Name < scenarios[j].Name })
-	if *list {
-		for _, s := range scenarios {
-			fmt.Fprintf(stdout, "%-20s %s\n", s.Name, s.Description)
+func run() error {
+	only := flag.String("scenario", "all", "comma-separated scenarios to run (all: every one)")
+	dur := flag.Duration("duration", 20*time.Second, "measurement time of each timed run")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (server and load generator) to this file")
+	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
 		}
-		return nil
-	}
-	selected := scenarios
-	if *which != "" {
-		selected = nil
-		for _, name := range strings.Split(*which, ",") {
-			found := false
-			for _, s := range scenarios {
-				if s.Name == strings.TrimSpace(name) {
-					selected, found = append(selected, s), true
-				}
-			}
-			if !found {
-				return fmt.Errorf("unknown scenario %q (see -list)", name)
-			}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
 		}
+		defer pprof.StopCPUProfile()
 	}
+	ctx := context.Background()
 
-	adminURL, err := cluster(ctx, stderr)
+	admin, err := adminURL()
 	if err != nil {
 		return err
 	}
-	settings := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "PERKS_") {
-			settings[k] = v
-		}
-	}
-	if *cooldown > 0 {
-		settings["PERKS_RIVER_FETCH_COOLDOWN"] = cooldown.String()
-	}
-	if *poll > 0 {
-		settings["PERKS_RIVER_FETCH_POLL_INTERVAL"] = poll.String()
-	}
-
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tmetric\tvalue\tunit\t\tnote")
-	var failed []string
-	for _, s := range selected {
-		fmt.Fprintf(stderr, "bench: running %s: %s\n", s.Name, s.Description)
-		env := &Env{Duration: *duration, Settings: settings, Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), adminURL: adminURL}
-		start := time.Now()
-		results, err := s.Run(ctx, env)
-		env.close()
-		if err != nil {
-			failed = append(failed, s.Name)
-			fmt.Fprintf(stderr, "bench: %s failed: %v\n", s.Name, err)
-			continue
-		}
-		for _, r := range results {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\t%s\n", s.Name, r.Metric, format(r.Value), r.Unit, r.Note)
-		}
-		fmt.Fprintf(stderr, "bench: %s took %s\n", s.Name, time.Since(start).Round(100*time.Millisecond))
-	}
-	if err := tw.Flush(); err != nil {
+	name := fmt.Sprintf("perks_bench_%d", time.Now().Unix())
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
 		return err
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("failed scenarios: %s", strings.Join(failed, ", "))
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return err
 	}
+	defer func() {
+		_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		conn.Close(context.Background())
+	}()
+	dbURL := strings.Replace(admin, "/postgres?", "/"+name+"?", 1)
+
+	db, err := database.Open(ctx, dbURL, 64)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	if err := database.Migrate(ctx, db.Bun, quiet); err != nil {
+		return err
+	}
+	secrets, err := os.MkdirTemp("", "perks-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(secrets)
+	cfg, err := config.Load(func(k string) string {
+		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "true", "PERKS_RANKING_REFRESH": "24h", "PERKS_RATE_LIMIT_PER_MINUTE": "0", "PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE": "0", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true"}[k]
+	})
+	if err != nil {
+		return err
+	}
+	keys, err := keyring.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		return err
+	}
+	a, err := app.New(cfg, quiet, db, keys)
+	if err != nil {
+		return err
+	}
+	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, SecretsDir: secrets}
+	if _, err := seeder.Run(ctx, io.Discard); err != nil {
+		return err
+	}
+	if err := a.Jobs.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Jobs.Stop(sctx)
+	}()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.Handler}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	b := &Bench{
+		Duration: *dur, DB: db, DBURL: dbURL, App: a, URL: "http://" + ln.Addr().String(), Secrets: secrets, Log: quiet,
+		Client: &http.Client{Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}},
+	}
+	want := map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		want[strings.TrimSpace(s)] = true
+	}
+	var rows []Row
+	for _, s := range scenarios {
+		if !want["all"] && !want[s.Name] {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "running %s...\n", s.Name)
+		r, err := s.Run(ctx, b)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", s.Name, err)
+		}
+		rows = append(rows, r...)
+	}
+	print(rows)
 	return nil
 }
 
-func format(v float64) string {
-	switch {
-	case v >= 100:
-		return fmt.Sprintf("%.0f", v)
-	case v >= 10:
-		return fmt.Sprintf("%.1f", v)
-	default:
-		return fmt.Sprintf("%.2f", v)
+// adminURL returns a URL to the `postgres` database of the bench cluster.
+func adminURL() (string, error) {
+	if u := os.Getenv("BENCH_DATABASE_URL"); u != "" {
+		return u, nil
 	}
-}
-
-// cluster returns the admin URL of the bench cluster: BENCH_DATABASE_URL,
-// or the private one, started when needed.
-func cluster(ctx context.Context, stderr io.Writer) (string, error) {
-	raw := os.Getenv("BENCH_DATABASE_URL")
-	if raw == "" {
-		root, err := repoRoot()
-		if err != nil {
-			return "", err
-		}
-		script := filepath.Join(root, "scripts", "pgcluster.sh")
-		dataDir := filepath.Join(root, ".data", "bench-postgres")
-		start := exec.CommandContext(ctx, script, "start", dataDir, "54331")
-		start.Stdout, start.Stderr = stderr, stderr
-		if err := start.Run(); err != nil {
-			return "", fmt.Errorf("start the bench cluster: %w", err)
-		}
-		out, err := exec.CommandContext(ctx, script, "url", dataDir, "54331").Output()
-		if err != nil {
-			return "", fmt.Errorf("bench cluster url: %w", err)
-		}
-		raw = strings.TrimSpace(string(out))
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("parse BENCH_DATABASE_URL: %w", err)
-	}
-	u.Path = "/postgres"
-	return u.String(), nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
+	root, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run the bench from the repository (go.mod not found)")
-		}
-		dir = parent
+	dir := filepath.Join(root, ".data", "bench-postgres")
+	start := exec.Command(filepath.Join(root, "scripts", "pgcluster.sh"), "start", dir, "54331")
+	start.Stderr = os.Stderr
+	if err := start.Run(); err != nil {
+		return "", fmt.Errorf("start bench cluster: %w", err)
 	}
+	return "postgres://postgres@127.0.0.1:54331/postgres?sslmode=disable", nil
+}
+
+func print(rows []Row) {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tvariant\tclients\trate\tp50\tp99\tnote\t")
+	for _, r := range rows {
+		p50, p99 := "-", "-"
+		if r.P50 > 0 {
+			p50, p99 = fmtDur(r.P50), fmtDur(r.P99)
+		}
+		clients := "-"
+		if r.Clients > 0 {
+			clients = fmt.Sprint(r.Clients)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f %s\t%s\t%s\t%s\t\n", r.Scenario, r.Variant, clients, r.Rate, r.Unit, p50, p99, r.Note)
+	}
+	tw.Flush()
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d.Microseconds()))
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// Percentile returns the p-th percentile (0..1) of every recorded latency.
+func Percentile(samples []time.Duration, p float64) time.Duration {
+	if len(samples) == 0 {
+		return 0
+	}
+	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
+	i := int(float64(len(samples)-1) * p)
+	return samples[i]
+}
+
+// Load runs op from clients goroutines for d and returns the completed
+// operations per second and the latency percentiles. op gets the client's
+// index and its iteration number and reports failure with an error, which
+// stops the run.
+func Load(ctx context.Context, clients int, d time.Duration, op func(ctx context.Context, client, i int) error) (float64, time.Duration, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	lat := make([][]time.Duration, clients)
+	errc := make(chan error, clients)
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		go func(c int) {
+			for i := 0; ; i++ {
+				if ctx.Err() != nil {
+					errc <- nil
+					return
+				}
+				t0 := time.Now()
+				if err := op(ctx, c, i); err != nil {
+					if ctx.Err() != nil {
+						errc <- nil
+						return
+					}
+					errc <- err
+					cancel()
+					return
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		}(c)
+	}
+	var firstErr error
+	for c := 0; c < clients; c++ {
+		if err := <-errc; err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	return float64(len(all)) / elapsed.Seconds(), Percentile(all, 0.5), Percentile(all, 0.99), firstErr
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/demo"
+	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/webhook"
 )
@@ -121,7 +122,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	s := &demo.Seeder{
-		DB: db.Bun, Partners: partner.NewService(keys), SecretsDir: cfg.SecretsDir,
+		DB: db.Bun, Partners: partner.NewService(keys), Earning: earning.NewService(nil), SecretsDir: cfg.SecretsDir,
 		Webhooks: &webhook.Service{Keys: keys, Policy: app.WebhookPolicy(cfg)}, DemoWebhookURL: cfg.DemoWebhookURL,
 	}
 	_, err = s.Run(ctx, stdout)

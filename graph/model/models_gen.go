@@ -2,6 +2,176 @@
 
 package model
 
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/partner"
+)
+
+// One line of the leaderboard: display names only, no other personal data.
+type LeaderboardEntry struct {
+	// Rank by lifetime points; ties share a rank.
+	Rank int `json:"rank"`
+	// The user's display name, if they have one.
+	DisplayName *string `json:"displayName,omitempty"`
+	// Lifetime points.
+	LifetimePoints int `json:"lifetimePoints"`
+	// Whether this line is the requesting user.
+	IsMe bool `json:"isMe"`
+}
+
+// A page of ledger entries.
+type LedgerEntryConnection struct {
+	// The entries of this page with their cursors.
+	Edges []*LedgerEntryEdge `json:"edges"`
+	// Paging information.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A ledger entry and its cursor.
+type LedgerEntryEdge struct {
+	// Opaque cursor to pass as `after`.
+	Cursor string `json:"cursor"`
+	// The entry.
+	Node *ledger.Entry `json:"node"`
+}
+
+// The root of every change a user makes.
+type Mutation struct {
+}
+
+// Relay-style paging information.
+type PageInfo struct {
+	// Whether more items follow this page.
+	HasNextPage bool `json:"hasNextPage"`
+	// The cursor of the last item of this page, to pass as `after`.
+	EndCursor *string `json:"endCursor,omitempty"`
+}
+
+// A partner's points program.
+type Program struct {
+	// The program's name, e.g. Acme Rewards.
+	Name string `json:"name"`
+	// What points are called, e.g. points or miles.
+	CurrencyName string `json:"currencyName"`
+	// The partner's branding.
+	Partner *partner.Partner `json:"partner"`
+	// The actions users can trigger from the app, in code order.
+	Actions []*ProgramAction `json:"actions"`
+}
+
+// An action users can trigger from the app.
+type ProgramAction struct {
+	// The code to pass to triggerAction.
+	Code string `json:"code"`
+	// The action's name.
+	Name string `json:"name"`
+	// What the user does to earn it.
+	Description string `json:"description"`
+	// Points awarded.
+	Points int `json:"points"`
+	// How many times a day it can be earned, if capped.
+	DailyCap *int `json:"dailyCap,omitempty"`
+	// How many times in total it can be earned, if capped.
+	LifetimeCap *int `json:"lifetimeCap,omitempty"`
+	// Minimum seconds between two earns, if any.
+	CooldownSeconds *int `json:"cooldownSeconds,omitempty"`
+	// Earns left today for the user (null without a user or without a daily cap).
+	RemainingToday *int `json:"remainingToday,omitempty"`
+	// Earns left in total for the user (null without a user or without a lifetime cap).
+	RemainingLifetime *int `json:"remainingLifetime,omitempty"`
+	// When the user's cooldown ends, if it is running.
+	AvailableAt *time.Time `json:"availableAt,omitempty"`
+}
+
 // The root of every read.
 type Query struct {
+}
+
+// A user's standing on the leaderboard.
+type Ranking struct {
+	// The user's rank (ties share a rank); null until the user has lifetime points and the leaderboard refreshed.
+	Rank *int `json:"rank,omitempty"`
+	// The user's lifetime points as ranked.
+	LifetimePoints *int `json:"lifetimePoints,omitempty"`
+	// Users ranked just above, best first.
+	Above []*LeaderboardEntry `json:"above"`
+	// Users ranked just below, best first.
+	Below []*LeaderboardEntry `json:"below"`
+	// When the leaderboard was computed.
+	RefreshedAt *time.Time `json:"refreshedAt,omitempty"`
+}
+
+// What triggerAction did.
+type TriggerActionPayload struct {
+	// The ledger entry that added the points.
+	Entry *ledger.Entry `json:"entry"`
+	// The user's balance after the entry.
+	Balance int `json:"balance"`
+}
+
+// Which entries history returns.
+type HistoryKind string
+
+const (
+	// Entries that added points (earns, refunds, positive adjustments).
+	HistoryKindEarn HistoryKind = "EARN"
+	// Entries that removed points (claims, expiries, negative adjustments).
+	HistoryKindBurn HistoryKind = "BURN"
+	// Every entry.
+	HistoryKindAll HistoryKind = "ALL"
+)
+
+var AllHistoryKind = []HistoryKind{
+	HistoryKindEarn,
+	HistoryKindBurn,
+	HistoryKindAll,
+}
+
+func (e HistoryKind) IsValid() bool {
+	switch e {
+	case HistoryKindEarn, HistoryKindBurn, HistoryKindAll:
+		return true
+	}
+	return false
+}
+
+func (e HistoryKind) String() string {
+	return string(e)
+}
+
+func (e *HistoryKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = HistoryKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid HistoryKind", str)
+	}
+	return nil
+}
+
+func (e HistoryKind) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *HistoryKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e HistoryKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

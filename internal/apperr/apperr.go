@@ -45,6 +45,9 @@ const (
 	CodePartnerDisabled      Code = "PARTNER_DISABLED"
 	CodeRateLimited          Code = "RATE_LIMITED"
 	CodeIdempotencyKeyNeeded Code = "IDEMPOTENCY_KEY_REQUIRED"
+	CodeOriginNotAllowed     Code = "ORIGIN_NOT_ALLOWED"
+	CodeSchemeNotAllowed     Code = "SCHEME_NOT_ALLOWED"
+	CodeSignatureV2Required  Code = "SIGNATURE_V2_REQUIRED"
 )
 
 // Resource errors.

@@ -33,6 +33,9 @@ var catalog = map[Code]Info{
 	CodePartnerDisabled:      {403, "Partner disabled", "API access is switched off for this partner; contact the platform operator."},
 	CodeRateLimited:          {429, "Rate limited", "Wait for the number of seconds in `Retry-After`, then retry."},
 	CodeIdempotencyKeyNeeded: {400, "Idempotency key required", "Send an `Idempotency-Key` header (a unique string of up to 255 characters) on every write."},
+	CodeOriginNotAllowed:     {403, "Origin not allowed", "Call from an address on the partner's allowed-origins list, or ask the platform operator to add yours (IP, CIDR or host name)."},
+	CodeSchemeNotAllowed:     {403, "Scheme not allowed", "This partner may only authenticate with the schemes its operator allowed; sign with one of those (see docs/auth.md)."},
+	CodeSignatureV2Required:  {401, "Signature v2 required", "This partner requires `v2=` HMAC signatures, which also cover the method and path; add a v2 entry (see docs/auth.md)."},
 
 	CodeNotFound:     {404, "Not found", "Check the identifier; it does not exist for your partner."},
 	CodeUserNotFound: {404, "User not found", "Provision the user first with `POST /integrations/users`, or check the external user id."},

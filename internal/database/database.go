@@ -30,6 +30,9 @@ type DB struct {
 	Bun  *bun.DB
 }
 
+// LockTimeout is the session lock_timeout of pooled connections.
+const LockTimeout = "5s"
+
 // Open connects to url. bun formats queries with their arguments inlined, so
 // with pgx's default statement cache every distinct SQL text would be
 // prepared and cached; QueryExecModeExec runs them unprepared in one round
@@ -48,6 +51,12 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 		cfg.ConnConfig.RuntimeParams = map[string]string{}
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "perks"
+	// No request waits on a row lock for long: a duplicate idempotent request
+	// waiting for its original, or a claim waiting for a hot stock row, gives
+	// up after this and answers a retryable error instead of piling up.
+	if _, ok := cfg.ConnConfig.RuntimeParams["lock_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["lock_timeout"] = LockTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
@@ -59,7 +68,9 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	sqldb := stdlib.OpenDBFromPool(pool)
-	return &DB{Pool: pool, SQL: sqldb, Bun: bun.NewDB(sqldb, pgdialect.New())}, nil
+	// Tables gain columns the structs do not map (xid, for instance); RETURNING *
+	// must not fail on them.
+	return &DB{Pool: pool, SQL: sqldb, Bun: bun.NewDB(sqldb, pgdialect.New(), bun.WithDiscardUnknownColumns())}, nil
 }
 
 // Close closes bun and the pool.
@@ -107,12 +118,18 @@ func advisoryLock(ctx context.Context, db *bun.DB) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("migration lock connection: %w", err)
 	}
+	// Another replica may migrate for longer than the pool's lock_timeout.
+	if _, err := conn.ExecContext(ctx, "SET lock_timeout = 0"); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("migration lock connection: %w", err)
+	}
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", migrationLockKey); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("take migration lock: %w", err)
 	}
 	return func() {
 		_, _ = conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock(?)", migrationLockKey)
+		_, _ = conn.ExecContext(context.Background(), "RESET lock_timeout")
 		conn.Close()
 	}, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/webhook"
 )
@@ -47,11 +48,24 @@ var Globex = PartnerSpec{
 type Seeder struct {
 	DB         *bun.DB
 	Partners   *partner.Service
+	Earning    *earning.Service
 	SecretsDir string
 	// DemoWebhookURL, when set (PERKS_DEMO_WEBHOOK_URL), gives acme a
 	// webhook endpoint subscribed to every event, created by Webhooks.
 	Webhooks       *webhook.Service
 	DemoWebhookURL string
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// AcmeRules are acme's earning rules: some the app may trigger, some only
+// the partner's back end awards.
+var AcmeRules = map[string]earning.RuleInput{
+	"daily_login":      {Name: "Daily check-in", Description: "Open the app once a day.", Points: 10, ClientTriggerable: true, DailyCap: ptr(1), Enabled: true},
+	"watch_video":      {Name: "Watch a video", Description: "Watch a partner video to the end.", Points: 5, ClientTriggerable: true, DailyCap: ptr(5), CooldownSeconds: ptr(60), Enabled: true},
+	"complete_profile": {Name: "Complete your profile", Description: "Fill in every field of your profile.", Points: 50, ClientTriggerable: true, LifetimeCap: ptr(1), Enabled: true},
+	"purchase":         {Name: "Purchase", Description: "One point per dollar spent, awarded by Acme.", Points: 1, VariablePoints: true, MaxPoints: ptr(int64(100000)), Enabled: true},
+	"referral":         {Name: "Refer a friend", Description: "A friend you invited made their first purchase.", Points: 200, LifetimeCap: ptr(20), Enabled: true},
 }
 
 // Result describes one seeded partner.
@@ -140,7 +154,15 @@ func (s *Seeder) SeedPartner(ctx context.Context, spec PartnerSpec) (*Result, er
 		_, err = s.Partners.UpsertConsumerKey(ctx, tx, p.ID, partner.AddConsumerKeyParams{
 			Kid: spec.KeyID, Description: "demo seed RSA key", Algorithm: partner.AlgRS256, PublicKeyPEM: pubPEM,
 		})
-		return err
+		if err != nil || spec.Slug != Acme.Slug || s.Earning == nil {
+			return err
+		}
+		for code, in := range AcmeRules {
+			if _, _, err := s.Earning.PutRule(ctx, tx, p.ID, code, in); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("seed partner %s: %w", spec.Slug, err)

@@ -8,6 +8,8 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/idempotency"
+	"github.com/perkshq/perks/internal/partner"
 )
 
 // PruneReplayCacheArgs deletes expired signature replay-cache entries.
@@ -30,7 +32,36 @@ type PruneReplayCacheWorker struct {
 
 // Work implements river.Worker.
 func (w *PruneReplayCacheWorker) Work(ctx context.Context, _ *river.Job[PruneReplayCacheArgs]) error {
-	_, err := auth.PruneReplayCache(ctx, w.DB, w.Now())
+	if _, err := auth.PruneReplayCache(ctx, w.DB, w.Now()); err != nil {
+		return err
+	}
+	// Expired back-end tokens of the request-JWT scheme go with the same
+	// sweep: both are short-lived authentication bookkeeping.
+	_, err := partner.PruneBackendTokens(ctx, w.DB, w.Now())
+	return err
+}
+
+// PruneIdempotencyArgs deletes idempotency records past their retention.
+type PruneIdempotencyArgs struct{}
+
+// Kind implements river.JobArgs.
+func (PruneIdempotencyArgs) Kind() string { return "prune_idempotency_keys" }
+
+// InsertOpts keeps one pending prune at a time across replicas.
+func (PruneIdempotencyArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
+}
+
+// PruneIdempotencyWorker works PruneIdempotencyArgs.
+type PruneIdempotencyWorker struct {
+	river.WorkerDefaults[PruneIdempotencyArgs]
+	DB  bun.IDB
+	Now func() time.Time
+}
+
+// Work implements river.Worker.
+func (w *PruneIdempotencyWorker) Work(ctx context.Context, _ *river.Job[PruneIdempotencyArgs]) error {
+	_, err := idempotency.Prune(ctx, w.DB, w.Now())
 	return err
 }
 
@@ -40,5 +71,8 @@ func MaintenancePeriodic() []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(5*time.Minute), func() (river.JobArgs, *river.InsertOpts) {
 			return PruneReplayCacheArgs{}, nil
 		}, &river.PeriodicJobOpts{ID: "prune_replay_cache", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
+			return PruneIdempotencyArgs{}, nil
+		}, &river.PeriodicJobOpts{ID: "prune_idempotency_keys", RunOnStart: true}),
 	}
 }

@@ -1,15 +1,14 @@
 package rest
 
 import (
-	"context"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -30,38 +29,34 @@ type upsertUserResponse struct {
 
 // upsertUser is seed 000 step 1: 201 when created, 200 when updated or
 // revived. Absent (or null) fields leave stored values unchanged.
-func (a *API) upsertUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
+func (a *API) upsertUser(w *Write) (int, any, error) {
 	var req upsertUserRequest
-	if err := DecodeJSON(r, Body(r.Context()), &req); err != nil {
-		return err
+	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
+		return 0, nil, err
 	}
 	if req.ExternalUserID == nil {
-		return apperr.Field(apperr.CodeMissingField, "externalUserId", "externalUserId is required")
+		return 0, nil, apperr.Field(apperr.CodeMissingField, "externalUserId", "externalUserId is required")
 	}
 	if err := user.ValidateExternalID("externalUserId", *req.ExternalUserID); err != nil {
-		return err
+		return 0, nil, err
 	}
 	profile, err := user.Normalize(user.Profile{
 		Email: req.Email, DisplayName: req.DisplayName, FirstName: req.FirstName,
 		LastName: req.LastName, Locale: req.Locale, CountryCode: req.CountryCode,
 	})
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	var res *user.UpsertResult
-	err = a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err = a.Users.UpsertTx(ctx, tx, p.Partner.ID, *req.ExternalUserID, profile)
-		return err
-	})
+	res, err := a.Users.UpsertTx(w.Ctx, w.Tx, w.Partner.Partner.ID, *req.ExternalUserID, profile)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
+	w.UserID = &res.User.ID
 	status := http.StatusOK
 	if res.Created {
 		status = http.StatusCreated
 	}
-	WriteJSON(w, status, upsertUserResponse{UserID: res.User.ID, Created: res.Created})
-	return nil
+	return status, upsertUserResponse{UserID: res.User.ID, Created: res.Created}, nil
 }
 
 // userView is a user as its partner sees it. Personal fields are null once
@@ -98,28 +93,78 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPri
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, newUserView(u))
-	return nil
-}
-
-// deleteUser is seed 000 step 6: anonymise, 204, history kept.
-func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
-	ext := r.PathValue("externalUserId")
-	if err := user.ValidateExternalID("externalUserId", ext); err != nil {
-		return err
-	}
-	if mode := r.URL.Query().Get("mode"); mode != "" && mode != "anonymise" {
-		return apperr.Field(apperr.CodeInvalidField, "mode", "mode must be anonymise")
-	}
-	err := a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		_, err := a.Users.AnonymiseTx(ctx, tx, p.Partner.ID, ext)
-		return err
-	})
+	bal, err := a.Ledger.BalanceOf(r.Context(), a.DB.Bun, p.Partner.ID, u.ID)
 	if err != nil {
 		return err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	recent, err := a.Ledger.History(r.Context(), a.DB.Bun, p.Partner.ID, u.ID, ledger.DirectionAll, 0, recentEntries)
+	if err != nil {
+		return err
+	}
+	info := userInfo{userView: newUserView(u), Balance: bal.Points, LifetimePoints: bal.LifetimeEarned, RecentEntries: make([]entryView, 0, len(recent))}
+	for _, e := range recent {
+		info.RecentEntries = append(info.RecentEntries, newEntryView(&e))
+	}
+	WriteJSON(w, http.StatusOK, info)
 	return nil
+}
+
+// recentEntries is how much history user/info shows; the export and
+// GraphQL history page through the rest.
+const recentEntries = 20
+
+// userInfo is seed 001 user/info: the profile, balance and recent history.
+type userInfo struct {
+	userView
+	Balance        int64       `json:"balance"`
+	LifetimePoints int64       `json:"lifetimePoints"`
+	RecentEntries  []entryView `json:"recentEntries"`
+}
+
+type entryView struct {
+	ID           int64     `json:"id"`
+	Kind         string    `json:"kind"`
+	Points       int64     `json:"points"`
+	BalanceAfter int64     `json:"balanceAfter"`
+	Reason       string    `json:"reason"`
+	Action       *string   `json:"action"`
+	Reference    *string   `json:"reference"`
+	OccurredAt   time.Time `json:"occurredAt"`
+	CreatedAt    time.Time `json:"createdAt"`
+}
+
+func newEntryView(e *ledger.Entry) entryView {
+	return entryView{ID: e.ID, Kind: string(e.Kind), Points: e.Points, BalanceAfter: e.BalanceAfter, Reason: e.Reason,
+		Action: e.ActionCode, Reference: e.Reference, OccurredAt: e.OccurredAt, CreatedAt: e.CreatedAt}
+}
+
+// deleteUser is seed 000 step 6: anonymise, 204, history kept.
+func (a *API) deleteUser(w *Write) (int, any, error) {
+	ext := w.R.PathValue("externalUserId")
+	if err := user.ValidateExternalID("externalUserId", ext); err != nil {
+		return 0, nil, err
+	}
+	switch mode := w.R.URL.Query().Get("mode"); mode {
+	case "", "anonymise":
+		u, err := a.Users.AnonymiseTx(w.Ctx, w.Tx, w.Partner.Partner.ID, ext)
+		if err != nil {
+			return 0, nil, err
+		}
+		w.UserID = &u.ID
+	case "erase":
+		// Seed 001 user/delete: the user and their history go entirely. The
+		// stored response is not tied to the user, or erasing would erase it.
+		u, err := a.Users.Get(w.Ctx, w.Tx, w.Partner.Partner.ID, ext)
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := a.Users.EraseTx(w.Ctx, w.Tx, w.Partner.Partner.ID, []uuid.UUID{u.ID}); err != nil {
+			return 0, nil, err
+		}
+	default:
+		return 0, nil, apperr.Field(apperr.CodeInvalidField, "mode", "mode must be anonymise or erase")
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 type meResponse struct {
@@ -145,4 +190,17 @@ func (a *API) me(w http.ResponseWriter, r *http.Request, c *auth.ConsumerPrincip
 		Partner: partnerView{ID: p.ID, Name: p.Name, Slug: p.Slug, DisplayName: p.DisplayName, LogoPath: p.LogoPath},
 	})
 	return nil
+}
+
+// logoutUser is seed 001's user/logout from the back end: every consumer
+// token of the user issued before now is refused from now on (204).
+func (a *API) logoutUser(w *Write) (int, any, error) {
+	ext := w.R.PathValue("externalUserId")
+	if err := user.ValidateExternalID("externalUserId", ext); err != nil {
+		return 0, nil, err
+	}
+	if err := a.Users.LogoutExternalTx(w.Ctx, w.Tx, w.Partner.Partner.ID, ext); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }

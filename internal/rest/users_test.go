@@ -86,7 +86,11 @@ func TestUpsertUserBadInput(t *testing.T) {
 		with(body(`{"externalUserId":"a","locale":"not a locale"}`), "invalid locale", 400, "INVALID_FIELD", "locale"),
 		with(body(`{"externalUserId":"a","displayName":"`+strings.Repeat("n", 201)+`"}`), "display name too long", 400, "INVALID_FIELD", "displayName"),
 		with(body(oversize), "oversize body", 413, "PAYLOAD_TOO_LARGE", ""),
-		func() tc { c := body(validBody); c.contentType = "text/plain"; return with(c, "wrong content type", 415, "UNSUPPORTED_MEDIA_TYPE", "") }(),
+		func() tc {
+			c := body(validBody)
+			c.contentType = "text/plain"
+			return with(c, "wrong content type", 415, "UNSUPPORTED_MEDIA_TYPE", "")
+		}(),
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -14,17 +14,23 @@ import (
 	"github.com/perkshq/perks/internal/webhook"
 )
 
+// registerWebhooks mounts the webhook routes. Writes go through PartnerWrite
+// (one transaction, Idempotency-Key replay), except the three whose answer
+// carries a signing secret: a stored response would keep the secret at rest
+// in clear, so creating (POST, or PUT with the caller's id, which is
+// retry-safe by itself) and rotating run in their own transaction and are
+// never replayed.
 func (a *API) registerWebhooks(rt *Router) {
 	rt.Handle(http.MethodGet, "/integrations/webhook-endpoints", a.Partner(a.listEndpoints))
 	rt.Handle(http.MethodPost, "/integrations/webhook-endpoints", a.Partner(a.createEndpoint))
 	rt.Handle(http.MethodGet, "/integrations/webhook-endpoints/{id}", a.Partner(a.getEndpoint))
 	rt.Handle(http.MethodPut, "/integrations/webhook-endpoints/{id}", a.Partner(a.putEndpoint))
-	rt.Handle(http.MethodDelete, "/integrations/webhook-endpoints/{id}", a.Partner(a.deleteEndpoint))
+	rt.Handle(http.MethodDelete, "/integrations/webhook-endpoints/{id}", a.PartnerWrite(a.deleteEndpoint))
 	rt.Handle(http.MethodPost, "/integrations/webhook-endpoints/{id}/rotate-secret", a.Partner(a.rotateSecret))
 	rt.Handle(http.MethodGet, "/integrations/webhook-deliveries", a.Partner(a.listDeliveries))
 	rt.Handle(http.MethodGet, "/integrations/webhook-deliveries/{id}", a.Partner(a.getDelivery))
-	rt.Handle(http.MethodPost, "/integrations/events/{id}/replay", a.Partner(a.replayEvent))
-	rt.Handle(http.MethodPost, "/integrations/events/replay", a.Partner(a.replayWindow))
+	rt.Handle(http.MethodPost, "/integrations/events/{id}/replay", a.PartnerWrite(a.replayEvent))
+	rt.Handle(http.MethodPost, "/integrations/events/replay", a.PartnerWrite(a.replayWindow))
 }
 
 type endpointRequest struct {
@@ -178,16 +184,15 @@ func (a *API) getEndpoint(w http.ResponseWriter, r *http.Request, p *auth.Partne
 	return nil
 }
 
-func (a *API) deleteEndpoint(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
-	id, err := pathUUID(r, "id")
+func (a *API) deleteEndpoint(w *Write) (int, any, error) {
+	id, err := pathUUID(w.R, "id")
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	if err := a.Webhooks.DeleteEndpoint(r.Context(), a.DB.Bun, p.Partner.ID, id); err != nil {
-		return err
+	if err := a.Webhooks.DeleteEndpoint(w.Ctx, w.Tx, w.Partner.Partner.ID, id); err != nil {
+		return 0, nil, err
 	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return http.StatusNoContent, nil, nil
 }
 
 type rotateRequest struct {
@@ -333,39 +338,34 @@ type replayedView struct {
 
 // replayEvent re-sends one event, to endpointId or to every enabled
 // endpoint subscribed to its type. The body may be empty.
-func (a *API) replayEvent(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
-	id, err := pathUUID(r, "id")
+func (a *API) replayEvent(w *Write) (int, any, error) {
+	id, err := pathUUID(w.R, "id")
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	var req replayEventRequest
-	if body := Body(r.Context()); len(body) > 0 {
-		if err := DecodeJSON(r, body, &req); err != nil {
-			return err
+	if len(w.Body) > 0 {
+		if err := DecodeJSON(w.R, w.Body, &req); err != nil {
+			return 0, nil, err
 		}
 	}
 	var endpointID *uuid.UUID
 	if req.EndpointID != nil {
 		v, err := uuid.Parse(*req.EndpointID)
 		if err != nil {
-			return apperr.Field(apperr.CodeInvalidField, "endpointId", "endpointId must be a UUID")
+			return 0, nil, apperr.Field(apperr.CodeInvalidField, "endpointId", "endpointId must be a UUID")
 		}
 		endpointID = &v
 	}
-	var rows []webhook.DeliverArgs
-	err = a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		rows, err = a.Webhooks.ReplayEventTx(ctx, tx, p.Partner.ID, id, endpointID)
-		return err
-	})
+	rows, err := a.Webhooks.ReplayEventTx(w.Ctx, w.Tx, w.Partner.Partner.ID, id, endpointID)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	out := make([]replayedView, len(rows))
 	for i, row := range rows {
 		out[i] = replayedView{EndpointID: row.EndpointID, Generation: row.Generation}
 	}
-	WriteJSON(w, http.StatusAccepted, map[string]any{"eventId": id, "deliveries": out})
-	return nil
+	return http.StatusAccepted, map[string]any{"eventId": id, "deliveries": out}, nil
 }
 
 type replayWindowRequest struct {
@@ -377,11 +377,12 @@ type replayWindowRequest struct {
 }
 
 // replayWindow schedules a River job that re-sends a time window's events
-// (e.g. everything that failed yesterday) and answers with its id.
-func (a *API) replayWindow(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
+// (e.g. everything that failed yesterday) and answers with its id. With an
+// Idempotency-Key, a retry gets the same job id instead of a second replay.
+func (a *API) replayWindow(w *Write) (int, any, error) {
 	var req replayWindowRequest
-	if err := DecodeJSON(r, Body(r.Context()), &req); err != nil {
-		return err
+	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
+		return 0, nil, err
 	}
 	var f webhook.ReplayFilter
 	parseTime := func(field string, v *string) (time.Time, error) {
@@ -396,10 +397,10 @@ func (a *API) replayWindow(w http.ResponseWriter, r *http.Request, p *auth.Partn
 	}
 	var err error
 	if f.From, err = parseTime("from", req.From); err != nil {
-		return err
+		return 0, nil, err
 	}
 	if f.To, err = parseTime("to", req.To); err != nil {
-		return err
+		return 0, nil, err
 	}
 	if req.Status != nil {
 		f.Status = *req.Status
@@ -410,18 +411,13 @@ func (a *API) replayWindow(w http.ResponseWriter, r *http.Request, p *auth.Partn
 	if req.EndpointID != nil {
 		v, err := uuid.Parse(*req.EndpointID)
 		if err != nil {
-			return apperr.Field(apperr.CodeInvalidField, "endpointId", "endpointId must be a UUID")
+			return 0, nil, apperr.Field(apperr.CodeInvalidField, "endpointId", "endpointId must be a UUID")
 		}
 		f.EndpointID = &v
 	}
-	var jobID int64
-	err = a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		jobID, err = a.Webhooks.ScheduleReplayTx(ctx, tx, p.Partner.ID, f)
-		return err
-	})
+	jobID, err := a.Webhooks.ScheduleReplayTx(w.Ctx, w.Tx, w.Partner.Partner.ID, f)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	WriteJSON(w, http.StatusAccepted, map[string]any{"jobId": jobID, "status": "queued"})
-	return nil
+	return http.StatusAccepted, map[string]any{"jobId": jobID, "status": "queued"}, nil
 }

@@ -1,0 +1,102 @@
+package graph
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/graph/model"
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/idempotency"
+	"github.com/perkshq/perks/internal/ranking"
+)
+
+// consumer returns the authenticated user or the reason there is none.
+func consumer(ctx context.Context) (*auth.ConsumerPrincipal, error) {
+	return auth.ConsumerFrom(ctx)
+}
+
+var errReplay = errors.New("replay")
+
+// idempotentTx runs fn in a transaction keyed by the user's idempotency key:
+// the first call stores fn's JSON result with its effects, a retry with the
+// same key and operation gets that result back without running fn, and the
+// same key for another operation is refused.
+func idempotentTx[T any](ctx context.Context, r *Resolver, c *auth.ConsumerPrincipal, op, key string, args []byte, fn func(ctx context.Context, tx bun.Tx) (*T, error)) (*T, error) {
+	if err := idempotency.ValidateKey("idempotencyKey", key); err != nil {
+		return nil, err
+	}
+	var out T
+	err := r.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		claim := idempotency.Begin(tx, c.Partner.ID, idempotency.Fingerprint([]byte(op), args), r.Now())
+		stored, err := claim.Key(ctx, "user:"+c.User.ID.String()+":"+key)
+		if err != nil {
+			return err
+		}
+		if stored != nil {
+			if err := json.Unmarshal(stored.Body, &out); err != nil {
+				return err
+			}
+			return errReplay
+		}
+		res, err := fn(ctx, tx)
+		if err != nil {
+			return err
+		}
+		out = *res
+		b, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		return claim.Complete(ctx, 200, b, &c.User.ID)
+	})
+	if err != nil && !errors.Is(err, errReplay) {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Cursors are opaque to clients: base64 of "<kind>:<id>".
+func encodeCursor(kind string, id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(id, 10)))
+}
+
+func decodeCursor(kind string, s *string) (int64, error) {
+	if s == nil || *s == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(*s)
+	if err == nil {
+		if k, v, ok := strings.Cut(string(b), ":"); ok && k == kind {
+			if id, err := strconv.ParseInt(v, 10, 64); err == nil && id > 0 {
+				return id, nil
+			}
+		}
+	}
+	return 0, apperr.Field(apperr.CodeInvalidField, "after", "after is not a cursor of this list")
+}
+
+func pageSize(first *int, def, max int) (int, error) {
+	if first == nil {
+		return def, nil
+	}
+	if *first < 1 || *first > max {
+		return 0, apperr.Field(apperr.CodeInvalidField, "first", "first must be between 1 and %d", max)
+	}
+	return *first, nil
+}
+
+func leaderboardEntries(es []ranking.Entry, me uuid.UUID) []*model.LeaderboardEntry {
+	out := make([]*model.LeaderboardEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, &model.LeaderboardEntry{Rank: int(e.Rank), DisplayName: e.DisplayName, LifetimePoints: int(e.Score), IsMe: e.UserID == me})
+	}
+	return out
+}

@@ -1,0 +1,392 @@
+// Package earning owns a partner's earning rules (the actions users earn
+// points for) and the earn operation that applies them: caps, cooldowns and
+// active windows checked and counted in the same transaction as the ledger
+// entry.
+package earning
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/partner"
+)
+
+// Rule is one earning rule.
+type Rule struct {
+	bun.BaseModel `bun:"table:earning_rules"`
+
+	PartnerID         uuid.UUID  `bun:"partner_id,pk,type:uuid"`
+	Code              string     `bun:"code,pk"`
+	Name              string     `bun:"name"`
+	Description       string     `bun:"description"`
+	Points            int64      `bun:"points"`
+	VariablePoints    bool       `bun:"variable_points"`
+	MaxPoints         *int64     `bun:"max_points"`
+	ClientTriggerable bool       `bun:"client_triggerable"`
+	LifetimeCap       *int       `bun:"lifetime_cap"`
+	DailyCap          *int       `bun:"daily_cap"`
+	CooldownSeconds   *int       `bun:"cooldown_seconds"`
+	ActiveFrom        *time.Time `bun:"active_from"`
+	ActiveUntil       *time.Time `bun:"active_until"`
+	Enabled           bool       `bun:"enabled"`
+	CreatedAt         time.Time  `bun:"created_at"`
+	UpdatedAt         time.Time  `bun:"updated_at"`
+
+	// inserted is read back from an upsert to tell create from replace.
+	Inserted bool `bun:"inserted,scanonly"`
+}
+
+// Active reports whether the rule can be earned at t.
+func (r *Rule) Active(t time.Time) bool {
+	return r.Enabled && (r.ActiveFrom == nil || !t.Before(*r.ActiveFrom)) && (r.ActiveUntil == nil || t.Before(*r.ActiveUntil))
+}
+
+func (r *Rule) limited() bool {
+	return r.LifetimeCap != nil || r.DailyCap != nil || r.CooldownSeconds != nil
+}
+
+// Counter is a user's tally for one rule.
+type Counter struct {
+	bun.BaseModel `bun:"table:earning_counters"`
+
+	PartnerID uuid.UUID `bun:"partner_id,pk,type:uuid"`
+	UserID    uuid.UUID `bun:"user_id,pk,type:uuid"`
+	Code      string    `bun:"code,pk"`
+	Total     int       `bun:"total"`
+	Day       time.Time `bun:"day,type:date"`
+	DayCount  int       `bun:"day_count"`
+	LastAt    time.Time `bun:"last_at"`
+}
+
+// Service manages rules and earns.
+type Service struct {
+	Ledger *ledger.Service
+	Now    func() time.Time
+
+	zones sync.Map // time zone name -> *time.Location
+}
+
+// NewService returns a Service using the wall clock.
+func NewService(l *ledger.Service) *Service { return &Service{Ledger: l, Now: time.Now} }
+
+var codeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+
+// ValidateCode checks an action code.
+func ValidateCode(field, code string) error {
+	if !codeRE.MatchString(code) {
+		return apperr.Field(apperr.CodeInvalidField, field, "%s must be 1-64 characters: lowercase letters, digits, '_', '.', '-'", field)
+	}
+	return nil
+}
+
+// RuleInput is a rule as the partner sends it (create or replace).
+type RuleInput struct {
+	Name              string
+	Description       string
+	Points            int64
+	VariablePoints    bool
+	MaxPoints         *int64
+	ClientTriggerable bool
+	LifetimeCap       *int
+	DailyCap          *int
+	CooldownSeconds   *int
+	ActiveFrom        *time.Time
+	ActiveUntil       *time.Time
+	Enabled           bool
+}
+
+func (in RuleInput) validate() error {
+	if in.Name == "" || len(in.Name) > 200 {
+		return apperr.Field(apperr.CodeInvalidField, "name", "name must be 1 to 200 characters")
+	}
+	if len(in.Description) > 2000 {
+		return apperr.Field(apperr.CodeInvalidField, "description", "description must be at most 2000 characters")
+	}
+	if err := ledger.ValidatePoints("points", in.Points); err != nil {
+		return err
+	}
+	if in.MaxPoints != nil {
+		if !in.VariablePoints {
+			return apperr.Field(apperr.CodeInvalidField, "maxPoints", "maxPoints only applies when variablePoints is true")
+		}
+		if err := ledger.ValidatePoints("maxPoints", *in.MaxPoints); err != nil {
+			return err
+		}
+	}
+	for _, c := range []struct {
+		field string
+		v     *int
+	}{{"lifetimeCap", in.LifetimeCap}, {"dailyCap", in.DailyCap}, {"cooldownSeconds", in.CooldownSeconds}} {
+		if c.v != nil && (*c.v < 1 || *c.v > math.MaxInt32) {
+			return apperr.Field(apperr.CodeInvalidField, c.field, "%s must be a positive whole number (omit it for no limit)", c.field)
+		}
+	}
+	if in.ActiveFrom != nil && in.ActiveUntil != nil && !in.ActiveUntil.After(*in.ActiveFrom) {
+		return apperr.Field(apperr.CodeInvalidField, "activeUntil", "activeUntil must be after activeFrom")
+	}
+	return nil
+}
+
+// PutRule creates or replaces a rule; created reports which.
+func (s *Service) PutRule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string, in RuleInput) (*Rule, bool, error) {
+	if err := ValidateCode("code", code); err != nil {
+		return nil, false, err
+	}
+	if err := in.validate(); err != nil {
+		return nil, false, err
+	}
+	now := s.Now().UTC()
+	r := &Rule{
+		PartnerID: partnerID, Code: code, Name: in.Name, Description: in.Description, Points: in.Points,
+		VariablePoints: in.VariablePoints, MaxPoints: in.MaxPoints, ClientTriggerable: in.ClientTriggerable,
+		LifetimeCap: in.LifetimeCap, DailyCap: in.DailyCap, CooldownSeconds: in.CooldownSeconds,
+		ActiveFrom: in.ActiveFrom, ActiveUntil: in.ActiveUntil, Enabled: in.Enabled, CreatedAt: now, UpdatedAt: now,
+	}
+	err := db.NewInsert().Model(r).
+		On("CONFLICT (partner_id, code) DO UPDATE").
+		Set("name = EXCLUDED.name, description = EXCLUDED.description, points = EXCLUDED.points").
+		Set("variable_points = EXCLUDED.variable_points, max_points = EXCLUDED.max_points").
+		Set("client_triggerable = EXCLUDED.client_triggerable, lifetime_cap = EXCLUDED.lifetime_cap").
+		Set("daily_cap = EXCLUDED.daily_cap, cooldown_seconds = EXCLUDED.cooldown_seconds").
+		Set("active_from = EXCLUDED.active_from, active_until = EXCLUDED.active_until, enabled = EXCLUDED.enabled").
+		Set("updated_at = EXCLUDED.updated_at").
+		Returning("*, (xmax = 0) AS inserted").
+		Scan(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("put earning rule %s: %w", code, err)
+	}
+	return r, r.Inserted, nil
+}
+
+// Rules lists a partner's rules by code; disabled ones only when asked.
+func (s *Service) Rules(ctx context.Context, db bun.IDB, partnerID uuid.UUID, includeDisabled bool) ([]Rule, error) {
+	var out []Rule
+	q := db.NewSelect().Model(&out).Where("partner_id = ?", partnerID).OrderExpr("code")
+	if !includeDisabled {
+		q = q.Where("enabled")
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list earning rules: %w", err)
+	}
+	return out, nil
+}
+
+// Rule loads one rule.
+func (s *Service) Rule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string) (*Rule, error) {
+	r := new(Rule)
+	err := db.NewSelect().Model(r).Where("partner_id = ? AND code = ?", partnerID, code).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load earning rule %s: %w", code, err)
+	}
+	return r, nil
+}
+
+// DisableRule switches a rule off; its history stays.
+func (s *Service) DisableRule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string) error {
+	res, err := db.NewUpdate().Model((*Rule)(nil)).Set("enabled = false, updated_at = ?", s.Now().UTC()).
+		Where("partner_id = ? AND code = ?", partnerID, code).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("disable earning rule %s: %w", code, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
+	}
+	return nil
+}
+
+// EarnParams describes one earn.
+type EarnParams struct {
+	UserID uuid.UUID
+	Code   string
+	// Points overrides the rule's amount; only for variable-points rules.
+	Points     *int64
+	Reference  string
+	OccurredAt time.Time
+	Metadata   json.RawMessage
+	// ByClient is true when the user triggered the action from the app.
+	ByClient bool
+}
+
+// EarnTx applies a rule for a user inside tx.
+func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep EarnParams) (*ledger.Entry, error) {
+	r, err := s.Rule(ctx, tx, p.ID, ep.Code)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now().UTC()
+	if ep.ByClient && !r.ClientTriggerable {
+		return nil, apperr.New(apperr.CodeActionNotAllowed, "action %q cannot be triggered from the app", ep.Code)
+	}
+	if !r.Active(now) {
+		return nil, apperr.New(apperr.CodeActionInactive, "action %q is not active", ep.Code)
+	}
+	points := r.Points
+	if ep.Points != nil {
+		if !r.VariablePoints {
+			return nil, apperr.Field(apperr.CodeVariablePointsDenied, "points", "action %q awards a fixed %d points; omit points", ep.Code, r.Points)
+		}
+		max := ledger.MaxPoints
+		if r.MaxPoints != nil {
+			max = *r.MaxPoints
+		}
+		if *ep.Points < 1 || *ep.Points > max {
+			return nil, apperr.Field(apperr.CodePointsOutOfRange, "points", "points must be a whole number from 1 to %d for action %q", max, ep.Code)
+		}
+		points = *ep.Points
+	}
+	if r.limited() {
+		if err := s.count(ctx, tx, p, r, ep.UserID, now); err != nil {
+			return nil, err
+		}
+	}
+	return s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
+		UserID: ep.UserID, Kind: ledger.KindEarn, Points: points, Reason: r.Name, ActionCode: r.Code,
+		Reference: ep.Reference, Metadata: ep.Metadata, OccurredAt: ep.OccurredAt,
+	})
+}
+
+// count increments the user's counter for r if, and only if, no cap or
+// cooldown forbids it. The conditional upsert locks the counter row, so
+// concurrent earns of one user and rule are serialised and each re-checks
+// the limits against the committed count.
+func (s *Service) count(ctx context.Context, tx bun.Tx, p *partner.Partner, r *Rule, userID uuid.UUID, now time.Time) error {
+	day := s.day(p, now)
+	var total int
+	err := tx.NewRaw(`INSERT INTO earning_counters AS c (partner_id, user_id, code, total, day, day_count, last_at)
+		VALUES (?, ?, ?, 1, ?, 1, ?)
+		ON CONFLICT (partner_id, user_id, code) DO UPDATE SET
+			total = c.total + 1,
+			day_count = CASE WHEN c.day = EXCLUDED.day THEN c.day_count + 1 ELSE 1 END,
+			day = EXCLUDED.day,
+			last_at = EXCLUDED.last_at
+		WHERE (?::int IS NULL OR c.total < ?::int)
+		  AND (?::int IS NULL OR c.day <> EXCLUDED.day OR c.day_count < ?::int)
+		  AND (?::int IS NULL OR c.last_at <= EXCLUDED.last_at - make_interval(secs => ?::int))
+		RETURNING total`,
+		p.ID, userID, r.Code, day, now,
+		r.LifetimeCap, r.LifetimeCap, r.DailyCap, r.DailyCap, r.CooldownSeconds, r.CooldownSeconds,
+	).Scan(ctx, &total)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		if isForeignKeyViolation(err) {
+			return apperr.New(apperr.CodeUserNotFound, "user not found")
+		}
+		return fmt.Errorf("count earn of %s: %w", r.Code, err)
+	}
+	// Refused: the row exists and is locked by us; say which limit.
+	c := new(Counter)
+	if err := tx.NewSelect().Model(c).Where("partner_id = ? AND user_id = ? AND code = ?", p.ID, userID, r.Code).Scan(ctx); err != nil {
+		return fmt.Errorf("read earn counter of %s: %w", r.Code, err)
+	}
+	switch {
+	case r.LifetimeCap != nil && c.Total >= *r.LifetimeCap:
+		return apperr.New(apperr.CodeLifetimeCapReached, "action %q can be earned %d times in total", r.Code, *r.LifetimeCap)
+	case r.DailyCap != nil && sameDay(c.Day, day) && c.DayCount >= *r.DailyCap:
+		return apperr.New(apperr.CodeDailyCapReached, "action %q can be earned %d times a day", r.Code, *r.DailyCap)
+	case r.CooldownSeconds != nil:
+		wait := c.LastAt.Add(time.Duration(*r.CooldownSeconds) * time.Second).Sub(now)
+		return &apperr.Error{Code: apperr.CodeCooldown, Message: fmt.Sprintf("action %q can be earned again in %d seconds", r.Code, ceilSeconds(wait)), RetryAfterSeconds: ceilSeconds(wait)}
+	}
+	return fmt.Errorf("earn of %s refused without a matching limit", r.Code)
+}
+
+func ceilSeconds(d time.Duration) int {
+	s := int(math.Ceil(d.Seconds()))
+	if s < 1 {
+		return 1
+	}
+	return s
+}
+
+func sameDay(a, b time.Time) bool {
+	return a.Year() == b.Year() && a.YearDay() == b.YearDay()
+}
+
+// day is the calendar day of t in the partner's time zone, as a UTC date.
+func (s *Service) day(p *partner.Partner, t time.Time) time.Time {
+	loc := time.UTC
+	if p.Timezone != "" && p.Timezone != "UTC" {
+		if v, ok := s.zones.Load(p.Timezone); ok {
+			loc = v.(*time.Location)
+		} else if l, err := time.LoadLocation(p.Timezone); err == nil {
+			s.zones.Store(p.Timezone, l)
+			loc = l
+		}
+	}
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// Availability is what a user may still earn from a rule.
+type Availability struct {
+	RemainingToday    *int
+	RemainingLifetime *int
+	AvailableAt       *time.Time
+}
+
+// AvailabilityFor computes, in one query, each rule's remaining caps for a user.
+func (s *Service) AvailabilityFor(ctx context.Context, db bun.IDB, p *partner.Partner, userID uuid.UUID, rules []Rule) (map[string]Availability, error) {
+	var counters []Counter
+	if err := db.NewSelect().Model(&counters).Where("partner_id = ? AND user_id = ?", p.ID, userID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load earn counters: %w", err)
+	}
+	byCode := map[string]Counter{}
+	for _, c := range counters {
+		byCode[c.Code] = c
+	}
+	now := s.Now().UTC()
+	today := s.day(p, now)
+	out := map[string]Availability{}
+	for _, r := range rules {
+		c, seen := byCode[r.Code]
+		var a Availability
+		if r.DailyCap != nil {
+			left := *r.DailyCap
+			if seen && sameDay(c.Day, today) {
+				left -= c.DayCount
+			}
+			left = max(left, 0)
+			a.RemainingToday = &left
+		}
+		if r.LifetimeCap != nil {
+			left := *r.LifetimeCap
+			if seen {
+				left -= c.Total
+			}
+			left = max(left, 0)
+			a.RemainingLifetime = &left
+		}
+		if r.CooldownSeconds != nil && seen {
+			at := c.LastAt.Add(time.Duration(*r.CooldownSeconds) * time.Second)
+			if at.After(now) {
+				a.AvailableAt = &at
+			}
+		}
+		out[r.Code] = a
+	}
+	return out, nil
+}
+
+type sqlStater interface{ SQLState() string }
+
+func isForeignKeyViolation(err error) bool {
+	var e sqlStater
+	return errors.As(err, &e) && e.SQLState() == "23503"
+}

@@ -1,0 +1,169 @@
+// Package idempotency makes writes exactly-once per key: the first request
+// with a key runs and its response is stored in the same transaction as its
+// effects; a retry gets the stored response byte for byte; the same key with
+// a different request is refused.
+//
+// Claiming a key inserts its row inside the business transaction. A
+// concurrent duplicate therefore blocks on the row until the first
+// transaction ends: if it committed, the duplicate replays its response; if
+// it rolled back (any error), the duplicate runs as if it were first. No
+// "in flight" state can be left behind by a crash. The wait is bounded by the
+// pool's lock_timeout (database.LockTimeout), after which the duplicate
+// answers IDEMPOTENCY_IN_PROGRESS.
+package idempotency
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/apperr"
+)
+
+// Retention is how long keys are remembered (the promise is 24 h).
+const Retention = 48 * time.Hour
+
+// MaxKeyLen bounds keys (the Idempotency-Key header and references).
+const MaxKeyLen = 255
+
+// Record is one stored outcome.
+type Record struct {
+	bun.BaseModel `bun:"table:idempotency_keys"`
+
+	PartnerID      uuid.UUID  `bun:"partner_id,pk,type:uuid"`
+	Key            string     `bun:"key,pk"`
+	RequestHash    []byte     `bun:"request_hash"`
+	ResponseStatus *int       `bun:"response_status"`
+	ResponseBody   []byte     `bun:"response_body"`
+	UserID         *uuid.UUID `bun:"user_id,type:uuid"`
+	CreatedAt      time.Time  `bun:"created_at"`
+	ExpiresAt      time.Time  `bun:"expires_at"`
+}
+
+// Stored is a response to replay.
+type Stored struct {
+	Status int
+	Body   []byte
+}
+
+// ValidateKey checks a client-supplied key.
+func ValidateKey(field, key string) error {
+	if key == "" || len(key) > MaxKeyLen {
+		return apperr.Field(apperr.CodeIdempotencyKeyInvalid, field, "%s must be 1 to %d printable ASCII characters", field, MaxKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return apperr.Field(apperr.CodeIdempotencyKeyInvalid, field, "%s must be 1 to %d printable ASCII characters", field, MaxKeyLen)
+		}
+	}
+	return nil
+}
+
+// Fingerprint hashes what makes two requests "the same".
+func Fingerprint(parts ...[]byte) []byte {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:", len(p))
+		h.Write(p)
+	}
+	return h.Sum(nil)
+}
+
+// Claim is an in-progress idempotent operation inside one transaction.
+type Claim struct {
+	tx        bun.Tx
+	partnerID uuid.UUID
+	hash      []byte
+	now       time.Time
+	keys      []string
+}
+
+// Begin starts claiming keys for a request with the given fingerprint.
+func Begin(tx bun.Tx, partnerID uuid.UUID, fingerprint []byte, now time.Time) *Claim {
+	return &Claim{tx: tx, partnerID: partnerID, hash: fingerprint, now: now.UTC()}
+}
+
+// Key claims one more key. It returns the stored response when the key was
+// used before with the same fingerprint (the caller must then return it and
+// roll back), IDEMPOTENCY_KEY_REUSED when the fingerprint differs, and
+// IDEMPOTENCY_IN_PROGRESS when the original is still running after the wait.
+func (c *Claim) Key(ctx context.Context, key string) (*Stored, error) {
+	res, err := c.tx.NewRaw(`INSERT INTO idempotency_keys (partner_id, key, request_hash, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner_id, key) DO NOTHING`,
+		c.partnerID, key, c.hash, c.now, c.now.Add(Retention)).Exec(ctx)
+	if err != nil {
+		if state(err) == "55P03" { // lock_not_available: the original is still running
+			return nil, &apperr.Error{Code: apperr.CodeIdempotencyInProgress, Message: "a request with this key is still in progress", RetryAfterSeconds: 1}
+		}
+		return nil, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		c.keys = append(c.keys, key)
+		return nil, nil
+	}
+	rec := new(Record)
+	err = c.tx.NewSelect().Model(rec).Where("partner_id = ? AND key = ?", c.partnerID, key).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Expired and pruned between the insert and the read: treat as new.
+		return c.Key(ctx, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load idempotency key: %w", err)
+	}
+	if rec.ExpiresAt.Before(c.now) {
+		if _, err := c.tx.NewDelete().Model(rec).WherePK().Exec(ctx); err != nil {
+			return nil, fmt.Errorf("drop expired idempotency key: %w", err)
+		}
+		return c.Key(ctx, key)
+	}
+	if string(rec.RequestHash) != string(c.hash) {
+		return nil, apperr.New(apperr.CodeIdempotencyKeyReused, "this idempotency key was used for a different request")
+	}
+	if rec.ResponseStatus == nil {
+		return nil, &apperr.Error{Code: apperr.CodeIdempotencyInProgress, Message: "a request with this key is still in progress", RetryAfterSeconds: 1}
+	}
+	return &Stored{Status: *rec.ResponseStatus, Body: rec.ResponseBody}, nil
+}
+
+// Claimed reports whether any key is held.
+func (c *Claim) Claimed() bool { return len(c.keys) > 0 }
+
+// Complete stores the response for every claimed key, in the transaction.
+// userID ties the records to a user so erasure can remove them.
+func (c *Claim) Complete(ctx context.Context, status int, body []byte, userID *uuid.UUID) error {
+	if len(c.keys) == 0 {
+		return nil
+	}
+	_, err := c.tx.NewUpdate().Model((*Record)(nil)).
+		Set("response_status = ?, response_body = ?, user_id = ?", status, body, userID).
+		Where("partner_id = ? AND key IN (?)", c.partnerID, bun.In(c.keys)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("store idempotent response: %w", err)
+	}
+	return nil
+}
+
+// Prune deletes expired records.
+func Prune(ctx context.Context, db bun.IDB, now time.Time) (int64, error) {
+	res, err := db.NewDelete().Model((*Record)(nil)).Where("expires_at < ?", now.UTC()).Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("prune idempotency keys: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+type sqlStater interface{ SQLState() string }
+
+func state(err error) string {
+	var e sqlStater
+	if errors.As(err, &e) {
+		return e.SQLState()
+	}
+	return ""
+}

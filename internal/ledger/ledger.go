@@ -1,0 +1,288 @@
+// Package ledger keeps points like money: an append-only list of signed
+// entries per user and a balance row that is their running sum.
+//
+// Every change is one conditional statement on the balance row (so two
+// concurrent burns can never both spend the same points: the second waits
+// for the first's row lock and re-checks) followed by the entry insert with
+// the resulting balance_after, inside the caller's transaction. The database
+// enforces the rest: balances never negative, entries never updated, amounts
+// within bounds.
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/event"
+)
+
+// Limits. One change moves at most MaxPoints; a balance (and lifetime total)
+// never exceeds MaxBalance. Both fit comfortably in JavaScript's 2^53.
+const (
+	MaxPoints  int64 = 1_000_000_000
+	MaxBalance int64 = 1_000_000_000_000
+)
+
+// Kind is what an entry records.
+type Kind string
+
+// Entry kinds. earn and refund add points, burn and expire remove them,
+// adjust goes either way (support corrections).
+const (
+	KindEarn   Kind = "earn"
+	KindBurn   Kind = "burn"
+	KindRefund Kind = "refund"
+	KindExpire Kind = "expire"
+	KindAdjust Kind = "adjust"
+)
+
+// Entry is one ledger row.
+type Entry struct {
+	bun.BaseModel `bun:"table:ledger_entries"`
+
+	PartnerID    uuid.UUID       `bun:"partner_id,pk,type:uuid"`
+	ID           int64           `bun:"id,pk,autoincrement"`
+	UserID       uuid.UUID       `bun:"user_id,type:uuid"`
+	Kind         Kind            `bun:"kind"`
+	Points       int64           `bun:"points"`
+	BalanceAfter int64           `bun:"balance_after"`
+	Reason       string          `bun:"reason"`
+	ActionCode   *string         `bun:"action_code"`
+	SourceType   *string         `bun:"source_type"`
+	SourceID     *string         `bun:"source_id"`
+	Reference    *string         `bun:"reference"`
+	Metadata     json.RawMessage `bun:"metadata,type:jsonb,nullzero"`
+	OccurredAt   time.Time       `bun:"occurred_at"`
+	CreatedAt    time.Time       `bun:"created_at"`
+}
+
+// Balance is a user's current points and lifetime earnings.
+type Balance struct {
+	bun.BaseModel `bun:"table:balances"`
+
+	PartnerID      uuid.UUID `bun:"partner_id,pk,type:uuid"`
+	UserID         uuid.UUID `bun:"user_id,pk,type:uuid"`
+	Points         int64     `bun:"points"`
+	LifetimeEarned int64     `bun:"lifetime_earned"`
+	UpdatedAt      time.Time `bun:"updated_at"`
+}
+
+// Change describes one movement of points.
+type Change struct {
+	UserID uuid.UUID
+	Kind   Kind
+	// Points is the absolute amount for earn/burn/refund/expire and the
+	// signed amount for adjust.
+	Points     int64
+	Reason     string
+	ActionCode string
+	SourceType string
+	SourceID   string
+	Reference  string
+	Metadata   json.RawMessage
+	OccurredAt time.Time
+}
+
+// Service applies changes.
+type Service struct {
+	Events *event.Recorder
+	Now    func() time.Time
+}
+
+// NewService returns a Service using the wall clock.
+func NewService(ev *event.Recorder) *Service { return &Service{Events: ev, Now: time.Now} }
+
+// ValidatePoints checks an absolute amount.
+func ValidatePoints(field string, p int64) error {
+	if p < 1 || p > MaxPoints {
+		return apperr.Field(apperr.CodePointsOutOfRange, field, "%s must be a whole number from 1 to %d", field, MaxPoints)
+	}
+	return nil
+}
+
+// signed returns the balance delta and the lifetime increment of c.
+func (c Change) signed() (delta, earned int64, err error) {
+	switch c.Kind {
+	case KindEarn:
+		return c.Points, c.Points, ValidatePoints("points", c.Points)
+	case KindRefund:
+		return c.Points, 0, ValidatePoints("points", c.Points)
+	case KindBurn, KindExpire:
+		return -c.Points, 0, ValidatePoints("points", c.Points)
+	case KindAdjust:
+		if c.Points == 0 || c.Points > MaxPoints || c.Points < -MaxPoints {
+			return 0, 0, apperr.Field(apperr.CodePointsOutOfRange, "points", "points must be a non-zero whole number between -%d and %d", MaxPoints, MaxPoints)
+		}
+		if c.Points > 0 {
+			return c.Points, c.Points, nil
+		}
+		return c.Points, 0, nil
+	}
+	return 0, 0, fmt.Errorf("unknown ledger kind %q", c.Kind)
+}
+
+// ApplyTx moves points for one user inside tx and returns the entry. It
+// fails with INSUFFICIENT_POINTS when the balance would go negative,
+// POINTS_OUT_OF_RANGE when it would exceed MaxBalance, and CONFLICT when the
+// partner reference was already used. earn and adjust also write their
+// points.earned / points.adjusted event in tx.
+func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c Change) (*Entry, error) {
+	delta, earned, err := c.signed()
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now().UTC()
+	if c.OccurredAt.IsZero() {
+		c.OccurredAt = now
+	}
+
+	var points int64
+	if delta > 0 {
+		err = tx.NewRaw(`INSERT INTO balances AS b (partner_id, user_id, points, lifetime_earned, updated_at)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (partner_id, user_id) DO UPDATE
+			SET points = b.points + EXCLUDED.points, lifetime_earned = b.lifetime_earned + EXCLUDED.lifetime_earned, updated_at = EXCLUDED.updated_at
+			RETURNING points`, partnerID, c.UserID, delta, earned, now).Scan(ctx, &points)
+	} else {
+		err = tx.NewRaw(`UPDATE balances SET points = points + ?, updated_at = ?
+			WHERE partner_id = ? AND user_id = ? AND points + ? >= 0
+			RETURNING points`, delta, now, partnerID, c.UserID, delta).Scan(ctx, &points)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, apperr.New(apperr.CodeInsufficientPoints, "the balance is lower than %d points", -delta)
+		}
+	}
+	if err != nil {
+		if isCheckViolation(err, "balances_points_max") || isCheckViolation(err, "balances_lifetime_max") {
+			return nil, apperr.New(apperr.CodePointsOutOfRange, "the balance would exceed the maximum of %d points", MaxBalance)
+		}
+		if isForeignKeyViolation(err) {
+			return nil, apperr.New(apperr.CodeUserNotFound, "user not found")
+		}
+		return nil, fmt.Errorf("update balance: %w", err)
+	}
+
+	e := &Entry{
+		PartnerID: partnerID, UserID: c.UserID, Kind: c.Kind, Points: delta, BalanceAfter: points,
+		Reason: c.Reason, ActionCode: opt(c.ActionCode), SourceType: opt(c.SourceType), SourceID: opt(c.SourceID),
+		Reference: opt(c.Reference), Metadata: c.Metadata, OccurredAt: c.OccurredAt.UTC(), CreatedAt: now,
+	}
+	if _, err := tx.NewInsert().Model(e).Returning("id").Exec(ctx); err != nil {
+		if isUnique(err, "ledger_entries_reference_idx") {
+			return nil, apperr.Field(apperr.CodeConflict, "reference", "reference %q was already used for another entry", c.Reference)
+		}
+		return nil, fmt.Errorf("insert ledger entry: %w", err)
+	}
+
+	var typ string
+	switch {
+	case c.Kind == KindEarn:
+		typ = event.PointsEarned
+	case c.Kind == KindAdjust:
+		typ = event.PointsAdjusted
+	}
+	if typ != "" {
+		data := map[string]any{"userId": c.UserID, "entryId": e.ID, "points": delta, "balance": points}
+		if c.ActionCode != "" {
+			data["action"] = c.ActionCode
+		}
+		if _, err := s.Events.Emit(ctx, tx, partnerID, typ, &c.UserID, data); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// BalanceOf returns a user's balance (zero when they never had points).
+func (s *Service) BalanceOf(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID) (*Balance, error) {
+	b := &Balance{PartnerID: partnerID, UserID: userID}
+	err := db.NewSelect().Model(b).WherePK().Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return b, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load balance: %w", err)
+	}
+	return b, nil
+}
+
+// Direction filters history.
+type Direction string
+
+// History filters: credits (points > 0), debits (points < 0), or both.
+const (
+	DirectionAll    Direction = "all"
+	DirectionCredit Direction = "credit"
+	DirectionDebit  Direction = "debit"
+)
+
+// History returns up to limit entries of a user, newest first, strictly
+// older than beforeID when it is positive. Entries of one user get ids in
+// commit order (their balance row serialises them), so keyset pages are
+// stable while new entries arrive.
+func (s *Service) History(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID, dir Direction, beforeID int64, limit int) ([]Entry, error) {
+	var out []Entry
+	q := db.NewSelect().Model(&out).Where("partner_id = ? AND user_id = ?", partnerID, userID).
+		OrderExpr("id DESC").Limit(limit)
+	if beforeID > 0 {
+		q = q.Where("id < ?", beforeID)
+	}
+	switch dir {
+	case DirectionCredit:
+		q = q.Where("points > 0")
+	case DirectionDebit:
+		q = q.Where("points < 0")
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("ledger history: %w", err)
+	}
+	return out, nil
+}
+
+func opt(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+type sqlStater interface{ SQLState() string }
+
+func state(err error) string {
+	var e sqlStater
+	if errors.As(err, &e) {
+		return e.SQLState()
+	}
+	return ""
+}
+
+func isCheckViolation(err error, constraint string) bool {
+	return state(err) == "23514" && strings.Contains(err.Error(), constraint)
+}
+
+func isUnique(err error, constraint string) bool {
+	return state(err) == "23505" && strings.Contains(err.Error(), constraint)
+}
+
+func isForeignKeyViolation(err error) bool { return state(err) == "23503" }
+
+// Entry loads one entry of a user.
+func (s *Service) Entry(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID, id int64) (*Entry, error) {
+	e := new(Entry)
+	err := db.NewSelect().Model(e).Where("partner_id = ? AND user_id = ? AND id = ?", partnerID, userID, id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.CodeNotFound, "entry not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load ledger entry %d: %w", id, err)
+	}
+	return e, nil
+}

@@ -1,0 +1,222 @@
+package rest
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/idempotency"
+	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/user"
+)
+
+var integerRE = regexp.MustCompile(`^-?[0-9]{1,19}$`)
+
+// parseInt reads a JSON number that must be a whole number; strings,
+// fractions and exponents are refused with the field named.
+func parseInt(field string, raw json.RawMessage) (int64, error) {
+	s := string(bytes.TrimSpace(raw))
+	if !integerRE.MatchString(s) {
+		return 0, apperr.Field(apperr.CodeInvalidField, field, "%s must be a whole number, not %s", field, truncate(s, 32))
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, apperr.Field(apperr.CodePointsOutOfRange, field, "%s is out of range", field)
+	}
+	return n, nil
+}
+
+func parseTime(field string, raw json.RawMessage) (*time.Time, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, apperr.Field(apperr.CodeInvalidField, field, "%s must be an RFC 3339 timestamp string", field)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil, apperr.Field(apperr.CodeInvalidField, field, "%s must be an RFC 3339 timestamp such as 2026-11-21T10:00:00Z", field)
+	}
+	return &t, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// maxMetadataBytes bounds partner metadata stored on ledger entries.
+const maxMetadataBytes = 4096
+
+type earnRequest struct {
+	ExternalUserID *string         `json:"externalUserId"`
+	Action         *string         `json:"action"`
+	Reference      *string         `json:"reference"`
+	Points         json.RawMessage `json:"points"`
+	OccurredAt     json.RawMessage `json:"occurredAt"`
+	Metadata       json.RawMessage `json:"metadata"`
+	CreateUser     bool            `json:"createUser"`
+}
+
+type earnResponse struct {
+	EntryID    int64     `json:"entryId"`
+	UserID     uuid.UUID `json:"userId"`
+	Action     string    `json:"action"`
+	Points     int64     `json:"points"`
+	Balance    int64     `json:"balance"`
+	Reference  *string   `json:"reference"`
+	OccurredAt time.Time `json:"occurredAt"`
+}
+
+// earn is seed 001's buffer/store: award an action's points to a user,
+// exactly once per Idempotency-Key and per reference.
+func (a *API) earn(w *Write) (int, any, error) {
+	var req earnRequest
+	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.ExternalUserID == nil {
+		return 0, nil, apperr.Field(apperr.CodeMissingField, "externalUserId", "externalUserId is required")
+	}
+	if err := user.ValidateExternalID("externalUserId", *req.ExternalUserID); err != nil {
+		return 0, nil, err
+	}
+	if req.Action == nil || *req.Action == "" {
+		return 0, nil, apperr.Field(apperr.CodeMissingField, "action", "action is required")
+	}
+	if err := earning.ValidateCode("action", *req.Action); err != nil {
+		return 0, nil, err
+	}
+	params := earning.EarnParams{Code: *req.Action}
+	if len(req.Points) > 0 && string(req.Points) != "null" {
+		n, err := parseInt("points", req.Points)
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := ledger.ValidatePoints("points", n); err != nil {
+			return 0, nil, err
+		}
+		params.Points = &n
+	}
+	occurred, err := parseTime("occurredAt", req.OccurredAt)
+	if err != nil {
+		return 0, nil, err
+	}
+	now := a.now()
+	if occurred != nil {
+		if occurred.After(now.Add(5 * time.Minute)) {
+			return 0, nil, apperr.Field(apperr.CodeInvalidField, "occurredAt", "occurredAt must not be in the future")
+		}
+		params.OccurredAt = *occurred
+	}
+	if len(req.Metadata) > 0 && string(req.Metadata) != "null" {
+		if len(req.Metadata) > maxMetadataBytes || bytes.TrimSpace(req.Metadata)[0] != '{' {
+			return 0, nil, apperr.Field(apperr.CodeInvalidField, "metadata", "metadata must be a JSON object of at most %d bytes (no personal data)", maxMetadataBytes)
+		}
+		params.Metadata = req.Metadata
+	}
+	if req.Reference != nil {
+		ref := strings.TrimSpace(*req.Reference)
+		if err := idempotency.ValidateKey("reference", ref); err != nil {
+			return 0, nil, apperr.Field(apperr.CodeInvalidField, "reference", "reference must be 1 to 255 printable ASCII characters")
+		}
+		if replayed, err := w.Claim("reference:" + ref); err != nil || replayed {
+			return 0, nil, err
+		}
+		params.Reference = ref
+	}
+
+	pid := w.Partner.Partner.ID
+	u, err := a.Users.Get(w.Ctx, w.Tx, pid, *req.ExternalUserID)
+	if apperr.Is(err, apperr.CodeUserNotFound) && req.CreateUser {
+		res, uerr := a.Users.UpsertTx(w.Ctx, w.Tx, pid, *req.ExternalUserID, user.Profile{})
+		if uerr != nil {
+			return 0, nil, uerr
+		}
+		u, err = res.User, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if u.Anonymised() {
+		return 0, nil, apperr.New(apperr.CodeUserAnonymised, "the user was anonymised; revive them with POST /integrations/users first")
+	}
+	params.UserID = u.ID
+	w.UserID = &u.ID
+	e, err := a.Earning.EarnTx(w.Ctx, w.Tx, w.Partner.Partner, params)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, earnResponse{
+		EntryID: e.ID, UserID: u.ID, Action: params.Code, Points: e.Points, Balance: e.BalanceAfter,
+		Reference: e.Reference, OccurredAt: e.OccurredAt,
+	}, nil
+}
+
+type adjustRequest struct {
+	Points json.RawMessage `json:"points"`
+	Reason *string         `json:"reason"`
+}
+
+type adjustResponse struct {
+	EntryID int64     `json:"entryId"`
+	UserID  uuid.UUID `json:"userId"`
+	Points  int64     `json:"points"`
+	Balance int64     `json:"balance"`
+	Reason  string    `json:"reason"`
+}
+
+// adjust is a support correction, positive or negative, never below zero.
+func (a *API) adjust(w *Write) (int, any, error) {
+	ext := w.R.PathValue("externalUserId")
+	if err := user.ValidateExternalID("externalUserId", ext); err != nil {
+		return 0, nil, err
+	}
+	var req adjustRequest
+	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
+		return 0, nil, err
+	}
+	if len(req.Points) == 0 || string(req.Points) == "null" {
+		return 0, nil, apperr.Field(apperr.CodeMissingField, "points", "points is required (signed whole number)")
+	}
+	points, err := parseInt("points", req.Points)
+	if err != nil {
+		return 0, nil, err
+	}
+	if points == 0 || points > ledger.MaxPoints || points < -ledger.MaxPoints {
+		return 0, nil, apperr.Field(apperr.CodePointsOutOfRange, "points", "points must be a non-zero whole number between -%d and %d", ledger.MaxPoints, ledger.MaxPoints)
+	}
+	if req.Reason == nil || strings.TrimSpace(*req.Reason) == "" {
+		return 0, nil, apperr.Field(apperr.CodeMissingField, "reason", "reason is required")
+	}
+	reason := strings.TrimSpace(*req.Reason)
+	if len(reason) > 500 {
+		return 0, nil, apperr.Field(apperr.CodeInvalidField, "reason", "reason must be at most 500 characters")
+	}
+	u, err := a.Users.Get(w.Ctx, w.Tx, w.Partner.Partner.ID, ext)
+	if err != nil {
+		return 0, nil, err
+	}
+	if u.Anonymised() {
+		return 0, nil, apperr.New(apperr.CodeUserAnonymised, "the user was anonymised")
+	}
+	w.UserID = &u.ID
+	e, err := a.Ledger.ApplyTx(w.Ctx, w.Tx, w.Partner.Partner.ID, ledger.Change{
+		UserID: u.ID, Kind: ledger.KindAdjust, Points: points, Reason: reason,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, adjustResponse{EntryID: e.ID, UserID: u.ID, Points: e.Points, Balance: e.BalanceAfter, Reason: reason}, nil
+}
