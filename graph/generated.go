@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/google/uuid"
 	"github.com/perkshq/perks/graph/model"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/user"
@@ -43,6 +44,7 @@ type Config struct {
 }
 
 type ResolverRoot interface {
+	Ad() AdResolver
 	LedgerEntry() LedgerEntryResolver
 	Mutation() MutationResolver
 	Program() ProgramResolver
@@ -54,6 +56,16 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	Ad struct {
+		Action   func(childComplexity int) int
+		Body     func(childComplexity int) int
+		ID       func(childComplexity int) int
+		ImageURL func(childComplexity int) int
+		Kind     func(childComplexity int) int
+		Link     func(childComplexity int) int
+		Title    func(childComplexity int) int
+	}
+
 	LeaderboardEntry struct {
 		DisplayName    func(childComplexity int) int
 		IsMe           func(childComplexity int) int
@@ -122,6 +134,7 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		Ads         func(childComplexity int, kind *model.AdKind) int
 		History     func(childComplexity int, kind *model.HistoryKind, first *int, after *string) int
 		Leaderboard func(childComplexity int, first *int) int
 		Me          func(childComplexity int) int
@@ -152,6 +165,12 @@ type ComplexityRoot struct {
 	}
 }
 
+type AdResolver interface {
+	Kind(ctx context.Context, obj *content.Ad) (model.AdKind, error)
+
+	Link(ctx context.Context, obj *content.Ad) (*string, error)
+	Action(ctx context.Context, obj *content.Ad) (*model.ProgramAction, error)
+}
 type LedgerEntryResolver interface {
 	ID(ctx context.Context, obj *ledger.Entry) (string, error)
 	Kind(ctx context.Context, obj *ledger.Entry) (string, error)
@@ -172,6 +191,7 @@ type QueryResolver interface {
 	History(ctx context.Context, kind *model.HistoryKind, first *int, after *string) (*model.LedgerEntryConnection, error)
 	Ranking(ctx context.Context, around *int) (*model.Ranking, error)
 	Leaderboard(ctx context.Context, first *int) ([]*model.LeaderboardEntry, error)
+	Ads(ctx context.Context, kind *model.AdKind) ([]*content.Ad, error)
 }
 type UserResolver interface {
 	Partner(ctx context.Context, obj *user.User) (*partner.Partner, error)
@@ -197,6 +217,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := executionContext{nil, e, 0, 0, nil}
 	_ = ec
 	switch typeName + "." + field {
+
+	case "Ad.action":
+		if e.complexity.Ad.Action == nil {
+			break
+		}
+
+		return e.complexity.Ad.Action(childComplexity), true
+	case "Ad.body":
+		if e.complexity.Ad.Body == nil {
+			break
+		}
+
+		return e.complexity.Ad.Body(childComplexity), true
+	case "Ad.id":
+		if e.complexity.Ad.ID == nil {
+			break
+		}
+
+		return e.complexity.Ad.ID(childComplexity), true
+	case "Ad.imageUrl":
+		if e.complexity.Ad.ImageURL == nil {
+			break
+		}
+
+		return e.complexity.Ad.ImageURL(childComplexity), true
+	case "Ad.kind":
+		if e.complexity.Ad.Kind == nil {
+			break
+		}
+
+		return e.complexity.Ad.Kind(childComplexity), true
+	case "Ad.link":
+		if e.complexity.Ad.Link == nil {
+			break
+		}
+
+		return e.complexity.Ad.Link(childComplexity), true
+	case "Ad.title":
+		if e.complexity.Ad.Title == nil {
+			break
+		}
+
+		return e.complexity.Ad.Title(childComplexity), true
 
 	case "LeaderboardEntry.displayName":
 		if e.complexity.LeaderboardEntry.DisplayName == nil {
@@ -452,6 +515,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.complexity.ProgramAction.RemainingToday(childComplexity), true
 
+	case "Query.ads":
+		if e.complexity.Query.Ads == nil {
+			break
+		}
+
+		args, err := ec.field_Query_ads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Query.Ads(childComplexity, args["kind"].(*model.AdKind)), true
 	case "Query.history":
 		if e.complexity.Query.History == nil {
 			break
@@ -737,6 +811,46 @@ type Query {
     "How many entries, 1 to 100."
     first: Int = 10
   ): [LeaderboardEntry!]!
+  """
+  The partner's ads for the user (seed 001 ad/bonus, ad/specials, ad/news):
+  those visible now and targeted at the user's country, by priority.
+  """
+  ads(
+    "Only this kind; every kind when omitted."
+    kind: AdKind
+  ): [Ad!]!
+}
+
+"""
+Kinds of ads.
+"""
+enum AdKind {
+  "Ways to earn more, possibly offering an action to trigger."
+  BONUS
+  "Special offers."
+  SPECIAL
+  "Program news."
+  NEWS
+}
+
+"""
+An ad shown in the app.
+"""
+type Ad {
+  "The partner's id of the ad."
+  id: ID!
+  "bonus, special or news."
+  kind: AdKind!
+  "Headline."
+  title: String!
+  "Text under the headline."
+  body: String!
+  "Picture to show, if any."
+  imageUrl: String
+  "Where the ad leads, if anywhere."
+  link: String
+  "The action a bonus ad offers, when it is one the user can trigger now."
+  action: ProgramAction
 }
 
 """
@@ -1010,6 +1124,17 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_ads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "kind", ec.unmarshalOAdKind2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind)
+	if err != nil {
+		return nil, err
+	}
+	args["kind"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1115,6 +1240,231 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ************************** directives.gotpl **************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _Ad_id(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_kind(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_kind,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Ad().Kind(ctx, obj)
+		},
+		nil,
+		ec.marshalNAdKind2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type AdKind does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_title(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_title,
+		func(ctx context.Context) (any, error) {
+			return obj.Title, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_body(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_body,
+		func(ctx context.Context) (any, error) {
+			return obj.Body, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_body(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_imageUrl(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_imageUrl,
+		func(ctx context.Context) (any, error) {
+			return obj.ImageURL, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_imageUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_link(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_link,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Ad().Link(ctx, obj)
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_link(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_action(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_action,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Ad().Action(ctx, obj)
+		},
+		nil,
+		ec.marshalOProgramAction2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐProgramAction,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "code":
+				return ec.fieldContext_ProgramAction_code(ctx, field)
+			case "name":
+				return ec.fieldContext_ProgramAction_name(ctx, field)
+			case "description":
+				return ec.fieldContext_ProgramAction_description(ctx, field)
+			case "points":
+				return ec.fieldContext_ProgramAction_points(ctx, field)
+			case "dailyCap":
+				return ec.fieldContext_ProgramAction_dailyCap(ctx, field)
+			case "lifetimeCap":
+				return ec.fieldContext_ProgramAction_lifetimeCap(ctx, field)
+			case "cooldownSeconds":
+				return ec.fieldContext_ProgramAction_cooldownSeconds(ctx, field)
+			case "remainingToday":
+				return ec.fieldContext_ProgramAction_remainingToday(ctx, field)
+			case "remainingLifetime":
+				return ec.fieldContext_ProgramAction_remainingLifetime(ctx, field)
+			case "availableAt":
+				return ec.fieldContext_ProgramAction_availableAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ProgramAction", field.Name)
+		},
+	}
+	return fc, nil
+}
 
 func (ec *executionContext) _LeaderboardEntry_rank(ctx context.Context, field graphql.CollectedField, obj *model.LeaderboardEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -2597,6 +2947,63 @@ func (ec *executionContext) fieldContext_Query_leaderboard(ctx context.Context, 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_leaderboard_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_ads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_ads,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Query().Ads(ctx, fc.Args["kind"].(*model.AdKind))
+		},
+		nil,
+		ec.marshalNAd2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcontentᚐAdᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_ads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Ad_id(ctx, field)
+			case "kind":
+				return ec.fieldContext_Ad_kind(ctx, field)
+			case "title":
+				return ec.fieldContext_Ad_title(ctx, field)
+			case "body":
+				return ec.fieldContext_Ad_body(ctx, field)
+			case "imageUrl":
+				return ec.fieldContext_Ad_imageUrl(ctx, field)
+			case "link":
+				return ec.fieldContext_Ad_link(ctx, field)
+			case "action":
+				return ec.fieldContext_Ad_action(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Ad", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_ads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4592,6 +4999,159 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** object.gotpl ****************************
 
+var adImplementors = []string{"Ad"}
+
+func (ec *executionContext) _Ad(ctx context.Context, sel ast.SelectionSet, obj *content.Ad) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, adImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Ad")
+		case "id":
+			out.Values[i] = ec._Ad_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Ad_kind(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "title":
+			out.Values[i] = ec._Ad_title(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "body":
+			out.Values[i] = ec._Ad_body(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "imageUrl":
+			out.Values[i] = ec._Ad_imageUrl(ctx, field, obj)
+		case "link":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Ad_link(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "action":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Ad_action(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var leaderboardEntryImplementors = []string{"LeaderboardEntry"}
 
 func (ec *executionContext) _LeaderboardEntry(ctx context.Context, sel ast.SelectionSet, obj *model.LeaderboardEntry) graphql.Marshaler {
@@ -5338,6 +5898,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "ads":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_ads(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -5948,6 +6530,70 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 // endregion **************************** object.gotpl ****************************
 
 // region    ***************************** type.gotpl *****************************
+
+func (ec *executionContext) marshalNAd2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcontentᚐAdᚄ(ctx context.Context, sel ast.SelectionSet, v []*content.Ad) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	var wg sync.WaitGroup
+	isLen1 := len(v) == 1
+	if !isLen1 {
+		wg.Add(len(v))
+	}
+	for i := range v {
+		i := i
+		fc := &graphql.FieldContext{
+			Index:  &i,
+			Result: &v[i],
+		}
+		ctx := graphql.WithFieldContext(ctx, fc)
+		f := func(i int) {
+			defer func() {
+				if r := recover(); r != nil {
+					ec.Error(ctx, ec.Recover(ctx, r))
+					ret = nil
+				}
+			}()
+			if !isLen1 {
+				defer wg.Done()
+			}
+			ret[i] = ec.marshalNAd2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcontentᚐAd(ctx, sel, v[i])
+		}
+		if isLen1 {
+			f(i)
+		} else {
+			go f(i)
+		}
+
+	}
+	wg.Wait()
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAd2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcontentᚐAd(ctx context.Context, sel ast.SelectionSet, v *content.Ad) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Ad(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAdKind2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind(ctx context.Context, v any) (model.AdKind, error) {
+	var res model.AdKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAdKind2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind(ctx context.Context, sel ast.SelectionSet, v model.AdKind) graphql.Marshaler {
+	return v
+}
 
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
@@ -6580,6 +7226,22 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 	return res
 }
 
+func (ec *executionContext) unmarshalOAdKind2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind(ctx context.Context, v any) (*model.AdKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.AdKind)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAdKind2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind(ctx context.Context, sel ast.SelectionSet, v *model.AdKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -6642,6 +7304,13 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	_ = ctx
 	res := graphql.MarshalInt(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOProgramAction2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐProgramAction(ctx context.Context, sel ast.SelectionSet, v *model.ProgramAction) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ProgramAction(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

@@ -8,6 +8,7 @@ package graph
 import (
 	"time"
 
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
@@ -25,6 +26,7 @@ type Resolver struct {
 	Earning  *earning.Service
 	// Ranks is the leaderboard (named so it does not clash with the
 	// ranking resolver method).
-	Ranks *ranking.Service
-	Now   func() time.Time
+	Ranks   *ranking.Service
+	Content *content.Service
+	Now     func() time.Time
 }

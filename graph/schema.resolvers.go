@@ -8,10 +8,12 @@ package graph
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	"github.com/perkshq/perks/graph/model"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
@@ -19,6 +21,38 @@ import (
 	"github.com/perkshq/perks/internal/user"
 	"github.com/uptrace/bun"
 )
+
+func (r *adResolver) Kind(ctx context.Context, obj *content.Ad) (model.AdKind, error) {
+	return model.AdKind(strings.ToUpper(obj.Kind)), nil
+}
+
+func (r *adResolver) Link(ctx context.Context, obj *content.Ad) (*string, error) {
+	return obj.LinkURL, nil
+}
+
+func (r *adResolver) Action(ctx context.Context, obj *content.Ad) (*model.ProgramAction, error) {
+	if obj.ActionCode == nil {
+		return nil, nil
+	}
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rule, err := r.Earning.Rule(ctx, r.DB.Bun, c.Partner.ID, *obj.ActionCode)
+	if err != nil || !rule.ClientTriggerable || !rule.Active(r.Now()) {
+		return nil, nil // the ad still shows; the action is not offered
+	}
+	avail, err := r.Earning.AvailabilityFor(ctx, r.DB.Bun, c.Partner, c.User.ID, []earning.Rule{*rule})
+	if err != nil {
+		return nil, err
+	}
+	a := avail[rule.Code]
+	return &model.ProgramAction{
+		Code: rule.Code, Name: rule.Name, Description: rule.Description, Points: int(rule.Points),
+		DailyCap: rule.DailyCap, LifetimeCap: rule.LifetimeCap, CooldownSeconds: rule.CooldownSeconds,
+		RemainingToday: a.RemainingToday, RemainingLifetime: a.RemainingLifetime, AvailableAt: a.AvailableAt,
+	}, nil
+}
 
 func (r *ledgerEntryResolver) ID(ctx context.Context, obj *ledger.Entry) (string, error) {
 	return strconv.FormatInt(obj.ID, 10), nil
@@ -228,6 +262,26 @@ func (r *queryResolver) Leaderboard(ctx context.Context, first *int) ([]*model.L
 	return leaderboardEntries(top, c.User.ID), nil
 }
 
+func (r *queryResolver) Ads(ctx context.Context, kind *model.AdKind) ([]*content.Ad, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	k := ""
+	if kind != nil {
+		k = strings.ToLower(string(*kind))
+	}
+	ads, err := r.Content.ForUser(ctx, r.DB.Bun, c.Partner.ID, k, c.User.CountryCode)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*content.Ad, len(ads))
+	for i := range ads {
+		out[i] = &ads[i]
+	}
+	return out, nil
+}
+
 func (r *userResolver) Partner(ctx context.Context, obj *user.User) (*partner.Partner, error) {
 	// The user always belongs to the authenticated partner; resolve from the
 	// principal rather than a second query.
@@ -253,6 +307,8 @@ func (r *userResolver) LifetimePoints(ctx context.Context, obj *user.User) (int,
 	return int(b.LifetimeEarned), nil
 }
 
+func (r *Resolver) Ad() AdResolver { return &adResolver{r} }
+
 func (r *Resolver) LedgerEntry() LedgerEntryResolver { return &ledgerEntryResolver{r} }
 
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
@@ -263,6 +319,7 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
+type adResolver struct{ *Resolver }
 type ledgerEntryResolver struct{ *Resolver }
 type mutationResolver struct{ *Resolver }
 type programResolver struct{ *Resolver }

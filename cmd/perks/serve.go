@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/config"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/demo"
 	"github.com/perkshq/perks/internal/earning"
@@ -121,8 +123,10 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	rules := earning.NewService(nil)
 	s := &demo.Seeder{
-		DB: db.Bun, Partners: partner.NewService(keys), Earning: earning.NewService(nil), SecretsDir: cfg.SecretsDir,
+		DB: db.Bun, Partners: partner.NewService(keys), Earning: rules,
+		Content: &content.Service{Earning: rules, Now: time.Now}, SecretsDir: cfg.SecretsDir,
 		Webhooks: &webhook.Service{Keys: keys, Policy: app.WebhookPolicy(cfg)}, DemoWebhookURL: cfg.DemoWebhookURL,
 	}
 	_, err = s.Run(ctx, stdout)

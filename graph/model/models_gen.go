@@ -115,6 +115,67 @@ type TriggerActionPayload struct {
 	Balance int `json:"balance"`
 }
 
+// Kinds of ads.
+type AdKind string
+
+const (
+	// Ways to earn more, possibly offering an action to trigger.
+	AdKindBonus AdKind = "BONUS"
+	// Special offers.
+	AdKindSpecial AdKind = "SPECIAL"
+	// Program news.
+	AdKindNews AdKind = "NEWS"
+)
+
+var AllAdKind = []AdKind{
+	AdKindBonus,
+	AdKindSpecial,
+	AdKindNews,
+}
+
+func (e AdKind) IsValid() bool {
+	switch e {
+	case AdKindBonus, AdKindSpecial, AdKindNews:
+		return true
+	}
+	return false
+}
+
+func (e AdKind) String() string {
+	return string(e)
+}
+
+func (e *AdKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AdKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AdKind", str)
+	}
+	return nil
+}
+
+func (e AdKind) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AdKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AdKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // Which entries history returns.
 type HistoryKind string
 

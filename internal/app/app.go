@@ -19,6 +19,7 @@ import (
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/config"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
@@ -49,6 +50,7 @@ type App struct {
 	Earning  *earning.Service
 	Bulk     *bulk.Service
 	Ranking  *ranking.Service
+	Content  *content.Service
 	Webhooks *webhook.Service
 	Handler  http.Handler
 	// Routes lists the "METHOD /path" patterns the handler serves.
@@ -99,6 +101,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Earning = &earning.Service{Ledger: a.Ledger, Now: a.now}
 
 	a.Ranking = &ranking.Service{}
+	a.Content = &content.Service{Earning: a.Earning, Now: a.now}
 	a.Bulk = &bulk.Service{Users: a.Users, Earning: a.Earning, Partners: a.Partners, Events: a.Events, Now: a.now}
 	policy := WebhookPolicy(cfg)
 	a.Webhooks = &webhook.Service{
@@ -143,7 +146,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	}
 	api := &rest.API{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking,
-		Webhooks: a.Webhooks, Export: &export.Service{Pool: db.Pool, Keys: keys}, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
+		Export: &export.Service{Pool: db.Pool, Keys: keys}, Content: a.Content, Webhooks: a.Webhooks, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
 		PartnerAuth: &auth.PartnerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now,
 			Origins: &auth.OriginChecker{Resolver: a.Resolver, TTL: cfg.OriginDNSTTL, StaleFor: time.Hour, Now: a.now},
@@ -164,7 +167,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		BackendTokenTTL: cfg.BackendTokenTTL,
 	}
 	gql := graph.NewServer(&graph.Resolver{
-		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Now: a.now,
+		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Content: a.Content, Now: a.now,
 	}, graph.Options{
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
 	})

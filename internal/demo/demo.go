@@ -18,6 +18,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/webhook"
@@ -49,11 +50,19 @@ type Seeder struct {
 	DB         *bun.DB
 	Partners   *partner.Service
 	Earning    *earning.Service
+	Content    *content.Service
 	SecretsDir string
 	// DemoWebhookURL, when set (PERKS_DEMO_WEBHOOK_URL), gives acme a
 	// webhook endpoint subscribed to every event, created by Webhooks.
 	Webhooks       *webhook.Service
 	DemoWebhookURL string
+}
+
+// AcmeAds are acme's ads: one of each kind; the bonus offers an action.
+var AcmeAds = map[string]content.Input{
+	"bonus-video":     {Kind: content.KindBonus, Title: "Earn 5 points per video", Body: "Watch a partner video to the end, up to five times a day.", ActionCode: ptr("watch_video"), Priority: 10},
+	"special-weekend": {Kind: content.KindSpecial, Title: "Double points weekend", Body: "Every purchase earns double points this weekend.", Priority: 5},
+	"news-welcome":    {Kind: content.KindNews, Title: "Welcome to Acme Rewards", Body: "Earn points with every purchase and spend them on gifts.", Priority: 1},
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -159,6 +168,14 @@ func (s *Seeder) SeedPartner(ctx context.Context, spec PartnerSpec) (*Result, er
 		}
 		for code, in := range AcmeRules {
 			if _, _, err := s.Earning.PutRule(ctx, tx, p.ID, code, in); err != nil {
+				return err
+			}
+		}
+		if s.Content == nil {
+			return nil
+		}
+		for id, in := range AcmeAds {
+			if _, _, err := s.Content.Put(ctx, tx, p.ID, id, in); err != nil {
 				return err
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/bulk"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/export"
@@ -33,6 +34,7 @@ type API struct {
 	Bulk         *bulk.Service
 	Ranking      *ranking.Service
 	Export       *export.Service
+	Content      *content.Service
 	Webhooks     *webhook.Service
 	PartnerAuth  *auth.PartnerAuthenticator
 	ConsumerAuth *auth.ConsumerAuthenticator
@@ -271,6 +273,10 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodGet, "/integrations/users", a.Partner(a.listUsers))
 	rt.Handle(http.MethodGet, "/integrations/users/{externalUserId}/ranking", a.Partner(a.userRanking))
 	rt.Handle(http.MethodGet, "/integrations/exports/users", a.Partner(a.exportUsers))
+	rt.Handle(http.MethodGet, "/integrations/ads", a.Partner(a.listAds))
+	rt.Handle(http.MethodPut, "/integrations/ads/{id}", a.PartnerWrite(a.putAd))
+	rt.Handle(http.MethodGet, "/integrations/ads/{id}", a.Partner(a.getAd))
+	rt.Handle(http.MethodDelete, "/integrations/ads/{id}", a.PartnerWrite(a.deleteAd))
 	rt.Handle(http.MethodGet, "/me", a.Consumer(a.me))
 	a.registerWebhooks(rt)
 }
