@@ -29,6 +29,7 @@ func commands() []command {
 		{"key", "consumer token keys: key add|list|disable|enable|rotate", runKey},
 		{"token", "development tokens: token mint --partner acme --sub usr_demo_001", runToken},
 		{"export", "pull the incremental user export into a file, resumable", runExport},
+		{"webhook", "webhook endpoints, deliveries and replays: webhook list --partner acme", runWebhook},
 	}
 }
 

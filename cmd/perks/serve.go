@@ -16,6 +16,7 @@ import (
 	"github.com/perkshq/perks/internal/demo"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 // open loads the configuration, the logger and the database.
@@ -123,8 +124,11 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	rules := earning.NewService(nil)
-	s := &demo.Seeder{DB: db.Bun, Partners: partner.NewService(keys), Earning: rules,
-		Content: &content.Service{Earning: rules, Now: time.Now}, SecretsDir: cfg.SecretsDir}
+	s := &demo.Seeder{
+		DB: db.Bun, Partners: partner.NewService(keys), Earning: rules,
+		Content: &content.Service{Earning: rules, Now: time.Now}, SecretsDir: cfg.SecretsDir,
+		Webhooks: &webhook.Service{Keys: keys, Policy: app.WebhookPolicy(cfg)}, DemoWebhookURL: cfg.DemoWebhookURL,
+	}
 	_, err = s.Run(ctx, stdout)
 	return err
 }

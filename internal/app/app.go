@@ -33,6 +33,7 @@ import (
 	"github.com/perkshq/perks/internal/ratelimit"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 // App is a running Perks process.
@@ -50,6 +51,7 @@ type App struct {
 	Bulk     *bulk.Service
 	Ranking  *ranking.Service
 	Content  *content.Service
+	Webhooks *webhook.Service
 	Handler  http.Handler
 	// Routes lists the "METHOD /path" patterns the handler serves.
 	Routes   []string
@@ -101,23 +103,39 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Ranking = &ranking.Service{}
 	a.Content = &content.Service{Earning: a.Earning, Now: a.now}
 	a.Bulk = &bulk.Service{Users: a.Users, Earning: a.Earning, Partners: a.Partners, Events: a.Events, Now: a.now}
+	policy := WebhookPolicy(cfg)
+	a.Webhooks = &webhook.Service{
+		Keys: keys, Users: a.Users, Policy: policy, Sender: webhook.NewSender(policy), Log: log, Now: a.now,
+	}
+	a.Events.Dispatcher = a.Webhooks
+	if cfg.WebhookAllowPriv && !cfg.Development() {
+		log.Warn("PERKS_WEBHOOK_ALLOW_PRIVATE is set in production: webhook endpoints may reach private networks")
+	}
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &jobs.PruneReplayCacheWorker{DB: db.Bun, Now: a.now})
 	river.AddWorker(workers, &jobs.PruneIdempotencyWorker{DB: db.Bun, Now: a.now})
 	river.AddWorker(workers, &ranking.RefreshWorker{DB: db.Bun, Service: a.Ranking})
 	river.AddWorker(workers, &bulk.Worker{DB: db.Bun, Service: a.Bulk})
+	river.AddWorker(workers, &webhook.DeliverWorker{DB: db.Bun, Webhooks: a.Webhooks})
+	river.AddWorker(workers, &webhook.ReplayWorker{DB: db.Bun, Webhooks: a.Webhooks})
+	river.AddWorker(workers, &webhook.PruneWorker{DB: db.Bun, Webhooks: a.Webhooks, Retention: cfg.WebhookRetention})
 	var err error
+	periodic := append(jobs.MaintenancePeriodic(), ranking.Periodic(cfg.RankingRefresh))
 	a.Jobs, err = jobs.New(db, workers, jobs.Options{
-		Work:       cfg.Workers,
-		MaxWorkers: cfg.RiverMaxWorkers,
-		Log:        log,
-		Periodic:   append(jobs.MaintenancePeriodic(), ranking.Periodic(cfg.RankingRefresh)),
+		Work:              cfg.Workers,
+		MaxWorkers:        cfg.RiverMaxWorkers,
+		Log:               log,
+		FetchCooldown:     cfg.FetchCooldown,
+		FetchPollInterval: cfg.FetchPollInt,
+		Queues:            map[string]int{webhook.Queue: cfg.WebhookWorkers},
+		Periodic:          append(periodic, webhook.Periodic()...),
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.Bulk.Jobs = a.Jobs
+	a.Webhooks.Jobs = a.Jobs
 
 	a.Registry = prometheus.NewRegistry()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -128,7 +146,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	}
 	api := &rest.API{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking,
-		Export: &export.Service{Pool: db.Pool, Keys: keys}, Content: a.Content, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
+		Export: &export.Service{Pool: db.Pool, Keys: keys}, Content: a.Content, Webhooks: a.Webhooks, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
 		PartnerAuth: &auth.PartnerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now,
 			Origins: &auth.OriginChecker{Resolver: a.Resolver, TTL: cfg.OriginDNSTTL, StaleFor: time.Hour, Now: a.now},
@@ -157,6 +175,12 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
 	})
 	return a, nil
+}
+
+// WebhookPolicy is where webhook deliveries may go under cfg: https only in
+// production, private networks only when explicitly allowed.
+func WebhookPolicy(cfg *config.Config) *webhook.URLPolicy {
+	return &webhook.URLPolicy{RequireHTTPS: !cfg.Development(), AllowPrivate: cfg.WebhookAllowPriv}
 }
 
 // now indirects through a.Now so tests can swap the clock after New.

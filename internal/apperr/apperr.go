@@ -91,6 +91,13 @@ const (
 	CodeOTPLocked        Code = "OTP_LOCKED"
 )
 
+// Webhook errors.
+const (
+	CodeWebhookURLForbidden     Code = "WEBHOOK_URL_FORBIDDEN"
+	CodeWebhookEndpointLimit    Code = "WEBHOOK_ENDPOINT_LIMIT"
+	CodeWebhookEndpointDisabled Code = "WEBHOOK_ENDPOINT_DISABLED"
+)
+
 // Server-side errors.
 const (
 	CodeInternal    Code = "INTERNAL"

@@ -66,6 +66,10 @@ var catalog = map[Code]Info{
 	CodeOTPExpired:       {422, "OTP expired", "Ask the user to request a new code in their app."},
 	CodeOTPLocked:        {423, "OTP locked", "Too many wrong codes: the user must request a new one."},
 
+	CodeWebhookURLForbidden:     {400, "Webhook URL forbidden", "Use an `https` URL whose host resolves to a public address; loopback, private, link-local and cloud metadata addresses are refused."},
+	CodeWebhookEndpointLimit:    {422, "Webhook endpoint limit", "Delete an endpoint you no longer use, or subscribe one endpoint to several event types."},
+	CodeWebhookEndpointDisabled: {409, "Webhook endpoint disabled", "Enable the endpoint (`PUT /integrations/webhook-endpoints/{id}` with `\"enabled\": true`) before replaying to it."},
+
 	CodeInternal:    {500, "Internal error", "Retry later; if it persists, contact support with the `requestId`."},
 	CodeUnavailable: {503, "Service unavailable", "Retry later with backoff."},
 	CodeTimeout:     {504, "Timeout", "Retry later; the operation did not finish in time and was rolled back."},

@@ -44,6 +44,10 @@ type Config struct {
 	TrustedProxies   []*net.IPNet
 	DemoWebhookURL   string
 	WebhookAllowPriv bool
+	WebhookRetention time.Duration
+	WebhookWorkers   int
+	FetchCooldown    time.Duration
+	FetchPollInt     time.Duration
 	PublicBaseURL    string
 	RankingRefresh   time.Duration
 
@@ -115,6 +119,10 @@ var vars = []variable{
 	}},
 	{"PERKS_DEMO_WEBHOOK_URL", "", "When set, `perks seed` gives acme a webhook endpoint with this URL.", func(c *Config, v string) error { c.DemoWebhookURL = v; return nil }},
 	{"PERKS_WEBHOOK_ALLOW_PRIVATE", "false", "Allow webhook URLs on loopback/private networks (development and tests only).", boolVar(func(c *Config, b bool) { c.WebhookAllowPriv = b })},
+	{"PERKS_WEBHOOK_RETENTION", "720h", "How long the webhook delivery log (deliveries and attempts) is kept after a delivery finishes.", durVar(func(c *Config, d time.Duration) { c.WebhookRetention = d })},
+	{"PERKS_WEBHOOK_MAX_WORKERS", "50", "Concurrent webhook deliveries per process (the River `webhook` queue).", intVar(func(c *Config, n int) { c.WebhookWorkers = n })},
+	{"PERKS_RIVER_FETCH_COOLDOWN", "5ms", "Shortest pause between two River job fetches while jobs keep coming; lower delivers faster at more database load (see `make bench`).", durVar(func(c *Config, d time.Duration) { c.FetchCooldown = d })},
+	{"PERKS_RIVER_FETCH_POLL_INTERVAL", "100ms", "How often River polls for jobs when no insert notification arrives (scheduled retries, missed notifications).", durVar(func(c *Config, d time.Duration) { c.FetchPollInt = d })},
 	{"PERKS_RANKING_REFRESH", "60s", "How often the leaderboard is recomputed (ranks are as of the last refresh).", durVar(func(c *Config, d time.Duration) { c.RankingRefresh = d })},
 	{"PERKS_RATE_LIMIT_PER_MINUTE", "60000", "Default sustained rate of a partner's back-end calls, per replica (token bucket; 0 = unlimited). Partners can override it (`perks partner set --rate-limit`).", nonNegIntVar(func(c *Config, n int) { c.RateLimitPerMinute = n })},
 	{"PERKS_RATE_LIMIT_BURST", "1000", "Default burst (bucket size) of a partner's back-end calls, per replica (0 = one minute's worth).", nonNegIntVar(func(c *Config, n int) { c.RateLimitBurst = n })},

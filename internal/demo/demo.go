@@ -21,6 +21,7 @@ import (
 	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 // PartnerSpec is one demo partner.
@@ -51,6 +52,10 @@ type Seeder struct {
 	Earning    *earning.Service
 	Content    *content.Service
 	SecretsDir string
+	// DemoWebhookURL, when set (PERKS_DEMO_WEBHOOK_URL), gives acme a
+	// webhook endpoint subscribed to every event, created by Webhooks.
+	Webhooks       *webhook.Service
+	DemoWebhookURL string
 }
 
 // AcmeAds are acme's ads: one of each kind; the bonus offers an action.
@@ -96,7 +101,37 @@ func (s *Seeder) Run(ctx context.Context, w io.Writer) ([]Result, error) {
 		fmt.Fprintf(w, "  issuer:      %s\n", r.Spec.Issuer)
 		fmt.Fprintf(w, "  private key: %s\n", r.PrivateKeyPath)
 	}
+	if s.DemoWebhookURL != "" && s.Webhooks != nil {
+		if err := s.seedWebhook(ctx, out[0].Partner, w); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// seedWebhook gives acme its demo endpoint once. The signing secret exists
+// only in the answer that creates the endpoint, so it is printed on the
+// first run; later runs point at `perks webhook rotate`.
+func (s *Seeder) seedWebhook(ctx context.Context, p *partner.Partner, w io.Writer) error {
+	var ep *webhook.Endpoint
+	var secret string
+	err := s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		ep, secret, err = s.Webhooks.EnsureEndpoint(ctx, tx, p.ID, s.DemoWebhookURL, "demo seed (PERKS_DEMO_WEBHOOK_URL)")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("seed %s webhook endpoint %s (for a local receiver set PERKS_WEBHOOK_ALLOW_PRIVATE=true): %w", p.Slug, s.DemoWebhookURL, err)
+	}
+	fmt.Fprintf(w, "\n%s webhook endpoint (every event):\n", p.Name)
+	fmt.Fprintf(w, "  id:          %s\n", ep.ID)
+	fmt.Fprintf(w, "  url:         %s\n", ep.URL)
+	if secret != "" {
+		fmt.Fprintf(w, "  secret:      %s   (shown once: save it now)\n", secret)
+	} else {
+		fmt.Fprintf(w, "  secret:      shown when it was created; new one: perks webhook rotate --partner %s --id %s\n", p.Slug, ep.ID)
+	}
+	return nil
 }
 
 // SeedPartner creates or refreshes one partner, its HMAC secret and its RSA

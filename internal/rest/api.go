@@ -21,6 +21,7 @@ import (
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 // API holds what the REST handlers need.
@@ -34,6 +35,7 @@ type API struct {
 	Ranking      *ranking.Service
 	Export       *export.Service
 	Content      *content.Service
+	Webhooks     *webhook.Service
 	PartnerAuth  *auth.PartnerAuthenticator
 	ConsumerAuth *auth.ConsumerAuthenticator
 	MaxBodyBytes int64
@@ -276,4 +278,5 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodGet, "/integrations/ads/{id}", a.Partner(a.getAd))
 	rt.Handle(http.MethodDelete, "/integrations/ads/{id}", a.PartnerWrite(a.deleteAd))
 	rt.Handle(http.MethodGet, "/me", a.Consumer(a.me))
+	a.registerWebhooks(rt)
 }
