@@ -274,6 +274,9 @@ func TestMultideleteSurvivesACrash(t *testing.T) {
 func TestEraseLeavesNothing(t *testing.T) {
 	t.Parallel()
 	env := apptest.New(t)
+	// A subscribed endpoint, so the user's events have deliveries and jobs.
+	hook := env.Partner("acme", http.MethodPost, "/integrations/webhook-endpoints", []byte(`{"url":"http://127.0.0.1:9/hook"}`))
+	require.Equal(t, http.StatusCreated, hook.StatusCode, "%s", hook.Body)
 	provisionMany(t, env, "e", 2)
 	for i := 0; i < 3; i++ {
 		res := env.Partner("acme", http.MethodPost, "/integrations/actions", []byte(`{"externalUserId":"e0","action":"purchase","points":10}`), map[string]string{"Idempotency-Key": fmt.Sprintf("e0-%d", i)})
