@@ -55,7 +55,8 @@ func idempotentTx[T any](ctx context.Context, r *Resolver, c *auth.ConsumerPrinc
 		if err != nil {
 			return err
 		}
-		return claim.Complete(ctx, 200, b, &c.User.ID)
+		_, err = claim.Complete(ctx, 200, b, &c.User.ID)
+		return err
 	})
 	if err != nil && !errors.Is(err, errReplay) {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
 )
@@ -76,12 +77,19 @@ func Fingerprint(parts ...[]byte) []byte {
 }
 
 // Claim is an in-progress idempotent operation inside one transaction.
+//
+// Keys are claimed either up front (Key: a duplicate waits for the original
+// before doing anything) or at completion (Defer: the key row is inserted
+// with the response, saving a statement on every write; a duplicate running
+// concurrently does its work, conflicts on the key at completion, rolls back
+// and replays). Both give the same guarantees.
 type Claim struct {
 	tx        bun.Tx
 	partnerID uuid.UUID
 	hash      []byte
 	now       time.Time
 	keys      []string
+	deferred  []string
 }
 
 // Begin starts claiming keys for a request with the given fingerprint.
@@ -131,22 +139,78 @@ func (c *Claim) Key(ctx context.Context, key string) (*Stored, error) {
 	return &Stored{Status: *rec.ResponseStatus, Body: rec.ResponseBody}, nil
 }
 
-// Claimed reports whether any key is held.
-func (c *Claim) Claimed() bool { return len(c.keys) > 0 }
+// Claimed reports whether any key is held or deferred.
+func (c *Claim) Claimed() bool { return len(c.keys)+len(c.deferred) > 0 }
 
-// Complete stores the response for every claimed key, in the transaction.
-// userID ties the records to a user so erasure can remove them.
-func (c *Claim) Complete(ctx context.Context, status int, body []byte, userID *uuid.UUID) error {
-	if len(c.keys) == 0 {
-		return nil
+// Defer claims key when the write completes.
+func (c *Claim) Defer(key string) { c.deferred = append(c.deferred, key) }
+
+// Complete stores the response for every key, in the transaction. userID
+// ties the records to a user so erasure can remove them. When a deferred
+// key turns out to be used already, Complete returns its stored response
+// (the caller must roll back and replay it) or IDEMPOTENCY_KEY_REUSED.
+func (c *Claim) Complete(ctx context.Context, status int, body []byte, userID *uuid.UUID) (*Stored, error) {
+	if len(c.keys) > 0 {
+		_, err := c.tx.NewUpdate().Model((*Record)(nil)).
+			Set("response_status = ?, response_body = ?, user_id = ?", status, body, userID).
+			Where("partner_id = ? AND key IN (?)", c.partnerID, bun.In(c.keys)).Exec(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("store idempotent response: %w", err)
+		}
 	}
-	_, err := c.tx.NewUpdate().Model((*Record)(nil)).
-		Set("response_status = ?, response_body = ?, user_id = ?", status, body, userID).
-		Where("partner_id = ? AND key IN (?)", c.partnerID, bun.In(c.keys)).Exec(ctx)
+	if len(c.deferred) == 0 {
+		return nil, nil
+	}
+	var inserted []string
+	err := c.tx.NewRaw(`INSERT INTO idempotency_keys (partner_id, key, request_hash, response_status, response_body, user_id, created_at, expires_at)
+		SELECT ?, k, ?, ?, ?, ?, ?, ? FROM unnest(?::text[]) AS k
+		ON CONFLICT (partner_id, key) DO NOTHING RETURNING key`,
+		c.partnerID, c.hash, status, body, userID, c.now, c.now.Add(Retention), pgdialect.Array(c.deferred)).Scan(ctx, &inserted)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if state(err) == "55P03" {
+			return nil, &apperr.Error{Code: apperr.CodeIdempotencyInProgress, Message: "a request with this key is still in progress", RetryAfterSeconds: 1}
+		}
+		return nil, fmt.Errorf("store idempotent response: %w", err)
+	}
+	if len(inserted) == len(c.deferred) {
+		return nil, nil
+	}
+	return c.prior(ctx, c.tx)
+}
+
+// Prior looks up, in db (the pool: the write's transaction may be aborted),
+// whether a deferred key was used before: its stored response to replay,
+// IDEMPOTENCY_KEY_REUSED when it was used for another request, or nothing.
+// A write that failed calls it to answer a retry of an earlier success with
+// that success rather than with the failure.
+func (c *Claim) Prior(ctx context.Context, db bun.IDB) (*Stored, error) {
+	if len(c.deferred) == 0 {
+		return nil, nil
+	}
+	return c.prior(ctx, db)
+}
+
+func (c *Claim) prior(ctx context.Context, db bun.IDB) (*Stored, error) {
+	var recs []Record
+	err := db.NewSelect().Model(&recs).
+		Where("partner_id = ? AND key IN (?) AND expires_at >= ?", c.partnerID, bun.In(c.deferred), c.now).Scan(ctx)
 	if err != nil {
-		return fmt.Errorf("store idempotent response: %w", err)
+		return nil, fmt.Errorf("load idempotency keys: %w", err)
 	}
-	return nil
+	for _, rec := range recs {
+		if string(rec.RequestHash) != string(c.hash) {
+			return nil, apperr.New(apperr.CodeIdempotencyKeyReused, "this idempotency key was used for a different request")
+		}
+	}
+	for _, rec := range recs {
+		if rec.ResponseStatus != nil {
+			return &Stored{Status: *rec.ResponseStatus, Body: rec.ResponseBody}, nil
+		}
+	}
+	if len(recs) > 0 {
+		return nil, &apperr.Error{Code: apperr.CodeIdempotencyInProgress, Message: "a request with this key is still in progress", RetryAfterSeconds: 1}
+	}
+	return nil, nil
 }
 
 // Prune deletes expired records.

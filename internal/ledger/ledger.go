@@ -145,42 +145,53 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 		c.OccurredAt = now
 	}
 
-	var points int64
+	// One statement moves the balance and appends the entry with the
+	// resulting balance_after: the balance row's lock serialises concurrent
+	// changes of the user, and the entry cannot disagree with the balance.
+	var move string
+	var moveArgs []any
 	if delta > 0 {
-		err = tx.NewRaw(`INSERT INTO balances AS b (partner_id, user_id, points, lifetime_earned, updated_at)
+		move = `INSERT INTO balances AS b (partner_id, user_id, points, lifetime_earned, updated_at)
 			VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (partner_id, user_id) DO UPDATE
 			SET points = b.points + EXCLUDED.points, lifetime_earned = b.lifetime_earned + EXCLUDED.lifetime_earned, updated_at = EXCLUDED.updated_at
-			RETURNING points`, partnerID, c.UserID, delta, earned, now).Scan(ctx, &points)
+			RETURNING points`
+		moveArgs = []any{partnerID, c.UserID, delta, earned, now}
 	} else {
-		err = tx.NewRaw(`UPDATE balances SET points = points + ?, updated_at = ?
+		move = `UPDATE balances SET points = points + ?, updated_at = ?
 			WHERE partner_id = ? AND user_id = ? AND points + ? >= 0
-			RETURNING points`, delta, now, partnerID, c.UserID, delta).Scan(ctx, &points)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, apperr.New(apperr.CodeInsufficientPoints, "the balance is lower than %d points", -delta)
-		}
+			RETURNING points`
+		moveArgs = []any{delta, now, partnerID, c.UserID, delta}
 	}
-	if err != nil {
-		if isCheckViolation(err, "balances_points_max") || isCheckViolation(err, "balances_lifetime_max") {
-			return nil, apperr.New(apperr.CodePointsOutOfRange, "the balance would exceed the maximum of %d points", MaxBalance)
-		}
-		if isForeignKeyViolation(err) {
-			return nil, apperr.New(apperr.CodeUserNotFound, "user not found")
-		}
-		return nil, fmt.Errorf("update balance: %w", err)
-	}
-
 	e := &Entry{
-		PartnerID: partnerID, UserID: c.UserID, Kind: c.Kind, Points: delta, BalanceAfter: points,
+		PartnerID: partnerID, UserID: c.UserID, Kind: c.Kind, Points: delta,
 		Reason: c.Reason, ActionCode: opt(c.ActionCode), SourceType: opt(c.SourceType), SourceID: opt(c.SourceID),
 		Reference: opt(c.Reference), Metadata: c.Metadata, OccurredAt: c.OccurredAt.UTC(), CreatedAt: now,
 	}
-	if _, err := tx.NewInsert().Model(e).Returning("id").Exec(ctx); err != nil {
-		if isUnique(err, "ledger_entries_reference_idx") {
-			return nil, apperr.Field(apperr.CodeConflict, "reference", "reference %q was already used for another entry", c.Reference)
-		}
-		return nil, fmt.Errorf("insert ledger entry: %w", err)
+	var metadata any
+	if len(c.Metadata) > 0 {
+		metadata = string(c.Metadata)
 	}
+	args := append(moveArgs, partnerID, c.UserID, string(c.Kind), delta, e.Reason, e.ActionCode, e.SourceType, e.SourceID, e.Reference, metadata, e.OccurredAt, now)
+	err = tx.NewRaw(`WITH moved AS (`+move+`)
+		INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, reason, action_code, source_type, source_id, reference, metadata, occurred_at, created_at)
+		SELECT ?, ?, ?, ?, moved.points, ?, ?, ?, ?, ?, ?::jsonb, ?, ? FROM moved
+		RETURNING id, balance_after`, args...).Scan(ctx, &e.ID, &e.BalanceAfter)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// Only the conditional UPDATE of a debit can match no row.
+		return nil, apperr.New(apperr.CodeInsufficientPoints, "the balance is lower than %d points", -delta)
+	case err == nil:
+	case isCheckViolation(err, "balances_points_max") || isCheckViolation(err, "balances_lifetime_max"):
+		return nil, apperr.New(apperr.CodePointsOutOfRange, "the balance would exceed the maximum of %d points", MaxBalance)
+	case isForeignKeyViolation(err):
+		return nil, apperr.New(apperr.CodeUserNotFound, "user not found")
+	case isUnique(err, "ledger_entries_reference_idx"):
+		return nil, apperr.Field(apperr.CodeConflict, "reference", "reference %q was already used for another entry", c.Reference)
+	default:
+		return nil, fmt.Errorf("move balance and append entry: %w", err)
+	}
+	points := e.BalanceAfter
 
 	var typ string
 	switch {

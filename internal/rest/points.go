@@ -131,9 +131,7 @@ func (a *API) earn(w *Write) (int, any, error) {
 		if err := idempotency.ValidateKey("reference", ref); err != nil {
 			return 0, nil, apperr.Field(apperr.CodeInvalidField, "reference", "reference must be 1 to 255 printable ASCII characters")
 		}
-		if replayed, err := w.Claim("reference:" + ref); err != nil || replayed {
-			return 0, nil, err
-		}
+		w.Claim("reference:" + ref)
 		params.Reference = ref
 	}
 

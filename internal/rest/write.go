@@ -35,20 +35,8 @@ type Write struct {
 }
 
 // Claim makes the write exactly-once under an extra key (for example the
-// partner's reference of an earn). It reports true when the key was used
-// before: the handler must then return at once and the stored response is
-// replayed.
-func (w *Write) Claim(key string) (bool, error) {
-	stored, err := w.claim.Key(w.Ctx, key)
-	if err != nil {
-		return false, err
-	}
-	if stored != nil {
-		w.replay = stored
-		return true, nil
-	}
-	return false, nil
-}
+// partner's reference of an earn), claimed when the write completes.
+func (w *Write) Claim(key string) { w.claim.Defer(key) }
 
 // WriteHandler does the work of a write inside its transaction and returns
 // the status and the value to encode (nil for no body).
@@ -80,28 +68,21 @@ func (a *API) PartnerWriteLimit(limit int64, h WriteHandler) http.Handler {
 		var status int
 		var out []byte
 		var replay *idempotency.Stored
+		var claim *idempotency.Claim
 		err := a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
 			// The signature is remembered with the write's effects: one
 			// commit instead of two.
 			if err := a.PartnerAuth.Remember(ctx, tx, p.Replay); err != nil {
 				return err
 			}
-			w := &Write{Ctx: ctx, Tx: tx, R: r, Partner: p, Body: body, claim: idempotency.Begin(tx, p.Partner.ID, fp, a.now())}
+			claim = idempotency.Begin(tx, p.Partner.ID, fp, a.now())
 			if headerKey != "" {
-				if replayed, err := w.Claim("key:" + headerKey); err != nil {
-					return err
-				} else if replayed {
-					replay = w.replay
-					return errReplay
-				}
+				claim.Defer("key:" + headerKey)
 			}
+			w := &Write{Ctx: ctx, Tx: tx, R: r, Partner: p, Body: body, claim: claim}
 			st, v, err := h(w)
 			if err != nil {
 				return err
-			}
-			if w.replay != nil {
-				replay = w.replay
-				return errReplay
 			}
 			status = st
 			if v != nil {
@@ -111,8 +92,29 @@ func (a *API) PartnerWriteLimit(limit int64, h WriteHandler) http.Handler {
 				}
 				out = append(b, '\n')
 			}
-			return w.claim.Complete(ctx, status, out, w.UserID)
+			stored, err := claim.Complete(ctx, status, out, w.UserID)
+			if err != nil {
+				return err
+			}
+			if stored != nil { // a concurrent or earlier request with the key won
+				replay = stored
+				return errReplay
+			}
+			return nil
 		})
+		if err != nil && !errors.Is(err, errReplay) && claim != nil && !apperr.Is(err, apperr.CodeSignatureReplayed) {
+			// The write failed, perhaps because an earlier request with the
+			// same key already did it (a retried earn hitting its own daily
+			// cap, a reference already used): answer with that request's
+			// response. The transaction may be aborted, so ask the pool.
+			prior, perr := claim.Prior(context.WithoutCancel(r.Context()), a.DB.Bun)
+			switch {
+			case perr != nil:
+				err = perr
+			case prior != nil:
+				replay, err = prior, errReplay
+			}
+		}
 		if err != nil && !apperr.Is(err, apperr.CodeSignatureReplayed) {
 			// The write failed and rolled back its replay-cache entry: burn
 			// the signature anyway, so the refused request cannot be
