@@ -62,6 +62,9 @@ var catalog = map[Code]Info{
 	CodeOTPInvalid:       {422, "Invalid OTP", "Ask the user for the current code shown in their app."},
 	CodeOTPExpired:       {422, "OTP expired", "Ask the user to request a new code in their app."},
 	CodeOTPLocked:        {423, "OTP locked", "Too many wrong codes: the user must request a new one."},
+	CodeGiftNotFound:     {404, "Gift not found", "Check the gift id or SKU; it does not exist for your partner."},
+	CodeWrongChannel:     {422, "Wrong redemption channel", "Online vouchers (gifts without merchants) are redeemed in the app with `redeemVoucher`; vouchers of gifts honoured by merchants are redeemed at a merchant with a one-time code (`requestRedemptionCode`)."},
+	CodeCodeSource:       {409, "Code source mismatch", "Codes can only be uploaded to gifts whose `codeSource` is `pool`; change the gift first."},
 
 	CodeInternal:    {500, "Internal error", "Retry later; if it persists, contact support with the `requestId`."},
 	CodeUnavailable: {503, "Service unavailable", "Retry later with backoff."},
