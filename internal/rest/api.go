@@ -10,12 +10,15 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/voucher"
 )
 
 // API holds what the REST handlers need.
@@ -25,11 +28,16 @@ type API struct {
 	Users        *user.Service
 	Ledger       *ledger.Service
 	Earning      *earning.Service
+	Catalog      *catalog.Service
+	Vouchers     *voucher.Service
+	Merchants    *merchant.Service
 	PartnerAuth  *auth.PartnerAuthenticator
 	ConsumerAuth *auth.ConsumerAuthenticator
 	MaxBodyBytes int64
-	Log          *slog.Logger
-	Now          func() time.Time
+	// MaxUploadBytes is the body limit of code uploads (WithBodyLimit).
+	MaxUploadBytes int64
+	Log            *slog.Logger
+	Now            func() time.Time
 }
 
 func (a *API) now() time.Time {
@@ -109,7 +117,7 @@ type PartnerHandler func(w http.ResponseWriter, r *http.Request, p *auth.Partner
 // Partner wraps h with partner authentication over the raw body.
 func (a *API) Partner(h PartnerHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := ReadBody(r, a.MaxBodyBytes)
+		body, err := ReadBody(r, bodyLimit(r.Context(), a.MaxBodyBytes))
 		if err != nil {
 			WriteError(w, r, a.Log, err)
 			return
@@ -171,4 +179,5 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodGet, "/integrations/earning-rules", a.Partner(a.listRules))
 	rt.Handle(http.MethodDelete, "/integrations/earning-rules/{code}", a.PartnerWrite(a.deleteRule))
 	rt.Handle(http.MethodGet, "/me", a.Consumer(a.me))
+	a.registerCatalog(rt)
 }
