@@ -8,19 +8,23 @@ package graph
 import (
 	"time"
 
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/voucher"
 )
 
 // Resolver holds the services the resolvers call.
 type Resolver struct {
-	DB       *database.DB
-	Partners *partner.Service
-	Users    *user.Service
-	Ledger   *ledger.Service
-	Earning  *earning.Service
-	Now      func() time.Time
+	DB         *database.DB
+	Partners   *partner.Service
+	Users      *user.Service
+	Ledger     *ledger.Service
+	Earning    *earning.Service
+	CatalogSvc *catalog.Service
+	VoucherSvc *voucher.Service
+	Now        func() time.Time
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/perkshq/perks/graph"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
@@ -25,26 +26,31 @@ import (
 	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/voucher"
 )
 
 // App is a running Perks process.
 type App struct {
-	Config   *config.Config
-	Log      *slog.Logger
-	DB       *database.DB
-	Keys     *keyring.Keyring
-	Jobs     *jobs.Clients
-	Events   *event.Recorder
-	Partners *partner.Service
-	Users    *user.Service
-	Ledger   *ledger.Service
-	Earning  *earning.Service
-	Handler  http.Handler
-	Registry *prometheus.Registry
-	Now      func() time.Time
+	Config    *config.Config
+	Log       *slog.Logger
+	DB        *database.DB
+	Keys      *keyring.Keyring
+	Jobs      *jobs.Clients
+	Events    *event.Recorder
+	Partners  *partner.Service
+	Users     *user.Service
+	Ledger    *ledger.Service
+	Earning   *earning.Service
+	Merchants *merchant.Service
+	Catalog   *catalog.Service
+	Vouchers  *voucher.Service
+	Handler   http.Handler
+	Registry  *prometheus.Registry
+	Now       func() time.Time
 }
 
 // LoadKeyring returns the master keyring: PERKS_MASTER_KEY, or in development
@@ -82,16 +88,20 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Users = &user.Service{Keys: keys, Events: a.Events, Now: a.now}
 	a.Ledger = &ledger.Service{Events: a.Events, Now: a.now}
 	a.Earning = &earning.Service{Ledger: a.Ledger, Now: a.now}
+	a.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: a.now}
+	a.Catalog = &catalog.Service{Merchants: a.Merchants, Now: a.now}
+	a.Vouchers = &voucher.Service{Catalog: a.Catalog, Ledger: a.Ledger, Events: a.Events, Keys: keys, Now: a.now}
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &jobs.PruneReplayCacheWorker{DB: db.Bun, Now: a.now})
 	river.AddWorker(workers, &jobs.PruneIdempotencyWorker{DB: db.Bun, Now: a.now})
+	river.AddWorker(workers, &jobs.ExpireVouchersWorker{DB: db.Bun, Vouchers: a.Vouchers})
 	var err error
 	a.Jobs, err = jobs.New(db, workers, jobs.Options{
 		Work:       cfg.Workers,
 		MaxWorkers: cfg.RiverMaxWorkers,
 		Log:        log,
-		Periodic:   jobs.MaintenancePeriodic(),
+		Periodic:   append(jobs.MaintenancePeriodic(), jobs.VoucherPeriodic()...),
 	})
 	if err != nil {
 		return nil, err
@@ -103,14 +113,16 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 
 	api := &rest.API{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning,
-		MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
+		Catalog: a.Catalog, Vouchers: a.Vouchers, Merchants: a.Merchants,
+		MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, Log: log, Now: a.now,
 		PartnerAuth: &auth.PartnerAuthenticator{DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now},
 		ConsumerAuth: &auth.ConsumerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Users: a.Users, Leeway: cfg.JWTLeeway, Now: a.now,
 		},
 	}
 	gql := graph.NewServer(&graph.Resolver{
-		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Now: a.now,
+		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning,
+		CatalogSvc: a.Catalog, VoucherSvc: a.Vouchers, Now: a.now,
 	}, graph.Options{
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
 	})
