@@ -124,7 +124,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, SecretsDir: secrets}
+	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, Catalog: a.Catalog, Merchants: a.Merchants, SecretsDir: secrets}
 	if _, err := seeder.Run(ctx, io.Discard); err != nil {
 		return err
 	}
@@ -204,9 +204,6 @@ func fmtDur(d time.Duration) string {
 	}
 	return d.Round(time.Millisecond).String()
 }
-
-// Latencies collects per-operation latencies from many goroutines.
-type Latencies struct{ all [][]time.Duration }
 
 // Percentile returns the p-th percentile (0..1) of every recorded latency.
 func Percentile(samples []time.Duration, p float64) time.Duration {

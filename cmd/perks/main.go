@@ -26,6 +26,7 @@ func commands() []command {
 		{"migrate", "apply migrations: migrate [up|down|status]", runMigrate},
 		{"seed", "seed the demo partners acme and globex (idempotent)", runSeed},
 		{"token", "development tokens: token mint --partner acme --sub usr_demo_001", runToken},
+		{"merchant", "merchants and their API credentials: merchant create|list|disable --partner acme", runMerchant},
 	}
 }
 

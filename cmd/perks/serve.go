@@ -9,10 +9,12 @@ import (
 	"net"
 
 	"github.com/perkshq/perks/internal/app"
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/demo"
 	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 )
 
@@ -120,7 +122,11 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	s := &demo.Seeder{DB: db.Bun, Partners: partner.NewService(keys), Earning: earning.NewService(nil), SecretsDir: cfg.SecretsDir}
+	merchants := merchant.NewService()
+	s := &demo.Seeder{
+		DB: db.Bun, Partners: partner.NewService(keys), Earning: earning.NewService(nil),
+		Catalog: catalog.NewService(merchants), Merchants: merchants, SecretsDir: cfg.SecretsDir,
+	}
 	_, err = s.Run(ctx, stdout)
 	return err
 }

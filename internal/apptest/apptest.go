@@ -151,7 +151,7 @@ func New(t testing.TB, opts ...Options) *Env {
 	a, err := app.New(cfg, log, db, keys, app.WithClock(now))
 	require.NoError(t, err)
 
-	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, SecretsDir: secrets}
+	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, Catalog: a.Catalog, Merchants: a.Merchants, SecretsDir: secrets}
 	results, err := seeder.Run(context.Background(), io.Discard)
 	require.NoError(t, err)
 
