@@ -336,14 +336,14 @@ func (s *Service) PutGift(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, s
 	now := s.Now().UTC()
 	g := &Gift{
 		PartnerID: partnerID, ID: uuid.New(), SKU: sku, Title: in.Title, Description: in.Description,
-		ImageURL: in.ImageURL, Category: in.Category, CostPoints: in.CostPoints, StockTotal: in.Stock,
-		PerUserLimit: in.PerUserLimit, VisibleFrom: utc(in.VisibleFrom), VisibleUntil: utc(in.VisibleUntil),
+		ImageURL: in.ImageURL, Category: in.Category, CostPoints: in.CostPoints, StockTotal: clone(in.Stock),
+		PerUserLimit: clone(in.PerUserLimit), VisibleFrom: utc(in.VisibleFrom), VisibleUntil: utc(in.VisibleUntil),
 		ClaimableFrom: utc(in.ClaimableFrom), ClaimableUntil: utc(in.ClaimableUntil), Countries: in.Countries,
-		CodeSource: in.CodeSource, VoucherLifetimeSeconds: in.VoucherLifetimeSeconds, RefundOnExpiry: in.RefundOnExpiry,
+		CodeSource: in.CodeSource, VoucherLifetimeSeconds: clone(in.VoucherLifetimeSeconds), RefundOnExpiry: in.RefundOnExpiry,
 		Position: in.Position, CreatedAt: now, UpdatedAt: now,
 	}
 	if in.CodePattern != "" {
-		g.CodePattern = &in.CodePattern
+		g.CodePattern = clone(&in.CodePattern)
 	}
 	err = tx.NewInsert().Model(g).
 		ExcludeColumn("claimed_count", "codes_available", "retired_at").
@@ -377,6 +377,16 @@ func (s *Service) PutGift(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, s
 		}
 	}
 	return g, g.Inserted, nil
+}
+
+// clone copies a pointed-to value: bun scans RETURNING columns through the
+// model's existing pointers, which must not be the caller's.
+func clone[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 func utc(t *time.Time) *time.Time {
