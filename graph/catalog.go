@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -33,23 +34,26 @@ func (r *Resolver) availability(ctx context.Context, g *catalog.Gift) (apperr.Co
 	return g.Availability(r.Now(), catalog.Viewer{Country: c.User.CountryCode, Balance: balance, Claims: claims}), nil
 }
 
-// prefetchGifts queues the per-gift loads a page of gifts will need, as
-// one batch each, before gqlgen resolves the page's fields concurrently.
+// prefetchGifts primes the loaders with what a page of gifts will need,
+// one query per loader, run concurrently, before gqlgen resolves the
+// page's fields.
 func prefetchGifts(ctx context.Context, l *Loaders, userID uuid.UUID, gifts []catalog.Gift, fields map[string]bool) {
 	ids := make([]uuid.UUID, len(gifts))
 	for i := range gifts {
 		ids[i] = gifts[i].ID
 		l.Gifts.Prime(gifts[i].ID, &gifts[i])
 	}
+	var wg sync.WaitGroup
 	if fields["merchants"] || fields["redemption"] {
-		l.GiftMerchants.LoadAllThunk(ctx, ids)
+		wg.Go(func() { prime(ctx, l.GiftMerchants, l.merchants, ids) })
 	}
 	if fields["claimedByMe"] || fields["canClaim"] || fields["reason"] {
-		l.ClaimCounts.LoadAllThunk(ctx, ids)
+		wg.Go(func() { prime(ctx, l.ClaimCounts, l.claims, ids) })
 	}
 	if fields["canClaim"] || fields["reason"] {
-		l.Balances.LoadThunk(ctx, userID)
+		wg.Go(func() { prime(ctx, l.Balances, l.balances, []uuid.UUID{userID}) })
 	}
+	wg.Wait()
 }
 
 func voucherStatus(s voucher.Status) model.VoucherStatus {

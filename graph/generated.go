@@ -79,8 +79,8 @@ type ComplexityRoot struct {
 		PerUserLimit           func(childComplexity int) int
 		Reason                 func(childComplexity int) int
 		Redemption             func(childComplexity int) int
+		Remaining              func(childComplexity int) int
 		SKU                    func(childComplexity int) int
-		Stock                  func(childComplexity int) int
 		Title                  func(childComplexity int) int
 		VoucherLifetimeSeconds func(childComplexity int) int
 	}
@@ -217,8 +217,6 @@ type ComplexityRoot struct {
 }
 
 type GiftResolver interface {
-	Stock(ctx context.Context, obj *catalog.Gift) (*int, error)
-
 	Redemption(ctx context.Context, obj *catalog.Gift) (model.RedemptionChannel, error)
 	Merchants(ctx context.Context, obj *catalog.Gift) ([]*merchant.Merchant, error)
 	ClaimedByMe(ctx context.Context, obj *catalog.Gift) (int, error)
@@ -378,18 +376,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.Gift.Redemption(childComplexity), true
+	case "Gift.stock":
+		if e.complexity.Gift.Remaining == nil {
+			break
+		}
+
+		return e.complexity.Gift.Remaining(childComplexity), true
 	case "Gift.sku":
 		if e.complexity.Gift.SKU == nil {
 			break
 		}
 
 		return e.complexity.Gift.SKU(childComplexity), true
-	case "Gift.stock":
-		if e.complexity.Gift.Stock == nil {
-			break
-		}
-
-		return e.complexity.Gift.Stock(childComplexity), true
 	case "Gift.title":
 		if e.complexity.Gift.Title == nil {
 			break
@@ -2046,7 +2044,7 @@ func (ec *executionContext) _Gift_stock(ctx context.Context, field graphql.Colle
 		field,
 		ec.fieldContext_Gift_stock,
 		func(ctx context.Context) (any, error) {
-			return ec.resolvers.Gift().Stock(ctx, obj)
+			return obj.Remaining(), nil
 		},
 		nil,
 		ec.marshalOInt2ᚖint,
@@ -2060,7 +2058,7 @@ func (ec *executionContext) fieldContext_Gift_stock(_ context.Context, field gra
 		Object:     "Gift",
 		Field:      field,
 		IsMethod:   true,
-		IsResolver: true,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Int does not have child fields")
 		},
@@ -6749,38 +6747,7 @@ func (ec *executionContext) _Gift(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "stock":
-			field := field
-
-			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
-				defer func() {
-					if r := recover(); r != nil {
-						ec.Error(ctx, ec.Recover(ctx, r))
-					}
-				}()
-				res = ec._Gift_stock(ctx, field, obj)
-				return res
-			}
-
-			if field.Deferrable != nil {
-				dfs, ok := deferred[field.Deferrable.Label]
-				di := 0
-				if ok {
-					dfs.AddField(field)
-					di = len(dfs.Values) - 1
-				} else {
-					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
-					deferred[field.Deferrable.Label] = dfs
-				}
-				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, dfs)
-				})
-
-				// don't run the out.Concurrently() call below
-				out.Values[i] = graphql.Null
-				continue
-			}
-
-			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			out.Values[i] = ec._Gift_stock(ctx, field, obj)
 		case "perUserLimit":
 			out.Values[i] = ec._Gift_perUserLimit(ctx, field, obj)
 		case "claimableFrom":

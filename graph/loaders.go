@@ -15,47 +15,54 @@ import (
 	"github.com/perkshq/perks/internal/voucher"
 )
 
-// loaderWait is how long a loader collects keys before its one query. List
-// resolvers prefetch every key of their page in one go (LoadAllThunk), so
-// batches do not depend on this timing; it only has to cover the field
-// resolvers gqlgen runs concurrently for ad-hoc loads, and it adds to
-// latency, hence short.
+// loaderWait is how long a loader collects keys before its one query.
+// List resolvers do not depend on it: they fetch their page's keys in one
+// query up front and prime the loaders (see prime), so their batches are
+// exact and cost no waiting. It only batches ad-hoc loads from field
+// resolvers that gqlgen runs concurrently, and it adds to their latency,
+// hence short.
 const loaderWait = 2 * time.Millisecond
 
 // Loaders batch and cache the reads of one GraphQL operation for its
 // user, so a page of gifts with their merchants, the user's claim counts
 // and balance costs a fixed number of queries whatever the page size. They
 // are bound to the authenticated user: every key is looked up within that
-// user's partner (and, for vouchers, that user).
+// user's partner (and, for vouchers and claim counts, that user).
 type Loaders struct {
 	Gifts         *dataloadgen.Loader[uuid.UUID, *catalog.Gift]
 	GiftMerchants *dataloadgen.Loader[uuid.UUID, []merchant.Merchant]
 	ClaimCounts   *dataloadgen.Loader[uuid.UUID, int]
 	Vouchers      *dataloadgen.Loader[uuid.UUID, *voucher.Voucher]
 	Balances      *dataloadgen.Loader[uuid.UUID, int64]
+
+	// The batch functions behind the loaders, for priming.
+	gifts     func(context.Context, []uuid.UUID) (map[uuid.UUID]*catalog.Gift, error)
+	merchants func(context.Context, []uuid.UUID) (map[uuid.UUID][]merchant.Merchant, error)
+	claims    func(context.Context, []uuid.UUID) (map[uuid.UUID]int, error)
+	vouchers  func(context.Context, []uuid.UUID) (map[uuid.UUID]*voucher.Voucher, error)
+	balances  func(context.Context, []uuid.UUID) (map[uuid.UUID]int64, error)
 }
 
 func newLoaders(r *Resolver, c *auth.ConsumerPrincipal) *Loaders {
 	pid, uid := c.Partner.ID, c.User.ID
 	db := r.DB.Bun
-	wait := dataloadgen.WithWait(loaderWait)
-	return &Loaders{
-		Gifts: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*catalog.Gift, error) {
+	l := &Loaders{
+		gifts: func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*catalog.Gift, error) {
 			return r.CatalogSvc.GiftsByIDs(ctx, db, pid, ids)
-		}, wait),
-		GiftMerchants: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]merchant.Merchant, error) {
+		},
+		merchants: func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]merchant.Merchant, error) {
 			m, err := r.CatalogSvc.MerchantsOf(ctx, db, pid, ids)
 			if err != nil {
 				return nil, err
 			}
 			for _, id := range ids {
 				if _, ok := m[id]; !ok {
-					m[id] = nil
+					m[id] = nil // honoured by no merchant: an online gift
 				}
 			}
 			return m, nil
-		}, wait),
-		ClaimCounts: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int, error) {
+		},
+		claims: func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int, error) {
 			m, err := r.CatalogSvc.ClaimCounts(ctx, db, pid, uid, ids)
 			if err != nil {
 				return nil, err
@@ -64,23 +71,45 @@ func newLoaders(r *Resolver, c *auth.ConsumerPrincipal) *Loaders {
 				m[id] += 0 // absent: none claimed
 			}
 			return m, nil
-		}, wait),
-		Vouchers: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*voucher.Voucher, error) {
+		},
+		vouchers: func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*voucher.Voucher, error) {
 			return r.VoucherSvc.ManyForUser(ctx, db, pid, uid, ids)
-		}, wait),
-		Balances: dataloadgen.NewLoader(func(ctx context.Context, ids []uuid.UUID) ([]int64, []error) {
-			out := make([]int64, len(ids))
-			errs := make([]error, len(ids))
-			for i, id := range ids { // only ever the user's own id
+		},
+		balances: func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error) {
+			out := make(map[uuid.UUID]int64, len(ids))
+			for _, id := range ids { // only ever the user's own id
 				b, err := r.Ledger.BalanceOf(ctx, db, pid, id)
 				if err != nil {
-					errs[i] = err
-					continue
+					return nil, err
 				}
-				out[i] = b.Points
+				out[id] = b.Points
 			}
-			return out, errs
-		}, wait),
+			return out, nil
+		},
+	}
+	wait := dataloadgen.WithWait(loaderWait)
+	l.Gifts = dataloadgen.NewMappedLoader(l.gifts, wait)
+	l.GiftMerchants = dataloadgen.NewMappedLoader(l.merchants, wait)
+	l.ClaimCounts = dataloadgen.NewMappedLoader(l.claims, wait)
+	l.Vouchers = dataloadgen.NewMappedLoader(l.vouchers, wait)
+	l.Balances = dataloadgen.NewMappedLoader(l.balances, wait)
+	return l
+}
+
+// prime fetches keys with the loader's own batch function in one query and
+// primes the loader with the results, so the field resolvers that follow
+// read from its cache. On an error nothing is primed and those resolvers
+// load (and report the error) themselves.
+func prime[K comparable, V any](ctx context.Context, l *dataloadgen.Loader[K, V], fetch func(context.Context, []K) (map[K]V, error), keys []K) {
+	if len(keys) == 0 {
+		return
+	}
+	got, err := fetch(ctx, keys)
+	if err != nil {
+		return
+	}
+	for k, v := range got {
+		l.Prime(k, v)
 	}
 }
 

@@ -23,10 +23,6 @@ import (
 	"github.com/uptrace/bun"
 )
 
-func (r *giftResolver) Stock(ctx context.Context, obj *catalog.Gift) (*int, error) {
-	return obj.Remaining(), nil
-}
-
 func (r *giftResolver) Redemption(ctx context.Context, obj *catalog.Gift) (model.RedemptionChannel, error) {
 	l, _, err := loaders(ctx)
 	if err != nil {
@@ -302,7 +298,7 @@ func (r *queryResolver) History(ctx context.Context, kind *model.HistoryKind, fi
 				}
 			}
 		}
-		l.Vouchers.LoadAllThunk(ctx, ids)
+		prime(ctx, l.Vouchers, l.vouchers, ids)
 	}
 	conn.Edges = make([]*model.LedgerEntryEdge, 0, len(entries))
 	for i := range entries {
@@ -410,7 +406,7 @@ func (r *queryResolver) Vouchers(ctx context.Context, status *model.VoucherStatu
 		for i := range vs {
 			ids[i] = vs[i].GiftID
 		}
-		l.Gifts.LoadAllThunk(ctx, ids)
+		prime(ctx, l.Gifts, l.gifts, ids)
 	}
 	conn.Edges = make([]*model.VoucherEdge, 0, len(vs))
 	for i := range vs {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -75,7 +76,19 @@ func main() {
 func run() error {
 	only := flag.String("scenario", "all", "comma-separated scenarios to run (all: every one)")
 	dur := flag.Duration("duration", 20*time.Second, "measurement time of each timed run")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (server and load generator) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx := context.Background()
 
 	admin, err := adminURL()

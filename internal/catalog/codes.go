@@ -133,8 +133,8 @@ func sortDuplicates(d []Duplicate) {
 // update: the claimed count rises only while stock is left (and, for a pool
 // gift, an unassigned code), and the gift is not retired. The row lock it
 // takes serialises the claims of one gift until their transactions end, so
-// the count can never pass the stock. It returns the gift as locked, which
-// the claim must use from then on.
+// the count can never pass the stock; claims call it last to hold that
+// lock as briefly as possible. It returns the gift as locked.
 func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID) (*Gift, error) {
 	g := new(Gift)
 	err := tx.NewRaw(`UPDATE gifts SET claimed_count = claimed_count + 1,
@@ -163,9 +163,12 @@ func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID u
 	}
 }
 
-// TakePoolCodeTx assigns the gift's oldest free pool code. SKIP LOCKED lets
-// claims that do not serialise on the gift row (none today, since
-// TakeUnitTx locks it) pass each other instead of queueing.
+// TakePoolCodeTx assigns the gift's oldest free pool code. A claim takes
+// its code before it locks the gift row (TakeUnitTx comes last), so
+// concurrent claims of one pool run here together: SKIP LOCKED gives each
+// a different code instead of making them queue. A code held by a claim
+// still in flight counts as taken, so when the last few codes are in
+// flight a claim may answer CODES_EXHAUSTED and charge nothing.
 func (s *Service) TakePoolCodeTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID, now time.Time) (string, error) {
 	var code string
 	err := tx.NewRaw(`UPDATE gift_codes SET assigned_at = ?

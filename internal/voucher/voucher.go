@@ -105,13 +105,16 @@ type Claimed struct {
 
 // ClaimTx claims a gift for u inside tx (seed 001 gift/checkavailability).
 // Errors: GIFT_NOT_FOUND, GIFT_UNAVAILABLE, NOT_IN_COUNTRY, OUT_OF_STOCK,
-// CODES_EXHAUSTED, LIMIT_REACHED, INSUFFICIENT_POINTS; on any error the
+// CODES_EXHAUSTED, LIMIT_REACHED, INSUFFICIENT_POINTS (and CONFLICT when
+// the partner changed the gift's code source mid-claim); on any error the
 // caller rolls tx back and nothing happened.
 //
-// Locks are taken in one order, user-scoped rows first: the user's counter
-// row for the gift, the user's balance, then the gift row (held until
-// commit, so it is taken as late as possible), then a code. Two claims of
-// one user serialise on the first two; claims of one gift on the third.
+// Locks are taken in one order: the user's counter row for the gift, the
+// user's balance, a code (SKIP LOCKED: concurrent claims of one pool take
+// different codes without waiting), and last the gift row. Two claims of
+// one user serialise on the first two; claims of one gift serialise on the
+// gift row, which is held until commit, so it is taken last: the lock is
+// held for that one UPDATE, the caller's idempotency record and the commit.
 func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u *user.User, giftID uuid.UUID) (*Claimed, error) {
 	now := s.Now().UTC()
 	g, err := s.Catalog.GiftByID(ctx, tx, p.ID, giftID)
@@ -119,7 +122,7 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 		return nil, err
 	}
 	// Everything but the user's balance and claims, from a snapshot: cheap
-	// refusals before any lock. The locked steps below re-check.
+	// refusals before any lock. The gift row is checked again once locked.
 	if code := g.Availability(now, catalog.Viewer{Country: u.CountryCode, Balance: math.MaxInt64}); code != "" {
 		return nil, unavailable(code, g)
 	}
@@ -134,17 +137,8 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 	if err != nil {
 		return nil, err
 	}
-	locked, err := s.Catalog.TakeUnitTx(ctx, tx, p.ID, g.ID)
-	if err != nil {
-		return nil, err
-	}
-	if code := locked.Availability(now, catalog.Viewer{Country: u.CountryCode, Balance: math.MaxInt64}); code != "" && code != apperr.CodeOutOfStock && code != apperr.CodeCodesExhausted {
-		// Changed by the partner while we waited for the lock (the unit we
-		// took may have been the last one, hence the two codes ignored).
-		return nil, unavailable(code, locked)
-	}
 	var code *string
-	switch locked.CodeSource {
+	switch g.CodeSource {
 	case catalog.SourcePool:
 		c, err := s.Catalog.TakePoolCodeTx(ctx, tx, p.ID, g.ID, now)
 		if err != nil {
@@ -152,7 +146,7 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 		}
 		code = &c
 	case catalog.SourceGenerated:
-		c, err := s.Catalog.GenerateCodeTx(ctx, tx, p.ID, g.ID, *locked.CodePattern, now)
+		c, err := s.Catalog.GenerateCodeTx(ctx, tx, p.ID, g.ID, *g.CodePattern, now)
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +154,7 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 	}
 	v := &Voucher{
 		PartnerID: p.ID, ID: id, GiftID: g.ID, UserID: u.ID, Code: code, Status: StatusClaimed,
-		CostPoints: g.CostPoints, BurnEntryID: entry.ID, ClaimedAt: now, ExpiresAt: locked.VoucherExpiry(now), UpdatedAt: now,
+		CostPoints: g.CostPoints, BurnEntryID: entry.ID, ClaimedAt: now, ExpiresAt: g.VoucherExpiry(now), UpdatedAt: now,
 	}
 	if _, err := tx.NewInsert().Model(v).Returning("seq").Exec(ctx); err != nil {
 		return nil, fmt.Errorf("insert voucher: %w", err)
@@ -170,6 +164,18 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 		"entryId": entry.ID, "balance": entry.BalanceAfter, "expiresAt": v.ExpiresAt,
 	}); err != nil {
 		return nil, err
+	}
+	locked, err := s.Catalog.TakeUnitTx(ctx, tx, p.ID, g.ID)
+	if err != nil {
+		return nil, err
+	}
+	if locked.CodeSource != g.CodeSource {
+		return nil, apperr.New(apperr.CodeConflict, "gift %q changed while it was being claimed; retry", g.SKU)
+	}
+	if code := locked.Availability(now, catalog.Viewer{Country: u.CountryCode, Balance: math.MaxInt64}); code != "" && code != apperr.CodeOutOfStock && code != apperr.CodeCodesExhausted {
+		// Changed by the partner while we waited for the lock (the unit we
+		// took may have been the last one, hence the two codes ignored).
+		return nil, unavailable(code, locked)
 	}
 	return &Claimed{Voucher: v, Gift: locked, Entry: entry}, nil
 }
