@@ -118,8 +118,9 @@ func runClaim(ctx context.Context, b *Bench) ([]Row, error) {
 	}}
 
 	// The same claim statements over bare pgx, on the same gifts in the
-	// same order: idempotency key, counter, burn, code, voucher, event,
-	// unit of stock (last, as the API), idempotency record.
+	// same order: gift snapshot (refusing a sold-out gift at once),
+	// idempotency key, counter, burn, code, voucher, event, unit of stock
+	// (last, as the API), idempotency record.
 	var bareClaimed, bareRefused atomic.Int64
 	start = time.Now()
 	_, bp50, bp99, err := Load(ctx, claimClients, b.Duration, func(ctx context.Context, c, i int) error {
@@ -156,6 +157,16 @@ func bareClaim(ctx context.Context, b *Bench, partnerID, userID uuid.UUID, g *ca
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
 	now := time.Now().UTC()
+	// The snapshot read and its cheap refusal, as the API does first.
+	var left bool
+	if err := tx.QueryRow(ctx, `SELECT retired_at IS NULL AND (stock_total IS NULL OR claimed_count < stock_total)
+			AND (code_source <> 'pool' OR codes_available > 0)
+		FROM gifts WHERE partner_id = $1 AND id = $2`, partnerID, g.ID).Scan(&left); err != nil {
+		return false, err
+	}
+	if !left {
+		return false, nil
+	}
 	fullKey := "user:" + userID.String() + ":" + key
 	if _, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (partner_id, key, request_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
 		partnerID, fullKey, idempotency.Fingerprint([]byte(key)), now, now.Add(idempotency.Retention)); err != nil {

@@ -134,22 +134,24 @@ type merchantOwnerView struct {
 // merchantVoucherView is what a merchant sees: status, gift, the owner's
 // display name, nothing else personal.
 type merchantVoucherView struct {
-	ID         uuid.UUID         `json:"voucherId"`
-	Code       string            `json:"code"`
-	Status     string            `json:"status"`
-	Redeemable bool              `json:"redeemable"`
-	Gift       merchantGiftView  `json:"gift"`
-	Owner      merchantOwnerView `json:"owner"`
-	ClaimedAt  time.Time         `json:"claimedAt"`
-	ExpiresAt  *time.Time        `json:"expiresAt"`
-	RedeemedAt *time.Time        `json:"redeemedAt"`
+	ID         uuid.UUID        `json:"voucherId"`
+	Code       string           `json:"code"`
+	Status     string           `json:"status"`
+	Redeemable bool             `json:"redeemable"`
+	Gift       merchantGiftView `json:"gift"`
+	// Owner is in lookups only: a redemption's answer is stored for
+	// idempotent replay, and stored answers carry no personal data.
+	Owner      *merchantOwnerView `json:"owner,omitempty"`
+	ClaimedAt  time.Time          `json:"claimedAt"`
+	ExpiresAt  *time.Time         `json:"expiresAt"`
+	RedeemedAt *time.Time         `json:"redeemedAt"`
 }
 
 func newMerchantVoucherView(mv *voucher.MerchantView, now time.Time) merchantVoucherView {
 	v := mv.Voucher
 	return merchantVoucherView{
 		ID: v.ID, Code: *v.Code, Status: string(v.EffectiveStatus(now)), Redeemable: v.Active(now),
-		Gift: merchantGiftView{SKU: mv.GiftSKU, Title: mv.GiftTitle}, Owner: merchantOwnerView{DisplayName: mv.OwnerDisplayName},
+		Gift: merchantGiftView{SKU: mv.GiftSKU, Title: mv.GiftTitle}, Owner: &merchantOwnerView{DisplayName: mv.OwnerDisplayName},
 		ClaimedAt: v.ClaimedAt, ExpiresAt: v.ExpiresAt, RedeemedAt: v.RedeemedAt,
 	}
 }
@@ -193,8 +195,7 @@ func (a *API) merchantRedeem(ctx context.Context, tx bun.Tx, r *http.Request, m 
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	// The stored response is replayed to retries: ids and facts, no name.
 	view := newMerchantVoucherView(mv, a.now())
-	view.Owner = merchantOwnerView{}
+	view.Owner = nil
 	return http.StatusCreated, view, &mv.Voucher.UserID, nil
 }

@@ -71,6 +71,7 @@ func TestMerchantRedemption(t *testing.T) {
 	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
 	require.Equal(t, "redeemed", res.JSON(t)["status"])
 	require.Equal(t, f.voucherID, res.JSON(t)["voucherId"])
+	require.NotContains(t, res.JSON(t), "owner", "stored answers carry no personal data")
 	replay := m.Do(http.MethodPost, "/merchant/redemptions", body, "till-7-sale-1")
 	require.Equal(t, string(res.Body), string(replay.Body))
 	require.Equal(t, "true", replay.Header.Get("Idempotent-Replayed"))
