@@ -173,6 +173,10 @@ func TestGiftBadInput(t *testing.T) {
 		{"cancel with unknown field", "POST", "/integrations/vouchers/" + uuid.NewString() + "/cancel", `{"why":"x"}`, 400, "UNKNOWN_FIELD", "why"},
 		{"get bad voucher id", "GET", "/integrations/vouchers/nope", "", 400, "INVALID_FIELD", "id"},
 		{"list with a bad flag", "GET", "/integrations/gifts?includeRetired=yes", "", 400, "INVALID_FIELD", "includeRetired"},
+		{"get bad sku", "GET", "/integrations/gifts/-nope", "", 400, "INVALID_FIELD", "sku"},
+		{"get unknown sku", "GET", "/integrations/gifts/nope", "", 404, "GIFT_NOT_FOUND", ""},
+		{"get unknown voucher", "GET", "/integrations/vouchers/" + uuid.NewString(), "", 404, "VOUCHER_NOT_FOUND", ""},
+		{"upload with a bad sku", "POST", "/integrations/gifts/-x/codes", `{"codes":["ABC-1"]}`, 400, "INVALID_FIELD", "sku"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
