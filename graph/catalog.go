@@ -36,8 +36,8 @@ func (r *Resolver) availability(ctx context.Context, g *catalog.Gift) (apperr.Co
 
 // prefetchGifts primes the loaders with what a page of gifts will need,
 // one query per loader, run concurrently, before gqlgen resolves the
-// page's fields.
-func prefetchGifts(ctx context.Context, l *Loaders, userID uuid.UUID, gifts []catalog.Gift, fields map[string]bool) {
+// page's fields. haveBalance says the balance is already loaded.
+func prefetchGifts(ctx context.Context, l *Loaders, userID uuid.UUID, gifts []catalog.Gift, fields map[string]bool, haveBalance bool) {
 	ids := make([]uuid.UUID, len(gifts))
 	for i := range gifts {
 		ids[i] = gifts[i].ID
@@ -50,7 +50,7 @@ func prefetchGifts(ctx context.Context, l *Loaders, userID uuid.UUID, gifts []ca
 	if fields["claimedByMe"] || fields["canClaim"] || fields["reason"] {
 		wg.Go(func() { prime(ctx, l.ClaimCounts, l.claims, ids) })
 	}
-	if fields["canClaim"] || fields["reason"] {
+	if (fields["canClaim"] || fields["reason"]) && !haveBalance {
 		wg.Go(func() { prime(ctx, l.Balances, l.balances, []uuid.UUID{userID}) })
 	}
 	wg.Wait()

@@ -453,6 +453,16 @@ func TestCatalogQueriesDoNotGrowWithPageSize(t *testing.T) {
 		return hook.n.Load()
 	}
 	five, twenty := count(5), count(20)
+	affordable := func(n int) int64 {
+		hook.n.Store(0)
+		hook.on.Store(true)
+		res := env.GraphQL(tok, `query($n: Int!) { catalog(first: $n, affordable: true) { edges { node { sku canClaim merchants { name } } } } }`, map[string]any{"n": n})
+		hook.on.Store(false)
+		require.Empty(t, res.Errors, "%+v", res.Errors)
+		return hook.n.Load()
+	}
+	require.Equal(t, twenty, affordable(5), "the balance filter reuses the loaded balance")
+	require.Equal(t, twenty, affordable(20))
 	require.Equal(t, five, twenty, "queries for 5 gifts vs 20")
 	// Authentication (partner, key, and the user in a transaction: 5
 	// statements) plus the page, the merchants, the claim counts and the

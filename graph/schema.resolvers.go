@@ -330,12 +330,14 @@ func (r *queryResolver) Catalog(ctx context.Context, first *int, after *string, 
 	if search != nil {
 		q.Search = *search
 	}
+	haveBalance := false
 	if affordable != nil && *affordable {
+		prime(ctx, l.Balances, l.balances, []uuid.UUID{c.User.ID})
 		balance, err := l.Balances.Load(ctx, c.User.ID)
 		if err != nil {
 			return nil, err
 		}
-		q.MaxCost = &balance
+		q.MaxCost, haveBalance = &balance, true
 	}
 	gifts, err := r.CatalogSvc.Page(ctx, r.DB.Bun, c.Partner.ID, r.Now(), q)
 	if err != nil {
@@ -345,7 +347,7 @@ func (r *queryResolver) Catalog(ctx context.Context, first *int, after *string, 
 	if len(gifts) > limit {
 		gifts = gifts[:limit]
 	}
-	prefetchGifts(ctx, l, c.User.ID, gifts, nodeFields(ctx))
+	prefetchGifts(ctx, l, c.User.ID, gifts, nodeFields(ctx), haveBalance)
 	conn.Edges = make([]*model.GiftEdge, 0, len(gifts))
 	for i := range gifts {
 		cur := catalog.Cursor{Position: gifts[i].Position, SKU: gifts[i].SKU}.Encode()
