@@ -513,7 +513,7 @@ func TestRedeemOnlineAndRequestCode(t *testing.T) {
 	r := env.GraphQL(tok, redeem, map[string]any{"id": online.VoucherID})
 	require.Empty(t, r.Errors, "%+v", r.Errors)
 	require.Contains(t, string(r.Data), `"status":"REDEEMED"`)
-	require.Equal(t, 1, env.Count("events", "type = 'voucher.redeemed' AND user_id = ?", uid))
+	require.Equal(t, 1, env.Count("events", "type = 'voucher.redeemed' AND user_id = ? AND data->>'sku' = 'ebook' AND data->>'channel' = 'online'", uid))
 
 	code := env.GraphQL(tok, request, map[string]any{"id": store.VoucherID})
 	require.Empty(t, code.Errors, "%+v", code.Errors)

@@ -64,7 +64,7 @@ func (s *Service) CancelTx(ctx context.Context, tx bun.Tx, partnerID, id uuid.UU
 		return nil, err
 	}
 	if _, err := s.Events.Emit(ctx, tx, partnerID, event.VoucherCancelled, &v.UserID, map[string]any{
-		"voucherId": v.ID, "userId": v.UserID, "giftId": v.GiftID, "refundedPoints": v.CostPoints,
+		"voucherId": v.ID, "userId": v.UserID, "giftId": v.GiftID, "pointsRefunded": v.CostPoints,
 		"entryId": refund.ID, "balance": refund.BalanceAfter,
 	}); err != nil {
 		return nil, err
@@ -135,13 +135,13 @@ func (s *Service) expireBatch(ctx context.Context, db bun.IDB, batch int) (int, 
 				WherePK().Returning("*").Exec(ctx); err != nil {
 				return fmt.Errorf("expire voucher %s: %w", v.ID, err)
 			}
-			data := map[string]any{"voucherId": v.ID, "userId": v.UserID, "giftId": v.GiftID, "refunded": false}
+			data := map[string]any{"voucherId": v.ID, "userId": v.UserID, "giftId": v.GiftID, "refunded": false, "pointsRefunded": 0}
 			if due[i].RefundOnExpiry {
 				e, err := s.refundTx(ctx, tx, v, "Expired")
 				if err != nil {
 					return err
 				}
-				data["refunded"], data["refundedPoints"], data["entryId"] = true, v.CostPoints, e.ID
+				data["refunded"], data["pointsRefunded"], data["entryId"] = true, v.CostPoints, e.ID
 			}
 			ev, err := s.Events.New(v.PartnerID, event.VoucherExpired, &v.UserID, data)
 			if err != nil {

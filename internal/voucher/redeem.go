@@ -70,7 +70,11 @@ func (s *Service) RedeemOnlineTx(ctx context.Context, tx bun.Tx, partnerID, user
 	if atMerchant {
 		return nil, apperr.New(apperr.CodeWrongChannel, "this voucher is redeemed at a merchant: ask for a one-time code with requestRedemptionCode")
 	}
-	if err := s.markRedeemed(ctx, tx, v, nil, now); err != nil {
+	g, err := s.Catalog.GiftByID(ctx, tx, partnerID, v.GiftID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.markRedeemed(ctx, tx, v, g.SKU, nil, now); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -79,7 +83,7 @@ func (s *Service) RedeemOnlineTx(ctx context.Context, tx bun.Tx, partnerID, user
 // markRedeemed moves a locked, active voucher to redeemed and records the
 // event. The status condition is what makes a redemption racing a
 // cancellation end in exactly one state.
-func (s *Service) markRedeemed(ctx context.Context, tx bun.Tx, v *Voucher, merchantID *uuid.UUID, now time.Time) error {
+func (s *Service) markRedeemed(ctx context.Context, tx bun.Tx, v *Voucher, sku string, merchantID *uuid.UUID, now time.Time) error {
 	res, err := tx.NewUpdate().Model(v).
 		Set("status = 'redeemed', redeemed_at = ?, redeemed_by_merchant_id = ?", now, merchantID).
 		Set("otp_mac = NULL, otp_expires_at = NULL, updated_at = ?", now).
@@ -92,12 +96,13 @@ func (s *Service) markRedeemed(ctx context.Context, tx bun.Tx, v *Voucher, merch
 		return notActive(v, now)
 	}
 	channel := ChannelOnline
-	data := map[string]any{"voucherId": v.ID, "userId": v.UserID, "giftId": v.GiftID, "channel": channel}
 	if merchantID != nil {
-		data["channel"] = ChannelMerchant
-		data["merchantId"] = *merchantID
+		channel = ChannelMerchant
 	}
-	_, err = s.Events.Emit(ctx, tx, v.PartnerID, event.VoucherRedeemed, &v.UserID, data)
+	_, err = s.Events.Emit(ctx, tx, v.PartnerID, event.VoucherRedeemed, &v.UserID, map[string]any{
+		"voucherId": v.ID, "userId": v.UserID, "giftId": v.GiftID, "sku": sku, "channel": channel,
+		"merchantId": merchantID, "redeemedAt": now,
+	})
 	return err
 }
 
@@ -256,7 +261,7 @@ func (s *Service) RedeemAtMerchantTx(ctx context.Context, tx bun.Tx, partnerID, 
 		}
 		return nil, &AttemptError{apperr.New(apperr.CodeOTPInvalid, "wrong one-time code; %d attempts left", left)}
 	}
-	if err := s.markRedeemed(ctx, tx, v, &merchantID, now); err != nil {
+	if err := s.markRedeemed(ctx, tx, v, row.GiftSKU, &merchantID, now); err != nil {
 		return nil, err
 	}
 	return view, nil
