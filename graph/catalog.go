@@ -110,3 +110,12 @@ func inTx[T any](ctx context.Context, r *Resolver, fn func(ctx context.Context, 
 	})
 	return out, err
 }
+
+// parseID reads an ID argument that must be a UUID.
+func parseID(field, s string) (uuid.UUID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil {
+		return uuid.Nil, apperr.Field(apperr.CodeInvalidField, field, "%s is not a valid id", field)
+	}
+	return id, nil
+}

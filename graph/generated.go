@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/perkshq/perks/graph/model"
 	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
@@ -46,6 +47,7 @@ type Config struct {
 }
 
 type ResolverRoot interface {
+	Ad() AdResolver
 	Gift() GiftResolver
 	LedgerEntry() LedgerEntryResolver
 	Mutation() MutationResolver
@@ -59,6 +61,16 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	Ad struct {
+		Action   func(childComplexity int) int
+		Body     func(childComplexity int) int
+		ID       func(childComplexity int) int
+		ImageURL func(childComplexity int) int
+		Kind     func(childComplexity int) int
+		Link     func(childComplexity int) int
+		Title    func(childComplexity int) int
+	}
+
 	ClaimGiftPayload struct {
 		Balance func(childComplexity int) int
 		Voucher func(childComplexity int) int
@@ -95,6 +107,13 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	LeaderboardEntry struct {
+		DisplayName    func(childComplexity int) int
+		IsMe           func(childComplexity int) int
+		LifetimePoints func(childComplexity int) int
+		Rank           func(childComplexity int) int
+	}
+
 	LedgerEntry struct {
 		Action       func(childComplexity int) int
 		BalanceAfter func(childComplexity int) int
@@ -124,6 +143,8 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		ClaimGift             func(childComplexity int, giftID string, idempotencyKey string) int
+		DeleteMe              func(childComplexity int) int
+		Logout                func(childComplexity int) int
 		RedeemVoucher         func(childComplexity int, id string) int
 		RequestRedemptionCode func(childComplexity int, voucherID string) int
 		TriggerAction         func(childComplexity int, code string, idempotencyKey string) int
@@ -163,13 +184,24 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Catalog  func(childComplexity int, first *int, after *string, category *string, affordable *bool, search *string) int
-		Gift     func(childComplexity int, id string) int
-		History  func(childComplexity int, kind *model.HistoryKind, first *int, after *string) int
-		Me       func(childComplexity int) int
-		Program  func(childComplexity int, partnerSlug *string) int
-		Voucher  func(childComplexity int, id string) int
-		Vouchers func(childComplexity int, status *model.VoucherStatus, first *int, after *string) int
+		Ads         func(childComplexity int, kind *model.AdKind) int
+		Catalog     func(childComplexity int, first *int, after *string, category *string, affordable *bool, search *string) int
+		Gift        func(childComplexity int, id string) int
+		History     func(childComplexity int, kind *model.HistoryKind, first *int, after *string) int
+		Leaderboard func(childComplexity int, first *int) int
+		Me          func(childComplexity int) int
+		Program     func(childComplexity int, partnerSlug *string) int
+		Ranking     func(childComplexity int, around *int) int
+		Voucher     func(childComplexity int, id string) int
+		Vouchers    func(childComplexity int, status *model.VoucherStatus, first *int, after *string) int
+	}
+
+	Ranking struct {
+		Above          func(childComplexity int) int
+		Below          func(childComplexity int) int
+		LifetimePoints func(childComplexity int) int
+		Rank           func(childComplexity int) int
+		RefreshedAt    func(childComplexity int) int
 	}
 
 	RedemptionCode struct {
@@ -216,6 +248,12 @@ type ComplexityRoot struct {
 	}
 }
 
+type AdResolver interface {
+	Kind(ctx context.Context, obj *content.Ad) (model.AdKind, error)
+
+	Link(ctx context.Context, obj *content.Ad) (*string, error)
+	Action(ctx context.Context, obj *content.Ad) (*model.ProgramAction, error)
+}
 type GiftResolver interface {
 	Redemption(ctx context.Context, obj *catalog.Gift) (model.RedemptionChannel, error)
 	Merchants(ctx context.Context, obj *catalog.Gift) ([]*merchant.Merchant, error)
@@ -233,6 +271,8 @@ type LedgerEntryResolver interface {
 }
 type MutationResolver interface {
 	TriggerAction(ctx context.Context, code string, idempotencyKey string) (*model.TriggerActionPayload, error)
+	DeleteMe(ctx context.Context) (bool, error)
+	Logout(ctx context.Context) (bool, error)
 	ClaimGift(ctx context.Context, giftID string, idempotencyKey string) (*model.ClaimGiftPayload, error)
 	RedeemVoucher(ctx context.Context, id string) (*voucher.Voucher, error)
 	RequestRedemptionCode(ctx context.Context, voucherID string) (*model.RedemptionCode, error)
@@ -244,6 +284,9 @@ type QueryResolver interface {
 	Me(ctx context.Context) (*user.User, error)
 	Program(ctx context.Context, partnerSlug *string) (*model.Program, error)
 	History(ctx context.Context, kind *model.HistoryKind, first *int, after *string) (*model.LedgerEntryConnection, error)
+	Ranking(ctx context.Context, around *int) (*model.Ranking, error)
+	Leaderboard(ctx context.Context, first *int) ([]*model.LeaderboardEntry, error)
+	Ads(ctx context.Context, kind *model.AdKind) ([]*content.Ad, error)
 	Catalog(ctx context.Context, first *int, after *string, category *string, affordable *bool, search *string) (*model.GiftConnection, error)
 	Gift(ctx context.Context, id string) (*catalog.Gift, error)
 	Vouchers(ctx context.Context, status *model.VoucherStatus, first *int, after *string) (*model.VoucherConnection, error)
@@ -278,6 +321,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := executionContext{nil, e, 0, 0, nil}
 	_ = ec
 	switch typeName + "." + field {
+
+	case "Ad.action":
+		if e.complexity.Ad.Action == nil {
+			break
+		}
+
+		return e.complexity.Ad.Action(childComplexity), true
+	case "Ad.body":
+		if e.complexity.Ad.Body == nil {
+			break
+		}
+
+		return e.complexity.Ad.Body(childComplexity), true
+	case "Ad.id":
+		if e.complexity.Ad.ID == nil {
+			break
+		}
+
+		return e.complexity.Ad.ID(childComplexity), true
+	case "Ad.imageUrl":
+		if e.complexity.Ad.ImageURL == nil {
+			break
+		}
+
+		return e.complexity.Ad.ImageURL(childComplexity), true
+	case "Ad.kind":
+		if e.complexity.Ad.Kind == nil {
+			break
+		}
+
+		return e.complexity.Ad.Kind(childComplexity), true
+	case "Ad.link":
+		if e.complexity.Ad.Link == nil {
+			break
+		}
+
+		return e.complexity.Ad.Link(childComplexity), true
+	case "Ad.title":
+		if e.complexity.Ad.Title == nil {
+			break
+		}
+
+		return e.complexity.Ad.Title(childComplexity), true
 
 	case "ClaimGiftPayload.balance":
 		if e.complexity.ClaimGiftPayload.Balance == nil {
@@ -427,6 +513,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.complexity.GiftEdge.Node(childComplexity), true
 
+	case "LeaderboardEntry.displayName":
+		if e.complexity.LeaderboardEntry.DisplayName == nil {
+			break
+		}
+
+		return e.complexity.LeaderboardEntry.DisplayName(childComplexity), true
+	case "LeaderboardEntry.isMe":
+		if e.complexity.LeaderboardEntry.IsMe == nil {
+			break
+		}
+
+		return e.complexity.LeaderboardEntry.IsMe(childComplexity), true
+	case "LeaderboardEntry.lifetimePoints":
+		if e.complexity.LeaderboardEntry.LifetimePoints == nil {
+			break
+		}
+
+		return e.complexity.LeaderboardEntry.LifetimePoints(childComplexity), true
+	case "LeaderboardEntry.rank":
+		if e.complexity.LeaderboardEntry.Rank == nil {
+			break
+		}
+
+		return e.complexity.LeaderboardEntry.Rank(childComplexity), true
+
 	case "LedgerEntry.action":
 		if e.complexity.LedgerEntry.Action == nil {
 			break
@@ -532,6 +643,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.Mutation.ClaimGift(childComplexity, args["giftId"].(string), args["idempotencyKey"].(string)), true
+	case "Mutation.deleteMe":
+		if e.complexity.Mutation.DeleteMe == nil {
+			break
+		}
+
+		return e.complexity.Mutation.DeleteMe(childComplexity), true
+	case "Mutation.logout":
+		if e.complexity.Mutation.Logout == nil {
+			break
+		}
+
+		return e.complexity.Mutation.Logout(childComplexity), true
 	case "Mutation.redeemVoucher":
 		if e.complexity.Mutation.RedeemVoucher == nil {
 			break
@@ -696,6 +819,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.complexity.ProgramAction.RemainingToday(childComplexity), true
 
+	case "Query.ads":
+		if e.complexity.Query.Ads == nil {
+			break
+		}
+
+		args, err := ec.field_Query_ads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Query.Ads(childComplexity, args["kind"].(*model.AdKind)), true
 	case "Query.catalog":
 		if e.complexity.Query.Catalog == nil {
 			break
@@ -729,6 +863,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.Query.History(childComplexity, args["kind"].(*model.HistoryKind), args["first"].(*int), args["after"].(*string)), true
+	case "Query.leaderboard":
+		if e.complexity.Query.Leaderboard == nil {
+			break
+		}
+
+		args, err := ec.field_Query_leaderboard_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Query.Leaderboard(childComplexity, args["first"].(*int)), true
 	case "Query.me":
 		if e.complexity.Query.Me == nil {
 			break
@@ -746,6 +891,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.Query.Program(childComplexity, args["partnerSlug"].(*string)), true
+	case "Query.ranking":
+		if e.complexity.Query.Ranking == nil {
+			break
+		}
+
+		args, err := ec.field_Query_ranking_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Query.Ranking(childComplexity, args["around"].(*int)), true
 	case "Query.voucher":
 		if e.complexity.Query.Voucher == nil {
 			break
@@ -768,6 +924,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.Query.Vouchers(childComplexity, args["status"].(*model.VoucherStatus), args["first"].(*int), args["after"].(*string)), true
+
+	case "Ranking.above":
+		if e.complexity.Ranking.Above == nil {
+			break
+		}
+
+		return e.complexity.Ranking.Above(childComplexity), true
+	case "Ranking.below":
+		if e.complexity.Ranking.Below == nil {
+			break
+		}
+
+		return e.complexity.Ranking.Below(childComplexity), true
+	case "Ranking.lifetimePoints":
+		if e.complexity.Ranking.LifetimePoints == nil {
+			break
+		}
+
+		return e.complexity.Ranking.LifetimePoints(childComplexity), true
+	case "Ranking.rank":
+		if e.complexity.Ranking.Rank == nil {
+			break
+		}
+
+		return e.complexity.Ranking.Rank(childComplexity), true
+	case "Ranking.refreshedAt":
+		if e.complexity.Ranking.RefreshedAt == nil {
+			break
+		}
+
+		return e.complexity.Ranking.RefreshedAt(childComplexity), true
 
 	case "RedemptionCode.code":
 		if e.complexity.RedemptionCode.Code == nil {
@@ -1062,10 +1249,66 @@ type Query {
     "The endCursor of the previous page."
     after: String
   ): LedgerEntryConnection!
+  """
+  The user's place on the leaderboard and the users just above and below
+  (seed 001 user/ranking). Ranks are by lifetime points as of the last
+  leaderboard refresh (about a minute); ties share a rank.
+  """
+  ranking(
+    "How many users to show above and below, 0 to 50."
+    around: Int = 5
+  ): Ranking!
+  """
+  The top of the leaderboard.
+  """
+  leaderboard(
+    "How many entries, 1 to 100."
+    first: Int = 10
+  ): [LeaderboardEntry!]!
+  """
+  The partner's ads for the user (seed 001 ad/bonus, ad/specials, ad/news):
+  those visible now and targeted at the user's country, by priority.
+  """
+  ads(
+    "Only this kind; every kind when omitted."
+    kind: AdKind
+  ): [Ad!]!
 }
 
 """
-Changes the user makes.
+Kinds of ads.
+"""
+enum AdKind {
+  "Ways to earn more, possibly offering an action to trigger."
+  BONUS
+  "Special offers."
+  SPECIAL
+  "Program news."
+  NEWS
+}
+
+"""
+An ad shown in the app.
+"""
+type Ad {
+  "The partner's id of the ad."
+  id: ID!
+  "bonus, special or news."
+  kind: AdKind!
+  "Headline."
+  title: String!
+  "Text under the headline."
+  body: String!
+  "Picture to show, if any."
+  imageUrl: String
+  "Where the ad leads, if anywhere."
+  link: String
+  "The action a bonus ad offers, when it is one the user can trigger now."
+  action: ProgramAction
+}
+
+"""
+The root of every change a user makes.
 """
 type Mutation {
   """
@@ -1082,6 +1325,48 @@ type Mutation {
     "A unique string per attempt (1-255 printable ASCII characters); reuse it only to retry the same attempt."
     idempotencyKey: String!
   ): TriggerActionPayload!
+  """
+  Anonymises the user themself: their personal data is erased, their
+  history kept, and their tokens stop working. Only the partner can revive
+  them.
+  """
+  deleteMe: Boolean!
+  """
+  Logs the user out on every device (seed 001 user/logout): every consumer
+  token issued before now is refused from then on with TOKEN_REVOKED. The
+  partner's back end mints a new token for the next session. Always true.
+  """
+  logout: Boolean!
+}
+
+"""
+A user's standing on the leaderboard.
+"""
+type Ranking {
+  "The user's rank (ties share a rank); null until the user has lifetime points and the leaderboard refreshed."
+  rank: Int
+  "The user's lifetime points as ranked."
+  lifetimePoints: Int
+  "Users ranked just above, best first."
+  above: [LeaderboardEntry!]!
+  "Users ranked just below, best first."
+  below: [LeaderboardEntry!]!
+  "When the leaderboard was computed."
+  refreshedAt: Time
+}
+
+"""
+One line of the leaderboard: display names only, no other personal data.
+"""
+type LeaderboardEntry {
+  "Rank by lifetime points; ties share a rank."
+  rank: Int!
+  "The user's display name, if they have one."
+  displayName: String
+  "Lifetime points."
+  lifetimePoints: Int!
+  "Whether this line is the requesting user."
+  isMe: Boolean!
 }
 
 """
@@ -1596,6 +1881,17 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_ads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "kind", ec.unmarshalOAdKind2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind)
+	if err != nil {
+		return nil, err
+	}
+	args["kind"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_catalog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1659,6 +1955,17 @@ func (ec *executionContext) field_Query_history_args(ctx context.Context, rawArg
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_leaderboard_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_program_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1667,6 +1974,17 @@ func (ec *executionContext) field_Query_program_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["partnerSlug"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_ranking_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "around", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["around"] = arg0
 	return args, nil
 }
 
@@ -1753,6 +2071,231 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ************************** directives.gotpl **************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _Ad_id(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_kind(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_kind,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Ad().Kind(ctx, obj)
+		},
+		nil,
+		ec.marshalNAdKind2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type AdKind does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_title(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_title,
+		func(ctx context.Context) (any, error) {
+			return obj.Title, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_body(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_body,
+		func(ctx context.Context) (any, error) {
+			return obj.Body, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_body(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_imageUrl(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_imageUrl,
+		func(ctx context.Context) (any, error) {
+			return obj.ImageURL, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_imageUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_link(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_link,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Ad().Link(ctx, obj)
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_link(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ad_action(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ad_action,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Ad().Action(ctx, obj)
+		},
+		nil,
+		ec.marshalOProgramAction2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐProgramAction,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ad_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ad",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "code":
+				return ec.fieldContext_ProgramAction_code(ctx, field)
+			case "name":
+				return ec.fieldContext_ProgramAction_name(ctx, field)
+			case "description":
+				return ec.fieldContext_ProgramAction_description(ctx, field)
+			case "points":
+				return ec.fieldContext_ProgramAction_points(ctx, field)
+			case "dailyCap":
+				return ec.fieldContext_ProgramAction_dailyCap(ctx, field)
+			case "lifetimeCap":
+				return ec.fieldContext_ProgramAction_lifetimeCap(ctx, field)
+			case "cooldownSeconds":
+				return ec.fieldContext_ProgramAction_cooldownSeconds(ctx, field)
+			case "remainingToday":
+				return ec.fieldContext_ProgramAction_remainingToday(ctx, field)
+			case "remainingLifetime":
+				return ec.fieldContext_ProgramAction_remainingLifetime(ctx, field)
+			case "availableAt":
+				return ec.fieldContext_ProgramAction_availableAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ProgramAction", field.Name)
+		},
+	}
+	return fc, nil
+}
 
 func (ec *executionContext) _ClaimGiftPayload_voucher(ctx context.Context, field graphql.CollectedField, obj *model.ClaimGiftPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -2528,6 +3071,122 @@ func (ec *executionContext) fieldContext_GiftEdge_node(_ context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _LeaderboardEntry_rank(ctx context.Context, field graphql.CollectedField, obj *model.LeaderboardEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LeaderboardEntry_rank,
+		func(ctx context.Context) (any, error) {
+			return obj.Rank, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_LeaderboardEntry_rank(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeaderboardEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeaderboardEntry_displayName(ctx context.Context, field graphql.CollectedField, obj *model.LeaderboardEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LeaderboardEntry_displayName,
+		func(ctx context.Context) (any, error) {
+			return obj.DisplayName, nil
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_LeaderboardEntry_displayName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeaderboardEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeaderboardEntry_lifetimePoints(ctx context.Context, field graphql.CollectedField, obj *model.LeaderboardEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LeaderboardEntry_lifetimePoints,
+		func(ctx context.Context) (any, error) {
+			return obj.LifetimePoints, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_LeaderboardEntry_lifetimePoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeaderboardEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeaderboardEntry_isMe(ctx context.Context, field graphql.CollectedField, obj *model.LeaderboardEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LeaderboardEntry_isMe,
+		func(ctx context.Context) (any, error) {
+			return obj.IsMe, nil
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_LeaderboardEntry_isMe(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeaderboardEntry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _LedgerEntry_id(ctx context.Context, field graphql.CollectedField, obj *ledger.Entry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3060,6 +3719,64 @@ func (ec *executionContext) fieldContext_Mutation_triggerAction(ctx context.Cont
 	if fc.Args, err = ec.field_Mutation_triggerAction_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteMe(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_deleteMe,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Mutation().DeleteMe(ctx)
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_deleteMe(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_logout(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_logout,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Mutation().Logout(ctx)
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_logout(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
 	}
 	return fc, nil
 }
@@ -4007,6 +4724,167 @@ func (ec *executionContext) fieldContext_Query_history(ctx context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_ranking(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_ranking,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Query().Ranking(ctx, fc.Args["around"].(*int))
+		},
+		nil,
+		ec.marshalNRanking2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐRanking,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_ranking(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "rank":
+				return ec.fieldContext_Ranking_rank(ctx, field)
+			case "lifetimePoints":
+				return ec.fieldContext_Ranking_lifetimePoints(ctx, field)
+			case "above":
+				return ec.fieldContext_Ranking_above(ctx, field)
+			case "below":
+				return ec.fieldContext_Ranking_below(ctx, field)
+			case "refreshedAt":
+				return ec.fieldContext_Ranking_refreshedAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Ranking", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_ranking_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_leaderboard(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_leaderboard,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Query().Leaderboard(ctx, fc.Args["first"].(*int))
+		},
+		nil,
+		ec.marshalNLeaderboardEntry2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐLeaderboardEntryᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_leaderboard(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "rank":
+				return ec.fieldContext_LeaderboardEntry_rank(ctx, field)
+			case "displayName":
+				return ec.fieldContext_LeaderboardEntry_displayName(ctx, field)
+			case "lifetimePoints":
+				return ec.fieldContext_LeaderboardEntry_lifetimePoints(ctx, field)
+			case "isMe":
+				return ec.fieldContext_LeaderboardEntry_isMe(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type LeaderboardEntry", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_leaderboard_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_ads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_ads,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Query().Ads(ctx, fc.Args["kind"].(*model.AdKind))
+		},
+		nil,
+		ec.marshalNAd2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcontentᚐAdᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_ads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Ad_id(ctx, field)
+			case "kind":
+				return ec.fieldContext_Ad_kind(ctx, field)
+			case "title":
+				return ec.fieldContext_Ad_title(ctx, field)
+			case "body":
+				return ec.fieldContext_Ad_body(ctx, field)
+			case "imageUrl":
+				return ec.fieldContext_Ad_imageUrl(ctx, field)
+			case "link":
+				return ec.fieldContext_Ad_link(ctx, field)
+			case "action":
+				return ec.fieldContext_Ad_action(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Ad", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_ads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_catalog(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4346,6 +5224,171 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 				return ec.fieldContext___Schema_directives(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type __Schema", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ranking_rank(ctx context.Context, field graphql.CollectedField, obj *model.Ranking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ranking_rank,
+		func(ctx context.Context) (any, error) {
+			return obj.Rank, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ranking_rank(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ranking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ranking_lifetimePoints(ctx context.Context, field graphql.CollectedField, obj *model.Ranking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ranking_lifetimePoints,
+		func(ctx context.Context) (any, error) {
+			return obj.LifetimePoints, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ranking_lifetimePoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ranking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ranking_above(ctx context.Context, field graphql.CollectedField, obj *model.Ranking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ranking_above,
+		func(ctx context.Context) (any, error) {
+			return obj.Above, nil
+		},
+		nil,
+		ec.marshalNLeaderboardEntry2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐLeaderboardEntryᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ranking_above(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ranking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "rank":
+				return ec.fieldContext_LeaderboardEntry_rank(ctx, field)
+			case "displayName":
+				return ec.fieldContext_LeaderboardEntry_displayName(ctx, field)
+			case "lifetimePoints":
+				return ec.fieldContext_LeaderboardEntry_lifetimePoints(ctx, field)
+			case "isMe":
+				return ec.fieldContext_LeaderboardEntry_isMe(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type LeaderboardEntry", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ranking_below(ctx context.Context, field graphql.CollectedField, obj *model.Ranking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ranking_below,
+		func(ctx context.Context) (any, error) {
+			return obj.Below, nil
+		},
+		nil,
+		ec.marshalNLeaderboardEntry2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐLeaderboardEntryᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ranking_below(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ranking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "rank":
+				return ec.fieldContext_LeaderboardEntry_rank(ctx, field)
+			case "displayName":
+				return ec.fieldContext_LeaderboardEntry_displayName(ctx, field)
+			case "lifetimePoints":
+				return ec.fieldContext_LeaderboardEntry_lifetimePoints(ctx, field)
+			case "isMe":
+				return ec.fieldContext_LeaderboardEntry_isMe(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type LeaderboardEntry", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ranking_refreshedAt(ctx context.Context, field graphql.CollectedField, obj *model.Ranking) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Ranking_refreshedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.RefreshedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Ranking_refreshedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ranking",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
 		},
 	}
 	return fc, nil
@@ -6656,6 +7699,159 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** object.gotpl ****************************
 
+var adImplementors = []string{"Ad"}
+
+func (ec *executionContext) _Ad(ctx context.Context, sel ast.SelectionSet, obj *content.Ad) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, adImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Ad")
+		case "id":
+			out.Values[i] = ec._Ad_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Ad_kind(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "title":
+			out.Values[i] = ec._Ad_title(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "body":
+			out.Values[i] = ec._Ad_body(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "imageUrl":
+			out.Values[i] = ec._Ad_imageUrl(ctx, field, obj)
+		case "link":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Ad_link(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "action":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Ad_action(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var claimGiftPayloadImplementors = []string{"ClaimGiftPayload"}
 
 func (ec *executionContext) _ClaimGiftPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ClaimGiftPayload) graphql.Marshaler {
@@ -7049,6 +8245,57 @@ func (ec *executionContext) _GiftEdge(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var leaderboardEntryImplementors = []string{"LeaderboardEntry"}
+
+func (ec *executionContext) _LeaderboardEntry(ctx context.Context, sel ast.SelectionSet, obj *model.LeaderboardEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leaderboardEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeaderboardEntry")
+		case "rank":
+			out.Values[i] = ec._LeaderboardEntry_rank(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "displayName":
+			out.Values[i] = ec._LeaderboardEntry_displayName(ctx, field, obj)
+		case "lifetimePoints":
+			out.Values[i] = ec._LeaderboardEntry_lifetimePoints(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "isMe":
+			out.Values[i] = ec._LeaderboardEntry_isMe(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var ledgerEntryImplementors = []string{"LedgerEntry"}
 
 func (ec *executionContext) _LedgerEntry(ctx context.Context, sel ast.SelectionSet, obj *ledger.Entry) graphql.Marshaler {
@@ -7400,6 +8647,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "triggerAction":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_triggerAction(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteMe":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteMe(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "logout":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_logout(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -7784,6 +9045,72 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "ranking":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_ranking(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "leaderboard":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_leaderboard(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "ads":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_ads(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "catalog":
 			field := field
 
@@ -7877,6 +9204,56 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___schema(ctx, field)
 			})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var rankingImplementors = []string{"Ranking"}
+
+func (ec *executionContext) _Ranking(ctx context.Context, sel ast.SelectionSet, obj *model.Ranking) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rankingImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Ranking")
+		case "rank":
+			out.Values[i] = ec._Ranking_rank(ctx, field, obj)
+		case "lifetimePoints":
+			out.Values[i] = ec._Ranking_lifetimePoints(ctx, field, obj)
+		case "above":
+			out.Values[i] = ec._Ranking_above(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "below":
+			out.Values[i] = ec._Ranking_below(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refreshedAt":
+			out.Values[i] = ec._Ranking_refreshedAt(ctx, field, obj)
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8729,6 +10106,70 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) marshalNAd2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcontentᚐAdᚄ(ctx context.Context, sel ast.SelectionSet, v []*content.Ad) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	var wg sync.WaitGroup
+	isLen1 := len(v) == 1
+	if !isLen1 {
+		wg.Add(len(v))
+	}
+	for i := range v {
+		i := i
+		fc := &graphql.FieldContext{
+			Index:  &i,
+			Result: &v[i],
+		}
+		ctx := graphql.WithFieldContext(ctx, fc)
+		f := func(i int) {
+			defer func() {
+				if r := recover(); r != nil {
+					ec.Error(ctx, ec.Recover(ctx, r))
+					ret = nil
+				}
+			}()
+			if !isLen1 {
+				defer wg.Done()
+			}
+			ret[i] = ec.marshalNAd2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcontentᚐAd(ctx, sel, v[i])
+		}
+		if isLen1 {
+			f(i)
+		} else {
+			go f(i)
+		}
+
+	}
+	wg.Wait()
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAd2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcontentᚐAd(ctx context.Context, sel ast.SelectionSet, v *content.Ad) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Ad(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAdKind2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind(ctx context.Context, v any) (model.AdKind, error) {
+	var res model.AdKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAdKind2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind(ctx context.Context, sel ast.SelectionSet, v model.AdKind) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -8903,6 +10344,60 @@ func (ec *executionContext) marshalNInt2int64(ctx context.Context, sel ast.Selec
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNLeaderboardEntry2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐLeaderboardEntryᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.LeaderboardEntry) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	var wg sync.WaitGroup
+	isLen1 := len(v) == 1
+	if !isLen1 {
+		wg.Add(len(v))
+	}
+	for i := range v {
+		i := i
+		fc := &graphql.FieldContext{
+			Index:  &i,
+			Result: &v[i],
+		}
+		ctx := graphql.WithFieldContext(ctx, fc)
+		f := func(i int) {
+			defer func() {
+				if r := recover(); r != nil {
+					ec.Error(ctx, ec.Recover(ctx, r))
+					ret = nil
+				}
+			}()
+			if !isLen1 {
+				defer wg.Done()
+			}
+			ret[i] = ec.marshalNLeaderboardEntry2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐLeaderboardEntry(ctx, sel, v[i])
+		}
+		if isLen1 {
+			f(i)
+		} else {
+			go f(i)
+		}
+
+	}
+	wg.Wait()
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLeaderboardEntry2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐLeaderboardEntry(ctx context.Context, sel ast.SelectionSet, v *model.LeaderboardEntry) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._LeaderboardEntry(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNLedgerEntry2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋledgerᚐEntry(ctx context.Context, sel ast.SelectionSet, v *ledger.Entry) graphql.Marshaler {
@@ -9127,6 +10622,20 @@ func (ec *executionContext) marshalNProgramAction2ᚖgithubᚗcomᚋperkshqᚋpe
 		return graphql.Null
 	}
 	return ec._ProgramAction(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRanking2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐRanking(ctx context.Context, sel ast.SelectionSet, v model.Ranking) graphql.Marshaler {
+	return ec._Ranking(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRanking2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐRanking(ctx context.Context, sel ast.SelectionSet, v *model.Ranking) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Ranking(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRedemptionChannel2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐRedemptionChannel(ctx context.Context, v any) (model.RedemptionChannel, error) {
@@ -9588,6 +11097,22 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 	return res
 }
 
+func (ec *executionContext) unmarshalOAdKind2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind(ctx context.Context, v any) (*model.AdKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.AdKind)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAdKind2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐAdKind(ctx context.Context, sel ast.SelectionSet, v *model.AdKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9657,6 +11182,13 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	_ = ctx
 	res := graphql.MarshalInt(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOProgramAction2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐProgramAction(ctx context.Context, sel ast.SelectionSet, v *model.ProgramAction) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ProgramAction(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

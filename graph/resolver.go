@@ -9,21 +9,29 @@ import (
 	"time"
 
 	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
 )
 
 // Resolver holds the services the resolvers call.
 type Resolver struct {
-	DB         *database.DB
-	Partners   *partner.Service
-	Users      *user.Service
-	Ledger     *ledger.Service
-	Earning    *earning.Service
+	DB       *database.DB
+	Partners *partner.Service
+	Users    *user.Service
+	Ledger   *ledger.Service
+	Earning  *earning.Service
+	// Ranks is the leaderboard (named so it does not clash with the
+	// ranking resolver method).
+	Ranks   *ranking.Service
+	Content *content.Service
+	// CatalogSvc and VoucherSvc are named so they do not clash with the
+	// catalog and vouchers resolver methods.
 	CatalogSvc *catalog.Service
 	VoucherSvc *voucher.Service
 	Now        func() time.Time

@@ -8,20 +8,55 @@ package graph
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/perkshq/perks/graph/model"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/uptrace/bun"
 )
+
+func (r *adResolver) Kind(ctx context.Context, obj *content.Ad) (model.AdKind, error) {
+	return model.AdKind(strings.ToUpper(obj.Kind)), nil
+}
+
+func (r *adResolver) Link(ctx context.Context, obj *content.Ad) (*string, error) {
+	return obj.LinkURL, nil
+}
+
+func (r *adResolver) Action(ctx context.Context, obj *content.Ad) (*model.ProgramAction, error) {
+	if obj.ActionCode == nil {
+		return nil, nil
+	}
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rule, err := r.Earning.Rule(ctx, r.DB.Bun, c.Partner.ID, *obj.ActionCode)
+	if err != nil || !rule.ClientTriggerable || !rule.Active(r.Now()) {
+		return nil, nil // the ad still shows; the action is not offered
+	}
+	avail, err := r.Earning.AvailabilityFor(ctx, r.DB.Bun, c.Partner, c.User.ID, []earning.Rule{*rule})
+	if err != nil {
+		return nil, err
+	}
+	a := avail[rule.Code]
+	return &model.ProgramAction{
+		Code: rule.Code, Name: rule.Name, Description: rule.Description, Points: int(rule.Points),
+		DailyCap: rule.DailyCap, LifetimeCap: rule.LifetimeCap, CooldownSeconds: rule.CooldownSeconds,
+		RemainingToday: a.RemainingToday, RemainingLifetime: a.RemainingLifetime, AvailableAt: a.AvailableAt,
+	}, nil
+}
 
 func (r *giftResolver) Redemption(ctx context.Context, obj *catalog.Gift) (model.RedemptionChannel, error) {
 	l, _, err := loaders(ctx)
@@ -124,6 +159,28 @@ func (r *mutationResolver) TriggerAction(ctx context.Context, code string, idemp
 		return nil, err
 	}
 	return &model.TriggerActionPayload{Entry: e, Balance: int(e.BalanceAfter)}, nil
+}
+
+func (r *mutationResolver) DeleteMe(ctx context.Context) (bool, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = r.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return r.Users.AnonymiseUserTx(ctx, tx, c.User)
+	})
+	return err == nil, err
+}
+
+func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
+	c, err := auth.ConsumerFrom(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = r.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return r.Users.LogoutTx(ctx, tx, c.Partner.ID, c.User.ID)
+	})
+	return err == nil, err
 }
 
 func (r *mutationResolver) ClaimGift(ctx context.Context, giftID string, idempotencyKey string) (*model.ClaimGiftPayload, error) {
@@ -309,6 +366,66 @@ func (r *queryResolver) History(ctx context.Context, kind *model.HistoryKind, fi
 	return conn, nil
 }
 
+func (r *queryResolver) Ranking(ctx context.Context, around *int) (*model.Ranking, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := 5
+	if around != nil {
+		n = *around
+	}
+	if n < 0 || n > ranking.MaxAround {
+		return nil, apperr.Field(apperr.CodeInvalidField, "around", "around must be between 0 and %d", ranking.MaxAround)
+	}
+	a, err := r.Ranks.Around(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, n)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.Ranking{Above: leaderboardEntries(a.Above, c.User.ID), Below: leaderboardEntries(a.Below, c.User.ID), RefreshedAt: a.RefreshedAt}
+	if a.Me != nil {
+		rank, pts := int(a.Me.Rank), int(a.Me.Score)
+		out.Rank, out.LifetimePoints = &rank, &pts
+	}
+	return out, nil
+}
+
+func (r *queryResolver) Leaderboard(ctx context.Context, first *int) ([]*model.LeaderboardEntry, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := pageSize(first, 10, 100)
+	if err != nil {
+		return nil, err
+	}
+	top, err := r.Ranks.Top(ctx, r.DB.Bun, c.Partner.ID, n)
+	if err != nil {
+		return nil, err
+	}
+	return leaderboardEntries(top, c.User.ID), nil
+}
+
+func (r *queryResolver) Ads(ctx context.Context, kind *model.AdKind) ([]*content.Ad, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	k := ""
+	if kind != nil {
+		k = strings.ToLower(string(*kind))
+	}
+	ads, err := r.Content.ForUser(ctx, r.DB.Bun, c.Partner.ID, k, c.User.CountryCode)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*content.Ad, len(ads))
+	for i := range ads {
+		out[i] = &ads[i]
+	}
+	return out, nil
+}
+
 func (r *queryResolver) Catalog(ctx context.Context, first *int, after *string, category *string, affordable *bool, search *string) (*model.GiftConnection, error) {
 	l, c, err := loaders(ctx)
 	if err != nil {
@@ -477,6 +594,8 @@ func (r *voucherResolver) Status(ctx context.Context, obj *voucher.Voucher) (mod
 	return voucherStatus(obj.EffectiveStatus(r.Now())), nil
 }
 
+func (r *Resolver) Ad() AdResolver { return &adResolver{r} }
+
 func (r *Resolver) Gift() GiftResolver { return &giftResolver{r} }
 
 func (r *Resolver) LedgerEntry() LedgerEntryResolver { return &ledgerEntryResolver{r} }
@@ -491,6 +610,7 @@ func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
 func (r *Resolver) Voucher() VoucherResolver { return &voucherResolver{r} }
 
+type adResolver struct{ *Resolver }
 type giftResolver struct{ *Resolver }
 type ledgerEntryResolver struct{ *Resolver }
 type mutationResolver struct{ *Resolver }

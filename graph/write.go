@@ -11,9 +11,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/perkshq/perks/graph/model"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/idempotency"
+	"github.com/perkshq/perks/internal/ranking"
 )
 
 // consumer returns the authenticated user or the reason there is none.
@@ -91,10 +93,10 @@ func pageSize(first *int, def, max int) (int, error) {
 	return *first, nil
 }
 
-func parseID(field, s string) (uuid.UUID, error) {
-	id, err := uuid.Parse(s)
-	if err != nil {
-		return uuid.Nil, apperr.Field(apperr.CodeInvalidField, field, "%s is not a valid id", field)
+func leaderboardEntries(es []ranking.Entry, me uuid.UUID) []*model.LeaderboardEntry {
+	out := make([]*model.LeaderboardEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, &model.LeaderboardEntry{Rank: int(e.Rank), DisplayName: e.DisplayName, LifetimePoints: int(e.Score), IsMe: e.UserID == me})
 	}
-	return id, nil
+	return out
 }

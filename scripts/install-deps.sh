@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs when they are missing:
 # the PostgreSQL server binaries (initdb/pg_ctl) for the private clusters,
-# openssl and xxd for the test that runs seed 000's signing pipeline.
+# openssl and xxd for the test that runs seed 000's signing pipeline, and
+# Chromium for the browser tests of the webview and the merchant page.
 set -euo pipefail
 need=()
 have_pg() {
@@ -11,6 +12,8 @@ have_pg() {
 have_pg || need+=(postgresql)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v xxd >/dev/null 2>&1 || need+=(xxd)
+# Headless Chromium for the webview and merchant-page browser tests.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing packages: ${need[*]}; install them with: sudo apt-get install -y ${need[*]}" >&2

@@ -124,7 +124,7 @@ func run() error {
 	}
 	defer os.RemoveAll(secrets)
 	cfg, err := config.Load(func(k string) string {
-		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "false", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true"}[k]
+		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "true", "PERKS_RANKING_REFRESH": "24h", "PERKS_RATE_LIMIT_PER_MINUTE": "0", "PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE": "0", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true"}[k]
 	})
 	if err != nil {
 		return err
@@ -137,10 +137,18 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, Catalog: a.Catalog, Merchants: a.Merchants, SecretsDir: secrets}
+	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, Content: a.Content, Catalog: a.Catalog, Merchants: a.Merchants, SecretsDir: secrets}
 	if _, err := seeder.Run(ctx, io.Discard); err != nil {
 		return err
 	}
+	if err := a.Jobs.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Jobs.Stop(sctx)
+	}()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

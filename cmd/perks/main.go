@@ -25,7 +25,11 @@ func commands() []command {
 		{"serve", "run the HTTP API and River workers", runServe},
 		{"migrate", "apply migrations: migrate [up|down|status]", runMigrate},
 		{"seed", "seed the demo partners acme and globex (idempotent)", runSeed},
+		{"partner", "partners, their controls and credentials: partner create|list|show|set|credential", runPartner},
+		{"key", "consumer token keys: key add|list|disable|enable|rotate", runKey},
 		{"token", "development tokens: token mint --partner acme --sub usr_demo_001", runToken},
+		{"export", "pull the incremental user export into a file, resumable", runExport},
+		{"webhook", "webhook endpoints, deliveries and replays: webhook list --partner acme", runWebhook},
 		{"merchant", "merchants and their API credentials: merchant create|list|disable --partner acme", runMerchant},
 	}
 }

@@ -7,15 +7,18 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/config"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/demo"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 // open loads the configuration, the logger and the database.
@@ -122,10 +125,13 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	rules := earning.NewService(nil)
 	merchants := merchant.NewService()
 	s := &demo.Seeder{
-		DB: db.Bun, Partners: partner.NewService(keys), Earning: earning.NewService(nil),
-		Catalog: catalog.NewService(merchants), Merchants: merchants, SecretsDir: cfg.SecretsDir,
+		DB: db.Bun, Partners: partner.NewService(keys), Earning: rules,
+		Content: &content.Service{Earning: rules, Now: time.Now}, SecretsDir: cfg.SecretsDir,
+		Webhooks: &webhook.Service{Keys: keys, Policy: app.WebhookPolicy(cfg)}, DemoWebhookURL: cfg.DemoWebhookURL,
+		Catalog: catalog.NewService(merchants), Merchants: merchants,
 	}
 	_, err = s.Run(ctx, stdout)
 	return err

@@ -19,7 +19,7 @@ import (
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "mint" {
-		fmt.Fprintln(stderr, "Usage: perks token mint --partner acme --sub usr_demo_001 [--ttl 1h] [--email ...] [--display-name ...]")
+		fmt.Fprintln(stderr, "Usage: perks token mint --partner acme --sub usr_demo_001 [--ttl 1h] [--email ...] [--display-name ...] [--key PEM] [--kid K]")
 		return errUsage
 	}
 	fs := flag.NewFlagSet("token mint", flag.ContinueOnError)
@@ -29,7 +29,8 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
 	email := fs.String("email", "", "email claim")
 	displayName := fs.String("display-name", "", "displayName claim")
-	keyPath := fs.String("key", "", "PKCS#8 private key (default: <secrets dir>/<partner>.private.pem)")
+	keyPath := fs.String("key", "", "PKCS#8 private key, RSA, EC P-256 or Ed25519 (default: <secrets dir>/<partner>.private.pem)")
+	kid := fs.String("kid", "", "kid header (default: none; the partner is found by iss)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -71,7 +72,15 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *displayName != "" {
 		claims["displayName"] = *displayName
 	}
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodRS256, claims).SignedString(key)
+	alg, err := algorithmOf(key)
+	if err != nil {
+		return err
+	}
+	t := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims)
+	if *kid != "" {
+		t.Header["kid"] = *kid
+	}
+	tok, err := t.SignedString(key)
 	if err != nil {
 		return fmt.Errorf("sign token: %w", err)
 	}

@@ -39,6 +39,18 @@ type GiftEdge struct {
 	Node *catalog.Gift `json:"node"`
 }
 
+// One line of the leaderboard: display names only, no other personal data.
+type LeaderboardEntry struct {
+	// Rank by lifetime points; ties share a rank.
+	Rank int `json:"rank"`
+	// The user's display name, if they have one.
+	DisplayName *string `json:"displayName,omitempty"`
+	// Lifetime points.
+	LifetimePoints int `json:"lifetimePoints"`
+	// Whether this line is the requesting user.
+	IsMe bool `json:"isMe"`
+}
+
 // A page of ledger entries.
 type LedgerEntryConnection struct {
 	// The entries of this page with their cursors.
@@ -55,7 +67,7 @@ type LedgerEntryEdge struct {
 	Node *ledger.Entry `json:"node"`
 }
 
-// Changes the user makes.
+// The root of every change a user makes.
 type Mutation struct {
 }
 
@@ -107,6 +119,20 @@ type ProgramAction struct {
 type Query struct {
 }
 
+// A user's standing on the leaderboard.
+type Ranking struct {
+	// The user's rank (ties share a rank); null until the user has lifetime points and the leaderboard refreshed.
+	Rank *int `json:"rank,omitempty"`
+	// The user's lifetime points as ranked.
+	LifetimePoints *int `json:"lifetimePoints,omitempty"`
+	// Users ranked just above, best first.
+	Above []*LeaderboardEntry `json:"above"`
+	// Users ranked just below, best first.
+	Below []*LeaderboardEntry `json:"below"`
+	// When the leaderboard was computed.
+	RefreshedAt *time.Time `json:"refreshedAt,omitempty"`
+}
+
 // A one-time code for redeeming a voucher at a merchant.
 type RedemptionCode struct {
 	// Six digits the user reads to the merchant.
@@ -139,6 +165,67 @@ type VoucherEdge struct {
 	Cursor string `json:"cursor"`
 	// The voucher.
 	Node *voucher.Voucher `json:"node"`
+}
+
+// Kinds of ads.
+type AdKind string
+
+const (
+	// Ways to earn more, possibly offering an action to trigger.
+	AdKindBonus AdKind = "BONUS"
+	// Special offers.
+	AdKindSpecial AdKind = "SPECIAL"
+	// Program news.
+	AdKindNews AdKind = "NEWS"
+)
+
+var AllAdKind = []AdKind{
+	AdKindBonus,
+	AdKindSpecial,
+	AdKindNews,
+}
+
+func (e AdKind) IsValid() bool {
+	switch e {
+	case AdKindBonus, AdKindSpecial, AdKindNews:
+		return true
+	}
+	return false
+}
+
+func (e AdKind) String() string {
+	return string(e)
+}
+
+func (e *AdKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AdKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AdKind", str)
+	}
+	return nil
+}
+
+func (e AdKind) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AdKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AdKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // Which entries history returns.

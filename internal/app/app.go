@@ -17,20 +17,26 @@ import (
 
 	"github.com/perkshq/perks/graph"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/config"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/export"
 	"github.com/perkshq/perks/internal/httpserver"
 	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/ranking"
+	"github.com/perkshq/perks/internal/ratelimit"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 // App is a running Perks process.
@@ -45,12 +51,20 @@ type App struct {
 	Users     *user.Service
 	Ledger    *ledger.Service
 	Earning   *earning.Service
+	Bulk      *bulk.Service
+	Ranking   *ranking.Service
+	Content   *content.Service
+	Webhooks  *webhook.Service
 	Merchants *merchant.Service
 	Catalog   *catalog.Service
 	Vouchers  *voucher.Service
 	Handler   http.Handler
-	Registry  *prometheus.Registry
-	Now       func() time.Time
+	// Routes lists the "METHOD /path" patterns the handler serves.
+	Routes   []string
+	Registry *prometheus.Registry
+	Now      func() time.Time
+	// Resolver resolves host names of partners' allowed origins.
+	Resolver auth.Resolver
 }
 
 // LoadKeyring returns the master keyring: PERKS_MASTER_KEY, or in development
@@ -77,6 +91,9 @@ type Option func(*App)
 // WithClock replaces the wall clock of every service (tests).
 func WithClock(now func() time.Time) Option { return func(a *App) { a.Now = now } }
 
+// WithResolver replaces DNS for allowed-origin host names (tests).
+func WithResolver(r auth.Resolver) Option { return func(a *App) { a.Resolver = r } }
+
 // New builds the application on an open database.
 func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Keyring, opts ...Option) (*App, error) {
 	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Now: time.Now}
@@ -92,44 +109,90 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Catalog = &catalog.Service{Merchants: a.Merchants, Now: a.now}
 	a.Vouchers = &voucher.Service{Catalog: a.Catalog, Ledger: a.Ledger, Events: a.Events, Keys: keys, Now: a.now}
 
+	a.Ranking = &ranking.Service{}
+	a.Content = &content.Service{Earning: a.Earning, Now: a.now}
+	a.Bulk = &bulk.Service{Users: a.Users, Earning: a.Earning, Partners: a.Partners, Events: a.Events, Now: a.now}
+	policy := WebhookPolicy(cfg)
+	a.Webhooks = &webhook.Service{
+		Keys: keys, Users: a.Users, Policy: policy, Sender: webhook.NewSender(policy), Log: log, Now: a.now,
+	}
+	a.Events.Dispatcher = a.Webhooks
+	if cfg.WebhookAllowPriv && !cfg.Development() {
+		log.Warn("PERKS_WEBHOOK_ALLOW_PRIVATE is set in production: webhook endpoints may reach private networks")
+	}
+
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &jobs.PruneReplayCacheWorker{DB: db.Bun, Now: a.now})
 	river.AddWorker(workers, &jobs.PruneIdempotencyWorker{DB: db.Bun, Now: a.now})
+	river.AddWorker(workers, &ranking.RefreshWorker{DB: db.Bun, Service: a.Ranking})
+	river.AddWorker(workers, &bulk.Worker{DB: db.Bun, Service: a.Bulk})
+	river.AddWorker(workers, &webhook.DeliverWorker{DB: db.Bun, Webhooks: a.Webhooks})
+	river.AddWorker(workers, &webhook.ReplayWorker{DB: db.Bun, Webhooks: a.Webhooks})
+	river.AddWorker(workers, &webhook.PruneWorker{DB: db.Bun, Webhooks: a.Webhooks, Retention: cfg.WebhookRetention})
 	river.AddWorker(workers, &jobs.ExpireVouchersWorker{DB: db.Bun, Vouchers: a.Vouchers})
 	var err error
+	periodic := append(jobs.MaintenancePeriodic(), ranking.Periodic(cfg.RankingRefresh))
 	a.Jobs, err = jobs.New(db, workers, jobs.Options{
-		Work:       cfg.Workers,
-		MaxWorkers: cfg.RiverMaxWorkers,
-		Log:        log,
-		Periodic:   append(jobs.MaintenancePeriodic(), jobs.VoucherPeriodic()...),
+		Work:              cfg.Workers,
+		MaxWorkers:        cfg.RiverMaxWorkers,
+		Log:               log,
+		FetchCooldown:     cfg.FetchCooldown,
+		FetchPollInterval: cfg.FetchPollInt,
+		Queues:            map[string]int{webhook.Queue: cfg.WebhookWorkers},
+		Periodic:          append(append(periodic, webhook.Periodic()...), jobs.VoucherPeriodic()...),
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.Bulk.Jobs = a.Jobs
+	a.Webhooks.Jobs = a.Jobs
 
 	a.Registry = prometheus.NewRegistry()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Registry.MustRegister(newDBCollector(db))
 
+	if a.Resolver == nil {
+		a.Resolver = net.DefaultResolver
+	}
 	api := &rest.API{
-		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning,
-		Catalog: a.Catalog, Vouchers: a.Vouchers, Merchants: a.Merchants,
-		MaxBodyBytes: cfg.MaxBodyBytes, MaxUploadBytes: cfg.MaxUploadBytes, Log: log, Now: a.now,
-		PartnerAuth: &auth.PartnerAuthenticator{DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now},
+		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking,
+		Export: &export.Service{Pool: db.Pool, Keys: keys}, Content: a.Content, Webhooks: a.Webhooks, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
+		Catalog: a.Catalog, Vouchers: a.Vouchers, Merchants: a.Merchants, MaxUploadBytes: cfg.MaxUploadBytes,
+		PartnerAuth: &auth.PartnerAuthenticator{
+			DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now,
+			Origins: &auth.OriginChecker{Resolver: a.Resolver, TTL: cfg.OriginDNSTTL, StaleFor: time.Hour, Now: a.now},
+		},
 		ConsumerAuth: &auth.ConsumerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Users: a.Users, Leeway: cfg.JWTLeeway, Now: a.now,
+			JWKS: &auth.JWKS{
+				Client: &http.Client{Timeout: cfg.JWKSTimeout}, Timeout: cfg.JWKSTimeout, MaxBytes: cfg.JWKSMaxBytes,
+				MinInterval: cfg.JWKSMinRefresh, TTL: cfg.JWKSTTL, AllowHTTP: cfg.Development(), Now: a.now, Log: log,
+			},
 		},
+		RateLimits: &rest.RateLimits{
+			Limiter:  &ratelimit.Limiter{Now: a.now},
+			Partner:  ratelimit.Limit{PerMinute: cfg.RateLimitPerMinute, Burst: cfg.RateLimitBurst},
+			Consumer: ratelimit.Limit{PerMinute: cfg.ConsumerRateLimitPerMinute, Burst: cfg.ConsumerRateLimitBurst},
+		},
+		TrustedProxies:  cfg.TrustedProxies,
+		BackendTokenTTL: cfg.BackendTokenTTL,
 	}
 	gql := graph.NewServer(&graph.Resolver{
-		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning,
+		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Content: a.Content,
 		CatalogSvc: a.Catalog, VoucherSvc: a.Vouchers, Now: a.now,
 	}, graph.Options{
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
 	})
-	a.Handler = httpserver.New(httpserver.Options{
+	a.Handler, a.Routes = httpserver.New(httpserver.Options{
 		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
 	})
 	return a, nil
+}
+
+// WebhookPolicy is where webhook deliveries may go under cfg: https only in
+// production, private networks only when explicitly allowed.
+func WebhookPolicy(cfg *config.Config) *webhook.URLPolicy {
+	return &webhook.URLPolicy{RequireHTTPS: !cfg.Development(), AllowPrivate: cfg.WebhookAllowPriv}
 }
 
 // now indirects through a.Now so tests can swap the clock after New.

@@ -45,6 +45,9 @@ const (
 	CodePartnerDisabled      Code = "PARTNER_DISABLED"
 	CodeRateLimited          Code = "RATE_LIMITED"
 	CodeIdempotencyKeyNeeded Code = "IDEMPOTENCY_KEY_REQUIRED"
+	CodeOriginNotAllowed     Code = "ORIGIN_NOT_ALLOWED"
+	CodeSchemeNotAllowed     Code = "SCHEME_NOT_ALLOWED"
+	CodeSignatureV2Required  Code = "SIGNATURE_V2_REQUIRED"
 )
 
 // Resource errors.
@@ -89,6 +92,13 @@ const (
 	CodeGiftNotFound     Code = "GIFT_NOT_FOUND"
 	CodeWrongChannel     Code = "REDEMPTION_CHANNEL_MISMATCH"
 	CodeCodeSource       Code = "CODE_SOURCE_MISMATCH"
+)
+
+// Webhook errors.
+const (
+	CodeWebhookURLForbidden     Code = "WEBHOOK_URL_FORBIDDEN"
+	CodeWebhookEndpointLimit    Code = "WEBHOOK_ENDPOINT_LIMIT"
+	CodeWebhookEndpointDisabled Code = "WEBHOOK_ENDPOINT_DISABLED"
 )
 
 // Server-side errors.

@@ -33,6 +33,9 @@ var catalog = map[Code]Info{
 	CodePartnerDisabled:      {403, "Partner disabled", "API access is switched off for this partner; contact the platform operator."},
 	CodeRateLimited:          {429, "Rate limited", "Wait for the number of seconds in `Retry-After`, then retry."},
 	CodeIdempotencyKeyNeeded: {400, "Idempotency key required", "Send an `Idempotency-Key` header (a unique string of up to 255 characters) on every write."},
+	CodeOriginNotAllowed:     {403, "Origin not allowed", "Call from an address on the partner's allowed-origins list, or ask the platform operator to add yours (IP, CIDR or host name)."},
+	CodeSchemeNotAllowed:     {403, "Scheme not allowed", "This partner may only authenticate with the schemes its operator allowed; sign with one of those (see docs/auth.md)."},
+	CodeSignatureV2Required:  {401, "Signature v2 required", "This partner requires `v2=` HMAC signatures, which also cover the method and path; add a v2 entry (see docs/auth.md)."},
 
 	CodeNotFound:     {404, "Not found", "Check the identifier; it does not exist for your partner."},
 	CodeUserNotFound: {404, "User not found", "Provision the user first with `POST /integrations/users`, or check the external user id."},
@@ -65,6 +68,10 @@ var catalog = map[Code]Info{
 	CodeGiftNotFound:     {404, "Gift not found", "Check the gift id or SKU; it does not exist for your partner."},
 	CodeWrongChannel:     {422, "Wrong redemption channel", "Online vouchers (gifts without merchants) are redeemed in the app with `redeemVoucher`; vouchers of gifts honoured by merchants are redeemed at a merchant with a one-time code (`requestRedemptionCode`)."},
 	CodeCodeSource:       {409, "Code source mismatch", "Codes can only be uploaded to gifts whose `codeSource` is `pool`; change the gift first."},
+
+	CodeWebhookURLForbidden:     {400, "Webhook URL forbidden", "Use an `https` URL whose host resolves to a public address; loopback, private, link-local and cloud metadata addresses are refused."},
+	CodeWebhookEndpointLimit:    {422, "Webhook endpoint limit", "Delete an endpoint you no longer use, or subscribe one endpoint to several event types."},
+	CodeWebhookEndpointDisabled: {409, "Webhook endpoint disabled", "Enable the endpoint (`PUT /integrations/webhook-endpoints/{id}` with `\"enabled\": true`) before replaying to it."},
 
 	CodeInternal:    {500, "Internal error", "Retry later; if it persists, contact support with the `requestId`."},
 	CodeUnavailable: {503, "Service unavailable", "Retry later with backoff."},

@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,6 +79,20 @@ type Options struct {
 	// WallClock uses the real clock instead of a fake one (for tests
 	// against external tools that sign with the current time).
 	WallClock bool
+	// Resolver answers DNS lookups of allowed-origin host names (nil: no
+	// host name resolves), so tests never use real DNS.
+	Resolver auth.Resolver
+}
+
+// StaticResolver resolves host names from a map.
+type StaticResolver map[string][]netip.Addr
+
+// LookupNetIP implements auth.Resolver.
+func (r StaticResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 // Env is a running application.
@@ -129,6 +145,9 @@ func New(t testing.TB, opts ...Options) *Env {
 		"PERKS_SECRETS_DIR":           secrets,
 		"PERKS_WORKERS":               strconv.FormatBool(o.Workers),
 		"PERKS_WEBHOOK_ALLOW_PRIVATE": "true",
+		// Unlimited unless a test sets limits: bulk tests send thousands of calls.
+		"PERKS_RATE_LIMIT_PER_MINUTE":          "0",
+		"PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE": "0",
 	}
 	for k, v := range o.Env {
 		env[k] = v
@@ -148,14 +167,18 @@ func New(t testing.TB, opts ...Options) *Env {
 	}
 	logs := &SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.New(cfg, log, db, keys, app.WithClock(now))
+	resolver := o.Resolver
+	if resolver == nil {
+		resolver = StaticResolver{}
+	}
+	a, err := app.New(cfg, log, db, keys, app.WithClock(now), app.WithResolver(resolver))
 	require.NoError(t, err)
 
-	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, Catalog: a.Catalog, Merchants: a.Merchants, SecretsDir: secrets}
+	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, Content: a.Content, Catalog: a.Catalog, Merchants: a.Merchants, SecretsDir: secrets}
 	results, err := seeder.Run(context.Background(), io.Discard)
 	require.NoError(t, err)
 
-	srv := httptest.NewServer(a.Handler)
+	srv := httptest.NewServer(contract(t, a.Handler))
 	ctx, cancel := context.WithCancel(context.Background())
 	if o.Workers {
 		require.NoError(t, a.Jobs.Start(ctx))
@@ -393,4 +416,28 @@ func (e *Env) GraphQL(token, query string, vars map[string]any) *GraphQLResult {
 	require.NoError(e.T, json.Unmarshal(res.Body, &out), "graphql body: %s", res.Body)
 	out.Status = res.StatusCode
 	return &out
+}
+
+// WaitExportable waits until every row written so far is below the export
+// watermark. Transaction ids are cluster-wide, so a long transaction in any
+// database of the test cluster (another test's) holds the watermark back:
+// the export then defers changes (it never loses them), and a test that
+// expects them in the next export must wait for the watermark first.
+func (e *Env) WaitExportable() {
+	e.T.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var ok bool
+		err := e.DB.Bun.NewRaw(`SELECT pg_snapshot_xmin(pg_current_snapshot()) > coalesce(greatest(
+			(SELECT xid FROM users ORDER BY xid DESC LIMIT 1),
+			(SELECT xid FROM ledger_entries ORDER BY xid DESC LIMIT 1)), '0'::xid8)`).Scan(context.Background(), &ok)
+		require.NoError(e.T, err)
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.T.Fatalf("export watermark did not pass the test's writes within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -29,7 +29,9 @@ const maxTokenBytes = 8 << 10
 type ConsumerPrincipal struct {
 	Partner *partner.Partner
 	User    *user.User
-	// IssuedAt is the token's iat (or its verification time when absent).
+	// IssuedAt is the token's iat or, when absent, the earliest instant it
+	// can have been issued (exp minus the partner's maximum lifetime), which
+	// is what logout-everywhere compares with.
 	IssuedAt time.Time
 	Created  bool
 }
@@ -41,6 +43,9 @@ type ConsumerAuthenticator struct {
 	Users    *user.Service
 	Leeway   time.Duration
 	Now      func() time.Time
+	// JWKS serves the keys of partners that publish a JWKS URL; nil
+	// ignores JWKS URLs.
+	JWKS *JWKS
 }
 
 // tokenUser is seed 003's `user` claim.
@@ -134,8 +139,12 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 	if err != nil {
 		return nil, errTokenInvalid
 	}
-	kid, _ := parsed.Header["kid"].(string)
+	kid, kidOK := parsed.Header["kid"].(string)
 	alg, _ := parsed.Header["alg"].(string)
+	if _, present := parsed.Header["kid"]; present && (!kidOK || kid == "" || len(kid) > 200) {
+		// A malformed kid is not "no kid": refuse rather than try every key.
+		return nil, errTokenInvalid
+	}
 
 	p, err := a.resolvePartner(ctx, unverified.Issuer, kid, slugHint)
 	if err != nil {
@@ -144,6 +153,12 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 	keys, err := a.Partners.EnabledConsumerKeys(ctx, a.DB, p.ID, kid)
 	if err != nil {
 		return nil, err
+	}
+	if p.JWKSURL != nil && a.JWKS != nil && !(kid != "" && len(keys) > 0) {
+		// Published keys count as the partner's keys. A kid registered in
+		// Perks does not trigger a fetch; an unknown one refreshes the set
+		// (at most once per minimum interval).
+		keys = append(keys, a.JWKS.Keys(ctx, p.ID, *p.JWKSURL, kid)...)
 	}
 	claims, err := a.verify(token, p, alg, keys)
 	if err != nil {
@@ -156,7 +171,7 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 	if sub == "" {
 		return nil, apperr.New(apperr.CodeTokenInvalid, "the token has no subject (sub or user.id)")
 	}
-	issuedAt := a.Now()
+	issuedAt := claims.ExpiresAt.Add(-p.MaxTokenLifetime())
 	if claims.IssuedAt != nil {
 		issuedAt = claims.IssuedAt.Time
 	}

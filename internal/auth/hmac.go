@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,21 @@ type Request struct {
 	PathQuery string // the request URI as sent: path and raw query
 	Body      []byte
 	Header    Headers
+	// ClientIP is the caller's address (RemoteAddr, or X-Forwarded-For
+	// behind a trusted proxy), checked against the partner's allowed
+	// origins. The zero Addr matches no origin entry.
+	ClientIP netip.Addr
+	// DeferReplay leaves the replay-cache entry to the caller (see
+	// PartnerPrincipal.Replay): a write records it in its own transaction
+	// instead of paying a separate commit.
+	DeferReplay bool
+}
+
+// Replay is a verified signature still to be remembered in the replay cache.
+type Replay struct {
+	partnerID uuid.UUID
+	digests   [][]byte
+	signedAt  time.Time
 }
 
 // PartnerPrincipal is an authenticated partner back end.
@@ -46,19 +62,153 @@ type PartnerPrincipal struct {
 	Partner      *partner.Partner
 	CredentialID uuid.UUID
 	Scheme       string
+	// IdempotencyKey is the validated Idempotency-Key header, or "". It is
+	// required on writes of the ed25519 scheme (and signed there); for the
+	// other schemes it is optional. The idempotency layer reads it here.
+	IdempotencyKey string
+	// Replay, when the request asked to defer it, must be remembered with
+	// PartnerAuthenticator.Remember before the request takes effect.
+	Replay *Replay
 }
 
-// Schemes.
+// Schemes, as named in partners.allowed_schemes.
 const (
-	SchemeHMAC = "hmac"
+	SchemeHMAC       = partner.SchemeHMAC
+	SchemeEd25519    = partner.SchemeEd25519
+	SchemeRequestJWT = partner.SchemeRequestJWT
 )
 
-// PartnerAuthenticator verifies signed partner requests.
+// PartnerAuthenticator verifies signed partner requests and applies the
+// partner-level controls that do not need the response (access switch,
+// allowed schemes, allowed origins, replay cache). Rate limits are applied
+// by the transport, which owns the response headers.
 type PartnerAuthenticator struct {
 	DB       bun.IDB
 	Partners *partner.Service
 	Skew     time.Duration
 	Now      func() time.Time
+	// Origins checks allowed origins; nil allows any origin (tests of
+	// other concerns).
+	Origins *OriginChecker
+}
+
+// Authenticate picks the scheme from the headers present: X-API-Key is
+// Ed25519 (seed 004), Authorization: Bearer is a request JWT (seed 001),
+// anything else is HMAC (seed 000).
+func (a *PartnerAuthenticator) Authenticate(ctx context.Context, r Request) (*PartnerPrincipal, error) {
+	switch {
+	case r.Header.Get(HeaderAPIKey) != "":
+		return a.authenticateEd25519(ctx, r)
+	case r.Header.Get(HeaderAuthorization) != "":
+		return a.authenticateRequestJWT(ctx, r, false)
+	default:
+		return a.authenticateHMAC(ctx, r)
+	}
+}
+
+// verified is a credential that verified, before the partner controls.
+type verified struct {
+	partner      *partner.Partner
+	credentialID uuid.UUID
+	scheme       string
+	// replayDigests identify the signature in the replay cache (HMAC may
+	// carry several verified entries; all are remembered).
+	replayDigests [][]byte
+	// lastUsedAt of the credential, to skip touching it when recent.
+	lastUsedAt *time.Time
+	// signedAt is the signature's timestamp; the replay entry outlives the
+	// skew window around it.
+	signedAt       time.Time
+	idempotencyKey string
+}
+
+// finish applies the partner-level controls to a verified credential, in an
+// order that never tells an unauthenticated caller anything: access switch,
+// allowed scheme, allowed origin, then the replay cache (so a refused
+// request does not burn its signature).
+func (a *PartnerAuthenticator) finish(ctx context.Context, r Request, v verified) (*PartnerPrincipal, error) {
+	p := v.partner
+	if !p.APIEnabled {
+		return nil, apperr.New(apperr.CodePartnerDisabled, "API access is disabled for this partner")
+	}
+	if !p.AllowsScheme(v.scheme) {
+		return nil, apperr.New(apperr.CodeSchemeNotAllowed, "this partner may not authenticate with the %s scheme", v.scheme)
+	}
+	if a.Origins != nil {
+		if err := a.Origins.Check(ctx, p.AllowedOrigins, r.ClientIP); err != nil {
+			return nil, err
+		}
+	}
+	replay := &Replay{partnerID: p.ID, digests: v.replayDigests, signedAt: v.signedAt}
+	if !r.DeferReplay {
+		if err := a.Remember(ctx, a.DB, replay); err != nil {
+			return nil, err
+		}
+		replay = nil
+	}
+	if v.lastUsedAt == nil || partner.NeedsTouch(v.lastUsedAt, a.Now()) {
+		if err := a.Partners.TouchCredential(ctx, a.DB, p.ID, v.credentialID); err != nil {
+			return nil, err
+		}
+	}
+	return &PartnerPrincipal{Partner: p, CredentialID: v.credentialID, Scheme: v.scheme, IdempotencyKey: v.idempotencyKey, Replay: replay}, nil
+}
+
+// Remember records a deferred signature in the replay cache, in db (the
+// write's transaction, or the pool after the write failed so that a
+// refused request cannot be replayed later either). SIGNATURE_REPLAYED when
+// it was seen before.
+func (a *PartnerAuthenticator) Remember(ctx context.Context, db bun.IDB, r *Replay) error {
+	if r == nil {
+		return nil
+	}
+	return a.rememberSignature(ctx, db, r.partnerID, r.digests, r.signedAt)
+}
+
+// HeaderIdempotencyKey names the idempotency key of a partner write.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// IsWrite reports whether a method changes state (and so needs an
+// idempotency key under the ed25519 scheme).
+func IsWrite(method string) bool {
+	switch method {
+	case "POST", "PUT", "PATCH", "DELETE":
+		return true
+	}
+	return false
+}
+
+// IdempotencyKey validates the Idempotency-Key header: absent is "", else
+// 1-255 printable ASCII characters.
+func IdempotencyKey(h Headers) (string, error) {
+	k := h.Get(HeaderIdempotencyKey)
+	if k == "" {
+		if _, present := headerPresent(h, HeaderIdempotencyKey); present {
+			return "", apperr.Field(apperr.CodeIdempotencyKeyInvalid, HeaderIdempotencyKey, "the Idempotency-Key header is empty; use 1 to 255 printable ASCII characters")
+		}
+		return "", nil
+	}
+	if len(k) > 255 {
+		return "", apperr.Field(apperr.CodeIdempotencyKeyInvalid, HeaderIdempotencyKey, "the Idempotency-Key is longer than 255 characters")
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return "", apperr.Field(apperr.CodeIdempotencyKeyInvalid, HeaderIdempotencyKey, "the Idempotency-Key must be printable ASCII")
+		}
+	}
+	return k, nil
+}
+
+// headerPresent tells an empty header from an absent one when h is an
+// http.Header-like map.
+func headerPresent(h Headers, name string) (string, bool) {
+	if m, ok := h.(interface{ Values(string) []string }); ok {
+		v := m.Values(name)
+		if len(v) > 0 {
+			return v[0], true
+		}
+	}
+	return "", false
 }
 
 var errBadSignature = apperr.New(apperr.CodeInvalidSignature, "the request signature does not verify")
@@ -158,9 +308,13 @@ func CheckTimestamp(ts, now time.Time, skew time.Duration) error {
 // roughly the same time) as known ones.
 var dummySecret = []byte("perks-unknown-partner-dummy-secret")
 
-// AuthenticateHMAC verifies the x-partner-slug / x-signature scheme.
-func (a *PartnerAuthenticator) AuthenticateHMAC(ctx context.Context, r Request) (*PartnerPrincipal, error) {
+// authenticateHMAC verifies the x-partner-slug / x-signature scheme.
+func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) (*PartnerPrincipal, error) {
 	sig, err := parseSignature(r.Header.Get(HeaderSignature))
+	if err != nil {
+		return nil, err
+	}
+	idem, err := IdempotencyKey(r.Header)
 	if err != nil {
 		return nil, err
 	}
@@ -169,68 +323,107 @@ func (a *PartnerAuthenticator) AuthenticateHMAC(ctx context.Context, r Request) 
 		return nil, err
 	}
 	slug := r.Header.Get(HeaderPartnerSlug)
-	p, err := a.Partners.BySlug(ctx, a.DB, slug)
+	p, s, err := a.Partners.BySlugWithSecrets(ctx, a.DB, slug, partner.KindHMAC)
 	secrets := []partner.SharedSecret{{Secret: dummySecret}}
 	known := false
-	if err == nil {
-		s, serr := a.Partners.EnabledSecrets(ctx, a.DB, p.ID, partner.KindHMAC)
-		if serr != nil {
-			return nil, serr
-		}
+	switch {
+	case err == nil:
 		if len(s) > 0 {
 			secrets, known = s, true
 		}
-	} else if !apperr.Is(err, apperr.CodeNotFound) {
+	case !apperr.Is(err, apperr.CodeNotFound):
 		return nil, err
 	}
 
 	var matched []byte
 	var credID uuid.UUID
-	match := func(got [][]byte, want []byte, id uuid.UUID) {
+	var lastUsed *time.Time
+	// every MAC of the header that verified: all are remembered, so a
+	// captured "v1=…,v2=…" header cannot be replayed with one entry dropped.
+	var verifiedMACs [][]byte
+	v1Only := false
+	match := func(got [][]byte, want []byte) bool {
+		hit := false
 		for _, g := range got {
 			// Compare every candidate so timing does not depend on which matched.
-			if hmac.Equal(g, want) && matched == nil {
-				matched, credID = g, id
+			if hmac.Equal(g, want) {
+				hit = true
+			}
+		}
+		return hit
+	}
+	requireV2 := p != nil && p.RequireHMACV2
+	for _, s := range secrets {
+		if len(sig.v2) > 0 {
+			want := macV2(s.Secret, sig.rawTS, r.Method, r.PathQuery, r.Body)
+			if match(sig.v2, want) {
+				verifiedMACs = append(verifiedMACs, want)
+				if matched == nil {
+					matched, credID, lastUsed = want, s.CredentialID, s.LastUsedAt
+				}
+			}
+		}
+		if len(sig.v1) > 0 {
+			want := macV1(s.Secret, sig.rawTS, r.Body)
+			if match(sig.v1, want) {
+				verifiedMACs = append(verifiedMACs, want)
+				switch {
+				case requireV2:
+					v1Only = true
+				case matched == nil:
+					matched, credID, lastUsed = want, s.CredentialID, s.LastUsedAt
+				}
 			}
 		}
 	}
-	for _, s := range secrets {
-		if p == nil || !p.RequireHMACV2 {
-			match(sig.v1, macV1(s.Secret, sig.rawTS, r.Body), s.CredentialID)
-		}
-		if len(sig.v2) > 0 {
-			match(sig.v2, macV2(s.Secret, sig.rawTS, r.Method, r.PathQuery, r.Body), s.CredentialID)
-		}
+	if known && matched == nil && v1Only {
+		// The caller proved it holds the secret, so saying why is safe; the
+		// v1 signature does not cover the method and path this partner
+		// insists on (a replayed v1 signature lands here too).
+		return nil, apperr.New(apperr.CodeSignatureV2Required, "this partner requires v2 signatures, which cover the method and path")
 	}
 	if !known || matched == nil {
 		return nil, errBadSignature
 	}
-	if !p.APIEnabled {
-		return nil, apperr.New(apperr.CodePartnerDisabled, "API access is disabled for this partner")
+	digests := make([][]byte, 0, len(verifiedMACs))
+	seen := map[[sha256.Size]byte]bool{}
+	for _, m := range verifiedMACs {
+		d := sha256.Sum256(m)
+		if !seen[d] { // two enabled credentials with one secret give one MAC
+			seen[d] = true
+			digests = append(digests, d[:])
+		}
 	}
-	if err := a.rememberSignature(ctx, p.ID, matched, time.Unix(sig.timestamp, 0)); err != nil {
-		return nil, err
-	}
-	if err := a.Partners.TouchCredential(ctx, a.DB, p.ID, credID); err != nil {
-		return nil, err
-	}
-	return &PartnerPrincipal{Partner: p, CredentialID: credID, Scheme: SchemeHMAC}, nil
+	return a.finish(ctx, r, verified{
+		partner: p, credentialID: credID, scheme: SchemeHMAC, replayDigests: digests, lastUsedAt: lastUsed,
+		signedAt: time.Unix(sig.timestamp, 0), idempotencyKey: idem,
+	})
 }
 
-// rememberSignature accepts each signature once. The digest is of the
-// matching MAC itself, not the header, so adding junk entries to a captured
-// header does not make it new. Entries outlive the skew window and are then
-// pruned by a periodic job.
-func (a *PartnerAuthenticator) rememberSignature(ctx context.Context, partnerID uuid.UUID, mac []byte, ts time.Time) error {
-	digest := sha256.Sum256(mac)
-	res, err := a.DB.NewRaw(
-		"INSERT INTO replay_cache (partner_id, digest, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-		partnerID, digest[:], ts.Add(a.Skew+time.Minute).UTC(),
+// rememberSignature accepts each signature once. For HMAC the digest is of
+// the matching MAC itself, not the header, so adding junk entries to a
+// captured header does not make it new; Ed25519 signatures and request JWTs
+// are remembered by their signature bytes. Entries outlive the skew window
+// and are then pruned by a periodic job.
+func (a *PartnerAuthenticator) rememberSignature(ctx context.Context, db bun.IDB, partnerID uuid.UUID, digests [][]byte, ts time.Time) error {
+	if len(digests) == 0 {
+		return fmt.Errorf("replay cache: no digest")
+	}
+	expires := ts.Add(a.Skew + time.Minute).UTC()
+	values := make([]string, len(digests))
+	args := make([]any, 0, 3*len(digests))
+	for i, d := range digests {
+		values[i] = "(?, ?, ?)"
+		args = append(args, partnerID, d, expires)
+	}
+	res, err := db.NewRaw(
+		"INSERT INTO replay_cache (partner_id, digest, expires_at) VALUES "+strings.Join(values, ", ")+" ON CONFLICT DO NOTHING",
+		args...,
 	).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("replay cache: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n, _ := res.RowsAffected(); n < int64(len(digests)) {
 		return apperr.New(apperr.CodeSignatureReplayed, "this signature was already used; sign each request afresh")
 	}
 	return nil

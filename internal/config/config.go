@@ -45,7 +45,24 @@ type Config struct {
 	TrustedProxies   []*net.IPNet
 	DemoWebhookURL   string
 	WebhookAllowPriv bool
+	WebhookRetention time.Duration
+	WebhookWorkers   int
+	FetchCooldown    time.Duration
+	FetchPollInt     time.Duration
 	PublicBaseURL    string
+	RankingRefresh   time.Duration
+
+	// Partner controls and the auth schemes of issue 7.
+	RateLimitPerMinute         int
+	RateLimitBurst             int
+	ConsumerRateLimitPerMinute int
+	ConsumerRateLimitBurst     int
+	BackendTokenTTL            time.Duration
+	JWKSTimeout                time.Duration
+	JWKSMaxBytes               int64
+	JWKSMinRefresh             time.Duration
+	JWKSTTL                    time.Duration
+	OriginDNSTTL               time.Duration
 }
 
 // Development reports whether the binary runs with development conveniences
@@ -104,6 +121,21 @@ var vars = []variable{
 	}},
 	{"PERKS_DEMO_WEBHOOK_URL", "", "When set, `perks seed` gives acme a webhook endpoint with this URL.", func(c *Config, v string) error { c.DemoWebhookURL = v; return nil }},
 	{"PERKS_WEBHOOK_ALLOW_PRIVATE", "false", "Allow webhook URLs on loopback/private networks (development and tests only).", boolVar(func(c *Config, b bool) { c.WebhookAllowPriv = b })},
+	{"PERKS_WEBHOOK_RETENTION", "720h", "How long the webhook delivery log (deliveries and attempts) is kept after a delivery finishes.", durVar(func(c *Config, d time.Duration) { c.WebhookRetention = d })},
+	{"PERKS_WEBHOOK_MAX_WORKERS", "50", "Concurrent webhook deliveries per process (the River `webhook` queue).", intVar(func(c *Config, n int) { c.WebhookWorkers = n })},
+	{"PERKS_RIVER_FETCH_COOLDOWN", "5ms", "Shortest pause between two River job fetches while jobs keep coming; lower delivers faster at more database load (see `make bench`).", durVar(func(c *Config, d time.Duration) { c.FetchCooldown = d })},
+	{"PERKS_RIVER_FETCH_POLL_INTERVAL", "100ms", "How often River polls for jobs when no insert notification arrives (scheduled retries, missed notifications).", durVar(func(c *Config, d time.Duration) { c.FetchPollInt = d })},
+	{"PERKS_RANKING_REFRESH", "60s", "How often the leaderboard is recomputed (ranks are as of the last refresh).", durVar(func(c *Config, d time.Duration) { c.RankingRefresh = d })},
+	{"PERKS_RATE_LIMIT_PER_MINUTE", "60000", "Default sustained rate of a partner's back-end calls, per replica (token bucket; 0 = unlimited). Partners can override it (`perks partner set --rate-limit`).", nonNegIntVar(func(c *Config, n int) { c.RateLimitPerMinute = n })},
+	{"PERKS_RATE_LIMIT_BURST", "1000", "Default burst (bucket size) of a partner's back-end calls, per replica (0 = one minute's worth).", nonNegIntVar(func(c *Config, n int) { c.RateLimitBurst = n })},
+	{"PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE", "60000", "Default sustained rate of all consumer (end-user) calls of one partner, per replica; a separate bucket from the back end's (0 = unlimited).", nonNegIntVar(func(c *Config, n int) { c.ConsumerRateLimitPerMinute = n })},
+	{"PERKS_CONSUMER_RATE_LIMIT_BURST", "1000", "Default burst of a partner's consumer calls, per replica (0 = one minute's worth).", nonNegIntVar(func(c *Config, n int) { c.ConsumerRateLimitBurst = n })},
+	{"PERKS_BACKEND_TOKEN_TTL", "1h", "Lifetime of the back-end tokens `POST /auth/token` issues (request-JWT scheme, seed 001).", durVar(func(c *Config, d time.Duration) { c.BackendTokenTTL = d })},
+	{"PERKS_JWKS_TIMEOUT", "5s", "Timeout of one fetch of a partner's JWKS URL.", durVar(func(c *Config, d time.Duration) { c.JWKSTimeout = d })},
+	{"PERKS_JWKS_MAX_BYTES", "65536", "Largest JWKS document accepted.", intVar(func(c *Config, n int) { c.JWKSMaxBytes = int64(n) })},
+	{"PERKS_JWKS_MIN_REFRESH", "10s", "Minimum interval between two fetches of one partner's JWKS (a token with an unknown kid triggers a refresh).", durVar(func(c *Config, d time.Duration) { c.JWKSMinRefresh = d })},
+	{"PERKS_JWKS_TTL", "15m", "Age after which a cached JWKS is fetched again on its next use (the last good set is kept if that fails).", durVar(func(c *Config, d time.Duration) { c.JWKSTTL = d })},
+	{"PERKS_ORIGIN_DNS_TTL", "60s", "How long the resolved addresses of host names in partners' allowed origins are cached.", durVar(func(c *Config, d time.Duration) { c.OriginDNSTTL = d })},
 	{"PERKS_PUBLIC_BASE_URL", "http://localhost:4000", "The externally visible base URL, used in printed instructions and docs links.", func(c *Config, v string) error { c.PublicBaseURL = strings.TrimRight(v, "/"); return nil }},
 }
 
@@ -112,6 +144,17 @@ func intVar(f func(*Config, int)) func(*Config, string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
 			return fmt.Errorf("must be a positive integer")
+		}
+		f(c, n)
+		return nil
+	}
+}
+
+func nonNegIntVar(f func(*Config, int)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("must be a whole number, 0 or more")
 		}
 		f(c, n)
 		return nil

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +60,6 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 	b, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
 	for _, v := range vars {
-		require.Contains(t, string(b), "`"+v.name+"`", "README configuration table")
+		require.True(t, strings.Contains(string(b), "`"+v.name+"`"), "README's configuration table lacks %s", v.name)
 	}
 }

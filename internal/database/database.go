@@ -68,7 +68,9 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	sqldb := stdlib.OpenDBFromPool(pool)
-	return &DB{Pool: pool, SQL: sqldb, Bun: bun.NewDB(sqldb, pgdialect.New())}, nil
+	// Tables gain columns the structs do not map (xid, for instance); RETURNING *
+	// must not fail on them.
+	return &DB{Pool: pool, SQL: sqldb, Bun: bun.NewDB(sqldb, pgdialect.New(), bun.WithDiscardUnknownColumns())}, nil
 }
 
 // Close closes bun and the pool.
@@ -82,8 +84,21 @@ func migrator(db *bun.DB) *migrate.Migrator {
 }
 
 // Migrate applies every pending migration. Concurrent callers (several
-// replicas starting together) serialise on bun's migration lock table.
+// replicas starting together) serialise on an advisory lock.
 func Migrate(ctx context.Context, db *bun.DB, log *slog.Logger) error {
+	return run(ctx, db, log, "migrate", (*migrate.Migrator).Migrate, "database schema is up to date", "database migrated")
+}
+
+// Rollback reverts the last applied migration group.
+func Rollback(ctx context.Context, db *bun.DB, log *slog.Logger) error {
+	return run(ctx, db, log, "rollback", (*migrate.Migrator).Rollback, "nothing to roll back", "rolled back")
+}
+
+// run applies one migrator operation under the migration lock.
+func run(ctx context.Context, db *bun.DB, log *slog.Logger, name string,
+	op func(*migrate.Migrator, context.Context, ...migrate.MigrationOption) (*migrate.MigrationGroup, error),
+	none, done string,
+) error {
 	unlock, err := advisoryLock(ctx, db)
 	if err != nil {
 		return err
@@ -93,14 +108,14 @@ func Migrate(ctx context.Context, db *bun.DB, log *slog.Logger) error {
 	if err := m.Init(ctx); err != nil {
 		return fmt.Errorf("init migrations: %w", err)
 	}
-	group, err := m.Migrate(ctx)
+	group, err := op(m, ctx)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	if group.IsZero() {
-		log.Info("database schema is up to date")
+		log.Info(none)
 	} else {
-		log.Info("database migrated", "group", group.ID, "migrations", group.Migrations.String())
+		log.Info(done, "group", group.ID, "migrations", group.Migrations.String())
 	}
 	return nil
 }
@@ -130,29 +145,6 @@ func advisoryLock(ctx context.Context, db *bun.DB) (func(), error) {
 		_, _ = conn.ExecContext(context.Background(), "RESET lock_timeout")
 		conn.Close()
 	}, nil
-}
-
-// Rollback reverts the last applied migration group.
-func Rollback(ctx context.Context, db *bun.DB, log *slog.Logger) error {
-	unlock, err := advisoryLock(ctx, db)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	m := migrator(db)
-	if err := m.Init(ctx); err != nil {
-		return fmt.Errorf("init migrations: %w", err)
-	}
-	group, err := m.Rollback(ctx)
-	if err != nil {
-		return fmt.Errorf("rollback: %w", err)
-	}
-	if group.IsZero() {
-		log.Info("nothing to roll back")
-	} else {
-		log.Info("rolled back", "group", group.ID, "migrations", group.Migrations.String())
-	}
-	return nil
 }
 
 // ErrPending is returned by Check when migrations are not applied yet.

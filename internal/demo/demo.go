@@ -19,9 +19,11 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 // PartnerSpec is one demo partner.
@@ -51,9 +53,21 @@ type Seeder struct {
 	DB         *bun.DB
 	Partners   *partner.Service
 	Earning    *earning.Service
+	Content    *content.Service
 	Catalog    *catalog.Service
 	Merchants  *merchant.Service
 	SecretsDir string
+	// DemoWebhookURL, when set (PERKS_DEMO_WEBHOOK_URL), gives acme a
+	// webhook endpoint subscribed to every event, created by Webhooks.
+	Webhooks       *webhook.Service
+	DemoWebhookURL string
+}
+
+// AcmeAds are acme's ads: one of each kind; the bonus offers an action.
+var AcmeAds = map[string]content.Input{
+	"bonus-video":     {Kind: content.KindBonus, Title: "Earn 5 points per video", Body: "Watch a partner video to the end, up to five times a day.", ActionCode: ptr("watch_video"), Priority: 10},
+	"special-weekend": {Kind: content.KindSpecial, Title: "Double points weekend", Body: "Every purchase earns double points this weekend.", Priority: 5},
+	"news-welcome":    {Kind: content.KindNews, Title: "Welcome to Acme Rewards", Body: "Earn points with every purchase and spend them on gifts.", Priority: 1},
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -110,7 +124,37 @@ func (s *Seeder) Run(ctx context.Context, w io.Writer) ([]Result, error) {
 			fmt.Fprintf(w, "  honours:     %s\n", giftList())
 		}
 	}
+	if s.DemoWebhookURL != "" && s.Webhooks != nil {
+		if err := s.seedWebhook(ctx, out[0].Partner, w); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// seedWebhook gives acme its demo endpoint once. The signing secret exists
+// only in the answer that creates the endpoint, so it is printed on the
+// first run; later runs point at `perks webhook rotate`.
+func (s *Seeder) seedWebhook(ctx context.Context, p *partner.Partner, w io.Writer) error {
+	var ep *webhook.Endpoint
+	var secret string
+	err := s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		ep, secret, err = s.Webhooks.EnsureEndpoint(ctx, tx, p.ID, s.DemoWebhookURL, "demo seed (PERKS_DEMO_WEBHOOK_URL)")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("seed %s webhook endpoint %s (for a local receiver set PERKS_WEBHOOK_ALLOW_PRIVATE=true): %w", p.Slug, s.DemoWebhookURL, err)
+	}
+	fmt.Fprintf(w, "\n%s webhook endpoint (every event):\n", p.Name)
+	fmt.Fprintf(w, "  id:          %s\n", ep.ID)
+	fmt.Fprintf(w, "  url:         %s\n", ep.URL)
+	if secret != "" {
+		fmt.Fprintf(w, "  secret:      %s   (shown once: save it now)\n", secret)
+	} else {
+		fmt.Fprintf(w, "  secret:      shown when it was created; new one: perks webhook rotate --partner %s --id %s\n", p.Slug, ep.ID)
+	}
+	return nil
 }
 
 // SeedPartner creates or refreshes one partner, its HMAC secret and its RSA
@@ -154,6 +198,13 @@ func (s *Seeder) SeedPartner(ctx context.Context, spec PartnerSpec) (*Result, er
 			in.ActiveFrom, in.ActiveUntil = clone(in.ActiveFrom), clone(in.ActiveUntil)
 			if _, _, err := s.Earning.PutRule(ctx, tx, p.ID, code, in); err != nil {
 				return err
+			}
+		}
+		if s.Content != nil {
+			for id, in := range AcmeAds {
+				if _, _, err := s.Content.Put(ctx, tx, p.ID, id, in); err != nil {
+					return err
+				}
 			}
 		}
 		if s.Catalog == nil || s.Merchants == nil {

@@ -29,6 +29,13 @@ const (
 	BulkJobCompleted = "bulk_job.completed"
 )
 
+// Types is every event type. Webhook endpoints can subscribe only to these,
+// and docs/webhooks.md documents each one (a test checks): add new types here.
+var Types = []string{
+	UserCreated, UserUpdated, UserAnonymised, PointsEarned, PointsAdjusted,
+	VoucherClaimed, VoucherRedeemed, VoucherExpired, VoucherCancelled, BulkJobCompleted,
+}
+
 // Event is one row of the outbox. Data carries ids and non-personal facts
 // only: personal data is read at delivery time, so anonymisation never has
 // to rewrite history.

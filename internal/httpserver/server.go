@@ -2,16 +2,20 @@ package httpserver
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/openapi"
 	"github.com/perkshq/perks/internal/rest"
 )
 
@@ -27,8 +31,8 @@ type Options struct {
 	Web func(mux *http.ServeMux)
 }
 
-// New builds the root handler.
-func New(o Options) http.Handler {
+// New builds the root handler and lists the routes it serves.
+func New(o Options) (http.Handler, []string) {
 	rt := rest.NewRouter(o.Log)
 	o.API.Register(rt)
 	rt.Handle(http.MethodPost, "/graphql", o.graphql())
@@ -40,10 +44,16 @@ func New(o Options) http.Handler {
 	}))
 	rt.Handle(http.MethodGet, "/readyz", http.HandlerFunc(o.ready))
 	rt.Handle(http.MethodGet, "/metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	rt.Handle(http.MethodGet, "/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(openapi.JSON())
+	}))
 	if o.Web != nil {
 		o.Web(rt.Mux())
 	}
-	return Observe(rt.Finish(), o.Log, NewMetrics(o.Registry))
+	routes := rt.Routes()
+	return Observe(rt.Finish(), o.Log, NewMetrics(o.Registry)), routes
 }
 
 // graphql authenticates the consumer token when one is sent and leaves the
@@ -59,7 +69,11 @@ func (o Options) graphql() http.Handler {
 		r.Body = http.NoBody
 		ctx := r.Context()
 		if tok, _ := auth.TokenFromHeaders(r.Header); tok != "" || r.Header.Get(auth.HeaderAuthorization) != "" {
-			c, err := o.API.AuthenticateConsumer(r)
+			c, err := o.API.AuthenticateConsumer(w, r)
+			if e := apperr.As(err); e != nil && e.Code == apperr.CodeRateLimited {
+				writeGraphQLError(w, e)
+				return
+			}
 			ctx = auth.WithConsumer(ctx, c, err)
 		}
 		r = r.WithContext(ctx)
@@ -67,6 +81,21 @@ func (o Options) graphql() http.Handler {
 		r.ContentLength = int64(len(body))
 		o.GraphQL.ServeHTTP(w, r)
 	})
+}
+
+// writeGraphQLError answers a request refused before execution (rate
+// limited) with the HTTP status of its code, Retry-After, and a GraphQL
+// response body carrying extensions.code.
+func writeGraphQLError(w http.ResponseWriter, e *apperr.Error) {
+	ext := map[string]any{"code": string(e.Code)}
+	if e.RetryAfterSeconds > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
+		ext["retryAfterSeconds"] = e.RetryAfterSeconds
+	}
+	b, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{"message": e.Message, "extensions": ext}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(apperr.Lookup(e.Code).Status)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // ready answers 200 only when the database answers and every migration is

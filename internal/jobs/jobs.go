@@ -39,6 +39,9 @@ type Options struct {
 	FetchCooldown     time.Duration
 	FetchPollInterval time.Duration
 	Periodic          []*river.PeriodicJob
+	// Queues are worked next to the default and maintenance queues, with
+	// the given number of workers each (domain queues such as webhooks).
+	Queues map[string]int
 }
 
 // Clients are the two River clients over the one pool.
@@ -73,12 +76,18 @@ func New(db *database.DB, workers *river.Workers, o Options) (*Clients, error) {
 			QueueDefault:     {MaxWorkers: o.MaxWorkers},
 			QueueMaintenance: {MaxWorkers: 2},
 		}
+		for name, n := range o.Queues {
+			cfg.Queues[name] = river.QueueConfig{MaxWorkers: n}
+		}
 	}
 	work, err := river.NewClient(riverpgxv5.New(db.Pool), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
-	insert, err := river.NewClient(riverdatabasesql.New(db.SQL), &river.Config{Logger: o.Log, Workers: workers})
+	// The insert client notifies workers of new jobs at most once per its
+	// FetchCooldown per queue: left at River's default (100 ms) it would add
+	// up to 100 ms to every job inserted inside a transaction.
+	insert, err := river.NewClient(riverdatabasesql.New(db.SQL), &river.Config{Logger: o.Log, Workers: workers, FetchCooldown: o.FetchCooldown})
 	if err != nil {
 		return nil, fmt.Errorf("river insert client: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/idempotency"
+	"github.com/perkshq/perks/internal/partner"
 )
 
 // PruneReplayCacheArgs deletes expired signature replay-cache entries.
@@ -31,7 +32,12 @@ type PruneReplayCacheWorker struct {
 
 // Work implements river.Worker.
 func (w *PruneReplayCacheWorker) Work(ctx context.Context, _ *river.Job[PruneReplayCacheArgs]) error {
-	_, err := auth.PruneReplayCache(ctx, w.DB, w.Now())
+	if _, err := auth.PruneReplayCache(ctx, w.DB, w.Now()); err != nil {
+		return err
+	}
+	// Expired back-end tokens of the request-JWT scheme go with the same
+	// sweep: both are short-lived authentication bookkeeping.
+	_, err := partner.PruneBackendTokens(ctx, w.DB, w.Now())
 	return err
 }
 

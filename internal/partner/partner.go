@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,8 +43,25 @@ type Partner struct {
 	Timezone                string    `bun:"timezone"`
 	APIEnabled              bool      `bun:"api_enabled"`
 	RequireHMACV2           bool      `bun:"require_hmac_v2"`
-	CreatedAt               time.Time `bun:"created_at"`
-	UpdatedAt               time.Time `bun:"updated_at"`
+	// AllowedOrigins lists the IPs, CIDRs and host names partner back-end
+	// calls may come from; empty means any.
+	AllowedOrigins []string `bun:"allowed_origins,array"`
+	// AllowedSchemes lists the partner authentication schemes accepted;
+	// empty means every scheme the partner holds a credential for.
+	AllowedSchemes []string `bun:"allowed_schemes,array"`
+	// Rate limits per replica; nil means the configured default, 0 unlimited.
+	RateLimitPerMinute         *int      `bun:"rate_limit_per_minute"`
+	RateLimitBurst             *int      `bun:"rate_limit_burst"`
+	ConsumerRateLimitPerMinute *int      `bun:"consumer_rate_limit_per_minute"`
+	ConsumerRateLimitBurst     *int      `bun:"consumer_rate_limit_burst"`
+	JWKSURL                    *string   `bun:"jwks_url"`
+	CreatedAt                  time.Time `bun:"created_at"`
+	UpdatedAt                  time.Time `bun:"updated_at"`
+}
+
+// AllowsScheme reports whether the partner accepts a credential scheme.
+func (p *Partner) AllowsScheme(scheme string) bool {
+	return len(p.AllowedSchemes) == 0 || slices.Contains(p.AllowedSchemes, scheme)
 }
 
 // MaxTokenLifetime is the longest exp - iat a consumer token may have.
@@ -95,12 +113,15 @@ type ConsumerKey struct {
 	SecretSealed []byte    `bun:"secret_sealed"`
 	Enabled      bool      `bun:"enabled"`
 	CreatedAt    time.Time `bun:"created_at"`
+	UpdatedAt    time.Time `bun:"updated_at"`
 }
 
 // Service manages partners.
 type Service struct {
 	Keys *keyring.Keyring
 	Now  func() time.Time
+
+	keyCache keyCache
 }
 
 // NewService returns a Service using the wall clock.
@@ -131,7 +152,7 @@ func (s *Service) Upsert(ctx context.Context, db bun.IDB, p CreateParams) (*Part
 	row := &Partner{
 		ID: uuid.New(), Slug: p.Slug, Name: p.Name, DisplayName: p.DisplayName, LogoPath: p.LogoPath,
 		ProgramName: p.ProgramName, CurrencyName: p.CurrencyName, MaxTokenLifetimeSeconds: 7 * 24 * 3600,
-		Timezone: "UTC", APIEnabled: true,
+		Timezone: "UTC", APIEnabled: true, AllowedOrigins: []string{}, AllowedSchemes: []string{},
 	}
 	if p.Issuer != "" {
 		row.Issuer = &p.Issuer
@@ -211,6 +232,7 @@ func HashAPIKey(apiKey string) []byte {
 type SharedSecret struct {
 	CredentialID uuid.UUID
 	Secret       []byte
+	LastUsedAt   *time.Time
 }
 
 // EnabledSecrets returns the opened secrets of the partner's enabled
@@ -229,13 +251,58 @@ func (s *Service) EnabledSecrets(ctx context.Context, db bun.IDB, partnerID uuid
 		if err != nil {
 			return nil, fmt.Errorf("open credential %s: %w", c.ID, err)
 		}
-		out = append(out, SharedSecret{CredentialID: c.ID, Secret: pt})
+		out = append(out, SharedSecret{CredentialID: c.ID, Secret: pt, LastUsedAt: c.LastUsedAt})
 	}
 	return out, nil
 }
 
-// TouchCredential records use, at most once a minute per credential so hot
-// partners do not serialise on one row.
+// BySlugWithSecrets loads a partner and the opened secrets of its enabled
+// credentials of a kind in one query: the signature check of every partner
+// request needs both, and this is its hottest query.
+func (s *Service) BySlugWithSecrets(ctx context.Context, db bun.IDB, slug, kind string) (*Partner, []SharedSecret, error) {
+	var rows []struct {
+		Partner  `bun:",extend"`
+		CredID   *uuid.UUID `bun:"cred_id,type:uuid"`
+		Sealed   []byte     `bun:"cred_sealed"`
+		LastUsed *time.Time `bun:"cred_last_used_at"`
+	}
+	err := db.NewRaw(`SELECT p.*, c.id AS cred_id, c.secret_sealed AS cred_sealed, c.last_used_at AS cred_last_used_at
+		FROM partners p
+		LEFT JOIN partner_credentials c ON c.partner_id = p.id AND c.kind = ? AND c.enabled
+		WHERE p.slug = ? ORDER BY c.created_at DESC`, kind, slug).Scan(ctx, &rows)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, fmt.Errorf("load partner %s with %s credentials: %w", slug, kind, err)
+	}
+	if len(rows) == 0 {
+		return nil, nil, apperr.New(apperr.CodeNotFound, "partner not found")
+	}
+	p := rows[0].Partner
+	var out []SharedSecret
+	for _, r := range rows {
+		if r.CredID == nil {
+			continue
+		}
+		pt, err := s.Keys.Open(r.Sealed, credentialAAD(p.ID, *r.CredID))
+		if err != nil {
+			return nil, nil, fmt.Errorf("open credential %s: %w", *r.CredID, err)
+		}
+		out = append(out, SharedSecret{CredentialID: *r.CredID, Secret: pt, LastUsedAt: r.LastUsed})
+	}
+	return &p, out, nil
+}
+
+// TouchInterval is how stale last_used_at may get: use is recorded at most
+// once per interval per credential, so hot partners neither serialise on one
+// row nor pay a write per request.
+const TouchInterval = time.Minute
+
+// NeedsTouch reports whether a credential last used at lastUsed should be
+// touched now.
+func NeedsTouch(lastUsed *time.Time, now time.Time) bool {
+	return lastUsed == nil || lastUsed.Before(now.Add(-TouchInterval))
+}
+
+// TouchCredential records use, at most once per TouchInterval.
 func (s *Service) TouchCredential(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID) error {
 	_, err := db.NewUpdate().Model((*Credential)(nil)).
 		Set("last_used_at = ?", s.Now().UTC()).
@@ -351,10 +418,11 @@ func (s *Service) UpsertConsumerKey(ctx context.Context, db bun.IDB, partnerID u
 		}
 		k.SecretSealed = sealed
 	}
-	_, err = db.NewInsert().Model(k).ExcludeColumn("created_at").
+	_, err = db.NewInsert().Model(k).ExcludeColumn("created_at", "updated_at").
 		On("CONFLICT (partner_id, kid) DO UPDATE").
 		Set("description = EXCLUDED.description, algorithm = EXCLUDED.algorithm").
 		Set("public_key_pem = EXCLUDED.public_key_pem, secret_sealed = EXCLUDED.secret_sealed, enabled = EXCLUDED.enabled").
+		Set("updated_at = now()").
 		Returning("*").Exec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("upsert consumer key %s: %w", p.Kid, err)
@@ -383,20 +451,10 @@ func (s *Service) EnabledConsumerKeys(ctx context.Context, db bun.IDB, partnerID
 		return nil, fmt.Errorf("load consumer keys: %w", err)
 	}
 	out := make([]VerificationKey, 0, len(rows))
-	for _, r := range rows {
-		vk := VerificationKey{ID: r.ID, Kid: r.Kid, Algorithm: r.Algorithm}
-		if r.Algorithm == AlgHS256 {
-			secret, err := s.Keys.Open(r.SecretSealed, consumerKeyAAD(r.PartnerID, r.ID))
-			if err != nil {
-				return nil, fmt.Errorf("open consumer key %s: %w", r.Kid, err)
-			}
-			vk.Key = secret
-		} else {
-			pub, err := ParsePublicKeyPEM(r.Algorithm, *r.PublicKeyPEM)
-			if err != nil {
-				return nil, fmt.Errorf("parse consumer key %s: %w", r.Kid, err)
-			}
-			vk.Key = pub
+	for i := range rows {
+		vk, err := s.verificationKey(&rows[i])
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, vk)
 	}

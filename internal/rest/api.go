@@ -3,6 +3,7 @@ package rest
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -10,15 +11,20 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/export"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 // API holds what the REST handlers need.
@@ -28,16 +34,27 @@ type API struct {
 	Users        *user.Service
 	Ledger       *ledger.Service
 	Earning      *earning.Service
+	Bulk         *bulk.Service
+	Ranking      *ranking.Service
+	Export       *export.Service
+	Content      *content.Service
+	Webhooks     *webhook.Service
 	Catalog      *catalog.Service
 	Vouchers     *voucher.Service
 	Merchants    *merchant.Service
 	PartnerAuth  *auth.PartnerAuthenticator
 	ConsumerAuth *auth.ConsumerAuthenticator
 	MaxBodyBytes int64
-	// MaxUploadBytes is the body limit of code uploads (WithBodyLimit).
+	// MaxUploadBytes is the body limit of voucher code uploads.
 	MaxUploadBytes int64
 	Log            *slog.Logger
 	Now            func() time.Time
+	// RateLimits applies per-partner limits; nil disables them.
+	RateLimits *RateLimits
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
+	TrustedProxies []*net.IPNet
+	// BackendTokenTTL is the lifetime of POST /auth/token's tokens.
+	BackendTokenTTL time.Duration
 }
 
 func (a *API) now() time.Time {
@@ -66,6 +83,18 @@ func (rt *Router) Handle(method, path string, h http.Handler) {
 	rt.methods[path] = append(rt.methods[path], method)
 }
 
+// Routes lists every registered "METHOD /path", sorted.
+func (rt *Router) Routes() []string {
+	var out []string
+	for path, methods := range rt.methods {
+		for _, m := range methods {
+			out = append(out, m+" "+path)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Mux exposes the underlying mux for non-REST handlers (GraphQL, web).
 func (rt *Router) Mux() *http.ServeMux { return rt.mux }
 
@@ -78,10 +107,17 @@ func (rt *Router) Finish() http.Handler {
 		}
 		sort.Strings(allowed)
 		allow := strings.Join(allowed, ", ")
-		rt.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		notAllowed := func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			WriteError(w, r, rt.log, apperr.New(apperr.CodeMethodNotAllowed, "%s is not allowed here; use %s", r.Method, allow))
-		})
+		}
+		// One pattern per other method: a method-less pattern would
+		// conflict with wildcard routes of other paths.
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+			if !contains(allowed, m) {
+				rt.mux.HandleFunc(m+" "+path, notAllowed)
+			}
+		}
 	}
 	if _, ok := rt.methods["/"]; !ok {
 		rt.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -114,27 +150,80 @@ func Body(ctx context.Context) []byte {
 // PartnerHandler is a handler for an authenticated partner.
 type PartnerHandler func(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error
 
-// Partner wraps h with partner authentication over the raw body.
-func (a *API) Partner(h PartnerHandler) http.Handler {
+// Partner wraps h with partner authentication over the raw body: the
+// scheme follows the headers (HMAC, Ed25519 or request JWT, see
+// auth.PartnerAuthenticator.Authenticate), then the partner's controls
+// (access switch, schemes, origins, replay cache) and its rate limit.
+func (a *API) Partner(h PartnerHandler) http.Handler { return a.partnerLimit(a.MaxBodyBytes, false, h) }
+
+// partnerLimit is Partner with a route-specific body limit. With
+// deferReplay the handler must remember the signature (PartnerWrite does,
+// inside its transaction).
+func (a *API) partnerLimit(limit int64, deferReplay bool, h PartnerHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := ReadBody(r, bodyLimit(r.Context(), a.MaxBodyBytes))
+		body, err := ReadBody(r, limit)
 		if err != nil {
 			WriteError(w, r, a.Log, err)
 			return
 		}
-		p, err := a.PartnerAuth.AuthenticateHMAC(r.Context(), auth.Request{
-			Method: r.Method, PathQuery: r.URL.RequestURI(), Body: body, Header: r.Header,
-		})
+		ar := a.authRequest(r, body)
+		ar.DeferReplay = deferReplay
+		p, err := a.PartnerAuth.Authenticate(r.Context(), ar)
 		if err != nil {
 			WriteError(w, r, a.Log, err)
 			return
 		}
 		request.From(r.Context()).SetPartner(p.Partner.ID.String())
+		if err := a.RateLimits.Take(w, p.Partner, false); err != nil {
+			WriteError(w, r, a.Log, err)
+			return
+		}
 		ctx := context.WithValue(auth.WithPartner(r.Context(), p), bodyKey{}, body)
 		if err := h(w, r.WithContext(ctx), p); err != nil {
 			WriteError(w, r, a.Log, err)
 		}
 	})
+}
+
+func (a *API) authRequest(r *http.Request, body []byte) auth.Request {
+	return auth.Request{
+		Method: r.Method, PathQuery: r.URL.RequestURI(), Body: body, Header: r.Header,
+		ClientIP: ClientIP(r, a.TrustedProxies),
+	}
+}
+
+type tokenResponse struct {
+	Token     string `json:"token"`
+	ExpiresIn int    `json:"expiresIn"`
+}
+
+// authToken is seed 001's auth/token: a request JWT with an empty sub buys
+// an opaque back-end token for the request-JWT scheme.
+func (a *API) authToken(w http.ResponseWriter, r *http.Request) {
+	err := func() error {
+		body, err := ReadBody(r, a.MaxBodyBytes)
+		if err != nil {
+			return err
+		}
+		p, err := a.PartnerAuth.AuthenticateTokenRequest(r.Context(), a.authRequest(r, body))
+		if err != nil {
+			return err
+		}
+		request.From(r.Context()).SetPartner(p.Partner.ID.String())
+		if err := a.RateLimits.Take(w, p.Partner, false); err != nil {
+			return err
+		}
+		tok, _, err := a.Partners.IssueBackendToken(r.Context(), a.DB.Bun, p.Partner.ID, p.CredentialID, a.BackendTokenTTL)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		WriteJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresIn: int(a.BackendTokenTTL.Seconds())})
+		return nil
+	}()
+	if err != nil {
+		WriteError(w, r, a.Log, err)
+	}
 }
 
 // ConsumerHandler is a handler for an authenticated user.
@@ -143,7 +232,7 @@ type ConsumerHandler func(w http.ResponseWriter, r *http.Request, c *auth.Consum
 // Consumer wraps h with consumer token authentication.
 func (a *API) Consumer(h ConsumerHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := a.AuthenticateConsumer(r)
+		c, err := a.AuthenticateConsumer(w, r)
 		if err != nil {
 			WriteError(w, r, a.Log, err)
 			return
@@ -154,8 +243,11 @@ func (a *API) Consumer(h ConsumerHandler) http.Handler {
 	})
 }
 
-// AuthenticateConsumer verifies the request's consumer token.
-func (a *API) AuthenticateConsumer(r *http.Request) (*auth.ConsumerPrincipal, error) {
+// AuthenticateConsumer verifies the request's consumer token and counts the
+// call against the partner's consumer rate limit (writing the RateLimit-*
+// headers to w). Allowed origins do not apply: consumer calls come from
+// users' devices.
+func (a *API) AuthenticateConsumer(w http.ResponseWriter, r *http.Request) (*auth.ConsumerPrincipal, error) {
 	tok, err := auth.TokenFromHeaders(r.Header)
 	if err != nil {
 		return nil, err
@@ -165,6 +257,9 @@ func (a *API) AuthenticateConsumer(r *http.Request) (*auth.ConsumerPrincipal, er
 		return nil, err
 	}
 	request.From(r.Context()).SetPartner(c.Partner.ID.String())
+	if err := a.RateLimits.Take(w, c.Partner, true); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -173,11 +268,24 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodPost, "/integrations/users", a.PartnerWrite(a.upsertUser))
 	rt.Handle(http.MethodGet, "/integrations/users/{externalUserId}", a.Partner(a.getUser))
 	rt.Handle(http.MethodDelete, "/integrations/users/{externalUserId}", a.PartnerWrite(a.deleteUser))
+	rt.Handle(http.MethodPost, "/integrations/users/{externalUserId}/logout", a.PartnerWrite(a.logoutUser))
+	rt.Handle(http.MethodPost, "/auth/token", http.HandlerFunc(a.authToken))
 	rt.Handle(http.MethodPost, "/integrations/users/{externalUserId}/adjustments", a.PartnerWrite(a.adjust))
 	rt.Handle(http.MethodPost, "/integrations/actions", a.PartnerWrite(a.earn))
 	rt.Handle(http.MethodPut, "/integrations/earning-rules/{code}", a.PartnerWrite(a.putRule))
 	rt.Handle(http.MethodGet, "/integrations/earning-rules", a.Partner(a.listRules))
 	rt.Handle(http.MethodDelete, "/integrations/earning-rules/{code}", a.PartnerWrite(a.deleteRule))
+	rt.Handle(http.MethodPost, "/integrations/actions/multistore", a.PartnerWriteLimit(multistoreBodyLimit, a.multistore))
+	rt.Handle(http.MethodPost, "/integrations/users/multidelete", a.PartnerWriteLimit(multideleteBodyLimit, a.multidelete))
+	rt.Handle(http.MethodGet, "/integrations/jobs/{id}", a.Partner(a.getJob))
+	rt.Handle(http.MethodGet, "/integrations/users", a.Partner(a.listUsers))
+	rt.Handle(http.MethodGet, "/integrations/users/{externalUserId}/ranking", a.Partner(a.userRanking))
+	rt.Handle(http.MethodGet, "/integrations/exports/users", a.Partner(a.exportUsers))
+	rt.Handle(http.MethodGet, "/integrations/ads", a.Partner(a.listAds))
+	rt.Handle(http.MethodPut, "/integrations/ads/{id}", a.PartnerWrite(a.putAd))
+	rt.Handle(http.MethodGet, "/integrations/ads/{id}", a.Partner(a.getAd))
+	rt.Handle(http.MethodDelete, "/integrations/ads/{id}", a.PartnerWrite(a.deleteAd))
 	rt.Handle(http.MethodGet, "/me", a.Consumer(a.me))
+	a.registerWebhooks(rt)
 	a.registerCatalog(rt)
 }

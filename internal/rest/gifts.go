@@ -30,29 +30,19 @@ func (a *API) registerCatalog(rt *Router) {
 	rt.Handle(http.MethodDelete, "/integrations/gifts/{sku}", a.PartnerWrite(a.retireGift))
 	// Up to 100,000 codes do not fit the default body limit: this route
 	// alone accepts MaxUploadBytes (PERKS_MAX_UPLOAD_BYTES, 8 MiB).
-	rt.Handle(http.MethodPost, "/integrations/gifts/{sku}/codes", WithBodyLimit(a.MaxUploadBytes, a.PartnerWrite(a.uploadCodes)))
+	rt.Handle(http.MethodPost, "/integrations/gifts/{sku}/codes", a.PartnerWriteLimit(a.uploadLimit(), a.uploadCodes))
 	rt.Handle(http.MethodGet, "/integrations/vouchers/{id}", a.Partner(a.getVoucher))
 	rt.Handle(http.MethodPost, "/integrations/vouchers/{id}/cancel", a.PartnerWrite(a.cancelVoucher))
 	rt.Handle(http.MethodGet, "/merchant/vouchers/{code}", a.Merchant(a.merchantVoucher))
 	rt.Handle(http.MethodPost, "/merchant/redemptions", a.MerchantWrite(a.merchantRedeem))
 }
 
-type bodyLimitKey struct{}
-
-// WithBodyLimit gives one route a body limit other than the server's
-// PERKS_MAX_BODY_BYTES; the authentication middleware reads it.
-func WithBodyLimit(limit int64, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), bodyLimitKey{}, limit)))
-	})
-}
-
-// bodyLimit is the route's body limit, def unless WithBodyLimit set one.
-func bodyLimit(ctx context.Context, def int64) int64 {
-	if l, ok := ctx.Value(bodyLimitKey{}).(int64); ok && l > 0 {
-		return l
+// uploadLimit is the body limit of code uploads (the default when unset).
+func (a *API) uploadLimit() int64 {
+	if a.MaxUploadBytes > 0 {
+		return a.MaxUploadBytes
 	}
-	return def
+	return a.MaxBodyBytes
 }
 
 type giftRequest struct {

@@ -1,8 +1,10 @@
 package rest_test
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"io"
 )
 
 func hs256(secret []byte) func([]byte) []byte {
@@ -12,3 +14,5 @@ func hs256(secret []byte) func([]byte) []byte {
 		return m.Sum(nil)
 	}
 }
+
+func readCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }

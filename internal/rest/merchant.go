@@ -26,7 +26,7 @@ type MerchantHandler func(w http.ResponseWriter, r *http.Request, m *merchant.Pr
 // merchant.Canonical) over the raw body.
 func (a *API) Merchant(h MerchantHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := ReadBody(r, bodyLimit(r.Context(), a.MaxBodyBytes))
+		body, err := ReadBody(r, a.MaxBodyBytes)
 		if err != nil {
 			WriteError(w, r, a.Log, err)
 			return

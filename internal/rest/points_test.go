@@ -1,6 +1,7 @@
 package rest_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strings"
@@ -185,3 +186,32 @@ func TestEarnBadInput(t *testing.T) {
 }
 
 func acmePurchaseRule() earning.RuleInput { return demo.AcmeRules["purchase"] }
+
+// TestFailedWriteCannotBeReplayed: a signed write remembers its signature
+// in its own transaction; when the write fails (and rolls back) the
+// signature is still burnt, so replaying it after the state changed cannot
+// make it succeed.
+func TestFailedWriteCannotBeReplayed(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	body := []byte(`{"externalUserId":"later","action":"referral"}`)
+	sig := env.SignV1("dev_acme_secret_change_me", body)
+	send := func() *apptest.Response {
+		req, _ := http.NewRequest(http.MethodPost, env.Server.URL+"/integrations/actions", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Partner-Slug", "acme")
+		req.Header.Set("X-Signature", sig)
+		return env.Do(req)
+	}
+	require.Equal(t, "USER_NOT_FOUND", send().Code())
+	provision(t, env, "acme", "later")
+	require.Equal(t, "SIGNATURE_REPLAYED", send().Code(), "the refused request stays refused")
+	require.Zero(t, entries(t, env))
+
+	ok := []byte(`{"externalUserId":"later","action":"referral","reference":"r1"}`)
+	sig = env.SignV1("dev_acme_secret_change_me", ok)
+	body = ok
+	require.Equal(t, http.StatusCreated, send().StatusCode)
+	require.Equal(t, "SIGNATURE_REPLAYED", send().Code())
+	require.Equal(t, 1, entries(t, env))
+}

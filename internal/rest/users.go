@@ -8,6 +8,7 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -92,8 +93,49 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPri
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, newUserView(u))
+	bal, err := a.Ledger.BalanceOf(r.Context(), a.DB.Bun, p.Partner.ID, u.ID)
+	if err != nil {
+		return err
+	}
+	recent, err := a.Ledger.History(r.Context(), a.DB.Bun, p.Partner.ID, u.ID, ledger.DirectionAll, 0, recentEntries)
+	if err != nil {
+		return err
+	}
+	info := userInfo{userView: newUserView(u), Balance: bal.Points, LifetimePoints: bal.LifetimeEarned, RecentEntries: make([]entryView, 0, len(recent))}
+	for _, e := range recent {
+		info.RecentEntries = append(info.RecentEntries, newEntryView(&e))
+	}
+	WriteJSON(w, http.StatusOK, info)
 	return nil
+}
+
+// recentEntries is how much history user/info shows; the export and
+// GraphQL history page through the rest.
+const recentEntries = 20
+
+// userInfo is seed 001 user/info: the profile, balance and recent history.
+type userInfo struct {
+	userView
+	Balance        int64       `json:"balance"`
+	LifetimePoints int64       `json:"lifetimePoints"`
+	RecentEntries  []entryView `json:"recentEntries"`
+}
+
+type entryView struct {
+	ID           int64     `json:"id"`
+	Kind         string    `json:"kind"`
+	Points       int64     `json:"points"`
+	BalanceAfter int64     `json:"balanceAfter"`
+	Reason       string    `json:"reason"`
+	Action       *string   `json:"action"`
+	Reference    *string   `json:"reference"`
+	OccurredAt   time.Time `json:"occurredAt"`
+	CreatedAt    time.Time `json:"createdAt"`
+}
+
+func newEntryView(e *ledger.Entry) entryView {
+	return entryView{ID: e.ID, Kind: string(e.Kind), Points: e.Points, BalanceAfter: e.BalanceAfter, Reason: e.Reason,
+		Action: e.ActionCode, Reference: e.Reference, OccurredAt: e.OccurredAt, CreatedAt: e.CreatedAt}
 }
 
 // deleteUser is seed 000 step 6: anonymise, 204, history kept.
@@ -102,14 +144,26 @@ func (a *API) deleteUser(w *Write) (int, any, error) {
 	if err := user.ValidateExternalID("externalUserId", ext); err != nil {
 		return 0, nil, err
 	}
-	if mode := w.R.URL.Query().Get("mode"); mode != "" && mode != "anonymise" {
-		return 0, nil, apperr.Field(apperr.CodeInvalidField, "mode", "mode must be anonymise")
+	switch mode := w.R.URL.Query().Get("mode"); mode {
+	case "", "anonymise":
+		u, err := a.Users.AnonymiseTx(w.Ctx, w.Tx, w.Partner.Partner.ID, ext)
+		if err != nil {
+			return 0, nil, err
+		}
+		w.UserID = &u.ID
+	case "erase":
+		// Seed 001 user/delete: the user and their history go entirely. The
+		// stored response is not tied to the user, or erasing would erase it.
+		u, err := a.Users.Get(w.Ctx, w.Tx, w.Partner.Partner.ID, ext)
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := a.Users.EraseTx(w.Ctx, w.Tx, w.Partner.Partner.ID, []uuid.UUID{u.ID}); err != nil {
+			return 0, nil, err
+		}
+	default:
+		return 0, nil, apperr.Field(apperr.CodeInvalidField, "mode", "mode must be anonymise or erase")
 	}
-	u, err := a.Users.AnonymiseTx(w.Ctx, w.Tx, w.Partner.Partner.ID, ext)
-	if err != nil {
-		return 0, nil, err
-	}
-	w.UserID = &u.ID
 	return http.StatusNoContent, nil, nil
 }
 
@@ -136,4 +190,17 @@ func (a *API) me(w http.ResponseWriter, r *http.Request, c *auth.ConsumerPrincip
 		Partner: partnerView{ID: p.ID, Name: p.Name, Slug: p.Slug, DisplayName: p.DisplayName, LogoPath: p.LogoPath},
 	})
 	return nil
+}
+
+// logoutUser is seed 001's user/logout from the back end: every consumer
+// token of the user issued before now is refused from now on (204).
+func (a *API) logoutUser(w *Write) (int, any, error) {
+	ext := w.R.PathValue("externalUserId")
+	if err := user.ValidateExternalID("externalUserId", ext); err != nil {
+		return 0, nil, err
+	}
+	if err := a.Users.LogoutExternalTx(w.Ctx, w.Tx, w.Partner.Partner.ID, ext); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }

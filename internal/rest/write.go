@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/idempotency"
 )
@@ -61,7 +62,13 @@ var errReplay = errors.New("replay stored response")
 // same key and request gets the same bytes back, marked with
 // Idempotent-Replayed: true.
 func (a *API) PartnerWrite(h WriteHandler) http.Handler {
-	return a.Partner(func(rw http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
+	return a.PartnerWriteLimit(a.MaxBodyBytes, h)
+}
+
+// PartnerWriteLimit is PartnerWrite with a route-specific body limit, for
+// the bulk endpoints whose bodies legitimately exceed the default.
+func (a *API) PartnerWriteLimit(limit int64, h WriteHandler) http.Handler {
+	return a.partnerLimit(limit, true, func(rw http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
 		body := Body(r.Context())
 		headerKey := r.Header.Get(HeaderIdempotencyKey)
 		if headerKey != "" {
@@ -74,6 +81,11 @@ func (a *API) PartnerWrite(h WriteHandler) http.Handler {
 		var out []byte
 		var replay *idempotency.Stored
 		err := a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
+			// The signature is remembered with the write's effects: one
+			// commit instead of two.
+			if err := a.PartnerAuth.Remember(ctx, tx, p.Replay); err != nil {
+				return err
+			}
 			w := &Write{Ctx: ctx, Tx: tx, R: r, Partner: p, Body: body, claim: idempotency.Begin(tx, p.Partner.ID, fp, a.now())}
 			if headerKey != "" {
 				if replayed, err := w.Claim("key:" + headerKey); err != nil {
@@ -101,6 +113,14 @@ func (a *API) PartnerWrite(h WriteHandler) http.Handler {
 			}
 			return w.claim.Complete(ctx, status, out, w.UserID)
 		})
+		if err != nil && !apperr.Is(err, apperr.CodeSignatureReplayed) {
+			// The write failed and rolled back its replay-cache entry: burn
+			// the signature anyway, so the refused request cannot be
+			// replayed later, when it might succeed.
+			if rerr := a.PartnerAuth.Remember(context.WithoutCancel(r.Context()), a.DB.Bun, p.Replay); rerr != nil && !apperr.Is(rerr, apperr.CodeSignatureReplayed) {
+				a.Log.ErrorContext(r.Context(), "replay cache after failed write", "error", rerr.Error())
+			}
+		}
 		if errors.Is(err, errReplay) {
 			rw.Header().Set("Idempotent-Replayed", "true")
 			writeRaw(rw, replay.Status, replay.Body)

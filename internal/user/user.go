@@ -28,7 +28,7 @@ import (
 
 // User is one end user of a partner.
 type User struct {
-	bun.BaseModel `bun:"table:users"`
+	bun.BaseModel `bun:"table:users,alias:u"`
 
 	PartnerID        uuid.UUID  `bun:"partner_id,pk,type:uuid"`
 	ID               uuid.UUID  `bun:"id,pk,type:uuid"`
@@ -154,6 +154,11 @@ func (s *Service) hash(partnerID uuid.UUID, externalID string) []byte {
 	return s.Keys.LookupHash("user:"+partnerID.String(), externalID)
 }
 
+// ExternalIDHash is the keyed hash users are looked up by.
+func (s *Service) ExternalIDHash(partnerID uuid.UUID, externalID string) []byte {
+	return s.hash(partnerID, externalID)
+}
+
 // Get loads a user by external id; anonymised users are returned too.
 func (s *Service) Get(ctx context.Context, db bun.IDB, partnerID uuid.UUID, externalID string) (*User, error) {
 	u := new(User)
@@ -257,6 +262,11 @@ func (s *Service) AnonymiseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUI
 	return u, s.anonymiseRowTx(ctx, tx, u)
 }
 
+// AnonymiseUserTx anonymises a loaded user (see AnonymiseTx).
+func (s *Service) AnonymiseUserTx(ctx context.Context, tx bun.Tx, u *User) error {
+	return s.anonymiseRowTx(ctx, tx, u)
+}
+
 func (s *Service) anonymiseRowTx(ctx context.Context, tx bun.Tx, u *User) error {
 	now := s.Now().UTC()
 	res, err := tx.NewUpdate().Model(u).
@@ -343,4 +353,110 @@ func lenient(p Profile) Profile {
 		*fields[e.Field] = nil
 	}
 	return Profile{}
+}
+
+// EraseTx removes users and everything about them: history, balances,
+// counters, events, stored idempotent responses (seed 001 user/delete). It
+// is the one operation allowed to delete ledger entries (perks.erasing).
+// Tables that reference users cascade; the rest are listed here.
+func (s *Service) EraseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, "SET LOCAL perks.erasing = 'on'"); err != nil {
+		return fmt.Errorf("erase: %w", err)
+	}
+	for _, q := range EraseStatements {
+		if _, err := tx.NewRaw(q, partnerID, bun.In(ids)).Exec(ctx); err != nil {
+			return fmt.Errorf("erase users: %s: %w", q, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "SET LOCAL perks.erasing = 'off'"); err != nil {
+		return fmt.Errorf("erase: %w", err)
+	}
+	return nil
+}
+
+// EraseStatements delete a user's rows that do not cascade from users, then
+// the users (which cascades to balances, ledger entries and counters). Each
+// takes the partner id and the list of user ids. Packages that add tables
+// keyed by user without a cascading foreign key append to it.
+var EraseStatements = []string{
+	"DELETE FROM idempotency_keys WHERE partner_id = ? AND user_id IN (?)",
+	"DELETE FROM events WHERE partner_id = ? AND user_id IN (?)",
+	"DELETE FROM users WHERE partner_id = ? AND id IN (?)",
+}
+
+// ListFilter selects users for List.
+type ListFilter struct {
+	After        *uuid.UUID
+	UpdatedSince *time.Time
+	Country      string
+	HasBalance   *bool
+	Limit        int
+}
+
+// Listed is a user with their balance.
+type Listed struct {
+	User           `bun:",extend"`
+	Points         int64 `bun:"points"`
+	LifetimeEarned int64 `bun:"lifetime_earned"`
+}
+
+// List returns a keyset page of users ordered by id.
+func (s *Service) List(ctx context.Context, db bun.IDB, partnerID uuid.UUID, f ListFilter) ([]Listed, error) {
+	var out []Listed
+	q := db.NewSelect().Model(&out).
+		ColumnExpr("u.*").
+		ColumnExpr("coalesce(b.points, 0) AS points, coalesce(b.lifetime_earned, 0) AS lifetime_earned").
+		Join("LEFT JOIN balances AS b ON b.partner_id = u.partner_id AND b.user_id = u.id").
+		Where("u.partner_id = ?", partnerID).OrderExpr("u.id").Limit(f.Limit)
+	if f.After != nil {
+		q = q.Where("u.id > ?", *f.After)
+	}
+	if f.UpdatedSince != nil {
+		q = q.Where("u.updated_at >= ?", *f.UpdatedSince)
+	}
+	if f.Country != "" {
+		q = q.Where("u.country_code = ?", f.Country)
+	}
+	if f.HasBalance != nil {
+		if *f.HasBalance {
+			q = q.Where("b.points > 0")
+		} else {
+			q = q.Where("coalesce(b.points, 0) = 0")
+		}
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return out, nil
+}
+
+// LogoutTx logs the user out everywhere: consumer tokens issued before now
+// are refused from then on (TOKEN_REVOKED). The instant is truncated to the
+// second because token iat claims are whole seconds: a token the partner
+// mints right after the logout, in the same second, must still work (the
+// price is that one minted earlier in that same second does too).
+func (s *Service) LogoutTx(ctx context.Context, tx bun.Tx, partnerID, userID uuid.UUID) error {
+	now := s.Now().UTC().Truncate(time.Second)
+	res, err := tx.NewUpdate().Model((*User)(nil)).
+		Set("tokens_valid_after = ?, updated_at = ?", now, s.Now().UTC()).
+		Where("partner_id = ? AND id = ?", partnerID, userID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("logout user %s: %w", userID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apperr.New(apperr.CodeUserNotFound, "user not found")
+	}
+	return nil
+}
+
+// LogoutExternalTx is LogoutTx for the partner's external user id.
+func (s *Service) LogoutExternalTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, externalID string) error {
+	u, err := s.Get(ctx, tx, partnerID, externalID)
+	if err != nil {
+		return err
+	}
+	return s.LogoutTx(ctx, tx, partnerID, u.ID)
 }

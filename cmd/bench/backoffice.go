@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/demo"
+	"github.com/perkshq/perks/internal/export"
+	"github.com/perkshq/perks/internal/ledger"
+)
+
+func init() {
+	register(Scenario{Name: "multistore", Run: runMultistore})
+	register(Scenario{Name: "export", Run: runExport})
+	register(Scenario{Name: "ranking", Run: runRanking})
+}
+
+// signedRequest builds a partner request signed with v2 (method and path
+// bound), so many GETs with empty bodies in one second stay distinct.
+func signedRequest(ctx context.Context, b *Bench, method, path string, body []byte) *http.Request {
+	req, _ := http.NewRequestWithContext(ctx, method, b.URL+path, strings.NewReader(string(body)))
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req.Header.Set("X-Partner-Slug", "acme")
+	req.Header.Set("X-Signature", "t="+ts+",v2="+auth.SignV2([]byte(demo.Acme.HMACSecret), ts, method, path, body))
+	if len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req
+}
+
+// runMultistore submits 10,000-item multistores (jobs) and waits for each
+// to complete: latency from submit to completion, items per second.
+func runMultistore(ctx context.Context, b *Bench) ([]Row, error) {
+	if err := ensureEarnUsers(ctx, b); err != nil {
+		return nil, err
+	}
+	const calls, items = 5, 10000
+	var lat []time.Duration
+	start := time.Now()
+	for c := 0; c < calls; c++ {
+		list := make([]map[string]any, items)
+		for i := range list {
+			list[i] = map[string]any{"externalUserId": "bench-" + strconv.Itoa((c*items+i)%earnUsers), "action": "purchase", "points": 3, "reference": fmt.Sprintf("ms-%d-%d-%d", time.Now().UnixNano(), c, i)}
+		}
+		body, _ := json.Marshal(map[string]any{"items": list})
+		t0 := time.Now()
+		res, err := b.Client.Do(signedRequest(ctx, b, http.MethodPost, "/integrations/actions/multistore?async=true", body))
+		if err != nil {
+			return nil, err
+		}
+		var acc struct{ JobID string }
+		err = json.NewDecoder(res.Body).Decode(&acc)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusAccepted {
+			return nil, fmt.Errorf("multistore answered %d", res.StatusCode)
+		}
+		for {
+			time.Sleep(20 * time.Millisecond)
+			res, err := b.Client.Do(signedRequest(ctx, b, http.MethodGet, "/integrations/jobs/"+acc.JobID+"?limit=1", nil))
+			if err != nil {
+				return nil, err
+			}
+			var st struct {
+				State        string
+				Done, Failed int
+			}
+			_ = json.NewDecoder(res.Body).Decode(&st)
+			res.Body.Close()
+			if st.State == "completed" {
+				if st.Failed > 0 {
+					return nil, fmt.Errorf("multistore job had %d failures", st.Failed)
+				}
+				break
+			}
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	rate := float64(calls*items) / time.Since(start).Seconds()
+	if err := ledger.CheckInvariants(ctx, b.DB.Bun); err != nil {
+		return nil, err
+	}
+	return []Row{{Scenario: "multistore", Variant: "10,000 items per call (job, submit to completion)", Clients: 1, Rate: rate, Unit: "items/s",
+		P50: Percentile(lat, 0.5), P99: Percentile(lat, 0.99), Note: fmt.Sprintf("%d calls", calls)}}, nil
+}
+
+func ensureEarnUsers(ctx context.Context, b *Bench) error {
+	var n int
+	if err := b.DB.Pool.QueryRow(ctx, "SELECT count(*) FROM users WHERE external_id LIKE 'bench-%'").Scan(&n); err != nil {
+		return err
+	}
+	if n >= earnUsers {
+		return nil
+	}
+	p, err := b.App.Partners.BySlug(ctx, b.DB.Bun, "acme")
+	if err != nil {
+		return err
+	}
+	rows := make([][]any, earnUsers)
+	for i := range rows {
+		ext := "bench-" + strconv.Itoa(i)
+		rows[i] = []any{p.ID, uuid.New(), b.App.Keys.LookupHash("user:"+p.ID.String(), ext), ext}
+	}
+	_, err = b.DB.Pool.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"partner_id", "id", "external_id_hash", "external_id"}, pgx.CopyFromRows(rows))
+	return err
+}
+
+const millionUsers = 1_000_000
+
+var million sync.Once
+var millionErr error
+var millionIDs []string
+
+// seedMillion gives globex a million users, each with one entry and a
+// balance, loaded with COPY, and refreshes the leaderboard.
+func seedMillion(ctx context.Context, b *Bench) error {
+	million.Do(func() {
+		fmt.Fprintln(os.Stderr, "seeding 1,000,000 users...")
+		t0 := time.Now()
+		p, err := b.App.Partners.BySlug(ctx, b.DB.Bun, "globex")
+		if err != nil {
+			millionErr = err
+			return
+		}
+		users := make([][]any, 0, millionUsers)
+		bal := make([][]any, 0, millionUsers)
+		ents := make([][]any, 0, millionUsers)
+		now := time.Now().UTC()
+		millionIDs = make([]string, millionUsers)
+		for i := 0; i < millionUsers; i++ {
+			id := uuid.New()
+			ext := "m-" + strconv.Itoa(i)
+			millionIDs[i] = ext
+			pts := int64(1 + rand.IntN(100000))
+			users = append(users, []any{p.ID, id, b.App.Keys.LookupHash("user:"+p.ID.String(), ext), ext, fmt.Sprintf("user%d@example.com", i), "User " + strconv.Itoa(i), "SG"})
+			bal = append(bal, []any{p.ID, id, pts, pts})
+			ents = append(ents, []any{p.ID, id, "earn", pts, pts, "Purchase", "purchase", now})
+		}
+		if _, millionErr = b.DB.Pool.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"partner_id", "id", "external_id_hash", "external_id", "email", "display_name", "country_code"}, pgx.CopyFromRows(users)); millionErr != nil {
+			return
+		}
+		if _, millionErr = b.DB.Pool.CopyFrom(ctx, pgx.Identifier{"balances"}, []string{"partner_id", "user_id", "points", "lifetime_earned"}, pgx.CopyFromRows(bal)); millionErr != nil {
+			return
+		}
+		if _, millionErr = b.DB.Pool.CopyFrom(ctx, pgx.Identifier{"ledger_entries"}, []string{"partner_id", "user_id", "kind", "points", "balance_after", "reason", "action_code", "occurred_at"}, pgx.CopyFromRows(ents)); millionErr != nil {
+			return
+		}
+		if _, millionErr = b.DB.Pool.Exec(ctx, "VACUUM ANALYZE users, balances, ledger_entries"); millionErr != nil {
+			return
+		}
+		t1 := time.Now()
+		millionErr = b.App.Ranking.Refresh(ctx, b.DB.Bun)
+		fmt.Fprintf(os.Stderr, "seeded in %s; leaderboard refresh took %s\n", t1.Sub(t0).Round(time.Second), time.Since(t1).Round(time.Millisecond))
+	})
+	return millionErr
+}
+
+// runExport streams the whole export of a million users through the API
+// and, in the same run, COPY (feed query) TO STDOUT of the same rows.
+func runExport(ctx context.Context, b *Bench) ([]Row, error) {
+	if err := seedMillion(ctx, b); err != nil {
+		return nil, err
+	}
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+		}
+	}()
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+
+	req := signedRequest(ctx, b, http.MethodGet, "/integrations/exports/users", nil)
+	req.Header.Set("X-Partner-Slug", "globex")
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req.Header.Set("X-Signature", "t="+ts+",v2="+auth.SignV2([]byte(demo.Globex.HMACSecret), ts, http.MethodGet, "/integrations/exports/users", nil))
+	t0 := time.Now()
+	res, err := b.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("export answered %d", res.StatusCode)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	lines := 0
+	for sc.Scan() {
+		lines++
+	}
+	res.Body.Close()
+	apiDur := time.Since(t0)
+	close(stop)
+	wg.Wait()
+	if lines != millionUsers+1 {
+		return nil, fmt.Errorf("export returned %d lines, want %d", lines, millionUsers+1)
+	}
+	apiRate := float64(millionUsers) / apiDur.Seconds()
+
+	// The same feed query under COPY, straight to a discarding writer.
+	p, _ := b.App.Partners.BySlug(ctx, b.DB.Bun, "globex")
+	conn, err := pgx.Connect(ctx, b.DBURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	var xmin string
+	if err := conn.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&xmin); err != nil {
+		return nil, err
+	}
+	q := strings.NewReplacer("$1", "'"+p.ID.String()+"'::uuid", "$2", "'0'", "$3", "'"+xmin+"'", "$4", "'00000000-0000-0000-0000-000000000000'::uuid", "$5", "'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid").Replace(feedQueryForBench())
+	t1 := time.Now()
+	tag, err := conn.PgConn().CopyTo(ctx, io.Discard, "COPY ("+q+") TO STDOUT")
+	if err != nil {
+		return nil, fmt.Errorf("copy baseline: %w", err)
+	}
+	copyRate := float64(tag.RowsAffected()) / time.Since(t1).Seconds()
+
+	// COPY of plain rows, for scale (DESIGN.md's reference figure).
+	t2 := time.Now()
+	tag, err = conn.PgConn().CopyTo(ctx, io.Discard, "COPY (SELECT * FROM users WHERE partner_id = '"+p.ID.String()+"') TO STDOUT")
+	if err != nil {
+		return nil, err
+	}
+	plainRate := float64(tag.RowsAffected()) / time.Since(t2).Seconds()
+
+	return []Row{
+		{Scenario: "export", Variant: "API NDJSON, 1,000,000 users, one stream", Rate: apiRate, Unit: "rows/s",
+			Note: fmt.Sprintf("peak heap %d MiB (idle %d MiB); API/COPY = %.2f", peak.Load()>>20, before.HeapInuse>>20, apiRate/copyRate)},
+		{Scenario: "export", Variant: "COPY (same feed query) TO STDOUT", Rate: copyRate, Unit: "rows/s"},
+		{Scenario: "export", Variant: "COPY (SELECT * FROM users) TO STDOUT", Rate: plainRate, Unit: "rows/s", Note: "reference"},
+	}, nil
+}
+
+// runRanking asks for random users' ranks among a million at 16 clients.
+func runRanking(ctx context.Context, b *Bench) ([]Row, error) {
+	if err := seedMillion(ctx, b); err != nil {
+		return nil, err
+	}
+	secret := []byte(demo.Globex.HMACSecret)
+	rate, p50, p99, err := Load(ctx, 16, b.Duration, func(ctx context.Context, c, i int) error {
+		path := "/integrations/users/" + millionIDs[rand.IntN(millionUsers)] + "/ranking?n=5"
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.URL+path, nil)
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		req.Header.Set("X-Partner-Slug", "globex")
+		req.Header.Set("X-Signature", "t="+ts+",v2="+auth.SignV2(secret, ts, http.MethodGet, path, nil))
+		res, err := b.Client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("ranking answered %d", res.StatusCode)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []Row{{Scenario: "ranking", Variant: "GET /integrations/users/{id}/ranking?n=5, 1,000,000 users", Clients: 16, Rate: rate, Unit: "req/s", P50: p50, P99: p99}}, nil
+}
+
+func feedQueryForBench() string { return export.FeedQuery() }

@@ -1,0 +1,297 @@
+// Package bulk runs partner work over many users: multistore (one or many
+// actions for many users) and multidelete (anonymise or erase many users).
+//
+// Small multistores run in the request. Large ones, and every multidelete,
+// become a bulk job: its items are stored in one set-based insert, a River
+// job (inserted in the same transaction) processes them in chunks, and each
+// chunk commits its effects together with its items' results and the job's
+// progress. A crash loses at most the uncommitted chunk, which the retried
+// job processes again: no item is processed twice and none is lost. Items
+// keep the keyed hash of the external user id, never the id itself, and the
+// hash is cleared once the item is processed.
+package bulk
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/user"
+)
+
+// Limits.
+const (
+	MaxMultistoreItems  = 10_000
+	MaxMultideleteUsers = 100_000
+	// SyncThreshold: larger multistores always run as a job.
+	SyncThreshold = 2_000
+	// ChunkSize items are processed per transaction.
+	ChunkSize = 500
+)
+
+// Job kinds and states.
+const (
+	KindMultistore  = "multistore"
+	KindMultidelete = "multidelete"
+
+	StatePending   = "pending"
+	StateRunning   = "running"
+	StateCompleted = "completed"
+	StateFailed    = "failed"
+)
+
+// Delete modes.
+const (
+	ModeAnonymise = "anonymise"
+	ModeErase     = "erase"
+)
+
+// Job is a bulk job.
+type Job struct {
+	bun.BaseModel `bun:"table:bulk_jobs"`
+
+	PartnerID  uuid.UUID      `bun:"partner_id,pk,type:uuid"`
+	ID         uuid.UUID      `bun:"id,pk,type:uuid"`
+	Kind       string         `bun:"kind"`
+	State      string         `bun:"state"`
+	Params     map[string]any `bun:"params,type:jsonb"`
+	Total      int            `bun:"total"`
+	Done       int            `bun:"done"`
+	Failed     int            `bun:"failed"`
+	CreatedAt  time.Time      `bun:"created_at"`
+	StartedAt  *time.Time     `bun:"started_at"`
+	FinishedAt *time.Time     `bun:"finished_at"`
+}
+
+// Item is one unit of a job.
+type Item struct {
+	bun.BaseModel `bun:"table:bulk_job_items"`
+
+	PartnerID  uuid.UUID  `bun:"partner_id,pk,type:uuid"`
+	JobID      uuid.UUID  `bun:"job_id,pk,type:uuid"`
+	Position   int        `bun:"position,pk"`
+	UserHash   []byte     `bun:"user_hash"`
+	ActionCode *string    `bun:"action_code"`
+	Points     *int64     `bun:"points"`
+	Reference  *string    `bun:"reference"`
+	OccurredAt *time.Time `bun:"occurred_at"`
+	Status     string     `bun:"status"`
+	EntryID    *int64     `bun:"entry_id"`
+	ErrorCode  *string    `bun:"error_code"`
+}
+
+// Inserter inserts River jobs inside a bun transaction.
+type Inserter interface {
+	InsertTx(ctx context.Context, tx bun.Tx, args river.JobArgs, opts *river.InsertOpts) error
+}
+
+// Service runs bulk work.
+type Service struct {
+	Users    *user.Service
+	Earning  *earning.Service
+	Partners *partner.Service
+	Events   *event.Recorder
+	Jobs     Inserter
+	Now      func() time.Time
+}
+
+// EarnInput is one multistore item as the partner sent it; Err is set when
+// the item itself is malformed.
+type EarnInput struct {
+	ExternalUserID string
+	Action         string
+	Points         *int64
+	Reference      string
+	OccurredAt     *time.Time
+	Err            error
+}
+
+// resolve maps external-id hashes to users in one query.
+func (s *Service) resolve(ctx context.Context, db bun.IDB, partnerID uuid.UUID, hashes [][]byte) (map[string]*user.User, error) {
+	var users []user.User
+	if len(hashes) == 0 {
+		return map[string]*user.User{}, nil
+	}
+	err := db.NewSelect().Model(&users).Column("partner_id", "id", "external_id_hash", "anonymised_at").
+		Where("partner_id = ? AND external_id_hash = ANY(?)", partnerID, pgdialect.Array(hashes)).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("resolve users: %w", err)
+	}
+	out := make(map[string]*user.User, len(users))
+	for i := range users {
+		out[string(users[i].ExternalIDHash)] = &users[i]
+	}
+	return out, nil
+}
+
+// hashItem is what processing needs of an item.
+type hashItem struct {
+	hash       []byte
+	action     string
+	points     *int64
+	reference  string
+	occurredAt *time.Time
+	err        error
+}
+
+// earnHashed resolves the items' users and earns them in one batch.
+func (s *Service) earnHashed(ctx context.Context, tx bun.Tx, p *partner.Partner, items []hashItem) ([]earning.ManyResult, error) {
+	hashes := make([][]byte, 0, len(items))
+	for _, it := range items {
+		if it.err == nil {
+			hashes = append(hashes, it.hash)
+		}
+	}
+	users, err := s.resolve(ctx, tx, p.ID, hashes)
+	if err != nil {
+		return nil, err
+	}
+	many := make([]earning.ManyItem, len(items))
+	for i, it := range items {
+		m := earning.ManyItem{Code: it.action, Points: it.points, Reference: it.reference, Err: it.err}
+		if it.occurredAt != nil {
+			m.OccurredAt = *it.occurredAt
+		}
+		if m.Err == nil {
+			switch u := users[string(it.hash)]; {
+			case u == nil:
+				m.Err = apperr.New(apperr.CodeUserNotFound, "user not found")
+			case u.Anonymised():
+				m.Err = apperr.New(apperr.CodeUserAnonymised, "user was anonymised")
+			default:
+				m.UserID = u.ID
+			}
+		}
+		many[i] = m
+	}
+	return s.Earning.EarnManyTx(ctx, tx, p, many)
+}
+
+func (s *Service) hashItems(partnerID uuid.UUID, in []EarnInput) []hashItem {
+	out := make([]hashItem, len(in))
+	for i, it := range in {
+		out[i] = hashItem{action: it.Action, points: it.Points, reference: it.Reference, occurredAt: it.OccurredAt, err: it.Err}
+		if it.Err == nil {
+			out[i].hash = s.Users.ExternalIDHash(partnerID, it.ExternalUserID)
+		}
+	}
+	return out
+}
+
+// MultistoreTx earns the items now, in tx.
+func (s *Service) MultistoreTx(ctx context.Context, tx bun.Tx, p *partner.Partner, in []EarnInput) ([]earning.ManyResult, error) {
+	return s.earnHashed(ctx, tx, p, s.hashItems(p.ID, in))
+}
+
+// WorkArgs processes a bulk job. It carries ids only.
+type WorkArgs struct {
+	PartnerID uuid.UUID `json:"partnerId"`
+	JobID     uuid.UUID `json:"jobId"`
+}
+
+// Kind implements river.JobArgs.
+func (WorkArgs) Kind() string { return "bulk_job" }
+
+// InsertOpts: retried generously (each attempt resumes where the last one
+// stopped), one per bulk job.
+func (WorkArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 20, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+func (s *Service) createJobTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, kind string, params map[string]any, items []Item) (*Job, error) {
+	j := &Job{PartnerID: partnerID, ID: uuid.New(), Kind: kind, State: StatePending, Params: params, Total: len(items), CreatedAt: s.Now().UTC()}
+	if _, err := tx.NewInsert().Model(j).ExcludeColumn("started_at", "finished_at").Exec(ctx); err != nil {
+		return nil, fmt.Errorf("create %s job: %w", kind, err)
+	}
+	for start := 0; start < len(items); start += 5000 {
+		chunk := items[start:min(start+5000, len(items))]
+		for i := range chunk {
+			chunk[i].PartnerID, chunk[i].JobID, chunk[i].Status = partnerID, j.ID, "pending"
+		}
+		if _, err := tx.NewInsert().Model(&chunk).ExcludeColumn("entry_id").Exec(ctx); err != nil {
+			return nil, fmt.Errorf("store %d job items: %w", len(chunk), err)
+		}
+	}
+	if err := s.Jobs.InsertTx(ctx, tx, WorkArgs{PartnerID: partnerID, JobID: j.ID}, nil); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// EnqueueMultistoreTx stores a multistore as a job.
+func (s *Service) EnqueueMultistoreTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, in []EarnInput) (*Job, error) {
+	items := make([]Item, len(in))
+	for i, it := range in {
+		items[i] = Item{Position: i}
+		if it.Err != nil {
+			code := string(apperr.CodeOf(it.Err))
+			items[i].ErrorCode = &code
+			continue
+		}
+		items[i].UserHash = s.Users.ExternalIDHash(partnerID, it.ExternalUserID)
+		action := it.Action
+		items[i].ActionCode, items[i].Points, items[i].OccurredAt = &action, it.Points, it.OccurredAt
+		if it.Reference != "" {
+			ref := it.Reference
+			items[i].Reference = &ref
+		}
+	}
+	return s.createJobTx(ctx, tx, partnerID, KindMultistore, map[string]any{}, items)
+}
+
+// EnqueueMultideleteTx stores a multidelete as a job.
+func (s *Service) EnqueueMultideleteTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, externalIDs []string, mode string) (*Job, error) {
+	items := make([]Item, len(externalIDs))
+	for i, ext := range externalIDs {
+		items[i] = Item{Position: i, UserHash: s.Users.ExternalIDHash(partnerID, ext)}
+	}
+	return s.createJobTx(ctx, tx, partnerID, KindMultidelete, map[string]any{"mode": mode}, items)
+}
+
+// Get loads a job of the partner.
+func (s *Service) Get(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID) (*Job, error) {
+	j := new(Job)
+	err := db.NewSelect().Model(j).Where("partner_id = ? AND id = ?", partnerID, id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.CodeNotFound, "job not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// Errors returns failed items of a job after a position, in order.
+func (s *Service) Errors(ctx context.Context, db bun.IDB, partnerID, jobID uuid.UUID, after, limit int) ([]Item, error) {
+	var items []Item
+	err := db.NewSelect().Model(&items).Column("position", "error_code").
+		Where("partner_id = ? AND job_id = ? AND status = 'error' AND position > ?", partnerID, jobID, after).
+		OrderExpr("position").Limit(limit).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("job errors: %w", err)
+	}
+	return items, nil
+}
+
+// Results returns items of a job after a position, in order.
+func (s *Service) Results(ctx context.Context, db bun.IDB, partnerID, jobID uuid.UUID, after, limit int) ([]Item, error) {
+	var items []Item
+	err := db.NewSelect().Model(&items).Column("position", "status", "entry_id", "error_code").
+		Where("partner_id = ? AND job_id = ? AND position > ?", partnerID, jobID, after).
+		OrderExpr("position").Limit(limit).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("job results: %w", err)
+	}
+	return items, nil
+}

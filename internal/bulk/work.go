@@ -1,0 +1,193 @@
+package bulk
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/event"
+)
+
+// Worker processes bulk jobs.
+type Worker struct {
+	river.WorkerDefaults[WorkArgs]
+	DB      *bun.DB
+	Service *Service
+}
+
+// Timeout allows 100,000-user jobs; each chunk commits on its own, so a
+// timeout or crash only costs the chunk in flight.
+func (w *Worker) Timeout(*river.Job[WorkArgs]) time.Duration { return time.Hour }
+
+// Work processes chunks until the job is complete.
+func (w *Worker) Work(ctx context.Context, j *river.Job[WorkArgs]) error {
+	for {
+		finished, err := w.Service.ProcessChunk(ctx, w.DB, j.Args.PartnerID, j.Args.JobID)
+		if err != nil {
+			return err
+		}
+		if finished {
+			return nil
+		}
+	}
+}
+
+// ProcessChunk processes the next ChunkSize pending items of a job in one
+// transaction, and completes the job when none is left.
+func (s *Service) ProcessChunk(ctx context.Context, db *bun.DB, partnerID, jobID uuid.UUID) (bool, error) {
+	finished := false
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		j := new(Job)
+		if err := tx.NewSelect().Model(j).Where("partner_id = ? AND id = ?", partnerID, jobID).For("UPDATE").Scan(ctx); err != nil {
+			return fmt.Errorf("lock job %s: %w", jobID, err)
+		}
+		if j.State == StateCompleted || j.State == StateFailed {
+			finished = true
+			return nil
+		}
+		now := s.Now().UTC()
+		if j.State == StatePending {
+			j.State, j.StartedAt = StateRunning, &now
+		}
+		var items []Item
+		err := tx.NewSelect().Model(&items).Where("partner_id = ? AND job_id = ? AND status = 'pending'", partnerID, jobID).
+			OrderExpr("position").Limit(ChunkSize).Scan(ctx)
+		if err != nil {
+			return fmt.Errorf("load job items: %w", err)
+		}
+		if len(items) == 0 {
+			j.State, j.FinishedAt, finished = StateCompleted, &now, true
+			if _, err := tx.NewUpdate().Model(j).Column("state", "started_at", "finished_at").WherePK().Exec(ctx); err != nil {
+				return fmt.Errorf("complete job: %w", err)
+			}
+			_, err := s.Events.Emit(ctx, tx, partnerID, event.BulkJobCompleted, nil, map[string]any{
+				"jobId": j.ID, "kind": j.Kind, "total": j.Total, "done": j.Done, "failed": j.Failed,
+			})
+			return err
+		}
+		switch j.Kind {
+		case KindMultistore:
+			err = s.processEarns(ctx, tx, partnerID, items)
+		case KindMultidelete:
+			mode, _ := j.Params["mode"].(string)
+			err = s.processDeletes(ctx, tx, partnerID, items, mode)
+		default:
+			err = fmt.Errorf("unknown job kind %q", j.Kind)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.saveItems(ctx, tx, items); err != nil {
+			return err
+		}
+		for _, it := range items {
+			if it.Status == "ok" {
+				j.Done++
+			} else {
+				j.Failed++
+			}
+		}
+		_, err = tx.NewUpdate().Model(j).Column("state", "started_at", "done", "failed").WherePK().Exec(ctx)
+		return err
+	})
+	return finished, err
+}
+
+func (s *Service) processEarns(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, items []Item) error {
+	p, err := s.Partners.ByID(ctx, tx, partnerID)
+	if err != nil {
+		return err
+	}
+	hi := make([]hashItem, len(items))
+	for i, it := range items {
+		hi[i] = hashItem{hash: it.UserHash, points: it.Points, occurredAt: it.OccurredAt}
+		if it.ActionCode != nil {
+			hi[i].action = *it.ActionCode
+		}
+		if it.Reference != nil {
+			hi[i].reference = *it.Reference
+		}
+		if it.ErrorCode != nil {
+			hi[i].err = apperr.New(apperr.Code(*it.ErrorCode), "invalid item")
+		}
+	}
+	res, err := s.earnHashed(ctx, tx, p, hi)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		if r := res[i]; r.Err != nil {
+			code := string(r.Err.Code)
+			items[i].Status, items[i].ErrorCode = "error", &code
+		} else {
+			items[i].Status, items[i].EntryID = "ok", r.EntryID
+		}
+	}
+	return nil
+}
+
+func (s *Service) processDeletes(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, items []Item, mode string) error {
+	hashes := make([][]byte, len(items))
+	for i, it := range items {
+		hashes[i] = it.UserHash
+	}
+	users, err := s.resolve(ctx, tx, partnerID, hashes)
+	if err != nil {
+		return err
+	}
+	var erase []uuid.UUID
+	seen := map[uuid.UUID]bool{}
+	notFound := string(apperr.CodeUserNotFound)
+	for i, it := range items {
+		u := users[string(it.UserHash)]
+		if u == nil || seen[u.ID] {
+			// Unknown, or already handled earlier in this job.
+			if u == nil {
+				items[i].Status, items[i].ErrorCode = "error", &notFound
+			} else {
+				items[i].Status = "ok"
+			}
+			continue
+		}
+		seen[u.ID] = true
+		items[i].Status = "ok"
+		if mode == ModeErase {
+			erase = append(erase, u.ID)
+			continue
+		}
+		full, err := s.Users.ByID(ctx, tx, partnerID, u.ID)
+		if err != nil {
+			return err
+		}
+		if err := s.Users.AnonymiseUserTx(ctx, tx, full); err != nil {
+			return err
+		}
+	}
+	return s.Users.EraseTx(ctx, tx, partnerID, erase)
+}
+
+// saveItems records results and forgets the user hashes.
+func (s *Service) saveItems(ctx context.Context, tx bun.Tx, items []Item) error {
+	pos := make([]int, len(items))
+	status := make([]string, len(items))
+	entry := make([]*int64, len(items))
+	code := make([]*string, len(items))
+	for i, it := range items {
+		pos[i], status[i], entry[i], code[i] = it.Position, it.Status, it.EntryID, it.ErrorCode
+	}
+	_, err := tx.NewRaw(`UPDATE bulk_job_items i SET status = t.status, entry_id = t.entry, error_code = t.code, user_hash = NULL
+		FROM unnest(?::int[], ?::text[], ?::bigint[], ?::text[]) AS t(pos, status, entry, code)
+		WHERE i.partner_id = ? AND i.job_id = ? AND i.position = t.pos`,
+		pgdialect.Array(pos), pgdialect.Array(status), pgdialect.Array(entry), pgdialect.Array(code),
+		items[0].PartnerID, items[0].JobID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("save %d item results: %w", len(items), err)
+	}
+	return nil
+}

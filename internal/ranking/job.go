@@ -1,0 +1,42 @@
+package ranking
+
+import (
+	"context"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/uptrace/bun"
+)
+
+// RefreshArgs refreshes the leaderboard.
+type RefreshArgs struct{}
+
+// Kind implements river.JobArgs.
+func (RefreshArgs) Kind() string { return "refresh_leaderboard" }
+
+// InsertOpts keeps one pending refresh at a time across replicas.
+func (RefreshArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: "maintenance", MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByPeriod: 15 * time.Second}}
+}
+
+// RefreshWorker works RefreshArgs.
+type RefreshWorker struct {
+	river.WorkerDefaults[RefreshArgs]
+	DB      bun.IDB
+	Service *Service
+}
+
+// Work implements river.Worker.
+func (w *RefreshWorker) Work(ctx context.Context, _ *river.Job[RefreshArgs]) error {
+	return w.Service.Refresh(ctx, w.DB)
+}
+
+// Timeout allows for large partners.
+func (w *RefreshWorker) Timeout(*river.Job[RefreshArgs]) time.Duration { return 10 * time.Minute }
+
+// Periodic refreshes every interval.
+func Periodic(interval time.Duration) *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(interval), func() (river.JobArgs, *river.InsertOpts) {
+		return RefreshArgs{}, nil
+	}, &river.PeriodicJobOpts{ID: "refresh_leaderboard", RunOnStart: true})
+}

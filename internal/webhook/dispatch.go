@@ -1,0 +1,90 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/perkshq/perks/internal/event"
+)
+
+var _ event.Dispatcher = (*Service)(nil)
+
+// DispatchTx implements event.Dispatcher: inside the transaction that
+// records events, it writes a pending delivery for every enabled endpoint of
+// the event's partner that subscribes to its type, and a River job for each,
+// so the events, their deliveries and their jobs commit or roll back
+// together.
+//
+// The endpoint lookup is not cached: it is part of the insert statement, a
+// newly saved endpoint gets the very next event, and it costs no extra round
+// trip (`make bench` measures the dispatch with and without a subscriber).
+func (s *Service) DispatchTx(ctx context.Context, tx bun.Tx, events []*event.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	for _, ev := range events {
+		if ev.Type == event.UserAnonymised && ev.UserID != nil {
+			if err := s.scrubUserTx(ctx, tx, ev.PartnerID, *ev.UserID); err != nil {
+				return err
+			}
+		}
+	}
+	partners := make([]string, len(events))
+	ids := make([]string, len(events))
+	types := make([]string, len(events))
+	created := make([]time.Time, len(events))
+	for i, ev := range events {
+		partners[i], ids[i], types[i], created[i] = ev.PartnerID.String(), ev.ID.String(), ev.Type, ev.CreatedAt
+	}
+	var rows []DeliverArgs
+	err := tx.NewRaw(`
+		INSERT INTO webhook_deliveries (partner_id, event_id, endpoint_id, event_type, created_at, updated_at)
+		SELECT ev.partner_id, ev.id, ep.id, ev.type, ev.created_at, ev.created_at
+		FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::timestamptz[]) AS ev (partner_id, id, type, created_at)
+		JOIN webhook_endpoints ep ON ep.partner_id = ev.partner_id AND ep.enabled
+			AND (cardinality(ep.event_types) = 0 OR ev.type = ANY (ep.event_types))
+		RETURNING partner_id, event_id, endpoint_id, generation`,
+		pgdialect.Array(partners), pgdialect.Array(ids), pgdialect.Array(types), pgdialect.Array(created),
+	).Scan(ctx, &rows)
+	if err != nil {
+		return fmt.Errorf("insert webhook deliveries: %w", err)
+	}
+	return s.insertJobsTx(ctx, tx, rows)
+}
+
+// insertJobsTx inserts one delivery job per row in one statement.
+func (s *Service) insertJobsTx(ctx context.Context, tx bun.Tx, rows []DeliverArgs) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if s.Jobs == nil {
+		return fmt.Errorf("webhook service has no job client")
+	}
+	params := make([]river.InsertManyParams, len(rows))
+	for i := range rows {
+		params[i] = river.InsertManyParams{Args: rows[i]}
+	}
+	return s.Jobs.InsertManyTx(ctx, tx, params)
+}
+
+// scrubUserTx clears the logged receiver answers of deliveries about a user
+// being anonymised: a receiver may have echoed personal data back.
+func (s *Service) scrubUserTx(ctx context.Context, tx bun.Tx, partnerID, userID uuid.UUID) error {
+	_, err := tx.NewRaw(`
+		UPDATE webhook_attempts a SET response_body = NULL
+		FROM webhook_deliveries d
+		JOIN events e ON e.partner_id = d.partner_id AND e.id = d.event_id
+		WHERE a.partner_id = ? AND d.partner_id = ? AND e.partner_id = ? AND e.user_id = ?
+			AND a.delivery_id = d.id AND a.response_body IS NOT NULL`,
+		partnerID, partnerID, partnerID, userID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("scrub webhook log of user %s: %w", userID, err)
+	}
+	return nil
+}

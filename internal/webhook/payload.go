@@ -1,0 +1,89 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/event"
+)
+
+// Payload is the JSON body of every delivery.
+type Payload struct {
+	ID        uuid.UUID       `json:"id"`
+	Type      string          `json:"type"`
+	CreatedAt time.Time       `json:"createdAt"`
+	Partner   PartnerRef      `json:"partner"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// PartnerRef names the partner an event belongs to.
+type PartnerRef struct {
+	ID   uuid.UUID `json:"id"`
+	Slug string    `json:"slug"`
+}
+
+// buildPayload renders the body of ev from current state. The event row
+// holds ids and non-personal facts; personal data is read now, so an
+// anonymised user's events carry none, however late they are (re)sent.
+func (s *Service) buildPayload(ctx context.Context, db bun.IDB, ev *event.Event, slug string) ([]byte, error) {
+	data, err := s.buildData(ctx, db, ev)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(Payload{
+		ID: ev.ID, Type: ev.Type, CreatedAt: ev.CreatedAt.UTC(),
+		Partner: PartnerRef{ID: ev.PartnerID, Slug: slug}, Data: data,
+	})
+}
+
+// buildData passes the stored data through and, for events about a user,
+// adds userId and externalUserId (null once anonymised); user.* events also
+// get the profile, unless the user is anonymised.
+func (s *Service) buildData(ctx context.Context, db bun.IDB, ev *event.Event) (json.RawMessage, error) {
+	if ev.UserID == nil || s.Users == nil {
+		if len(ev.Data) == 0 {
+			return json.RawMessage("{}"), nil
+		}
+		return ev.Data, nil
+	}
+	data := map[string]any{}
+	if len(ev.Data) > 0 {
+		if err := json.Unmarshal(ev.Data, &data); err != nil {
+			return nil, fmt.Errorf("event %s data is not a JSON object: %w", ev.ID, err)
+		}
+	}
+	data["userId"] = ev.UserID
+	data["externalUserId"] = nil
+	u, err := s.Users.ByID(ctx, db, ev.PartnerID, *ev.UserID)
+	if err != nil && !apperr.Is(err, apperr.CodeUserNotFound) {
+		return nil, err
+	}
+	isUserEvent := strings.HasPrefix(ev.Type, "user.")
+	if u == nil {
+		// Erased: nothing left to say but the id.
+		if isUserEvent {
+			data["anonymised"] = true
+		}
+		return json.Marshal(data)
+	}
+	data["externalUserId"] = u.ExternalID
+	if isUserEvent {
+		data["anonymised"] = u.Anonymised()
+		if !u.Anonymised() {
+			data["email"] = u.Email
+			data["displayName"] = u.DisplayName
+			data["firstName"] = u.FirstName
+			data["lastName"] = u.LastName
+			data["locale"] = u.Locale
+			data["countryCode"] = u.CountryCode
+		}
+	}
+	return json.Marshal(data)
+}
