@@ -50,6 +50,9 @@ CREATE TABLE gifts (
     -- stock_total - claimed_count; the CHECK below is "stock >= 0".
     stock_total integer CHECK (stock_total >= 0),
     claimed_count integer NOT NULL DEFAULT 0 CHECK (claimed_count >= 0),
+    -- Vouchers of this gift deleted with their erased users: the units they
+    -- took stay taken, and claimed_count = vouchers + erased_claims.
+    erased_claims integer NOT NULL DEFAULT 0 CHECK (erased_claims >= 0),
     per_user_limit integer CHECK (per_user_limit >= 1),
     visible_from timestamptz,
     visible_until timestamptz,

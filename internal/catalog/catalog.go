@@ -50,6 +50,7 @@ type Gift struct {
 	// left is StockTotal - ClaimedCount.
 	StockTotal             *int       `bun:"stock_total"`
 	ClaimedCount           int        `bun:"claimed_count"`
+	ErasedClaims           int        `bun:"erased_claims"`
 	PerUserLimit           *int       `bun:"per_user_limit"`
 	VisibleFrom            *time.Time `bun:"visible_from"`
 	VisibleUntil           *time.Time `bun:"visible_until"`
@@ -346,7 +347,7 @@ func (s *Service) PutGift(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, s
 		g.CodePattern = clone(&in.CodePattern)
 	}
 	err = tx.NewInsert().Model(g).
-		ExcludeColumn("claimed_count", "codes_available", "retired_at").
+		ExcludeColumn("claimed_count", "erased_claims", "codes_available", "retired_at").
 		On("CONFLICT (partner_id, sku) DO UPDATE").
 		Set("title = EXCLUDED.title, description = EXCLUDED.description, image_url = EXCLUDED.image_url").
 		Set("category = EXCLUDED.category, cost_points = EXCLUDED.cost_points, stock_total = EXCLUDED.stock_total").

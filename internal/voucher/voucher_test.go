@@ -2,6 +2,7 @@ package voucher_test
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -126,4 +127,42 @@ func mustUUID(t *testing.T, s string) uuid.UUID {
 	id, err := uuid.Parse(s)
 	require.NoError(t, err)
 	return id
+}
+
+// TestEraseKeepsStockAccounting: erasing a user removes their vouchers and
+// history, but the units and codes they took stay taken; the invariants
+// still hold and another user gets the last unit with a fresh code.
+func TestEraseKeepsStockAccounting(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	ctx := context.Background()
+	g := env.PutGift("acme", "erasable", catalog.GiftInput{Title: "E", CostPoints: 10, Stock: ptr(3), CodeSource: catalog.SourceGenerated,
+		CodePattern: "ERA-XXXX-####"})
+	uid := env.FundedUser("acme", "leaver", "", 100)
+	tok := env.Token("acme", "leaver", nil)
+	first, second := env.Claim(tok, g.ID, "e1"), env.Claim(tok, g.ID, "e2")
+	require.Empty(t, first.Errors)
+	require.Empty(t, second.Errors)
+	res := env.Partner("acme", http.MethodPost, "/integrations/vouchers/"+second.VoucherID+"/cancel", nil)
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
+
+	res = env.Partner("acme", http.MethodDelete, "/integrations/users/leaver?mode=erase", nil)
+	require.Equal(t, http.StatusNoContent, res.StatusCode, "%s", res.Body)
+	require.Equal(t, 0, env.Count("vouchers", "user_id = ?", uid))
+	require.Equal(t, 0, env.Count("gift_claim_counters", "user_id = ?", uid))
+	require.Equal(t, 0, env.Count("ledger_entries", "user_id = ?", uid))
+	require.Equal(t, 2, env.Count("gift_codes", "gift_id = ? AND assigned_at IS NOT NULL", g.ID), "codes are never handed out again")
+	left, err := env.App.Catalog.GiftByID(ctx, env.DB.Bun, env.Acme.Partner.ID, g.ID)
+	require.NoError(t, err)
+	require.Equal(t, 1, *left.Remaining())
+	require.Equal(t, 2, left.ErasedClaims)
+	require.NoError(t, voucher.CheckInvariants(ctx, env.DB.Bun))
+
+	env.FundedUser("acme", "stayer", "", 100)
+	other := env.Token("acme", "stayer", nil)
+	last := env.Claim(other, g.ID, "s1")
+	require.Empty(t, last.Errors)
+	require.NotEqual(t, *first.Code, *last.Code)
+	require.Equal(t, "OUT_OF_STOCK", env.Claim(other, g.ID, "s2").ErrorCode())
+	require.NoError(t, voucher.CheckInvariants(ctx, env.DB.Bun))
 }
