@@ -2,10 +2,10 @@ package merchant
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"strings"
+
+	"github.com/perkshq/perks/internal/auth"
 )
 
 // Header names of the Ed25519 request scheme (seed 004, DESIGN.md 4.2).
@@ -16,7 +16,9 @@ const (
 	HeaderIdempotencyKey = "Idempotency-Key"
 )
 
-// Canonical returns the bytes an Ed25519-signed request signs:
+// Canonical returns the bytes a merchant signs: the canonical string of
+// DESIGN.md 4.2, the same as Ed25519 partner credentials sign
+// (auth.Ed25519Message, the one definition):
 //
 //	timestamp + "\n" + METHOD + "\n" + path?query + "\n" + hex(sha256(rawBody)) + "\n" + idempotencyKey
 //
@@ -25,22 +27,9 @@ const (
 // idempotencyKey the Idempotency-Key header or "" without one. Hashing the
 // body keeps the string small and unambiguous whatever the body contains;
 // the idempotency key is covered so a captured request cannot be replayed
-// under a fresh key. The same scheme is meant for Ed25519 partner
-// credentials; keep this function the single definition.
+// under a fresh key.
 func Canonical(timestamp, method, pathQuery string, body []byte, idempotencyKey string) []byte {
-	sum := sha256.Sum256(body)
-	var b strings.Builder
-	b.Grow(len(timestamp) + len(method) + len(pathQuery) + len(idempotencyKey) + 2*sha256.Size + 4)
-	b.WriteString(timestamp)
-	b.WriteByte('\n')
-	b.WriteString(strings.ToUpper(method))
-	b.WriteByte('\n')
-	b.WriteString(pathQuery)
-	b.WriteByte('\n')
-	b.WriteString(hex.EncodeToString(sum[:]))
-	b.WriteByte('\n')
-	b.WriteString(idempotencyKey)
-	return []byte(b.String())
+	return auth.Ed25519Message(timestamp, strings.ToUpper(method), pathQuery, body, idempotencyKey)
 }
 
 // Sign returns the X-Signature value for canonical: standard base64 of the
