@@ -202,6 +202,10 @@ func (s *Seeder) SeedPartner(ctx context.Context, spec PartnerSpec) (*Result, er
 		}
 		if s.Content != nil {
 			for id, in := range AcmeAds {
+				// Put, like PutRule, scans RETURNING values through the
+				// input's pointers: copies, not the shared ones.
+				in.ImageURL, in.LinkURL, in.ActionCode = clone(in.ImageURL), clone(in.LinkURL), clone(in.ActionCode)
+				in.VisibleFrom, in.VisibleUntil = clone(in.VisibleFrom), clone(in.VisibleUntil)
 				if _, _, err := s.Content.Put(ctx, tx, p.ID, id, in); err != nil {
 					return err
 				}
