@@ -16,10 +16,13 @@ import (
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/google/uuid"
 	"github.com/perkshq/perks/graph/model"
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/voucher"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -45,11 +48,13 @@ type Config struct {
 
 type ResolverRoot interface {
 	Ad() AdResolver
+	Gift() GiftResolver
 	LedgerEntry() LedgerEntryResolver
 	Mutation() MutationResolver
 	Program() ProgramResolver
 	Query() QueryResolver
 	User() UserResolver
+	Voucher() VoucherResolver
 }
 
 type DirectiveRoot struct {
@@ -64,6 +69,42 @@ type ComplexityRoot struct {
 		Kind     func(childComplexity int) int
 		Link     func(childComplexity int) int
 		Title    func(childComplexity int) int
+	}
+
+	ClaimGiftPayload struct {
+		Balance func(childComplexity int) int
+		Voucher func(childComplexity int) int
+	}
+
+	Gift struct {
+		CanClaim               func(childComplexity int) int
+		Category               func(childComplexity int) int
+		ClaimableFrom          func(childComplexity int) int
+		ClaimableUntil         func(childComplexity int) int
+		ClaimedByMe            func(childComplexity int) int
+		CostPoints             func(childComplexity int) int
+		Countries              func(childComplexity int) int
+		Description            func(childComplexity int) int
+		ID                     func(childComplexity int) int
+		ImageURL               func(childComplexity int) int
+		Merchants              func(childComplexity int) int
+		PerUserLimit           func(childComplexity int) int
+		Reason                 func(childComplexity int) int
+		Redemption             func(childComplexity int) int
+		Remaining              func(childComplexity int) int
+		SKU                    func(childComplexity int) int
+		Title                  func(childComplexity int) int
+		VoucherLifetimeSeconds func(childComplexity int) int
+	}
+
+	GiftConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	GiftEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	LeaderboardEntry struct {
@@ -82,6 +123,7 @@ type ComplexityRoot struct {
 		OccurredAt   func(childComplexity int) int
 		Points       func(childComplexity int) int
 		Reason       func(childComplexity int) int
+		Voucher      func(childComplexity int) int
 	}
 
 	LedgerEntryConnection struct {
@@ -94,10 +136,18 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	Merchant struct {
+		ID   func(childComplexity int) int
+		Name func(childComplexity int) int
+	}
+
 	Mutation struct {
-		DeleteMe      func(childComplexity int) int
-		Logout        func(childComplexity int) int
-		TriggerAction func(childComplexity int, code string, idempotencyKey string) int
+		ClaimGift             func(childComplexity int, giftID string, idempotencyKey string) int
+		DeleteMe              func(childComplexity int) int
+		Logout                func(childComplexity int) int
+		RedeemVoucher         func(childComplexity int, id string) int
+		RequestRedemptionCode func(childComplexity int, voucherID string) int
+		TriggerAction         func(childComplexity int, code string, idempotencyKey string) int
 	}
 
 	PageInfo struct {
@@ -135,11 +185,15 @@ type ComplexityRoot struct {
 
 	Query struct {
 		Ads         func(childComplexity int, kind *model.AdKind) int
+		Catalog     func(childComplexity int, first *int, after *string, category *string, affordable *bool, search *string) int
+		Gift        func(childComplexity int, id string) int
 		History     func(childComplexity int, kind *model.HistoryKind, first *int, after *string) int
 		Leaderboard func(childComplexity int, first *int) int
 		Me          func(childComplexity int) int
 		Program     func(childComplexity int, partnerSlug *string) int
 		Ranking     func(childComplexity int, around *int) int
+		Voucher     func(childComplexity int, id string) int
+		Vouchers    func(childComplexity int, status *model.VoucherStatus, first *int, after *string) int
 	}
 
 	Ranking struct {
@@ -148,6 +202,12 @@ type ComplexityRoot struct {
 		LifetimePoints func(childComplexity int) int
 		Rank           func(childComplexity int) int
 		RefreshedAt    func(childComplexity int) int
+	}
+
+	RedemptionCode struct {
+		Code      func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		Voucher   func(childComplexity int) int
 	}
 
 	TriggerActionPayload struct {
@@ -163,6 +223,29 @@ type ComplexityRoot struct {
 		LifetimePoints func(childComplexity int) int
 		Partner        func(childComplexity int) int
 	}
+
+	Voucher struct {
+		CancelledAt func(childComplexity int) int
+		ClaimedAt   func(childComplexity int) int
+		Code        func(childComplexity int) int
+		CostPoints  func(childComplexity int) int
+		ExpiredAt   func(childComplexity int) int
+		ExpiresAt   func(childComplexity int) int
+		Gift        func(childComplexity int) int
+		ID          func(childComplexity int) int
+		RedeemedAt  func(childComplexity int) int
+		Status      func(childComplexity int) int
+	}
+
+	VoucherConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	VoucherEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
 }
 
 type AdResolver interface {
@@ -171,16 +254,28 @@ type AdResolver interface {
 	Link(ctx context.Context, obj *content.Ad) (*string, error)
 	Action(ctx context.Context, obj *content.Ad) (*model.ProgramAction, error)
 }
+type GiftResolver interface {
+	Redemption(ctx context.Context, obj *catalog.Gift) (model.RedemptionChannel, error)
+	Merchants(ctx context.Context, obj *catalog.Gift) ([]*merchant.Merchant, error)
+	ClaimedByMe(ctx context.Context, obj *catalog.Gift) (int, error)
+	CanClaim(ctx context.Context, obj *catalog.Gift) (bool, error)
+	Reason(ctx context.Context, obj *catalog.Gift) (*model.UnavailableReason, error)
+}
 type LedgerEntryResolver interface {
 	ID(ctx context.Context, obj *ledger.Entry) (string, error)
 	Kind(ctx context.Context, obj *ledger.Entry) (string, error)
 
 	Action(ctx context.Context, obj *ledger.Entry) (*string, error)
+
+	Voucher(ctx context.Context, obj *ledger.Entry) (*voucher.Voucher, error)
 }
 type MutationResolver interface {
 	TriggerAction(ctx context.Context, code string, idempotencyKey string) (*model.TriggerActionPayload, error)
 	DeleteMe(ctx context.Context) (bool, error)
 	Logout(ctx context.Context) (bool, error)
+	ClaimGift(ctx context.Context, giftID string, idempotencyKey string) (*model.ClaimGiftPayload, error)
+	RedeemVoucher(ctx context.Context, id string) (*voucher.Voucher, error)
+	RequestRedemptionCode(ctx context.Context, voucherID string) (*model.RedemptionCode, error)
 }
 type ProgramResolver interface {
 	Actions(ctx context.Context, obj *model.Program) ([]*model.ProgramAction, error)
@@ -192,11 +287,20 @@ type QueryResolver interface {
 	Ranking(ctx context.Context, around *int) (*model.Ranking, error)
 	Leaderboard(ctx context.Context, first *int) ([]*model.LeaderboardEntry, error)
 	Ads(ctx context.Context, kind *model.AdKind) ([]*content.Ad, error)
+	Catalog(ctx context.Context, first *int, after *string, category *string, affordable *bool, search *string) (*model.GiftConnection, error)
+	Gift(ctx context.Context, id string) (*catalog.Gift, error)
+	Vouchers(ctx context.Context, status *model.VoucherStatus, first *int, after *string) (*model.VoucherConnection, error)
+	Voucher(ctx context.Context, id string) (*voucher.Voucher, error)
 }
 type UserResolver interface {
 	Partner(ctx context.Context, obj *user.User) (*partner.Partner, error)
 	Balance(ctx context.Context, obj *user.User) (int, error)
 	LifetimePoints(ctx context.Context, obj *user.User) (int, error)
+}
+type VoucherResolver interface {
+	Gift(ctx context.Context, obj *voucher.Voucher) (*catalog.Gift, error)
+	Code(ctx context.Context, obj *voucher.Voucher) (*string, error)
+	Status(ctx context.Context, obj *voucher.Voucher) (model.VoucherStatus, error)
 }
 
 type executableSchema struct {
@@ -260,6 +364,154 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.Ad.Title(childComplexity), true
+
+	case "ClaimGiftPayload.balance":
+		if e.complexity.ClaimGiftPayload.Balance == nil {
+			break
+		}
+
+		return e.complexity.ClaimGiftPayload.Balance(childComplexity), true
+	case "ClaimGiftPayload.voucher":
+		if e.complexity.ClaimGiftPayload.Voucher == nil {
+			break
+		}
+
+		return e.complexity.ClaimGiftPayload.Voucher(childComplexity), true
+
+	case "Gift.canClaim":
+		if e.complexity.Gift.CanClaim == nil {
+			break
+		}
+
+		return e.complexity.Gift.CanClaim(childComplexity), true
+	case "Gift.category":
+		if e.complexity.Gift.Category == nil {
+			break
+		}
+
+		return e.complexity.Gift.Category(childComplexity), true
+	case "Gift.claimableFrom":
+		if e.complexity.Gift.ClaimableFrom == nil {
+			break
+		}
+
+		return e.complexity.Gift.ClaimableFrom(childComplexity), true
+	case "Gift.claimableUntil":
+		if e.complexity.Gift.ClaimableUntil == nil {
+			break
+		}
+
+		return e.complexity.Gift.ClaimableUntil(childComplexity), true
+	case "Gift.claimedByMe":
+		if e.complexity.Gift.ClaimedByMe == nil {
+			break
+		}
+
+		return e.complexity.Gift.ClaimedByMe(childComplexity), true
+	case "Gift.costPoints":
+		if e.complexity.Gift.CostPoints == nil {
+			break
+		}
+
+		return e.complexity.Gift.CostPoints(childComplexity), true
+	case "Gift.countries":
+		if e.complexity.Gift.Countries == nil {
+			break
+		}
+
+		return e.complexity.Gift.Countries(childComplexity), true
+	case "Gift.description":
+		if e.complexity.Gift.Description == nil {
+			break
+		}
+
+		return e.complexity.Gift.Description(childComplexity), true
+	case "Gift.id":
+		if e.complexity.Gift.ID == nil {
+			break
+		}
+
+		return e.complexity.Gift.ID(childComplexity), true
+	case "Gift.imageUrl":
+		if e.complexity.Gift.ImageURL == nil {
+			break
+		}
+
+		return e.complexity.Gift.ImageURL(childComplexity), true
+	case "Gift.merchants":
+		if e.complexity.Gift.Merchants == nil {
+			break
+		}
+
+		return e.complexity.Gift.Merchants(childComplexity), true
+	case "Gift.perUserLimit":
+		if e.complexity.Gift.PerUserLimit == nil {
+			break
+		}
+
+		return e.complexity.Gift.PerUserLimit(childComplexity), true
+	case "Gift.reason":
+		if e.complexity.Gift.Reason == nil {
+			break
+		}
+
+		return e.complexity.Gift.Reason(childComplexity), true
+	case "Gift.redemption":
+		if e.complexity.Gift.Redemption == nil {
+			break
+		}
+
+		return e.complexity.Gift.Redemption(childComplexity), true
+	case "Gift.stock":
+		if e.complexity.Gift.Remaining == nil {
+			break
+		}
+
+		return e.complexity.Gift.Remaining(childComplexity), true
+	case "Gift.sku":
+		if e.complexity.Gift.SKU == nil {
+			break
+		}
+
+		return e.complexity.Gift.SKU(childComplexity), true
+	case "Gift.title":
+		if e.complexity.Gift.Title == nil {
+			break
+		}
+
+		return e.complexity.Gift.Title(childComplexity), true
+	case "Gift.voucherLifetimeSeconds":
+		if e.complexity.Gift.VoucherLifetimeSeconds == nil {
+			break
+		}
+
+		return e.complexity.Gift.VoucherLifetimeSeconds(childComplexity), true
+
+	case "GiftConnection.edges":
+		if e.complexity.GiftConnection.Edges == nil {
+			break
+		}
+
+		return e.complexity.GiftConnection.Edges(childComplexity), true
+	case "GiftConnection.pageInfo":
+		if e.complexity.GiftConnection.PageInfo == nil {
+			break
+		}
+
+		return e.complexity.GiftConnection.PageInfo(childComplexity), true
+
+	case "GiftEdge.cursor":
+		if e.complexity.GiftEdge.Cursor == nil {
+			break
+		}
+
+		return e.complexity.GiftEdge.Cursor(childComplexity), true
+	case "GiftEdge.node":
+		if e.complexity.GiftEdge.Node == nil {
+			break
+		}
+
+		return e.complexity.GiftEdge.Node(childComplexity), true
 
 	case "LeaderboardEntry.displayName":
 		if e.complexity.LeaderboardEntry.DisplayName == nil {
@@ -334,6 +586,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.LedgerEntry.Reason(childComplexity), true
+	case "LedgerEntry.voucher":
+		if e.complexity.LedgerEntry.Voucher == nil {
+			break
+		}
+
+		return e.complexity.LedgerEntry.Voucher(childComplexity), true
 
 	case "LedgerEntryConnection.edges":
 		if e.complexity.LedgerEntryConnection.Edges == nil {
@@ -361,6 +619,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.complexity.LedgerEntryEdge.Node(childComplexity), true
 
+	case "Merchant.id":
+		if e.complexity.Merchant.ID == nil {
+			break
+		}
+
+		return e.complexity.Merchant.ID(childComplexity), true
+	case "Merchant.name":
+		if e.complexity.Merchant.Name == nil {
+			break
+		}
+
+		return e.complexity.Merchant.Name(childComplexity), true
+
+	case "Mutation.claimGift":
+		if e.complexity.Mutation.ClaimGift == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_claimGift_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Mutation.ClaimGift(childComplexity, args["giftId"].(string), args["idempotencyKey"].(string)), true
 	case "Mutation.deleteMe":
 		if e.complexity.Mutation.DeleteMe == nil {
 			break
@@ -373,6 +655,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.Mutation.Logout(childComplexity), true
+	case "Mutation.redeemVoucher":
+		if e.complexity.Mutation.RedeemVoucher == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_redeemVoucher_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Mutation.RedeemVoucher(childComplexity, args["id"].(string)), true
+	case "Mutation.requestRedemptionCode":
+		if e.complexity.Mutation.RequestRedemptionCode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestRedemptionCode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Mutation.RequestRedemptionCode(childComplexity, args["voucherId"].(string)), true
 	case "Mutation.triggerAction":
 		if e.complexity.Mutation.TriggerAction == nil {
 			break
@@ -526,6 +830,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.Query.Ads(childComplexity, args["kind"].(*model.AdKind)), true
+	case "Query.catalog":
+		if e.complexity.Query.Catalog == nil {
+			break
+		}
+
+		args, err := ec.field_Query_catalog_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Query.Catalog(childComplexity, args["first"].(*int), args["after"].(*string), args["category"].(*string), args["affordable"].(*bool), args["search"].(*string)), true
+	case "Query.gift":
+		if e.complexity.Query.Gift == nil {
+			break
+		}
+
+		args, err := ec.field_Query_gift_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Query.Gift(childComplexity, args["id"].(string)), true
 	case "Query.history":
 		if e.complexity.Query.History == nil {
 			break
@@ -576,6 +902,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.Query.Ranking(childComplexity, args["around"].(*int)), true
+	case "Query.voucher":
+		if e.complexity.Query.Voucher == nil {
+			break
+		}
+
+		args, err := ec.field_Query_voucher_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Query.Voucher(childComplexity, args["id"].(string)), true
+	case "Query.vouchers":
+		if e.complexity.Query.Vouchers == nil {
+			break
+		}
+
+		args, err := ec.field_Query_vouchers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Query.Vouchers(childComplexity, args["status"].(*model.VoucherStatus), args["first"].(*int), args["after"].(*string)), true
 
 	case "Ranking.above":
 		if e.complexity.Ranking.Above == nil {
@@ -607,6 +955,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.Ranking.RefreshedAt(childComplexity), true
+
+	case "RedemptionCode.code":
+		if e.complexity.RedemptionCode.Code == nil {
+			break
+		}
+
+		return e.complexity.RedemptionCode.Code(childComplexity), true
+	case "RedemptionCode.expiresAt":
+		if e.complexity.RedemptionCode.ExpiresAt == nil {
+			break
+		}
+
+		return e.complexity.RedemptionCode.ExpiresAt(childComplexity), true
+	case "RedemptionCode.voucher":
+		if e.complexity.RedemptionCode.Voucher == nil {
+			break
+		}
+
+		return e.complexity.RedemptionCode.Voucher(childComplexity), true
 
 	case "TriggerActionPayload.balance":
 		if e.complexity.TriggerActionPayload.Balance == nil {
@@ -657,6 +1024,93 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.complexity.User.Partner(childComplexity), true
+
+	case "Voucher.cancelledAt":
+		if e.complexity.Voucher.CancelledAt == nil {
+			break
+		}
+
+		return e.complexity.Voucher.CancelledAt(childComplexity), true
+	case "Voucher.claimedAt":
+		if e.complexity.Voucher.ClaimedAt == nil {
+			break
+		}
+
+		return e.complexity.Voucher.ClaimedAt(childComplexity), true
+	case "Voucher.code":
+		if e.complexity.Voucher.Code == nil {
+			break
+		}
+
+		return e.complexity.Voucher.Code(childComplexity), true
+	case "Voucher.costPoints":
+		if e.complexity.Voucher.CostPoints == nil {
+			break
+		}
+
+		return e.complexity.Voucher.CostPoints(childComplexity), true
+	case "Voucher.expiredAt":
+		if e.complexity.Voucher.ExpiredAt == nil {
+			break
+		}
+
+		return e.complexity.Voucher.ExpiredAt(childComplexity), true
+	case "Voucher.expiresAt":
+		if e.complexity.Voucher.ExpiresAt == nil {
+			break
+		}
+
+		return e.complexity.Voucher.ExpiresAt(childComplexity), true
+	case "Voucher.gift":
+		if e.complexity.Voucher.Gift == nil {
+			break
+		}
+
+		return e.complexity.Voucher.Gift(childComplexity), true
+	case "Voucher.id":
+		if e.complexity.Voucher.ID == nil {
+			break
+		}
+
+		return e.complexity.Voucher.ID(childComplexity), true
+	case "Voucher.redeemedAt":
+		if e.complexity.Voucher.RedeemedAt == nil {
+			break
+		}
+
+		return e.complexity.Voucher.RedeemedAt(childComplexity), true
+	case "Voucher.status":
+		if e.complexity.Voucher.Status == nil {
+			break
+		}
+
+		return e.complexity.Voucher.Status(childComplexity), true
+
+	case "VoucherConnection.edges":
+		if e.complexity.VoucherConnection.Edges == nil {
+			break
+		}
+
+		return e.complexity.VoucherConnection.Edges(childComplexity), true
+	case "VoucherConnection.pageInfo":
+		if e.complexity.VoucherConnection.PageInfo == nil {
+			break
+		}
+
+		return e.complexity.VoucherConnection.PageInfo(childComplexity), true
+
+	case "VoucherEdge.cursor":
+		if e.complexity.VoucherEdge.Cursor == nil {
+			break
+		}
+
+		return e.complexity.VoucherEdge.Cursor(childComplexity), true
+	case "VoucherEdge.node":
+		if e.complexity.VoucherEdge.Node == nil {
+			break
+		}
+
+		return e.complexity.VoucherEdge.Node(childComplexity), true
 
 	}
 	return 0, false
@@ -1089,6 +1543,271 @@ type Partner {
   """
   logoPath: String!
 }
+
+# ---------------------------------------------------------------------------
+# Gift catalog and vouchers: spending points (seed 001 gift/list,
+# gift/checkavailability, user/historyburns; seed 004 OTP handoff).
+# ---------------------------------------------------------------------------
+
+extend type Query {
+  """
+  The partner's gift catalog as the user sees it (seed 001 gift/list), in
+  the partner's order, with the user's availability for each gift. Retired
+  gifts and gifts outside their visible window are not listed; gifts the
+  user cannot claim are, with ` + "`" + `canClaim: false` + "`" + ` and a ` + "`" + `reason` + "`" + `.
+  """
+  catalog(
+    "Page size, 1 to 100."
+    first: Int = 20
+    "The endCursor of the previous page."
+    after: String
+    "Only gifts of this category (the partner's category slug)."
+    category: String
+    "Only gifts the user's current balance covers."
+    affordable: Boolean = false
+    "Text to find in the title, description or SKU (case-insensitive, up to 100 characters)."
+    search: String
+  ): GiftConnection!
+  """
+  One gift of the catalog; null when it does not exist or is not visible.
+  """
+  gift("The gift's id." id: ID!): Gift
+  """
+  The user's vouchers, newest first, with Relay-style cursor paging.
+  """
+  vouchers(
+    "Only vouchers in this state (as of now: a claimed voucher past its expiry is EXPIRED)."
+    status: VoucherStatus
+    "Page size, 1 to 100."
+    first: Int = 20
+    "The endCursor of the previous page."
+    after: String
+  ): VoucherConnection!
+  """
+  One of the user's vouchers; anyone else's answers VOUCHER_NOT_FOUND.
+  """
+  voucher("The voucher's id." id: ID!): Voucher!
+}
+
+extend type Mutation {
+  """
+  Claims a gift for points (seed 001 gift/checkavailability): checks the
+  windows, the user's country, the per-user limit and the stock, burns the
+  points, takes a code and creates a voucher, all or nothing. The same
+  idempotencyKey returns the same voucher without claiming twice. Errors
+  carry extensions.code: GIFT_NOT_FOUND, GIFT_UNAVAILABLE, NOT_IN_COUNTRY,
+  OUT_OF_STOCK, CODES_EXHAUSTED, LIMIT_REACHED, INSUFFICIENT_POINTS,
+  IDEMPOTENCY_KEY_REUSED.
+  """
+  claimGift(
+    "The gift's id (Gift.id)."
+    giftId: ID!
+    "A unique string per attempt (1-255 printable ASCII characters); reuse it only to retry the same attempt."
+    idempotencyKey: String!
+  ): ClaimGiftPayload!
+  """
+  Marks an online voucher (a gift no merchant honours) as used. Errors:
+  VOUCHER_NOT_FOUND, VOUCHER_NOT_ACTIVE, REDEMPTION_CHANNEL_MISMATCH (a
+  merchant voucher is redeemed at the merchant with requestRedemptionCode).
+  """
+  redeemVoucher("The voucher's id." id: ID!): Voucher!
+  """
+  Issues a 6-digit one-time code for redeeming a merchant voucher at the
+  checkout (seed 004): the user reads it to the merchant together with the
+  voucher code. Valid 5 minutes; a new one replaces the old and unlocks a
+  voucher locked by 5 wrong guesses. Errors: VOUCHER_NOT_FOUND,
+  VOUCHER_NOT_ACTIVE, REDEMPTION_CHANNEL_MISMATCH (online vouchers use
+  redeemVoucher).
+  """
+  requestRedemptionCode("The voucher's id." voucherId: ID!): RedemptionCode!
+}
+
+extend type LedgerEntry {
+  "The voucher a claim (burn) or a refund is about; null for other entries."
+  voucher: Voucher
+}
+
+"""
+A gift of the catalog, with the user's availability.
+"""
+type Gift {
+  "Stable id of the gift (a UUID); pass it to claimGift."
+  id: ID!
+  "The partner's SKU."
+  sku: String!
+  "The gift's name."
+  title: String!
+  "What the user gets."
+  description: String!
+  "An absolute image URL, or an empty string."
+  imageUrl: String!
+  "The partner's category slug, or an empty string."
+  category: String!
+  "Points a claim costs."
+  costPoints: Int!
+  "Units left; null when unlimited."
+  stock: Int
+  "How many vouchers of this gift one user may claim; null when unlimited."
+  perUserLimit: Int
+  "When claims open; null: already open."
+  claimableFrom: Time
+  "When claims close; null: no end."
+  claimableUntil: Time
+  "Countries (ISO 3166-1 alpha-2) the gift is offered in; empty: every country."
+  countries: [String!]!
+  "Seconds a voucher stays valid after its claim; null: it never expires."
+  voucherLifetimeSeconds: Int
+  "How vouchers of this gift are redeemed."
+  redemption: RedemptionChannel!
+  "The merchants that honour the gift (empty for online gifts)."
+  merchants: [Merchant!]!
+  "How many vouchers of this gift the user already claimed."
+  claimedByMe: Int!
+  "Whether the user can claim the gift now."
+  canClaim: Boolean!
+  "Why not, when canClaim is false: the code claimGift would fail with."
+  reason: UnavailableReason
+}
+
+"""
+Why a gift cannot be claimed; each value is also the claim's error code.
+"""
+enum UnavailableReason {
+  "Retired, or outside its claim window."
+  GIFT_UNAVAILABLE
+  "Not offered in the user's country (or the user's country is unknown)."
+  NOT_IN_COUNTRY
+  "No units left."
+  OUT_OF_STOCK
+  "The partner's pool of codes is empty."
+  CODES_EXHAUSTED
+  "The user claimed it as many times as allowed."
+  LIMIT_REACHED
+  "The user's balance is lower than the cost."
+  INSUFFICIENT_POINTS
+}
+
+"""
+Where a voucher is redeemed.
+"""
+enum RedemptionChannel {
+  "In the app, with redeemVoucher."
+  ONLINE
+  "At a merchant's checkout, with the voucher code and a one-time code from requestRedemptionCode."
+  MERCHANT
+}
+
+"""
+A shop that honours a partner's gifts.
+"""
+type Merchant {
+  "Stable id of the merchant (a UUID)."
+  id: ID!
+  "The merchant's name."
+  name: String!
+}
+
+"""
+A page of gifts.
+"""
+type GiftConnection {
+  "The gifts of this page with their cursors."
+  edges: [GiftEdge!]!
+  "Paging information."
+  pageInfo: PageInfo!
+}
+
+"""
+A gift and its cursor.
+"""
+type GiftEdge {
+  "Opaque cursor to pass as ` + "`" + `after` + "`" + `."
+  cursor: String!
+  "The gift."
+  node: Gift!
+}
+
+"""
+The state of a voucher. CLAIMED is the only state a voucher leaves.
+"""
+enum VoucherStatus {
+  "Claimed and not used yet."
+  CLAIMED
+  "Used, online or at a merchant."
+  REDEEMED
+  "Past its lifetime without being used."
+  EXPIRED
+  "Cancelled by the partner; the points were refunded."
+  CANCELLED
+}
+
+"""
+A gift the user claimed.
+"""
+type Voucher {
+  "Stable id of the voucher (a UUID)."
+  id: ID!
+  "The gift claimed."
+  gift: Gift!
+  "The voucher code to show at the merchant (only its owner sees it); null for online gifts without codes."
+  code: String
+  "The voucher's state as of now."
+  status: VoucherStatus!
+  "Points the claim cost."
+  costPoints: Int!
+  "When the gift was claimed."
+  claimedAt: Time!
+  "When the voucher expires; null: never."
+  expiresAt: Time
+  "When it was redeemed."
+  redeemedAt: Time
+  "When it expired."
+  expiredAt: Time
+  "When the partner cancelled it."
+  cancelledAt: Time
+}
+
+"""
+A page of vouchers.
+"""
+type VoucherConnection {
+  "The vouchers of this page with their cursors."
+  edges: [VoucherEdge!]!
+  "Paging information."
+  pageInfo: PageInfo!
+}
+
+"""
+A voucher and its cursor.
+"""
+type VoucherEdge {
+  "Opaque cursor to pass as ` + "`" + `after` + "`" + `."
+  cursor: String!
+  "The voucher."
+  node: Voucher!
+}
+
+"""
+What claimGift did.
+"""
+type ClaimGiftPayload {
+  "The new voucher."
+  voucher: Voucher!
+  "The user's balance right after the claim."
+  balance: Int!
+}
+
+"""
+A one-time code for redeeming a voucher at a merchant.
+"""
+type RedemptionCode {
+  "Six digits the user reads to the merchant."
+  code: String!
+  "When the code stops working (5 minutes after it was issued)."
+  expiresAt: Time!
+  "The voucher it redeems."
+  voucher: Voucher!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1096,6 +1815,44 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // endregion ************************** generated!.gotpl **************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_Mutation_claimGift_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "giftId", ec.unmarshalNID2string)
+	if err != nil {
+		return nil, err
+	}
+	args["giftId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey", ec.unmarshalNString2string)
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_redeemVoucher_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2string)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestRedemptionCode_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "voucherId", ec.unmarshalNID2string)
+	if err != nil {
+		return nil, err
+	}
+	args["voucherId"] = arg0
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_triggerAction_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -1132,6 +1889,48 @@ func (ec *executionContext) field_Query_ads_args(ctx context.Context, rawArgs ma
 		return nil, err
 	}
 	args["kind"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_catalog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "category", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["category"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "affordable", ec.unmarshalOBoolean2ᚖbool)
+	if err != nil {
+		return nil, err
+	}
+	args["affordable"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "search", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["search"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_gift_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2string)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -1186,6 +1985,38 @@ func (ec *executionContext) field_Query_ranking_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["around"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_voucher_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id", ec.unmarshalNID2string)
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_vouchers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "status", ec.unmarshalOVoucherStatus2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherStatus)
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first", ec.unmarshalOInt2ᚖint)
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after", ec.unmarshalOString2ᚖstring)
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
 	return args, nil
 }
 
@@ -1461,6 +2292,780 @@ func (ec *executionContext) fieldContext_Ad_action(_ context.Context, field grap
 				return ec.fieldContext_ProgramAction_availableAt(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type ProgramAction", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ClaimGiftPayload_voucher(ctx context.Context, field graphql.CollectedField, obj *model.ClaimGiftPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ClaimGiftPayload_voucher,
+		func(ctx context.Context) (any, error) {
+			return obj.Voucher, nil
+		},
+		nil,
+		ec.marshalNVoucher2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋvoucherᚐVoucher,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ClaimGiftPayload_voucher(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ClaimGiftPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Voucher_id(ctx, field)
+			case "gift":
+				return ec.fieldContext_Voucher_gift(ctx, field)
+			case "code":
+				return ec.fieldContext_Voucher_code(ctx, field)
+			case "status":
+				return ec.fieldContext_Voucher_status(ctx, field)
+			case "costPoints":
+				return ec.fieldContext_Voucher_costPoints(ctx, field)
+			case "claimedAt":
+				return ec.fieldContext_Voucher_claimedAt(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_Voucher_expiresAt(ctx, field)
+			case "redeemedAt":
+				return ec.fieldContext_Voucher_redeemedAt(ctx, field)
+			case "expiredAt":
+				return ec.fieldContext_Voucher_expiredAt(ctx, field)
+			case "cancelledAt":
+				return ec.fieldContext_Voucher_cancelledAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Voucher", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ClaimGiftPayload_balance(ctx context.Context, field graphql.CollectedField, obj *model.ClaimGiftPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_ClaimGiftPayload_balance,
+		func(ctx context.Context) (any, error) {
+			return obj.Balance, nil
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_ClaimGiftPayload_balance(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ClaimGiftPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2githubᚗcomᚋgoogleᚋuuidᚐUUID,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_sku(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_sku,
+		func(ctx context.Context) (any, error) {
+			return obj.SKU, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_sku(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_title(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_title,
+		func(ctx context.Context) (any, error) {
+			return obj.Title, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_description(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_description,
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_imageUrl(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_imageUrl,
+		func(ctx context.Context) (any, error) {
+			return obj.ImageURL, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_imageUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_category(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_category,
+		func(ctx context.Context) (any, error) {
+			return obj.Category, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_category(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_costPoints(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_costPoints,
+		func(ctx context.Context) (any, error) {
+			return obj.CostPoints, nil
+		},
+		nil,
+		ec.marshalNInt2int64,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_costPoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_stock(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_stock,
+		func(ctx context.Context) (any, error) {
+			return obj.Remaining(), nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_stock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_perUserLimit(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_perUserLimit,
+		func(ctx context.Context) (any, error) {
+			return obj.PerUserLimit, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_perUserLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_claimableFrom(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_claimableFrom,
+		func(ctx context.Context) (any, error) {
+			return obj.ClaimableFrom, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_claimableFrom(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_claimableUntil(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_claimableUntil,
+		func(ctx context.Context) (any, error) {
+			return obj.ClaimableUntil, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_claimableUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_countries(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_countries,
+		func(ctx context.Context) (any, error) {
+			return obj.Countries, nil
+		},
+		nil,
+		ec.marshalNString2ᚕstringᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_countries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_voucherLifetimeSeconds(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_voucherLifetimeSeconds,
+		func(ctx context.Context) (any, error) {
+			return obj.VoucherLifetimeSeconds, nil
+		},
+		nil,
+		ec.marshalOInt2ᚖint,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_voucherLifetimeSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_redemption(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_redemption,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Gift().Redemption(ctx, obj)
+		},
+		nil,
+		ec.marshalNRedemptionChannel2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐRedemptionChannel,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_redemption(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type RedemptionChannel does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_merchants(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_merchants,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Gift().Merchants(ctx, obj)
+		},
+		nil,
+		ec.marshalNMerchant2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋmerchantᚐMerchantᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_merchants(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Merchant_id(ctx, field)
+			case "name":
+				return ec.fieldContext_Merchant_name(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Merchant", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_claimedByMe(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_claimedByMe,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Gift().ClaimedByMe(ctx, obj)
+		},
+		nil,
+		ec.marshalNInt2int,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_claimedByMe(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_canClaim(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_canClaim,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Gift().CanClaim(ctx, obj)
+		},
+		nil,
+		ec.marshalNBoolean2bool,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_canClaim(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Gift_reason(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Gift_reason,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Gift().Reason(ctx, obj)
+		},
+		nil,
+		ec.marshalOUnavailableReason2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐUnavailableReason,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Gift_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type UnavailableReason does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GiftConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.GiftConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_GiftConnection_edges,
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		ec.marshalNGiftEdge2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGiftEdgeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_GiftConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GiftConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "cursor":
+				return ec.fieldContext_GiftEdge_cursor(ctx, field)
+			case "node":
+				return ec.fieldContext_GiftEdge_node(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type GiftEdge", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GiftConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.GiftConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_GiftConnection_pageInfo,
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		ec.marshalNPageInfo2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐPageInfo,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_GiftConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GiftConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "hasNextPage":
+				return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+			case "endCursor":
+				return ec.fieldContext_PageInfo_endCursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GiftEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.GiftEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_GiftEdge_cursor,
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_GiftEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GiftEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GiftEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.GiftEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_GiftEdge_node,
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		ec.marshalNGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_GiftEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GiftEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Gift_id(ctx, field)
+			case "sku":
+				return ec.fieldContext_Gift_sku(ctx, field)
+			case "title":
+				return ec.fieldContext_Gift_title(ctx, field)
+			case "description":
+				return ec.fieldContext_Gift_description(ctx, field)
+			case "imageUrl":
+				return ec.fieldContext_Gift_imageUrl(ctx, field)
+			case "category":
+				return ec.fieldContext_Gift_category(ctx, field)
+			case "costPoints":
+				return ec.fieldContext_Gift_costPoints(ctx, field)
+			case "stock":
+				return ec.fieldContext_Gift_stock(ctx, field)
+			case "perUserLimit":
+				return ec.fieldContext_Gift_perUserLimit(ctx, field)
+			case "claimableFrom":
+				return ec.fieldContext_Gift_claimableFrom(ctx, field)
+			case "claimableUntil":
+				return ec.fieldContext_Gift_claimableUntil(ctx, field)
+			case "countries":
+				return ec.fieldContext_Gift_countries(ctx, field)
+			case "voucherLifetimeSeconds":
+				return ec.fieldContext_Gift_voucherLifetimeSeconds(ctx, field)
+			case "redemption":
+				return ec.fieldContext_Gift_redemption(ctx, field)
+			case "merchants":
+				return ec.fieldContext_Gift_merchants(ctx, field)
+			case "claimedByMe":
+				return ec.fieldContext_Gift_claimedByMe(ctx, field)
+			case "canClaim":
+				return ec.fieldContext_Gift_canClaim(ctx, field)
+			case "reason":
+				return ec.fieldContext_Gift_reason(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Gift", field.Name)
 		},
 	}
 	return fc, nil
@@ -1814,6 +3419,57 @@ func (ec *executionContext) fieldContext_LedgerEntry_createdAt(_ context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _LedgerEntry_voucher(ctx context.Context, field graphql.CollectedField, obj *ledger.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_LedgerEntry_voucher,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.LedgerEntry().Voucher(ctx, obj)
+		},
+		nil,
+		ec.marshalOVoucher2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋvoucherᚐVoucher,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_LedgerEntry_voucher(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LedgerEntry",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Voucher_id(ctx, field)
+			case "gift":
+				return ec.fieldContext_Voucher_gift(ctx, field)
+			case "code":
+				return ec.fieldContext_Voucher_code(ctx, field)
+			case "status":
+				return ec.fieldContext_Voucher_status(ctx, field)
+			case "costPoints":
+				return ec.fieldContext_Voucher_costPoints(ctx, field)
+			case "claimedAt":
+				return ec.fieldContext_Voucher_claimedAt(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_Voucher_expiresAt(ctx, field)
+			case "redeemedAt":
+				return ec.fieldContext_Voucher_redeemedAt(ctx, field)
+			case "expiredAt":
+				return ec.fieldContext_Voucher_expiredAt(ctx, field)
+			case "cancelledAt":
+				return ec.fieldContext_Voucher_cancelledAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Voucher", field.Name)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _LedgerEntryConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.LedgerEntryConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1953,8 +3609,68 @@ func (ec *executionContext) fieldContext_LedgerEntryEdge_node(_ context.Context,
 				return ec.fieldContext_LedgerEntry_occurredAt(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_LedgerEntry_createdAt(ctx, field)
+			case "voucher":
+				return ec.fieldContext_LedgerEntry_voucher(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type LedgerEntry", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Merchant_id(ctx context.Context, field graphql.CollectedField, obj *merchant.Merchant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Merchant_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2githubᚗcomᚋgoogleᚋuuidᚐUUID,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Merchant_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Merchant",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Merchant_name(ctx context.Context, field graphql.CollectedField, obj *merchant.Merchant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Merchant_name,
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Merchant_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Merchant",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
 		},
 	}
 	return fc, nil
@@ -2061,6 +3777,165 @@ func (ec *executionContext) fieldContext_Mutation_logout(_ context.Context, fiel
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Boolean does not have child fields")
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_claimGift(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_claimGift,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Mutation().ClaimGift(ctx, fc.Args["giftId"].(string), fc.Args["idempotencyKey"].(string))
+		},
+		nil,
+		ec.marshalNClaimGiftPayload2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐClaimGiftPayload,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_claimGift(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "voucher":
+				return ec.fieldContext_ClaimGiftPayload_voucher(ctx, field)
+			case "balance":
+				return ec.fieldContext_ClaimGiftPayload_balance(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type ClaimGiftPayload", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_claimGift_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_redeemVoucher(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_redeemVoucher,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Mutation().RedeemVoucher(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		ec.marshalNVoucher2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋvoucherᚐVoucher,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_redeemVoucher(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Voucher_id(ctx, field)
+			case "gift":
+				return ec.fieldContext_Voucher_gift(ctx, field)
+			case "code":
+				return ec.fieldContext_Voucher_code(ctx, field)
+			case "status":
+				return ec.fieldContext_Voucher_status(ctx, field)
+			case "costPoints":
+				return ec.fieldContext_Voucher_costPoints(ctx, field)
+			case "claimedAt":
+				return ec.fieldContext_Voucher_claimedAt(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_Voucher_expiresAt(ctx, field)
+			case "redeemedAt":
+				return ec.fieldContext_Voucher_redeemedAt(ctx, field)
+			case "expiredAt":
+				return ec.fieldContext_Voucher_expiredAt(ctx, field)
+			case "cancelledAt":
+				return ec.fieldContext_Voucher_cancelledAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Voucher", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_redeemVoucher_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestRedemptionCode(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Mutation_requestRedemptionCode,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Mutation().RequestRedemptionCode(ctx, fc.Args["voucherId"].(string))
+		},
+		nil,
+		ec.marshalNRedemptionCode2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐRedemptionCode,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Mutation_requestRedemptionCode(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "code":
+				return ec.fieldContext_RedemptionCode_code(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_RedemptionCode_expiresAt(ctx, field)
+			case "voucher":
+				return ec.fieldContext_RedemptionCode_voucher(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type RedemptionCode", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestRedemptionCode_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -3010,6 +4885,242 @@ func (ec *executionContext) fieldContext_Query_ads(ctx context.Context, field gr
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_catalog(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_catalog,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Query().Catalog(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["category"].(*string), fc.Args["affordable"].(*bool), fc.Args["search"].(*string))
+		},
+		nil,
+		ec.marshalNGiftConnection2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGiftConnection,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_catalog(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "edges":
+				return ec.fieldContext_GiftConnection_edges(ctx, field)
+			case "pageInfo":
+				return ec.fieldContext_GiftConnection_pageInfo(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type GiftConnection", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_catalog_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_gift(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_gift,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Query().Gift(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		ec.marshalOGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_gift(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Gift_id(ctx, field)
+			case "sku":
+				return ec.fieldContext_Gift_sku(ctx, field)
+			case "title":
+				return ec.fieldContext_Gift_title(ctx, field)
+			case "description":
+				return ec.fieldContext_Gift_description(ctx, field)
+			case "imageUrl":
+				return ec.fieldContext_Gift_imageUrl(ctx, field)
+			case "category":
+				return ec.fieldContext_Gift_category(ctx, field)
+			case "costPoints":
+				return ec.fieldContext_Gift_costPoints(ctx, field)
+			case "stock":
+				return ec.fieldContext_Gift_stock(ctx, field)
+			case "perUserLimit":
+				return ec.fieldContext_Gift_perUserLimit(ctx, field)
+			case "claimableFrom":
+				return ec.fieldContext_Gift_claimableFrom(ctx, field)
+			case "claimableUntil":
+				return ec.fieldContext_Gift_claimableUntil(ctx, field)
+			case "countries":
+				return ec.fieldContext_Gift_countries(ctx, field)
+			case "voucherLifetimeSeconds":
+				return ec.fieldContext_Gift_voucherLifetimeSeconds(ctx, field)
+			case "redemption":
+				return ec.fieldContext_Gift_redemption(ctx, field)
+			case "merchants":
+				return ec.fieldContext_Gift_merchants(ctx, field)
+			case "claimedByMe":
+				return ec.fieldContext_Gift_claimedByMe(ctx, field)
+			case "canClaim":
+				return ec.fieldContext_Gift_canClaim(ctx, field)
+			case "reason":
+				return ec.fieldContext_Gift_reason(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Gift", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_gift_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_vouchers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_vouchers,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Query().Vouchers(ctx, fc.Args["status"].(*model.VoucherStatus), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		ec.marshalNVoucherConnection2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherConnection,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_vouchers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "edges":
+				return ec.fieldContext_VoucherConnection_edges(ctx, field)
+			case "pageInfo":
+				return ec.fieldContext_VoucherConnection_pageInfo(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type VoucherConnection", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_vouchers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_voucher(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Query_voucher,
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Query().Voucher(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		ec.marshalNVoucher2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋvoucherᚐVoucher,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Query_voucher(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Voucher_id(ctx, field)
+			case "gift":
+				return ec.fieldContext_Voucher_gift(ctx, field)
+			case "code":
+				return ec.fieldContext_Voucher_code(ctx, field)
+			case "status":
+				return ec.fieldContext_Voucher_status(ctx, field)
+			case "costPoints":
+				return ec.fieldContext_Voucher_costPoints(ctx, field)
+			case "claimedAt":
+				return ec.fieldContext_Voucher_claimedAt(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_Voucher_expiresAt(ctx, field)
+			case "redeemedAt":
+				return ec.fieldContext_Voucher_redeemedAt(ctx, field)
+			case "expiredAt":
+				return ec.fieldContext_Voucher_expiredAt(ctx, field)
+			case "cancelledAt":
+				return ec.fieldContext_Voucher_cancelledAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Voucher", field.Name)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_voucher_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3283,6 +5394,115 @@ func (ec *executionContext) fieldContext_Ranking_refreshedAt(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _RedemptionCode_code(ctx context.Context, field graphql.CollectedField, obj *model.RedemptionCode) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RedemptionCode_code,
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RedemptionCode_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RedemptionCode",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RedemptionCode_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.RedemptionCode) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RedemptionCode_expiresAt,
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RedemptionCode_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RedemptionCode",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RedemptionCode_voucher(ctx context.Context, field graphql.CollectedField, obj *model.RedemptionCode) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_RedemptionCode_voucher,
+		func(ctx context.Context) (any, error) {
+			return obj.Voucher, nil
+		},
+		nil,
+		ec.marshalNVoucher2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋvoucherᚐVoucher,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_RedemptionCode_voucher(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RedemptionCode",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Voucher_id(ctx, field)
+			case "gift":
+				return ec.fieldContext_Voucher_gift(ctx, field)
+			case "code":
+				return ec.fieldContext_Voucher_code(ctx, field)
+			case "status":
+				return ec.fieldContext_Voucher_status(ctx, field)
+			case "costPoints":
+				return ec.fieldContext_Voucher_costPoints(ctx, field)
+			case "claimedAt":
+				return ec.fieldContext_Voucher_claimedAt(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_Voucher_expiresAt(ctx, field)
+			case "redeemedAt":
+				return ec.fieldContext_Voucher_redeemedAt(ctx, field)
+			case "expiredAt":
+				return ec.fieldContext_Voucher_expiredAt(ctx, field)
+			case "cancelledAt":
+				return ec.fieldContext_Voucher_cancelledAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Voucher", field.Name)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _TriggerActionPayload_entry(ctx context.Context, field graphql.CollectedField, obj *model.TriggerActionPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3323,6 +5543,8 @@ func (ec *executionContext) fieldContext_TriggerActionPayload_entry(_ context.Co
 				return ec.fieldContext_LedgerEntry_occurredAt(ctx, field)
 			case "createdAt":
 				return ec.fieldContext_LedgerEntry_createdAt(ctx, field)
+			case "voucher":
+				return ec.fieldContext_LedgerEntry_voucher(ctx, field)
 			}
 			return nil, fmt.Errorf("no field named %q was found under type LedgerEntry", field.Name)
 		},
@@ -3540,6 +5762,484 @@ func (ec *executionContext) fieldContext_User_lifetimePoints(_ context.Context, 
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Voucher_id(ctx context.Context, field graphql.CollectedField, obj *voucher.Voucher) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Voucher_id,
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		ec.marshalNID2githubᚗcomᚋgoogleᚋuuidᚐUUID,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Voucher_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Voucher",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Voucher_gift(ctx context.Context, field graphql.CollectedField, obj *voucher.Voucher) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Voucher_gift,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Voucher().Gift(ctx, obj)
+		},
+		nil,
+		ec.marshalNGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Voucher_gift(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Voucher",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Gift_id(ctx, field)
+			case "sku":
+				return ec.fieldContext_Gift_sku(ctx, field)
+			case "title":
+				return ec.fieldContext_Gift_title(ctx, field)
+			case "description":
+				return ec.fieldContext_Gift_description(ctx, field)
+			case "imageUrl":
+				return ec.fieldContext_Gift_imageUrl(ctx, field)
+			case "category":
+				return ec.fieldContext_Gift_category(ctx, field)
+			case "costPoints":
+				return ec.fieldContext_Gift_costPoints(ctx, field)
+			case "stock":
+				return ec.fieldContext_Gift_stock(ctx, field)
+			case "perUserLimit":
+				return ec.fieldContext_Gift_perUserLimit(ctx, field)
+			case "claimableFrom":
+				return ec.fieldContext_Gift_claimableFrom(ctx, field)
+			case "claimableUntil":
+				return ec.fieldContext_Gift_claimableUntil(ctx, field)
+			case "countries":
+				return ec.fieldContext_Gift_countries(ctx, field)
+			case "voucherLifetimeSeconds":
+				return ec.fieldContext_Gift_voucherLifetimeSeconds(ctx, field)
+			case "redemption":
+				return ec.fieldContext_Gift_redemption(ctx, field)
+			case "merchants":
+				return ec.fieldContext_Gift_merchants(ctx, field)
+			case "claimedByMe":
+				return ec.fieldContext_Gift_claimedByMe(ctx, field)
+			case "canClaim":
+				return ec.fieldContext_Gift_canClaim(ctx, field)
+			case "reason":
+				return ec.fieldContext_Gift_reason(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Gift", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Voucher_code(ctx context.Context, field graphql.CollectedField, obj *voucher.Voucher) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Voucher_code,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Voucher().Code(ctx, obj)
+		},
+		nil,
+		ec.marshalOString2ᚖstring,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Voucher_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Voucher",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Voucher_status(ctx context.Context, field graphql.CollectedField, obj *voucher.Voucher) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Voucher_status,
+		func(ctx context.Context) (any, error) {
+			return ec.resolvers.Voucher().Status(ctx, obj)
+		},
+		nil,
+		ec.marshalNVoucherStatus2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherStatus,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Voucher_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Voucher",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type VoucherStatus does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Voucher_costPoints(ctx context.Context, field graphql.CollectedField, obj *voucher.Voucher) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Voucher_costPoints,
+		func(ctx context.Context) (any, error) {
+			return obj.CostPoints, nil
+		},
+		nil,
+		ec.marshalNInt2int64,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Voucher_costPoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Voucher",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Voucher_claimedAt(ctx context.Context, field graphql.CollectedField, obj *voucher.Voucher) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Voucher_claimedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.ClaimedAt, nil
+		},
+		nil,
+		ec.marshalNTime2timeᚐTime,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_Voucher_claimedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Voucher",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Voucher_expiresAt(ctx context.Context, field graphql.CollectedField, obj *voucher.Voucher) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Voucher_expiresAt,
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Voucher_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Voucher",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Voucher_redeemedAt(ctx context.Context, field graphql.CollectedField, obj *voucher.Voucher) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Voucher_redeemedAt,
+		func(ctx context.Context) (any, error) {
+			return obj.RedeemedAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Voucher_redeemedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Voucher",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Voucher_expiredAt(ctx context.Context, field graphql.CollectedField, obj *voucher.Voucher) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Voucher_expiredAt,
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiredAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Voucher_expiredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Voucher",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Voucher_cancelledAt(ctx context.Context, field graphql.CollectedField, obj *voucher.Voucher) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_Voucher_cancelledAt,
+		func(ctx context.Context) (any, error) {
+			return obj.CancelledAt, nil
+		},
+		nil,
+		ec.marshalOTime2ᚖtimeᚐTime,
+		true,
+		false,
+	)
+}
+
+func (ec *executionContext) fieldContext_Voucher_cancelledAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Voucher",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Time does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VoucherConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.VoucherConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VoucherConnection_edges,
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		ec.marshalNVoucherEdge2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherEdgeᚄ,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VoucherConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VoucherConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "cursor":
+				return ec.fieldContext_VoucherEdge_cursor(ctx, field)
+			case "node":
+				return ec.fieldContext_VoucherEdge_node(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type VoucherEdge", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VoucherConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.VoucherConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VoucherConnection_pageInfo,
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		ec.marshalNPageInfo2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐPageInfo,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VoucherConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VoucherConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "hasNextPage":
+				return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+			case "endCursor":
+				return ec.fieldContext_PageInfo_endCursor(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VoucherEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.VoucherEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VoucherEdge_cursor,
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		ec.marshalNString2string,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VoucherEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VoucherEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VoucherEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.VoucherEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		ec.fieldContext_VoucherEdge_node,
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		ec.marshalNVoucher2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋvoucherᚐVoucher,
+		true,
+		true,
+	)
+}
+
+func (ec *executionContext) fieldContext_VoucherEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VoucherEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			switch field.Name {
+			case "id":
+				return ec.fieldContext_Voucher_id(ctx, field)
+			case "gift":
+				return ec.fieldContext_Voucher_gift(ctx, field)
+			case "code":
+				return ec.fieldContext_Voucher_code(ctx, field)
+			case "status":
+				return ec.fieldContext_Voucher_status(ctx, field)
+			case "costPoints":
+				return ec.fieldContext_Voucher_costPoints(ctx, field)
+			case "claimedAt":
+				return ec.fieldContext_Voucher_claimedAt(ctx, field)
+			case "expiresAt":
+				return ec.fieldContext_Voucher_expiresAt(ctx, field)
+			case "redeemedAt":
+				return ec.fieldContext_Voucher_redeemedAt(ctx, field)
+			case "expiredAt":
+				return ec.fieldContext_Voucher_expiredAt(ctx, field)
+			case "cancelledAt":
+				return ec.fieldContext_Voucher_cancelledAt(ctx, field)
+			}
+			return nil, fmt.Errorf("no field named %q was found under type Voucher", field.Name)
 		},
 	}
 	return fc, nil
@@ -5152,6 +7852,399 @@ func (ec *executionContext) _Ad(ctx context.Context, sel ast.SelectionSet, obj *
 	return out
 }
 
+var claimGiftPayloadImplementors = []string{"ClaimGiftPayload"}
+
+func (ec *executionContext) _ClaimGiftPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ClaimGiftPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, claimGiftPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ClaimGiftPayload")
+		case "voucher":
+			out.Values[i] = ec._ClaimGiftPayload_voucher(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "balance":
+			out.Values[i] = ec._ClaimGiftPayload_balance(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var giftImplementors = []string{"Gift"}
+
+func (ec *executionContext) _Gift(ctx context.Context, sel ast.SelectionSet, obj *catalog.Gift) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, giftImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Gift")
+		case "id":
+			out.Values[i] = ec._Gift_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "sku":
+			out.Values[i] = ec._Gift_sku(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "title":
+			out.Values[i] = ec._Gift_title(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "description":
+			out.Values[i] = ec._Gift_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "imageUrl":
+			out.Values[i] = ec._Gift_imageUrl(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "category":
+			out.Values[i] = ec._Gift_category(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "costPoints":
+			out.Values[i] = ec._Gift_costPoints(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "stock":
+			out.Values[i] = ec._Gift_stock(ctx, field, obj)
+		case "perUserLimit":
+			out.Values[i] = ec._Gift_perUserLimit(ctx, field, obj)
+		case "claimableFrom":
+			out.Values[i] = ec._Gift_claimableFrom(ctx, field, obj)
+		case "claimableUntil":
+			out.Values[i] = ec._Gift_claimableUntil(ctx, field, obj)
+		case "countries":
+			out.Values[i] = ec._Gift_countries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "voucherLifetimeSeconds":
+			out.Values[i] = ec._Gift_voucherLifetimeSeconds(ctx, field, obj)
+		case "redemption":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Gift_redemption(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "merchants":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Gift_merchants(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "claimedByMe":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Gift_claimedByMe(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "canClaim":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Gift_canClaim(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "reason":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Gift_reason(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var giftConnectionImplementors = []string{"GiftConnection"}
+
+func (ec *executionContext) _GiftConnection(ctx context.Context, sel ast.SelectionSet, obj *model.GiftConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, giftConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GiftConnection")
+		case "edges":
+			out.Values[i] = ec._GiftConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._GiftConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var giftEdgeImplementors = []string{"GiftEdge"}
+
+func (ec *executionContext) _GiftEdge(ctx context.Context, sel ast.SelectionSet, obj *model.GiftEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, giftEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GiftEdge")
+		case "cursor":
+			out.Values[i] = ec._GiftEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._GiftEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var leaderboardEntryImplementors = []string{"LeaderboardEntry"}
 
 func (ec *executionContext) _LeaderboardEntry(ctx context.Context, sel ast.SelectionSet, obj *model.LeaderboardEntry) graphql.Marshaler {
@@ -5344,6 +8437,39 @@ func (ec *executionContext) _LedgerEntry(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "voucher":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._LedgerEntry_voucher(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -5455,6 +8581,50 @@ func (ec *executionContext) _LedgerEntryEdge(ctx context.Context, sel ast.Select
 	return out
 }
 
+var merchantImplementors = []string{"Merchant"}
+
+func (ec *executionContext) _Merchant(ctx context.Context, sel ast.SelectionSet, obj *merchant.Merchant) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, merchantImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Merchant")
+		case "id":
+			out.Values[i] = ec._Merchant_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._Merchant_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -5491,6 +8661,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "logout":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_logout(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "claimGift":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_claimGift(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "redeemVoucher":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_redeemVoucher(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestRedemptionCode":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestRedemptionCode(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -5920,6 +9111,91 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "catalog":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_catalog(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "gift":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_gift(ctx, field)
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "vouchers":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_vouchers(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "voucher":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_voucher(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -5978,6 +9254,55 @@ func (ec *executionContext) _Ranking(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "refreshedAt":
 			out.Values[i] = ec._Ranking_refreshedAt(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var redemptionCodeImplementors = []string{"RedemptionCode"}
+
+func (ec *executionContext) _RedemptionCode(ctx context.Context, sel ast.SelectionSet, obj *model.RedemptionCode) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, redemptionCodeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RedemptionCode")
+		case "code":
+			out.Values[i] = ec._RedemptionCode_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._RedemptionCode_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "voucher":
+			out.Values[i] = ec._RedemptionCode_voucher(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6173,6 +9498,256 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var voucherImplementors = []string{"Voucher"}
+
+func (ec *executionContext) _Voucher(ctx context.Context, sel ast.SelectionSet, obj *voucher.Voucher) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, voucherImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Voucher")
+		case "id":
+			out.Values[i] = ec._Voucher_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "gift":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Voucher_gift(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "code":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Voucher_code(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "status":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Voucher_status(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "costPoints":
+			out.Values[i] = ec._Voucher_costPoints(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "claimedAt":
+			out.Values[i] = ec._Voucher_claimedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "expiresAt":
+			out.Values[i] = ec._Voucher_expiresAt(ctx, field, obj)
+		case "redeemedAt":
+			out.Values[i] = ec._Voucher_redeemedAt(ctx, field, obj)
+		case "expiredAt":
+			out.Values[i] = ec._Voucher_expiredAt(ctx, field, obj)
+		case "cancelledAt":
+			out.Values[i] = ec._Voucher_cancelledAt(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var voucherConnectionImplementors = []string{"VoucherConnection"}
+
+func (ec *executionContext) _VoucherConnection(ctx context.Context, sel ast.SelectionSet, obj *model.VoucherConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, voucherConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("VoucherConnection")
+		case "edges":
+			out.Values[i] = ec._VoucherConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._VoucherConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.deferred, int32(len(deferred)))
+
+	for label, dfs := range deferred {
+		ec.processDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var voucherEdgeImplementors = []string{"VoucherEdge"}
+
+func (ec *executionContext) _VoucherEdge(ctx context.Context, sel ast.SelectionSet, obj *model.VoucherEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, voucherEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("VoucherEdge")
+		case "cursor":
+			out.Values[i] = ec._VoucherEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._VoucherEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6611,6 +10186,102 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNClaimGiftPayload2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐClaimGiftPayload(ctx context.Context, sel ast.SelectionSet, v model.ClaimGiftPayload) graphql.Marshaler {
+	return ec._ClaimGiftPayload(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNClaimGiftPayload2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐClaimGiftPayload(ctx context.Context, sel ast.SelectionSet, v *model.ClaimGiftPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ClaimGiftPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGift2githubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift(ctx context.Context, sel ast.SelectionSet, v catalog.Gift) graphql.Marshaler {
+	return ec._Gift(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift(ctx context.Context, sel ast.SelectionSet, v *catalog.Gift) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Gift(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGiftConnection2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGiftConnection(ctx context.Context, sel ast.SelectionSet, v model.GiftConnection) graphql.Marshaler {
+	return ec._GiftConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNGiftConnection2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGiftConnection(ctx context.Context, sel ast.SelectionSet, v *model.GiftConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._GiftConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGiftEdge2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGiftEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.GiftEdge) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	var wg sync.WaitGroup
+	isLen1 := len(v) == 1
+	if !isLen1 {
+		wg.Add(len(v))
+	}
+	for i := range v {
+		i := i
+		fc := &graphql.FieldContext{
+			Index:  &i,
+			Result: &v[i],
+		}
+		ctx := graphql.WithFieldContext(ctx, fc)
+		f := func(i int) {
+			defer func() {
+				if r := recover(); r != nil {
+					ec.Error(ctx, ec.Recover(ctx, r))
+					ret = nil
+				}
+			}()
+			if !isLen1 {
+				defer wg.Done()
+			}
+			ret[i] = ec.marshalNGiftEdge2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGiftEdge(ctx, sel, v[i])
+		}
+		if isLen1 {
+			f(i)
+		} else {
+			go f(i)
+		}
+
+	}
+	wg.Wait()
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNGiftEdge2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGiftEdge(ctx context.Context, sel ast.SelectionSet, v *model.GiftEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._GiftEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx context.Context, v any) (uuid.UUID, error) {
 	res, err := graphql.UnmarshalUUID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -6807,6 +10478,60 @@ func (ec *executionContext) marshalNLedgerEntryEdge2ᚖgithubᚗcomᚋperkshqᚋ
 	return ec._LedgerEntryEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNMerchant2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋmerchantᚐMerchantᚄ(ctx context.Context, sel ast.SelectionSet, v []*merchant.Merchant) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	var wg sync.WaitGroup
+	isLen1 := len(v) == 1
+	if !isLen1 {
+		wg.Add(len(v))
+	}
+	for i := range v {
+		i := i
+		fc := &graphql.FieldContext{
+			Index:  &i,
+			Result: &v[i],
+		}
+		ctx := graphql.WithFieldContext(ctx, fc)
+		f := func(i int) {
+			defer func() {
+				if r := recover(); r != nil {
+					ec.Error(ctx, ec.Recover(ctx, r))
+					ret = nil
+				}
+			}()
+			if !isLen1 {
+				defer wg.Done()
+			}
+			ret[i] = ec.marshalNMerchant2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋmerchantᚐMerchant(ctx, sel, v[i])
+		}
+		if isLen1 {
+			f(i)
+		} else {
+			go f(i)
+		}
+
+	}
+	wg.Wait()
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNMerchant2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋmerchantᚐMerchant(ctx context.Context, sel ast.SelectionSet, v *merchant.Merchant) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Merchant(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -6913,6 +10638,30 @@ func (ec *executionContext) marshalNRanking2ᚖgithubᚗcomᚋperkshqᚋperksᚋ
 	return ec._Ranking(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNRedemptionChannel2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐRedemptionChannel(ctx context.Context, v any) (model.RedemptionChannel, error) {
+	var res model.RedemptionChannel
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRedemptionChannel2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐRedemptionChannel(ctx context.Context, sel ast.SelectionSet, v model.RedemptionChannel) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNRedemptionCode2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐRedemptionCode(ctx context.Context, sel ast.SelectionSet, v model.RedemptionCode) graphql.Marshaler {
+	return ec._RedemptionCode(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRedemptionCode2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐRedemptionCode(ctx context.Context, sel ast.SelectionSet, v *model.RedemptionCode) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RedemptionCode(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -6927,6 +10676,36 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -6971,6 +10750,98 @@ func (ec *executionContext) marshalNUser2ᚖgithubᚗcomᚋperkshqᚋperksᚋint
 		return graphql.Null
 	}
 	return ec._User(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNVoucher2githubᚗcomᚋperkshqᚋperksᚋinternalᚋvoucherᚐVoucher(ctx context.Context, sel ast.SelectionSet, v voucher.Voucher) graphql.Marshaler {
+	return ec._Voucher(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNVoucher2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋvoucherᚐVoucher(ctx context.Context, sel ast.SelectionSet, v *voucher.Voucher) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Voucher(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNVoucherConnection2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherConnection(ctx context.Context, sel ast.SelectionSet, v model.VoucherConnection) graphql.Marshaler {
+	return ec._VoucherConnection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNVoucherConnection2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherConnection(ctx context.Context, sel ast.SelectionSet, v *model.VoucherConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._VoucherConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNVoucherEdge2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.VoucherEdge) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	var wg sync.WaitGroup
+	isLen1 := len(v) == 1
+	if !isLen1 {
+		wg.Add(len(v))
+	}
+	for i := range v {
+		i := i
+		fc := &graphql.FieldContext{
+			Index:  &i,
+			Result: &v[i],
+		}
+		ctx := graphql.WithFieldContext(ctx, fc)
+		f := func(i int) {
+			defer func() {
+				if r := recover(); r != nil {
+					ec.Error(ctx, ec.Recover(ctx, r))
+					ret = nil
+				}
+			}()
+			if !isLen1 {
+				defer wg.Done()
+			}
+			ret[i] = ec.marshalNVoucherEdge2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherEdge(ctx, sel, v[i])
+		}
+		if isLen1 {
+			f(i)
+		} else {
+			go f(i)
+		}
+
+	}
+	wg.Wait()
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNVoucherEdge2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherEdge(ctx context.Context, sel ast.SelectionSet, v *model.VoucherEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._VoucherEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNVoucherStatus2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherStatus(ctx context.Context, v any) (model.VoucherStatus, error) {
+	var res model.VoucherStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNVoucherStatus2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherStatus(ctx context.Context, sel ast.SelectionSet, v model.VoucherStatus) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -7272,6 +11143,13 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) marshalOGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift(ctx context.Context, sel ast.SelectionSet, v *catalog.Gift) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Gift(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOHistoryKind2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐHistoryKind(ctx context.Context, v any) (*model.HistoryKind, error) {
 	if v == nil {
 		return nil, nil
@@ -7347,6 +11225,45 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	_ = ctx
 	res := graphql.MarshalTime(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOUnavailableReason2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐUnavailableReason(ctx context.Context, v any) (*model.UnavailableReason, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.UnavailableReason)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOUnavailableReason2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐUnavailableReason(ctx context.Context, sel ast.SelectionSet, v *model.UnavailableReason) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOVoucher2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋvoucherᚐVoucher(ctx context.Context, sel ast.SelectionSet, v *voucher.Voucher) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Voucher(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOVoucherStatus2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherStatus(ctx context.Context, v any) (*model.VoucherStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.VoucherStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOVoucherStatus2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐVoucherStatus(ctx context.Context, sel ast.SelectionSet, v *model.VoucherStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

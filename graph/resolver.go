@@ -8,6 +8,7 @@ package graph
 import (
 	"time"
 
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
@@ -15,6 +16,7 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/voucher"
 )
 
 // Resolver holds the services the resolvers call.
@@ -28,5 +30,9 @@ type Resolver struct {
 	// ranking resolver method).
 	Ranks   *ranking.Service
 	Content *content.Service
-	Now     func() time.Time
+	// CatalogSvc and VoucherSvc are named so they do not clash with the
+	// catalog and vouchers resolver methods.
+	CatalogSvc *catalog.Service
+	VoucherSvc *voucher.Service
+	Now        func() time.Time
 }

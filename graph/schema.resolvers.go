@@ -10,15 +10,19 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/perkshq/perks/graph/model"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/voucher"
 	"github.com/uptrace/bun"
 )
 
@@ -54,6 +58,61 @@ func (r *adResolver) Action(ctx context.Context, obj *content.Ad) (*model.Progra
 	}, nil
 }
 
+func (r *giftResolver) Redemption(ctx context.Context, obj *catalog.Gift) (model.RedemptionChannel, error) {
+	l, _, err := loaders(ctx)
+	if err != nil {
+		return "", err
+	}
+	ms, err := l.GiftMerchants.Load(ctx, obj.ID)
+	if err != nil {
+		return "", err
+	}
+	if len(ms) > 0 {
+		return model.RedemptionChannelMerchant, nil
+	}
+	return model.RedemptionChannelOnline, nil
+}
+
+func (r *giftResolver) Merchants(ctx context.Context, obj *catalog.Gift) ([]*merchant.Merchant, error) {
+	l, _, err := loaders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := l.GiftMerchants.Load(ctx, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*merchant.Merchant, 0, len(ms))
+	for i := range ms {
+		if ms[i].Enabled {
+			out = append(out, &ms[i])
+		}
+	}
+	return out, nil
+}
+
+func (r *giftResolver) ClaimedByMe(ctx context.Context, obj *catalog.Gift) (int, error) {
+	l, _, err := loaders(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return l.ClaimCounts.Load(ctx, obj.ID)
+}
+
+func (r *giftResolver) CanClaim(ctx context.Context, obj *catalog.Gift) (bool, error) {
+	code, err := r.availability(ctx, obj)
+	return code == "", err
+}
+
+func (r *giftResolver) Reason(ctx context.Context, obj *catalog.Gift) (*model.UnavailableReason, error) {
+	code, err := r.availability(ctx, obj)
+	if err != nil || code == "" {
+		return nil, err
+	}
+	reason := model.UnavailableReason(code)
+	return &reason, nil
+}
+
 func (r *ledgerEntryResolver) ID(ctx context.Context, obj *ledger.Entry) (string, error) {
 	return strconv.FormatInt(obj.ID, 10), nil
 }
@@ -64,6 +123,14 @@ func (r *ledgerEntryResolver) Kind(ctx context.Context, obj *ledger.Entry) (stri
 
 func (r *ledgerEntryResolver) Action(ctx context.Context, obj *ledger.Entry) (*string, error) {
 	return obj.ActionCode, nil
+}
+
+func (r *ledgerEntryResolver) Voucher(ctx context.Context, obj *ledger.Entry) (*voucher.Voucher, error) {
+	l, _, err := loaders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return voucherOf(ctx, l, obj)
 }
 
 func (r *mutationResolver) TriggerAction(ctx context.Context, code string, idempotencyKey string) (*model.TriggerActionPayload, error) {
@@ -114,6 +181,72 @@ func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
 		return r.Users.LogoutTx(ctx, tx, c.Partner.ID, c.User.ID)
 	})
 	return err == nil, err
+}
+
+func (r *mutationResolver) ClaimGift(ctx context.Context, giftID string, idempotencyKey string) (*model.ClaimGiftPayload, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := parseID("giftId", giftID)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		VoucherID uuid.UUID `json:"voucherId"`
+		Balance   int64     `json:"balance"`
+	}
+	res, err := idempotentTx(ctx, r.Resolver, c, "claimGift", idempotencyKey, id[:], func(ctx context.Context, tx bun.Tx) (*result, error) {
+		cl, err := r.VoucherSvc.ClaimTx(ctx, tx, c.Partner, c.User, id)
+		if err != nil {
+			return nil, err
+		}
+		return &result{VoucherID: cl.Voucher.ID, Balance: cl.Entry.BalanceAfter}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	v, err := r.VoucherSvc.ForUser(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, res.VoucherID)
+	if err != nil {
+		return nil, err
+	}
+	return &model.ClaimGiftPayload{Voucher: v, Balance: int(res.Balance)}, nil
+}
+
+func (r *mutationResolver) RedeemVoucher(ctx context.Context, id string) (*voucher.Voucher, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vid, err := parseID("id", id)
+	if err != nil {
+		return nil, err
+	}
+	return inTx(ctx, r.Resolver, func(ctx context.Context, tx bun.Tx) (*voucher.Voucher, error) {
+		return r.VoucherSvc.RedeemOnlineTx(ctx, tx, c.Partner.ID, c.User.ID, vid)
+	})
+}
+
+func (r *mutationResolver) RequestRedemptionCode(ctx context.Context, voucherID string) (*model.RedemptionCode, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vid, err := parseID("voucherId", voucherID)
+	if err != nil {
+		return nil, err
+	}
+	otp, err := inTx(ctx, r.Resolver, func(ctx context.Context, tx bun.Tx) (*voucher.OTP, error) {
+		return r.VoucherSvc.RequestOTPTx(ctx, tx, c.Partner.ID, c.User.ID, vid)
+	})
+	if err != nil {
+		return nil, err
+	}
+	v, err := r.VoucherSvc.ForUser(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, vid)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RedemptionCode{Code: otp.Code, ExpiresAt: otp.ExpiresAt, Voucher: v}, nil
 }
 
 func (r *programResolver) Actions(ctx context.Context, obj *model.Program) ([]*model.ProgramAction, error) {
@@ -213,6 +346,17 @@ func (r *queryResolver) History(ctx context.Context, kind *model.HistoryKind, fi
 	if len(entries) > limit {
 		entries = entries[:limit]
 	}
+	if l, _, err := loaders(ctx); err == nil && nodeFields(ctx)["voucher"] {
+		var ids []uuid.UUID
+		for i := range entries {
+			if e := entries[i]; e.SourceType != nil && *e.SourceType == voucher.SourceType && e.SourceID != nil {
+				if id, err := uuid.Parse(*e.SourceID); err == nil {
+					ids = append(ids, id)
+				}
+			}
+		}
+		prime(ctx, l.Vouchers, l.vouchers, ids)
+	}
 	conn.Edges = make([]*model.LedgerEntryEdge, 0, len(entries))
 	for i := range entries {
 		cur := encodeCursor("e", entries[i].ID)
@@ -282,6 +426,128 @@ func (r *queryResolver) Ads(ctx context.Context, kind *model.AdKind) ([]*content
 	return out, nil
 }
 
+func (r *queryResolver) Catalog(ctx context.Context, first *int, after *string, category *string, affordable *bool, search *string) (*model.GiftConnection, error) {
+	l, c, err := loaders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := pageSize(first, 20, 100)
+	if err != nil {
+		return nil, err
+	}
+	q := catalog.PageQuery{Limit: limit + 1}
+	if after != nil && *after != "" {
+		if q.After, err = catalog.DecodeCursor("after", *after); err != nil {
+			return nil, err
+		}
+	}
+	if category != nil {
+		q.Category = *category
+	}
+	if search != nil {
+		q.Search = *search
+	}
+	haveBalance := false
+	if affordable != nil && *affordable {
+		prime(ctx, l.Balances, l.balances, []uuid.UUID{c.User.ID})
+		balance, err := l.Balances.Load(ctx, c.User.ID)
+		if err != nil {
+			return nil, err
+		}
+		q.MaxCost, haveBalance = &balance, true
+	}
+	gifts, err := r.CatalogSvc.Page(ctx, r.DB.Bun, c.Partner.ID, r.Now(), q)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.GiftConnection{PageInfo: &model.PageInfo{HasNextPage: len(gifts) > limit}}
+	if len(gifts) > limit {
+		gifts = gifts[:limit]
+	}
+	prefetchGifts(ctx, l, c.User.ID, gifts, nodeFields(ctx), haveBalance)
+	conn.Edges = make([]*model.GiftEdge, 0, len(gifts))
+	for i := range gifts {
+		cur := catalog.Cursor{Position: gifts[i].Position, SKU: gifts[i].SKU}.Encode()
+		conn.Edges = append(conn.Edges, &model.GiftEdge{Cursor: cur, Node: &gifts[i]})
+		conn.PageInfo.EndCursor = &cur
+	}
+	return conn, nil
+}
+
+func (r *queryResolver) Gift(ctx context.Context, id string) (*catalog.Gift, error) {
+	l, c, err := loaders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gid, err := parseID("id", id)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.CatalogSvc.GiftByID(ctx, r.DB.Bun, c.Partner.ID, gid)
+	if apperr.Is(err, apperr.CodeGiftNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !g.Visible(r.Now()) {
+		return nil, nil
+	}
+	l.Gifts.Prime(g.ID, g)
+	return g, nil
+}
+
+func (r *queryResolver) Vouchers(ctx context.Context, status *model.VoucherStatus, first *int, after *string) (*model.VoucherConnection, error) {
+	l, c, err := loaders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := pageSize(first, 20, 100)
+	if err != nil {
+		return nil, err
+	}
+	before, err := decodeCursor("v", after)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := r.VoucherSvc.List(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, r.Now(), voucher.ListQuery{
+		Status: domainVoucherStatus(status), BeforeSeq: before, Limit: limit + 1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.VoucherConnection{PageInfo: &model.PageInfo{HasNextPage: len(vs) > limit}}
+	if len(vs) > limit {
+		vs = vs[:limit]
+	}
+	if nodeFields(ctx)["gift"] {
+		ids := make([]uuid.UUID, len(vs))
+		for i := range vs {
+			ids[i] = vs[i].GiftID
+		}
+		prime(ctx, l.Gifts, l.gifts, ids)
+	}
+	conn.Edges = make([]*model.VoucherEdge, 0, len(vs))
+	for i := range vs {
+		cur := encodeCursor("v", vs[i].Seq)
+		conn.Edges = append(conn.Edges, &model.VoucherEdge{Cursor: cur, Node: &vs[i]})
+		conn.PageInfo.EndCursor = &cur
+	}
+	return conn, nil
+}
+
+func (r *queryResolver) Voucher(ctx context.Context, id string) (*voucher.Voucher, error) {
+	c, err := consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vid, err := parseID("id", id)
+	if err != nil {
+		return nil, err
+	}
+	return r.VoucherSvc.ForUser(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, vid)
+}
+
 func (r *userResolver) Partner(ctx context.Context, obj *user.User) (*partner.Partner, error) {
 	// The user always belongs to the authenticated partner; resolve from the
 	// principal rather than a second query.
@@ -307,7 +573,30 @@ func (r *userResolver) LifetimePoints(ctx context.Context, obj *user.User) (int,
 	return int(b.LifetimeEarned), nil
 }
 
+func (r *voucherResolver) Gift(ctx context.Context, obj *voucher.Voucher) (*catalog.Gift, error) {
+	l, _, err := loaders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return l.Gifts.Load(ctx, obj.GiftID)
+}
+
+func (r *voucherResolver) Code(ctx context.Context, obj *voucher.Voucher) (*string, error) {
+	// Only the owner ever sees the code (every path to a voucher is already
+	// owner-scoped; this keeps it so if one is added).
+	if c, err := consumer(ctx); err != nil || c.User.ID != obj.UserID {
+		return nil, nil
+	}
+	return obj.Code, nil
+}
+
+func (r *voucherResolver) Status(ctx context.Context, obj *voucher.Voucher) (model.VoucherStatus, error) {
+	return voucherStatus(obj.EffectiveStatus(r.Now())), nil
+}
+
 func (r *Resolver) Ad() AdResolver { return &adResolver{r} }
+
+func (r *Resolver) Gift() GiftResolver { return &giftResolver{r} }
 
 func (r *Resolver) LedgerEntry() LedgerEntryResolver { return &ledgerEntryResolver{r} }
 
@@ -319,9 +608,13 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
+func (r *Resolver) Voucher() VoucherResolver { return &voucherResolver{r} }
+
 type adResolver struct{ *Resolver }
+type giftResolver struct{ *Resolver }
 type ledgerEntryResolver struct{ *Resolver }
 type mutationResolver struct{ *Resolver }
 type programResolver struct{ *Resolver }
 type queryResolver struct{ *Resolver }
 type userResolver struct{ *Resolver }
+type voucherResolver struct{ *Resolver }

@@ -34,6 +34,7 @@ func NewServer(r *Resolver, o Options) *handler.Server {
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.AroundOperations(withLoaders(r))
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}

@@ -30,6 +30,7 @@ func commands() []command {
 		{"token", "development tokens: token mint --partner acme --sub usr_demo_001", runToken},
 		{"export", "pull the incremental user export into a file, resumable", runExport},
 		{"webhook", "webhook endpoints, deliveries and replays: webhook list --partner acme", runWebhook},
+		{"merchant", "merchants and their API credentials: merchant create|list|disable --partner acme", runMerchant},
 	}
 }
 

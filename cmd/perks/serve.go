@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/perkshq/perks/internal/app"
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/demo"
 	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/webhook"
 )
@@ -124,10 +126,12 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	rules := earning.NewService(nil)
+	merchants := merchant.NewService()
 	s := &demo.Seeder{
 		DB: db.Bun, Partners: partner.NewService(keys), Earning: rules,
 		Content: &content.Service{Earning: rules, Now: time.Now}, SecretsDir: cfg.SecretsDir,
 		Webhooks: &webhook.Service{Keys: keys, Policy: app.WebhookPolicy(cfg)}, DemoWebhookURL: cfg.DemoWebhookURL,
+		Catalog: catalog.NewService(merchants), Merchants: merchants,
 	}
 	_, err = s.Run(ctx, stdout)
 	return err

@@ -9,9 +9,35 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/voucher"
 )
+
+// What claimGift did.
+type ClaimGiftPayload struct {
+	// The new voucher.
+	Voucher *voucher.Voucher `json:"voucher"`
+	// The user's balance right after the claim.
+	Balance int `json:"balance"`
+}
+
+// A page of gifts.
+type GiftConnection struct {
+	// The gifts of this page with their cursors.
+	Edges []*GiftEdge `json:"edges"`
+	// Paging information.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A gift and its cursor.
+type GiftEdge struct {
+	// Opaque cursor to pass as `after`.
+	Cursor string `json:"cursor"`
+	// The gift.
+	Node *catalog.Gift `json:"node"`
+}
 
 // One line of the leaderboard: display names only, no other personal data.
 type LeaderboardEntry struct {
@@ -107,12 +133,38 @@ type Ranking struct {
 	RefreshedAt *time.Time `json:"refreshedAt,omitempty"`
 }
 
+// A one-time code for redeeming a voucher at a merchant.
+type RedemptionCode struct {
+	// Six digits the user reads to the merchant.
+	Code string `json:"code"`
+	// When the code stops working (5 minutes after it was issued).
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The voucher it redeems.
+	Voucher *voucher.Voucher `json:"voucher"`
+}
+
 // What triggerAction did.
 type TriggerActionPayload struct {
 	// The ledger entry that added the points.
 	Entry *ledger.Entry `json:"entry"`
 	// The user's balance after the entry.
 	Balance int `json:"balance"`
+}
+
+// A page of vouchers.
+type VoucherConnection struct {
+	// The vouchers of this page with their cursors.
+	Edges []*VoucherEdge `json:"edges"`
+	// Paging information.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A voucher and its cursor.
+type VoucherEdge struct {
+	// Opaque cursor to pass as `after`.
+	Cursor string `json:"cursor"`
+	// The voucher.
+	Node *voucher.Voucher `json:"node"`
 }
 
 // Kinds of ads.
@@ -232,6 +284,198 @@ func (e *HistoryKind) UnmarshalJSON(b []byte) error {
 }
 
 func (e HistoryKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a voucher is redeemed.
+type RedemptionChannel string
+
+const (
+	// In the app, with redeemVoucher.
+	RedemptionChannelOnline RedemptionChannel = "ONLINE"
+	// At a merchant's checkout, with the voucher code and a one-time code from requestRedemptionCode.
+	RedemptionChannelMerchant RedemptionChannel = "MERCHANT"
+)
+
+var AllRedemptionChannel = []RedemptionChannel{
+	RedemptionChannelOnline,
+	RedemptionChannelMerchant,
+}
+
+func (e RedemptionChannel) IsValid() bool {
+	switch e {
+	case RedemptionChannelOnline, RedemptionChannelMerchant:
+		return true
+	}
+	return false
+}
+
+func (e RedemptionChannel) String() string {
+	return string(e)
+}
+
+func (e *RedemptionChannel) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RedemptionChannel(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RedemptionChannel", str)
+	}
+	return nil
+}
+
+func (e RedemptionChannel) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RedemptionChannel) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RedemptionChannel) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Why a gift cannot be claimed; each value is also the claim's error code.
+type UnavailableReason string
+
+const (
+	// Retired, or outside its claim window.
+	UnavailableReasonGiftUnavailable UnavailableReason = "GIFT_UNAVAILABLE"
+	// Not offered in the user's country (or the user's country is unknown).
+	UnavailableReasonNotInCountry UnavailableReason = "NOT_IN_COUNTRY"
+	// No units left.
+	UnavailableReasonOutOfStock UnavailableReason = "OUT_OF_STOCK"
+	// The partner's pool of codes is empty.
+	UnavailableReasonCodesExhausted UnavailableReason = "CODES_EXHAUSTED"
+	// The user claimed it as many times as allowed.
+	UnavailableReasonLimitReached UnavailableReason = "LIMIT_REACHED"
+	// The user's balance is lower than the cost.
+	UnavailableReasonInsufficientPoints UnavailableReason = "INSUFFICIENT_POINTS"
+)
+
+var AllUnavailableReason = []UnavailableReason{
+	UnavailableReasonGiftUnavailable,
+	UnavailableReasonNotInCountry,
+	UnavailableReasonOutOfStock,
+	UnavailableReasonCodesExhausted,
+	UnavailableReasonLimitReached,
+	UnavailableReasonInsufficientPoints,
+}
+
+func (e UnavailableReason) IsValid() bool {
+	switch e {
+	case UnavailableReasonGiftUnavailable, UnavailableReasonNotInCountry, UnavailableReasonOutOfStock, UnavailableReasonCodesExhausted, UnavailableReasonLimitReached, UnavailableReasonInsufficientPoints:
+		return true
+	}
+	return false
+}
+
+func (e UnavailableReason) String() string {
+	return string(e)
+}
+
+func (e *UnavailableReason) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = UnavailableReason(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid UnavailableReason", str)
+	}
+	return nil
+}
+
+func (e UnavailableReason) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *UnavailableReason) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e UnavailableReason) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The state of a voucher. CLAIMED is the only state a voucher leaves.
+type VoucherStatus string
+
+const (
+	// Claimed and not used yet.
+	VoucherStatusClaimed VoucherStatus = "CLAIMED"
+	// Used, online or at a merchant.
+	VoucherStatusRedeemed VoucherStatus = "REDEEMED"
+	// Past its lifetime without being used.
+	VoucherStatusExpired VoucherStatus = "EXPIRED"
+	// Cancelled by the partner; the points were refunded.
+	VoucherStatusCancelled VoucherStatus = "CANCELLED"
+)
+
+var AllVoucherStatus = []VoucherStatus{
+	VoucherStatusClaimed,
+	VoucherStatusRedeemed,
+	VoucherStatusExpired,
+	VoucherStatusCancelled,
+}
+
+func (e VoucherStatus) IsValid() bool {
+	switch e {
+	case VoucherStatusClaimed, VoucherStatusRedeemed, VoucherStatusExpired, VoucherStatusCancelled:
+		return true
+	}
+	return false
+}
+
+func (e VoucherStatus) String() string {
+	return string(e)
+}
+
+func (e *VoucherStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = VoucherStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid VoucherStatus", str)
+	}
+	return nil
+}
+
+func (e VoucherStatus) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *VoucherStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e VoucherStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

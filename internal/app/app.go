@@ -18,6 +18,7 @@ import (
 	"github.com/perkshq/perks/graph"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/bulk"
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
@@ -28,31 +29,36 @@ import (
 	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/ratelimit"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
 )
 
 // App is a running Perks process.
 type App struct {
-	Config   *config.Config
-	Log      *slog.Logger
-	DB       *database.DB
-	Keys     *keyring.Keyring
-	Jobs     *jobs.Clients
-	Events   *event.Recorder
-	Partners *partner.Service
-	Users    *user.Service
-	Ledger   *ledger.Service
-	Earning  *earning.Service
-	Bulk     *bulk.Service
-	Ranking  *ranking.Service
-	Content  *content.Service
-	Webhooks *webhook.Service
-	Handler  http.Handler
+	Config    *config.Config
+	Log       *slog.Logger
+	DB        *database.DB
+	Keys      *keyring.Keyring
+	Jobs      *jobs.Clients
+	Events    *event.Recorder
+	Partners  *partner.Service
+	Users     *user.Service
+	Ledger    *ledger.Service
+	Earning   *earning.Service
+	Bulk      *bulk.Service
+	Ranking   *ranking.Service
+	Content   *content.Service
+	Webhooks  *webhook.Service
+	Merchants *merchant.Service
+	Catalog   *catalog.Service
+	Vouchers  *voucher.Service
+	Handler   http.Handler
 	// Routes lists the "METHOD /path" patterns the handler serves.
 	Routes   []string
 	Registry *prometheus.Registry
@@ -99,6 +105,9 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Users = &user.Service{Keys: keys, Events: a.Events, Now: a.now}
 	a.Ledger = &ledger.Service{Events: a.Events, Now: a.now}
 	a.Earning = &earning.Service{Ledger: a.Ledger, Now: a.now}
+	a.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: a.now}
+	a.Catalog = &catalog.Service{Merchants: a.Merchants, Now: a.now}
+	a.Vouchers = &voucher.Service{Catalog: a.Catalog, Ledger: a.Ledger, Events: a.Events, Keys: keys, Now: a.now}
 
 	a.Ranking = &ranking.Service{}
 	a.Content = &content.Service{Earning: a.Earning, Now: a.now}
@@ -120,6 +129,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	river.AddWorker(workers, &webhook.DeliverWorker{DB: db.Bun, Webhooks: a.Webhooks})
 	river.AddWorker(workers, &webhook.ReplayWorker{DB: db.Bun, Webhooks: a.Webhooks})
 	river.AddWorker(workers, &webhook.PruneWorker{DB: db.Bun, Webhooks: a.Webhooks, Retention: cfg.WebhookRetention})
+	river.AddWorker(workers, &jobs.ExpireVouchersWorker{DB: db.Bun, Vouchers: a.Vouchers})
 	var err error
 	periodic := append(jobs.MaintenancePeriodic(), ranking.Periodic(cfg.RankingRefresh))
 	a.Jobs, err = jobs.New(db, workers, jobs.Options{
@@ -129,7 +139,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		FetchCooldown:     cfg.FetchCooldown,
 		FetchPollInterval: cfg.FetchPollInt,
 		Queues:            map[string]int{webhook.Queue: cfg.WebhookWorkers},
-		Periodic:          append(periodic, webhook.Periodic()...),
+		Periodic:          append(append(periodic, webhook.Periodic()...), jobs.VoucherPeriodic()...),
 	})
 	if err != nil {
 		return nil, err
@@ -147,6 +157,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	api := &rest.API{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking,
 		Export: &export.Service{Pool: db.Pool, Keys: keys}, Content: a.Content, Webhooks: a.Webhooks, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
+		Catalog: a.Catalog, Vouchers: a.Vouchers, Merchants: a.Merchants, MaxUploadBytes: cfg.MaxUploadBytes,
 		PartnerAuth: &auth.PartnerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now,
 			Origins: &auth.OriginChecker{Resolver: a.Resolver, TTL: cfg.OriginDNSTTL, StaleFor: time.Hour, Now: a.now},
@@ -167,7 +178,8 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		BackendTokenTTL: cfg.BackendTokenTTL,
 	}
 	gql := graph.NewServer(&graph.Resolver{
-		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Content: a.Content, Now: a.now,
+		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Content: a.Content,
+		CatalogSvc: a.Catalog, VoucherSvc: a.Vouchers, Now: a.now,
 	}, graph.Options{
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
 	})

@@ -141,7 +141,7 @@ func TestSeedIsIdempotent(t *testing.T) {
 	}
 	before := []int{count("partners"), count("partner_credentials"), count("consumer_keys")}
 	var out bytes.Buffer
-	s := &demo.Seeder{DB: env.DB.Bun, Partners: env.App.Partners, Earning: env.App.Earning, Content: env.App.Content, SecretsDir: env.Secrets}
+	s := &demo.Seeder{DB: env.DB.Bun, Partners: env.App.Partners, Earning: env.App.Earning, Content: env.App.Content, Catalog: env.App.Catalog, Merchants: env.App.Merchants, SecretsDir: env.Secrets}
 	_, err := s.Run(ctx, &out)
 	require.NoError(t, err)
 	require.Equal(t, before, []int{count("partners"), count("partner_credentials"), count("consumer_keys")})

@@ -89,6 +89,9 @@ const (
 	CodeOTPInvalid       Code = "OTP_INVALID"
 	CodeOTPExpired       Code = "OTP_EXPIRED"
 	CodeOTPLocked        Code = "OTP_LOCKED"
+	CodeGiftNotFound     Code = "GIFT_NOT_FOUND"
+	CodeWrongChannel     Code = "REDEMPTION_CHANNEL_MISMATCH"
+	CodeCodeSource       Code = "CODE_SOURCE_MISMATCH"
 )
 
 // Webhook errors.

@@ -65,6 +65,9 @@ var catalog = map[Code]Info{
 	CodeOTPInvalid:       {422, "Invalid OTP", "Ask the user for the current code shown in their app."},
 	CodeOTPExpired:       {422, "OTP expired", "Ask the user to request a new code in their app."},
 	CodeOTPLocked:        {423, "OTP locked", "Too many wrong codes: the user must request a new one."},
+	CodeGiftNotFound:     {404, "Gift not found", "Check the gift id or SKU; it does not exist for your partner."},
+	CodeWrongChannel:     {422, "Wrong redemption channel", "Online vouchers (gifts without merchants) are redeemed in the app with `redeemVoucher`; vouchers of gifts honoured by merchants are redeemed at a merchant with a one-time code (`requestRedemptionCode`)."},
+	CodeCodeSource:       {409, "Code source mismatch", "Codes can only be uploaded to gifts whose `codeSource` is `pool`; change the gift first."},
 
 	CodeWebhookURLForbidden:     {400, "Webhook URL forbidden", "Use an `https` URL whose host resolves to a public address; loopback, private, link-local and cloud metadata addresses are refused."},
 	CodeWebhookEndpointLimit:    {422, "Webhook endpoint limit", "Delete an endpoint you no longer use, or subscribe one endpoint to several event types."},

@@ -174,7 +174,7 @@ func New(t testing.TB, opts ...Options) *Env {
 	a, err := app.New(cfg, log, db, keys, app.WithClock(now), app.WithResolver(resolver))
 	require.NoError(t, err)
 
-	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, Content: a.Content, SecretsDir: secrets}
+	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, Content: a.Content, Catalog: a.Catalog, Merchants: a.Merchants, SecretsDir: secrets}
 	results, err := seeder.Run(context.Background(), io.Discard)
 	require.NoError(t, err)
 

@@ -32,6 +32,7 @@ type Config struct {
 	LogLevel   string
 
 	MaxBodyBytes     int64
+	MaxUploadBytes   int64
 	DBMaxConns       int32
 	ShutdownTimeout  time.Duration
 	SignatureSkew    time.Duration
@@ -87,6 +88,7 @@ var vars = []variable{
 	{"PERKS_SECRETS_DIR", ".secrets", "Where development secrets (master key, demo private keys) are written.", func(c *Config, v string) error { c.SecretsDir = v; return nil }},
 	{"PERKS_LOG_LEVEL", "info", "debug, info, warn or error.", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"PERKS_MAX_BODY_BYTES", "1048576", "Largest accepted request body; larger bodies answer 413.", intVar(func(c *Config, n int) { c.MaxBodyBytes = int64(n) })},
+	{"PERKS_MAX_UPLOAD_BYTES", "8388608", "Body limit of voucher code uploads (`POST /integrations/gifts/{sku}/codes`, up to 100,000 codes per call); every other route keeps PERKS_MAX_BODY_BYTES.", intVar(func(c *Config, n int) { c.MaxUploadBytes = int64(n) })},
 	{"PERKS_DB_MAX_CONNS", "32", "Size of the PostgreSQL connection pool shared by the API and River.", intVar(func(c *Config, n int) { c.DBMaxConns = int32(n) })},
 	{"PERKS_SHUTDOWN_TIMEOUT", "20s", "How long a graceful shutdown waits for requests and jobs to finish.", durVar(func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
 	{"PERKS_SIGNATURE_SKEW", "300s", "Accepted clock skew of signed partner requests, in both directions.", durVar(func(c *Config, d time.Duration) { c.SignatureSkew = d })},

@@ -13,8 +13,9 @@ import (
 // volatile lists what a rejected request may legitimately touch: bookkeeping
 // that is not business state.
 var volatile = map[string][]string{
-	"replay_cache":        nil, // every accepted signature is remembered
-	"partner_credentials": {"last_used_at"},
+	"replay_cache":         nil, // every accepted signature is remembered
+	"partner_credentials":  {"last_used_at"},
+	"merchant_credentials": {"last_used_at"},
 }
 
 // Snapshot fingerprints every business table (River's and bun's own tables

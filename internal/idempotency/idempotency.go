@@ -213,6 +213,24 @@ func (c *Claim) prior(ctx context.Context, db bun.IDB) (*Stored, error) {
 	return nil, nil
 }
 
+// Release forgets the keys claimed in this transaction. It is for a failure
+// whose side effects must still commit (a wrong one-time code that was
+// counted): the failure is not stored, so a retry with the same key runs
+// again, as after any other failure.
+func (c *Claim) Release(ctx context.Context) error {
+	c.deferred = nil
+	if len(c.keys) == 0 {
+		return nil
+	}
+	_, err := c.tx.NewDelete().Model((*Record)(nil)).
+		Where("partner_id = ? AND key IN (?)", c.partnerID, bun.In(c.keys)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("release idempotency keys: %w", err)
+	}
+	c.keys = nil
+	return nil
+}
+
 // Prune deletes expired records.
 func Prune(ctx context.Context, db bun.IDB, now time.Time) (int64, error) {
 	res, err := db.NewDelete().Model((*Record)(nil)).Where("expires_at < ?", now.UTC()).Exec(ctx)

@@ -12,15 +12,18 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/bulk"
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/export"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
 )
 
@@ -36,11 +39,16 @@ type API struct {
 	Export       *export.Service
 	Content      *content.Service
 	Webhooks     *webhook.Service
+	Catalog      *catalog.Service
+	Vouchers     *voucher.Service
+	Merchants    *merchant.Service
 	PartnerAuth  *auth.PartnerAuthenticator
 	ConsumerAuth *auth.ConsumerAuthenticator
 	MaxBodyBytes int64
-	Log          *slog.Logger
-	Now          func() time.Time
+	// MaxUploadBytes is the body limit of voucher code uploads.
+	MaxUploadBytes int64
+	Log            *slog.Logger
+	Now            func() time.Time
 	// RateLimits applies per-partner limits; nil disables them.
 	RateLimits *RateLimits
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
@@ -279,4 +287,5 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodDelete, "/integrations/ads/{id}", a.PartnerWrite(a.deleteAd))
 	rt.Handle(http.MethodGet, "/me", a.Consumer(a.me))
 	a.registerWebhooks(rt)
+	a.registerCatalog(rt)
 }

@@ -30,8 +30,7 @@ type Write struct {
 	// them so erasing the user erases it too.
 	UserID *uuid.UUID
 
-	claim  *idempotency.Claim
-	replay *idempotency.Stored
+	claim *idempotency.Claim
 }
 
 // Claim makes the write exactly-once under an extra key (for example the

@@ -1,0 +1,213 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/perkshq/perks/internal/apperr"
+)
+
+// MaxCodesPerUpload bounds one upload call.
+const MaxCodesPerUpload = 100_000
+
+var codeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$`)
+
+// ValidateCode checks a voucher code: 3-64 characters, letters, digits,
+// '_', '.', '-', starting with a letter or digit. The alphabet keeps codes
+// safe in a URL path segment, a CSV cell and a till's keyboard. Codes are
+// case-sensitive, exactly as uploaded.
+func ValidateCode(field, code string) error {
+	if !codeRE.MatchString(code) {
+		return apperr.Field(apperr.CodeInvalidField, field, "%s must be 3-64 characters: letters, digits, '_', '.', '-', starting with a letter or digit", field)
+	}
+	return nil
+}
+
+// Duplicate is an uploaded code that was not inserted.
+type Duplicate struct {
+	Code string `json:"code"`
+	// Position is the code's 1-based position in the upload (header line
+	// and blank lines of a CSV not counted).
+	Position int `json:"position"`
+	// Reason is "repeated_in_upload" or "already_stored" (uploaded before,
+	// for this gift or another of the partner's, or generated).
+	Reason string `json:"reason"`
+}
+
+// Duplicate reasons.
+const (
+	ReasonRepeated = "repeated_in_upload"
+	ReasonStored   = "already_stored"
+)
+
+// UploadResult reports an upload.
+type UploadResult struct {
+	Received   int
+	Inserted   int
+	Duplicates []Duplicate
+	// Available is the gift's pool of unassigned codes after the upload.
+	Available int
+}
+
+// UploadCodesTx adds codes to a pool gift in two statements whatever the
+// count: one INSERT ... SELECT unnest(...) ON CONFLICT DO NOTHING RETURNING,
+// and the update of the gift's available count. Codes already stored for
+// the partner and codes repeated within the upload are reported, never
+// inserted twice.
+func (s *Service) UploadCodesTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, sku string, codes []string) (*UploadResult, error) {
+	if err := ValidateSKU("sku", sku); err != nil {
+		return nil, err
+	}
+	if len(codes) == 0 {
+		return nil, apperr.Field(apperr.CodeMissingField, "codes", "send at least one code")
+	}
+	if len(codes) > MaxCodesPerUpload {
+		return nil, apperr.Field(apperr.CodeInvalidField, "codes", "at most %d codes per call; split the upload", MaxCodesPerUpload)
+	}
+	res := &UploadResult{Received: len(codes)}
+	unique := make([]string, 0, len(codes))
+	position := make(map[string]int, len(codes))
+	for i, c := range codes {
+		if err := ValidateCode("codes", c); err != nil {
+			return nil, apperr.Field(apperr.CodeInvalidField, "codes", "the code at position %d is not valid: codes are 3-64 characters of letters, digits, '_', '.', '-', starting with a letter or digit", i+1)
+		}
+		if _, seen := position[c]; seen {
+			res.Duplicates = append(res.Duplicates, Duplicate{Code: c, Position: i + 1, Reason: ReasonRepeated})
+			continue
+		}
+		position[c] = i + 1
+		unique = append(unique, c)
+	}
+	g, err := s.GiftBySKU(ctx, tx, partnerID, sku)
+	if err != nil {
+		return nil, err
+	}
+	if g.CodeSource != SourcePool {
+		return nil, apperr.New(apperr.CodeCodeSource, "gift %q takes its codes from %q, not from an uploaded pool", sku, g.CodeSource)
+	}
+	var inserted []string
+	err = tx.NewRaw(`WITH ins AS (
+			INSERT INTO gift_codes (partner_id, code, gift_id, source, created_at)
+			SELECT ?, c.code, ?, 'pool', ? FROM unnest(?::text[]) WITH ORDINALITY AS c(code, ord) ORDER BY c.ord
+			ON CONFLICT (partner_id, code) DO NOTHING
+			RETURNING code)
+		SELECT code FROM ins`, partnerID, g.ID, s.Now().UTC(), pgdialect.Array(unique)).Scan(ctx, &inserted)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("insert codes of gift %s: %w", sku, err)
+	}
+	res.Inserted = len(inserted)
+	if len(inserted) < len(unique) {
+		got := make(map[string]struct{}, len(inserted))
+		for _, c := range inserted {
+			got[c] = struct{}{}
+		}
+		for _, c := range unique {
+			if _, ok := got[c]; !ok {
+				res.Duplicates = append(res.Duplicates, Duplicate{Code: c, Position: position[c], Reason: ReasonStored})
+			}
+		}
+	}
+	sortDuplicates(res.Duplicates) // reads like the upload
+	err = tx.NewRaw(`UPDATE gifts SET codes_available = codes_available + ?, updated_at = ?
+		WHERE partner_id = ? AND id = ? RETURNING codes_available`, len(inserted), s.Now().UTC(), partnerID, g.ID).Scan(ctx, &res.Available)
+	if err != nil {
+		return nil, fmt.Errorf("count codes of gift %s: %w", sku, err)
+	}
+	return res, nil
+}
+
+func sortDuplicates(d []Duplicate) {
+	slices.SortFunc(d, func(a, b Duplicate) int { return a.Position - b.Position })
+}
+
+// TakeUnitTx takes one unit of a gift for a claim with a single conditional
+// update: the claimed count rises only while stock is left (and, for a pool
+// gift, an unassigned code), and the gift is not retired. The row lock it
+// takes serialises the claims of one gift until their transactions end, so
+// the count can never pass the stock; claims call it last to hold that
+// lock as briefly as possible. It returns the gift as locked.
+func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID) (*Gift, error) {
+	g := new(Gift)
+	err := tx.NewRaw(`UPDATE gifts SET claimed_count = claimed_count + 1,
+			codes_available = codes_available - CASE WHEN code_source = 'pool' THEN 1 ELSE 0 END
+		WHERE partner_id = ? AND id = ? AND retired_at IS NULL
+		  AND (stock_total IS NULL OR claimed_count < stock_total)
+		  AND (code_source <> 'pool' OR codes_available > 0)
+		RETURNING *`, partnerID, giftID).Scan(ctx, g)
+	if err == nil {
+		return g, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("take a unit of gift %s: %w", giftID, err)
+	}
+	cur, err := s.GiftByID(ctx, tx, partnerID, giftID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cur.RetiredAt != nil:
+		return nil, apperr.New(apperr.CodeGiftUnavailable, "the gift was retired")
+	case cur.StockTotal != nil && cur.ClaimedCount >= *cur.StockTotal:
+		return nil, apperr.New(apperr.CodeOutOfStock, "the gift is out of stock")
+	default:
+		return nil, apperr.New(apperr.CodeCodesExhausted, "the gift has no codes left")
+	}
+}
+
+// TakePoolCodeTx assigns the gift's oldest free pool code. A claim takes
+// its code before it locks the gift row (TakeUnitTx comes last), so
+// concurrent claims of one pool run here together: SKIP LOCKED gives each
+// a different code instead of making them queue. A code held by a claim
+// still in flight counts as taken, so when the last few codes are in
+// flight a claim may answer CODES_EXHAUSTED and charge nothing.
+func (s *Service) TakePoolCodeTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID, now time.Time) (string, error) {
+	var code string
+	err := tx.NewRaw(`UPDATE gift_codes SET assigned_at = ?
+		WHERE partner_id = ? AND code = (
+			SELECT code FROM gift_codes WHERE partner_id = ? AND gift_id = ? AND assigned_at IS NULL
+			ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING code`, now, partnerID, partnerID, giftID).Scan(ctx, &code)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", apperr.New(apperr.CodeCodesExhausted, "the gift has no codes left")
+	}
+	if err != nil {
+		return "", fmt.Errorf("take a pool code: %w", err)
+	}
+	return code, nil
+}
+
+// generateAttempts bounds retries on collisions; ParsePattern makes the
+// chance of needing a second try at most 1/1000.
+const generateAttempts = 8
+
+// GenerateCodeTx registers a fresh random code of the pattern as assigned.
+// A code is unique per partner (the gift_codes key); on a collision with
+// any existing code, uploaded or generated, it draws again.
+func (s *Service) GenerateCodeTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID, pattern string, now time.Time) (string, error) {
+	p := Pattern(pattern)
+	for range generateAttempts {
+		code, err := p.Generate()
+		if err != nil {
+			return "", err
+		}
+		res, err := tx.NewRaw(`INSERT INTO gift_codes (partner_id, code, gift_id, source, created_at, assigned_at)
+			VALUES (?, ?, ?, 'generated', ?, ?) ON CONFLICT (partner_id, code) DO NOTHING`,
+			partnerID, code, giftID, now, now).Exec(ctx)
+		if err != nil {
+			return "", fmt.Errorf("register generated code: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return code, nil
+		}
+	}
+	return "", apperr.New(apperr.CodeCodesExhausted, "no free code was found for the gift's pattern; the partner must widen it")
+}

@@ -1,0 +1,203 @@
+package rest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/idempotency"
+	"github.com/perkshq/perks/internal/merchant"
+	"github.com/perkshq/perks/internal/request"
+	"github.com/perkshq/perks/internal/voucher"
+)
+
+// MerchantHandler is a handler for an authenticated merchant.
+type MerchantHandler func(w http.ResponseWriter, r *http.Request, m *merchant.Principal) error
+
+// Merchant wraps h with merchant authentication (seed 004: X-API-Key,
+// X-Timestamp, base64 Ed25519 X-Signature over the canonical string of
+// merchant.Canonical) over the raw body.
+func (a *API) Merchant(h MerchantHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := ReadBody(r, a.MaxBodyBytes)
+		if err != nil {
+			WriteError(w, r, a.Log, err)
+			return
+		}
+		m, err := a.Merchants.Authenticate(r.Context(), a.DB.Bun, merchant.SignedRequest{
+			APIKey: r.Header.Get(merchant.HeaderAPIKey), Timestamp: r.Header.Get(merchant.HeaderTimestamp),
+			Signature: r.Header.Get(merchant.HeaderSignature), IdempotencyKey: r.Header.Get(merchant.HeaderIdempotencyKey),
+			Method: r.Method, PathQuery: r.URL.RequestURI(), Body: body,
+		})
+		if err != nil {
+			WriteError(w, r, a.Log, err)
+			return
+		}
+		request.From(r.Context()).SetPartner(m.Partner.ID.String())
+		ctx := context.WithValue(r.Context(), bodyKey{}, body)
+		if err := h(w, r.WithContext(ctx), m); err != nil {
+			WriteError(w, r, a.Log, err)
+		}
+	})
+}
+
+// MerchantWriteHandler does a merchant write inside tx. It returns the
+// status, the value to encode, and the user the write concerns (so erasing
+// the user erases the stored response).
+type MerchantWriteHandler func(ctx context.Context, tx bun.Tx, r *http.Request, m *merchant.Principal) (int, any, *uuid.UUID, error)
+
+// mustCommit marks errors whose transaction holds effects that must stay
+// (voucher.AttemptError: a counted wrong one-time code).
+type mustCommit interface{ MustCommit() bool }
+
+// MerchantWrite wraps a merchant write: authentication, one transaction and
+// the idempotency layer, keyed per merchant (an Idempotency-Key of one
+// merchant never replays another's). A failure normally rolls everything
+// back and stores nothing; a failure marked mustCommit commits its effects
+// and still stores nothing, so a retry runs again.
+func (a *API) MerchantWrite(h MerchantWriteHandler) http.Handler {
+	return a.Merchant(func(rw http.ResponseWriter, r *http.Request, m *merchant.Principal) error {
+		body := Body(r.Context())
+		key := r.Header.Get(HeaderIdempotencyKey)
+		if key != "" {
+			if err := idempotency.ValidateKey(HeaderIdempotencyKey, key); err != nil {
+				return err
+			}
+		}
+		fp := idempotency.Fingerprint([]byte(r.Method), []byte(r.URL.RequestURI()), body)
+		var status int
+		var out []byte
+		var replay *idempotency.Stored
+		var committed error
+		err := a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
+			claim := idempotency.Begin(tx, m.Partner.ID, fp, a.now())
+			if key != "" {
+				stored, err := claim.Key(ctx, "merchant:"+m.Merchant.ID.String()+":"+key)
+				if err != nil {
+					return err
+				}
+				if stored != nil {
+					replay = stored
+					return errReplay
+				}
+			}
+			st, v, userID, err := h(ctx, tx, r, m)
+			if err != nil {
+				var mc mustCommit
+				if errors.As(err, &mc) && mc.MustCommit() {
+					committed = err
+					return claim.Release(ctx)
+				}
+				return err
+			}
+			status = st
+			if v != nil {
+				b, err := json.Marshal(v)
+				if err != nil {
+					return err
+				}
+				out = append(b, '\n')
+			}
+			// Merchant keys are claimed up front, so Complete has nothing to replay.
+			_, err = claim.Complete(ctx, status, out, userID)
+			return err
+		})
+		switch {
+		case errors.Is(err, errReplay):
+			rw.Header().Set("Idempotent-Replayed", "true")
+			writeRaw(rw, replay.Status, replay.Body)
+			return nil
+		case err != nil:
+			return err
+		case committed != nil:
+			return committed
+		}
+		writeRaw(rw, status, out)
+		return nil
+	})
+}
+
+type merchantGiftView struct {
+	SKU   string `json:"sku"`
+	Title string `json:"title"`
+}
+
+type merchantOwnerView struct {
+	DisplayName *string `json:"displayName"`
+}
+
+// merchantVoucherView is what a merchant sees: status, gift, the owner's
+// display name, nothing else personal.
+type merchantVoucherView struct {
+	ID         uuid.UUID        `json:"voucherId"`
+	Code       string           `json:"code"`
+	Status     string           `json:"status"`
+	Redeemable bool             `json:"redeemable"`
+	Gift       merchantGiftView `json:"gift"`
+	// Owner is in lookups only: a redemption's answer is stored for
+	// idempotent replay, and stored answers carry no personal data.
+	Owner      *merchantOwnerView `json:"owner,omitempty"`
+	ClaimedAt  time.Time          `json:"claimedAt"`
+	ExpiresAt  *time.Time         `json:"expiresAt"`
+	RedeemedAt *time.Time         `json:"redeemedAt"`
+}
+
+func newMerchantVoucherView(mv *voucher.MerchantView, now time.Time) merchantVoucherView {
+	v := mv.Voucher
+	return merchantVoucherView{
+		ID: v.ID, Code: *v.Code, Status: string(v.EffectiveStatus(now)), Redeemable: v.Active(now),
+		Gift: merchantGiftView{SKU: mv.GiftSKU, Title: mv.GiftTitle}, Owner: &merchantOwnerView{DisplayName: mv.OwnerDisplayName},
+		ClaimedAt: v.ClaimedAt, ExpiresAt: v.ExpiresAt, RedeemedAt: v.RedeemedAt,
+	}
+}
+
+// merchantVoucher checks a voucher at the till by its code.
+func (a *API) merchantVoucher(w http.ResponseWriter, r *http.Request, m *merchant.Principal) error {
+	code := r.PathValue("code")
+	if err := catalog.ValidateCode("code", code); err != nil {
+		return err
+	}
+	mv, err := a.Vouchers.ForMerchant(r.Context(), a.DB.Bun, m.Partner.ID, m.Merchant.ID, code)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, newMerchantVoucherView(mv, a.now()))
+	return nil
+}
+
+type redeemRequest struct {
+	Code *string `json:"code"`
+	OTP  *string `json:"otp"`
+}
+
+// merchantRedeem redeems a voucher with the one-time code its user handed
+// over at the checkout (seed 004).
+func (a *API) merchantRedeem(ctx context.Context, tx bun.Tx, r *http.Request, m *merchant.Principal) (int, any, *uuid.UUID, error) {
+	var req redeemRequest
+	if err := DecodeJSON(r, Body(r.Context()), &req); err != nil {
+		return 0, nil, nil, err
+	}
+	if req.Code == nil || *req.Code == "" {
+		return 0, nil, nil, apperr.Field(apperr.CodeMissingField, "code", "code is required: the voucher code the user shows")
+	}
+	if err := catalog.ValidateCode("code", *req.Code); err != nil {
+		return 0, nil, nil, err
+	}
+	if req.OTP == nil || *req.OTP == "" {
+		return 0, nil, nil, apperr.Field(apperr.CodeMissingField, "otp", "otp is required: the one-time code the user reads out")
+	}
+	mv, err := a.Vouchers.RedeemAtMerchantTx(ctx, tx, m.Partner.ID, m.Merchant.ID, *req.Code, *req.OTP)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	view := newMerchantVoucherView(mv, a.now())
+	view.Owner = nil
+	return http.StatusCreated, view, &mv.Voucher.UserID, nil
+}

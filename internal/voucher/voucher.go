@@ -1,0 +1,293 @@
+// Package voucher turns points into vouchers and vouchers into redemptions.
+//
+// A claim is one transaction: availability checks, the user's per-gift
+// counter (per-user limit), the burn of the points, one unit of stock, a
+// code, the voucher and its voucher.claimed event; any error rolls all of
+// it back. A voucher then moves once, by a conditional update on its row,
+// from claimed to redeemed (online by its user, or at a merchant with a
+// one-time code), expired (by a periodic job) or cancelled (by the
+// partner). Cancellation, and expiry when the gift says so, refund the
+// points in the same transaction as the move, so a voucher is refunded at
+// most once; a unique index on refund ledger entries backs that up.
+package voucher
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/keyring"
+	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/user"
+)
+
+// Status is a voucher's state.
+type Status string
+
+// Voucher states. claimed is the only state a voucher leaves.
+const (
+	StatusClaimed   Status = "claimed"
+	StatusRedeemed  Status = "redeemed"
+	StatusExpired   Status = "expired"
+	StatusCancelled Status = "cancelled"
+)
+
+// SourceType marks ledger entries caused by a voucher (source_id is the
+// voucher id).
+const SourceType = "voucher"
+
+// Voucher is one claimed gift.
+type Voucher struct {
+	bun.BaseModel `bun:"table:vouchers"`
+
+	PartnerID            uuid.UUID  `bun:"partner_id,pk,type:uuid"`
+	ID                   uuid.UUID  `bun:"id,pk,type:uuid"`
+	Seq                  int64      `bun:"seq,nullzero"`
+	GiftID               uuid.UUID  `bun:"gift_id,type:uuid"`
+	UserID               uuid.UUID  `bun:"user_id,type:uuid"`
+	Code                 *string    `bun:"code"`
+	Status               Status     `bun:"status"`
+	CostPoints           int64      `bun:"cost_points"`
+	BurnEntryID          int64      `bun:"burn_entry_id"`
+	RefundEntryID        *int64     `bun:"refund_entry_id"`
+	ClaimedAt            time.Time  `bun:"claimed_at"`
+	ExpiresAt            *time.Time `bun:"expires_at"`
+	RedeemedAt           *time.Time `bun:"redeemed_at"`
+	RedeemedByMerchantID *uuid.UUID `bun:"redeemed_by_merchant_id,type:uuid"`
+	ExpiredAt            *time.Time `bun:"expired_at"`
+	CancelledAt          *time.Time `bun:"cancelled_at"`
+	CancelReason         *string    `bun:"cancel_reason"`
+	OTPMAC               []byte     `bun:"otp_mac"`
+	OTPExpiresAt         *time.Time `bun:"otp_expires_at"`
+	OTPAttempts          int        `bun:"otp_attempts"`
+	UpdatedAt            time.Time  `bun:"updated_at"`
+}
+
+// EffectiveStatus is the status as of t: a claimed voucher past its expiry
+// is expired even before the periodic job records it, and can no longer
+// be redeemed.
+func (v *Voucher) EffectiveStatus(t time.Time) Status {
+	if v.Status == StatusClaimed && v.ExpiresAt != nil && !t.Before(*v.ExpiresAt) {
+		return StatusExpired
+	}
+	return v.Status
+}
+
+// Active reports whether the voucher can still be redeemed at t.
+func (v *Voucher) Active(t time.Time) bool { return v.EffectiveStatus(t) == StatusClaimed }
+
+// Service claims, lists, redeems, cancels and expires vouchers.
+type Service struct {
+	Catalog *catalog.Service
+	Ledger  *ledger.Service
+	Events  *event.Recorder
+	// Keys MACs one-time redemption codes.
+	Keys *keyring.Keyring
+	Now  func() time.Time
+}
+
+// Claimed is the outcome of a claim.
+type Claimed struct {
+	Voucher *Voucher
+	Gift    *catalog.Gift
+	Entry   *ledger.Entry
+}
+
+// ClaimTx claims a gift for u inside tx (seed 001 gift/checkavailability).
+// Errors: GIFT_NOT_FOUND, GIFT_UNAVAILABLE, NOT_IN_COUNTRY, OUT_OF_STOCK,
+// CODES_EXHAUSTED, LIMIT_REACHED, INSUFFICIENT_POINTS (and CONFLICT when
+// the partner changed the gift's code source mid-claim); on any error the
+// caller rolls tx back and nothing happened.
+//
+// Locks are taken in one order: the user's counter row for the gift, the
+// user's balance, a code (SKIP LOCKED: concurrent claims of one pool take
+// different codes without waiting), and last the gift row. Two claims of
+// one user serialise on the first two; claims of one gift serialise on the
+// gift row, which is held until commit, so it is taken last: the lock is
+// held for that one UPDATE, the caller's idempotency record and the commit.
+func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u *user.User, giftID uuid.UUID) (*Claimed, error) {
+	now := s.Now().UTC()
+	g, err := s.Catalog.GiftByID(ctx, tx, p.ID, giftID)
+	if err != nil {
+		return nil, err
+	}
+	// Everything but the user's balance and claims, from a snapshot: cheap
+	// refusals before any lock. The gift row is checked again once locked.
+	if code := g.Availability(now, catalog.Viewer{Country: u.CountryCode, Balance: math.MaxInt64}); code != "" {
+		return nil, unavailable(code, g)
+	}
+	if err := s.countClaim(ctx, tx, p.ID, u.ID, g); err != nil {
+		return nil, err
+	}
+	id := uuid.New()
+	entry, err := s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
+		UserID: u.ID, Kind: ledger.KindBurn, Points: g.CostPoints, Reason: "Claimed: " + g.Title,
+		SourceType: SourceType, SourceID: id.String(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var code *string
+	switch g.CodeSource {
+	case catalog.SourcePool:
+		c, err := s.Catalog.TakePoolCodeTx(ctx, tx, p.ID, g.ID, now)
+		if err != nil {
+			return nil, err
+		}
+		code = &c
+	case catalog.SourceGenerated:
+		c, err := s.Catalog.GenerateCodeTx(ctx, tx, p.ID, g.ID, *g.CodePattern, now)
+		if err != nil {
+			return nil, err
+		}
+		code = &c
+	}
+	v := &Voucher{
+		PartnerID: p.ID, ID: id, GiftID: g.ID, UserID: u.ID, Code: code, Status: StatusClaimed,
+		CostPoints: g.CostPoints, BurnEntryID: entry.ID, ClaimedAt: now, ExpiresAt: g.VoucherExpiry(now), UpdatedAt: now,
+	}
+	if _, err := tx.NewInsert().Model(v).Returning("seq").Exec(ctx); err != nil {
+		return nil, fmt.Errorf("insert voucher: %w", err)
+	}
+	if _, err := s.Events.Emit(ctx, tx, p.ID, event.VoucherClaimed, &u.ID, map[string]any{
+		"voucherId": v.ID, "userId": u.ID, "giftId": g.ID, "sku": g.SKU, "points": g.CostPoints,
+		"entryId": entry.ID, "balance": entry.BalanceAfter, "expiresAt": v.ExpiresAt,
+	}); err != nil {
+		return nil, err
+	}
+	locked, err := s.Catalog.TakeUnitTx(ctx, tx, p.ID, g.ID)
+	if err != nil {
+		return nil, err
+	}
+	if locked.CodeSource != g.CodeSource {
+		return nil, apperr.New(apperr.CodeConflict, "gift %q changed while it was being claimed; retry", g.SKU)
+	}
+	if code := locked.Availability(now, catalog.Viewer{Country: u.CountryCode, Balance: math.MaxInt64}); code != "" && code != apperr.CodeOutOfStock && code != apperr.CodeCodesExhausted {
+		// Changed by the partner while we waited for the lock (the unit we
+		// took may have been the last one, hence the two codes ignored).
+		return nil, unavailable(code, locked)
+	}
+	return &Claimed{Voucher: v, Gift: locked, Entry: entry}, nil
+}
+
+func unavailable(code apperr.Code, g *catalog.Gift) error {
+	switch code {
+	case apperr.CodeGiftUnavailable:
+		return apperr.New(code, "gift %q cannot be claimed now (retired, hidden or outside its claim window)", g.SKU)
+	case apperr.CodeNotInCountry:
+		return apperr.New(code, "gift %q is not offered in your country", g.SKU)
+	case apperr.CodeOutOfStock:
+		return apperr.New(code, "gift %q is out of stock", g.SKU)
+	case apperr.CodeCodesExhausted:
+		return apperr.New(code, "gift %q has no codes left", g.SKU)
+	case apperr.CodeLimitReached:
+		return apperr.New(code, "gift %q can be claimed %d times per user", g.SKU, *g.PerUserLimit)
+	}
+	return apperr.New(code, "gift %q cannot be claimed", g.SKU)
+}
+
+// countClaim adds one to the user's claims of g unless that would pass the
+// per-user limit. The conditional upsert locks the counter row, so
+// concurrent claims of one user and gift serialise and each re-checks the
+// committed count: the limit is exact.
+func (s *Service) countClaim(ctx context.Context, tx bun.Tx, partnerID, userID uuid.UUID, g *catalog.Gift) error {
+	var n int
+	err := tx.NewRaw(`INSERT INTO gift_claim_counters AS c (partner_id, user_id, gift_id, claims) VALUES (?, ?, ?, 1)
+		ON CONFLICT (partner_id, user_id, gift_id) DO UPDATE SET claims = c.claims + 1
+		WHERE ?::int IS NULL OR c.claims < ?::int
+		RETURNING claims`, partnerID, userID, g.ID, g.PerUserLimit, g.PerUserLimit).Scan(ctx, &n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return unavailable(apperr.CodeLimitReached, g)
+	}
+	if err != nil {
+		return fmt.Errorf("count claim of gift %s: %w", g.SKU, err)
+	}
+	return nil
+}
+
+// ForUser loads one of the user's vouchers; another user's (or partner's)
+// voucher is VOUCHER_NOT_FOUND, like a missing one.
+func (s *Service) ForUser(ctx context.Context, db bun.IDB, partnerID, userID, id uuid.UUID) (*Voucher, error) {
+	v := new(Voucher)
+	err := db.NewSelect().Model(v).
+		Where("partner_id = ? AND user_id = ? AND id = ?", partnerID, userID, id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.CodeVoucherNotFound, "voucher not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load voucher %s: %w", id, err)
+	}
+	return v, nil
+}
+
+// ByID loads a voucher of the partner.
+func (s *Service) ByID(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID) (*Voucher, error) {
+	v := new(Voucher)
+	err := db.NewSelect().Model(v).Where("partner_id = ? AND id = ?", partnerID, id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.CodeVoucherNotFound, "voucher not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load voucher %s: %w", id, err)
+	}
+	return v, nil
+}
+
+// ManyForUser loads several of the user's vouchers (for dataloaders).
+func (s *Service) ManyForUser(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]*Voucher, error) {
+	var vs []Voucher
+	err := db.NewSelect().Model(&vs).
+		Where("partner_id = ? AND user_id = ? AND id IN (?)", partnerID, userID, bun.In(ids)).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load vouchers: %w", err)
+	}
+	out := make(map[uuid.UUID]*Voucher, len(vs))
+	for i := range vs {
+		out[vs[i].ID] = &vs[i]
+	}
+	return out, nil
+}
+
+// ListQuery filters a user's vouchers.
+type ListQuery struct {
+	// Status filters by effective status ("" for all).
+	Status    Status
+	BeforeSeq int64
+	Limit     int
+}
+
+// List returns a user's vouchers, newest first, keyed by insertion order so
+// pages stay stable while new vouchers arrive.
+func (s *Service) List(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID, now time.Time, q ListQuery) ([]Voucher, error) {
+	var out []Voucher
+	sel := db.NewSelect().Model(&out).
+		Where("partner_id = ? AND user_id = ?", partnerID, userID).OrderExpr("seq DESC").Limit(q.Limit)
+	if q.BeforeSeq > 0 {
+		sel = sel.Where("seq < ?", q.BeforeSeq)
+	}
+	switch q.Status {
+	case "":
+	case StatusClaimed:
+		sel = sel.Where("status = 'claimed' AND (expires_at IS NULL OR expires_at > ?)", now)
+	case StatusExpired:
+		sel = sel.Where("(status = 'expired' OR (status = 'claimed' AND expires_at <= ?))", now)
+	case StatusRedeemed, StatusCancelled:
+		sel = sel.Where("status = ?", q.Status)
+	default:
+		return nil, apperr.Field(apperr.CodeInvalidField, "status", "unknown voucher status %q", q.Status)
+	}
+	if err := sel.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list vouchers: %w", err)
+	}
+	return out, nil
+}
