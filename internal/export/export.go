@@ -1,7 +1,7 @@
 // Package export is the incremental change feed of a partner's users (seed
 // 001 user/incrementalinfos): every user changed since a cursor, with their
-// profile when it changed, their balance, and the actions and gifts recorded
-// since the cursor.
+// profile when it changed, their balance, the actions recorded and the gifts
+// claimed (or whose voucher changed status) since the cursor.
 //
 // The cursor is a transaction-id watermark. Every row carries the xid8 of
 // the transaction that last wrote it; an export reads, in one REPEATABLE
@@ -217,6 +217,9 @@ const changedSQL = `WITH changed AS (
 	UNION
 	SELECT user_id FROM ledger_entries
 	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND user_id > $4
+	UNION
+	SELECT user_id FROM vouchers
+	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND user_id > $4
 )`
 
 // feedSQL streams the page's users in id order ($5: last user id of the
@@ -233,6 +236,14 @@ LEFT JOIN LATERAL (
 	FROM ledger_entries e
 	WHERE e.partner_id = $1 AND e.user_id = u.id AND e.xid >= $2::xid8 AND e.xid < $3::xid8
 ) a ON true
+LEFT JOIN LATERAL (
+	SELECT coalesce(json_agg(json_build_object(
+		'voucherId', v.id, 'sku', g.sku, 'title', g.title, 'status', v.status, 'costPoints', v.cost_points,
+		'claimedAt', v.claimed_at, 'expiresAt', v.expires_at, 'redeemedAt', v.redeemed_at,
+		'expiredAt', v.expired_at, 'cancelledAt', v.cancelled_at) ORDER BY v.seq), '[]'::json) AS gifts
+	FROM vouchers v JOIN gifts g ON g.partner_id = v.partner_id AND g.id = v.gift_id
+	WHERE v.partner_id = $1 AND v.user_id = u.id AND v.xid >= $2::xid8 AND v.xid < $3::xid8
+) gv ON true
 LEFT JOIN LATERAL (
 	SELECT e.balance_after FROM ledger_entries e
 	WHERE e.partner_id = $1 AND e.user_id = u.id AND e.xid < $3::xid8
@@ -254,10 +265,11 @@ const ndjsonSelect = `json_build_object(
 		'anonymised', u.anonymised_at IS NOT NULL, 'anonymisedAt', u.anonymised_at,
 		'createdAt', u.created_at, 'updatedAt', u.updated_at) END,
 	'balance', coalesce(b.balance_after, 0),
-	'actions', a.actions)::text`
+	'actions', a.actions,
+	'gifts', gv.gifts)::text`
 
 // CSVHeader names the CSV columns; actions is a JSON array.
-const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions"
+const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts"
 
 func csvField(expr string) string {
 	// RFC 4180: quote every field, double inner quotes; NULL is empty.
@@ -280,6 +292,7 @@ var csvSelect = strings.Join([]string{
 	csvField("CASE WHEN " + profileChanged + " THEN to_json(u.updated_at)#>>'{}' END"),
 	csvField("coalesce(b.balance_after, 0)"),
 	csvField("a.actions"),
+	csvField("gv.gifts"),
 }, ` || ',' || `)
 
 // FeedQuery returns the NDJSON feed query with its $1..$5 parameters, for

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,6 +36,11 @@ type line struct {
 		EntryID int64 `json:"entryId"`
 		Points  int64 `json:"points"`
 	} `json:"actions"`
+	Gifts []struct {
+		VoucherID string `json:"voucherId"`
+		SKU       string `json:"sku"`
+		Status    string `json:"status"`
+	} `json:"gifts"`
 	Cursor  string `json:"cursor"`
 	HasMore bool   `json:"hasMore"`
 	Count   int    `json:"count"`
@@ -97,6 +103,9 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 		}))
 	}
 
+	coffee, err := a.Catalog.GiftBySKU(ctx, a.DB.Bun, p.ID, "coffee")
+	require.NoError(t, err)
+
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
@@ -122,6 +131,11 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 							return nil
 						}
 						_, err = a.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{UserID: u.ID, Kind: ledger.KindBurn, Points: 3, Reason: "spend"})
+					case 4:
+						if u.Anonymised() {
+							return nil
+						}
+						_, err = a.Vouchers.ClaimTx(ctx, tx, p, u, coffee.ID)
 					default:
 						if u.Anonymised() {
 							return nil
@@ -142,6 +156,7 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 	}
 
 	seenEntries := map[int64]int{}
+	seenVouchers := map[string]int{}
 	lastProfile := map[string]profile{}
 	lastBalance := map[string]int64{}
 	seenVersion := map[string]bool{}
@@ -154,6 +169,9 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 		for _, l := range lines[:len(lines)-1] {
 			for _, e := range l.Actions {
 				seenEntries[e.EntryID]++
+			}
+			for _, g := range l.Gifts {
+				seenVouchers[g.VoucherID]++
 			}
 			if l.Profile != nil {
 				var pr profile
@@ -188,6 +206,13 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 		require.Equal(t, 1, seenEntries[e.ID], "entry %d exported exactly once", e.ID)
 	}
 	require.Len(t, seenEntries, len(entries), "nothing exported that does not exist")
+	var vouchers []string
+	require.NoError(t, a.DB.Bun.NewRaw("SELECT id::text FROM vouchers WHERE partner_id = ?", p.ID).Scan(ctx, &vouchers))
+	require.NotEmpty(t, vouchers, "the writers claimed gifts")
+	for _, v := range vouchers {
+		require.Equal(t, 1, seenVouchers[v], "voucher %s exported exactly once", v)
+	}
+	require.Len(t, seenVouchers, len(vouchers))
 
 	var us []user.User
 	require.NoError(t, a.DB.Bun.NewSelect().Model(&us).Where("partner_id = ?", p.ID).Scan(ctx))
@@ -204,8 +229,12 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 }
 
 func isExpected(err error) bool {
-	s := err.Error()
-	return bytes.Contains([]byte(s), []byte("INSUFFICIENT_POINTS"))
+	for _, code := range []string{"INSUFFICIENT_POINTS", "CODES_EXHAUSTED", "LIMIT_REACHED", "OUT_OF_STOCK"} {
+		if strings.Contains(err.Error(), code) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestExportFormatsAndCursorBinding: NDJSON, gzip and CSV carry the same
