@@ -137,10 +137,12 @@ func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, id s
 		}
 	}
 	now := s.Now().UTC()
+	// Copies: RETURNING * scans into the ad, and must not write through
+	// pointers the caller still holds.
 	ad := &Ad{
-		PartnerID: partnerID, ID: id, Kind: in.Kind, Title: in.Title, Body: in.Body, ImageURL: in.ImageURL,
-		LinkURL: in.LinkURL, ActionCode: in.ActionCode, Priority: in.Priority, VisibleFrom: in.VisibleFrom,
-		VisibleUntil: in.VisibleUntil, Countries: countries, CreatedAt: now, UpdatedAt: now,
+		PartnerID: partnerID, ID: id, Kind: in.Kind, Title: in.Title, Body: in.Body, ImageURL: clone(in.ImageURL),
+		LinkURL: clone(in.LinkURL), ActionCode: clone(in.ActionCode), Priority: in.Priority, VisibleFrom: clone(in.VisibleFrom),
+		VisibleUntil: clone(in.VisibleUntil), Countries: countries, CreatedAt: now, UpdatedAt: now,
 	}
 	err := db.NewInsert().Model(ad).
 		On("CONFLICT (partner_id, id) DO UPDATE").
@@ -212,4 +214,13 @@ func (s *Service) ForUser(ctx context.Context, db bun.IDB, partnerID uuid.UUID, 
 		return nil, fmt.Errorf("ads for user: %w", err)
 	}
 	return out, nil
+}
+
+// clone returns a pointer to a copy of *p, or nil.
+func clone[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }

@@ -72,13 +72,6 @@ var AcmeAds = map[string]content.Input{
 
 func ptr[T any](v T) *T { return &v }
 
-func clone[T any](p *T) *T {
-	if p == nil {
-		return nil
-	}
-	return ptr(*p)
-}
-
 // AcmeRules are acme's earning rules: some the app may trigger, some only
 // the partner's back end awards.
 var AcmeRules = map[string]earning.RuleInput{
@@ -191,21 +184,12 @@ func (s *Seeder) SeedPartner(ctx context.Context, spec PartnerSpec) (*Result, er
 			return err
 		}
 		for code, in := range AcmeRules {
-			// PutRule scans RETURNING values through the input's pointers:
-			// give it copies, not the package-level ones that concurrent
-			// seeds (parallel tests) share.
-			in.MaxPoints, in.LifetimeCap, in.DailyCap, in.CooldownSeconds = clone(in.MaxPoints), clone(in.LifetimeCap), clone(in.DailyCap), clone(in.CooldownSeconds)
-			in.ActiveFrom, in.ActiveUntil = clone(in.ActiveFrom), clone(in.ActiveUntil)
 			if _, _, err := s.Earning.PutRule(ctx, tx, p.ID, code, in); err != nil {
 				return err
 			}
 		}
 		if s.Content != nil {
 			for id, in := range AcmeAds {
-				// Put, like PutRule, scans RETURNING values through the
-				// input's pointers: copies, not the shared ones.
-				in.ImageURL, in.LinkURL, in.ActionCode = clone(in.ImageURL), clone(in.LinkURL), clone(in.ActionCode)
-				in.VisibleFrom, in.VisibleUntil = clone(in.VisibleFrom), clone(in.VisibleUntil)
 				if _, _, err := s.Content.Put(ctx, tx, p.ID, id, in); err != nil {
 					return err
 				}

@@ -148,11 +148,13 @@ func (s *Service) PutRule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, 
 		return nil, false, err
 	}
 	now := s.Now().UTC()
+	// Copies: RETURNING * scans into the rule, and must not write through
+	// pointers the caller still holds.
 	r := &Rule{
 		PartnerID: partnerID, Code: code, Name: in.Name, Description: in.Description, Points: in.Points,
-		VariablePoints: in.VariablePoints, MaxPoints: in.MaxPoints, ClientTriggerable: in.ClientTriggerable,
-		LifetimeCap: in.LifetimeCap, DailyCap: in.DailyCap, CooldownSeconds: in.CooldownSeconds,
-		ActiveFrom: in.ActiveFrom, ActiveUntil: in.ActiveUntil, Enabled: in.Enabled, CreatedAt: now, UpdatedAt: now,
+		VariablePoints: in.VariablePoints, MaxPoints: clone(in.MaxPoints), ClientTriggerable: in.ClientTriggerable,
+		LifetimeCap: clone(in.LifetimeCap), DailyCap: clone(in.DailyCap), CooldownSeconds: clone(in.CooldownSeconds),
+		ActiveFrom: clone(in.ActiveFrom), ActiveUntil: clone(in.ActiveUntil), Enabled: in.Enabled, CreatedAt: now, UpdatedAt: now,
 	}
 	err := db.NewInsert().Model(r).
 		On("CONFLICT (partner_id, code) DO UPDATE").
@@ -389,4 +391,13 @@ type sqlStater interface{ SQLState() string }
 func isForeignKeyViolation(err error) bool {
 	var e sqlStater
 	return errors.As(err, &e) && e.SQLState() == "23503"
+}
+
+// clone returns a pointer to a copy of *p, or nil.
+func clone[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
