@@ -173,6 +173,7 @@ func run() error {
 		fmt.Fprintf(os.Stderr, "running %s...\n", s.Name)
 		r, err := s.Run(ctx, b)
 		if err != nil {
+			print(rows) // what was measured before the failure
 			return fmt.Errorf("scenario %s: %w", s.Name, err)
 		}
 		rows = append(rows, r...)
