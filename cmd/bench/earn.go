@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/demo"
@@ -34,16 +33,15 @@ func runEarn(ctx context.Context, b *Bench) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Provision users with COPY: external ids u0..uN with their lookup hashes.
-	ids := make([]uuid.UUID, earnUsers)
-	rows := make([][]any, earnUsers)
-	for i := range rows {
-		ids[i] = uuid.New()
-		ext := "bench-" + strconv.Itoa(i)
-		rows[i] = []any{p.ID, ids[i], acme.Keys.LookupHash("user:"+p.ID.String(), ext), ext}
+	if err := ensureEarnUsers(ctx, b); err != nil {
+		return nil, err
 	}
-	if _, err := b.DB.Pool.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"partner_id", "id", "external_id_hash", "external_id"}, pgx.CopyFromRows(rows)); err != nil {
-		return nil, fmt.Errorf("provision users: %w", err)
+	ids := make([]uuid.UUID, earnUsers)
+	for i := range ids {
+		ext := "bench-" + strconv.Itoa(i)
+		if err := b.DB.Pool.QueryRow(ctx, "SELECT id FROM users WHERE partner_id = $1 AND external_id = $2", p.ID, ext).Scan(&ids[i]); err != nil {
+			return nil, fmt.Errorf("bench user %s: %w", ext, err)
+		}
 	}
 
 	secret := []byte(demo.Acme.HMACSecret)
