@@ -56,6 +56,14 @@ type Dispatcher interface {
 	DispatchTx(ctx context.Context, tx bun.Tx, events []*Event) error
 }
 
+// Outbox is a Dispatcher that writes the events itself, together with what
+// it derives from them, in one statement: recording events on a hot path
+// then costs one round trip instead of two.
+type Outbox interface {
+	Dispatcher
+	RecordTx(ctx context.Context, tx bun.Tx, events []*Event) error
+}
+
 // Recorder writes events and hands them to the dispatcher.
 type Recorder struct {
 	Dispatcher Dispatcher
@@ -78,6 +86,12 @@ func (r *Recorder) New(partnerID uuid.UUID, typ string, userID *uuid.UUID, data 
 // RecordTx inserts the events (one statement) and dispatches them.
 func (r *Recorder) RecordTx(ctx context.Context, tx bun.Tx, events ...*Event) error {
 	if len(events) == 0 {
+		return nil
+	}
+	if o, ok := r.Dispatcher.(Outbox); ok {
+		if err := o.RecordTx(ctx, tx, events); err != nil {
+			return fmt.Errorf("record %d events: %w", len(events), err)
+		}
 		return nil
 	}
 	if _, err := tx.NewInsert().Model(&events).Exec(ctx); err != nil {

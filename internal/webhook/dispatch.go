@@ -13,7 +13,61 @@ import (
 	"github.com/perkshq/perks/internal/event"
 )
 
-var _ event.Dispatcher = (*Service)(nil)
+var _ event.Outbox = (*Service)(nil)
+
+// RecordTx implements event.Outbox: one statement inserts the events and,
+// for every enabled endpoint of each event's partner that subscribes to its
+// type, a pending delivery; then one statement inserts their River jobs.
+func (s *Service) RecordTx(ctx context.Context, tx bun.Tx, events []*event.Event) error {
+	if err := s.scrubAnonymisedTx(ctx, tx, events); err != nil {
+		return err
+	}
+	n := len(events)
+	partners, ids, types, users, data := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	created := make([]time.Time, n)
+	for i, ev := range events {
+		partners[i], ids[i], types[i], created[i] = ev.PartnerID.String(), ev.ID.String(), ev.Type, ev.CreatedAt
+		if ev.UserID != nil {
+			users[i] = ev.UserID.String()
+		}
+		data[i] = "{}"
+		if len(ev.Data) > 0 {
+			data[i] = string(ev.Data)
+		}
+	}
+	var rows []DeliverArgs
+	err := tx.NewRaw(`
+		WITH ev AS (
+			INSERT INTO events (partner_id, id, type, user_id, data, created_at)
+			SELECT p, i, t, NULLIF(u, '')::uuid, d::jsonb, c
+			FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) AS x (p, i, t, u, d, c)
+			RETURNING partner_id, id, type, created_at
+		)
+		INSERT INTO webhook_deliveries (partner_id, event_id, endpoint_id, event_type, created_at, updated_at)
+		SELECT ev.partner_id, ev.id, ep.id, ev.type, ev.created_at, ev.created_at
+		FROM ev
+		JOIN webhook_endpoints ep ON ep.partner_id = ev.partner_id AND ep.enabled
+			AND (cardinality(ep.event_types) = 0 OR ev.type = ANY (ep.event_types))
+		RETURNING partner_id, event_id, endpoint_id, generation`,
+		pgdialect.Array(partners), pgdialect.Array(ids), pgdialect.Array(types), pgdialect.Array(users),
+		pgdialect.Array(data), pgdialect.Array(created),
+	).Scan(ctx, &rows)
+	if err != nil {
+		return fmt.Errorf("insert events and webhook deliveries: %w", err)
+	}
+	return s.insertJobsTx(ctx, tx, rows)
+}
+
+func (s *Service) scrubAnonymisedTx(ctx context.Context, tx bun.Tx, events []*event.Event) error {
+	for _, ev := range events {
+		if ev.Type == event.UserAnonymised && ev.UserID != nil {
+			if err := s.scrubUserTx(ctx, tx, ev.PartnerID, *ev.UserID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // DispatchTx implements event.Dispatcher: inside the transaction that
 // records events, it writes a pending delivery for every enabled endpoint of
@@ -28,12 +82,8 @@ func (s *Service) DispatchTx(ctx context.Context, tx bun.Tx, events []*event.Eve
 	if len(events) == 0 {
 		return nil
 	}
-	for _, ev := range events {
-		if ev.Type == event.UserAnonymised && ev.UserID != nil {
-			if err := s.scrubUserTx(ctx, tx, ev.PartnerID, *ev.UserID); err != nil {
-				return err
-			}
-		}
+	if err := s.scrubAnonymisedTx(ctx, tx, events); err != nil {
+		return err
 	}
 	partners := make([]string, len(events))
 	ids := make([]string, len(events))
