@@ -69,8 +69,9 @@ func TestWebviewClaimAndMerchantRedeem(t *testing.T) {
 	steps := newSteps(t)
 	p := newPage(t, steps)
 
-	// Open the webview as the partner's app does.
-	p.run("open the webview", chromedp.Navigate(env.Server.URL+"/consumer#token="+token),
+	// Open the webview as the partner's app does (naming the partner, as
+	// a partner that frames the webview must).
+	p.run("open the webview", chromedp.Navigate(env.Server.URL+"/consumer?partner=acme#token="+token),
 		chromedp.WaitVisible(`body[data-ready="true"] #app`))
 	p.waitText("#balance", "420")
 	require.Equal(t, "Acme Rewards", p.text("#program-name"))
@@ -79,7 +80,7 @@ func TestWebviewClaimAndMerchantRedeem(t *testing.T) {
 	var href string
 	var logoWidth, scrollWidth, innerWidth int
 	p.eval(`location.href`, &href)
-	require.Equal(t, env.Server.URL+"/consumer", href, "the token leaves the address bar")
+	require.Equal(t, env.Server.URL+"/consumer?partner=acme", href, "the token leaves the address bar")
 	p.eval(`document.getElementById('logo').naturalWidth`, &logoWidth)
 	require.Equal(t, 128, logoWidth, "the partner's logo is served")
 	// The catalog with claim buttons and the reasons of the others; the ads.
@@ -205,8 +206,17 @@ func TestWebviewExpiredToken(t *testing.T) {
 	require.Contains(t, q.text("#session-text"), "opened from the app")
 	q.shot("no-token")
 
+	// A token of one partner under another partner's page is refused.
+	other := env.Token("acme", "usr_web_other", nil)
+	r := p.newTab("wrong-partner")
+	r.run("open under globex", chromedp.Navigate(env.Server.URL+"/consumer?partner=globex#token="+other),
+		chromedp.WaitVisible(`body[data-session="PARTNER_MISMATCH"] #session`))
+	require.Contains(t, r.text("#session-text"), "opened for another program")
+	r.shot("wrong-partner")
+
 	steps.clean()
 	env.noTokenInLogs(token)
+	env.noTokenInLogs(other)
 }
 
 // TestWebviewWithoutPoints: a user with no points sees why each gift

@@ -7,6 +7,16 @@
 
 let token = '';
 let ended = false;
+/** The partner named by /consumer?partner=<slug>, sent as X-Partner-Slug. */
+let partnerHint = '';
+
+/**
+ * Names the partner for tokens that carry neither an iss nor a kid Perks
+ * can resolve (docs/auth.md, partner resolution).
+ */
+export function setPartnerHint(slug) {
+  partnerHint = /^[a-z0-9][a-z0-9_-]{0,62}$/.test(slug || '') ? slug : '';
+}
 
 /** Error codes that end the session: only the partner's app can start a new one. */
 export const SESSION_CODES = new Set([
@@ -69,11 +79,13 @@ export async function gql(query, variables = {}) {
     sessionEnded('UNAUTHENTICATED');
     throw new ApiError('UNAUTHENTICATED', 'no session');
   }
+  const headers = { 'Content-Type': 'application/json', Authorization: 'Bearer ' + token };
+  if (partnerHint) headers['X-Partner-Slug'] = partnerHint;
   let res;
   try {
     res = await fetch('/graphql', {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + token },
+      headers,
       body: JSON.stringify({ query, variables }),
       credentials: 'omit',
       cache: 'no-store',

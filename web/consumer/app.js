@@ -2,7 +2,7 @@
 // /consumer#token=<JWT>; this module reads the token, then shows the
 // program, the ads, the catalog, the user's vouchers, their history and
 // the leaderboard, using only the public GraphQL API (see api.js).
-import { ApiError, gql, newKey, onSessionEnd, takeTokenFromURL } from './api.js';
+import { ApiError, gql, newKey, onSessionEnd, setPartnerHint, takeTokenFromURL } from './api.js';
 import { announce, clear, el, fmtDate, fmtNumber, fmtTime, setState } from './ui.js';
 
 // ---------------------------------------------------------------------------
@@ -175,11 +175,13 @@ function setBalance(n) {
 // Session
 // ---------------------------------------------------------------------------
 
-let timers = [];
+/** The interval ticking one-time codes (0 when none is on screen). */
+let otpTimer = 0;
+let pollTick = 0;
 
 function stopTimers() {
-  for (const t of timers) clearInterval(t);
-  timers = [];
+  clearInterval(otpTimer);
+  otpTimer = 0;
 }
 
 function showSession(code) {
@@ -227,6 +229,12 @@ async function boot() {
     return;
   }
   state.partnerSlug = me.partner.slug;
+  // A new session (a fresh token handed over in the fragment) reloads every list.
+  state.vouchers.stale = true;
+  state.history.stale = true;
+  state.ranking.stale = true;
+  state.otps.clear();
+  state.claims.clear();
   state.currency = program.currencyName || 'points';
   document.title = program.name || me.partner.displayName;
   $('program-name').textContent = me.partner.displayName || program.name;
@@ -718,9 +726,6 @@ async function requestOTP(v, btn) {
   }
 }
 
-let otpTimer = 0;
-let pollTick = 0;
-
 /**
  * While a one-time code is on screen: tick its countdown every second and
  * ask for the voucher's status every 3 seconds, so the card turns
@@ -730,9 +735,7 @@ function watchOTPs() {
   if (otpTimer) return;
   otpTimer = setInterval(() => {
     if (state.otps.size === 0) {
-      clearInterval(otpTimer);
-      timers = timers.filter((t) => t !== otpTimer);
-      otpTimer = 0;
+      stopTimers();
       return;
     }
     let expired = false;
@@ -743,11 +746,13 @@ function watchOTPs() {
     }
     if (expired) renderVouchers();
     pollTick = (pollTick + 1) % 3;
-    if (pollTick === 0) {
-      for (const id of state.otps.keys()) refreshVoucher(id);
+    if (pollTick === 0 && !document.hidden) {
+      const now = Date.now();
+      for (const [id, otp] of state.otps) {
+        if (new Date(otp.expiresAt).getTime() > now) refreshVoucher(id);
+      }
     }
   }, 1000);
-  timers.push(otpTimer);
 }
 
 async function refreshVoucher(id) {
@@ -851,7 +856,10 @@ async function loadHistory(more) {
 
 function historyRow(e) {
   const plus = e.points > 0;
-  const title = e.voucher && e.voucher.gift ? `${e.kind === 'burn' ? 'Claimed' : 'Refunded'}: ${e.voucher.gift.title}` : e.reason || KIND_LABELS[e.kind] || e.kind;
+  const about = e.voucher && e.voucher.gift ? e.voucher.gift.title : '';
+  let title = e.reason || KIND_LABELS[e.kind] || e.kind;
+  if (about && e.kind === 'burn') title = `Claimed: ${about}`;
+  else if (about && e.kind === 'refund') title = `Refunded: ${about}`;
   return el('li', { class: 'entry', 'data-entry': e.id, 'data-kind': e.kind },
     el('div', { class: 'entry-main' },
       el('span', { class: 'entry-title', text: title }),
@@ -949,6 +957,7 @@ function setupLogout() {
 }
 
 function start() {
+  setPartnerHint(new URLSearchParams(window.location.search).get('partner'));
   setupTabs();
   setupHistory();
   setupLogout();
