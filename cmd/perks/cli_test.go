@@ -172,4 +172,6 @@ func TestOperatorCLI(t *testing.T) {
 	_, err = os.Stat(filepath.Join(secrets, demo.Acme.Slug+".private.pem"))
 	require.NoError(t, err)
 	require.NotEmpty(t, perks("token", "mint", "--partner", "acme", "--sub", "usr_demo_001"))
+	require.Regexp(t, `^http://localhost:4000/consumer#token=ey[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`,
+		perks("token", "mint", "--partner", "acme", "--sub", "usr_demo_001", "--webview"))
 }
