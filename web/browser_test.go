@@ -286,7 +286,7 @@ func (p *page) text(sel string) string {
 func (p *page) waitText(sel, want string) {
 	p.t.Helper()
 	js := fmt.Sprintf(`(() => { const n = document.querySelector(%q); return !!n && n.getClientRects().length > 0 && n.textContent.includes(%q); })()`, sel, want)
-	p.run(fmt.Sprintf("wait for %q in %s", want, sel), chromedp.Poll(js, nil, chromedp.WithPollingInterval(50*time.Millisecond)))
+	p.run(fmt.Sprintf("wait for %q in %s", want, sel), chromedp.Poll(js, nil, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(0)))
 }
 
 // eval evaluates a JavaScript expression into out.

@@ -129,12 +129,23 @@ func TestWebviewClaimAndMerchantRedeem(t *testing.T) {
 	require.NoError(t, err)
 	m := p.newTab("merchant")
 	m.run("open the merchant page", chromedp.Navigate(env.Server.URL+"/merchant"), chromedp.WaitVisible("#keys-form"))
-	m.shot("keys")
-	m.run("paste the keys",
+	// A key of the wrong kind (the partner's RSA key) is refused with a reason.
+	rsaPEM, err := os.ReadFile(env.Acme.PrivateKeyPath)
+	require.NoError(t, err)
+	m.run("paste a wrong key",
 		chromedp.SendKeys("#api-key", env.Acme.Merchant.APIKey, chromedp.ByID),
+		chromedp.SetValue("#private-key", string(rsaPEM), chromedp.ByID),
+		chromedp.Click("#keys-submit", chromedp.ByID))
+	m.waitText("#keys-error", "This is not an Ed25519 private key")
+	m.shot("wrong-key")
+	m.run("paste the keys",
 		chromedp.SetValue("#private-key", string(pem), chromedp.ByID),
 		chromedp.Click("#keys-submit", chromedp.ByID),
 		chromedp.WaitVisible("#keys-loaded", chromedp.ByID))
+	m.shot("keys")
+	// This device's clock is an hour slow: the first answer's Date header
+	// sets it right and the page signs again.
+	m.eval(`(() => { const real = Date.now; Date.now = () => real() - 3600 * 1000; return true; })()`, nil)
 	var pasted string
 	m.eval(`document.getElementById('private-key').value`, &pasted)
 	require.Empty(t, pasted, "the PEM is dropped once imported")
@@ -143,6 +154,7 @@ func TestWebviewClaimAndMerchantRedeem(t *testing.T) {
 	m.waitText(`#voucher`, "Web Tester")
 	m.waitText(`#voucher [data-testid="status"]`, "Ready to redeem")
 	m.shot("voucher-found")
+	require.Contains(t, env.Logs.String(), `"route":"GET /merchant/vouchers/{code}","status":401`, "the slow clock was refused once, then corrected")
 	wrong := "000000"
 	if otp == wrong {
 		wrong = "111111"
@@ -156,6 +168,8 @@ func TestWebviewClaimAndMerchantRedeem(t *testing.T) {
 	m.waitText(`#result`, code)
 	m.waitText(`#voucher [data-testid="status"]`, "Already redeemed")
 	m.shot("redeemed")
+	m.run("forget the keys", chromedp.Click("#forget", chromedp.ByID), chromedp.WaitVisible("#keys-form", chromedp.ByID),
+		chromedp.WaitNotVisible("#lookup-step", chromedp.ByID))
 
 	// Back in the webview, the voucher shows redeemed without a reload.
 	p.run("voucher redeemed", chromedp.WaitVisible(card+`[data-status="REDEEMED"]`))
