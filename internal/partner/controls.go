@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -101,11 +102,22 @@ func ValidateFrameAncestor(s string) (string, error) {
 	case "https:", "http:":
 		return v, nil
 	}
-	if len(v) <= 300 && frameHostRE.MatchString(v) {
+	if len(v) <= 300 && frameHostRE.MatchString(v) && portOK(v) {
 		return v, nil
 	}
 	return "", apperr.Field(apperr.CodeInvalidField, "frameAncestors",
 		"%q is not a frame-ancestors source: use 'self', https:, or an origin such as https://app.example.com or https://*.example.com", s)
+}
+
+// portOK reports whether a host source's port, if any, is 1-65535 or *.
+func portOK(v string) bool {
+	host := strings.TrimPrefix(strings.TrimPrefix(v, "https://"), "http://")
+	_, port, found := strings.Cut(host, ":")
+	if !found || port == "*" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // ValidateFrameAncestors checks and canonicalises a whole list; "'none'"
