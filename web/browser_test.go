@@ -74,8 +74,15 @@ func TestMain(m *testing.M) {
 	if shared.cancel != nil {
 		shared.cancel()
 	}
-	if shared.dataDir != "" {
-		_ = os.RemoveAll(shared.dataDir)
+	// Chromium's helper processes may still write a file or two while
+	// the browser exits: retry for a moment.
+	for i := 0; shared.dataDir != "" && i < 30; i++ {
+		if err := os.RemoveAll(shared.dataDir); err == nil {
+			if _, err := os.Stat(shared.dataDir); os.IsNotExist(err) {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	os.Exit(code)
 }
