@@ -12,4 +12,10 @@ fi
 ./bin/perks seed
 echo
 echo "Perks is starting on ${PERKS_ADDR:-:4000} (GraphiQL: http://localhost:4000/graphql). Ctrl-C stops it; 'make db-stop' stops PostgreSQL."
+echo
+echo "Webview of acme's demo user (seed 000 step 4; the token is valid 24 hours):"
+echo "  $(./bin/perks token mint --partner acme --sub usr_demo_001 --email demo@acme.example.test --display-name 'Demo User' --ttl 24h --webview)"
+echo "  (any token works: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/consumer#token=\$JWT)"
+echo "Merchant page: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/merchant (paste the acme-store API key printed above and the contents of its private key file)"
+echo
 exec ./bin/perks serve

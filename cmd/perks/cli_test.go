@@ -88,6 +88,18 @@ func TestOperatorCLI(t *testing.T) {
 	require.Contains(t, fails("partner", "set", "--partner", "initech", "--schemes", "basic").Error(), "unknown scheme")
 	require.Contains(t, perks("partner", "show", "--partner", "initech"), "require hmac v2:          true")
 
+	// Who may frame the webview (/consumer?partner=initech): 'none' until set.
+	require.Contains(t, perks("partner", "show", "--partner", "initech"), "frame ancestors:          'none'")
+	out = perks("partner", "set", "--partner", "initech", "--frame-ancestors", "self, https://App.Initech.example.test,https://*.initech.example.test:8443")
+	require.Contains(t, out, "frame ancestors:          'self' https://app.initech.example.test https://*.initech.example.test:8443")
+	for _, bad := range []string{"https://a.example.test/path", "https://a.example.test; script-src *", "*", "'unsafe-inline'", "'none',https://a.example.test", "javascript:"} {
+		require.Contains(t, fails("partner", "set", "--partner", "initech", "--frame-ancestors", bad).Error(), "frameAncestors", bad)
+	}
+	perks("partner", "set", "--partner", "initech", "--frame-ancestors", "")
+	p, err = svc.BySlug(t.Context(), db.Bun, "initech")
+	require.NoError(t, err)
+	require.Empty(t, p.FrameAncestors)
+
 	// Ed25519: the pair is generated, the private key and API key shown once.
 	out = perks("partner", "credential", "create", "--partner", "initech", "--kind", "ed25519", "--description", "prod")
 	apiKey := regexp.MustCompile(`X-API-Key, shown once\): (\S+)`).FindStringSubmatch(out)
@@ -160,4 +172,6 @@ func TestOperatorCLI(t *testing.T) {
 	_, err = os.Stat(filepath.Join(secrets, demo.Acme.Slug+".private.pem"))
 	require.NoError(t, err)
 	require.NotEmpty(t, perks("token", "mint", "--partner", "acme", "--sub", "usr_demo_001"))
+	require.Regexp(t, `^http://localhost:4000/consumer#token=ey[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`,
+		perks("token", "mint", "--partner", "acme", "--sub", "usr_demo_001", "--webview"))
 }

@@ -83,8 +83,10 @@ Subcommands:
               [--rate-limit N|default] [--rate-limit-burst N|default]
               [--consumer-rate-limit N|default] [--consumer-rate-limit-burst N|default]
               [--audience AUD] [--max-token-lifetime 168h] [--issuer URL] [--jwks-url URL]
-              (an empty value clears origins, schemes, audience, issuer and jwks-url;
-               rate limits are per minute per replica, 0 = unlimited)
+              [--frame-ancestors "'self',https://app.example.com,https://*.example.com"]
+              (an empty value clears origins, schemes, audience, issuer, jwks-url and
+               frame-ancestors; rate limits are per minute per replica, 0 = unlimited;
+               frame-ancestors: who may frame /consumer?partner=S, default 'none')
   credential  create --partner S --kind hmac|ed25519|request_jwt [--description D]
                      [--public-key FILE (ed25519: register your own)] [--secret-file FILE]
               list --partner S
@@ -169,6 +171,14 @@ func onOff(b bool) string {
 	return "disabled"
 }
 
+// frameAncestorsText is the CSP frame-ancestors value of a partner's list.
+func frameAncestorsText(v []string) string {
+	if len(v) == 0 {
+		return "'none'"
+	}
+	return strings.Join(v, " ")
+}
+
 func orAll(v []string) string {
 	if len(v) == 0 {
 		return "(any)"
@@ -227,6 +237,7 @@ func printPartner(w io.Writer, cfg *config.Config, p *partner.Partner) {
 	fmt.Fprintf(tw, "audience:\t%s\n", str(&aud))
 	fmt.Fprintf(tw, "max token lifetime:\t%s\n", p.MaxTokenLifetime())
 	fmt.Fprintf(tw, "jwks url:\t%s\n", str(p.JWKSURL))
+	fmt.Fprintf(tw, "frame ancestors:\t%s\n", frameAncestorsText(p.FrameAncestors))
 	tw.Flush()
 }
 
@@ -270,6 +281,7 @@ func partnerSet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	life := fs.Duration("max-token-lifetime", 0, "longest consumer token lifetime (exp - iat)")
 	issuer := fs.String("issuer", "", "iss of consumer tokens; empty = none")
 	jwks := fs.String("jwks-url", "", "JWKS URL of consumer token keys; empty = none")
+	frames := fs.String("frame-ancestors", "", "comma-separated CSP sources that may frame the webview ('self', https://host); empty = none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -311,6 +323,9 @@ func partnerSet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			c.Issuer = issuer
 		case "jwks-url":
 			c.JWKSURL = jwks
+		case "frame-ancestors":
+			l := splitList(*frames)
+			c.FrameAncestors = &l
 		}
 	})
 	if ferr != nil {

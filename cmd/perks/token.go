@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -19,7 +20,7 @@ import (
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "mint" {
-		fmt.Fprintln(stderr, "Usage: perks token mint --partner acme --sub usr_demo_001 [--ttl 1h] [--email ...] [--display-name ...] [--key PEM] [--kid K]")
+		fmt.Fprintln(stderr, "Usage: perks token mint --partner acme --sub usr_demo_001 [--ttl 1h] [--email ...] [--display-name ...] [--key PEM] [--kid K] [--webview]")
 		return errUsage
 	}
 	fs := flag.NewFlagSet("token mint", flag.ContinueOnError)
@@ -31,6 +32,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	displayName := fs.String("display-name", "", "displayName claim")
 	keyPath := fs.String("key", "", "PKCS#8 private key, RSA, EC P-256 or Ed25519 (default: <secrets dir>/<partner>.private.pem)")
 	kid := fs.String("kid", "", "kid header (default: none; the partner is found by iss)")
+	webview := fs.Bool("webview", false, "print the webview URL to open (PERKS_PUBLIC_BASE_URL/consumer#token=...) instead of the bare token")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -83,6 +85,9 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tok, err := t.SignedString(key)
 	if err != nil {
 		return fmt.Errorf("sign token: %w", err)
+	}
+	if *webview {
+		tok = strings.TrimRight(cfg.PublicBaseURL, "/") + "/consumer#token=" + tok
 	}
 	fmt.Fprint(stdout, tok)
 	if f, ok := stdout.(*os.File); ok && isTerminal(f) {

@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/perkshq/perks/graph"
+	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/catalog"
@@ -37,6 +38,7 @@ import (
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
+	"github.com/perkshq/perks/web"
 )
 
 // App is a running Perks process.
@@ -185,6 +187,9 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	})
 	a.Handler, a.Routes = httpserver.New(httpserver.Options{
 		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
+		Web: func(mux *http.ServeMux) {
+			web.Register(mux, web.Options{FrameAncestors: a.frameAncestors, Log: log})
+		},
 	})
 	return a, nil
 }
@@ -193,6 +198,20 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 // production, private networks only when explicitly allowed.
 func WebhookPolicy(cfg *config.Config) *webhook.URLPolicy {
 	return &webhook.URLPolicy{RequireHTTPS: !cfg.Development(), AllowPrivate: cfg.WebhookAllowPriv}
+}
+
+// frameAncestors is the webview's frame-ancestors list of the partner with
+// this slug (none for an unknown slug). The stored list is checked again so
+// that a row edited by hand can never inject into the CSP header.
+func (a *App) frameAncestors(ctx context.Context, slug string) ([]string, error) {
+	p, err := a.Partners.BySlug(ctx, a.DB.Bun, slug)
+	if apperr.Is(err, apperr.CodeNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return partner.ValidateFrameAncestors(p.FrameAncestors)
 }
 
 // now indirects through a.Now so tests can swap the clock after New.

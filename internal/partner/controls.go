@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -45,6 +47,8 @@ type Controls struct {
 	Issuer *string
 	// JWKSURL: "" removes the JWKS URL.
 	JWKSURL *string
+	// FrameAncestors: which origins may frame the webview; empty: none.
+	FrameAncestors *[]string
 }
 
 var hostnameRE = regexp.MustCompile(`^(?i)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.?$`)
@@ -76,7 +80,83 @@ func ValidateJWKSURL(s string) error {
 	return nil
 }
 
+// MaxFrameAncestors bounds a partner's frame-ancestors list.
+const MaxFrameAncestors = 20
+
+// frameHostRE is a CSP host-source without path: an optional http(s)
+// scheme, a host name (optionally starting with the "*." wildcard) or an
+// IPv4 address, and an optional port or "*".
+var frameHostRE = regexp.MustCompile(`^(https?://)?(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:([0-9]{1,5}|\*))?$`)
+
+// ValidateFrameAncestor checks one CSP frame-ancestors source expression
+// and returns its canonical spelling: 'self', the scheme https: (or
+// http:), or a host source such as https://app.example.com,
+// https://*.example.com or https://example.com:8443. Paths, quotes other
+// than 'self', wildcards alone and anything that could end the header
+// directive (';', ',', spaces) are refused.
+func ValidateFrameAncestor(s string) (string, error) {
+	v := strings.ToLower(strings.TrimSpace(s))
+	switch v {
+	case "'self'", "self":
+		return "'self'", nil
+	case "https:", "http:":
+		return v, nil
+	}
+	if len(v) <= 300 && frameHostRE.MatchString(v) && portOK(v) {
+		return v, nil
+	}
+	return "", apperr.Field(apperr.CodeInvalidField, "frameAncestors",
+		"%q is not a frame-ancestors source: use 'self', https:, or an origin such as https://app.example.com or https://*.example.com", s)
+}
+
+// portOK reports whether a host source's port, if any, is 1-65535 or *.
+func portOK(v string) bool {
+	host := strings.TrimPrefix(strings.TrimPrefix(v, "https://"), "http://")
+	_, port, found := strings.Cut(host, ":")
+	if !found || port == "*" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+// ValidateFrameAncestors checks and canonicalises a whole list; "'none'"
+// alone stands for the empty list.
+func ValidateFrameAncestors(list []string) ([]string, error) {
+	out := make([]string, 0, len(list))
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if strings.EqualFold(s, "'none'") || strings.EqualFold(s, "none") {
+			if len(list) > 1 {
+				return nil, apperr.Field(apperr.CodeInvalidField, "frameAncestors", "'none' cannot be combined with other sources")
+			}
+			continue
+		}
+		v, err := ValidateFrameAncestor(s)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	if len(out) > MaxFrameAncestors {
+		return nil, apperr.Field(apperr.CodeInvalidField, "frameAncestors", "at most %d frame ancestors", MaxFrameAncestors)
+	}
+	return out, nil
+}
+
 func (c *Controls) validate() error {
+	if c.FrameAncestors != nil {
+		out, err := ValidateFrameAncestors(*c.FrameAncestors)
+		if err != nil {
+			return err
+		}
+		c.FrameAncestors = &out
+	}
 	if c.AllowedOrigins != nil {
 		out := make([]string, 0, len(*c.AllowedOrigins))
 		for _, o := range *c.AllowedOrigins {
@@ -153,6 +233,9 @@ func (s *Service) UpdateControls(ctx context.Context, db bun.IDB, partnerID uuid
 	}
 	if c.AllowedSchemes != nil {
 		q = q.Set("allowed_schemes = ?", pgArray(*c.AllowedSchemes))
+	}
+	if c.FrameAncestors != nil {
+		q = q.Set("frame_ancestors = ?", pgArray(*c.FrameAncestors))
 	}
 	limit := func(col string, v *int) {
 		switch {

@@ -49,6 +49,9 @@ type Partner struct {
 	// AllowedSchemes lists the partner authentication schemes accepted;
 	// empty means every scheme the partner holds a credential for.
 	AllowedSchemes []string `bun:"allowed_schemes,array"`
+	// FrameAncestors lists the CSP frame-ancestors sources allowed to
+	// frame the partner's webview; empty means none.
+	FrameAncestors []string `bun:"frame_ancestors,array"`
 	// Rate limits per replica; nil means the configured default, 0 unlimited.
 	RateLimitPerMinute         *int      `bun:"rate_limit_per_minute"`
 	RateLimitBurst             *int      `bun:"rate_limit_burst"`
@@ -153,6 +156,7 @@ func (s *Service) Upsert(ctx context.Context, db bun.IDB, p CreateParams) (*Part
 		ID: uuid.New(), Slug: p.Slug, Name: p.Name, DisplayName: p.DisplayName, LogoPath: p.LogoPath,
 		ProgramName: p.ProgramName, CurrencyName: p.CurrencyName, MaxTokenLifetimeSeconds: 7 * 24 * 3600,
 		Timezone: "UTC", APIEnabled: true, AllowedOrigins: []string{}, AllowedSchemes: []string{},
+		FrameAncestors: []string{},
 	}
 	if p.Issuer != "" {
 		row.Issuer = &p.Issuer
