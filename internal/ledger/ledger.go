@@ -22,6 +22,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/event"
 )
 
@@ -148,35 +149,26 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 	// One statement moves the balance and appends the entry with the
 	// resulting balance_after: the balance row's lock serialises concurrent
 	// changes of the user, and the entry cannot disagree with the balance.
-	var move string
-	var moveArgs []any
-	if delta > 0 {
-		move = `INSERT INTO balances AS b (partner_id, user_id, points, lifetime_earned, updated_at)
-			VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (partner_id, user_id) DO UPDATE
-			SET points = b.points + EXCLUDED.points, lifetime_earned = b.lifetime_earned + EXCLUDED.lifetime_earned, updated_at = EXCLUDED.updated_at
-			RETURNING points`
-		moveArgs = []any{partnerID, c.UserID, delta, earned, now}
-	} else {
-		move = `UPDATE balances SET points = points + ?, updated_at = ?
-			WHERE partner_id = ? AND user_id = ? AND points + ? >= 0
-			RETURNING points`
-		moveArgs = []any{delta, now, partnerID, c.UserID, delta}
-	}
+	// It is the hottest statement of Perks: a prepared one.
 	e := &Entry{
 		PartnerID: partnerID, UserID: c.UserID, Kind: c.Kind, Points: delta,
 		Reason: c.Reason, ActionCode: opt(c.ActionCode), SourceType: opt(c.SourceType), SourceID: opt(c.SourceID),
 		Reference: opt(c.Reference), Metadata: c.Metadata, OccurredAt: c.OccurredAt.UTC(), CreatedAt: now,
 	}
-	var metadata any
+	var metadata *string
 	if len(c.Metadata) > 0 {
-		metadata = string(c.Metadata)
+		m := string(c.Metadata)
+		metadata = &m
 	}
-	args := append(moveArgs, partnerID, c.UserID, string(c.Kind), delta, e.Reason, e.ActionCode, e.SourceType, e.SourceID, e.Reference, metadata, e.OccurredAt, now)
-	err = tx.NewRaw(`WITH moved AS (`+move+`)
-		INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, reason, action_code, source_type, source_id, reference, metadata, occurred_at, created_at)
-		SELECT ?, ?, ?, ?, moved.points, ?, ?, ?, ?, ?, ?::jsonb, ?, ? FROM moved
-		RETURNING id, balance_after`, args...).Scan(ctx, &e.ID, &e.BalanceAfter)
+	query, args := debitSQL, []any{partnerID, c.UserID, delta, now, nil}
+	if delta > 0 {
+		query, args = creditSQL, []any{partnerID, c.UserID, delta, now, earned}
+	}
+	args = append(args, string(c.Kind), e.Reason, e.ActionCode, e.SourceType, e.SourceID, e.Reference, metadata, e.OccurredAt)
+	row, err := database.QueryRow(ctx, tx, query, args...)
+	if err == nil {
+		err = row.Scan(&e.ID, &e.BalanceAfter)
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		// Only the conditional UPDATE of a debit can match no row.
@@ -211,6 +203,31 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 	}
 	return e, nil
 }
+
+// appendEntry is the entry half of creditSQL and debitSQL: $1 partner, $2
+// user, $3 signed points, $4 now, then $6.. kind, reason, action, source
+// type and id, reference, metadata, occurred at.
+const appendEntry = `
+INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, reason, action_code, source_type, source_id, reference, metadata, occurred_at, created_at)
+SELECT $1, $2, $6, $3, moved.points, $7, $8, $9, $10, $11, $12::jsonb, $13, $4 FROM moved
+RETURNING id, balance_after`
+
+// creditSQL adds points ($5: lifetime increment), creating the balance row
+// on a user's first points.
+const creditSQL = `WITH moved AS (
+	INSERT INTO balances AS b (partner_id, user_id, points, lifetime_earned, updated_at) VALUES ($1, $2, $3, $5, $4)
+	ON CONFLICT (partner_id, user_id) DO UPDATE
+	SET points = b.points + EXCLUDED.points, lifetime_earned = b.lifetime_earned + EXCLUDED.lifetime_earned, updated_at = EXCLUDED.updated_at
+	RETURNING points
+)` + appendEntry
+
+// debitSQL removes points only if the balance covers them; $5 is unused so
+// the entry parameters keep their numbers.
+const debitSQL = `WITH moved AS (
+	UPDATE balances SET points = points + $3, updated_at = $4
+	WHERE partner_id = $1 AND user_id = $2 AND points + $3 >= 0 AND $5::bigint IS NULL
+	RETURNING points
+)` + appendEntry
 
 // BalanceOf returns a user's balance (zero when they never had points).
 func (s *Service) BalanceOf(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID) (*Balance, error) {

@@ -1,0 +1,55 @@
+package database
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
+)
+
+// QueryRow and Exec run fixed-text, parametrized statements of hot paths as
+// prepared statements cached per connection, so PostgreSQL parses and plans
+// them once per connection instead of on every call. bun formats its queries
+// with the arguments inlined, which gives every call a distinct text (the
+// pool therefore runs them unprepared; see Open); these statements bypass
+// bun and pass real $n parameters instead.
+//
+// Runner is what they need of bun.DB and bun.Tx.
+type runner interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func unwrap(db bun.IDB) (runner, error) {
+	switch d := db.(type) {
+	case bun.Tx:
+		return d.Tx, nil
+	case *bun.Tx:
+		return d.Tx, nil
+	case *bun.DB:
+		return d.DB, nil
+	case bun.Conn:
+		return d.Conn, nil
+	}
+	return nil, fmt.Errorf("prepared statement on %T", db)
+}
+
+// QueryRow runs a prepared query returning one row.
+func QueryRow(ctx context.Context, db bun.IDB, query string, args ...any) (*sql.Row, error) {
+	r, err := unwrap(db)
+	if err != nil {
+		return nil, err
+	}
+	return r.QueryRowContext(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...), nil
+}
+
+// Exec runs a prepared statement.
+func Exec(ctx context.Context, db bun.IDB, query string, args ...any) (sql.Result, error) {
+	r, err := unwrap(db)
+	if err != nil {
+		return nil, err
+	}
+	return r.ExecContext(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+}
