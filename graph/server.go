@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,6 +72,14 @@ func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if errors.Is(err, context.DeadlineExceeded) {
 			gqlErr.Message = "the operation timed out"
 			gqlErr.Extensions = map[string]any{"code": string(apperr.CodeTimeout)}
+			return gqlErr
+		}
+		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, sql.ErrTxDone)) {
+			// The client went away: database/sql rolled the transaction
+			// back. Nobody reads this answer and nothing is wrong here.
+			log.DebugContext(ctx, "graphql request cancelled", "request_id", request.ID(ctx))
+			gqlErr.Message = "the request was cancelled"
+			gqlErr.Extensions = map[string]any{"code": string(apperr.CodeUnavailable)}
 			return gqlErr
 		}
 		if errors.As(err, &existing) && existing.Rule != "" {

@@ -118,6 +118,9 @@ func run() error {
 	}
 	defer db.Close()
 	quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	if os.Getenv("BENCH_LOG") != "" { // the server's errors, to debug a failing scenario
+		quiet = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	if err := database.Migrate(ctx, db.Bun, quiet); err != nil {
 		return err
 	}

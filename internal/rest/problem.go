@@ -5,6 +5,7 @@ package rest
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -38,7 +39,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
 			e = apperr.New(apperr.CodeTimeout, "the operation did not finish in time and was rolled back")
-		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		case r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, sql.ErrTxDone)):
+			// The client went away and database/sql rolled the transaction
+			// back: not an internal error, and nobody reads the answer.
 			e = apperr.New(apperr.CodeUnavailable, "the request was cancelled")
 		default:
 			log.ErrorContext(r.Context(), "internal error", "request_id", request.ID(r.Context()),
