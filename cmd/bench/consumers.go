@@ -88,8 +88,10 @@ func provisionConsumers(ctx context.Context, b *Bench, prefix string, n int, poi
 type graphQLResponse struct {
 	Data   json.RawMessage `json:"data"`
 	Errors []struct {
+		Message    string `json:"message"`
 		Extensions struct {
-			Code string `json:"code"`
+			Code      string `json:"code"`
+			RequestID string `json:"requestId"`
 		} `json:"extensions"`
 	} `json:"errors"`
 }
@@ -120,7 +122,12 @@ func postGraphQL(ctx context.Context, b *Bench, token string, body []byte) (stri
 		return "", err
 	}
 	if len(out.Errors) > 0 {
-		return out.Errors[0].Extensions.Code, nil
+		e := out.Errors[0]
+		if e.Extensions.Code == "INTERNAL" {
+			// Internal errors are logged by the server under this id (BENCH_LOG=1).
+			return e.Extensions.Code + " (request " + e.Extensions.RequestID + ")", nil
+		}
+		return e.Extensions.Code, nil
 	}
 	return "", nil
 }
