@@ -88,15 +88,11 @@ func keyAdd(ctx context.Context, args []string, stdout, stderr io.Writer, rotate
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o, closeDB, err := openOperator(ctx, stderr)
+	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	p, err := o.partner(ctx, *slug)
-	if err != nil {
-		return err
-	}
 	if *jwks != "" && !rotate {
 		if _, err := o.partners.UpdateControls(ctx, o.db.Bun, p.ID, partner.Controls{JWKSURL: jwks}); err != nil {
 			return err
@@ -161,15 +157,11 @@ func keyList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o, closeDB, err := openOperator(ctx, stderr)
+	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	p, err := o.partner(ctx, *slug)
-	if err != nil {
-		return err
-	}
 	keys, err := o.partners.ListConsumerKeys(ctx, o.db.Bun, p.ID)
 	if err != nil {
 		return err
@@ -192,15 +184,11 @@ func keyEnable(ctx context.Context, args []string, stdout, stderr io.Writer, ena
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o, closeDB, err := openOperator(ctx, stderr)
+	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	p, err := o.partner(ctx, *slug)
-	if err != nil {
-		return err
-	}
 	if err := o.partners.SetConsumerKeyEnabled(ctx, o.db.Bun, p.ID, *kid, enabled); err != nil {
 		return err
 	}

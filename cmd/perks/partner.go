@@ -44,6 +44,21 @@ func openOperator(ctx context.Context, stderr io.Writer) (*operator, func(), err
 	return &operator{cfg: cfg, db: db, partners: partner.NewService(keys)}, closeDB, nil
 }
 
+// openPartner is openOperator followed by loading the --partner flag's
+// partner, the start of most operator commands.
+func openPartner(ctx context.Context, stderr io.Writer, slug string) (*operator, *partner.Partner, func(), error) {
+	o, closeDB, err := openOperator(ctx, stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, err := o.partner(ctx, slug)
+	if err != nil {
+		closeDB()
+		return nil, nil, nil, err
+	}
+	return o, p, closeDB, nil
+}
+
 func (o *operator) partner(ctx context.Context, slug string) (*partner.Partner, error) {
 	if slug == "" {
 		return nil, errors.New("--partner is required")
@@ -202,15 +217,11 @@ func partnerShow(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o, closeDB, err := openOperator(ctx, stderr)
+	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	p, err := o.partner(ctx, *slug)
-	if err != nil {
-		return err
-	}
 	printPartner(stdout, o.cfg, p)
 	return nil
 }
@@ -331,15 +342,11 @@ func partnerSet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if ferr != nil {
 		return ferr
 	}
-	o, closeDB, err := openOperator(ctx, stderr)
+	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	p, err := o.partner(ctx, *slug)
-	if err != nil {
-		return err
-	}
 	p, err = o.partners.UpdateControls(ctx, o.db.Bun, p.ID, c)
 	if err != nil {
 		return err
@@ -387,15 +394,11 @@ func credentialCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o, closeDB, err := openOperator(ctx, stderr)
+	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	p, err := o.partner(ctx, *slug)
-	if err != nil {
-		return err
-	}
 	switch *kind {
 	case partner.KindHMAC, partner.KindRequestJWT:
 		secret := []byte(partner.NewSecret())
@@ -447,15 +450,11 @@ func credentialList(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o, closeDB, err := openOperator(ctx, stderr)
+	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	p, err := o.partner(ctx, *slug)
-	if err != nil {
-		return err
-	}
 	creds, err := o.partners.ListCredentials(ctx, o.db.Bun, p.ID)
 	if err != nil {
 		return err
@@ -483,15 +482,11 @@ func credentialEnable(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("--id must be a credential id (see `perks partner credential list`)")
 	}
-	o, closeDB, err := openOperator(ctx, stderr)
+	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	p, err := o.partner(ctx, *slug)
-	if err != nil {
-		return err
-	}
 	if err := o.partners.SetCredentialEnabled(ctx, o.db.Bun, p.ID, cid, enabled); err != nil {
 		return err
 	}
