@@ -27,6 +27,10 @@ type exportState struct {
 	OutBytes  int64     `json:"outBytes"`
 	Users     int64     `json:"users"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	// The last signed request, so a run started within the same second does
+	// not sign the same path again (see exportClient.timestamp).
+	LastPath string `json:"lastPath,omitempty"`
+	LastTS   int64  `json:"lastTs,omitempty"`
 }
 
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -81,6 +85,23 @@ type exportClient struct {
 	secret     []byte
 	csv        bool
 	http       *http.Client
+
+	lastPath string
+	lastTS   int64
+}
+
+// timestamp returns the signing second for path. A v2 signature covers the
+// path and the second, and the server accepts each signature once, so the
+// same path (the same cursor, when nothing changed) is never signed twice
+// in one second: the client waits for the next one.
+func (c *exportClient) timestamp(path string) int64 {
+	ts := time.Now().Unix()
+	for path == c.lastPath && ts <= c.lastTS {
+		time.Sleep(time.Until(time.Unix(c.lastTS+1, 0)))
+		ts = time.Now().Unix()
+	}
+	c.lastPath, c.lastTS = path, ts
+	return ts
 }
 
 func (c *exportClient) run(ctx context.Context, outPath, statePath string, limit int, stderr io.Writer) error {
@@ -92,6 +113,7 @@ func (c *exportClient) run(ctx context.Context, outPath, statePath string, limit
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	c.lastPath, c.lastTS = st.LastPath, st.LastTS
 	f, err := os.OpenFile(outPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
@@ -119,7 +141,7 @@ func (c *exportClient) run(ctx context.Context, outPath, statePath string, limit
 		if err != nil {
 			return err
 		}
-		st = exportState{Cursor: next, OutBytes: pos, Users: st.Users + int64(n), UpdatedAt: time.Now().UTC()}
+		st = exportState{Cursor: next, OutBytes: pos, Users: st.Users + int64(n), UpdatedAt: time.Now().UTC(), LastPath: c.lastPath, LastTS: c.lastTS}
 		if err := writeState(statePath, st); err != nil {
 			return err
 		}
@@ -146,7 +168,7 @@ func (c *exportClient) page(ctx context.Context, cursor string, limit int, w io.
 	if err != nil {
 		return "", false, 0, err
 	}
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	ts := strconv.FormatInt(c.timestamp(path), 10)
 	req.Header.Set("X-Partner-Slug", c.slug)
 	// v2 binds the signature to the path and query (the cursor), so pages
 	// fetched within one second do not share a signature.
