@@ -12,8 +12,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/earning"
-	"github.com/perkshq/perks/internal/idempotency"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/user"
 )
@@ -89,36 +89,22 @@ func (a *API) earn(w *Write) (int, any, error) {
 	if req.ExternalUserID == nil {
 		return 0, nil, apperr.Field(apperr.CodeMissingField, "externalUserId", "externalUserId is required")
 	}
-	if err := user.ValidateExternalID("externalUserId", *req.ExternalUserID); err != nil {
-		return 0, nil, err
-	}
 	if req.Action == nil || *req.Action == "" {
 		return 0, nil, apperr.Field(apperr.CodeMissingField, "action", "action is required")
 	}
-	if err := earning.ValidateCode("action", *req.Action); err != nil {
+	// The same checks as every multistore item.
+	var ref *string
+	if req.Reference != nil {
+		trimmed := strings.TrimSpace(*req.Reference)
+		ref = &trimmed
+	}
+	in := bulk.EarnInput{ExternalUserID: *req.ExternalUserID, Action: *req.Action}
+	if err := a.checkEarnInput(&in, req.Points, ref, req.OccurredAt, a.now()); err != nil {
 		return 0, nil, err
 	}
-	params := earning.EarnParams{Code: *req.Action}
-	if len(req.Points) > 0 && string(req.Points) != "null" {
-		n, err := parseInt("points", req.Points)
-		if err != nil {
-			return 0, nil, err
-		}
-		if err := ledger.ValidatePoints("points", n); err != nil {
-			return 0, nil, err
-		}
-		params.Points = &n
-	}
-	occurred, err := parseTime("occurredAt", req.OccurredAt)
-	if err != nil {
-		return 0, nil, err
-	}
-	now := a.now()
-	if occurred != nil {
-		if occurred.After(now.Add(5 * time.Minute)) {
-			return 0, nil, apperr.Field(apperr.CodeInvalidField, "occurredAt", "occurredAt must not be in the future")
-		}
-		params.OccurredAt = *occurred
+	params := earning.EarnParams{Code: in.Action, Points: in.Points, Reference: in.Reference}
+	if in.OccurredAt != nil {
+		params.OccurredAt = *in.OccurredAt
 	}
 	if len(req.Metadata) > 0 && string(req.Metadata) != "null" {
 		if len(req.Metadata) > maxMetadataBytes || bytes.TrimSpace(req.Metadata)[0] != '{' {
@@ -126,13 +112,8 @@ func (a *API) earn(w *Write) (int, any, error) {
 		}
 		params.Metadata = req.Metadata
 	}
-	if req.Reference != nil {
-		ref := strings.TrimSpace(*req.Reference)
-		if err := idempotency.ValidateKey("reference", ref); err != nil {
-			return 0, nil, apperr.Field(apperr.CodeInvalidField, "reference", "reference must be 1 to 255 printable ASCII characters")
-		}
-		w.Claim("reference:" + ref)
-		params.Reference = ref
+	if params.Reference != "" {
+		w.Claim("reference:" + params.Reference)
 	}
 
 	pid := w.Partner.Partner.ID
