@@ -50,12 +50,7 @@ func (r *adResolver) Action(ctx context.Context, obj *content.Ad) (*model.Progra
 	if err != nil {
 		return nil, err
 	}
-	a := avail[rule.Code]
-	return &model.ProgramAction{
-		Code: rule.Code, Name: rule.Name, Description: rule.Description, Points: int(rule.Points),
-		DailyCap: rule.DailyCap, LifetimeCap: rule.LifetimeCap, CooldownSeconds: rule.CooldownSeconds,
-		RemainingToday: a.RemainingToday, RemainingLifetime: a.RemainingLifetime, AvailableAt: a.AvailableAt,
-	}, nil
+	return programAction(rule, avail[rule.Code]), nil
 }
 
 func (r *giftResolver) Redemption(ctx context.Context, obj *catalog.Gift) (model.RedemptionChannel, error) {
@@ -269,12 +264,7 @@ func (r *programResolver) Actions(ctx context.Context, obj *model.Program) ([]*m
 	}
 	out := make([]*model.ProgramAction, 0, len(visible))
 	for _, rule := range visible {
-		a := avail[rule.Code]
-		out = append(out, &model.ProgramAction{
-			Code: rule.Code, Name: rule.Name, Description: rule.Description, Points: int(rule.Points),
-			DailyCap: rule.DailyCap, LifetimeCap: rule.LifetimeCap, CooldownSeconds: rule.CooldownSeconds,
-			RemainingToday: a.RemainingToday, RemainingLifetime: a.RemainingLifetime, AvailableAt: a.AvailableAt,
-		})
+		out = append(out, programAction(&rule, avail[rule.Code]))
 	}
 	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/perkshq/perks/graph/model"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/idempotency"
 	"github.com/perkshq/perks/internal/ranking"
 )
@@ -100,4 +101,14 @@ func leaderboardEntries(es []ranking.Entry, me uuid.UUID) []*model.LeaderboardEn
 		out = append(out, &model.LeaderboardEntry{Rank: int(e.Rank), DisplayName: e.DisplayName, LifetimePoints: int(e.Score), IsMe: e.UserID == me})
 	}
 	return out
+}
+
+// programAction is a rule as the app shows it, with the user's remaining
+// caps (zero Availability without a user).
+func programAction(rule *earning.Rule, a earning.Availability) *model.ProgramAction {
+	return &model.ProgramAction{
+		Code: rule.Code, Name: rule.Name, Description: rule.Description, Points: int(rule.Points),
+		DailyCap: rule.DailyCap, LifetimeCap: rule.LifetimeCap, CooldownSeconds: rule.CooldownSeconds,
+		RemainingToday: a.RemainingToday, RemainingLifetime: a.RemainingLifetime, AvailableAt: a.AvailableAt,
+	}
 }
