@@ -118,7 +118,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Webhooks = &webhook.Service{
 		Keys: keys, Users: a.Users, Policy: policy, Sender: webhook.NewSender(policy), Log: log, Now: a.now,
 	}
-	a.Events.Dispatcher = a.Webhooks
+	a.Events.Outbox = a.Webhooks
 	if cfg.WebhookAllowPriv && !cfg.Development() {
 		log.Warn("PERKS_WEBHOOK_ALLOW_PRIVATE is set in production: webhook endpoints may reach private networks")
 	}

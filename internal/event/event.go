@@ -1,8 +1,8 @@
 // Package event records domain events in the events table, inside the
 // transaction of the change they describe (a transactional outbox). Delivery
-// (webhooks) hangs off the Dispatcher hook, which inserts its River jobs in
-// the same transaction, so there is never an event without its jobs or a job
-// without its committed event.
+// (webhooks) hangs off the Outbox hook, which writes the events with their
+// deliveries and River jobs in the same transaction, so there is never an
+// event without its jobs or a job without its committed event.
 package event
 
 import (
@@ -50,27 +50,21 @@ type Event struct {
 	CreatedAt time.Time       `bun:"created_at"`
 }
 
-// Dispatcher is told about events inside the writing transaction; the webhook
-// package implements it to insert delivery jobs with InsertTx.
-type Dispatcher interface {
-	DispatchTx(ctx context.Context, tx bun.Tx, events []*Event) error
-}
-
-// Outbox is a Dispatcher that writes the events itself, together with what
-// it derives from them, in one statement: recording events on a hot path
-// then costs one round trip instead of two.
+// Outbox writes events itself, together with what follows from them (the
+// webhook package writes their deliveries and River jobs), in the writing
+// transaction: no event without its deliveries, no delivery without its
+// committed event, and one statement for both on hot paths.
 type Outbox interface {
-	Dispatcher
 	RecordTx(ctx context.Context, tx bun.Tx, events []*Event) error
 }
 
-// Recorder writes events and hands them to the dispatcher.
+// Recorder writes events, through the Outbox when there is one.
 type Recorder struct {
-	Dispatcher Dispatcher
-	Now        func() time.Time
+	Outbox Outbox
+	Now    func() time.Time
 }
 
-// NewRecorder returns a Recorder without a dispatcher (events are stored
+// NewRecorder returns a Recorder without an outbox (events are stored
 // only) using the wall clock.
 func NewRecorder() *Recorder { return &Recorder{Now: time.Now} }
 
@@ -83,24 +77,19 @@ func (r *Recorder) New(partnerID uuid.UUID, typ string, userID *uuid.UUID, data 
 	return &Event{PartnerID: partnerID, ID: uuid.New(), Type: typ, UserID: userID, Data: b, CreatedAt: r.Now().UTC()}, nil
 }
 
-// RecordTx inserts the events (one statement) and dispatches them.
+// RecordTx records the events in tx: through the Outbox, or with one insert.
 func (r *Recorder) RecordTx(ctx context.Context, tx bun.Tx, events ...*Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	if o, ok := r.Dispatcher.(Outbox); ok {
-		if err := o.RecordTx(ctx, tx, events); err != nil {
+	if r.Outbox != nil {
+		if err := r.Outbox.RecordTx(ctx, tx, events); err != nil {
 			return fmt.Errorf("record %d events: %w", len(events), err)
 		}
 		return nil
 	}
 	if _, err := tx.NewInsert().Model(&events).Exec(ctx); err != nil {
 		return fmt.Errorf("insert %d events: %w", len(events), err)
-	}
-	if r.Dispatcher != nil {
-		if err := r.Dispatcher.DispatchTx(ctx, tx, events); err != nil {
-			return fmt.Errorf("dispatch events: %w", err)
-		}
 	}
 	return nil
 }

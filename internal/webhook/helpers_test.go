@@ -84,7 +84,7 @@ func setup(t *testing.T) *bundle {
 	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
 	policy := &webhook.URLPolicy{AllowPrivate: true}
 	svc := &webhook.Service{Keys: keys, Policy: policy, Sender: webhook.NewSender(policy), Now: clk.Now}
-	rec := &event.Recorder{Dispatcher: svc, Now: clk.Now}
+	rec := &event.Recorder{Outbox: svc, Now: clk.Now}
 	svc.Users = &user.Service{Keys: keys, Events: rec, Now: clk.Now}
 
 	dw := &webhook.DeliverWorker{DB: tx, Webhooks: svc}

@@ -2,9 +2,10 @@
 // outbox records is POSTed, signed per the Standard Webhooks specification, to
 // each of the partner's endpoints that subscribes to its type.
 //
-// Delivery is a transactional outbox on River. DispatchTx runs inside the
-// transaction that writes the events: in one statement it finds the enabled,
-// subscribed endpoints and writes a webhook_deliveries row for each pair, then
+// Delivery is a transactional outbox on River. RecordTx runs inside the
+// transaction that writes the events: in one statement it inserts them,
+// finds the enabled, subscribed endpoints and writes a webhook_deliveries
+// row for each pair, then
 // inserts one River job per row with InsertManyTx. Nothing subscribes, nothing
 // is inserted (River's job table is the expensive part of a hot transaction).
 // The job carries ids only; the worker rebuilds the payload from current state
