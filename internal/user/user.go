@@ -10,6 +10,7 @@ package user
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 	"golang.org/x/text/language"
 
 	"github.com/perkshq/perks/internal/apperr"
@@ -154,6 +156,14 @@ func (s *Service) hash(partnerID uuid.UUID, externalID string) []byte {
 	return s.Keys.LookupHash("user:"+partnerID.String(), externalID)
 }
 
+// erasedHash is the keyed hash an erasure marker is found by, derived
+// from the users' lookup hash (an anonymised user has no external id left
+// to hash) under a namespace of its own, so the marker cannot be linked to
+// any other row that holds the users' hash (bulk job items, backups).
+func (s *Service) erasedHash(partnerID uuid.UUID, userHash []byte) []byte {
+	return s.Keys.LookupHash("user-erased:"+partnerID.String(), hex.EncodeToString(userHash))
+}
+
 // ExternalIDHash is the keyed hash users are looked up by.
 func (s *Service) ExternalIDHash(partnerID uuid.UUID, externalID string) []byte {
 	return s.hash(partnerID, externalID)
@@ -212,7 +222,7 @@ func (s *Service) UpsertTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, 
 	// the erasure's token watermark: tokens issued before the erasure stay
 	// refused (see TokenWatermark).
 	res, err := tx.NewInsert().Model(u).
-		Value("tokens_valid_after", "(SELECT to_timestamp(floor(extract(epoch FROM max(erased_at))) + 1) FROM user_erasures WHERE partner_id = ? AND external_id_hash = ?)", partnerID, u.ExternalIDHash).
+		Value("tokens_valid_after", "(SELECT to_timestamp(floor(extract(epoch FROM max(erased_at))) + 1) FROM user_erasures WHERE partner_id = ? AND external_id_hash = ?)", partnerID, s.erasedHash(partnerID, u.ExternalIDHash)).
 		On("CONFLICT (partner_id, external_id_hash) DO NOTHING").
 		Returning("tokens_valid_after").Exec(ctx)
 	if err != nil {
@@ -343,7 +353,7 @@ func (s *Service) FromTokenTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUI
 
 	u, err := s.Get(ctx, tx, partnerID, externalID)
 	if apperr.Is(err, apperr.CodeUserNotFound) {
-		erased, err := s.erasedAfter(ctx, tx, partnerID, s.hash(partnerID, externalID), issuedAt)
+		erased, err := s.erasedAfter(ctx, tx, partnerID, s.erasedHash(partnerID, s.hash(partnerID, externalID)), issuedAt)
 		if err != nil {
 			return nil, false, err
 		}
@@ -434,14 +444,29 @@ func (s *Service) EraseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, i
 	}
 	// What outlives the user: the marker that keeps old tokens refused and
 	// tells the export, and a user.erased event. Neither holds personal
-	// data: the internal id, the time and the keyed hash users are found by.
+	// data: the internal id, the time and a keyed hash (erasedHash).
 	now := s.Now().UTC()
-	var erased []uuid.UUID
-	err := tx.NewRaw(`INSERT INTO user_erasures (partner_id, user_id, external_id_hash, erased_at)
-		SELECT partner_id, id, external_id_hash, ? FROM users WHERE partner_id = ? AND id IN (?)
-		ON CONFLICT DO NOTHING RETURNING user_id`, now, partnerID, bun.In(ids)).Scan(ctx, &erased)
+	var found []struct {
+		ID   uuid.UUID `bun:"id"`
+		Hash []byte    `bun:"external_id_hash"`
+	}
+	err := tx.NewRaw("SELECT id, external_id_hash FROM users WHERE partner_id = ? AND id IN (?) FOR UPDATE",
+		partnerID, bun.In(ids)).Scan(ctx, &found)
 	if err != nil {
-		return fmt.Errorf("record erasures: %w", err)
+		return fmt.Errorf("lock users to erase: %w", err)
+	}
+	erased := make([]uuid.UUID, len(found))
+	hashes := make([]string, len(found))
+	for i, f := range found {
+		erased[i], hashes[i] = f.ID, hex.EncodeToString(s.erasedHash(partnerID, f.Hash))
+	}
+	if len(found) > 0 {
+		_, err = tx.NewRaw(`INSERT INTO user_erasures (partner_id, user_id, external_id_hash, erased_at)
+			SELECT ?, u, decode(h, 'hex'), ? FROM unnest(?::uuid[], ?::text[]) AS t (u, h)`,
+			partnerID, now, pgdialect.Array(erased), pgdialect.Array(hashes)).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("record erasures: %w", err)
+		}
 	}
 	for _, q := range EraseStatements {
 		if _, err := tx.NewRaw(q, partnerID, bun.In(ids)).Exec(ctx); err != nil {
