@@ -1,8 +1,10 @@
 -- One row per erased user (seed 001 user/delete): what must outlive the
--- user's own rows. external_id_hash is the keyed hash users are looked up
--- by (never the external id), so consumer tokens issued before the erasure
--- stay refused and cannot re-create the user from their claims; user_id and
--- xid put an erasure marker in the incremental export (internal/export).
+-- user's own rows. external_id_hash is a keyed hash (HMAC under the master
+-- key) of the hash users are looked up by, in a namespace of its own (never
+-- the external id, and nothing else holds it), so consumer tokens issued
+-- before the erasure stay refused and cannot re-create the user from their
+-- claims; user_id and xid put an erasure marker in the incremental export
+-- (internal/export).
 CREATE TABLE user_erasures (
     partner_id uuid NOT NULL REFERENCES partners (id),
     user_id uuid NOT NULL,
