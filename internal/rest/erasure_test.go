@@ -93,3 +93,13 @@ func TestDeletedUsersOldTokensNeverWorkAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestEndpointsSubscribeToUserErased: user.erased is an event type the API
+// accepts and documents (the OpenAPI contract checks the exchange).
+func TestEndpointsSubscribeToUserErased(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	res := env.Partner("acme", http.MethodPost, "/integrations/webhook-endpoints", []byte(`{"url":"http://127.0.0.1:9/hook","eventTypes":["user.erased"]}`))
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	require.Equal(t, []any{"user.erased"}, res.JSON(t)["eventTypes"])
+}
