@@ -300,13 +300,17 @@ func TestEraseLeavesNothing(t *testing.T) {
 	require.Equal(t, "USER_NOT_FOUND", env.Partner("acme", http.MethodGet, "/integrations/users/e0", nil).Code())
 	require.NoError(t, ledger.CheckInvariants(context.Background(), env.DB.Bun))
 
-	// Erase by multidelete too.
+	// Erase by multidelete too; the user's token dies with them.
+	tok1 := env.Token("acme", "e1", nil)
+	require.Equal(t, http.StatusOK, env.Consumer(tok1, http.MethodGet, "/me", nil).StatusCode)
 	body := []byte(`{"externalUserIds":["e1"],"mode":"erase"}`)
 	res = env.Partner("acme", http.MethodPost, "/integrations/users/multidelete", body)
 	require.Equal(t, http.StatusAccepted, res.StatusCode)
 	status := runJob(t, env, res.JSON(t)["jobId"].(string))
 	require.EqualValues(t, 1, status["done"])
 	require.Empty(t, scan(t, env, "e1@example.com"))
+	require.Equal(t, "TOKEN_REVOKED", env.Consumer(tok1, http.MethodGet, "/me", nil).Code())
+	require.Equal(t, 2, env.Count("events", "type = 'user.erased'"))
 }
 
 // scan lists the tables whose rows mention needle in any column (text,
