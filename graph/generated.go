@@ -143,7 +143,7 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		ClaimGift             func(childComplexity int, giftID string, idempotencyKey string) int
-		DeleteMe              func(childComplexity int) int
+		DeleteMe              func(childComplexity int, mode *model.DeleteMode) int
 		Logout                func(childComplexity int) int
 		RedeemVoucher         func(childComplexity int, id string) int
 		RequestRedemptionCode func(childComplexity int, voucherID string) int
@@ -271,7 +271,7 @@ type LedgerEntryResolver interface {
 }
 type MutationResolver interface {
 	TriggerAction(ctx context.Context, code string, idempotencyKey string) (*model.TriggerActionPayload, error)
-	DeleteMe(ctx context.Context) (bool, error)
+	DeleteMe(ctx context.Context, mode *model.DeleteMode) (bool, error)
 	Logout(ctx context.Context) (bool, error)
 	ClaimGift(ctx context.Context, giftID string, idempotencyKey string) (*model.ClaimGiftPayload, error)
 	RedeemVoucher(ctx context.Context, id string) (*voucher.Voucher, error)
@@ -648,7 +648,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			break
 		}
 
-		return e.complexity.Mutation.DeleteMe(childComplexity), true
+		args, err := ec.field_Mutation_deleteMe_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.complexity.Mutation.DeleteMe(childComplexity, args["mode"].(*model.DeleteMode)), true
 	case "Mutation.logout":
 		if e.complexity.Mutation.Logout == nil {
 			break
@@ -1326,11 +1331,20 @@ type Mutation {
     idempotencyKey: String!
   ): TriggerActionPayload!
   """
-  Anonymises the user themself: their personal data is erased, their
-  history kept, and their tokens stop working. Only the partner can revive
-  them.
+  Deletes the user themself (seed 001 user/delete). With mode ANONYMISE (the
+  default) their personal data is cleared and their history kept; only the
+  partner can revive them. With mode ERASE the user and all their history
+  (points, vouchers, events) are removed for good. Either way every token
+  issued until now stops working for good (TOKEN_REVOKED), also after a
+  revival, and the partner is told (user.anonymised or user.erased). The
+  default is ANONYMISE because it is the one that can be undone and keeps the
+  partner's accounting whole, like DELETE /integrations/users; send ERASE for
+  seed 001's "removes the user and all of their history". Always true.
   """
-  deleteMe: Boolean!
+  deleteMe(
+    "ANONYMISE (default) or ERASE."
+    mode: DeleteMode = ANONYMISE
+  ): Boolean!
   """
   Logs the user out on every device (seed 001 user/logout): every consumer
   token issued before now is refused from then on with TOKEN_REVOKED. The
@@ -1377,6 +1391,16 @@ type TriggerActionPayload {
   entry: LedgerEntry!
   "The user's balance after the entry."
   balance: Int!
+}
+
+"""
+How deleteMe deletes the user.
+"""
+enum DeleteMode {
+  "Clear the personal data and keep the history (points, vouchers); the partner can revive the user."
+  ANONYMISE
+  "Remove the user and all their history for good."
+  ERASE
 }
 
 """
@@ -1829,6 +1853,17 @@ func (ec *executionContext) field_Mutation_claimGift_args(ctx context.Context, r
 		return nil, err
 	}
 	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteMe_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "mode", ec.unmarshalODeleteMode2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐDeleteMode)
+	if err != nil {
+		return nil, err
+	}
+	args["mode"] = arg0
 	return args, nil
 }
 
@@ -3730,7 +3765,8 @@ func (ec *executionContext) _Mutation_deleteMe(ctx context.Context, field graphq
 		field,
 		ec.fieldContext_Mutation_deleteMe,
 		func(ctx context.Context) (any, error) {
-			return ec.resolvers.Mutation().DeleteMe(ctx)
+			fc := graphql.GetFieldContext(ctx)
+			return ec.resolvers.Mutation().DeleteMe(ctx, fc.Args["mode"].(*model.DeleteMode))
 		},
 		nil,
 		ec.marshalNBoolean2bool,
@@ -3739,7 +3775,7 @@ func (ec *executionContext) _Mutation_deleteMe(ctx context.Context, field graphq
 	)
 }
 
-func (ec *executionContext) fieldContext_Mutation_deleteMe(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_Mutation_deleteMe(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "Mutation",
 		Field:      field,
@@ -3748,6 +3784,17 @@ func (ec *executionContext) fieldContext_Mutation_deleteMe(_ context.Context, fi
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return nil, errors.New("field of type Boolean does not have child fields")
 		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteMe_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -11141,6 +11188,22 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalODeleteMode2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐDeleteMode(ctx context.Context, v any) (*model.DeleteMode, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.DeleteMode)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODeleteMode2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐDeleteMode(ctx context.Context, sel ast.SelectionSet, v *model.DeleteMode) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift(ctx context.Context, sel ast.SelectionSet, v *catalog.Gift) graphql.Marshaler {

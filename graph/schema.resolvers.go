@@ -156,12 +156,15 @@ func (r *mutationResolver) TriggerAction(ctx context.Context, code string, idemp
 	return &model.TriggerActionPayload{Entry: e, Balance: int(e.BalanceAfter)}, nil
 }
 
-func (r *mutationResolver) DeleteMe(ctx context.Context) (bool, error) {
+func (r *mutationResolver) DeleteMe(ctx context.Context, mode *model.DeleteMode) (bool, error) {
 	c, err := consumer(ctx)
 	if err != nil {
 		return false, err
 	}
 	err = r.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if mode != nil && *mode == model.DeleteModeErase {
+			return r.Users.EraseTx(ctx, tx, c.Partner.ID, []uuid.UUID{c.User.ID})
+		}
 		return r.Users.AnonymiseUserTx(ctx, tx, c.User)
 	})
 	return err == nil, err

@@ -228,6 +228,64 @@ func (e AdKind) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// How deleteMe deletes the user.
+type DeleteMode string
+
+const (
+	// Clear the personal data and keep the history (points, vouchers); the partner can revive the user.
+	DeleteModeAnonymise DeleteMode = "ANONYMISE"
+	// Remove the user and all their history for good.
+	DeleteModeErase DeleteMode = "ERASE"
+)
+
+var AllDeleteMode = []DeleteMode{
+	DeleteModeAnonymise,
+	DeleteModeErase,
+}
+
+func (e DeleteMode) IsValid() bool {
+	switch e {
+	case DeleteModeAnonymise, DeleteModeErase:
+		return true
+	}
+	return false
+}
+
+func (e DeleteMode) String() string {
+	return string(e)
+}
+
+func (e *DeleteMode) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DeleteMode(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DeleteMode", str)
+	}
+	return nil
+}
+
+func (e DeleteMode) MarshalGQL(w io.Writer) {
+	fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DeleteMode) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DeleteMode) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // Which entries history returns.
 type HistoryKind string
 

@@ -31,7 +31,8 @@ func opensslSign(t *testing.T, secret, ts, body string) string {
 // TestSeed000Walkthrough follows seed 000 step by step over real HTTP:
 // provision with an openssl-signed POST, mint an RS256 token like the jose
 // script, bootstrap /me (REST and GraphQL), anonymise, check that the token
-// no longer works and the profile is gone, then revive with the same userId.
+// no longer works and the profile is gone, then revive with the same userId
+// (the old token stays refused; a new one works).
 func TestSeed000Walkthrough(t *testing.T) {
 	t.Parallel()
 	env := apptest.New(t, apptest.Options{WallClock: true})
@@ -117,7 +118,16 @@ func TestSeed000Walkthrough(t *testing.T) {
 	res = send(http.MethodPost, "/integrations/users", body, now+3)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
 	require.Equal(t, map[string]any{"userId": userID, "created": false}, res.JSON(t))
+	// The token issued before the anonymisation never works again; one
+	// minted after it (iat a second past it at the latest) does.
 	me = env.Consumer(jwt, http.MethodGet, "/me", nil)
+	require.Equal(t, http.StatusUnauthorized, me.StatusCode, "%s", me.Body)
+	require.Equal(t, "TOKEN_REVOKED", me.Code())
+	iat = time.Now().Unix() + 1
+	fresh := apptest.MintRS256(t, env.PrivateKey("acme"), nil, map[string]any{
+		"iss": "https://acme.example.test", "sub": "usr_demo_001", "iat": iat, "exp": iat + 3600,
+	})
+	me = env.Consumer(fresh, http.MethodGet, "/me", nil)
 	require.Equal(t, http.StatusOK, me.StatusCode, "%s", me.Body)
 	require.Equal(t, "demo@acme.example.test", me.JSON(t)["email"])
 

@@ -27,7 +27,7 @@ var catalog = map[Code]Info{
 	CodeSignatureReplayed:    {401, "Signature replayed", "Sign every request afresh: a signature is accepted once. Retries must be re-signed (use an Idempotency-Key to make them safe)."},
 	CodeTokenInvalid:         {401, "Invalid token", "The token is malformed, its signature or claims do not verify, or its issuer/key is unknown. Mint a new one with a registered key."},
 	CodeTokenExpired:         {401, "Token expired", "Mint a new token for the user (only the partner back end can); the webview asks the app to reopen."},
-	CodeTokenRevoked:         {401, "Token revoked", "The user logged out everywhere after this token was issued; mint a new one."},
+	CodeTokenRevoked:         {401, "Token revoked", "The user logged out everywhere, or was anonymised or erased, after this token was issued (in the same second or later); mint a new one."},
 	CodeUserAnonymised:       {403, "User anonymised", "The user was anonymised by the partner. Only the partner's `POST /integrations/users` revives them."},
 	CodeForbidden:            {403, "Forbidden", "The credential is valid but may not do this."},
 	CodePartnerDisabled:      {403, "Partner disabled", "API access is switched off for this partner; contact the platform operator."},

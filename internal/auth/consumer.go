@@ -178,12 +178,11 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 
 	var principal *ConsumerPrincipal
 	err = a.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		u, created, err := a.Users.FromTokenTx(ctx, tx, p.ID, sub, claims.profile())
+		// FromTokenTx also refuses tokens issued before a logout, an
+		// anonymisation or an erasure (TOKEN_REVOKED).
+		u, created, err := a.Users.FromTokenTx(ctx, tx, p.ID, sub, issuedAt, claims.profile())
 		if err != nil {
 			return err
-		}
-		if u.TokensValidAfter != nil && issuedAt.Before(*u.TokensValidAfter) {
-			return apperr.New(apperr.CodeTokenRevoked, "the user logged out after this token was issued")
 		}
 		principal = &ConsumerPrincipal{Partner: p, User: u, IssuedAt: issuedAt, Created: created}
 		return nil

@@ -290,19 +290,27 @@ func TestEraseLeavesNothing(t *testing.T) {
 
 	res := env.Partner("acme", http.MethodDelete, "/integrations/users/e0?mode=erase", nil)
 	require.Equal(t, http.StatusNoContent, res.StatusCode, "%s", res.Body)
-	for _, needle := range []string{u.ID.String(), "e0@example.com", hash} {
+	for _, needle := range []string{"e0@example.com", hash} {
 		require.Empty(t, scan(t, env, needle), needle)
 	}
+	// Perks' id of the user stays only where partners learn of the
+	// erasure: the export's marker and the user.erased event.
+	require.ElementsMatch(t, []string{"events (1 rows)", "user_erasures (1 rows)"}, scan(t, env, u.ID.String()))
+	require.Equal(t, 1, env.Count("events", "type = 'user.erased' AND data->>'userId' = ?", u.ID.String()))
 	require.Equal(t, "USER_NOT_FOUND", env.Partner("acme", http.MethodGet, "/integrations/users/e0", nil).Code())
 	require.NoError(t, ledger.CheckInvariants(context.Background(), env.DB.Bun))
 
-	// Erase by multidelete too.
+	// Erase by multidelete too; the user's token dies with them.
+	tok1 := env.Token("acme", "e1", nil)
+	require.Equal(t, http.StatusOK, env.Consumer(tok1, http.MethodGet, "/me", nil).StatusCode)
 	body := []byte(`{"externalUserIds":["e1"],"mode":"erase"}`)
 	res = env.Partner("acme", http.MethodPost, "/integrations/users/multidelete", body)
 	require.Equal(t, http.StatusAccepted, res.StatusCode)
 	status := runJob(t, env, res.JSON(t)["jobId"].(string))
 	require.EqualValues(t, 1, status["done"])
 	require.Empty(t, scan(t, env, "e1@example.com"))
+	require.Equal(t, "TOKEN_REVOKED", env.Consumer(tok1, http.MethodGet, "/me", nil).Code())
+	require.Equal(t, 2, env.Count("events", "type = 'user.erased'"))
 }
 
 // scan lists the tables whose rows mention needle in any column (text,

@@ -20,6 +20,7 @@ const (
 	UserCreated      = "user.created"
 	UserUpdated      = "user.updated"
 	UserAnonymised   = "user.anonymised"
+	UserErased       = "user.erased"
 	PointsEarned     = "points.earned"
 	PointsAdjusted   = "points.adjusted"
 	VoucherClaimed   = "voucher.claimed"
@@ -32,7 +33,7 @@ const (
 // Types is every event type. Webhook endpoints can subscribe only to these,
 // and docs/webhooks.md documents each one (a test checks): add new types here.
 var Types = []string{
-	UserCreated, UserUpdated, UserAnonymised, PointsEarned, PointsAdjusted,
+	UserCreated, UserUpdated, UserAnonymised, UserErased, PointsEarned, PointsAdjusted,
 	VoucherClaimed, VoucherRedeemed, VoucherExpired, VoucherCancelled, BulkJobCompleted,
 }
 

@@ -210,7 +210,8 @@ func (s *Service) Stream(ctx context.Context, cur Cursor, limit int, format Form
 }
 
 // changedSQL names the users with any row version in [from, to) after a
-// user id: $1 partner, $2 from, $3 to, $4 after.
+// user id: $1 partner, $2 from, $3 to, $4 after. Erased users have no rows
+// left but their user_erasures marker, which makes them an erasure line.
 const changedSQL = `WITH changed AS (
 	SELECT id AS user_id FROM users
 	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND id > $4
@@ -220,6 +221,9 @@ const changedSQL = `WITH changed AS (
 	UNION
 	SELECT user_id FROM vouchers
 	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND user_id > $4
+	UNION
+	SELECT user_id FROM user_erasures
+	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND user_id > $4
 )`
 
 // feedSQL streams the page's users in id order ($5: last user id of the
@@ -227,7 +231,7 @@ const changedSQL = `WITH changed AS (
 const feedSQL = changedSQL + `
 SELECT %s
 FROM changed c
-JOIN users u ON u.partner_id = $1 AND u.id = c.user_id
+LEFT JOIN users u ON u.partner_id = $1 AND u.id = c.user_id
 LEFT JOIN LATERAL (
 	SELECT coalesce(json_agg(json_build_object(
 		'entryId', e.id, 'kind', e.kind, 'action', e.action_code, 'points', e.points,
@@ -257,7 +261,12 @@ ORDER BY c.user_id`
 // read twice.
 const profileChanged = `u.xid >= $2::xid8 AND u.xid < $3::xid8`
 
-const ndjsonSelect = `json_build_object(
+// An erased user is one line that says so (erasedMarker): the user and
+// their history are gone, so there is nothing else to send. A changed id
+// without a users row is always an erased one (ledger entries and vouchers
+// go in the erasing transaction), and the marker is read only for those
+// rows, so other rows pay nothing for it.
+const ndjsonSelect = `CASE WHEN u.id IS NULL THEN ` + erasedMarker + ` ELSE json_build_object(
 	'userId', u.id,
 	'profile', CASE WHEN ` + profileChanged + ` THEN json_build_object(
 		'externalUserId', u.external_id, 'email', u.email, 'displayName', u.display_name,
@@ -266,10 +275,16 @@ const ndjsonSelect = `json_build_object(
 		'createdAt', u.created_at, 'updatedAt', u.updated_at) END,
 	'balance', coalesce(b.balance_after, 0),
 	'actions', a.actions,
-	'gifts', gv.gifts)::text`
+	'gifts', gv.gifts)::text END`
 
-// CSVHeader names the CSV columns; actions is a JSON array.
-const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts"
+const erasedMarker = `(SELECT json_build_object('userId', x.user_id, 'erased', true, 'erasedAt', x.erased_at,
+	'profile', NULL, 'balance', 0, 'actions', '[]'::json, 'gifts', '[]'::json)::text
+	FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id)`
+
+// CSVHeader names the CSV columns; actions is a JSON array. erasedAt is
+// set only on an erased user's row, whose other columns are empty (balance
+// 0, no actions or gifts).
+const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts,erasedAt"
 
 func csvField(expr string) string {
 	// RFC 4180: quote every field, double inner quotes; NULL is empty.
@@ -277,7 +292,7 @@ func csvField(expr string) string {
 }
 
 var csvSelect = strings.Join([]string{
-	csvField("u.id"),
+	csvField("c.user_id"),
 	csvField("(" + profileChanged + ")"),
 	csvField("CASE WHEN " + profileChanged + " THEN u.external_id END"),
 	csvField("CASE WHEN " + profileChanged + " THEN u.email END"),
@@ -293,6 +308,7 @@ var csvSelect = strings.Join([]string{
 	csvField("coalesce(b.balance_after, 0)"),
 	csvField("a.actions"),
 	csvField("gv.gifts"),
+	csvField("CASE WHEN u.id IS NULL THEN (SELECT to_json(x.erased_at)#>>'{}' FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id) END"),
 }, ` || ',' || `)
 
 // FeedQuery returns the NDJSON feed query with its $1..$5 parameters, for

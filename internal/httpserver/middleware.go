@@ -74,8 +74,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // Observe wraps next with request ids, recovery, metrics and one access log
-// line per request. The log line carries the route pattern, never the raw
-// URL's query (which could hold secrets) nor any header but the request id.
+// line per request. The log line carries the route pattern (the ServeMux
+// pattern, e.g. "GET /integrations/users/{externalUserId}"), never the raw
+// path (external user ids are emails for some partners) nor its query
+// (which could hold secrets), nor any header but the request id. Unmatched
+// requests log the fallback's pattern "/".
 func Observe(next http.Handler, log *slog.Logger, m *Metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -111,7 +114,6 @@ func Observe(next http.Handler, log *slog.Logger, m *Metrics) http.Handler {
 			log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
 				slog.String("route", route),
 				slog.Int("status", status),
 				slog.Int64("bytes", sw.bytes),

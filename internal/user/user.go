@@ -10,6 +10,7 @@ package user
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 	"golang.org/x/text/language"
 
 	"github.com/perkshq/perks/internal/apperr"
@@ -154,6 +156,14 @@ func (s *Service) hash(partnerID uuid.UUID, externalID string) []byte {
 	return s.Keys.LookupHash("user:"+partnerID.String(), externalID)
 }
 
+// erasedHash is the keyed hash an erasure marker is found by, derived
+// from the users' lookup hash (an anonymised user has no external id left
+// to hash) under a namespace of its own, so the marker cannot be linked to
+// any other row that holds the users' hash (bulk job items, backups).
+func (s *Service) erasedHash(partnerID uuid.UUID, userHash []byte) []byte {
+	return s.Keys.LookupHash("user-erased:"+partnerID.String(), hex.EncodeToString(userHash))
+}
+
 // ExternalIDHash is the keyed hash users are looked up by.
 func (s *Service) ExternalIDHash(partnerID uuid.UUID, externalID string) []byte {
 	return s.hash(partnerID, externalID)
@@ -208,7 +218,13 @@ func (s *Service) UpsertTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, 
 		Email: p.Email, DisplayName: p.DisplayName, FirstName: p.FirstName, LastName: p.LastName,
 		Locale: p.Locale, CountryCode: p.CountryCode, CreatedAt: now, UpdatedAt: now,
 	}
-	res, err := tx.NewInsert().Model(u).On("CONFLICT (partner_id, external_id_hash) DO NOTHING").Exec(ctx)
+	// A user re-created after an erasure of the same external id starts with
+	// the erasure's token watermark: tokens issued before the erasure stay
+	// refused (see TokenWatermark).
+	res, err := tx.NewInsert().Model(u).
+		Value("tokens_valid_after", "(SELECT to_timestamp(floor(extract(epoch FROM max(erased_at))) + 1) FROM user_erasures WHERE partner_id = ? AND external_id_hash = ?)", partnerID, s.erasedHash(partnerID, u.ExternalIDHash)).
+		On("CONFLICT (partner_id, external_id_hash) DO NOTHING").
+		Returning("tokens_valid_after").Exec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("insert user: %w", err)
 	}
@@ -254,6 +270,8 @@ func (s *Service) UpsertTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, 
 
 // AnonymiseTx clears every personal field of the user and keeps the row and
 // its history. Anonymising an anonymised user is a no-op that succeeds.
+// Every consumer token issued until then is refused for good, also after the
+// partner revives the user (TokenWatermark).
 func (s *Service) AnonymiseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, externalID string) (*User, error) {
 	u, err := s.Get(ctx, tx, partnerID, externalID)
 	if err != nil {
@@ -273,6 +291,7 @@ func (s *Service) anonymiseRowTx(ctx context.Context, tx bun.Tx, u *User) error 
 		Set("external_id = NULL, email = NULL, display_name = NULL, first_name = NULL").
 		Set("last_name = NULL, locale = NULL, country_code = NULL").
 		Set("anonymised_at = ?, updated_at = ?", now, now).
+		Set("tokens_valid_after = greatest(tokens_valid_after, ?)", TokenWatermark(now)).
 		Where("partner_id = ? AND id = ? AND anonymised_at IS NULL", u.PartnerID, u.ID).
 		Returning("*").Exec(ctx)
 	if err != nil {
@@ -285,24 +304,73 @@ func (s *Service) anonymiseRowTx(ctx context.Context, tx bun.Tx, u *User) error 
 	return err
 }
 
+// TokenWatermark is the "tokens valid from" instant an anonymisation or an
+// erasure at t leaves behind: the next whole second. Token iat claims are
+// whole seconds, so a token whose iat is the second of the erasure may have
+// been issued just before it and is refused too (unlike logout, which lets
+// that second through: an erased user's old session must never come back).
+// A token minted for a revived or re-created user in the same second as the
+// erasure is therefore refused as well: mint it a second later.
+func TokenWatermark(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Second).Add(time.Second)
+}
+
+// errTokenRevoked is the answer to a token issued before a logout, an
+// anonymisation or an erasure of its user.
+func errTokenRevoked() error {
+	return apperr.New(apperr.CodeTokenRevoked, "this token was issued before the user logged out or was deleted; mint a new one")
+}
+
+// erasedAfter reports whether the external id was erased at or after
+// issuedAt (to the second, see TokenWatermark).
+func (s *Service) erasedAfter(ctx context.Context, tx bun.IDB, partnerID uuid.UUID, hash []byte, issuedAt time.Time) (bool, error) {
+	var at []time.Time
+	err := tx.NewRaw("SELECT erased_at FROM user_erasures WHERE partner_id = ? AND external_id_hash = ? ORDER BY erased_at DESC LIMIT 1",
+		partnerID, hash).Scan(ctx, &at)
+	if err != nil {
+		return false, fmt.Errorf("load erasure marker: %w", err)
+	}
+	return len(at) == 1 && issuedAt.Before(TokenWatermark(at[0])), nil
+}
+
 // FromTokenTx returns the user a verified consumer token names, creating it
 // from the token's profile claims when unknown (seeds 001 and 002), and
-// refreshing changed profile claims otherwise. An anonymised user is refused:
-// only the partner's upsert revives.
-func (s *Service) FromTokenTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, externalID string, claims Profile) (*User, bool, error) {
+// refreshing changed profile claims otherwise. issuedAt is the token's iat
+// (or the earliest instant it can have been issued).
+//
+// Refused, before anything is written: a token of an anonymised user (only
+// the partner's upsert revives, USER_ANONYMISED); a token issued before the
+// user's last logout, anonymisation or erasure (TOKEN_REVOKED), which the
+// users row remembers through revival and, after an erasure, the
+// user_erasures marker does, so an old token never re-creates an erased user
+// from its claims.
+func (s *Service) FromTokenTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, externalID string, issuedAt time.Time, claims Profile) (*User, bool, error) {
 	if err := ValidateExternalID("sub", externalID); err != nil {
 		return nil, false, apperr.New(apperr.CodeTokenInvalid, "token subject is not a valid user id")
 	}
 	p := lenient(claims)
+	revoked := func(u *User) bool { return u.TokensValidAfter != nil && issuedAt.Before(*u.TokensValidAfter) }
 
 	u, err := s.Get(ctx, tx, partnerID, externalID)
 	if apperr.Is(err, apperr.CodeUserNotFound) {
+		erased, err := s.erasedAfter(ctx, tx, partnerID, s.erasedHash(partnerID, s.hash(partnerID, externalID)), issuedAt)
+		if err != nil {
+			return nil, false, err
+		}
+		if erased {
+			return nil, false, errTokenRevoked()
+		}
 		res, err := s.UpsertTx(ctx, tx, partnerID, externalID, p)
 		if err != nil {
 			return nil, false, err
 		}
 		if res.Revived || (!res.Created && res.User.Anonymised()) {
 			return nil, false, apperr.New(apperr.CodeUserAnonymised, "user was anonymised")
+		}
+		if revoked(res.User) {
+			// Created concurrently (with an erasure's watermark) or logged
+			// out meanwhile; the caller's rollback undoes our update.
+			return nil, false, errTokenRevoked()
 		}
 		return res.User, res.Created, nil
 	}
@@ -311,6 +379,9 @@ func (s *Service) FromTokenTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUI
 	}
 	if u.Anonymised() {
 		return nil, false, apperr.New(apperr.CodeUserAnonymised, "user was anonymised")
+	}
+	if revoked(u) {
+		return nil, false, errTokenRevoked()
 	}
 	if changed(u, p) {
 		res, err := s.UpsertTx(ctx, tx, partnerID, externalID, p)
@@ -321,6 +392,9 @@ func (s *Service) FromTokenTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUI
 			// Anonymised between our read and the lock: refuse, and the
 			// caller's rollback undoes the revival.
 			return nil, false, apperr.New(apperr.CodeUserAnonymised, "user was anonymised")
+		}
+		if revoked(res.User) {
+			return nil, false, errTokenRevoked()
 		}
 		u = res.User
 	}
@@ -358,13 +432,41 @@ func lenient(p Profile) Profile {
 // EraseTx removes users and everything about them: history, balances,
 // counters, events, stored idempotent responses (seed 001 user/delete). It
 // is the one operation allowed to delete ledger entries (perks.erasing).
-// Tables that reference users cascade; the rest are listed here.
+// Tables that reference users cascade; the rest are listed here. Each erased
+// user leaves a user_erasures marker (consumer tokens issued until then stay
+// refused, and the export reports the erasure) and a user.erased event.
 func (s *Service) EraseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, ids []uuid.UUID) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, "SET LOCAL perks.erasing = 'on'"); err != nil {
 		return fmt.Errorf("erase: %w", err)
+	}
+	// What outlives the user: the marker that keeps old tokens refused and
+	// tells the export, and a user.erased event. Neither holds personal
+	// data: the internal id, the time and a keyed hash (erasedHash).
+	now := s.Now().UTC()
+	var found []struct {
+		ID   uuid.UUID `bun:"id"`
+		Hash []byte    `bun:"external_id_hash"`
+	}
+	err := tx.NewRaw("SELECT id, external_id_hash FROM users WHERE partner_id = ? AND id IN (?) FOR UPDATE",
+		partnerID, bun.In(ids)).Scan(ctx, &found)
+	if err != nil {
+		return fmt.Errorf("lock users to erase: %w", err)
+	}
+	erased := make([]uuid.UUID, len(found))
+	hashes := make([]string, len(found))
+	for i, f := range found {
+		erased[i], hashes[i] = f.ID, hex.EncodeToString(s.erasedHash(partnerID, f.Hash))
+	}
+	if len(found) > 0 {
+		_, err = tx.NewRaw(`INSERT INTO user_erasures (partner_id, user_id, external_id_hash, erased_at)
+			SELECT ?, u, decode(h, 'hex'), ? FROM unnest(?::uuid[], ?::text[]) AS t (u, h)`,
+			partnerID, now, pgdialect.Array(erased), pgdialect.Array(hashes)).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("record erasures: %w", err)
+		}
 	}
 	for _, q := range EraseStatements {
 		if _, err := tx.NewRaw(q, partnerID, bun.In(ids)).Exec(ctx); err != nil {
@@ -374,7 +476,17 @@ func (s *Service) EraseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, i
 	if _, err := tx.ExecContext(ctx, "SET LOCAL perks.erasing = 'off'"); err != nil {
 		return fmt.Errorf("erase: %w", err)
 	}
-	return nil
+	// The events carry no user_id: the user is gone (and events with one
+	// are what an erasure deletes). data.userId is the only link.
+	evs := make([]*event.Event, 0, len(erased))
+	for _, id := range erased {
+		ev, err := s.Events.New(partnerID, event.UserErased, nil, map[string]any{"userId": id, "externalUserId": nil, "erasedAt": now})
+		if err != nil {
+			return err
+		}
+		evs = append(evs, ev)
+	}
+	return s.Events.RecordTx(ctx, tx, evs...)
 }
 
 // EraseStatements delete a user's rows that do not cascade from users, then
@@ -440,8 +552,9 @@ func (s *Service) List(ctx context.Context, db bun.IDB, partnerID uuid.UUID, f L
 // price is that one minted earlier in that same second does too).
 func (s *Service) LogoutTx(ctx context.Context, tx bun.Tx, partnerID, userID uuid.UUID) error {
 	now := s.Now().UTC().Truncate(time.Second)
+	// greatest: a logout never lowers an anonymisation's watermark.
 	res, err := tx.NewUpdate().Model((*User)(nil)).
-		Set("tokens_valid_after = ?, updated_at = ?", now, s.Now().UTC()).
+		Set("tokens_valid_after = greatest(tokens_valid_after, ?), updated_at = ?", now, s.Now().UTC()).
 		Where("partner_id = ? AND id = ?", partnerID, userID).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("logout user %s: %w", userID, err)

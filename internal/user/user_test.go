@@ -19,6 +19,7 @@ import (
 )
 
 type bundle struct {
+	now     time.Time
 	tx      bun.Tx
 	users   *user.Service
 	partner *partner.Partner
@@ -32,7 +33,7 @@ func setup(t *testing.T) *bundle {
 	p, err := partner.NewService(keys).Upsert(context.Background(), tx, partner.CreateParams{Slug: "p-" + uuid.NewString()[:8], Name: "P"})
 	require.NoError(t, err)
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	return &bundle{tx: tx, partner: p, users: &user.Service{Keys: keys, Events: &event.Recorder{Now: func() time.Time { return now }}, Now: func() time.Time { return now }}}
+	return &bundle{now: now, tx: tx, partner: p, users: &user.Service{Keys: keys, Events: &event.Recorder{Now: func() time.Time { return now }}, Now: func() time.Time { return now }}}
 }
 
 func str(s string) *string { return &s }
@@ -101,13 +102,13 @@ func TestFromToken(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	u, created, err := b.users.FromTokenTx(ctx, b.tx, b.partner.ID, "tok-user", user.Profile{Email: str("bad email"), DisplayName: str("Tok")})
+	u, created, err := b.users.FromTokenTx(ctx, b.tx, b.partner.ID, "tok-user", b.now, user.Profile{Email: str("bad email"), DisplayName: str("Tok")})
 	require.NoError(t, err)
 	require.True(t, created)
 	require.Nil(t, u.Email)
 	require.Equal(t, "Tok", *u.DisplayName)
 
-	u2, created, err := b.users.FromTokenTx(ctx, b.tx, b.partner.ID, "tok-user", user.Profile{DisplayName: str("Renamed")})
+	u2, created, err := b.users.FromTokenTx(ctx, b.tx, b.partner.ID, "tok-user", b.now, user.Profile{DisplayName: str("Renamed")})
 	require.NoError(t, err)
 	require.False(t, created)
 	require.Equal(t, u.ID, u2.ID)
@@ -115,10 +116,73 @@ func TestFromToken(t *testing.T) {
 
 	_, err = b.users.AnonymiseTx(ctx, b.tx, b.partner.ID, "tok-user")
 	require.NoError(t, err)
-	_, _, err = b.users.FromTokenTx(ctx, b.tx, b.partner.ID, "tok-user", user.Profile{})
+	_, _, err = b.users.FromTokenTx(ctx, b.tx, b.partner.ID, "tok-user", b.now, user.Profile{})
 	require.True(t, apperr.Is(err, apperr.CodeUserAnonymised), "%v", err)
 
-	_, _, err = b.users.FromTokenTx(ctx, b.tx, b.partner.ID, "", user.Profile{})
+	_, _, err = b.users.FromTokenTx(ctx, b.tx, b.partner.ID, "", b.now, user.Profile{})
 	require.True(t, apperr.Is(err, apperr.CodeTokenInvalid))
 	require.False(t, errors.Is(err, context.Canceled))
+}
+
+// TestTokenWatermarks: anonymising and erasing refuse every token issued up
+// to the second of the deletion, through a revival or a re-creation; a
+// later logout never lowers that watermark; and a token from before an
+// erasure never re-creates the user.
+func TestTokenWatermarks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	type step func(t *testing.T, b *bundle, ext string)
+	anonymise := func(t *testing.T, b *bundle, ext string) {
+		_, err := b.users.AnonymiseTx(ctx, b.tx, b.partner.ID, ext)
+		require.NoError(t, err)
+	}
+	erase := func(t *testing.T, b *bundle, ext string) {
+		u, err := b.users.Get(ctx, b.tx, b.partner.ID, ext)
+		require.NoError(t, err)
+		require.NoError(t, b.users.EraseTx(ctx, b.tx, b.partner.ID, []uuid.UUID{u.ID}))
+	}
+	revive := func(t *testing.T, b *bundle, ext string) {
+		_, err := b.users.UpsertTx(ctx, b.tx, b.partner.ID, ext, user.Profile{})
+		require.NoError(t, err)
+	}
+	logout := func(t *testing.T, b *bundle, ext string) {
+		require.NoError(t, b.users.LogoutExternalTx(ctx, b.tx, b.partner.ID, ext))
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"anonymise, revive", []step{anonymise, revive}},
+		{"anonymise, revive, logout", []step{anonymise, revive, logout}},
+		{"erase, re-create", []step{erase, revive}},
+		{"erase, re-create, logout", []step{erase, revive, logout}},
+		{"erase", []step{erase}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			ext := "wm-" + uuid.NewString()[:8]
+			_, _, err := b.users.FromTokenTx(ctx, b.tx, b.partner.ID, ext, b.now.Add(-time.Minute), user.Profile{})
+			require.NoError(t, err)
+			for _, s := range c.steps {
+				s(t, b, ext)
+			}
+			// Issued before, and in the very second of, the deletion.
+			for _, iat := range []time.Time{b.now.Add(-time.Minute), b.now} {
+				sp, err := b.tx.BeginTx(ctx, nil)
+				require.NoError(t, err)
+				_, _, err = b.users.FromTokenTx(ctx, sp, b.partner.ID, ext, iat, user.Profile{Email: str("back@example.com")})
+				require.True(t, apperr.Is(err, apperr.CodeTokenRevoked), "iat %s: %v", iat, err)
+				var n int
+				require.NoError(t, sp.NewRaw("SELECT count(*) FROM users WHERE partner_id = ? AND email IS NOT NULL", b.partner.ID).Scan(ctx, &n))
+				require.Zero(t, n, "a refused token writes nothing")
+				require.NoError(t, sp.Rollback())
+			}
+			// Minted a second later: works (and creates the user if gone).
+			u, _, err := b.users.FromTokenTx(ctx, b.tx, b.partner.ID, ext, b.now.Add(time.Second), user.Profile{})
+			require.NoError(t, err)
+			require.True(t, user.TokenWatermark(b.now).Equal(*u.TokensValidAfter), "%s", u.TokensValidAfter)
+		})
+	}
 }

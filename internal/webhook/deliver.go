@@ -244,10 +244,25 @@ func (s *Service) record(ctx context.Context, db bun.IDB, args DeliverArgs, t *t
 	if status != StatusPending {
 		completedAt = &now
 	}
+	// The receiver's answer is kept only while the event's user is still
+	// there and not anonymised, checked in this very statement: a receiver
+	// may echo the payload (personal data) back, and the user may have been
+	// anonymised while the request was in flight, after the anonymisation
+	// scrubbed the log (scrubUserTx). FOR SHARE waits for an anonymisation
+	// or erasure in progress, then sees its outcome; one that starts after
+	// us waits for our row lock, then scrubs what we wrote. Only answers with
+	// a body about a user pay for the lock.
+	var userID *uuid.UUID
+	if body != nil && t.EventUserID != nil {
+		userID = t.EventUserID
+	}
 	_, err := db.NewRaw(`
-		WITH attempt AS (
+		WITH subject AS MATERIALIZED (
+			SELECT 1 FROM users WHERE ?::uuid IS NOT NULL AND partner_id = ? AND id = ? AND anonymised_at IS NULL
+			FOR SHARE
+		), attempt AS (
 			INSERT INTO webhook_attempts (partner_id, delivery_id, attempt, attempted_at, status_code, latency_ms, response_body, error)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ?::uuid IS NULL OR EXISTS (SELECT FROM subject) THEN ?::text END, ?)
 		), endpoint AS (
 			UPDATE webhook_endpoints SET enabled = false, disabled_reason = ?, updated_at = ?
 			WHERE ?::text IS NOT NULL AND partner_id = ? AND id = ?
@@ -256,7 +271,8 @@ func (s *Service) record(ctx context.Context, db bun.IDB, args DeliverArgs, t *t
 			last_attempt_at = ?, last_status_code = ?, last_error = ?, next_attempt_at = ?,
 			updated_at = ?, completed_at = ?
 		WHERE partner_id = ? AND id = ? AND generation = ?`,
-		args.PartnerID, t.DeliveryID, t.AttemptCount+1, now, statusCode, latency, body, attErr,
+		userID, args.PartnerID, userID,
+		args.PartnerID, t.DeliveryID, t.AttemptCount+1, now, statusCode, latency, userID, body, attErr,
 		disabledReason, now, disabledReason, args.PartnerID, args.EndpointID,
 		status, now, statusCode, lastErr, nextAt, now, completedAt,
 		args.PartnerID, t.DeliveryID, args.Generation).Exec(ctx)
