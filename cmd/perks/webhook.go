@@ -223,7 +223,23 @@ func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
 			return err
 		}
 		if cmd.Bool("json") {
-			return printJSON(stdout, ds)
+			type row struct {
+				ID             string     `json:"id"`
+				EventID        string     `json:"eventId"`
+				EventType      string     `json:"eventType"`
+				EndpointID     string     `json:"endpointId"`
+				Status         string     `json:"status"`
+				Attempts       int        `json:"attempts"`
+				LastAttemptAt  *time.Time `json:"lastAttemptAt"`
+				LastStatusCode *int       `json:"lastStatusCode"`
+				LastError      *string    `json:"lastError"`
+				NextAttemptAt  *time.Time `json:"nextAttemptAt"`
+			}
+			out := make([]row, 0, len(ds))
+			for _, d := range ds {
+				out = append(out, row{d.ID.String(), d.EventID.String(), d.EventType, d.EndpointID.String(), d.Status, d.AttemptCount, d.LastAttemptAt, d.LastStatusCode, d.LastError, d.NextAttemptAt})
+			}
+			return printJSON(stdout, out)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "DELIVERY\tEVENT\tTYPE\tENDPOINT\tSTATUS\tATTEMPTS\tLAST")
