@@ -67,6 +67,9 @@ func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			if e.RetryAfterSeconds > 0 {
 				gqlErr.Extensions["retryAfterSeconds"] = e.RetryAfterSeconds
 			}
+			if e.Reason != "" {
+				gqlErr.Extensions["reason"] = e.Reason
+			}
 			return gqlErr
 		}
 		if errors.Is(err, context.DeadlineExceeded) {

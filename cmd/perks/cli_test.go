@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -174,4 +175,94 @@ func TestOperatorCLI(t *testing.T) {
 	require.NotEmpty(t, perks("token", "mint", "--partner", "acme", "--sub", "usr_demo_001"))
 	require.Regexp(t, `^http://localhost:4000/consumer#token=ey[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`,
 		perks("token", "mint", "--partner", "acme", "--sub", "usr_demo_001", "--webview"))
+}
+
+// TestKeyCommandSharedKidAndOptionalExp: `perks key add` warns, without
+// naming the other partner, when another partner already uses the kid;
+// --allow-no-exp/--max-age (add and set) store a key's allowance for
+// tokens without exp; lists answer --json. Not parallel: it sets
+// DATABASE_URL.
+func TestKeyCommandSharedKidAndOptionalExp(t *testing.T) {
+	db, url := dbtest.NewDBWithURL(t)
+	t.Setenv("DATABASE_URL", url)
+	t.Setenv("PERKS_SECRETS_DIR", t.TempDir())
+	perks := func(args ...string) (string, string, error) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, &out, &errOut)
+		return out.String(), errOut.String(), err
+	}
+	ok := func(args ...string) (string, string) {
+		t.Helper()
+		out, errOut, err := perks(args...)
+		require.NoError(t, err, "perks %s\nstderr: %s", strings.Join(args, " "), errOut)
+		return out, errOut
+	}
+	ok("seed")
+
+	_, warn := ok("key", "add", "--partner", "acme", "--kid", "primary", "--generate-secret")
+	require.Empty(t, warn, "the first partner with the kid")
+	_, warn = ok("key", "add", "--partner", "globex", "--kid", "primary", "--generate-secret")
+	require.Equal(t, "warning: kid primary is also used by another partner; tokens without iss or X-Partner-Slug will not resolve to you\n", warn)
+	require.NotContains(t, warn, "acme")
+	ok("key", "disable", "--partner", "acme", "--kid", "primary")
+	_, warn = ok("key", "enable", "--partner", "acme", "--kid", "primary")
+	require.Contains(t, warn, "kid primary is also used by another partner", "re-enabling warns too")
+
+	secret := filepath.Join(t.TempDir(), "auth-token.txt")
+	require.NoError(t, os.WriteFile(secret, []byte("Zx8kq3mV7pR2sT9wY4bN6cH1jL5dF0gA\n"), 0o600))
+	out, _ := ok("key", "add", "--partner", "acme", "--kid", "IRacct", "--secret-file", secret, "--allow-no-exp", "--max-age", "24h")
+	require.Contains(t, out, "tokens without exp are accepted up to 24h0m0s after their iat")
+	_, _, err := perks("key", "add", "--partner", "acme", "--kid", "x", "--generate-secret", "--max-age", "1h")
+	require.ErrorContains(t, err, "--max-age only applies with --allow-no-exp")
+
+	type key struct {
+		Kid         string `json:"kid"`
+		Enabled     bool   `json:"enabled"`
+		NoExpMaxAge string `json:"noExpMaxAge"`
+	}
+	keys := func() map[string]key {
+		t.Helper()
+		out, _ := ok("key", "list", "--partner", "acme", "--json")
+		var l struct{ Keys []key }
+		require.NoError(t, json.Unmarshal([]byte(out), &l), out)
+		m := map[string]key{}
+		for _, k := range l.Keys {
+			m[k.Kid] = k
+		}
+		return m
+	}
+	require.Equal(t, key{"IRacct", true, "24h0m0s"}, keys()["IRacct"])
+	require.Equal(t, key{"primary", true, ""}, keys()["primary"])
+
+	out, _ = ok("key", "set", "--partner", "acme", "--kid", "IRacct", "--allow-no-exp=false")
+	require.Contains(t, out, "tokens must carry exp")
+	require.Empty(t, keys()["IRacct"].NoExpMaxAge)
+	out, _ = ok("key", "set", "--partner", "acme", "--kid", "IRacct", "--allow-no-exp")
+	require.Contains(t, out, "up to 168h0m0s", "the partner's maximum token lifetime by default")
+	_, _, err = perks("key", "set", "--partner", "acme", "--kid", "nope", "--description", "x")
+	require.ErrorContains(t, err, "NOT_FOUND")
+
+	// The other lists answer --json too.
+	var partners []map[string]any
+	out, _ = ok("partner", "list", "--json")
+	require.NoError(t, json.Unmarshal([]byte(out), &partners), out)
+	require.Len(t, partners, 2)
+	var creds []map[string]any
+	out, _ = ok("partner", "credential", "list", "--partner", "acme", "--json")
+	require.NoError(t, json.Unmarshal([]byte(out), &creds), out)
+	require.NotEmpty(t, creds)
+	for _, cmd := range [][]string{{"merchant", "list", "--partner", "acme", "--json"}, {"webhook", "list", "--partner", "acme", "--json"}, {"webhook", "deliveries", "--partner", "acme", "--json"}, {"migrate", "status", "--json"}} {
+		out, _ = ok(cmd...)
+		var v []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &v), "%s: %s", cmd, out)
+	}
+
+	// A development token without exp.
+	tok, _ := ok("token", "mint", "--partner", "acme", "--sub", "usr_demo_001", "--no-exp")
+	parsed, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+	require.NoError(t, err)
+	require.NotContains(t, parsed.Claims.(jwt.MapClaims), "exp")
+	require.Contains(t, parsed.Claims.(jwt.MapClaims), "iat")
+	_ = db
 }

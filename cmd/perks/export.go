@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/urfave/cli/v3"
 
 	"github.com/perkshq/perks/internal/auth"
 )
@@ -33,51 +34,47 @@ type exportState struct {
 	LastTS   int64  `json:"lastTs,omitempty"`
 }
 
-func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	base := fs.String("url", envOr("PERKS_URL", "http://localhost:4000"), "Perks base URL (env PERKS_URL)")
-	slug := fs.String("partner", envOr("PERKS_PARTNER", ""), "partner slug (env PERKS_PARTNER)")
-	secretEnv := fs.String("secret-env", "PERKS_PARTNER_SECRET", "environment variable holding the partner's HMAC secret")
-	format := fs.String("format", "ndjson", "ndjson or csv")
-	out := fs.String("out", "", "output file; pages are appended (default users.<format>)")
-	statePath := fs.String("state", "", "state file holding the cursor (default <out>.state)")
-	limit := fs.Int("limit", 10000, "users per page")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: perks export --partner acme [--url ...] [--format ndjson|csv] [--out users.ndjson] [--state users.ndjson.state]")
-		fmt.Fprintln(stderr, "\nPulls the incremental user export into a file and saves the cursor; the next run resumes from it.")
-		fmt.Fprintln(stderr, "The partner's HMAC secret is read from the environment (never a flag, so it stays out of shell history).\n\nFlags:")
-		fs.PrintDefaults()
+func exportCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "export",
+		Usage: "pull the incremental user export into a file, resumable",
+		Description: "Pulls the incremental user export into a file and saves the cursor; the next run resumes from it.\n" +
+			"The partner's HMAC secret is read from the environment (never a flag, so it stays out of shell history).",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "url", Value: "http://localhost:4000", Sources: cli.EnvVars("PERKS_URL"), Usage: "Perks base `URL`"},
+			&cli.StringFlag{Name: "partner", Sources: cli.EnvVars("PERKS_PARTNER"), Usage: "partner `SLUG`"},
+			&cli.StringFlag{Name: "secret-env", Value: "PERKS_PARTNER_SECRET", Usage: "environment variable holding the partner's HMAC secret"},
+			&cli.StringFlag{Name: "format", Value: "ndjson", Usage: "`ndjson|csv`"},
+			&cli.StringFlag{Name: "out", Usage: "output `FILE`; pages are appended (default users.<format>)"},
+			&cli.StringFlag{Name: "state", Usage: "state `FILE` holding the cursor (default <out>.state)"},
+			&cli.IntFlag{Name: "limit", Value: 10000, Usage: "users per page"},
+		},
+		Action: runExport,
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	secret := os.Getenv(*secretEnv)
-	switch {
-	case *slug == "":
-		return errors.New("--partner is required")
-	case secret == "":
-		return fmt.Errorf("set the partner's HMAC secret in $%s", *secretEnv)
-	case *format != "ndjson" && *format != "csv":
-		return errors.New("--format must be ndjson or csv")
-	case *limit < 1:
-		return errors.New("--limit must be positive")
-	}
-	if *out == "" {
-		*out = "users." + *format
-	}
-	if *statePath == "" {
-		*statePath = *out + ".state"
-	}
-	c := &exportClient{base: strings.TrimRight(*base, "/"), slug: *slug, secret: []byte(secret), csv: *format == "csv", http: &http.Client{Timeout: 30 * time.Minute}}
-	return c.run(ctx, *out, *statePath, *limit, stderr)
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
+func runExport(ctx context.Context, cmd *cli.Command) error {
+	stderr := cmd.Root().ErrWriter
+	base, slug, secretEnv, format, out, statePath, limit := cmd.String("url"), cmd.String("partner"), cmd.String("secret-env"), cmd.String("format"), cmd.String("out"), cmd.String("state"), cmd.Int("limit")
+	secret := os.Getenv(secretEnv)
+	switch {
+	case slug == "":
+		return errors.New("--partner is required")
+	case secret == "":
+		return fmt.Errorf("set the partner's HMAC secret in $%s", secretEnv)
+	case format != "ndjson" && format != "csv":
+		return errors.New("--format must be ndjson or csv")
+	case limit < 1:
+		return errors.New("--limit must be positive")
 	}
-	return def
+	if out == "" {
+		out = "users." + format
+	}
+	if statePath == "" {
+		statePath = out + ".state"
+	}
+	c := &exportClient{base: strings.TrimRight(base, "/"), slug: slug, secret: []byte(secret), csv: format == "csv", http: &http.Client{Timeout: 30 * time.Minute}}
+	return c.run(ctx, out, statePath, limit, stderr)
 }
 
 type exportClient struct {

@@ -1,55 +1,36 @@
 // Command perks is the Perks binary: the server, migrations, demo seed and
 // operator tools. main is the only place that exits the process.
+//
+// The command tree is built with github.com/urfave/cli/v3, so every command
+// and subcommand parses its own flags, answers --help (and -h, and `help`)
+// without running, and refuses unknown flags and stray arguments. Before it,
+// a hand-written dispatcher passed `migrate down --help` to the rollback as an
+// ignored argument and dropped the database.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/urfave/cli/v3"
 )
-
-type command struct {
-	name, summary string
-	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
-
-func commands() []command {
-	return []command{
-		{"serve", "run the HTTP API and River workers", runServe},
-		{"migrate", "apply migrations: migrate [up|down|status]", runMigrate},
-		{"seed", "seed the demo partners acme and globex (idempotent)", runSeed},
-		{"partner", "partners, their controls and credentials: partner create|list|show|set|credential", runPartner},
-		{"key", "consumer token keys: key add|list|disable|enable|rotate", runKey},
-		{"token", "development tokens: token mint --partner acme --sub usr_demo_001", runToken},
-		{"export", "pull the incremental user export into a file, resumable", runExport},
-		{"webhook", "webhook endpoints, deliveries and replays: webhook list --partner acme", runWebhook},
-		{"merchant", "merchants and their API credentials: merchant create|list|disable --partner acme", runMerchant},
-	}
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: perks <command> [flags]\n\nCommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun `perks <command> --help` for a command's flags; `perks serve --help` lists the environment.")
-}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := runIO(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	switch {
 	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
 	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "perks:", err)
 		os.Exit(2)
 	default:
 		fmt.Fprintln(os.Stderr, "perks:", err)
@@ -57,24 +38,142 @@ func main() {
 	}
 }
 
+// errUsage marks a command line that does not parse (unknown command, flag
+// or argument, missing subcommand): exit status 2.
 var errUsage = errors.New("usage")
 
+// version is set at build time (go build -ldflags "-X main.version=v1.2.3");
+// otherwise it comes from the module's build information.
+var version = ""
+
+// buildVersion is the version `perks --version` prints: the ldflags value,
+// else the main module's version, else the VCS revision Go stamped into the
+// binary, else "devel".
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		return "devel-" + rev + dirty
+	}
+	return "devel"
+}
+
+// run runs one command line with stdin as the standard input.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
+	return runIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runIO builds a fresh command tree (urfave/cli commands hold their parse
+// state, so a tree is used once) and runs args through it.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return newApp(stdin, stdout, stderr).Run(ctx, append([]string{"perks"}, args...))
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.Command {
+	root := &cli.Command{
+		Name:    "perks",
+		Usage:   "the Perks loyalty engine: server, migrations and operator tools",
+		Version: buildVersion(),
+		Description: "Configuration comes from the environment (`perks serve --help` lists it).\n" +
+			"Operator commands take the partner as --partner SLUG; lists print a table, or JSON with --json.",
+		Reader: stdin, Writer: stdout, ErrWriter: stderr,
+		Commands: []*cli.Command{
+			serveCommand(),
+			migrateCommand(),
+			seedCommand(),
+			partnerCommand(),
+			keyCommand(),
+			tokenCommand(),
+			exportCommand(),
+			webhookCommand(),
+			merchantCommand(),
+		},
+		// urfave/cli must never exit the process: main decides.
+		ExitErrHandler: func(context.Context, *cli.Command, error) {},
 	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
+	root.Action = groupAction
+	setup(root)
+	return root
+}
+
+// setup walks the tree: usage errors (bad flags) become errUsage, groups
+// without an action refuse a missing or unknown subcommand, and leaves
+// refuse positional arguments they do not take.
+func setup(cmd *cli.Command) {
+	cmd.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
+		return fmt.Errorf("%w: %v (see --help)", errUsage, err)
+	}
+	if len(cmd.Commands) > 0 {
+		if cmd.Action == nil {
+			cmd.Action = groupAction
+		}
+		for _, c := range cmd.Commands {
+			setup(c)
+		}
+		return
+	}
+	if act := cmd.Action; act != nil && cmd.ArgsUsage == "" {
+		cmd.Action = func(ctx context.Context, c *cli.Command) error {
+			if c.Args().Present() {
+				return fmt.Errorf("%w: unexpected argument %q to `%s` (see --help)", errUsage, c.Args().First(), c.FullName())
+			}
+			return act(ctx, c)
 		}
 	}
-	fmt.Fprintf(stderr, "perks: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return errUsage
+}
+
+// groupAction answers a group command run without a (known) subcommand:
+// its help on stdout and a usage error.
+func groupAction(_ context.Context, cmd *cli.Command) error {
+	if cmd.Root() == cmd {
+		_ = cli.ShowRootCommandHelp(cmd)
+	} else {
+		_ = cli.ShowSubcommandHelp(cmd)
+	}
+	if cmd.Args().Present() {
+		return fmt.Errorf("%w: unknown command %q for `%s`", errUsage, cmd.Args().First(), cmd.FullName())
+	}
+	return fmt.Errorf("%w: `%s` needs a subcommand", errUsage, cmd.FullName())
+}
+
+// Shared flags, spelled the same everywhere.
+func partnerFlag() cli.Flag {
+	return &cli.StringFlag{Name: "partner", Usage: "partner `SLUG`"}
+}
+
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
+}
+
+// requirePartner returns the --partner flag or the error every command
+// gives without it.
+func requirePartner(cmd *cli.Command) (string, error) {
+	if s := cmd.String("partner"); s != "" {
+		return s, nil
+	}
+	return "", errors.New("--partner is required")
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -3,77 +3,79 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/urfave/cli/v3"
 
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 )
 
-const merchantUsage = `Usage:
-  perks merchant create  --partner SLUG --name NAME [--code CODE] [--key-out FILE]
-  perks merchant list    --partner SLUG
-  perks merchant disable --partner SLUG --code CODE
-
-create prints the merchant's API key and its Ed25519 private key (PKCS#8
+const merchantDescription = `create prints the merchant's API key and its Ed25519 private key (PKCS#8
 PEM) once: Perks keeps only the key's SHA-256 and the public key. With
 --key-out the private key goes to FILE (mode 0600) instead of stdout.
 A gift lists the merchants that honour it by code
-(PUT /integrations/gifts/{sku} {"merchants": ["CODE"]}).`
+(PUT /integrations/gifts/{sku} {"merchants": ["CODE"]}).
 
-func runMerchant(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(stderr, merchantUsage)
-		return errUsage
+  perks merchant create  --partner SLUG --name NAME [--code CODE] [--key-out FILE]
+  perks merchant list    --partner SLUG [--json]
+  perks merchant disable --partner SLUG --code CODE`
+
+func merchantCommand() *cli.Command {
+	sub := func(name, usage string, flags ...cli.Flag) *cli.Command {
+		return &cli.Command{
+			Name: name, Usage: usage, Flags: append([]cli.Flag{partnerFlag()}, flags...),
+			Action: func(ctx context.Context, cmd *cli.Command) error { return runMerchant(ctx, cmd, name) },
+		}
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("merchant "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, merchantUsage) }
-	slug := fs.String("partner", "", "partner slug (required)")
-	name := fs.String("name", "", "merchant name (create)")
-	code := fs.String("code", "", "merchant code: lowercase letters, digits, '-', '_' (create: derived from --name when omitted)")
-	keyOut := fs.String("key-out", "", "write the private key to this file (0600) instead of stdout (create)")
-	if err := fs.Parse(args[1:]); err != nil {
+	return &cli.Command{
+		Name:        "merchant",
+		Usage:       "merchants and their API credentials",
+		Description: merchantDescription,
+		Commands: []*cli.Command{
+			sub("create", "create a merchant; its API key and private key are printed once",
+				&cli.StringFlag{Name: "name", Usage: "merchant name"},
+				&cli.StringFlag{Name: "code", Usage: "merchant `CODE`: lowercase letters, digits, '-', '_' (derived from --name when omitted)"},
+				&cli.StringFlag{Name: "key-out", Usage: "write the private key to this `FILE` (0600) instead of stdout"}),
+			sub("list", "list the partner's merchants", jsonFlag()),
+			sub("disable", "disable a merchant: its credentials no longer authenticate",
+				&cli.StringFlag{Name: "code", Usage: "merchant `CODE`"}),
+		},
+	}
+}
+
+func runMerchant(ctx context.Context, cmd *cli.Command, sub string) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	slug, err := requirePartner(cmd)
+	if err != nil {
 		return err
 	}
-	if *slug == "" {
-		fs.Usage()
-		return errors.New("--partner is required")
-	}
-	switch sub {
-	case "create", "list", "disable":
-	default:
-		fs.Usage()
-		return errUsage
-	}
+	name, code, keyOut := cmd.String("name"), cmd.String("code"), cmd.String("key-out")
 	_, db, closeDB, err := open(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
 	// Looking a partner up needs no secrets: the keyring is not involved.
-	p, err := partner.NewService(nil).BySlug(ctx, db.Bun, *slug)
+	p, err := partner.NewService(nil).BySlug(ctx, db.Bun, slug)
 	if err != nil {
-		return fmt.Errorf("partner %s: %w", *slug, err)
+		return fmt.Errorf("partner %s: %w", slug, err)
 	}
 	svc := merchant.NewService()
 	switch sub {
 	case "create":
-		if *name == "" {
+		if name == "" {
 			return errors.New("--name is required")
 		}
 		// Claim the key file first, so a merchant is never created whose
 		// private key cannot be written.
 		var keyFile *os.File
-		if *keyOut != "" {
-			if keyFile, err = os.OpenFile(*keyOut, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+		if keyOut != "" {
+			if keyFile, err = os.OpenFile(keyOut, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
 				return fmt.Errorf("private key file: %w", err)
 			}
 			defer keyFile.Close()
@@ -82,7 +84,7 @@ func runMerchant(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		var cred *merchant.NewCredential
 		err := db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			var err error
-			m, cred, err = svc.Create(ctx, tx, p.ID, *name, *code)
+			m, cred, err = svc.Create(ctx, tx, p.ID, name, code)
 			if err != nil {
 				return err
 			}
@@ -96,7 +98,7 @@ func runMerchant(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		})
 		if err != nil {
 			if keyFile != nil {
-				_ = os.Remove(*keyOut)
+				_ = os.Remove(keyOut)
 			}
 			return err
 		}
@@ -104,8 +106,8 @@ func runMerchant(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "id:          %s\n", m.ID)
 		fmt.Fprintf(stdout, "credential:  %s\n", cred.Credential.ID)
 		fmt.Fprintf(stdout, "api key:     %s\n", cred.APIKey)
-		if *keyOut != "" {
-			fmt.Fprintf(stdout, "private key: %s (Ed25519, PKCS#8 PEM)\n", *keyOut)
+		if keyOut != "" {
+			fmt.Fprintf(stdout, "private key: %s (Ed25519, PKCS#8 PEM)\n", keyOut)
 		} else {
 			fmt.Fprintf(stdout, "private key (Ed25519, PKCS#8 PEM):\n%s", cred.PrivateKeyPEM)
 		}
@@ -116,6 +118,16 @@ func runMerchant(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
+		type row struct {
+			Code               string     `json:"code"`
+			Name               string     `json:"name"`
+			Enabled            bool       `json:"enabled"`
+			ID                 string     `json:"id"`
+			EnabledCredentials int        `json:"enabledCredentials"`
+			Credentials        int        `json:"credentials"`
+			LastUsedAt         *time.Time `json:"lastUsedAt"`
+		}
+		rows := make([]row, 0, len(ms))
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "CODE\tNAME\tENABLED\tID\tCREDENTIALS\tLAST USED")
 		for _, m := range ms {
@@ -124,25 +136,31 @@ func runMerchant(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				return err
 			}
 			enabled, last := 0, "never"
+			var lastAt *time.Time
 			for _, c := range creds {
 				if c.Enabled {
 					enabled++
 				}
 				if c.LastUsedAt != nil {
 					last = c.LastUsedAt.UTC().Format(time.RFC3339)
+					lastAt = c.LastUsedAt
 				}
 			}
+			rows = append(rows, row{m.Code, m.Name, m.Enabled, m.ID.String(), enabled, len(creds), lastAt})
 			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d enabled of %d\t%s\n", m.Code, m.Name, m.Enabled, m.ID, enabled, len(creds), last)
+		}
+		if cmd.Bool("json") {
+			return printJSON(stdout, rows)
 		}
 		return tw.Flush()
 	default: // disable
-		if *code == "" {
+		if code == "" {
 			return errors.New("--code is required")
 		}
-		if err := svc.SetEnabled(ctx, db.Bun, p.ID, *code, false); err != nil {
+		if err := svc.SetEnabled(ctx, db.Bun, p.ID, code, false); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "merchant %s of partner %s disabled: its credentials no longer authenticate\n", *code, p.Slug)
+		fmt.Fprintf(stdout, "merchant %s of partner %s disabled: its credentials no longer authenticate\n", code, p.Slug)
 		return nil
 	}
 }

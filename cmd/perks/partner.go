@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/urfave/cli/v3"
 
 	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/config"
@@ -70,84 +70,105 @@ func (o *operator) partner(ctx context.Context, slug string) (*partner.Partner, 
 	return p, nil
 }
 
-// subcommand dispatches "perks <group> <sub> ...".
-func subcommand(ctx context.Context, group string, subs map[string]func(context.Context, []string, io.Writer, io.Writer) error, usage string, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, usage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
+const partnerDescription = `Partners, their controls and credentials. Secrets, API keys and generated
+private keys are printed once and never stored in clear.`
+
+func partnerCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "partner",
+		Usage:       "partners, their controls and credentials",
+		Description: partnerDescription,
+		Commands: []*cli.Command{
+			{
+				Name:  "create",
+				Usage: "create a partner",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "partner", Aliases: []string{"slug"}, Usage: "the new partner's URL-safe `SLUG`"},
+					&cli.StringFlag{Name: "name", Usage: "name"},
+					&cli.StringFlag{Name: "display-name", Usage: "name shown to users"},
+					&cli.StringFlag{Name: "issuer", Usage: "iss of the partner's consumer tokens (`URL`)"},
+					&cli.StringFlag{Name: "program", Usage: "program name"},
+					&cli.StringFlag{Name: "currency", Usage: "points currency name (default points)"},
+				},
+				Action: partnerCreate,
+			},
+			{Name: "list", Usage: "list the partners", Flags: []cli.Flag{jsonFlag()}, Action: partnerList},
+			{Name: "show", Usage: "show a partner's controls", Flags: []cli.Flag{partnerFlag()}, Action: partnerShow},
+			{
+				Name:  "set",
+				Usage: "change a partner's controls (only the flags given change)",
+				Description: "Only the flags given change. An empty value clears origins, schemes, audience, issuer,\n" +
+					"jwks-url and frame-ancestors; rate limits are per minute per replica, 0 = unlimited,\n" +
+					"`default` = the configured default; frame-ancestors says who may frame\n" +
+					"/consumer?partner=S (default 'none').",
+				Flags: []cli.Flag{
+					partnerFlag(),
+					&cli.BoolFlag{Name: "api-enabled", Usage: "API access on or off (partner and consumer calls): --api-enabled=false"},
+					&cli.BoolFlag{Name: "require-hmac-v2", Usage: "refuse HMAC requests without a v2 signature"},
+					&cli.StringFlag{Name: "allowed-origins", Usage: "comma-separated IPs, CIDRs and host names; empty = any"},
+					&cli.StringFlag{Name: "schemes", Usage: "comma-separated schemes the partner may use (hmac,ed25519,request_jwt); empty = any"},
+					&cli.StringFlag{Name: "rate-limit", Usage: "back-end requests per minute per replica (`N|default`, 0 = unlimited)"},
+					&cli.StringFlag{Name: "rate-limit-burst", Usage: "back-end burst (`N|default`)"},
+					&cli.StringFlag{Name: "consumer-rate-limit", Usage: "consumer requests per minute per replica (`N|default`, 0 = unlimited)"},
+					&cli.StringFlag{Name: "consumer-rate-limit-burst", Usage: "consumer burst (`N|default`)"},
+					&cli.StringFlag{Name: "audience", Usage: "required aud of consumer tokens; empty = none"},
+					&cli.DurationFlag{Name: "max-token-lifetime", Usage: "longest consumer token lifetime (exp - iat), e.g. 168h"},
+					&cli.StringFlag{Name: "issuer", Usage: "iss of consumer tokens; empty = none"},
+					&cli.StringFlag{Name: "jwks-url", Usage: "JWKS URL of consumer token keys; empty = none"},
+					&cli.StringFlag{Name: "frame-ancestors", Usage: "comma-separated CSP sources that may frame the webview ('self', https://host); empty = none"},
+				},
+				Action: partnerSet,
+			},
+			{
+				Name:  "credential",
+				Usage: "the partner's API credentials (hmac, ed25519, request_jwt)",
+				Commands: []*cli.Command{
+					{
+						Name:  "create",
+						Usage: "create a credential; its secret or private key is printed once",
+						Flags: []cli.Flag{
+							partnerFlag(),
+							&cli.StringFlag{Name: "kind", Usage: "`hmac|ed25519|request_jwt`"},
+							&cli.StringFlag{Name: "description", Usage: "what this credential is for"},
+							&cli.StringFlag{Name: "public-key", Usage: "ed25519: register this public key (`FILE`, PEM or base64) instead of generating a pair"},
+							&cli.StringFlag{Name: "secret-file", Usage: "hmac/request_jwt: use this secret (`FILE`, - for stdin) instead of generating one"},
+						},
+						Action: credentialCreate,
+					},
+					{Name: "list", Usage: "list the partner's credentials", Flags: []cli.Flag{partnerFlag(), jsonFlag()}, Action: credentialList},
+					{
+						Name: "disable", Usage: "disable a credential",
+						Flags:  []cli.Flag{partnerFlag(), &cli.StringFlag{Name: "id", Usage: "credential `UUID`"}},
+						Action: func(ctx context.Context, cmd *cli.Command) error { return credentialEnable(ctx, cmd, false) },
+					},
+					{
+						Name: "enable", Usage: "enable a credential",
+						Flags:  []cli.Flag{partnerFlag(), &cli.StringFlag{Name: "id", Usage: "credential `UUID`"}},
+						Action: func(ctx context.Context, cmd *cli.Command) error { return credentialEnable(ctx, cmd, true) },
+					},
+				},
+			},
+		},
 	}
-	f, ok := subs[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "perks %s: unknown subcommand %q\n\n%s", group, args[0], usage)
-		return errUsage
-	}
-	return f(ctx, args[1:], stdout, stderr)
 }
 
-const partnerUsage = `Usage: perks partner <subcommand> [flags]
-
-Subcommands:
-  create      --slug S --name N [--display-name D] [--issuer URL] [--program P] [--currency C]
-  list
-  show        --partner S
-  set         --partner S [--api-enabled=true|false] [--require-hmac-v2=true|false]
-              [--allowed-origins IP,CIDR,host,...] [--schemes hmac,ed25519,request_jwt]
-              [--rate-limit N|default] [--rate-limit-burst N|default]
-              [--consumer-rate-limit N|default] [--consumer-rate-limit-burst N|default]
-              [--audience AUD] [--max-token-lifetime 168h] [--issuer URL] [--jwks-url URL]
-              [--frame-ancestors "'self',https://app.example.com,https://*.example.com"]
-              (an empty value clears origins, schemes, audience, issuer, jwks-url and
-               frame-ancestors; rate limits are per minute per replica, 0 = unlimited;
-               frame-ancestors: who may frame /consumer?partner=S, default 'none')
-  credential  create --partner S --kind hmac|ed25519|request_jwt [--description D]
-                     [--public-key FILE (ed25519: register your own)] [--secret-file FILE]
-              list --partner S
-              disable|enable --partner S --id UUID
-
-Secrets, API keys and generated private keys are printed once and never stored in clear.
-`
-
-func runPartner(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return subcommand(ctx, "partner", map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-		"create":     partnerCreate,
-		"list":       partnerList,
-		"show":       partnerShow,
-		"set":        partnerSet,
-		"credential": runCredential,
-	}, partnerUsage, args, stdout, stderr)
-}
-
-func newFlags(name string, stderr io.Writer, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	return fs
-}
-
-func partnerCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("partner create", stderr, partnerUsage)
-	slug := fs.String("slug", "", "URL-safe identifier")
-	name := fs.String("name", "", "name")
-	display := fs.String("display-name", "", "name shown to users")
-	issuer := fs.String("issuer", "", "iss of the partner's consumer tokens")
-	program := fs.String("program", "", "program name")
-	currency := fs.String("currency", "", "points currency name (default points)")
-	if err := fs.Parse(args); err != nil {
+func partnerCreate(ctx context.Context, cmd *cli.Command) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	slug, err := requirePartner(cmd)
+	if err != nil {
 		return err
 	}
+	name, display, issuer, program, currency := cmd.String("name"), cmd.String("display-name"), cmd.String("issuer"), cmd.String("program"), cmd.String("currency")
 	o, closeDB, err := openOperator(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	if _, err := o.partners.BySlug(ctx, o.db.Bun, *slug); err == nil {
-		return fmt.Errorf("partner %s already exists (use `perks partner set`)", *slug)
+	if _, err := o.partners.BySlug(ctx, o.db.Bun, slug); err == nil {
+		return fmt.Errorf("partner %s already exists (use `perks partner set`)", slug)
 	}
 	p, err := o.partners.Upsert(ctx, o.db.Bun, partner.CreateParams{
-		Slug: *slug, Name: *name, DisplayName: *display, ProgramName: *program, CurrencyName: *currency, Issuer: *issuer,
+		Slug: slug, Name: name, DisplayName: display, ProgramName: program, CurrencyName: currency, Issuer: issuer,
 	})
 	if err != nil {
 		return err
@@ -157,11 +178,8 @@ func partnerCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-func partnerList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("partner list", stderr, partnerUsage)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+func partnerList(ctx context.Context, cmd *cli.Command) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
 	o, closeDB, err := openOperator(ctx, stderr)
 	if err != nil {
 		return err
@@ -170,6 +188,20 @@ func partnerList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	ps, err := o.partners.List(ctx, o.db.Bun)
 	if err != nil {
 		return err
+	}
+	if cmd.Bool("json") {
+		type row struct {
+			Slug           string   `json:"slug"`
+			ID             string   `json:"id"`
+			Name           string   `json:"name"`
+			APIEnabled     bool     `json:"apiEnabled"`
+			AllowedSchemes []string `json:"allowedSchemes"`
+		}
+		out := make([]row, 0, len(ps))
+		for _, p := range ps {
+			out = append(out, row{p.Slug, p.ID.String(), p.Name, p.APIEnabled, orEmpty(p.AllowedSchemes)})
+		}
+		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SLUG\tID\tNAME\tAPI\tSCHEMES")
@@ -194,6 +226,14 @@ func frameAncestorsText(v []string) string {
 	return strings.Join(v, " ")
 }
 
+// orEmpty is v, never nil (JSON [] rather than null).
+func orEmpty(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
+}
+
 func orAll(v []string) string {
 	if len(v) == 0 {
 		return "(any)"
@@ -211,13 +251,9 @@ func limitText(v *int, def int) string {
 	return strconv.Itoa(*v)
 }
 
-func partnerShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("partner show", stderr, partnerUsage)
-	slug := fs.String("partner", "", "partner slug")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
+func partnerShow(ctx context.Context, cmd *cli.Command) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
 	if err != nil {
 		return err
 	}
@@ -277,25 +313,8 @@ func splitList(v string) []string {
 	return out
 }
 
-func partnerSet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("partner set", stderr, partnerUsage)
-	slug := fs.String("partner", "", "partner slug")
-	apiEnabled := fs.Bool("api-enabled", true, "API access on or off (partner and consumer calls)")
-	v2 := fs.Bool("require-hmac-v2", false, "refuse HMAC requests without a v2 signature")
-	origins := fs.String("allowed-origins", "", "comma-separated IPs, CIDRs and host names; empty = any")
-	schemes := fs.String("schemes", "", "comma-separated schemes the partner may use; empty = any")
-	rate := fs.String("rate-limit", "", "back-end requests per minute per replica (0 = unlimited, default)")
-	burst := fs.String("rate-limit-burst", "", "back-end burst (default)")
-	crate := fs.String("consumer-rate-limit", "", "consumer requests per minute per replica (0 = unlimited, default)")
-	cburst := fs.String("consumer-rate-limit-burst", "", "consumer burst (default)")
-	aud := fs.String("audience", "", "required aud of consumer tokens; empty = none")
-	life := fs.Duration("max-token-lifetime", 0, "longest consumer token lifetime (exp - iat)")
-	issuer := fs.String("issuer", "", "iss of consumer tokens; empty = none")
-	jwks := fs.String("jwks-url", "", "JWKS URL of consumer token keys; empty = none")
-	frames := fs.String("frame-ancestors", "", "comma-separated CSP sources that may frame the webview ('self', https://host); empty = none")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+func partnerSet(ctx context.Context, cmd *cli.Command) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
 	var c partner.Controls
 	var ferr error
 	limit := func(dst **int, v string) {
@@ -305,44 +324,52 @@ func partnerSet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		*dst = &n
 	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
+	str := func(name string) *string {
+		v := cmd.String(name)
+		return &v
+	}
+	list := func(name string) *[]string {
+		l := splitList(cmd.String(name))
+		return &l
+	}
+	// Only the flags given change.
+	for _, name := range cmd.LocalFlagNames() {
+		switch name {
 		case "api-enabled":
-			c.APIEnabled = apiEnabled
+			v := cmd.Bool(name)
+			c.APIEnabled = &v
 		case "require-hmac-v2":
-			c.RequireHMACV2 = v2
+			v := cmd.Bool(name)
+			c.RequireHMACV2 = &v
 		case "allowed-origins":
-			l := splitList(*origins)
-			c.AllowedOrigins = &l
+			c.AllowedOrigins = list(name)
 		case "schemes":
-			l := splitList(*schemes)
-			c.AllowedSchemes = &l
+			c.AllowedSchemes = list(name)
 		case "rate-limit":
-			limit(&c.RateLimitPerMinute, *rate)
+			limit(&c.RateLimitPerMinute, cmd.String(name))
 		case "rate-limit-burst":
-			limit(&c.RateLimitBurst, *burst)
+			limit(&c.RateLimitBurst, cmd.String(name))
 		case "consumer-rate-limit":
-			limit(&c.ConsumerRateLimitPerMinute, *crate)
+			limit(&c.ConsumerRateLimitPerMinute, cmd.String(name))
 		case "consumer-rate-limit-burst":
-			limit(&c.ConsumerRateLimitBurst, *cburst)
+			limit(&c.ConsumerRateLimitBurst, cmd.String(name))
 		case "audience":
-			c.Audience = aud
+			c.Audience = str(name)
 		case "max-token-lifetime":
-			s := int(life.Seconds())
+			s := int(cmd.Duration(name).Seconds())
 			c.MaxTokenLifetimeSeconds = &s
 		case "issuer":
-			c.Issuer = issuer
+			c.Issuer = str(name)
 		case "jwks-url":
-			c.JWKSURL = jwks
+			c.JWKSURL = str(name)
 		case "frame-ancestors":
-			l := splitList(*frames)
-			c.FrameAncestors = &l
+			c.FrameAncestors = list(name)
 		}
-	})
+	}
 	if ferr != nil {
 		return ferr
 	}
-	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
+	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
 	if err != nil {
 		return err
 	}
@@ -353,19 +380,6 @@ func partnerSet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	printPartner(stdout, o.cfg, p)
 	return nil
-}
-
-func runCredential(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return subcommand(ctx, "partner credential", map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-		"create": credentialCreate,
-		"list":   credentialList,
-		"disable": func(ctx context.Context, a []string, o, e io.Writer) error {
-			return credentialEnable(ctx, a, o, e, false)
-		},
-		"enable": func(ctx context.Context, a []string, o, e io.Writer) error {
-			return credentialEnable(ctx, a, o, e, true)
-		},
-	}, partnerUsage, args, stdout, stderr)
 }
 
 // readSecretFile reads a secret from a file ("-" is stdin), trimming one
@@ -384,44 +398,37 @@ func readSecretFile(path string) ([]byte, error) {
 	return []byte(strings.TrimRight(string(b), "\r\n")), nil
 }
 
-func credentialCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("partner credential create", stderr, partnerUsage)
-	slug := fs.String("partner", "", "partner slug")
-	kind := fs.String("kind", "", "hmac, ed25519 or request_jwt")
-	desc := fs.String("description", "", "what this credential is for")
-	pubFile := fs.String("public-key", "", "ed25519: register this public key (PEM or base64) instead of generating a pair")
-	secretFile := fs.String("secret-file", "", "hmac/request_jwt: use this secret (file, - for stdin) instead of generating one")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
+func credentialCreate(ctx context.Context, cmd *cli.Command) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	kind, desc, pubFile, secretFile := cmd.String("kind"), cmd.String("description"), cmd.String("public-key"), cmd.String("secret-file")
+	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	switch *kind {
+	switch kind {
 	case partner.KindHMAC, partner.KindRequestJWT:
 		secret := []byte(partner.NewSecret())
-		if *secretFile != "" {
-			if secret, err = readSecretFile(*secretFile); err != nil {
+		if secretFile != "" {
+			if secret, err = readSecretFile(secretFile); err != nil {
 				return err
 			}
 		}
-		c, err := o.partners.AddSharedSecret(ctx, o.db.Bun, p.ID, *kind, *desc, secret)
+		c, err := o.partners.AddSharedSecret(ctx, o.db.Bun, p.ID, kind, desc, secret)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "created %s credential %s for %s\n", c.Kind, c.ID, p.Slug)
-		if *kind == partner.KindRequestJWT {
+		if kind == partner.KindRequestJWT {
 			fmt.Fprintf(stdout, "partner id (iss): %s\n", p.ID)
 		}
-		if *secretFile == "" {
+		if secretFile == "" {
 			fmt.Fprintf(stdout, "secret (shown once, store it in your secret manager): %s\n", secret)
 		}
 	case partner.KindEd25519:
 		var pub ed25519.PublicKey
-		if *pubFile != "" {
-			b, err := os.ReadFile(*pubFile)
+		if pubFile != "" {
+			b, err := os.ReadFile(pubFile)
 			if err != nil {
 				return err
 			}
@@ -429,7 +436,7 @@ func credentialCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 				return err
 			}
 		}
-		c, err := o.partners.CreateEd25519Credential(ctx, o.db.Bun, p.ID, *desc, pub)
+		c, err := o.partners.CreateEd25519Credential(ctx, o.db.Bun, p.ID, desc, pub)
 		if err != nil {
 			return err
 		}
@@ -444,13 +451,9 @@ func credentialCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 	return nil
 }
 
-func credentialList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("partner credential list", stderr, partnerUsage)
-	slug := fs.String("partner", "", "partner slug")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
+func credentialList(ctx context.Context, cmd *cli.Command) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
 	if err != nil {
 		return err
 	}
@@ -458,6 +461,21 @@ func credentialList(ctx context.Context, args []string, stdout, stderr io.Writer
 	creds, err := o.partners.ListCredentials(ctx, o.db.Bun, p.ID)
 	if err != nil {
 		return err
+	}
+	if cmd.Bool("json") {
+		type row struct {
+			ID          string     `json:"id"`
+			Kind        string     `json:"kind"`
+			Enabled     bool       `json:"enabled"`
+			CreatedAt   time.Time  `json:"createdAt"`
+			LastUsedAt  *time.Time `json:"lastUsedAt"`
+			Description string     `json:"description"`
+		}
+		out := make([]row, 0, len(creds))
+		for _, c := range creds {
+			out = append(out, row{c.ID.String(), c.Kind, c.Enabled, c.CreatedAt.UTC(), c.LastUsedAt, c.Description})
+		}
+		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tCREATED\tLAST USED\tDESCRIPTION")
@@ -471,18 +489,13 @@ func credentialList(ctx context.Context, args []string, stdout, stderr io.Writer
 	return tw.Flush()
 }
 
-func credentialEnable(ctx context.Context, args []string, stdout, stderr io.Writer, enabled bool) error {
-	fs := newFlags("partner credential enable", stderr, partnerUsage)
-	slug := fs.String("partner", "", "partner slug")
-	id := fs.String("id", "", "credential id")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cid, err := uuid.Parse(*id)
+func credentialEnable(ctx context.Context, cmd *cli.Command, enabled bool) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	cid, err := uuid.Parse(cmd.String("id"))
 	if err != nil {
 		return fmt.Errorf("--id must be a credential id (see `perks partner credential list`)")
 	}
-	o, p, closeDB, err := openPartner(ctx, stderr, *slug)
+	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
 	if err != nil {
 		return err
 	}

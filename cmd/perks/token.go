@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,31 +11,47 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/urfave/cli/v3"
 
 	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/demo"
 	"github.com/perkshq/perks/internal/partner"
 )
 
-func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "mint" {
-		fmt.Fprintln(stderr, "Usage: perks token mint --partner acme --sub usr_demo_001 [--ttl 1h] [--email ...] [--display-name ...] [--key PEM] [--kid K] [--webview]")
-		return errUsage
+func tokenCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "token",
+		Usage: "development consumer tokens",
+		Commands: []*cli.Command{{
+			Name:  "mint",
+			Usage: "sign a consumer token for a user of a partner",
+			Description: "Signs with <secrets dir>/<partner>.private.pem (the demo partners' key) unless --key\n" +
+				"names another RSA, EC P-256 or Ed25519 PKCS#8 key. The token carries the partner's\n" +
+				"issuer as iss when it has one.",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "partner", Value: "acme", Usage: "partner `SLUG`"},
+				&cli.StringFlag{Name: "sub", Usage: "the partner's external user id (required)"},
+				&cli.DurationFlag{Name: "ttl", Value: time.Hour, Usage: "token lifetime"},
+				&cli.BoolFlag{Name: "no-exp", Usage: "omit exp (only keys set with --allow-no-exp accept it)"},
+				&cli.StringFlag{Name: "email", Usage: "email claim"},
+				&cli.StringFlag{Name: "display-name", Usage: "displayName claim"},
+				&cli.StringFlag{Name: "key", Usage: "PKCS#8 private key `FILE`, RSA, EC P-256 or Ed25519 (default: <secrets dir>/<partner>.private.pem)"},
+				&cli.StringFlag{Name: "kid", Usage: "kid header (default: none; the partner is found by iss)"},
+				&cli.BoolFlag{Name: "webview", Usage: "print the webview URL to open (PERKS_PUBLIC_BASE_URL/consumer#token=...) instead of the bare token"},
+			},
+			Action: tokenMint,
+		}},
 	}
-	fs := flag.NewFlagSet("token mint", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	slug := fs.String("partner", "acme", "partner slug")
-	sub := fs.String("sub", "", "the partner's external user id (required)")
-	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
-	email := fs.String("email", "", "email claim")
-	displayName := fs.String("display-name", "", "displayName claim")
-	keyPath := fs.String("key", "", "PKCS#8 private key, RSA, EC P-256 or Ed25519 (default: <secrets dir>/<partner>.private.pem)")
-	kid := fs.String("kid", "", "kid header (default: none; the partner is found by iss)")
-	webview := fs.Bool("webview", false, "print the webview URL to open (PERKS_PUBLIC_BASE_URL/consumer#token=...) instead of the bare token")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+}
+
+func tokenMint(ctx context.Context, cmd *cli.Command) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	slug, sub, ttl, email, displayName := cmd.String("partner"), cmd.String("sub"), cmd.Duration("ttl"), cmd.String("email"), cmd.String("display-name")
+	keyPath, kid := cmd.String("key"), cmd.String("kid")
+	if slug == "" {
+		return errors.New("--partner is required")
 	}
-	if *sub == "" {
+	if sub == "" {
 		return errors.New("--sub is required")
 	}
 	cfg, db, closeDB, err := open(ctx, stderr)
@@ -48,14 +63,14 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	p, err := partner.NewService(keys).BySlug(ctx, db.Bun, *slug)
+	p, err := partner.NewService(keys).BySlug(ctx, db.Bun, slug)
 	if err != nil {
-		return fmt.Errorf("partner %s: %w", *slug, err)
+		return fmt.Errorf("partner %s: %w", slug, err)
 	}
-	if *keyPath == "" {
-		*keyPath = filepath.Join(cfg.SecretsDir, *slug+".private.pem")
+	if keyPath == "" {
+		keyPath = filepath.Join(cfg.SecretsDir, slug+".private.pem")
 	}
-	pemBytes, err := os.ReadFile(*keyPath)
+	pemBytes, err := os.ReadFile(keyPath)
 	if err != nil {
 		return err
 	}
@@ -64,29 +79,32 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	now := time.Now()
-	claims := jwt.MapClaims{"sub": *sub, "iat": now.Unix(), "exp": now.Add(*ttl).Unix()}
+	claims := jwt.MapClaims{"sub": sub, "iat": now.Unix()}
+	if !cmd.Bool("no-exp") {
+		claims["exp"] = now.Add(ttl).Unix()
+	}
 	if p.Issuer != nil {
 		claims["iss"] = *p.Issuer
 	}
-	if *email != "" {
-		claims["email"] = *email
+	if email != "" {
+		claims["email"] = email
 	}
-	if *displayName != "" {
-		claims["displayName"] = *displayName
+	if displayName != "" {
+		claims["displayName"] = displayName
 	}
 	alg, err := algorithmOf(key)
 	if err != nil {
 		return err
 	}
 	t := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims)
-	if *kid != "" {
-		t.Header["kid"] = *kid
+	if kid != "" {
+		t.Header["kid"] = kid
 	}
 	tok, err := t.SignedString(key)
 	if err != nil {
 		return fmt.Errorf("sign token: %w", err)
 	}
-	if *webview {
+	if cmd.Bool("webview") {
 		tok = strings.TrimRight(cfg.PublicBaseURL, "/") + "/consumer#token=" + tok
 	}
 	fmt.Fprint(stdout, tok)

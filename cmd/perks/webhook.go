@@ -3,66 +3,72 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/urfave/cli/v3"
 
 	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/webhook"
 )
 
-const webhookUsage = `Usage: perks webhook <command> --partner SLUG [flags]
-
-Commands:
-  list        list the partner's endpoints
-  add         add an endpoint: --url URL [--events user.created,...] [--description TEXT] [--disabled]
-              (prints the signing secret, once)
-  rotate      new signing secret: --id ID [--grace 24h] (the old one keeps signing during the grace)
-  enable      --id ID
-  disable     --id ID
-  delete      --id ID (with its delivery log)
-  deliveries  the delivery log: [--event ID] [--endpoint ID] [--status failed] [--limit 50]
-  replay      --event ID [--endpoint ID]: re-send one event now
-              --from RFC3339 --to RFC3339 [--status failed] [--endpoint ID]: re-send a window (River job)
-`
+func webhookCommand() *cli.Command {
+	id := &cli.StringFlag{Name: "id", Usage: "endpoint `ID`"}
+	sub := func(name, usage string, flags ...cli.Flag) *cli.Command {
+		return &cli.Command{
+			Name: name, Usage: usage, Flags: append([]cli.Flag{partnerFlag()}, flags...),
+			Action: func(ctx context.Context, cmd *cli.Command) error { return runWebhook(ctx, cmd, name) },
+		}
+	}
+	return &cli.Command{
+		Name:  "webhook",
+		Usage: "webhook endpoints, deliveries and replays",
+		Description: "Manages endpoints and deliveries with the same service methods as the REST API. Jobs it\n" +
+			"inserts (replays) are worked by the running servers.",
+		Commands: []*cli.Command{
+			sub("list", "list the partner's endpoints", jsonFlag()),
+			sub("add", "add an endpoint (prints the signing secret, once)",
+				&cli.StringFlag{Name: "url", Usage: "endpoint `URL`"},
+				&cli.StringFlag{Name: "events", Usage: "comma-separated event types (default: every type)"},
+				&cli.StringFlag{Name: "description", Usage: "endpoint description"},
+				&cli.BoolFlag{Name: "disabled", Usage: "create the endpoint disabled"}),
+			sub("rotate", "new signing secret (the old one keeps signing during the grace)", id,
+				&cli.DurationFlag{Name: "grace", Value: webhook.DefaultGracePeriod, Usage: "how long the previous secret keeps signing"}),
+			sub("enable", "enable an endpoint", id),
+			sub("disable", "disable an endpoint", id),
+			sub("delete", "delete an endpoint with its delivery log", id),
+			sub("deliveries", "the delivery log",
+				&cli.StringFlag{Name: "event", Usage: "event `ID`"},
+				&cli.StringFlag{Name: "endpoint", Usage: "endpoint `ID`"},
+				&cli.StringFlag{Name: "status", Usage: "delivery status: pending, succeeded, failed, disabled"},
+				&cli.IntFlag{Name: "limit", Value: webhook.DefaultPageSize, Usage: "deliveries to show"},
+				jsonFlag()),
+			sub("replay", "re-send one event now (--event), or a window as a River job (--from, --to)",
+				&cli.StringFlag{Name: "event", Usage: "event `ID`"},
+				&cli.StringFlag{Name: "endpoint", Usage: "only to this endpoint `ID`"},
+				&cli.StringFlag{Name: "from", Usage: "window start (RFC 3339)"},
+				&cli.StringFlag{Name: "to", Usage: "window end (RFC 3339)"},
+				&cli.StringFlag{Name: "status", Usage: "only deliveries with this status"}),
+		},
+	}
+}
 
 // runWebhook manages webhook endpoints and deliveries with the same service
 // methods as the REST API. It builds the app without workers: jobs it
 // inserts (replays) are worked by the running servers.
-func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprint(stderr, webhookUsage)
-		return errUsage
-	}
-	sub := args[0]
-	fs := flag.NewFlagSet("webhook "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, webhookUsage) }
-	slug := fs.String("partner", "", "partner slug (required)")
-	id := fs.String("id", "", "endpoint id")
-	url := fs.String("url", "", "endpoint URL")
-	events := fs.String("events", "", "comma-separated event types (default: every type)")
-	description := fs.String("description", "", "endpoint description")
-	disabled := fs.Bool("disabled", false, "create the endpoint disabled")
-	grace := fs.Duration("grace", webhook.DefaultGracePeriod, "how long the previous secret keeps signing")
-	eventID := fs.String("event", "", "event id")
-	endpointID := fs.String("endpoint", "", "endpoint id")
-	status := fs.String("status", "", "delivery status: pending, succeeded, failed, disabled")
-	limit := fs.Int("limit", webhook.DefaultPageSize, "deliveries to show")
-	from := fs.String("from", "", "window start (RFC 3339)")
-	to := fs.String("to", "", "window end (RFC 3339)")
-	if err := fs.Parse(args[1:]); err != nil {
+func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	slug, err := requirePartner(cmd)
+	if err != nil {
 		return err
 	}
-	if *slug == "" {
-		return errors.New("--partner is required")
-	}
+	id, url, events, description, disabled := cmd.String("id"), cmd.String("url"), cmd.String("events"), cmd.String("description"), cmd.Bool("disabled")
+	grace, eventID, endpointID, status, limit := cmd.Duration("grace"), cmd.String("event"), cmd.String("endpoint"), cmd.String("status"), cmd.Int("limit")
+	from, to := cmd.String("from"), cmd.String("to")
 	optUUID := func(name, v string) (*uuid.UUID, error) {
 		if v == "" {
 			return nil, nil
@@ -74,7 +80,7 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return &u, nil
 	}
 	needID := func() (uuid.UUID, error) {
-		u, err := optUUID("id", *id)
+		u, err := optUUID("id", id)
 		if err != nil {
 			return uuid.Nil, err
 		}
@@ -99,9 +105,9 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	p, err := a.Partners.BySlug(ctx, db.Bun, *slug)
+	p, err := a.Partners.BySlug(ctx, db.Bun, slug)
 	if err != nil {
-		return fmt.Errorf("partner %s: %w", *slug, err)
+		return fmt.Errorf("partner %s: %w", slug, err)
 	}
 	svc := a.Webhooks
 	inTx := func(f func(ctx context.Context, tx bun.Tx) error) error { return db.Bun.RunInTx(ctx, nil, f) }
@@ -111,6 +117,21 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		eps, err := svc.Endpoints(ctx, db.Bun, p.ID)
 		if err != nil {
 			return err
+		}
+		if cmd.Bool("json") {
+			type row struct {
+				ID             string   `json:"id"`
+				Enabled        bool     `json:"enabled"`
+				DisabledReason *string  `json:"disabledReason"`
+				EventTypes     []string `json:"eventTypes"`
+				URL            string   `json:"url"`
+				Description    string   `json:"description"`
+			}
+			out := make([]row, 0, len(eps))
+			for _, ep := range eps {
+				out = append(out, row{ep.ID.String(), ep.Enabled, ep.DisabledReason, orEmpty(ep.EventTypes), ep.URL, ep.Description})
+			}
+			return printJSON(stdout, out)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tENABLED\tEVENTS\tURL\tDESCRIPTION")
@@ -129,7 +150,7 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	case "add":
 		var types []string
-		for _, t := range strings.Split(*events, ",") {
+		for _, t := range strings.Split(events, ",") {
 			if t = strings.TrimSpace(t); t != "" {
 				types = append(types, t)
 			}
@@ -137,7 +158,7 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		var ep *webhook.Endpoint
 		var secret string
 		err := inTx(func(ctx context.Context, tx bun.Tx) error {
-			ep, secret, err = svc.CreateEndpoint(ctx, tx, p.ID, webhook.EndpointParams{URL: *url, Description: *description, EventTypes: types, Enabled: !*disabled})
+			ep, secret, err = svc.CreateEndpoint(ctx, tx, p.ID, webhook.EndpointParams{URL: url, Description: description, EventTypes: types, Enabled: !disabled})
 			return err
 		})
 		if err != nil {
@@ -154,7 +175,7 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		var secret string
 		var expires *time.Time
 		err = inTx(func(ctx context.Context, tx bun.Tx) error {
-			secret, expires, err = svc.RotateSecret(ctx, tx, p.ID, epID, *grace)
+			secret, expires, err = svc.RotateSecret(ctx, tx, p.ID, epID, grace)
 			return err
 		})
 		if err != nil {
@@ -190,16 +211,35 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return svc.DeleteEndpoint(ctx, db.Bun, p.ID, epID)
 
 	case "deliveries":
-		f := webhook.DeliveryFilter{Status: *status, Limit: *limit}
-		if f.EventID, err = optUUID("event", *eventID); err != nil {
+		f := webhook.DeliveryFilter{Status: status, Limit: limit}
+		if f.EventID, err = optUUID("event", eventID); err != nil {
 			return err
 		}
-		if f.EndpointID, err = optUUID("endpoint", *endpointID); err != nil {
+		if f.EndpointID, err = optUUID("endpoint", endpointID); err != nil {
 			return err
 		}
 		ds, _, err := svc.Deliveries(ctx, db.Bun, p.ID, f)
 		if err != nil {
 			return err
+		}
+		if cmd.Bool("json") {
+			type row struct {
+				ID             string     `json:"id"`
+				EventID        string     `json:"eventId"`
+				EventType      string     `json:"eventType"`
+				EndpointID     string     `json:"endpointId"`
+				Status         string     `json:"status"`
+				Attempts       int        `json:"attempts"`
+				LastAttemptAt  *time.Time `json:"lastAttemptAt"`
+				LastStatusCode *int       `json:"lastStatusCode"`
+				LastError      *string    `json:"lastError"`
+				NextAttemptAt  *time.Time `json:"nextAttemptAt"`
+			}
+			out := make([]row, 0, len(ds))
+			for _, d := range ds {
+				out = append(out, row{d.ID.String(), d.EventID.String(), d.EventType, d.EndpointID.String(), d.Status, d.AttemptCount, d.LastAttemptAt, d.LastStatusCode, d.LastError, d.NextAttemptAt})
+			}
+			return printJSON(stdout, out)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "DELIVERY\tEVENT\tTYPE\tENDPOINT\tSTATUS\tATTEMPTS\tLAST")
@@ -215,12 +255,12 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return tw.Flush()
 
 	case "replay":
-		target, err := optUUID("endpoint", *endpointID)
+		target, err := optUUID("endpoint", endpointID)
 		if err != nil {
 			return err
 		}
-		if *eventID != "" {
-			ev, err := optUUID("event", *eventID)
+		if eventID != "" {
+			ev, err := optUUID("event", eventID)
 			if err != nil {
 				return err
 			}
@@ -235,11 +275,11 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintf(stdout, "queued %d deliveries of event %s\n", len(rows), ev)
 			return nil
 		}
-		f := webhook.ReplayFilter{Status: *status, EndpointID: target}
-		if f.From, err = time.Parse(time.RFC3339Nano, *from); err != nil {
+		f := webhook.ReplayFilter{Status: status, EndpointID: target}
+		if f.From, err = time.Parse(time.RFC3339Nano, from); err != nil {
 			return errors.New("--event, or --from and --to (RFC 3339), are required")
 		}
-		if f.To, err = time.Parse(time.RFC3339Nano, *to); err != nil {
+		if f.To, err = time.Parse(time.RFC3339Nano, to); err != nil {
 			return errors.New("--to must be an RFC 3339 time")
 		}
 		var jobID int64
@@ -253,6 +293,5 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "replay queued as River job %d\n", jobID)
 		return nil
 	}
-	fmt.Fprint(stderr, webhookUsage)
-	return errUsage
+	return fmt.Errorf("%w: unknown webhook command %q", errUsage, sub)
 }

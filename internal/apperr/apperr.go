@@ -119,6 +119,10 @@ type Error struct {
 	// RetryAfterSeconds, when positive, tells the transport to send a
 	// Retry-After header (rate limits, cooldowns, in-flight idempotency keys).
 	RetryAfterSeconds int
+	// Reason, when set, refines Code with which check failed (consumer
+	// tokens: unknown_kid, bad_signature, missing_exp, ...). Stable like
+	// codes; transports send it as `reason`.
+	Reason string
 }
 
 func (e *Error) Error() string {

@@ -18,6 +18,7 @@ func Markdown() string {
 	b.WriteString("**REST** answers with an RFC 9457 problem document, `Content-Type: application/problem+json`:\n\n")
 	b.WriteString("```json\n{\n  \"type\": \"https://perks.dev/docs/errors#INVALID_FIELD\",\n  \"title\": \"Invalid field\",\n  \"status\": 400,\n  \"code\": \"INVALID_FIELD\",\n  \"detail\": \"email must be a plain address such as name@example.com\",\n  \"field\": \"email\",\n  \"requestId\": \"6f1c0e9d2a4b8c7d5e3f1a2b\"\n}\n```\n\n")
 	b.WriteString("`field` names the offending input (JSON field, header or query parameter) when there is one. ")
+	b.WriteString("`reason`, on token errors, says which check failed (GraphQL: `extensions.reason`). ")
 	b.WriteString("`requestId` is also in the `X-Request-Id` response header; quote it to support.\n\n")
 	b.WriteString("**GraphQL** puts the code in `errors[].extensions.code` (and `extensions.field` when there is one). ")
 	b.WriteString("GraphQL also uses gqlgen's own codes for documents that do not parse or validate ")

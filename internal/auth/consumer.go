@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,28 +123,74 @@ func TokenFromHeaders(h Headers) (string, error) {
 	return strings.TrimSpace(h.Get(HeaderSaaSquatch)), nil
 }
 
-var errTokenInvalid = apperr.New(apperr.CodeTokenInvalid, "the token does not verify")
+// Reasons a consumer token is refused. They travel as `reason` next to the
+// code (TOKEN_INVALID, or TOKEN_EXPIRED for expired and max_age_exceeded),
+// so a partner's developer sees which check failed; the codes stay what
+// they were. Like codes, reasons never change meaning. No message names a
+// key, a secret or another partner.
+const (
+	ReasonMalformed           = "malformed"
+	ReasonUnknownIssuer       = "unknown_issuer"
+	ReasonUnknownPartner      = "unknown_partner"
+	ReasonPartnerUndetermined = "partner_undetermined"
+	ReasonUnknownKid          = "unknown_kid"
+	ReasonUnsupportedAlg      = "unsupported_alg"
+	ReasonNoKey               = "no_key"
+	ReasonBadSignature        = "bad_signature"
+	ReasonMissingExp          = "missing_exp"
+	ReasonMissingIat          = "missing_iat"
+	ReasonExpired             = "expired"
+	ReasonMaxAgeExceeded      = "max_age_exceeded"
+	ReasonNotYetValid         = "not_yet_valid"
+	ReasonIssuedInFuture      = "issued_in_future"
+	ReasonAudience            = "audience"
+	ReasonLifetime            = "lifetime_too_long"
+	ReasonNoSubject           = "no_subject"
+)
+
+// tokenError is a consumer token refusal with its reason.
+func tokenError(code apperr.Code, reason, format string, args ...any) *apperr.Error {
+	e := apperr.New(code, format, args...)
+	e.Reason = reason
+	return e
+}
+
+func tokenInvalid(reason, format string, args ...any) *apperr.Error {
+	return tokenError(apperr.CodeTokenInvalid, reason, format, args...)
+}
+
+// errPartnerUndetermined answers a token that names no partner Perks can
+// find by itself: no known iss, no X-Partner-Slug, and a kid that is absent
+// or registered by more than one partner.
+var errPartnerUndetermined = tokenInvalid(ReasonPartnerUndetermined,
+	"no partner could be determined for this token: send `iss` (the partner's issuer) or the X-Partner-Slug header")
+
+// consumerAlgs are the algorithms consumer keys verify.
+var consumerAlgs = []string{partner.AlgRS256, partner.AlgES256, partner.AlgEdDSA, partner.AlgHS256}
 
 // Authenticate verifies token and returns the user it names, creating the
-// user on first sight. slugHint is the X-Partner-Slug header, the last resort
-// for finding the partner of a token without a known iss or kid.
+// user on first sight. slugHint is the X-Partner-Slug header, which names
+// the partner of a token without a known iss (see resolvePartner).
 func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHint string) (*ConsumerPrincipal, error) {
 	if token == "" {
 		return nil, apperr.New(apperr.CodeUnauthenticated, "a consumer token is required (Authorization: Bearer <token>)")
 	}
 	if len(token) > maxTokenBytes {
-		return nil, errTokenInvalid
+		return nil, tokenInvalid(ReasonMalformed, "the token is longer than %d bytes", maxTokenBytes)
 	}
 	unverified := &consumerClaims{}
 	parsed, _, err := jwt.NewParser().ParseUnverified(token, unverified)
 	if err != nil {
-		return nil, errTokenInvalid
+		return nil, tokenInvalid(ReasonMalformed, "the token is not a well-formed JWT (three base64url parts, JSON header and claims)")
 	}
 	kid, kidOK := parsed.Header["kid"].(string)
 	alg, _ := parsed.Header["alg"].(string)
 	if _, present := parsed.Header["kid"]; present && (!kidOK || kid == "" || len(kid) > 200) {
 		// A malformed kid is not "no kid": refuse rather than try every key.
-		return nil, errTokenInvalid
+		return nil, tokenInvalid(ReasonMalformed, "the token's kid header must be a string of 1 to 200 characters")
+	}
+	if !slices.Contains(consumerAlgs, alg) {
+		return nil, tokenInvalid(ReasonUnsupportedAlg, "the token's alg must be one of %s", strings.Join(consumerAlgs, ", "))
 	}
 
 	p, err := a.resolvePartner(ctx, unverified.Issuer, kid, slugHint)
@@ -160,7 +207,10 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 		// (at most once per minimum interval).
 		keys = append(keys, a.JWKS.Keys(ctx, p.ID, *p.JWKSURL, kid)...)
 	}
-	claims, err := a.verify(token, p, alg, keys)
+	if len(keys) == 0 && kid != "" {
+		return nil, tokenInvalid(ReasonUnknownKid, "the partner has no enabled key with the token's kid")
+	}
+	claims, err := a.verify(token, p, alg, kid, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -169,11 +219,14 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 	}
 	sub := claims.subject()
 	if sub == "" {
-		return nil, apperr.New(apperr.CodeTokenInvalid, "the token has no subject (sub or user.id)")
+		return nil, tokenInvalid(ReasonNoSubject, "the token has no subject (sub or user.id)")
 	}
-	issuedAt := claims.ExpiresAt.Add(-p.MaxTokenLifetime())
+	// A token without exp verified only with its iat (see verify).
+	var issuedAt time.Time
 	if claims.IssuedAt != nil {
 		issuedAt = claims.IssuedAt.Time
+	} else {
+		issuedAt = claims.ExpiresAt.Add(-p.MaxTokenLifetime())
 	}
 
 	var principal *ConsumerPrincipal
@@ -193,83 +246,124 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 	return principal, nil
 }
 
+// resolvePartner finds the partner whose keys may verify the token, from
+// the most specific hint: the token's iss (a registered issuer), else the
+// X-Partner-Slug header, else a kid that exactly one partner registered.
+// Only that partner's keys are then tried, so another partner registering
+// the same kid (globex adding seed 002's example `primary`) cannot take over
+// the tokens of a partner that says who it is. A kid shared by several
+// partners resolves nothing by itself.
 func (a *ConsumerAuthenticator) resolvePartner(ctx context.Context, iss, kid, slug string) (*partner.Partner, error) {
 	if iss != "" {
 		p, err := a.Partners.ByIssuer(ctx, a.DB, iss)
-		if err == nil {
-			return p, nil
-		}
-		if !apperr.Is(err, apperr.CodeNotFound) {
-			return nil, err
-		}
-	}
-	var p *partner.Partner
-	if kid != "" {
-		ids, err := a.Partners.PartnersWithKid(ctx, a.DB, kid)
-		if err != nil {
-			return nil, err
-		}
-		if len(ids) == 1 {
-			if p, err = a.Partners.ByID(ctx, a.DB, ids[0]); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if p == nil && slug != "" {
-		var err error
-		p, err = a.Partners.BySlug(ctx, a.DB, slug)
 		if apperr.Is(err, apperr.CodeNotFound) {
-			return nil, errTokenInvalid
+			// A partner that configured an issuer only accepts tokens that
+			// carry it or none; an iss nobody configured verifies nowhere.
+			return nil, tokenInvalid(ReasonUnknownIssuer, "no partner has the token's iss as its issuer (check `iss`, or leave it out)")
 		}
-		if err != nil {
-			return nil, err
+		return p, err
+	}
+	if slug != "" {
+		p, err := a.Partners.BySlug(ctx, a.DB, slug)
+		if apperr.Is(err, apperr.CodeNotFound) {
+			return nil, tokenInvalid(ReasonUnknownPartner, "X-Partner-Slug names no partner")
 		}
+		return p, err
 	}
-	if p == nil {
-		return nil, errTokenInvalid
+	if kid == "" {
+		return nil, errPartnerUndetermined
 	}
-	// A partner that configured an issuer only accepts tokens that either
-	// carry it or carry none.
-	if iss != "" && (p.Issuer == nil || *p.Issuer != iss) {
-		return nil, errTokenInvalid
+	ids, err := a.Partners.PartnersWithKid(ctx, a.DB, kid)
+	if err != nil {
+		return nil, err
 	}
-	return p, nil
+	switch len(ids) {
+	case 0:
+		return nil, tokenInvalid(ReasonUnknownKid, "no partner registered a key with the token's kid: register it (`perks key add`), or send `iss` or X-Partner-Slug if the key is published at a JWKS URL")
+	case 1:
+		return a.Partners.ByID(ctx, a.DB, ids[0])
+	}
+	return nil, errPartnerUndetermined
 }
 
 // verify checks the signature against each candidate key of the token's
-// algorithm. Each key allows exactly its own algorithm, so `none` and
-// RS256-to-HS256 confusion cannot verify.
-func (a *ConsumerAuthenticator) verify(token string, p *partner.Partner, alg string, keys []partner.VerificationKey) (*consumerClaims, error) {
-	var lastErr error = errTokenInvalid
+// algorithm, then the claims. Each key allows exactly its own algorithm, so
+// `none` and RS256-to-HS256 confusion cannot verify. Claims are only
+// judged (and reported) once a key verified the signature.
+func (a *ConsumerAuthenticator) verify(token string, p *partner.Partner, alg, kid string, keys []partner.VerificationKey) (*consumerClaims, error) {
+	tried := false
 	for _, k := range keys {
 		if k.Algorithm != alg {
 			continue
 		}
+		tried = true
 		opts := []jwt.ParserOption{
 			jwt.WithValidMethods([]string{k.Algorithm}),
-			jwt.WithExpirationRequired(),
 			jwt.WithLeeway(a.Leeway),
 			jwt.WithTimeFunc(a.Now),
 			jwt.WithIssuedAt(),
+		}
+		if k.NoExpMaxAge == 0 {
+			opts = append(opts, jwt.WithExpirationRequired())
 		}
 		if p.Audience != "" {
 			opts = append(opts, jwt.WithAudience(p.Audience))
 		}
 		claims := &consumerClaims{}
 		_, err := jwt.NewParser(opts...).ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return k.Key, nil })
-		if err == nil {
+		switch {
+		case err == nil:
+			if claims.ExpiresAt == nil {
+				return claims, a.checkAge(k, p, claims)
+			}
 			return claims, a.checkLifetime(p, claims)
+		case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+			continue // another key of the partner may verify it
+		case errors.Is(err, jwt.ErrTokenMalformed):
+			return nil, tokenInvalid(ReasonMalformed, "the token's claims do not parse (exp, iat and nbf are NumericDate seconds)")
 		}
-		if errors.Is(err, jwt.ErrTokenExpired) {
-			return nil, apperr.New(apperr.CodeTokenExpired, "the token has expired")
-		}
-		if !errors.Is(err, jwt.ErrTokenSignatureInvalid) {
-			// Signature verified but a claim failed: no other key would do better.
-			return nil, errTokenInvalid
-		}
-		lastErr = errTokenInvalid
+		// The signature verified: a claim failed, and no other key would
+		// do better.
+		return nil, claimError(err, claims)
 	}
-	return nil, lastErr
+	if !tried {
+		if kid != "" {
+			return nil, tokenInvalid(ReasonNoKey, "the partner's key with the token's kid is not a %s key", alg)
+		}
+		return nil, tokenInvalid(ReasonNoKey, "the partner has no enabled key for %s", alg)
+	}
+	return nil, tokenInvalid(ReasonBadSignature, "the signature does not verify with the partner's keys (wrong key, or the token was altered)")
+}
+
+// claimError names the claim check that failed after the signature verified.
+func claimError(err error, c *consumerClaims) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return tokenError(apperr.CodeTokenExpired, ReasonExpired, "the token has expired")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && c.ExpiresAt == nil:
+		return tokenInvalid(ReasonMissingExp, "the token has no exp: this partner's key requires one")
+	case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return tokenInvalid(ReasonAudience, "the token's aud does not name this partner's audience")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return tokenInvalid(ReasonNotYetValid, "the token is not valid yet (nbf is in the future)")
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return tokenInvalid(ReasonIssuedInFuture, "the token's iat is in the future (check the signing host's clock)")
+	}
+	return tokenInvalid(ReasonMalformed, "the token's claims do not validate")
+}
+
+// checkAge bounds a token without exp, which only a key with a maximum age
+// verifies: iat is required and at most that old (and never older than the
+// partner's maximum token lifetime).
+func (a *ConsumerAuthenticator) checkAge(k partner.VerificationKey, p *partner.Partner, c *consumerClaims) error {
+	if c.IssuedAt == nil {
+		return tokenInvalid(ReasonMissingIat, "a token without exp must carry iat")
+	}
+	maxAge := min(k.NoExpMaxAge, p.MaxTokenLifetime())
+	if a.Now().Sub(c.IssuedAt.Time) > maxAge+a.Leeway {
+		return tokenError(apperr.CodeTokenExpired, ReasonMaxAgeExceeded, "the token has no exp and was issued more than %s ago", maxAge)
+	}
+	return nil
 }
 
 func (a *ConsumerAuthenticator) checkLifetime(p *partner.Partner, c *consumerClaims) error {
@@ -278,7 +372,7 @@ func (a *ConsumerAuthenticator) checkLifetime(p *partner.Partner, c *consumerCla
 		from = c.IssuedAt.Time
 	}
 	if c.ExpiresAt.Sub(from) > p.MaxTokenLifetime()+a.Leeway {
-		return apperr.New(apperr.CodeTokenInvalid, "the token lives longer than this partner allows (%s)", fmt.Sprint(p.MaxTokenLifetime()))
+		return tokenInvalid(ReasonLifetime, "the token lives longer than this partner allows (%s)", fmt.Sprint(p.MaxTokenLifetime()))
 	}
 	return nil
 }

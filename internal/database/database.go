@@ -89,11 +89,6 @@ func Migrate(ctx context.Context, db *bun.DB, log *slog.Logger) error {
 	return run(ctx, db, log, "migrate", (*migrate.Migrator).Migrate, "database schema is up to date", "database migrated")
 }
 
-// Rollback reverts the last applied migration group.
-func Rollback(ctx context.Context, db *bun.DB, log *slog.Logger) error {
-	return run(ctx, db, log, "rollback", (*migrate.Migrator).Rollback, "nothing to roll back", "rolled back")
-}
-
 // run applies one migrator operation under the migration lock.
 func run(ctx context.Context, db *bun.DB, log *slog.Logger, name string,
 	op func(*migrate.Migrator, context.Context, ...migrate.MigrationOption) (*migrate.MigrationGroup, error),
@@ -163,15 +158,24 @@ func Check(ctx context.Context, db *bun.DB) error {
 	return nil
 }
 
-// Status writes the applied/pending state of every migration.
-func Status(ctx context.Context, db *bun.DB, w io.Writer) error {
+// Statuses returns every migration with its applied state, oldest first.
+func Statuses(ctx context.Context, db *bun.DB) (migrate.MigrationSlice, error) {
 	m := migrator(db)
 	if err := m.Init(ctx); err != nil {
-		return fmt.Errorf("init migrations: %w", err)
+		return nil, fmt.Errorf("init migrations: %w", err)
 	}
 	ms, err := m.MigrationsWithStatus(ctx)
 	if err != nil {
-		return fmt.Errorf("migration status: %w", err)
+		return nil, fmt.Errorf("migration status: %w", err)
+	}
+	return ms, nil
+}
+
+// Status writes the applied/pending state of every migration.
+func Status(ctx context.Context, db *bun.DB, w io.Writer) error {
+	ms, err := Statuses(ctx, db)
+	if err != nil {
+		return err
 	}
 	for _, mg := range ms {
 		state := "pending"

@@ -3,8 +3,11 @@ package partner
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -48,7 +51,7 @@ func (c *keyCache) put(k keyCacheKey, v any) {
 }
 
 func (s *Service) verificationKey(r *ConsumerKey) (VerificationKey, error) {
-	vk := VerificationKey{ID: r.ID, Kid: r.Kid, Algorithm: r.Algorithm}
+	vk := VerificationKey{ID: r.ID, Kid: r.Kid, Algorithm: r.Algorithm, NoExpMaxAge: r.NoExpMaxAge()}
 	h := sha256.New()
 	h.Write([]byte(r.Algorithm))
 	h.Write([]byte{0})
@@ -108,4 +111,73 @@ func (s *Service) SetConsumerKeyEnabled(ctx context.Context, db bun.IDB, partner
 		return apperr.Field(apperr.CodeNotFound, "kid", "no consumer key %q for this partner", kid)
 	}
 	return nil
+}
+
+// maxNoExpAge bounds how old a token without exp may be (a year; the
+// partner's maximum token lifetime bounds it further at verification).
+const maxNoExpAge = 366 * 24 * time.Hour
+
+// NoExpMaxAge is how old (from iat) a token of this key without exp may
+// be; 0 when tokens must carry exp.
+func (k *ConsumerKey) NoExpMaxAge() time.Duration {
+	if k.NoExpMaxAgeSeconds == nil {
+		return 0
+	}
+	return time.Duration(*k.NoExpMaxAgeSeconds) * time.Second
+}
+
+func (k *ConsumerKey) setNoExpMaxAge(d time.Duration) error {
+	switch {
+	case d == 0:
+		k.NoExpMaxAgeSeconds = nil
+	case d < time.Second || d > maxNoExpAge:
+		return apperr.Field(apperr.CodeInvalidField, "maxAge", "the maximum age of tokens without exp must be between 1s and %s", maxNoExpAge)
+	default:
+		s := int(d / time.Second)
+		k.NoExpMaxAgeSeconds = &s
+	}
+	return nil
+}
+
+// ConsumerKeyChanges are the settings of a key that change without
+// replacing its material; nil fields stay as they are.
+type ConsumerKeyChanges struct {
+	Description *string
+	// NoExpMaxAge: 0 requires exp again; > 0 accepts tokens without exp
+	// whose iat is at most this old.
+	NoExpMaxAge *time.Duration
+}
+
+// UpdateConsumerKey changes a key's description or its no-exp allowance.
+func (s *Service) UpdateConsumerKey(ctx context.Context, db bun.IDB, partnerID uuid.UUID, kid string, ch ConsumerKeyChanges) (*ConsumerKey, error) {
+	k := new(ConsumerKey)
+	q := db.NewUpdate().Model(k).Set("updated_at = now()").
+		Where("partner_id = ? AND kid = ?", partnerID, kid).Returning("*")
+	if ch.Description != nil {
+		q = q.Set("description = ?", *ch.Description)
+	}
+	if ch.NoExpMaxAge != nil {
+		if err := k.setNoExpMaxAge(*ch.NoExpMaxAge); err != nil {
+			return nil, err
+		}
+		q = q.Set("no_exp_max_age_seconds = ?", k.NoExpMaxAgeSeconds)
+	}
+	if err := q.Scan(ctx); errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.Field(apperr.CodeNotFound, "kid", "no consumer key %q for this partner", kid)
+	} else if err != nil {
+		return nil, fmt.Errorf("update consumer key %s: %w", kid, err)
+	}
+	return k, nil
+}
+
+// KidUsedByOtherPartner reports whether a partner other than partnerID has
+// an enabled key with kid. Such a kid no longer resolves a token's partner
+// by itself (see PartnersWithKid), which `perks key add` warns about.
+func (s *Service) KidUsedByOtherPartner(ctx context.Context, db bun.IDB, partnerID uuid.UUID, kid string) (bool, error) {
+	n, err := db.NewSelect().Model((*ConsumerKey)(nil)).
+		Where("kid = ? AND enabled AND partner_id <> ?", kid, partnerID).Count(ctx)
+	if err != nil {
+		return false, fmt.Errorf("kid used by other partners: %w", err)
+	}
+	return n > 0, nil
 }

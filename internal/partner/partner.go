@@ -115,8 +115,12 @@ type ConsumerKey struct {
 	PublicKeyPEM *string   `bun:"public_key_pem"`
 	SecretSealed []byte    `bun:"secret_sealed"`
 	Enabled      bool      `bun:"enabled"`
-	CreatedAt    time.Time `bun:"created_at"`
-	UpdatedAt    time.Time `bun:"updated_at"`
+	// NoExpMaxAgeSeconds, when set, lets tokens of this key omit exp (seed
+	// 003 calls it optional) if their iat is at most this old; nil requires
+	// exp (the default).
+	NoExpMaxAgeSeconds *int      `bun:"no_exp_max_age_seconds"`
+	CreatedAt          time.Time `bun:"created_at"`
+	UpdatedAt          time.Time `bun:"updated_at"`
 }
 
 // Service manages partners.
@@ -382,6 +386,8 @@ func ParsePublicKeyPEM(alg string, pemText string) (crypto.PublicKey, error) {
 type AddConsumerKeyParams struct {
 	Kid, Description, Algorithm, PublicKeyPEM string
 	Secret                                    []byte
+	// NoExpMaxAge > 0 accepts tokens without exp up to this age from iat.
+	NoExpMaxAge time.Duration
 }
 
 func consumerKeyAAD(partnerID, id uuid.UUID) []byte {
@@ -394,6 +400,9 @@ func (s *Service) UpsertConsumerKey(ctx context.Context, db bun.IDB, partnerID u
 		return nil, apperr.Field(apperr.CodeInvalidField, "kid", "kid must be 1-200 characters")
 	}
 	k := &ConsumerKey{PartnerID: partnerID, ID: uuid.New(), Kid: p.Kid, Description: p.Description, Algorithm: p.Algorithm, Enabled: true}
+	if err := k.setNoExpMaxAge(p.NoExpMaxAge); err != nil {
+		return nil, err
+	}
 	switch p.Algorithm {
 	case AlgRS256, AlgES256, AlgEdDSA:
 		if _, err := ParsePublicKeyPEM(p.Algorithm, p.PublicKeyPEM); err != nil {
@@ -426,6 +435,7 @@ func (s *Service) UpsertConsumerKey(ctx context.Context, db bun.IDB, partnerID u
 		On("CONFLICT (partner_id, kid) DO UPDATE").
 		Set("description = EXCLUDED.description, algorithm = EXCLUDED.algorithm").
 		Set("public_key_pem = EXCLUDED.public_key_pem, secret_sealed = EXCLUDED.secret_sealed, enabled = EXCLUDED.enabled").
+		Set("no_exp_max_age_seconds = EXCLUDED.no_exp_max_age_seconds").
 		Set("updated_at = now()").
 		Returning("*").Exec(ctx)
 	if err != nil {
@@ -441,6 +451,8 @@ type VerificationKey struct {
 	Kid       string
 	Algorithm string
 	Key       any
+	// NoExpMaxAge > 0: tokens without exp verify if iat is at most this old.
+	NoExpMaxAge time.Duration
 }
 
 // EnabledConsumerKeys returns the partner's enabled keys, optionally only the

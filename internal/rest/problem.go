@@ -24,6 +24,7 @@ type Problem struct {
 	Code      string `json:"code"`
 	Detail    string `json:"detail"`
 	Field     string `json:"field,omitempty"`
+	Reason    string `json:"reason,omitempty"`
 	RequestID string `json:"requestId"`
 }
 
@@ -55,7 +56,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	writeJSON(w, "application/problem+json", info.Status, Problem{
 		Type: ProblemTypeBase + string(e.Code), Title: info.Title, Status: info.Status, Code: string(e.Code),
-		Detail: e.Message, Field: e.Field, RequestID: request.ID(r.Context()),
+		Detail: e.Message, Field: e.Field, Reason: e.Reason, RequestID: request.ID(r.Context()),
 	})
 }
 
