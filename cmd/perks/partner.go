@@ -241,6 +241,7 @@ func printPartner(w io.Writer, cfg *config.Config, p *partner.Partner) {
 	fmt.Fprintf(tw, "api access:\t%s\n", onOff(p.APIEnabled))
 	fmt.Fprintf(tw, "schemes:\t%s\n", orAll(p.AllowedSchemes))
 	fmt.Fprintf(tw, "require hmac v2:\t%v\n", p.RequireHMACV2)
+	fmt.Fprintf(tw, "require request binding:\t%v\n", p.RequireRequestBinding)
 	fmt.Fprintf(tw, "allowed origins:\t%s\n", orAll(p.AllowedOrigins))
 	fmt.Fprintf(tw, "rate limit/min:\t%s (burst %s)\n", limitText(p.RateLimitPerMinute, cfg.RateLimitPerMinute), limitText(p.RateLimitBurst, cfg.RateLimitBurst))
 	fmt.Fprintf(tw, "consumer rate limit/min:\t%s (burst %s)\n", limitText(p.ConsumerRateLimitPerMinute, cfg.ConsumerRateLimitPerMinute), limitText(p.ConsumerRateLimitBurst, cfg.ConsumerRateLimitBurst))
@@ -282,6 +283,7 @@ func partnerSet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	slug := fs.String("partner", "", "partner slug")
 	apiEnabled := fs.Bool("api-enabled", true, "API access on or off (partner and consumer calls)")
 	v2 := fs.Bool("require-hmac-v2", false, "refuse HMAC requests without a v2 signature")
+	binding := fs.Bool("require-request-binding", false, "refuse request JWTs without htm and htu claims")
 	origins := fs.String("allowed-origins", "", "comma-separated IPs, CIDRs and host names; empty = any")
 	schemes := fs.String("schemes", "", "comma-separated schemes the partner may use; empty = any")
 	rate := fs.String("rate-limit", "", "back-end requests per minute per replica (0 = unlimited, default)")
@@ -311,6 +313,8 @@ func partnerSet(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			c.APIEnabled = apiEnabled
 		case "require-hmac-v2":
 			c.RequireHMACV2 = v2
+		case "require-request-binding":
+			c.RequireRequestBinding = binding
 		case "allowed-origins":
 			l := splitList(*origins)
 			c.AllowedOrigins = &l
