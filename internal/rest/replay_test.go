@@ -239,3 +239,57 @@ func TestBulkBodiesWithRequestJWT(t *testing.T) {
 	res = sendJWT(env, http.MethodPost, "/integrations/users/multidelete", tok, body, nil)
 	require.Equal(t, http.StatusAccepted, res.StatusCode, "%s", res.Body)
 }
+
+// TestWebhookCreateAndRotateAreIdempotent: a retried create (same
+// Idempotency-Key) never makes a second endpoint and a retried rotation
+// never rotates twice; the secret is shown once, in the first answer, and
+// is not stored with the idempotency record.
+func TestWebhookCreateAndRotateAreIdempotent(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	count := func() int {
+		var n int
+		require.NoError(t, env.DB.Bun.NewRaw("SELECT count(*) FROM webhook_endpoints").Scan(t.Context(), &n))
+		return n
+	}
+	before := count()
+	key := map[string]string{"Idempotency-Key": "create-hook-1"}
+	body := []byte(`{"url":"https://hooks.example.com/idem"}`)
+	first := env.Partner("acme", http.MethodPost, "/integrations/webhook-endpoints", body, key)
+	require.Equal(t, http.StatusCreated, first.StatusCode, "%s", first.Body)
+	created := first.JSON(t)
+	secret := created["secret"].(string)
+	require.NotEmpty(t, secret)
+
+	env.Clock.Advance(time.Second)
+	again := env.Partner("acme", http.MethodPost, "/integrations/webhook-endpoints", body, key)
+	require.Equal(t, http.StatusCreated, again.StatusCode, "%s", again.Body)
+	require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+	replayed := again.JSON(t)
+	require.Equal(t, created["id"], replayed["id"], "the same endpoint")
+	require.Nil(t, replayed["secret"], "the secret is shown once")
+	require.Contains(t, replayed["secretNote"], "shown once")
+	require.Equal(t, before+1, count())
+
+	id := created["id"].(string)
+	rkey := map[string]string{"Idempotency-Key": "rotate-1"}
+	rot := env.Partner("acme", http.MethodPost, "/integrations/webhook-endpoints/"+id+"/rotate-secret", nil, rkey)
+	require.Equal(t, http.StatusOK, rot.StatusCode, "%s", rot.Body)
+	newSecret := rot.JSON(t)["secret"].(string)
+	require.NotEqual(t, secret, newSecret)
+	var sealed []byte
+	require.NoError(t, env.DB.Bun.NewRaw("SELECT secret_sealed FROM webhook_endpoints WHERE id = ?", id).Scan(t.Context(), &sealed))
+	env.Clock.Advance(time.Second)
+	rot2 := env.Partner("acme", http.MethodPost, "/integrations/webhook-endpoints/"+id+"/rotate-secret", nil, rkey)
+	require.Equal(t, http.StatusOK, rot2.StatusCode, "%s", rot2.Body)
+	require.Equal(t, "true", rot2.Header.Get("Idempotent-Replayed"))
+	require.Nil(t, rot2.JSON(t)["secret"])
+	var sealed2 []byte
+	require.NoError(t, env.DB.Bun.NewRaw("SELECT secret_sealed FROM webhook_endpoints WHERE id = ?", id).Scan(t.Context(), &sealed2))
+	require.Equal(t, sealed, sealed2, "not rotated twice")
+
+	var stored string
+	require.NoError(t, env.DB.Bun.NewRaw("SELECT string_agg(convert_from(response_body, 'UTF8'), '') FROM idempotency_keys").Scan(t.Context(), &stored))
+	require.NotContains(t, stored, secret)
+	require.NotContains(t, stored, newSecret)
+}
