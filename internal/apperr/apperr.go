@@ -49,7 +49,7 @@ const (
 	CodeSchemeNotAllowed     Code = "SCHEME_NOT_ALLOWED"
 	CodeSignatureV2Required  Code = "SIGNATURE_V2_REQUIRED"
 	// Request binding (issue 11, section 1).
-	CodeRequestJWTReused       Code = "REQUEST_JWT_REUSED"
+	CodeSignatureReused        Code = "SIGNATURE_REUSED"
 	CodeRequestBindingRequired Code = "REQUEST_BINDING_REQUIRED"
 	CodeRequestBindingMismatch Code = "REQUEST_BINDING_MISMATCH"
 	CodeRequestHeadersTooLarge Code = "REQUEST_HEADERS_TOO_LARGE"

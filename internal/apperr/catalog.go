@@ -36,7 +36,7 @@ var catalog = map[Code]Info{
 	CodeOriginNotAllowed:       {403, "Origin not allowed", "Call from an address on the partner's allowed-origins list, or ask the platform operator to add yours (IP, CIDR or host name)."},
 	CodeSchemeNotAllowed:       {403, "Scheme not allowed", "This partner may only authenticate with the schemes its operator allowed; sign with one of those (see docs/auth.md)."},
 	CodeSignatureV2Required:    {401, "Signature v2 required", "This partner requires `v2=` HMAC signatures, which also cover the method and path; add a v2 entry (see docs/auth.md)."},
-	CodeRequestJWTReused:       {401, "Request JWT reused", "This request JWT (or its `jti`) was already used for another request. Mint one token per request: give each a fresh `jti`, or bind it with `htm` and `htu` (see docs/auth.md)."},
+	CodeSignatureReused:        {401, "Signature reused", "This signature, request JWT or `jti` was already used for another request. Sign each request afresh: use HMAC `v2=` signatures (they cover the method and path), and give each request JWT a fresh `jti` or bind it with `htm` and `htu` (see docs/auth.md)."},
 	CodeRequestBindingRequired: {401, "Request binding required", "This partner requires request JWTs bound to their request: add the `htm` (method) and `htu` (URL) claims (see docs/auth.md)."},
 	CodeRequestBindingMismatch: {401, "Request binding mismatch", "The request JWT's `htm` or `htu` does not match this request's method or path; mint the token for the request you send."},
 	CodeRequestHeadersTooLarge: {431, "Request headers too large", "Send smaller headers (the limit is in `detail`). For a large body with a request JWT, put its SHA-256 in `data_body_sha256` instead of repeating it in `data_body`."},

@@ -209,7 +209,7 @@ func (a *PartnerAuthenticator) finish(ctx context.Context, r Request, v verified
 // with the stored response), or the pool after the write failed, so that a
 // refused request cannot be replayed later either. It answers
 // SIGNATURE_REPLAYED when this write was seen before and
-// REQUEST_JWT_REUSED when a request JWT (or its jti) served another
+// SIGNATURE_REUSED when the signature, request JWT or jti served another
 // request; a repeated read is accepted.
 func (a *PartnerAuthenticator) Remember(ctx context.Context, db bun.IDB, r *Replay) error {
 	if r == nil || len(r.entries) == 0 {
@@ -393,7 +393,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 	var lastUsed *time.Time
 	// every MAC of the header that verified: all are remembered, so a
 	// captured "v1=…,v2=…" header cannot be replayed with one entry dropped.
-	var verifiedMACs [][]byte
+	var verifiedMACs []verifiedMAC
 	v1Only := false
 	match := func(got [][]byte, want []byte) bool {
 		hit := false
@@ -410,7 +410,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 		if len(sig.v2) > 0 {
 			want := macV2(s.Secret, sig.rawTS, r.Method, r.PathQuery, r.Body)
 			if match(sig.v2, want) {
-				verifiedMACs = append(verifiedMACs, want)
+				verifiedMACs = append(verifiedMACs, verifiedMAC{mac: want, v2: true})
 				if matched == nil {
 					matched, credID, lastUsed = want, s.CredentialID, s.LastUsedAt
 				}
@@ -419,7 +419,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 		if len(sig.v1) > 0 {
 			want := macV1(s.Secret, sig.rawTS, r.Body)
 			if match(sig.v1, want) {
-				verifiedMACs = append(verifiedMACs, want)
+				verifiedMACs = append(verifiedMACs, verifiedMAC{mac: want})
 				switch {
 				case requireV2:
 					v1Only = true
@@ -438,21 +438,45 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 	if !known || matched == nil {
 		return nil, errBadSignature
 	}
-	var entries []replayEntry
-	if !IsSafe(r.Method) {
-		req := requestDigest(r.Method, r.PathQuery, r.Body)
-		seen := map[string]bool{}
-		for _, m := range verifiedMACs {
-			if !seen[string(m)] { // two enabled credentials with one secret give one MAC
-				seen[string(m)] = true
-				entries = append(entries, replayEntry{digest: proofDigest("hmac", m, req), request: req})
-			}
-		}
-	}
 	return a.finish(ctx, r, verified{
-		partner: p, credentialID: credID, scheme: SchemeHMAC, replay: entries, lastUsedAt: lastUsed,
+		partner: p, credentialID: credID, scheme: SchemeHMAC, replay: hmacReplay(verifiedMACs, r), lastUsedAt: lastUsed,
 		signedAt: time.Unix(sig.timestamp, 0), idempotencyKey: idem,
 	})
+}
+
+// verifiedMAC is one entry of the header that verified.
+type verifiedMAC struct {
+	mac []byte
+	v2  bool
+}
+
+// hmacReplay is the replay-cache entries of a verified HMAC request, keyed
+// by each MAC (not the header, so junk entries added to a captured header
+// do not make it new). A v2 MAC covers the method, path, query and body: a
+// read needs no record, a write is remembered once. A v1 MAC covers only
+// the timestamp and body, so the same bytes verify for every body-less
+// request of that second: it is bound like an unbound request JWT, to "any
+// read" when first used for a read (two GETs of seed 000 in one second
+// work) and to exactly its request when first used for a write, so an
+// observed GET signature never deletes a user and a DELETE signature never
+// deletes a second one.
+func hmacReplay(macs []verifiedMAC, r Request) []replayEntry {
+	exact := requestDigest(r.Method, r.PathQuery, r.Body)
+	var entries []replayEntry
+	seen := map[string]bool{}
+	for _, m := range macs {
+		if seen[string(m.mac)] { // two enabled credentials with one secret give one MAC
+			continue
+		}
+		seen[string(m.mac)] = true
+		switch {
+		case !IsSafe(r.Method):
+			entries = append(entries, replayEntry{digest: proofDigest("hmac", m.mac, nil), request: exact})
+		case !m.v2:
+			entries = append(entries, replayEntry{digest: proofDigest("hmac", m.mac, nil), request: safeRequest})
+		}
+	}
+	return entries
 }
 
 // rememberRequest inserts the entries of r. A conflicting entry is the
@@ -509,7 +533,7 @@ func (a *PartnerAuthenticator) rememberRequest(ctx context.Context, db bun.IDB, 
 		// Rows from before request hashes were stored count as the same
 		// request: they expire within minutes of the upgrade.
 		if s.RequestHash != nil && !bytes.Equal(s.RequestHash, want[s.Digest]) {
-			return errRequestJWTReused
+			return errSignatureReused
 		}
 	}
 	if !r.write {
@@ -519,8 +543,8 @@ func (a *PartnerAuthenticator) rememberRequest(ctx context.Context, db bun.IDB, 
 		"this write was already received with this signature; to retry a write safely send an Idempotency-Key header (the retry then gets the stored answer), otherwise sign a new request")
 }
 
-var errRequestJWTReused = apperr.New(apperr.CodeRequestJWTReused,
-	"this request JWT (or its jti) was already used for another request; mint one token per request, with a fresh jti or bound with htm and htu")
+var errSignatureReused = apperr.New(apperr.CodeSignatureReused,
+	"this signature (or request JWT, or jti) was already used for another request; sign each request afresh: HMAC v2 signatures and request JWTs with htm/htu or a fresh jti are bound to their request")
 
 // PruneReplayCache deletes expired replay-cache entries.
 func PruneReplayCache(ctx context.Context, db bun.IDB, now time.Time) (int64, error) {

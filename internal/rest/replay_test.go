@@ -74,7 +74,7 @@ func TestGETTokenReusedForDELETEIsRefused(t *testing.T) {
 	before := dbtest.Snapshot(t, env.DB.Bun)
 	res = sendJWT(env, http.MethodDelete, "/integrations/users/victim", tok, nil, nil)
 	require.Equal(t, http.StatusUnauthorized, res.StatusCode, "%s", res.Body)
-	require.Equal(t, "REQUEST_JWT_REUSED", res.Code())
+	require.Equal(t, "SIGNATURE_REUSED", res.Code())
 	require.Equal(t, before, dbtest.Snapshot(t, env.DB.Bun))
 	res = sendJWT(env, http.MethodGet, "/integrations/users/victim", tok, nil, nil)
 	require.Equal(t, http.StatusOK, res.StatusCode, "the user is still there")
@@ -86,8 +86,43 @@ func TestGETTokenReusedForDELETEIsRefused(t *testing.T) {
 	res = sendJWT(env, http.MethodDelete, "/integrations/users/other", del, nil, nil)
 	require.Equal(t, http.StatusNoContent, res.StatusCode, "%s", res.Body)
 	res = sendJWT(env, http.MethodDelete, "/integrations/users/victim", del, nil, nil)
-	require.Equal(t, "REQUEST_JWT_REUSED", res.Code(), "%s", res.Body)
+	require.Equal(t, "SIGNATURE_REUSED", res.Code(), "%s", res.Body)
 	res = sendJWT(env, http.MethodGet, "/integrations/users/victim", tok, nil, nil)
+	require.Equal(t, http.StatusOK, res.StatusCode, "the victim is still there")
+}
+
+// TestV1GETSignatureReusedForDELETEIsRefused: a v1 HMAC signature covers
+// only the timestamp and the body, so an observer of a body-less GET holds
+// a valid signature for DELETE /integrations/users/{anyone} in that second.
+// Reads may share it; a write may not.
+func TestV1GETSignatureReusedForDELETEIsRefused(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	provision(t, env, "acme", "victim")
+	provision(t, env, "acme", "other")
+	ts := strconv.FormatInt(env.Now().Unix(), 10)
+	sig := "t=" + ts + ",v1=" + auth.SignV1([]byte(acmeSecret), ts, nil)
+	res := env.Do(hmacRequest(env, http.MethodGet, "/integrations/users/other", nil, sig))
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
+
+	before := dbtest.Snapshot(t, env.DB.Bun)
+	res = env.Do(hmacRequest(env, http.MethodDelete, "/integrations/users/victim", nil, sig))
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode, "%s", res.Body)
+	require.Equal(t, "SIGNATURE_REUSED", res.Code())
+	require.Equal(t, before, dbtest.Snapshot(t, env.DB.Bun))
+
+	// A v1 DELETE signature erases one user, never a second.
+	env.Clock.Advance(time.Second)
+	ts = strconv.FormatInt(env.Now().Unix(), 10)
+	del := "t=" + ts + ",v1=" + auth.SignV1([]byte(acmeSecret), ts, nil)
+	res = env.Do(hmacRequest(env, http.MethodDelete, "/integrations/users/other", nil, del))
+	require.Equal(t, http.StatusNoContent, res.StatusCode, "%s", res.Body)
+	res = env.Do(hmacRequest(env, http.MethodDelete, "/integrations/users/victim", nil, del))
+	require.Equal(t, "SIGNATURE_REUSED", res.Code(), "%s", res.Body)
+	// The DELETE signature cannot even read (it is bound to its write).
+	require.Equal(t, "SIGNATURE_REUSED", env.Do(hmacRequest(env, http.MethodGet, "/integrations/users/victim", nil, del)).Code())
+	env.Clock.Advance(time.Second)
+	res = env.Partner("acme", http.MethodGet, "/integrations/users/victim", nil)
 	require.Equal(t, http.StatusOK, res.StatusCode, "the victim is still there")
 }
 
@@ -123,7 +158,7 @@ func TestRequestJWTBinding(t *testing.T) {
 	j1 := c.jwtClaims(t, map[string]any{"jti": "n-1"})
 	require.Equal(t, http.StatusOK, get(j1, "/integrations/users/A").StatusCode)
 	j1b := c.jwtClaims(t, map[string]any{"jti": "n-1", "htm": "GET", "htu": url("/integrations/users/B")})
-	require.Equal(t, "REQUEST_JWT_REUSED", get(j1b, "/integrations/users/B").Code())
+	require.Equal(t, "SIGNATURE_REUSED", get(j1b, "/integrations/users/B").Code())
 
 	// The partner switch: unbound tokens are refused.
 	setControls(t, env, "acme", partner.Controls{RequireRequestBinding: ptr(true)})

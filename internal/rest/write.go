@@ -102,7 +102,7 @@ func (a *API) PartnerWriteLimit(limit int64, h WriteHandler) http.Handler {
 			}
 			return out, nil
 		})
-		if err != nil && !apperr.Is(err, apperr.CodeSignatureReplayed) && !apperr.Is(err, apperr.CodeRequestJWTReused) {
+		if err != nil && !apperr.Is(err, apperr.CodeSignatureReplayed) && !apperr.Is(err, apperr.CodeSignatureReused) {
 			if rerr := a.PartnerAuth.Remember(context.WithoutCancel(r.Context()), a.DB.Bun, p.Replay); rerr != nil && !auth.IsAuthError(rerr) {
 				a.Log.ErrorContext(r.Context(), "replay cache after failed write", "error", rerr.Error())
 			}
