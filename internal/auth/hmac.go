@@ -47,9 +47,11 @@ type Request struct {
 	// behind a trusted proxy), checked against the partner's allowed
 	// origins. The zero Addr matches no origin entry.
 	ClientIP netip.Addr
-	// DeferReplay leaves the replay-cache entry to the caller (see
-	// PartnerPrincipal.Replay): a write records it in its own transaction
-	// instead of paying a separate commit.
+	// DeferReplay leaves a write's replay-cache entry to the caller (see
+	// PartnerPrincipal.Replay): the write records it in its own transaction,
+	// after the idempotency layer had the chance to answer a retry with the
+	// stored response, instead of refusing the retry here. Reads are never
+	// deferred.
 	DeferReplay bool
 }
 
@@ -75,10 +77,6 @@ type replayEntry struct {
 	digest  []byte
 	request []byte
 }
-
-// Write reports whether the remembered request changes state, so that a
-// transport knows the replay check must wait for the idempotency layer.
-func (r *Replay) Write() bool { return r != nil && r.write }
 
 // requestDigest identifies a request: method, path and query, body hash.
 func requestDigest(method, pathQuery string, body []byte) []byte {
@@ -115,8 +113,9 @@ type PartnerPrincipal struct {
 	// required on writes of the ed25519 scheme (and signed there); for the
 	// other schemes it is optional. The idempotency layer reads it here.
 	IdempotencyKey string
-	// Replay, when the request asked to defer it, must be remembered with
-	// PartnerAuthenticator.Remember before the request takes effect.
+	// Replay, when a write asked to defer it, must be remembered with
+	// PartnerAuthenticator.Remember in the write's transaction (and on the
+	// pool when the write fails).
 	Replay *Replay
 }
 
@@ -175,7 +174,8 @@ type verified struct {
 // finish applies the partner-level controls to a verified credential, in an
 // order that never tells an unauthenticated caller anything: access switch,
 // allowed scheme, allowed origin, then the replay cache (so a refused
-// request does not burn its signature).
+// request does not burn its signature). A deferred write leaves the replay
+// cache to its transport.
 func (a *PartnerAuthenticator) finish(ctx context.Context, r Request, v verified) (*PartnerPrincipal, error) {
 	p := v.partner
 	if !p.APIEnabled {
