@@ -47,6 +47,19 @@ func TestSafeRepeatsAreNotReplays(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", path, res.Body)
 	}
 
+	// perks export, restarted within a second, resends the same v2 GET.
+	v2 := "t=" + ts + ",v2=" + auth.SignV2([]byte(acmeSecret), ts, http.MethodGet, "/integrations/exports/users", nil)
+	for range 2 {
+		res := env.Do(hmacRequest(env, http.MethodGet, "/integrations/exports/users", nil, v2))
+		require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
+	}
+	// An Ed25519 poller repeats its signed GET.
+	ed := newSeed004Client(t, env, "acme")
+	for range 2 {
+		res := env.Do(ed.request(http.MethodGet, "/integrations/users/A", nil, "", env.Now().Unix(), nil))
+		require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
+	}
+
 	c := newSeed001Client(t, env, "acme", acmeRequestSecret)
 	c.login(t)
 	tok := seed001JWT(t, c.partnerID, c.secret, c.token, env.Now().Unix(), nil, nil)
