@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"strings"
 
@@ -24,45 +23,41 @@ func consumer(ctx context.Context) (*auth.ConsumerPrincipal, error) {
 	return auth.ConsumerFrom(ctx)
 }
 
-var errReplay = errors.New("replay")
-
-// idempotentTx runs fn in a transaction keyed by the user's idempotency key:
-// the first call stores fn's JSON result with its effects, a retry with the
-// same key and operation gets that result back without running fn, and the
-// same key for another operation is refused.
+// idempotentTx runs fn in a transaction keyed by the user's idempotency key
+// (idempotency.Run, claimed up front): the first call stores fn's JSON
+// result with its effects, a retry with the same key and operation gets
+// that result back without running fn, and the same key for another
+// operation is refused.
 func idempotentTx[T any](ctx context.Context, r *Resolver, c *auth.ConsumerPrincipal, op, key string, args []byte, fn func(ctx context.Context, tx bun.Tx) (*T, error)) (*T, error) {
 	if err := idempotency.ValidateKey("idempotencyKey", key); err != nil {
 		return nil, err
 	}
-	var out T
-	err := r.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		claim := idempotency.Begin(tx, c.Partner.ID, idempotency.Fingerprint([]byte(op), args), r.Now())
-		stored, err := claim.Key(ctx, "user:"+c.User.ID.String()+":"+key)
+	req := idempotency.Request{
+		PartnerID:   c.Partner.ID,
+		Fingerprint: idempotency.Fingerprint([]byte(op), args),
+		Now:         r.Now(),
+		Keys:        []string{"user:" + c.User.ID.String() + ":" + key},
+	}
+	var out *T
+	res, err := idempotency.Run(ctx, r.DB.Bun, req, func(ctx context.Context, o *idempotency.Op) (idempotency.Response, error) {
+		v, err := fn(ctx, o.Tx)
 		if err != nil {
-			return err
+			return idempotency.Response{}, err
 		}
-		if stored != nil {
-			if err := json.Unmarshal(stored.Body, &out); err != nil {
-				return err
-			}
-			return errReplay
-		}
-		res, err := fn(ctx, tx)
-		if err != nil {
-			return err
-		}
-		out = *res
-		b, err := json.Marshal(res)
-		if err != nil {
-			return err
-		}
-		_, err = claim.Complete(ctx, 200, b, &c.User.ID)
-		return err
+		out = v
+		b, err := json.Marshal(v)
+		return idempotency.Response{Status: 200, Body: b, UserID: &c.User.ID}, err
 	})
-	if err != nil && !errors.Is(err, errReplay) {
+	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	if res.Replayed {
+		out = new(T)
+		if err := json.Unmarshal(res.Body, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Cursors are opaque to clients: base64 of "<kind>:<id>".

@@ -61,7 +61,7 @@ func TestOperatorCLI(t *testing.T) {
 	require.Contains(t, out, "created partner initech")
 	require.Contains(t, perks("partner", "list"), "initech")
 
-	out = perks("partner", "set", "--partner", "initech", "--api-enabled=false", "--require-hmac-v2",
+	out = perks("partner", "set", "--partner", "initech", "--api-enabled=false", "--require-hmac-v2", "--require-request-binding",
 		"--allowed-origins", "203.0.113.7, 192.0.2.0/24,api.initech.example.test", "--schemes", "ed25519,request_jwt",
 		"--rate-limit", "600", "--rate-limit-burst", "default", "--audience", "perks", "--max-token-lifetime", "24h",
 		"--jwks-url", "https://initech.example.test/.well-known/jwks.json")
@@ -70,6 +70,7 @@ func TestOperatorCLI(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, p.APIEnabled)
 	require.True(t, p.RequireHMACV2)
+	require.True(t, p.RequireRequestBinding)
 	require.Equal(t, []string{"203.0.113.7", "192.0.2.0/24", "api.initech.example.test"}, p.AllowedOrigins)
 	require.Equal(t, []string{"ed25519", "request_jwt"}, p.AllowedSchemes)
 	require.Equal(t, 600, *p.RateLimitPerMinute)

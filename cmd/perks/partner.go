@@ -105,6 +105,7 @@ func partnerCommand() *cli.Command {
 					partnerFlag(),
 					&cli.BoolFlag{Name: "api-enabled", Usage: "API access on or off (partner and consumer calls): --api-enabled=false"},
 					&cli.BoolFlag{Name: "require-hmac-v2", Usage: "refuse HMAC requests without a v2 signature"},
+					&cli.BoolFlag{Name: "require-request-binding", Usage: "refuse request JWTs without htm and htu claims"},
 					&cli.StringFlag{Name: "allowed-origins", Usage: "comma-separated IPs, CIDRs and host names; empty = any"},
 					&cli.StringFlag{Name: "schemes", Usage: "comma-separated schemes the partner may use (hmac,ed25519,request_jwt); empty = any"},
 					&cli.StringFlag{Name: "rate-limit", Usage: "back-end requests per minute per replica (`N|default`, 0 = unlimited)"},
@@ -277,6 +278,7 @@ func printPartner(w io.Writer, cfg *config.Config, p *partner.Partner) {
 	fmt.Fprintf(tw, "api access:\t%s\n", onOff(p.APIEnabled))
 	fmt.Fprintf(tw, "schemes:\t%s\n", orAll(p.AllowedSchemes))
 	fmt.Fprintf(tw, "require hmac v2:\t%v\n", p.RequireHMACV2)
+	fmt.Fprintf(tw, "require request binding:\t%v\n", p.RequireRequestBinding)
 	fmt.Fprintf(tw, "allowed origins:\t%s\n", orAll(p.AllowedOrigins))
 	fmt.Fprintf(tw, "rate limit/min:\t%s (burst %s)\n", limitText(p.RateLimitPerMinute, cfg.RateLimitPerMinute), limitText(p.RateLimitBurst, cfg.RateLimitBurst))
 	fmt.Fprintf(tw, "consumer rate limit/min:\t%s (burst %s)\n", limitText(p.ConsumerRateLimitPerMinute, cfg.ConsumerRateLimitPerMinute), limitText(p.ConsumerRateLimitBurst, cfg.ConsumerRateLimitBurst))
@@ -341,6 +343,9 @@ func partnerSet(ctx context.Context, cmd *cli.Command) error {
 		case "require-hmac-v2":
 			v := cmd.Bool(name)
 			c.RequireHMACV2 = &v
+		case "require-request-binding":
+			v := cmd.Bool(name)
+			c.RequireRequestBinding = &v
 		case "allowed-origins":
 			c.AllowedOrigins = list(name)
 		case "schemes":

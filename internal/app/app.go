@@ -227,7 +227,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      5 * time.Minute, // exports stream for a while
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    httpserver.ServerMaxHeaderBytes, // the 64 KiB limit answers problem+json (httpserver.MaxHeaderBytes)
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
 	if err := a.Jobs.Start(ctx); err != nil {

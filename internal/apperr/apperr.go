@@ -48,6 +48,11 @@ const (
 	CodeOriginNotAllowed     Code = "ORIGIN_NOT_ALLOWED"
 	CodeSchemeNotAllowed     Code = "SCHEME_NOT_ALLOWED"
 	CodeSignatureV2Required  Code = "SIGNATURE_V2_REQUIRED"
+	// Request binding (issue 11, section 1).
+	CodeSignatureReused        Code = "SIGNATURE_REUSED"
+	CodeRequestBindingRequired Code = "REQUEST_BINDING_REQUIRED"
+	CodeRequestBindingMismatch Code = "REQUEST_BINDING_MISMATCH"
+	CodeRequestHeadersTooLarge Code = "REQUEST_HEADERS_TOO_LARGE"
 )
 
 // Resource errors.

@@ -36,6 +36,7 @@ import (
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/dbtest"
 	"github.com/perkshq/perks/internal/demo"
+	"github.com/perkshq/perks/internal/httpserver"
 	"github.com/perkshq/perks/internal/keyring"
 )
 
@@ -178,7 +179,9 @@ func New(t testing.TB, opts ...Options) *Env {
 	results, err := seeder.Run(context.Background(), io.Discard)
 	require.NoError(t, err)
 
-	srv := httptest.NewServer(contract(t, a.Handler))
+	srv := httptest.NewUnstartedServer(contract(t, a.Handler))
+	srv.Config.MaxHeaderBytes = httpserver.ServerMaxHeaderBytes // as app.Serve
+	srv.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	if o.Workers {
 		require.NoError(t, a.Jobs.Start(ctx))

@@ -58,6 +58,12 @@ func TestDocsWorkedExamples(t *testing.T) {
 	has(hs(rjSecret, `{"alg":"HS256","typ":"JWT"}`, `{"iss":"`+pid+`","sub":"perks_bt_3q2-7wAAAAAexampleexampleexampleexample","iat":1790000000,"data_header":"[]","data_body":`+dataBody+`}`))
 	require.NoError(t, checkDataBody([]byte(dataBody), []byte(body)), "the example's data_body binds its body")
 
+	bulk := []byte(`{"externalUserIds":["usr_demo_001","usr_demo_002"]}`)
+	bulkSum := sha256.Sum256(bulk)
+	has(hex.EncodeToString(bulkSum[:]))
+	require.NoError(t, checkBodyDigest(hex.EncodeToString(bulkSum[:]), bulk))
+	has(hs(rjSecret, `{"alg":"HS256","typ":"JWT"}`, `{"iss":"`+pid+`","sub":"perks_bt_3q2-7wAAAAAexampleexampleexampleexample","iat":1790000000,"jti":"multidelete-2026-11-25-1","htm":"POST","htu":"https://perks.example/integrations/users/multidelete","data_body_sha256":"`+hex.EncodeToString(bulkSum[:])+`"}`))
+
 	has(hs("Zx8kq3mV7pR2sT9wY4bN6cH1jL5dF0gA", `{"alg":"HS256","typ":"JWT","kid":"IRa1b2c3d4e5f6AcmeAccount"}`,
 		`{"user":{"id":"john@example.com","accountId":"john@example.com","firstName":"John","lastName":"Doe","email":"john@example.com","locale":"en_US"},"exp":1790600000}`))
 }

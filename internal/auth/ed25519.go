@@ -101,9 +101,15 @@ func (a *PartnerAuthenticator) authenticateEd25519(ctx context.Context, r Reques
 	if err != nil {
 		return nil, err
 	}
-	digest := sha256.Sum256(append([]byte("ed25519\x00"), sig...))
+	// Reads are not recorded; a write's signature covers the request, the
+	// entry carries its digest all the same (one rule for every scheme).
+	var entries []replayEntry
+	if !IsSafe(r.Method) {
+		req := requestDigest(r.Method, r.PathQuery, r.Body)
+		entries = []replayEntry{{digest: proofDigest("ed25519", sig, req), request: req}}
+	}
 	return a.finish(ctx, r, verified{
-		partner: p, credentialID: key.CredentialID, scheme: SchemeEd25519, replayDigests: [][]byte{digest[:]},
+		partner: p, credentialID: key.CredentialID, scheme: SchemeEd25519, replay: entries,
 		signedAt: time.Unix(ts, 0), idempotencyKey: idem,
 	})
 }

@@ -5,9 +5,11 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/partner"
@@ -44,18 +47,62 @@ type Request struct {
 	// behind a trusted proxy), checked against the partner's allowed
 	// origins. The zero Addr matches no origin entry.
 	ClientIP netip.Addr
-	// DeferReplay leaves the replay-cache entry to the caller (see
-	// PartnerPrincipal.Replay): a write records it in its own transaction
-	// instead of paying a separate commit.
+	// DeferReplay leaves a write's replay-cache entry to the caller (see
+	// PartnerPrincipal.Replay): the write records it in its own transaction,
+	// after the idempotency layer had the chance to answer a retry with the
+	// stored response, instead of refusing the retry here. Reads are never
+	// deferred.
 	DeferReplay bool
 }
 
-// Replay is a verified signature still to be remembered in the replay cache.
+// Replay is a verified request still to be remembered in the replay cache
+// (docs/auth.md, "Replays"). A replay is the same request again: same
+// credential, method, path and query, body and signature. Entries are keyed
+// by a digest of the credential's proof (and, for HMAC and Ed25519, of the
+// request too, so a different request carrying the same v1 bytes is not a
+// replay); request_hash remembers which request a request JWT (or its jti)
+// was first used for, so one token can never serve another request.
 type Replay struct {
 	partnerID uuid.UUID
-	digests   [][]byte
+	entries   []replayEntry
 	signedAt  time.Time
+	// write: a repeat of the same request is refused (SIGNATURE_REPLAYED)
+	// unless the idempotency layer answers it first; a repeated read is
+	// accepted.
+	write bool
 }
+
+// replayEntry is one row of replay_cache.
+type replayEntry struct {
+	digest  []byte
+	request []byte
+}
+
+// requestDigest identifies a request: method, path and query, body hash.
+func requestDigest(method, pathQuery string, body []byte) []byte {
+	sum := sha256.Sum256(body)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", method, pathQuery)
+	h.Write(sum[:])
+	return h.Sum(nil)
+}
+
+// proofDigest is the replay-cache key of a credential proof (a MAC, an
+// Ed25519 signature) used for one request.
+func proofDigest(scheme string, proof, request []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(scheme))
+	h.Write([]byte{0})
+	h.Write(proof)
+	h.Write(request)
+	return h.Sum(nil)
+}
+
+// IsSafe reports whether a method only reads. Safe requests are never
+// refused as replays (a poller repeats the same GET; seed 000 reads two
+// users in one second with the same v1 signature), and HMAC and Ed25519
+// do not even record them.
+func IsSafe(method string) bool { return method == "GET" || method == "HEAD" }
 
 // PartnerPrincipal is an authenticated partner back end.
 type PartnerPrincipal struct {
@@ -66,8 +113,9 @@ type PartnerPrincipal struct {
 	// required on writes of the ed25519 scheme (and signed there); for the
 	// other schemes it is optional. The idempotency layer reads it here.
 	IdempotencyKey string
-	// Replay, when the request asked to defer it, must be remembered with
-	// PartnerAuthenticator.Remember before the request takes effect.
+	// Replay, when a write asked to defer it, must be remembered with
+	// PartnerAuthenticator.Remember in the write's transaction (and on the
+	// pool when the write fails).
 	Replay *Replay
 }
 
@@ -111,9 +159,10 @@ type verified struct {
 	partner      *partner.Partner
 	credentialID uuid.UUID
 	scheme       string
-	// replayDigests identify the signature in the replay cache (HMAC may
-	// carry several verified entries; all are remembered).
-	replayDigests [][]byte
+	// replay are the replay-cache entries of this request (HMAC may carry
+	// several verified entries; all are remembered). None for a read that
+	// needs no record.
+	replay []replayEntry
 	// lastUsedAt of the credential, to skip touching it when recent.
 	lastUsedAt *time.Time
 	// signedAt is the signature's timestamp; the replay entry outlives the
@@ -125,7 +174,8 @@ type verified struct {
 // finish applies the partner-level controls to a verified credential, in an
 // order that never tells an unauthenticated caller anything: access switch,
 // allowed scheme, allowed origin, then the replay cache (so a refused
-// request does not burn its signature).
+// request does not burn its signature). A deferred write leaves the replay
+// cache to its transport.
 func (a *PartnerAuthenticator) finish(ctx context.Context, r Request, v verified) (*PartnerPrincipal, error) {
 	p := v.partner
 	if !p.APIEnabled {
@@ -139,8 +189,8 @@ func (a *PartnerAuthenticator) finish(ctx context.Context, r Request, v verified
 			return nil, err
 		}
 	}
-	replay := &Replay{partnerID: p.ID, digests: v.replayDigests, signedAt: v.signedAt}
-	if !r.DeferReplay {
+	replay := &Replay{partnerID: p.ID, entries: v.replay, signedAt: v.signedAt, write: !IsSafe(r.Method)}
+	if !r.DeferReplay || !replay.write {
 		if err := a.Remember(ctx, a.DB, replay); err != nil {
 			return nil, err
 		}
@@ -154,15 +204,18 @@ func (a *PartnerAuthenticator) finish(ctx context.Context, r Request, v verified
 	return &PartnerPrincipal{Partner: p, CredentialID: v.credentialID, Scheme: v.scheme, IdempotencyKey: v.idempotencyKey, Replay: replay}, nil
 }
 
-// Remember records a deferred signature in the replay cache, in db (the
-// write's transaction, or the pool after the write failed so that a
-// refused request cannot be replayed later either). SIGNATURE_REPLAYED when
-// it was seen before.
+// Remember records a request in the replay cache, in db: the write's
+// transaction (after the idempotency layer had its chance to answer a retry
+// with the stored response), or the pool after the write failed, so that a
+// refused request cannot be replayed later either. It answers
+// SIGNATURE_REPLAYED when this write was seen before and
+// SIGNATURE_REUSED when the signature, request JWT or jti served another
+// request; a repeated read is accepted.
 func (a *PartnerAuthenticator) Remember(ctx context.Context, db bun.IDB, r *Replay) error {
-	if r == nil {
+	if r == nil || len(r.entries) == 0 {
 		return nil
 	}
-	return a.rememberSignature(ctx, db, r.partnerID, r.digests, r.signedAt)
+	return a.rememberRequest(ctx, db, r)
 }
 
 // HeaderIdempotencyKey names the idempotency key of a partner write.
@@ -340,7 +393,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 	var lastUsed *time.Time
 	// every MAC of the header that verified: all are remembered, so a
 	// captured "v1=…,v2=…" header cannot be replayed with one entry dropped.
-	var verifiedMACs [][]byte
+	var verifiedMACs []verifiedMAC
 	v1Only := false
 	match := func(got [][]byte, want []byte) bool {
 		hit := false
@@ -357,7 +410,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 		if len(sig.v2) > 0 {
 			want := macV2(s.Secret, sig.rawTS, r.Method, r.PathQuery, r.Body)
 			if match(sig.v2, want) {
-				verifiedMACs = append(verifiedMACs, want)
+				verifiedMACs = append(verifiedMACs, verifiedMAC{mac: want, v2: true})
 				if matched == nil {
 					matched, credID, lastUsed = want, s.CredentialID, s.LastUsedAt
 				}
@@ -366,7 +419,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 		if len(sig.v1) > 0 {
 			want := macV1(s.Secret, sig.rawTS, r.Body)
 			if match(sig.v1, want) {
-				verifiedMACs = append(verifiedMACs, want)
+				verifiedMACs = append(verifiedMACs, verifiedMAC{mac: want})
 				switch {
 				case requireV2:
 					v1Only = true
@@ -385,49 +438,113 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 	if !known || matched == nil {
 		return nil, errBadSignature
 	}
-	digests := make([][]byte, 0, len(verifiedMACs))
-	seen := map[[sha256.Size]byte]bool{}
-	for _, m := range verifiedMACs {
-		d := sha256.Sum256(m)
-		if !seen[d] { // two enabled credentials with one secret give one MAC
-			seen[d] = true
-			digests = append(digests, d[:])
-		}
-	}
 	return a.finish(ctx, r, verified{
-		partner: p, credentialID: credID, scheme: SchemeHMAC, replayDigests: digests, lastUsedAt: lastUsed,
+		partner: p, credentialID: credID, scheme: SchemeHMAC, replay: hmacReplay(verifiedMACs, r), lastUsedAt: lastUsed,
 		signedAt: time.Unix(sig.timestamp, 0), idempotencyKey: idem,
 	})
 }
 
-// rememberSignature accepts each signature once. For HMAC the digest is of
-// the matching MAC itself, not the header, so adding junk entries to a
-// captured header does not make it new; Ed25519 signatures and request JWTs
-// are remembered by their signature bytes. Entries outlive the skew window
-// and are then pruned by a periodic job.
-func (a *PartnerAuthenticator) rememberSignature(ctx context.Context, db bun.IDB, partnerID uuid.UUID, digests [][]byte, ts time.Time) error {
-	if len(digests) == 0 {
-		return fmt.Errorf("replay cache: no digest")
+// verifiedMAC is one entry of the header that verified.
+type verifiedMAC struct {
+	mac []byte
+	v2  bool
+}
+
+// hmacReplay is the replay-cache entries of a verified HMAC request, keyed
+// by each MAC (not the header, so junk entries added to a captured header
+// do not make it new). A v2 MAC covers the method, path, query and body: a
+// read needs no record, a write is remembered once. A v1 MAC covers only
+// the timestamp and body, so the same bytes verify for every body-less
+// request of that second: it is bound like an unbound request JWT, to "any
+// read" when first used for a read (two GETs of seed 000 in one second
+// work) and to exactly its request when first used for a write, so an
+// observed GET signature never deletes a user and a DELETE signature never
+// deletes a second one.
+func hmacReplay(macs []verifiedMAC, r Request) []replayEntry {
+	exact := requestDigest(r.Method, r.PathQuery, r.Body)
+	var entries []replayEntry
+	seen := map[string]bool{}
+	for _, m := range macs {
+		if seen[string(m.mac)] { // two enabled credentials with one secret give one MAC
+			continue
+		}
+		seen[string(m.mac)] = true
+		switch {
+		case !IsSafe(r.Method):
+			entries = append(entries, replayEntry{digest: proofDigest("hmac", m.mac, nil), request: exact})
+		case !m.v2:
+			entries = append(entries, replayEntry{digest: proofDigest("hmac", m.mac, nil), request: safeRequest})
+		}
 	}
-	expires := ts.Add(a.Skew + time.Minute).UTC()
-	values := make([]string, len(digests))
-	args := make([]any, 0, 3*len(digests))
-	for i, d := range digests {
-		values[i] = "(?, ?, ?)"
-		args = append(args, partnerID, d, expires)
+	return entries
+}
+
+// rememberRequest inserts the entries of r. A conflicting entry is the
+// same proof seen before: with the same request hash it is a repeat (fine
+// for a read, SIGNATURE_REPLAYED for a write), with another one a request
+// JWT reused for a different request. For HMAC the digest is of the
+// matching MAC itself, not the header, so adding junk entries to a
+// captured header does not make it new. Entries outlive the skew window
+// and are then pruned by a periodic job. A concurrent duplicate blocks on
+// the uncommitted row of the first and sees it once that commits.
+func (a *PartnerAuthenticator) rememberRequest(ctx context.Context, db bun.IDB, r *Replay) error {
+	expires := r.signedAt.Add(a.Skew + time.Minute).UTC()
+	values := make([]string, len(r.entries))
+	args := make([]any, 0, 4*len(r.entries))
+	for i, e := range r.entries {
+		values[i] = "(?, ?, ?, ?)"
+		args = append(args, r.partnerID, e.digest, e.request, expires)
 	}
-	res, err := db.NewRaw(
-		"INSERT INTO replay_cache (partner_id, digest, expires_at) VALUES "+strings.Join(values, ", ")+" ON CONFLICT DO NOTHING",
+	var inserted []string
+	err := db.NewRaw(
+		"INSERT INTO replay_cache (partner_id, digest, request_hash, expires_at) VALUES "+strings.Join(values, ", ")+
+			" ON CONFLICT DO NOTHING RETURNING encode(digest, 'hex')",
 		args...,
-	).Exec(ctx)
-	if err != nil {
+	).Scan(ctx, &inserted)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("replay cache: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n < int64(len(digests)) {
-		return apperr.New(apperr.CodeSignatureReplayed, "this signature was already used; sign each request afresh")
+	if len(inserted) == len(r.entries) {
+		return nil
 	}
-	return nil
+	fresh := map[string]bool{}
+	for _, d := range inserted {
+		fresh[d] = true
+	}
+	var seen []struct {
+		Digest      string `bun:"digest"`
+		RequestHash []byte `bun:"request_hash"`
+	}
+	var digests []string
+	want := map[string][]byte{}
+	for _, e := range r.entries {
+		d := hex.EncodeToString(e.digest)
+		want[d] = e.request
+		if !fresh[d] {
+			digests = append(digests, d)
+		}
+	}
+	if err := db.NewRaw("SELECT encode(digest, 'hex') AS digest, request_hash FROM replay_cache "+
+		"WHERE partner_id = ? AND digest IN (SELECT decode(x, 'hex') FROM unnest(?::text[]) AS x)",
+		r.partnerID, pgdialect.Array(digests)).Scan(ctx, &seen); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("replay cache: %w", err)
+	}
+	for _, s := range seen {
+		// Rows from before request hashes were stored count as the same
+		// request: they expire within minutes of the upgrade.
+		if s.RequestHash != nil && !bytes.Equal(s.RequestHash, want[s.Digest]) {
+			return errSignatureReused
+		}
+	}
+	if !r.write {
+		return nil
+	}
+	return apperr.New(apperr.CodeSignatureReplayed,
+		"this write was already received with this signature; to retry a write safely send an Idempotency-Key header (the retry then gets the stored answer), otherwise sign a new request")
 }
+
+var errSignatureReused = apperr.New(apperr.CodeSignatureReused,
+	"this signature (or request JWT, or jti) was already used for another request; sign each request afresh: HMAC v2 signatures and request JWTs with htm/htu or a fresh jti are bound to their request")
 
 // PruneReplayCache deletes expired replay-cache entries.
 func PruneReplayCache(ctx context.Context, db bun.IDB, now time.Time) (int64, error) {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -37,6 +38,14 @@ type requestClaims struct {
 	Exp        *float64        `json:"exp"`
 	DataHeader json.RawMessage `json:"data_header"`
 	DataBody   json.RawMessage `json:"data_body"`
+	// DataBodySHA256 replaces data_body for large bodies: the SHA-256 of
+	// the raw body, hex or base64url (docs/auth.md, "Digest claim").
+	DataBodySHA256 *string `json:"data_body_sha256"`
+	// Htm and Htu bind the token to its request (RFC 9449 claim names).
+	Htm *string `json:"htm"`
+	Htu *string `json:"htu"`
+	// Jti, when present, is a nonce: the token serves one request.
+	Jti *string `json:"jti"`
 }
 
 // maxRequestJWTBytes bounds a request JWT: data_body repeats the body, so
@@ -166,8 +175,27 @@ func (a *PartnerAuthenticator) authenticateRequestJWT(ctx context.Context, r Req
 			return nil, apperr.New(apperr.CodeTokenInvalid, "the request JWT's sub is not a live back-end token of this partner")
 		}
 	}
-	if err := checkDataBody(claims.DataBody, r.Body); err != nil {
+	if claims.DataBodySHA256 != nil {
+		if err := checkBodyDigest(*claims.DataBodySHA256, r.Body); err != nil {
+			return nil, err
+		}
+		if len(claims.DataBody) > 0 {
+			if err := checkDataBody(claims.DataBody, r.Body); err != nil {
+				return nil, err
+			}
+		}
+	} else if err := checkDataBody(claims.DataBody, r.Body); err != nil {
 		return nil, err
+	}
+	bound, err := checkBinding(claims, r)
+	if err != nil {
+		return nil, err
+	}
+	if !bound && p.RequireRequestBinding {
+		return nil, apperr.New(apperr.CodeRequestBindingRequired, "this partner requires request JWTs to carry the htm (method) and htu (URL) claims")
+	}
+	if claims.Jti != nil && (*claims.Jti == "" || len(*claims.Jti) > 255) {
+		return nil, apperr.New(apperr.CodeInvalidSignature, "the request JWT's jti must be 1 to 255 characters")
 	}
 	if err := checkDataHeader(claims.DataHeader, r.Header); err != nil {
 		return nil, err
@@ -176,9 +204,8 @@ func (a *PartnerAuthenticator) authenticateRequestJWT(ctx context.Context, r Req
 	if err != nil {
 		return nil, err
 	}
-	digest := sha256.Sum256(append([]byte("request_jwt\x00"), sig...))
 	return a.finish(ctx, r, verified{
-		partner: p, credentialID: credID, scheme: SchemeRequestJWT, replayDigests: [][]byte{digest[:]},
+		partner: p, credentialID: credID, scheme: SchemeRequestJWT, replay: requestJWTReplay(claims, sig, bound, r),
 		signedAt: iat, idempotencyKey: idem,
 	})
 }
@@ -302,6 +329,92 @@ func checkDataHeader(claim json.RawMessage, h Headers) error {
 		if strings.TrimSpace(h.Get(k)) != strings.TrimSpace(v) {
 			return mismatch
 		}
+	}
+	return nil
+}
+
+// safeRequest is the request hash of every read served by an unbound token
+// without jti: such a token may repeat reads (the seed's body-less GETs of
+// two users in one second are the same bytes) but never serve a write.
+var safeRequest = []byte("perks:safe-methods")
+
+// requestJWTReplay is the replay-cache entry of a verified request JWT.
+// The key is the jti when present (a nonce: one request, whatever the
+// token around it), else the token's signature. The request it serves:
+//
+//   - with a jti, exactly this request (method, path and query, body);
+//   - bound by htm/htu without jti, a read needs no record (the token only
+//     works for that one URL and repeating a read is harmless), a write is
+//     this request;
+//   - unbound, a read is "any read" and a write exactly this request, so a
+//     token first used for a GET never works for a DELETE, and a DELETE
+//     token never erases a second user.
+func requestJWTReplay(c requestClaims, sig []byte, bound bool, r Request) []replayEntry {
+	exact := requestDigest(r.Method, r.PathQuery, r.Body)
+	if c.Jti != nil {
+		return []replayEntry{{digest: proofDigest("request_jwt-jti", []byte(*c.Jti), nil), request: exact}}
+	}
+	key := proofDigest("request_jwt", sig, nil)
+	switch {
+	case !IsSafe(r.Method):
+		return []replayEntry{{digest: key, request: exact}}
+	case bound:
+		return nil
+	default:
+		return []replayEntry{{digest: key, request: safeRequest}}
+	}
+}
+
+var errBindingMismatch = apperr.New(apperr.CodeRequestBindingMismatch, "the request JWT's htm/htu do not match this request's method and path")
+
+// checkBinding verifies htm and htu when present and reports whether the
+// token is bound (carries both). htm must equal the method exactly. htu is
+// compared on its path, and on its query when it has one (RFC 9449's htu
+// has none; a partner may add it to bind the query too); its scheme and
+// host are ignored, because behind a TLS-terminating proxy or load
+// balancer the server cannot know the URL the client used, and the
+// partner's secret already names the audience. A relative htu ("/path")
+// is accepted.
+func checkBinding(c requestClaims, r Request) (bool, error) {
+	if c.Htm != nil && *c.Htm != r.Method {
+		return false, errBindingMismatch
+	}
+	if c.Htu != nil {
+		u, err := url.Parse(*c.Htu)
+		if err != nil || *c.Htu == "" {
+			return false, errBindingMismatch
+		}
+		path, query, _ := strings.Cut(r.PathQuery, "?")
+		if u.EscapedPath() != path && u.Path != path {
+			return false, errBindingMismatch
+		}
+		if u.RawQuery != "" && u.RawQuery != query {
+			return false, errBindingMismatch
+		}
+	}
+	return c.Htm != nil && c.Htu != nil, nil
+}
+
+// checkBodyDigest verifies data_body_sha256: the SHA-256 of the raw body
+// bytes, as 64 hex characters or base64url (padding optional; standard
+// base64 too). It lets a 10,000-item multistore keep a small token.
+func checkBodyDigest(claim string, body []byte) error {
+	sum := sha256.Sum256(body)
+	var got []byte
+	if len(claim) == 2*sha256.Size {
+		got, _ = hex.DecodeString(claim)
+	}
+	if got == nil {
+		b, ok := decodeBase64(claim)
+		if ok {
+			got = b
+		}
+	}
+	if len(got) != sha256.Size {
+		return apperr.New(apperr.CodeInvalidSignature, "the request JWT's data_body_sha256 must be the SHA-256 of the body, hex or base64url")
+	}
+	if !hmac.Equal(got, sum[:]) {
+		return errBodyMismatch
 	}
 	return nil
 }

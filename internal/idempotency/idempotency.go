@@ -249,3 +249,151 @@ func state(err error) string {
 	}
 	return ""
 }
+
+// Request describes one exactly-once write for Run.
+type Request struct {
+	PartnerID uuid.UUID
+	// Fingerprint is what makes two requests "the same" (Fingerprint()).
+	Fingerprint []byte
+	Now         time.Time
+	// Keys are claimed up front: a duplicate waits for the original and
+	// replays its answer without running the work (merchant redemptions,
+	// GraphQL mutations).
+	Keys []string
+	// Deferred keys are claimed when the work completes, saving a statement
+	// on every write; a concurrent duplicate does the work, conflicts on the
+	// key, rolls back and replays (partner writes).
+	Deferred []string
+	// BeforeCommit, when set, runs in the transaction after the response is
+	// stored and only when no earlier answer was found. Partner writes
+	// remember their signature there, so a retry with a key gets the stored
+	// answer before the replay cache could refuse it.
+	BeforeCommit func(ctx context.Context, tx bun.Tx) error
+}
+
+// Response is the outcome of the work.
+type Response struct {
+	Status int
+	Body   []byte
+	// Store, when not nil, is stored for retries instead of Body: for an
+	// answer that shows a secret once (a webhook endpoint's signing
+	// secret), so that no secret is kept at rest in idempotency_keys.
+	Store []byte
+	// UserID ties the stored answer to a user so erasing them erases it.
+	UserID *uuid.UUID
+}
+
+// Result is what the transport answers: Replayed marks a stored answer
+// (Idempotent-Replayed: true).
+type Result struct {
+	Status   int
+	Body     []byte
+	Replayed bool
+}
+
+// Op is the work's view of the write: its transaction and the claim, for
+// keys only known while working (an earn's reference).
+type Op struct {
+	Tx    bun.Tx
+	claim *Claim
+}
+
+// Defer claims one more key when the work completes.
+func (o *Op) Defer(key string) { o.claim.Defer(key) }
+
+// MustCommit marks errors whose transaction holds effects that must stay
+// (a counted wrong one-time code): Run releases the keys, commits, and
+// returns the error; nothing is stored, so a retry runs again.
+type MustCommit interface{ MustCommit() bool }
+
+// TxRunner is what Run needs of the database (*bun.DB).
+type TxRunner interface {
+	bun.IDB
+	RunInTx(ctx context.Context, opts *sql.TxOptions, fn func(ctx context.Context, tx bun.Tx) error) error
+}
+
+var errReplay = errors.New("idempotency: replay stored response")
+
+// Run is the one exactly-once runner of every transport (REST partner and
+// merchant writes, GraphQL mutations). It runs work in one transaction with
+// the keys of req:
+//
+//   - first request: the work's effects and its response commit together;
+//   - a retry with the same key and fingerprint, before, during (it waits
+//     or conflicts) or after the original: the stored response, Replayed;
+//   - the same key with another fingerprint: IDEMPOTENCY_KEY_REUSED;
+//   - the work fails: everything rolls back and nothing is stored, so a
+//     retry runs again, unless a deferred key shows an earlier success (a
+//     retried earn hitting its own daily cap), which is then replayed;
+//   - the work fails with a MustCommit error: its effects commit, the keys
+//     are released, the error is returned.
+func Run(ctx context.Context, db TxRunner, req Request, work func(ctx context.Context, op *Op) (Response, error)) (Result, error) {
+	var res Result
+	var committed error
+	var claim *Claim
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		claim = Begin(tx, req.PartnerID, req.Fingerprint, req.Now)
+		for _, k := range req.Keys {
+			stored, err := claim.Key(ctx, k)
+			if err != nil {
+				return err
+			}
+			if stored != nil {
+				res = Result{Status: stored.Status, Body: stored.Body, Replayed: true}
+				return errReplay
+			}
+		}
+		for _, k := range req.Deferred {
+			claim.Defer(k)
+		}
+		out, err := work(ctx, &Op{Tx: tx, claim: claim})
+		if err != nil {
+			var mc MustCommit
+			if errors.As(err, &mc) && mc.MustCommit() {
+				committed = err
+				return claim.Release(ctx)
+			}
+			return err
+		}
+		store := out.Body
+		if out.Store != nil {
+			store = out.Store
+		}
+		stored, err := claim.Complete(ctx, out.Status, store, out.UserID)
+		if err != nil {
+			return err
+		}
+		if stored != nil { // a concurrent or earlier request with the key won
+			res = Result{Status: stored.Status, Body: stored.Body, Replayed: true}
+			return errReplay
+		}
+		if req.BeforeCommit != nil {
+			if err := req.BeforeCommit(ctx, tx); err != nil {
+				return err
+			}
+		}
+		res = Result{Status: out.Status, Body: out.Body}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errReplay):
+		return res, nil
+	case err != nil && claim != nil:
+		// The work failed, perhaps because an earlier request with the same
+		// key already did it: answer with that request's response. The
+		// transaction may be aborted, so ask the pool.
+		prior, perr := claim.Prior(context.WithoutCancel(ctx), db)
+		switch {
+		case perr != nil:
+			return Result{}, perr
+		case prior != nil:
+			return Result{Status: prior.Status, Body: prior.Body, Replayed: true}, nil
+		}
+		return Result{}, err
+	case err != nil:
+		return Result{}, err
+	case committed != nil:
+		return Result{}, committed
+	}
+	return res, nil
+}

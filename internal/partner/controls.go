@@ -33,6 +33,7 @@ var Schemes = []string{SchemeHMAC, SchemeEd25519, SchemeRequestJWT}
 type Controls struct {
 	APIEnabled                 *bool
 	RequireHMACV2              *bool
+	RequireRequestBinding      *bool
 	AllowedOrigins             *[]string
 	AllowedSchemes             *[]string
 	RateLimitPerMinute         *int
@@ -227,6 +228,9 @@ func (s *Service) UpdateControls(ctx context.Context, db bun.IDB, partnerID uuid
 	}
 	if c.RequireHMACV2 != nil {
 		q = q.Set("require_hmac_v2 = ?", *c.RequireHMACV2)
+	}
+	if c.RequireRequestBinding != nil {
+		q = q.Set("require_request_binding = ?", *c.RequireRequestBinding)
 	}
 	if c.AllowedOrigins != nil {
 		q = q.Set("allowed_origins = ?", pgArray(*c.AllowedOrigins))

@@ -43,6 +43,8 @@ type Partner struct {
 	Timezone                string    `bun:"timezone"`
 	APIEnabled              bool      `bun:"api_enabled"`
 	RequireHMACV2           bool      `bun:"require_hmac_v2"`
+	// RequireRequestBinding refuses request JWTs without htm and htu.
+	RequireRequestBinding bool `bun:"require_request_binding"`
 	// AllowedOrigins lists the IPs, CIDRs and host names partner back-end
 	// calls may come from; empty means any.
 	AllowedOrigins []string `bun:"allowed_origins,array"`

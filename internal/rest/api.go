@@ -157,8 +157,10 @@ type PartnerHandler func(w http.ResponseWriter, r *http.Request, p *auth.Partner
 func (a *API) Partner(h PartnerHandler) http.Handler { return a.partnerLimit(a.MaxBodyBytes, false, h) }
 
 // partnerLimit is Partner with a route-specific body limit. With
-// deferReplay the handler must remember the signature (PartnerWrite does,
-// inside its transaction).
+// deferReplay the handler must remember a write's signature (PartnerWrite
+// does, inside its transaction, after the idempotency layer had its chance
+// to answer a retry); reads are never deferred, and never refused as
+// replays.
 func (a *API) partnerLimit(limit int64, deferReplay bool, h PartnerHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := ReadBody(r, limit)

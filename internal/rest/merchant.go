@@ -2,8 +2,6 @@ package rest
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
@@ -53,73 +51,42 @@ func (a *API) Merchant(h MerchantHandler) http.Handler {
 // the user erases the stored response).
 type MerchantWriteHandler func(ctx context.Context, tx bun.Tx, r *http.Request, m *merchant.Principal) (int, any, *uuid.UUID, error)
 
-// mustCommit marks errors whose transaction holds effects that must stay
-// (voucher.AttemptError: a counted wrong one-time code).
-type mustCommit interface{ MustCommit() bool }
-
 // MerchantWrite wraps a merchant write: authentication, one transaction and
 // the idempotency layer, keyed per merchant (an Idempotency-Key of one
-// merchant never replays another's). A failure normally rolls everything
-// back and stores nothing; a failure marked mustCommit commits its effects
-// and still stores nothing, so a retry runs again.
+// merchant never replays another's) and claimed up front. A failure
+// normally rolls everything back and stores nothing; a failure marked
+// idempotency.MustCommit commits its effects and still stores nothing, so a
+// retry runs again.
 func (a *API) MerchantWrite(h MerchantWriteHandler) http.Handler {
 	return a.Merchant(func(rw http.ResponseWriter, r *http.Request, m *merchant.Principal) error {
 		body := Body(r.Context())
 		key := r.Header.Get(HeaderIdempotencyKey)
+		req := idempotency.Request{
+			PartnerID:   m.Partner.ID,
+			Fingerprint: idempotency.Fingerprint([]byte(r.Method), []byte(r.URL.RequestURI()), body),
+			Now:         a.now(),
+		}
 		if key != "" {
 			if err := idempotency.ValidateKey(HeaderIdempotencyKey, key); err != nil {
 				return err
 			}
+			req.Keys = []string{"merchant:" + m.Merchant.ID.String() + ":" + key}
 		}
-		fp := idempotency.Fingerprint([]byte(r.Method), []byte(r.URL.RequestURI()), body)
-		var status int
-		var out []byte
-		var replay *idempotency.Stored
-		var committed error
-		err := a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-			claim := idempotency.Begin(tx, m.Partner.ID, fp, a.now())
-			if key != "" {
-				stored, err := claim.Key(ctx, "merchant:"+m.Merchant.ID.String()+":"+key)
-				if err != nil {
-					return err
-				}
-				if stored != nil {
-					replay = stored
-					return errReplay
-				}
-			}
-			st, v, userID, err := h(ctx, tx, r, m)
+		res, err := idempotency.Run(r.Context(), a.DB.Bun, req, func(ctx context.Context, op *idempotency.Op) (idempotency.Response, error) {
+			st, v, userID, err := h(ctx, op.Tx, r, m)
 			if err != nil {
-				var mc mustCommit
-				if errors.As(err, &mc) && mc.MustCommit() {
-					committed = err
-					return claim.Release(ctx)
-				}
-				return err
+				return idempotency.Response{}, err
 			}
-			status = st
-			if v != nil {
-				b, err := json.Marshal(v)
-				if err != nil {
-					return err
-				}
-				out = append(b, '\n')
-			}
-			// Merchant keys are claimed up front, so Complete has nothing to replay.
-			_, err = claim.Complete(ctx, status, out, userID)
-			return err
+			out, err := encodeBody(v)
+			return idempotency.Response{Status: st, Body: out, UserID: userID}, err
 		})
-		switch {
-		case errors.Is(err, errReplay):
-			rw.Header().Set("Idempotent-Replayed", "true")
-			writeRaw(rw, replay.Status, replay.Body)
-			return nil
-		case err != nil:
+		if err != nil {
 			return err
-		case committed != nil:
-			return committed
 		}
-		writeRaw(rw, status, out)
+		if res.Replayed {
+			rw.Header().Set("Idempotent-Replayed", "true")
+		}
+		writeRaw(rw, res.Status, res.Body)
 		return nil
 	})
 }

@@ -190,7 +190,8 @@ func acmePurchaseRule() earning.RuleInput { return demo.AcmeRules["purchase"] }
 // TestFailedWriteCannotBeReplayed: a signed write remembers its signature
 // in its own transaction; when the write fails (and rolls back) the
 // signature is still burnt, so replaying it after the state changed cannot
-// make it succeed.
+// make it succeed. A write that succeeded under a reference is answered
+// from its stored response when resent.
 func TestFailedWriteCannotBeReplayed(t *testing.T) {
 	t.Parallel()
 	env := apptest.New(t)
@@ -211,7 +212,10 @@ func TestFailedWriteCannotBeReplayed(t *testing.T) {
 	ok := []byte(`{"externalUserId":"later","action":"referral","reference":"r1"}`)
 	sig = env.SignV1("dev_acme_secret_change_me", ok)
 	body = ok
-	require.Equal(t, http.StatusCreated, send().StatusCode)
-	require.Equal(t, "SIGNATURE_REPLAYED", send().Code())
+	first := send()
+	require.Equal(t, http.StatusCreated, first.StatusCode)
+	again := send()
+	require.Equal(t, string(first.Body), string(again.Body))
+	require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
 	require.Equal(t, 1, entries(t, env))
 }

@@ -15,18 +15,20 @@ import (
 )
 
 // registerWebhooks mounts the webhook routes. Writes go through PartnerWrite
-// (one transaction, Idempotency-Key replay), except the three whose answer
-// carries a signing secret: a stored response would keep the secret at rest
-// in clear, so creating (POST, or PUT with the caller's id, which is
-// retry-safe by itself) and rotating run in their own transaction and are
-// never replayed.
+// (one transaction, Idempotency-Key replay), except PUT of an endpoint (its
+// caller-chosen id makes it retry-safe by itself). Creating an endpoint and
+// rotating its secret honour Idempotency-Key too, but their answer shows a
+// signing secret once: the stored answer leaves the secret out (no secret at
+// rest in idempotency_keys) and says so in secretNote, so a retry gets the
+// same endpoint, never a second one nor a second rotation, and never the
+// secret again.
 func (a *API) registerWebhooks(rt *Router) {
 	rt.Handle(http.MethodGet, "/integrations/webhook-endpoints", a.Partner(a.listEndpoints))
-	rt.Handle(http.MethodPost, "/integrations/webhook-endpoints", a.Partner(a.createEndpoint))
+	rt.Handle(http.MethodPost, "/integrations/webhook-endpoints", a.PartnerWrite(a.createEndpoint))
 	rt.Handle(http.MethodGet, "/integrations/webhook-endpoints/{id}", a.Partner(a.getEndpoint))
 	rt.Handle(http.MethodPut, "/integrations/webhook-endpoints/{id}", a.Partner(a.putEndpoint))
 	rt.Handle(http.MethodDelete, "/integrations/webhook-endpoints/{id}", a.PartnerWrite(a.deleteEndpoint))
-	rt.Handle(http.MethodPost, "/integrations/webhook-endpoints/{id}/rotate-secret", a.Partner(a.rotateSecret))
+	rt.Handle(http.MethodPost, "/integrations/webhook-endpoints/{id}/rotate-secret", a.PartnerWrite(a.rotateSecret))
 	rt.Handle(http.MethodGet, "/integrations/webhook-deliveries", a.Partner(a.listDeliveries))
 	rt.Handle(http.MethodGet, "/integrations/webhook-deliveries/{id}", a.Partner(a.getDelivery))
 	rt.Handle(http.MethodPost, "/integrations/events/{id}/replay", a.PartnerWrite(a.replayEvent))
@@ -67,7 +69,12 @@ type endpointView struct {
 	CreatedAt               time.Time  `json:"createdAt"`
 	UpdatedAt               time.Time  `json:"updatedAt"`
 	Secret                  string     `json:"secret,omitempty"`
+	// SecretNote replaces the secret in a replayed answer.
+	SecretNote string `json:"secretNote,omitempty"`
 }
+
+// secretShownOnce is the note of a replayed answer that showed a secret.
+const secretShownOnce = "the secret was shown once, in the answer to the original request, and is not stored with it; if it was lost, rotate it with POST /integrations/webhook-endpoints/{id}/rotate-secret"
 
 func newEndpointView(e *webhook.Endpoint, secret string) endpointView {
 	types := e.EventTypes
@@ -115,27 +122,25 @@ func (a *API) listEndpoints(w http.ResponseWriter, r *http.Request, p *auth.Part
 }
 
 // createEndpoint creates an endpoint with a server-chosen id. The answer is
-// the only place its secret is ever shown.
-func (a *API) createEndpoint(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
+// the only place its secret is ever shown; a retry with the same
+// Idempotency-Key gets the same endpoint without it (secretNote).
+func (a *API) createEndpoint(w *Write) (int, any, error) {
 	var req endpointRequest
-	if err := DecodeJSON(r, Body(r.Context()), &req); err != nil {
-		return err
+	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
+		return 0, nil, err
 	}
 	params, err := req.params()
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	var ep *webhook.Endpoint
-	var secret string
-	err = a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		ep, secret, err = a.Webhooks.CreateEndpoint(ctx, tx, p.Partner.ID, params)
-		return err
-	})
+	ep, secret, err := a.Webhooks.CreateEndpoint(w.Ctx, w.Tx, w.Partner.Partner.ID, params)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	WriteJSON(w, http.StatusCreated, newEndpointView(ep, secret))
-	return nil
+	stored := newEndpointView(ep, "")
+	stored.SecretNote = secretShownOnce
+	w.StoreInstead(stored)
+	return http.StatusCreated, newEndpointView(ep, secret), nil
 }
 
 // putEndpoint creates the endpoint under the caller's id (201, with the
@@ -200,40 +205,41 @@ type rotateRequest struct {
 }
 
 type rotateResponse struct {
-	Secret                  string     `json:"secret"`
+	Secret                  string     `json:"secret,omitempty"`
 	PreviousSecretExpiresAt *time.Time `json:"previousSecretExpiresAt"`
+	// SecretNote replaces the secret in a replayed answer.
+	SecretNote string `json:"secretNote,omitempty"`
 }
 
 // rotateSecret issues a new secret (shown once); the old one keeps signing,
-// next to it, for gracePeriodSeconds (default one day, 0 drops it now).
-func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
-	id, err := pathUUID(r, "id")
+// next to it, for gracePeriodSeconds (default one day, 0 drops it now). A
+// retry with the same Idempotency-Key does not rotate again: it gets the
+// answer without the secret (secretNote).
+func (a *API) rotateSecret(w *Write) (int, any, error) {
+	id, err := pathUUID(w.R, "id")
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	var req rotateRequest
-	if body := Body(r.Context()); len(body) > 0 {
-		if err := DecodeJSON(r, body, &req); err != nil {
-			return err
+	if len(w.Body) > 0 {
+		if err := DecodeJSON(w.R, w.Body, &req); err != nil {
+			return 0, nil, err
 		}
 	}
 	grace := webhook.DefaultGracePeriod
 	if req.GracePeriodSeconds != nil {
 		if *req.GracePeriodSeconds < 0 || *req.GracePeriodSeconds > int64(webhook.MaxGracePeriod/time.Second) {
-			return apperr.Field(apperr.CodeInvalidField, "gracePeriodSeconds", "gracePeriodSeconds must be between 0 and %d", int64(webhook.MaxGracePeriod/time.Second))
+			return 0, nil, apperr.Field(apperr.CodeInvalidField, "gracePeriodSeconds", "gracePeriodSeconds must be between 0 and %d", int64(webhook.MaxGracePeriod/time.Second))
 		}
 		grace = time.Duration(*req.GracePeriodSeconds) * time.Second
 	}
 	var res rotateResponse
-	err = a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		res.Secret, res.PreviousSecretExpiresAt, err = a.Webhooks.RotateSecret(ctx, tx, p.Partner.ID, id, grace)
-		return err
-	})
+	res.Secret, res.PreviousSecretExpiresAt, err = a.Webhooks.RotateSecret(w.Ctx, w.Tx, w.Partner.Partner.ID, id, grace)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	WriteJSON(w, http.StatusOK, res)
-	return nil
+	w.StoreInstead(rotateResponse{PreviousSecretExpiresAt: res.PreviousSecretExpiresAt, SecretNote: secretShownOnce})
+	return http.StatusOK, res, nil
 }
 
 type deliveryView struct {

@@ -3,7 +3,6 @@ package rest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -30,18 +29,22 @@ type Write struct {
 	// them so erasing the user erases it too.
 	UserID *uuid.UUID
 
-	claim *idempotency.Claim
+	op    *idempotency.Op
+	store any
 }
 
 // Claim makes the write exactly-once under an extra key (for example the
 // partner's reference of an earn), claimed when the write completes.
-func (w *Write) Claim(key string) { w.claim.Defer(key) }
+func (w *Write) Claim(key string) { w.op.Defer(key) }
+
+// StoreInstead stores v for retries instead of the answer: for an answer
+// that shows a secret once, so the secret is not kept at rest and a retry
+// does not show it again.
+func (w *Write) StoreInstead(v any) { w.store = v }
 
 // WriteHandler does the work of a write inside its transaction and returns
 // the status and the value to encode (nil for no body).
 type WriteHandler func(w *Write) (int, any, error)
-
-var errReplay = errors.New("replay stored response")
 
 // PartnerWrite wraps a partner write: authentication, one transaction, and
 // the idempotency layer. With an Idempotency-Key header (or keys claimed by
@@ -54,6 +57,14 @@ func (a *API) PartnerWrite(h WriteHandler) http.Handler {
 
 // PartnerWriteLimit is PartnerWrite with a route-specific body limit, for
 // the bulk endpoints whose bodies legitimately exceed the default.
+//
+// Ordering (docs/auth.md, "Replays"): the signature is remembered in the
+// write's transaction after the idempotency layer stored the response and
+// found no earlier one, so a retry of the same signed request with a key
+// (or an earn reference) gets the stored answer, while a retry without one
+// is refused with SIGNATURE_REPLAYED. A write that fails rolls back its
+// replay-cache entry; the signature is then burnt on the pool, so the
+// refused request cannot be replayed later, when it might succeed.
 func (a *API) PartnerWriteLimit(limit int64, h WriteHandler) http.Handler {
 	return a.partnerLimit(limit, true, func(rw http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
 		body := Body(r.Context())
@@ -63,76 +74,60 @@ func (a *API) PartnerWriteLimit(limit int64, h WriteHandler) http.Handler {
 				return err
 			}
 		}
-		fp := idempotency.Fingerprint([]byte(r.Method), []byte(r.URL.RequestURI()), body)
-		var status int
-		var out []byte
-		var replay *idempotency.Stored
-		var claim *idempotency.Claim
-		err := a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-			// The signature is remembered with the write's effects: one
-			// commit instead of two.
-			if err := a.PartnerAuth.Remember(ctx, tx, p.Replay); err != nil {
-				return err
-			}
-			claim = idempotency.Begin(tx, p.Partner.ID, fp, a.now())
-			if headerKey != "" {
-				claim.Defer("key:" + headerKey)
-			}
-			w := &Write{Ctx: ctx, Tx: tx, R: r, Partner: p, Body: body, claim: claim}
+		req := idempotency.Request{
+			PartnerID:   p.Partner.ID,
+			Fingerprint: idempotency.Fingerprint([]byte(r.Method), []byte(r.URL.RequestURI()), body),
+			Now:         a.now(),
+			BeforeCommit: func(ctx context.Context, tx bun.Tx) error {
+				return a.PartnerAuth.Remember(ctx, tx, p.Replay)
+			},
+		}
+		if headerKey != "" {
+			req.Deferred = []string{"key:" + headerKey}
+		}
+		res, err := idempotency.Run(r.Context(), a.DB.Bun, req, func(ctx context.Context, op *idempotency.Op) (idempotency.Response, error) {
+			w := &Write{Ctx: ctx, Tx: op.Tx, R: r, Partner: p, Body: body, op: op}
 			st, v, err := h(w)
 			if err != nil {
-				return err
+				return idempotency.Response{}, err
 			}
-			status = st
-			if v != nil {
-				b, err := json.Marshal(v)
-				if err != nil {
-					return err
+			out := idempotency.Response{Status: st, UserID: w.UserID}
+			if out.Body, err = encodeBody(v); err != nil {
+				return idempotency.Response{}, err
+			}
+			if w.store != nil {
+				if out.Store, err = encodeBody(w.store); err != nil {
+					return idempotency.Response{}, err
 				}
-				out = append(b, '\n')
 			}
-			stored, err := claim.Complete(ctx, status, out, w.UserID)
-			if err != nil {
-				return err
-			}
-			if stored != nil { // a concurrent or earlier request with the key won
-				replay = stored
-				return errReplay
-			}
-			return nil
+			return out, nil
 		})
-		if err != nil && !errors.Is(err, errReplay) && claim != nil && !apperr.Is(err, apperr.CodeSignatureReplayed) {
-			// The write failed, perhaps because an earlier request with the
-			// same key already did it (a retried earn hitting its own daily
-			// cap, a reference already used): answer with that request's
-			// response. The transaction may be aborted, so ask the pool.
-			prior, perr := claim.Prior(context.WithoutCancel(r.Context()), a.DB.Bun)
-			switch {
-			case perr != nil:
-				err = perr
-			case prior != nil:
-				replay, err = prior, errReplay
-			}
-		}
-		if err != nil && !apperr.Is(err, apperr.CodeSignatureReplayed) {
-			// The write failed and rolled back its replay-cache entry: burn
-			// the signature anyway, so the refused request cannot be
-			// replayed later, when it might succeed.
-			if rerr := a.PartnerAuth.Remember(context.WithoutCancel(r.Context()), a.DB.Bun, p.Replay); rerr != nil && !apperr.Is(rerr, apperr.CodeSignatureReplayed) {
+		if err != nil && !apperr.Is(err, apperr.CodeSignatureReplayed) && !apperr.Is(err, apperr.CodeSignatureReused) {
+			if rerr := a.PartnerAuth.Remember(context.WithoutCancel(r.Context()), a.DB.Bun, p.Replay); rerr != nil && !auth.IsAuthError(rerr) {
 				a.Log.ErrorContext(r.Context(), "replay cache after failed write", "error", rerr.Error())
 			}
-		}
-		if errors.Is(err, errReplay) {
-			rw.Header().Set("Idempotent-Replayed", "true")
-			writeRaw(rw, replay.Status, replay.Body)
-			return nil
 		}
 		if err != nil {
 			return err
 		}
-		writeRaw(rw, status, out)
+		if res.Replayed {
+			rw.Header().Set("Idempotent-Replayed", "true")
+		}
+		writeRaw(rw, res.Status, res.Body)
 		return nil
 	})
+}
+
+// encodeBody is the JSON answer of v, with a final newline; nil for none.
+func encodeBody(v any) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
