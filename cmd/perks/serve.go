@@ -62,7 +62,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	keys, err := app.LoadKeyring(cfg, log)
+	keys, err := app.LoadKeyringFor(ctx, cfg, log, db.Bun)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer closeDB()
 	log := newLogger(stderr, cfg.LogLevel)
-	keys, err := app.LoadKeyring(cfg, log)
+	keys, err := app.LoadKeyringFor(ctx, cfg, log, db.Bun)
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeDB()
-	keys, err := app.LoadKeyring(cfg, newLogger(io.Discard, "error"))
+	keys, err := app.LoadKeyringFor(ctx, cfg, newLogger(io.Discard, "error"), db.Bun)
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer closeDB()
 	log := newLogger(stderr, "warn")
-	keys, err := app.LoadKeyring(cfg, log)
+	keys, err := app.LoadKeyringFor(ctx, cfg, log, db.Bun)
 	if err != nil {
 		return err
 	}
