@@ -139,7 +139,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		o(a)
 	}
 	a.Events = &event.Recorder{Now: a.now}
-	a.Partners = &partner.Service{Keys: keys, Now: a.now}
+	a.Partners = &partner.Service{Keys: keys, Now: a.now, Log: log}
 	a.Users = &user.Service{Keys: keys, Events: a.Events, Now: a.now}
 	a.Ledger = &ledger.Service{Events: a.Events, Now: a.now}
 	a.Earning = &earning.Service{Ledger: a.Ledger, Now: a.now}
