@@ -233,7 +233,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 // WebhookPolicy is where webhook deliveries may go under cfg: https only in
 // production, private networks only when explicitly allowed.
 func WebhookPolicy(cfg *config.Config) *webhook.URLPolicy {
-	return &webhook.URLPolicy{RequireHTTPS: !cfg.Development(), AllowPrivate: cfg.WebhookAllowPriv}
+	return &webhook.URLPolicy{RequireHTTPS: !cfg.Development(), AllowPrivate: cfg.WebhookAllowPriv, Development: cfg.Development()}
 }
 
 // frameAncestors is the webview's frame-ancestors list of the partner with
