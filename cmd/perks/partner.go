@@ -36,7 +36,7 @@ func openOperator(ctx context.Context, stderr io.Writer) (*operator, func(), err
 	if err != nil {
 		return nil, nil, err
 	}
-	keys, err := app.LoadKeyring(cfg, newLogger(io.Discard, "error"))
+	keys, err := app.LoadKeyringFor(ctx, cfg, newLogger(io.Discard, "error"), db.Bun)
 	if err != nil {
 		closeDB()
 		return nil, nil, err

@@ -64,7 +64,7 @@ func serveCommand() *cli.Command {
 					return err
 				}
 			}
-			keys, err := app.LoadKeyring(cfg, log)
+			keys, err := app.LoadKeyringFor(ctx, cfg, log, db.Bun)
 			if err != nil {
 				return err
 			}
@@ -100,7 +100,7 @@ func seedCommand() *cli.Command {
 			}
 			defer closeDB()
 			log := newLogger(stderr, cfg.LogLevel)
-			keys, err := app.LoadKeyring(cfg, log)
+			keys, err := app.LoadKeyringFor(ctx, cfg, log, db.Bun)
 			if err != nil {
 				return err
 			}

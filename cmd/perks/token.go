@@ -59,7 +59,7 @@ func tokenMint(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 	defer closeDB()
-	keys, err := app.LoadKeyring(cfg, newLogger(io.Discard, "error"))
+	keys, err := app.LoadKeyringFor(ctx, cfg, newLogger(io.Discard, "error"), db.Bun)
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,7 @@ func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
 	}
 	defer closeDB()
 	log := newLogger(stderr, "warn")
-	keys, err := app.LoadKeyring(cfg, log)
+	keys, err := app.LoadKeyringFor(ctx, cfg, log, db.Bun)
 	if err != nil {
 		return err
 	}

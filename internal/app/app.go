@@ -9,11 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
+	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/graph"
 	"github.com/perkshq/perks/internal/apperr"
@@ -78,12 +81,45 @@ func LoadKeyring(cfg *config.Config, log *slog.Logger) (*keyring.Keyring, error)
 	if !cfg.Development() {
 		return nil, errors.New("PERKS_MASTER_KEY is required in production (generate one with: openssl rand -base64 32)")
 	}
+	if !filepath.IsAbs(cfg.SecretsDir) {
+		return nil, fmt.Errorf("PERKS_MASTER_KEY is unset and PERKS_SECRETS_DIR (%q) is relative while the working directory is not inside the Perks repository: "+
+			"run from the repository, or set PERKS_SECRETS_DIR to the absolute path of the secrets directory the server uses, or set PERKS_MASTER_KEY "+
+			"(a development key is never created relative to the working directory)", cfg.SecretsDir)
+	}
 	k, created, err := keyring.LoadOrCreateDevKey(cfg.SecretsDir)
 	if err != nil {
 		return nil, fmt.Errorf("development master key: %w", err)
 	}
 	log.Warn("PERKS_MASTER_KEY is unset: using the development key in the secrets directory; never do this in production",
 		"dir", cfg.SecretsDir, "created", created)
+	return k, nil
+}
+
+// LoadKeyringFor is LoadKeyring for a process about to use db: in
+// development it refuses to generate a fresh key for a database that already
+// records one, and it checks that the key is the database's
+// (database.CheckMasterKey). The server and every CLI command that seals or
+// unseals call it.
+func LoadKeyringFor(ctx context.Context, cfg *config.Config, log *slog.Logger, db bun.IDB) (*keyring.Keyring, error) {
+	if cfg.MasterKey == "" && cfg.Development() && filepath.IsAbs(cfg.SecretsDir) {
+		if _, err := os.Stat(keyring.DevKeyPath(cfg.SecretsDir)); errors.Is(err, os.ErrNotExist) {
+			recorded, err := database.MasterKeyRecorded(ctx, db)
+			if err != nil {
+				return nil, err
+			}
+			if recorded {
+				return nil, fmt.Errorf("%w: PERKS_MASTER_KEY is unset and %s does not exist; refusing to generate a new development key. "+
+					"Set PERKS_SECRETS_DIR to the directory the server uses, or PERKS_MASTER_KEY", database.ErrMasterKeyMismatch, keyring.DevKeyPath(cfg.SecretsDir))
+			}
+		}
+	}
+	k, err := LoadKeyring(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := database.CheckMasterKey(ctx, db, k); err != nil {
+		return nil, err
+	}
 	return k, nil
 }
 
@@ -103,7 +139,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		o(a)
 	}
 	a.Events = &event.Recorder{Now: a.now}
-	a.Partners = &partner.Service{Keys: keys, Now: a.now}
+	a.Partners = &partner.Service{Keys: keys, Now: a.now, Log: log}
 	a.Users = &user.Service{Keys: keys, Events: a.Events, Now: a.now}
 	a.Ledger = &ledger.Service{Events: a.Events, Now: a.now}
 	a.Earning = &earning.Service{Ledger: a.Ledger, Now: a.now}
@@ -197,7 +233,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 // WebhookPolicy is where webhook deliveries may go under cfg: https only in
 // production, private networks only when explicitly allowed.
 func WebhookPolicy(cfg *config.Config) *webhook.URLPolicy {
-	return &webhook.URLPolicy{RequireHTTPS: !cfg.Development(), AllowPrivate: cfg.WebhookAllowPriv}
+	return &webhook.URLPolicy{RequireHTTPS: !cfg.Development(), AllowPrivate: cfg.WebhookAllowPriv, Development: cfg.Development()}
 }
 
 // frameAncestors is the webview's frame-ancestors list of the partner with

@@ -2,6 +2,7 @@ package bulk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,26 +15,74 @@ import (
 	"github.com/perkshq/perks/internal/event"
 )
 
+// Attempts of a bulk job are short so that a crashed one is rescued soon
+// (see jobs.RescueStuckJobsAfter for River's rules): an attempt works
+// chunks for AttemptBudget, then yields with river.JobSnooze(0), which
+// makes the job available again at once without using up an attempt; any
+// replica continues it from its committed progress. AttemptTimeout, the
+// worker's River timeout, leaves the chunk in flight at the end of the
+// budget room to commit; it must not exceed jobs.RescueStuckJobsAfter, or
+// River would leave a crashed attempt alone until it passed.
+const (
+	AttemptBudget  = 15 * time.Second
+	AttemptTimeout = 30 * time.Second
+	// MaxRetryDelay caps the wait after a failed or rescued attempt, so a
+	// crashed job is not left waiting for River's attempt⁴ backoff (81 s at
+	// the third attempt) on top of the rescue.
+	MaxRetryDelay = 10 * time.Second
+)
+
 // Worker processes bulk jobs.
 type Worker struct {
 	river.WorkerDefaults[WorkArgs]
 	DB      *bun.DB
 	Service *Service
+	// Now measures the attempt budget (time.Now when nil).
+	Now func() time.Time
 }
 
-// Timeout allows 100,000-user jobs; each chunk commits on its own, so a
-// timeout or crash only costs the chunk in flight.
-func (w *Worker) Timeout(*river.Job[WorkArgs]) time.Duration { return time.Hour }
+// Timeout bounds one attempt; see AttemptTimeout.
+func (w *Worker) Timeout(*river.Job[WorkArgs]) time.Duration { return AttemptTimeout }
 
-// Work processes chunks until the job is complete.
+// NextRetry retries a failed attempt (a database outage, or a crash found by
+// River's rescuer) after attempt² seconds, at most MaxRetryDelay. Snoozes do
+// not count as attempts, so a long job never runs out of them by yielding.
+func (w *Worker) NextRetry(j *river.Job[WorkArgs]) time.Time {
+	d := min(time.Duration(j.Attempt*j.Attempt)*time.Second, MaxRetryDelay)
+	return w.now().Add(d)
+}
+
+func (w *Worker) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
+}
+
+// Work processes chunks until the job is complete or the attempt's budget
+// is spent. Every chunk commits its effects with its items' results and the
+// job's progress in one transaction, so whatever ends an attempt (budget,
+// timeout, shutdown, crash) loses at most the chunk in flight, which the
+// next attempt processes again; no item is processed twice, even if two
+// attempts overlap, because each chunk locks the job row first and reads
+// the pending items after the lock.
 func (w *Worker) Work(ctx context.Context, j *river.Job[WorkArgs]) error {
+	start := w.now()
 	for {
 		finished, err := w.Service.ProcessChunk(ctx, w.DB, j.Args.PartnerID, j.Args.JobID)
 		if err != nil {
+			if errors.Is(err, context.Canceled) && errors.Is(ctx.Err(), context.Canceled) {
+				// Shutdown (StopAndCancel): continue elsewhere at once,
+				// without spending an attempt.
+				return river.JobSnooze(0)
+			}
 			return err
 		}
 		if finished {
 			return nil
+		}
+		if w.now().Sub(start) >= AttemptBudget {
+			return river.JobSnooze(0)
 		}
 	}
 }

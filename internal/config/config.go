@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -85,7 +86,7 @@ var vars = []variable{
 		return nil
 	}},
 	{"PERKS_MASTER_KEY", "", "Base64 of 32 random bytes (`openssl rand -base64 32`). Encrypts partner secrets at rest (AES-256-GCM). In development a key is generated into PERKS_SECRETS_DIR when unset.", func(c *Config, v string) error { c.MasterKey = v; return nil }},
-	{"PERKS_SECRETS_DIR", ".secrets", "Where development secrets (master key, demo private keys) are written.", func(c *Config, v string) error { c.SecretsDir = v; return nil }},
+	{"PERKS_SECRETS_DIR", ".secrets", "Where development secrets (master key, demo private keys) are written. A relative path is relative to the Perks repository root (found above the working directory), never to the working directory itself; outside the repository set an absolute path.", func(c *Config, v string) error { c.SecretsDir = v; return nil }},
 	{"PERKS_LOG_LEVEL", "info", "debug, info, warn or error.", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"PERKS_MAX_BODY_BYTES", "1048576", "Largest accepted request body; larger bodies answer 413.", intVar(func(c *Config, n int) { c.MaxBodyBytes = int64(n) })},
 	{"PERKS_MAX_UPLOAD_BYTES", "8388608", "Body limit of voucher code uploads (`POST /integrations/gifts/{sku}/codes`, up to 100,000 codes per call); every other route keeps PERKS_MAX_BODY_BYTES.", intVar(func(c *Config, n int) { c.MaxUploadBytes = int64(n) })},
@@ -199,7 +200,41 @@ func Load(getenv func(string) string) (*Config, error) {
 			return nil, fmt.Errorf("config %s=%q: %w", v.name, val, err)
 		}
 	}
+	if c.SecretsDir != "" && !filepath.IsAbs(c.SecretsDir) {
+		if root, ok := RepoRoot(); ok {
+			c.SecretsDir = filepath.Join(root, c.SecretsDir)
+		}
+	}
 	return c, nil
+}
+
+// ModulePath identifies the Perks repository's go.mod.
+const ModulePath = "github.com/perkshq/perks"
+
+// RepoRoot finds the Perks repository above the working directory (the
+// directory whose go.mod declares ModulePath). A relative PERKS_SECRETS_DIR
+// is resolved against it, so `perks` run from a subdirectory uses the same
+// development master key as `make run`; outside the repository it stays
+// relative, and the development key refuses it (app.LoadKeyring) rather
+// than creating a second key in whatever directory the command ran from.
+func RepoRoot() (string, bool) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", false
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
+			first, _, _ := strings.Cut(string(b), "\n")
+			if strings.TrimSpace(first) == "module "+ModulePath {
+				return dir, true
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
 }
 
 // FromEnv loads the configuration from the process environment.

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,4 +63,30 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 	for _, v := range vars {
 		require.True(t, strings.Contains(string(b), "`"+v.name+"`"), "README's configuration table lacks %s", v.name)
 	}
+}
+
+// TestRelativeSecretsDirIsTheRepository: the default `.secrets` is the
+// repository's, wherever under it the command runs (here, a package
+// directory), so the CLI and `make run` share one development key.
+func TestRelativeSecretsDirIsTheRepository(t *testing.T) {
+	t.Parallel()
+	root, ok := RepoRoot()
+	require.True(t, ok)
+	require.FileExists(t, filepath.Join(root, "go.mod"))
+	c, err := Load(func(string) string { return "" })
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(root, ".secrets"), c.SecretsDir)
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	require.NotEqual(t, filepath.Join(wd, ".secrets"), c.SecretsDir, "not the working directory")
+
+	abs := t.TempDir()
+	c, err = Load(func(k string) string {
+		if k == "PERKS_SECRETS_DIR" {
+			return abs
+		}
+		return ""
+	})
+	require.NoError(t, err)
+	require.Equal(t, abs, c.SecretsDir)
 }

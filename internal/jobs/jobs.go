@@ -26,6 +26,41 @@ const (
 	QueueMaintenance = "maintenance"
 )
 
+// Crash recovery. A worker killed mid-job (kill -9, OOM, lost node) leaves
+// its River row `running`; River's JobRescuer, run by the elected leader,
+// is what makes it workable again. Its semantics in River v0.41
+// (internal/maintenance/job_rescuer.go):
+//
+//   - it runs every 30 s (JobRescuerIntervalDefault, not configurable), the
+//     first run as soon as a client becomes leader (after a jitter of up to
+//     1 s);
+//   - it selects running jobs whose attempted_at is older than
+//     RescueStuckJobsAfter, then leaves alone any whose worker Timeout has
+//     not passed either (makeRetryDecision: "job not timed out yet due to
+//     kind-specific timeout value; ignore"): a job is rescued only after
+//     max(RescueStuckJobsAfter, worker Timeout);
+//   - a rescued job becomes retryable at the worker's NextRetry (or the
+//     client's retry policy), and the leader's scheduler makes it available
+//     within 5 s of that; it counts as a failed attempt;
+//   - a dead leader's lease runs out after 15 s (elect interval 5 s + 10 s
+//     padding), so another replica, or the same one restarted, leads again
+//     within about 20 s.
+//
+// River's defaults (rescue after an hour, or JobTimeout + 1 h) therefore
+// left a crashed job alone for an hour. We rescue after one minute, so every
+// worker's attempt must be shorter than that: JobTimeout, the default, is
+// one minute too (River refuses RescueStuckJobsAfter < JobTimeout), long
+// work yields and resumes in short attempts (bulk.Worker), and a worker
+// that needs longer says so with its own Timeout, after which it is rescued
+// (ranking refresh: 10 min). A crashed bulk job is thus worked again at most
+// RescueStuckJobsAfter + 30 s + its NextRetry + 5 s after its attempt began,
+// under two minutes, on any replica; a replica restarted later picks it up
+// within about 20 s of starting.
+const (
+	RescueStuckJobsAfter = time.Minute
+	JobTimeout           = time.Minute
+)
+
 // Options configure the clients.
 type Options struct {
 	// Work makes the pgx client fetch and work jobs; without it the process
@@ -67,7 +102,8 @@ func New(db *database.DB, workers *river.Workers, o Options) (*Clients, error) {
 		Workers:                     workers,
 		FetchCooldown:               o.FetchCooldown,
 		FetchPollInterval:           o.FetchPollInterval,
-		JobTimeout:                  2 * time.Minute,
+		JobTimeout:                  JobTimeout,
+		RescueStuckJobsAfter:        RescueStuckJobsAfter,
 		CompletedJobRetentionPeriod: 24 * time.Hour,
 		PeriodicJobs:                o.Periodic,
 	}

@@ -41,6 +41,12 @@ func (w *PruneReplayCacheWorker) Work(ctx context.Context, _ *river.Job[PruneRep
 	return err
 }
 
+// Timeout gives a large backlog more than the default JobTimeout; a crashed
+// prune is rescued after it (see RescueStuckJobsAfter).
+func (w *PruneReplayCacheWorker) Timeout(*river.Job[PruneReplayCacheArgs]) time.Duration {
+	return MaintenanceTimeout
+}
+
 // PruneIdempotencyArgs deletes idempotency records past their retention.
 type PruneIdempotencyArgs struct{}
 
@@ -64,6 +70,15 @@ func (w *PruneIdempotencyWorker) Work(ctx context.Context, _ *river.Job[PruneIde
 	_, err := idempotency.Prune(ctx, w.DB, w.Now())
 	return err
 }
+
+// Timeout: see PruneReplayCacheWorker.Timeout.
+func (w *PruneIdempotencyWorker) Timeout(*river.Job[PruneIdempotencyArgs]) time.Duration {
+	return MaintenanceTimeout
+}
+
+// MaintenanceTimeout bounds one run of a maintenance job. Each is idempotent
+// and periodic, so a run cut short is simply continued by the next one.
+const MaintenanceTimeout = 2 * time.Minute
 
 // MaintenancePeriodic returns the periodic jobs of this package.
 func MaintenancePeriodic() []*river.PeriodicJob {

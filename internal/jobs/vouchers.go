@@ -42,6 +42,11 @@ func (w *ExpireVouchersWorker) Work(ctx context.Context, _ *river.Job[ExpireVouc
 	return err
 }
 
+// Timeout: see MaintenanceTimeout.
+func (w *ExpireVouchersWorker) Timeout(*river.Job[ExpireVouchersArgs]) time.Duration {
+	return MaintenanceTimeout
+}
+
 // VoucherPeriodic returns the periodic voucher jobs.
 func VoucherPeriodic() []*river.PeriodicJob {
 	return []*river.PeriodicJob{

@@ -28,10 +28,15 @@ const sealVersion byte = 1
 
 // Keyring seals and hashes with keys derived from one master key.
 type Keyring struct {
-	aead    cipher.AEAD
-	hashKey []byte
-	macKey  []byte
+	aead        cipher.AEAD
+	hashKey     []byte
+	macKey      []byte
+	fingerprint []byte
 }
+
+// fingerprintLabel derives the fingerprint. Like every derived key it is a
+// one-way HMAC of the master key, so storing it reveals nothing of the key.
+const fingerprintLabel = "perks master key fingerprint"
 
 // New builds a Keyring from the raw master key.
 func New(master []byte) (*Keyring, error) {
@@ -50,6 +55,8 @@ func New(master []byte) (*Keyring, error) {
 		aead:    aead,
 		hashKey: derive(master, "perks/lookup-hash/v1"),
 		macKey:  derive(master, "perks/mac/v1"),
+
+		fingerprint: derive(master, fingerprintLabel),
 	}, nil
 }
 
@@ -64,10 +71,24 @@ func Parse(s string) (*Keyring, error) {
 	return nil, errors.New("master key is not valid base64")
 }
 
+// Fingerprint identifies the master key: HMAC-SHA256(master, "perks master
+// key fingerprint"). The database records the first one it is used with
+// (database.CheckMasterKey), so a process holding another key is refused at
+// startup instead of sealing secrets nobody else can open.
+func (k *Keyring) Fingerprint() []byte { return append([]byte(nil), k.fingerprint...) }
+
+// DevKeyPath is where the development master key lives in dir.
+func DevKeyPath(dir string) string { return filepath.Join(dir, "master.key") }
+
 // LoadOrCreateDevKey reads the development master key from dir/master.key,
-// creating it (0600) when missing. Only for PERKS_ENV=development.
+// creating it (0600) when missing. Only for PERKS_ENV=development; dir must
+// be absolute, so that a command run from another working directory never
+// creates a second key next to it.
 func LoadOrCreateDevKey(dir string) (*Keyring, bool, error) {
-	path := filepath.Join(dir, "master.key")
+	if !filepath.IsAbs(dir) {
+		return nil, false, fmt.Errorf("secrets directory %q is not absolute", dir)
+	}
+	path := DevKeyPath(dir)
 	if b, err := os.ReadFile(path); err == nil {
 		k, err := Parse(string(b))
 		return k, false, err

@@ -67,3 +67,26 @@ func TestParseAndDevKey(t *testing.T) {
 	require.False(t, created)
 	require.Equal(t, k1.LookupHash("a", "b"), k2.LookupHash("a", "b"), "the key persists across runs")
 }
+
+// TestFingerprint: stable for a key, different between keys, and never a
+// key usable for anything else; a relative development key directory is
+// refused (it would depend on the working directory).
+func TestFingerprint(t *testing.T) {
+	t.Parallel()
+	a, err := New(bytes.Repeat([]byte{1}, KeySize))
+	require.NoError(t, err)
+	a2, err := New(bytes.Repeat([]byte{1}, KeySize))
+	require.NoError(t, err)
+	b, err := New(bytes.Repeat([]byte{2}, KeySize))
+	require.NoError(t, err)
+	require.Len(t, a.Fingerprint(), 32)
+	require.Equal(t, a.Fingerprint(), a2.Fingerprint())
+	require.NotEqual(t, a.Fingerprint(), b.Fingerprint())
+	require.NotEqual(t, a.Fingerprint(), a.hashKey)
+	require.NotEqual(t, a.Fingerprint(), a.macKey)
+	a.Fingerprint()[0] ^= 0xff
+	require.Equal(t, a.Fingerprint(), a2.Fingerprint(), "callers get a copy")
+
+	_, _, err = LoadOrCreateDevKey(".secrets")
+	require.ErrorContains(t, err, "not absolute")
+}

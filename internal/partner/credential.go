@@ -11,7 +11,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -196,4 +198,48 @@ func PruneBackendTokens(ctx context.Context, db bun.IDB, now time.Time) (int64, 
 		return 0, fmt.Errorf("prune backend tokens: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// UnsealableLogInterval is how often the same unsealable credential is
+// logged again: it is met on every request of its partner.
+const UnsealableLogInterval = time.Minute
+
+// unsealableLog remembers when each unsealable credential was last logged.
+type unsealableLog struct {
+	mu   sync.Mutex
+	last map[uuid.UUID]time.Time
+}
+
+// skipUnsealable is what the credential loaders do with a credential whose
+// secret does not open (sealed under another master key, corrupted) or
+// whose key does not parse: they leave it out and go on, so it never breaks
+// the partner's other credentials; a request signed with it fails like one
+// signed with an unknown secret (401), instead of every request of the
+// scheme answering 500. The operator is told which credential to replace
+// (partner and credential ids, never a secret), at most once per
+// UnsealableLogInterval per credential.
+func (s *Service) skipUnsealable(ctx context.Context, partnerID, credID uuid.UUID, kind string, err error) {
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
+	s.unsealable.mu.Lock()
+	last, seen := s.unsealable.last[credID]
+	log := !seen || now.Sub(last) >= UnsealableLogInterval || now.Before(last)
+	if log {
+		if s.unsealable.last == nil || len(s.unsealable.last) >= 1024 {
+			s.unsealable.last = make(map[uuid.UUID]time.Time)
+		}
+		s.unsealable.last[credID] = now
+	}
+	s.unsealable.mu.Unlock()
+	if !log {
+		return
+	}
+	l := s.Log
+	if l == nil {
+		l = slog.Default()
+	}
+	l.ErrorContext(ctx, fmt.Sprintf("credential %s cannot be unsealed: skipped; replace it (is the master key the one it was sealed with?)", credID),
+		"partner_id", partnerID, "credential_id", credID, "kind", kind, "error", err.Error())
 }

@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"time"
@@ -129,8 +130,12 @@ type ConsumerKey struct {
 type Service struct {
 	Keys *keyring.Keyring
 	Now  func() time.Time
+	// Log receives the warning about credentials that cannot be unsealed
+	// (slog.Default when nil).
+	Log *slog.Logger
 
-	keyCache keyCache
+	keyCache   keyCache
+	unsealable unsealableLog
 }
 
 // NewService returns a Service using the wall clock.
@@ -259,7 +264,8 @@ func (s *Service) EnabledSecrets(ctx context.Context, db bun.IDB, partnerID uuid
 	for _, c := range creds {
 		pt, err := s.Keys.Open(c.SecretSealed, credentialAAD(c.PartnerID, c.ID))
 		if err != nil {
-			return nil, fmt.Errorf("open credential %s: %w", c.ID, err)
+			s.skipUnsealable(ctx, c.PartnerID, c.ID, kind, err)
+			continue
 		}
 		out = append(out, SharedSecret{CredentialID: c.ID, Secret: pt, LastUsedAt: c.LastUsedAt})
 	}
@@ -294,7 +300,8 @@ func (s *Service) BySlugWithSecrets(ctx context.Context, db bun.IDB, slug, kind 
 		}
 		pt, err := s.Keys.Open(r.Sealed, credentialAAD(p.ID, *r.CredID))
 		if err != nil {
-			return nil, nil, fmt.Errorf("open credential %s: %w", *r.CredID, err)
+			s.skipUnsealable(ctx, p.ID, *r.CredID, kind, err)
+			continue
 		}
 		out = append(out, SharedSecret{CredentialID: *r.CredID, Secret: pt, LastUsedAt: r.LastUsed})
 	}
@@ -472,7 +479,8 @@ func (s *Service) EnabledConsumerKeys(ctx context.Context, db bun.IDB, partnerID
 	for i := range rows {
 		vk, err := s.verificationKey(&rows[i])
 		if err != nil {
-			return nil, err
+			s.skipUnsealable(ctx, partnerID, rows[i].ID, "consumer key", err)
+			continue
 		}
 		out = append(out, vk)
 	}

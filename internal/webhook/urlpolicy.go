@@ -30,10 +30,18 @@ type URLPolicy struct {
 	// AllowPrivate allows loopback, private and link-local addresses
 	// (development and tests). Cloud metadata addresses stay refused.
 	AllowPrivate bool
+	// Development adds to a refused loopback, private or localhost URL the
+	// setting that allows it (AllowPrivateSetting); production never
+	// suggests it.
+	Development bool
 	// Lookup resolves host names; nil uses the system resolver. Tests swap
 	// it to simulate DNS rebinding.
 	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 }
+
+// AllowPrivateSetting is the configuration variable behind
+// URLPolicy.AllowPrivate, named by development errors.
+const AllowPrivateSetting = "PERKS_WEBHOOK_ALLOW_PRIVATE"
 
 // metadataAddrs are cloud instance metadata services: never a webhook
 // receiver, always a credential leak.
@@ -162,10 +170,20 @@ func (p *URLPolicy) CheckURL(ctx context.Context, field, raw string) error {
 	if u.Fragment != "" {
 		return invalid("%s must not have a #fragment", field)
 	}
+	// In development a local receiver is the usual first test: say how to
+	// allow it. Cloud metadata addresses stay refused whatever the setting,
+	// so they get no hint.
+	hint := func(kind string) string {
+		if !p.Development || kind == "cloud metadata" {
+			return ""
+		}
+		return fmt.Sprintf(" (in development, set %s=true to allow loopback and private addresses)", AllowPrivateSetting)
+	}
 	host := u.Hostname()
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if err := p.CheckAddr(ip); err != nil {
-			return forbidden("%s points at a %s address; webhooks go to public https endpoints", field, err.(*ForbiddenAddrError).Kind)
+			kind := err.(*ForbiddenAddrError).Kind
+			return forbidden("%s points at a %s address; webhooks go to public https endpoints%s", field, kind, hint(kind))
 		}
 		return nil
 	}
@@ -174,7 +192,7 @@ func (p *URLPolicy) CheckURL(ctx context.Context, field, raw string) error {
 	}
 	lower := strings.ToLower(strings.TrimSuffix(host, "."))
 	if lower == "localhost" || strings.HasSuffix(lower, ".localhost") {
-		return forbidden("%s points at localhost", field)
+		return forbidden("%s points at localhost%s", field, hint("loopback"))
 	}
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -184,7 +202,8 @@ func (p *URLPolicy) CheckURL(ctx context.Context, field, raw string) error {
 	}
 	for _, a := range addrs {
 		if err := p.CheckAddr(a); err != nil {
-			return forbidden("%s resolves to a %s address; webhooks go to public https endpoints", field, err.(*ForbiddenAddrError).Kind)
+			kind := err.(*ForbiddenAddrError).Kind
+			return forbidden("%s resolves to a %s address; webhooks go to public https endpoints%s", field, kind, hint(kind))
 		}
 	}
 	return nil

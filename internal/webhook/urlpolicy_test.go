@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/apptest"
+	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/webhook"
 )
 
@@ -154,4 +156,31 @@ func portOr(u *url.URL, def string) string {
 		return "443"
 	}
 	return def
+}
+
+// TestDevelopmentNamesTheSettingForLocalURLs: in development (issue 11) a
+// loopback or private webhook URL is refused with the setting that allows
+// it, through the API as configured by the app; production never suggests
+// it, and a cloud metadata address, refused whatever the setting, gets no
+// hint.
+func TestDevelopmentNamesTheSettingForLocalURLs(t *testing.T) {
+	t.Parallel()
+	require.Contains(t, config.MarkdownTable(), "`"+webhook.AllowPrivateSetting+"`", "the hint names a real setting")
+	env := apptest.New(t, apptest.Options{Env: map[string]string{webhook.AllowPrivateSetting: "false"}})
+	hint := webhook.AllowPrivateSetting + "=true"
+	for _, u := range []string{"http://127.0.0.1:8080/hook", "http://localhost:8080/hook", "http://192.168.1.20/hook", "http://[::1]/hook"} {
+		res := env.Partner("acme", http.MethodPost, "/integrations/webhook-endpoints", []byte(`{"url":"`+u+`"}`))
+		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s: %s", u, res.Body)
+		require.Equal(t, string(apperr.CodeWebhookURLForbidden), res.Code(), u)
+		require.Contains(t, string(res.Body), hint, u)
+	}
+	res := env.Partner("acme", http.MethodPost, "/integrations/webhook-endpoints", []byte(`{"url":"http://169.254.169.254/latest/meta-data/"}`))
+	require.Equal(t, string(apperr.CodeWebhookURLForbidden), res.Code())
+	require.NotContains(t, string(res.Body), webhook.AllowPrivateSetting)
+
+	for _, u := range []string{"https://127.0.0.1/hook", "https://localhost/hook"} {
+		err := production().CheckURL(context.Background(), "url", u)
+		require.Equal(t, apperr.CodeWebhookURLForbidden, apperr.CodeOf(err), u)
+		require.NotContains(t, err.Error(), webhook.AllowPrivateSetting, "production never suggests it")
+	}
 }
