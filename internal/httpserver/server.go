@@ -53,7 +53,7 @@ func New(o Options) (http.Handler, []string) {
 		o.Web(rt.Mux())
 	}
 	routes := rt.Routes()
-	return Observe(rt.Finish(), o.Log, NewMetrics(o.Registry)), routes
+	return Observe(refuseControlInURL(rt.Finish(), o.Log), o.Log, NewMetrics(o.Registry)), routes
 }
 
 // graphql authenticates the consumer token when one is sent and leaves the

@@ -142,6 +142,10 @@ func (a *API) multistore(w *Write) (int, any, error) {
 	switch {
 	case req.Items != nil && (req.Action != nil || req.ExternalUserIDs != nil):
 		return 0, nil, apperr.New(apperr.CodeBadRequest, "send either items, or action with externalUserIds, not both")
+	case req.Items != nil && len(req.Points) > 0:
+		// Ignoring it would change the request silently: each item carries
+		// its own points.
+		return 0, nil, apperr.Field(apperr.CodeInvalidField, "points", "points applies to action with externalUserIds; with items, give each item its points")
 	case req.Items != nil:
 		if len(req.Items) > bulk.MaxMultistoreItems {
 			return 0, nil, apperr.Field(apperr.CodePayloadTooLarge, "items", "at most %d items per call (got %d)", bulk.MaxMultistoreItems, len(req.Items))
