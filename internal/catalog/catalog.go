@@ -309,7 +309,7 @@ func (in *GiftInput) normalize() error {
 
 func hasControl(s string) bool {
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if textcheck.Refused(r, false) {
 			return true
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/openapi"
 	"github.com/perkshq/perks/internal/rest"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // Options configure the handler.
@@ -67,6 +68,12 @@ func (o Options) graphql() http.Handler {
 			return
 		}
 		r.Body = http.NoBody
+		// Variables reach the database as they are: the same control
+		// character rule as every REST body (textcheck.JSON).
+		if err := textcheck.JSON("", body); err != nil {
+			writeGraphQLError(w, apperr.As(err))
+			return
+		}
 		ctx := r.Context()
 		if tok, _ := auth.TokenFromHeaders(r.Header); tok != "" || r.Header.Get(auth.HeaderAuthorization) != "" {
 			c, err := o.API.AuthenticateConsumer(w, r)

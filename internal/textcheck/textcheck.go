@@ -134,7 +134,7 @@ func JSON(prefix string, body []byte) error {
 		expect bool // object: the next string is a key
 	}
 	var stack []level
-	path := func() string {
+	path := func(stack []level) string {
 		var b strings.Builder
 		b.WriteString(prefix)
 		for _, l := range stack {
@@ -178,16 +178,21 @@ func JSON(prefix string, body []byte) error {
 			}
 		case string:
 			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expect {
+				if r, pos, bad := Bad(v, false); bad {
+					// Named by the object that holds it: the key itself
+					// is not echoed.
+					field := path(stack[:n-1])
+					if field == "" {
+						field = "body"
+					}
+					return apperr.Field(apperr.CodeInvalidField, field, "a key of %s holds a control character (U+%04X at character %d)", field, r, pos+1)
+				}
 				stack[n-1].key = v
 				stack[n-1].expect = false
-				if r, pos, bad := Bad(v, false); bad {
-					field := path()
-					return apperr.Field(apperr.CodeInvalidField, field, "the key %q holds a control character (U+%04X at character %d)", short(v), r, pos+1)
-				}
 				continue
 			}
 			if r, pos, bad := Bad(v, true); bad {
-				field := path()
+				field := path(stack)
 				if field == "" {
 					field = "body"
 				}
@@ -215,12 +220,4 @@ func mayHoldControl(b []byte) bool {
 		}
 	}
 	return false
-}
-
-func short(s string) string {
-	s = strings.ToValidUTF8(s, "")
-	if len(s) > 32 {
-		return s[:32] + "..."
-	}
-	return s
 }
