@@ -40,5 +40,8 @@ func TestControlCharactersAreRefusedAtTheEdges(t *testing.T) {
 	// domain check.
 	res = env.GraphQL(token, `{ catalog(search: "x\u0000") { edges { node { id } } } }`, nil)
 	require.Equal(t, "INVALID_FIELD", res.ErrorCode(), "%+v", res.Errors)
+	// A lookup key with a NUL never matches the value without it.
+	res = env.GraphQL("", `{ program(partnerSlug: "ac\u0000me") { name } }`, nil)
+	require.Equal(t, "NOT_FOUND", res.ErrorCode(), "%+v", res.Errors)
 	require.Equal(t, before, dbtest.Snapshot(t, env.DB.Bun))
 }
