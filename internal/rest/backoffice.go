@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -297,8 +298,9 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrin
 	q := r.URL.Query()
 	after, limit := -1, 100
 	if v := q.Get("after"); v != "" {
-		if after, err = strconv.Atoi(v); err != nil || after < -1 {
-			return apperr.Field(apperr.CodeInvalidField, "after", "after must be an item index")
+		// Item positions are an integer column.
+		if after, err = strconv.Atoi(v); err != nil || after < -1 || after > math.MaxInt32 {
+			return apperr.Field(apperr.CodeInvalidField, "after", "after must be an item index from -1 to %d", math.MaxInt32)
 		}
 	}
 	if v := q.Get("limit"); v != "" {
