@@ -24,7 +24,7 @@ import (
 
 // TestEveryOperationRefusesBadInput is the partner fuzzer's finding kept
 // as a test. It reads the served OpenAPI document and, for every operation,
-// sends a valid request (which must not fail on the server's side) and then
+// sends a valid request (which must succeed) and then
 // generated bad inputs derived from the schemas: control characters (NUL
 // first) in every string field, path and query parameter, integers one past
 // their documented bounds and past the int4 and int64 ranges, fractions and
@@ -65,8 +65,9 @@ func TestEveryOperationRefusesBadInput(t *testing.T) {
 				f.jobID = id
 			}
 		}
-		t.Logf("valid %s %s: %d %s", op.method, op.path, res.StatusCode, truncate(string(res.Body), 200))
-		require.Less(t, res.StatusCode, 500, "valid %s %s: %d %s", op.method, op.path, res.StatusCode, res.Body)
+		// Each valid request succeeds, so the bad ones differ from a
+		// request the handler accepts by one value only.
+		require.Less(t, res.StatusCode, 300, "valid %s %s: %d %s", op.method, op.path, res.StatusCode, res.Body)
 	}
 	before := dbtest.Snapshot(t, env.DB.Bun)
 
@@ -129,6 +130,7 @@ type fuzzer struct {
 	// state created for the valid requests
 	endpointID, voucherID, voucherCode string
 	jobID                              string // a bulk job, once a valid request created one
+	otp                                string // the merchant voucher's one-time code
 	keys                               int
 }
 
@@ -140,7 +142,13 @@ func newFuzzer(t *testing.T, env *apptest.Env) *fuzzer {
 	f.token = env.Token("acme", "fuzz-user", nil)
 	claim := env.Claim(f.token, gift.ID, "fuzz-claim")
 	require.Empty(t, claim.Errors)
-	f.voucherID, f.voucherCode = claim.VoucherID, *claim.Code
+	f.voucherID = claim.VoucherID
+	// A second voucher for the merchant routes: the partner's valid cancel
+	// runs before them.
+	claim = env.Claim(f.token, gift.ID, "fuzz-claim-2")
+	require.Empty(t, claim.Errors)
+	f.voucherCode = *claim.Code
+	f.otp = env.RequestOTP(f.token, claim.VoucherID)
 	res := env.PartnerJSON("acme", http.MethodPost, "/integrations/webhook-endpoints", map[string]any{"url": "http://127.0.0.1:9/fuzz"})
 	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
 	f.endpointID = res.JSON(t)["id"].(string)
@@ -313,7 +321,7 @@ var bodyOverrides = map[string]func(f *fuzzer) any{
 		return map[string]any{"items": []any{map[string]any{"externalUserId": "fuzz-user", "action": "purchase", "points": 1, "reference": "fuzz-ms-1"}}}
 	},
 	"POST /merchant/redemptions": func(f *fuzzer) any {
-		return map[string]any{"code": f.voucherCode, "otp": "000000"}
+		return map[string]any{"code": f.voucherCode, "otp": f.otp}
 	},
 	"POST /integrations/events/replay": func(f *fuzzer) any {
 		return map[string]any{"from": f.now.Add(-time.Hour).Format(time.RFC3339), "to": f.now.Format(time.RFC3339)}
