@@ -17,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/request"
 )
 
@@ -70,6 +71,12 @@ func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			if e.Reason != "" {
 				gqlErr.Extensions["reason"] = e.Reason
 			}
+			return gqlErr
+		}
+		if database.Unavailable(err) {
+			log.WarnContext(ctx, "database unavailable", "request_id", request.ID(ctx), "error", err.Error())
+			gqlErr.Message = "the database is unavailable; nothing was changed, retry later"
+			gqlErr.Extensions = map[string]any{"code": string(apperr.CodeDatabaseUnavailable), "retryAfterSeconds": 5}
 			return gqlErr
 		}
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -111,6 +111,9 @@ const (
 	CodeInternal    Code = "INTERNAL"
 	CodeUnavailable Code = "UNAVAILABLE"
 	CodeTimeout     Code = "TIMEOUT"
+	// CodeDatabaseUnavailable: the database could not be reached or
+	// dropped the connection; nothing was changed.
+	CodeDatabaseUnavailable Code = "DATABASE_UNAVAILABLE"
 )
 
 // Error is a failure the caller can act on. Message is safe to show to the

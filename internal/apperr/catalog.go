@@ -77,9 +77,10 @@ var catalog = map[Code]Info{
 	CodeWebhookEndpointLimit:    {422, "Webhook endpoint limit", "Delete an endpoint you no longer use, or subscribe one endpoint to several event types."},
 	CodeWebhookEndpointDisabled: {409, "Webhook endpoint disabled", "Enable the endpoint (`PUT /integrations/webhook-endpoints/{id}` with `\"enabled\": true`) before replaying to it."},
 
-	CodeInternal:    {500, "Internal error", "Retry later; if it persists, contact support with the `requestId`."},
-	CodeUnavailable: {503, "Service unavailable", "Retry later with backoff."},
-	CodeTimeout:     {504, "Timeout", "Retry later; the operation did not finish in time and was rolled back."},
+	CodeInternal:            {500, "Internal error", "Retry later; if it persists, contact support with the `requestId`."},
+	CodeUnavailable:         {503, "Service unavailable", "Retry later with backoff."},
+	CodeTimeout:             {504, "Timeout", "Retry later; the operation did not finish in time and was rolled back."},
+	CodeDatabaseUnavailable: {503, "Database unavailable", "The database could not be reached (an outage or a failover); nothing was changed. Retry after the `Retry-After` seconds, with the same `Idempotency-Key` for writes."},
 }
 
 // Lookup returns the Info of a code; unknown codes are reported as internal.

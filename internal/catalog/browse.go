@@ -13,6 +13,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // Cursor is a position in the catalog order (position, then SKU).
@@ -70,6 +71,9 @@ func (s *Service) Page(ctx context.Context, db bun.IDB, partnerID uuid.UUID, now
 	}
 	if !utf8.ValidString(q.Search) || utf8.RuneCountInString(q.Search) > MaxSearch {
 		return nil, apperr.Field(apperr.CodeInvalidField, "search", "search must be at most %d characters", MaxSearch)
+	}
+	if err := textcheck.Line("search", q.Search); err != nil {
+		return nil, err
 	}
 	var out []Gift
 	sel := db.NewSelect().Model(&out).

@@ -25,6 +25,7 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/merchant"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // Code sources.
@@ -215,6 +216,12 @@ func (in *GiftInput) normalize() error {
 	if !utf8.ValidString(in.Description) || utf8.RuneCountInString(in.Description) > MaxDescription {
 		return apperr.Field(apperr.CodeInvalidField, "description", "description must be at most %d characters", MaxDescription)
 	}
+	if err := textcheck.Multiline("description", in.Description); err != nil {
+		return err
+	}
+	if err := textcheck.Line("imageUrl", in.ImageURL); err != nil {
+		return err
+	}
 	if in.ImageURL != "" {
 		u, err := url.Parse(in.ImageURL)
 		if err != nil || len(in.ImageURL) > MaxImageURL || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -302,7 +309,7 @@ func (in *GiftInput) normalize() error {
 
 func hasControl(s string) bool {
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if textcheck.Refused(r, false) {
 			return true
 		}
 	}

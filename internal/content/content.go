@@ -19,6 +19,7 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // Ad kinds.
@@ -84,6 +85,9 @@ func checkURL(field string, v *string) error {
 	if v == nil {
 		return nil
 	}
+	if err := textcheck.Line(field, *v); err != nil {
+		return err
+	}
 	u, err := url.Parse(*v)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(*v) > 2048 {
 		return apperr.Field(apperr.CodeInvalidField, field, "%s must be an absolute http(s) URL", field)
@@ -103,6 +107,16 @@ func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, id s
 	}
 	if in.Title = strings.TrimSpace(in.Title); in.Title == "" || len(in.Title) > 200 {
 		return nil, false, apperr.Field(apperr.CodeInvalidField, "title", "title must be 1 to 200 characters")
+	}
+	if err := textcheck.Line("title", in.Title); err != nil {
+		return nil, false, err
+	}
+	if err := textcheck.Multiline("body", in.Body); err != nil {
+		return nil, false, err
+	}
+	// priority is an integer column: 2^31 failed the insert (a 500).
+	if err := textcheck.Int4("priority", in.Priority); err != nil {
+		return nil, false, err
 	}
 	if len(in.Body) > 5000 {
 		return nil, false, apperr.Field(apperr.CodeInvalidField, "body", "body must be at most 5000 characters")

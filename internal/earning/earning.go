@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -21,6 +22,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // Rule is one earning rule.
@@ -110,6 +112,12 @@ type RuleInput struct {
 func (in RuleInput) validate() error {
 	if in.Name == "" || len(in.Name) > 200 {
 		return apperr.Field(apperr.CodeInvalidField, "name", "name must be 1 to 200 characters")
+	}
+	if err := textcheck.Line("name", in.Name); err != nil {
+		return err
+	}
+	if err := textcheck.Multiline("description", in.Description); err != nil {
+		return err
 	}
 	if len(in.Description) > 2000 {
 		return apperr.Field(apperr.CodeInvalidField, "description", "description must be at most 2000 characters")
@@ -224,8 +232,29 @@ type EarnParams struct {
 	ByClient bool
 }
 
+// CheckEarnText refuses a reference or metadata PostgreSQL would not store
+// as sent: a reference with any control character, metadata that is not
+// valid UTF-8 or whose strings hold a control character other than tab,
+// line feed and carriage return (jsonb refuses \u0000: it was a 500).
+// Every transport's earn goes through it (REST, multistore items, GraphQL).
+func CheckEarnText(reference string, metadata json.RawMessage) error {
+	if err := textcheck.Line("reference", reference); err != nil {
+		return err
+	}
+	if len(metadata) == 0 {
+		return nil
+	}
+	if !utf8.Valid(metadata) {
+		return apperr.Field(apperr.CodeInvalidField, "metadata", "metadata is not valid UTF-8")
+	}
+	return textcheck.JSON("metadata", metadata)
+}
+
 // EarnTx applies a rule for a user inside tx.
 func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep EarnParams) (*ledger.Entry, error) {
+	if err := CheckEarnText(ep.Reference, ep.Metadata); err != nil {
+		return nil, err
+	}
 	r, err := s.Rule(ctx, tx, p.ID, ep.Code)
 	if err != nil {
 		return nil, err

@@ -3,8 +3,10 @@ package earning
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,7 +55,49 @@ type counterKey struct {
 // Locks are taken in a fixed order (counter rows by user and code, then
 // balance rows by user), after EarnTx's order (counter, then balance), so
 // batches and single earns cannot deadlock each other.
+//
+// References are checked before anything is locked, so a concurrent batch
+// (or earn) may insert one of them between the check and the insert: the
+// insert then fails on the reference's unique index, after the other
+// transaction committed. The batch is undone to a savepoint and decided
+// again, now seeing the other's entries: those items become duplicates (or
+// conflicts, for another user) and the rest of the batch still earns.
 func (s *Service) EarnManyTx(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem) ([]ManyResult, error) {
+	for attempt := 1; ; attempt++ {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT earn_many"); err != nil {
+			return nil, fmt.Errorf("savepoint: %w", err)
+		}
+		res, err := s.earnMany(ctx, tx, p, items)
+		if err == nil {
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT earn_many"); err != nil {
+				return nil, fmt.Errorf("release savepoint: %w", err)
+			}
+			return res, nil
+		}
+		// Each retry sees at least one more committed reference, so the
+		// loop ends; the bound only guards against a bug.
+		if !isReferenceTaken(err) || attempt == maxReferenceRetries {
+			return nil, err
+		}
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT earn_many"); rerr != nil {
+			return nil, fmt.Errorf("rollback to savepoint: %w (after %w)", rerr, err)
+		}
+	}
+}
+
+// maxReferenceRetries bounds how often a batch is decided again after
+// losing a reference race.
+const maxReferenceRetries = 10
+
+func isReferenceTaken(err error) bool {
+	var e interface {
+		SQLState() string
+		error
+	}
+	return errors.As(err, &e) && e.SQLState() == "23505" && strings.Contains(err.Error(), "ledger_entries_reference_idx")
+}
+
+func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem) ([]ManyResult, error) {
 	now := s.Now().UTC()
 	today := s.day(p, now)
 	res := make([]ManyResult, len(items))

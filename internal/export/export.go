@@ -291,16 +291,26 @@ func csvField(expr string) string {
 	return `coalesce('"' || replace((` + expr + `)::text, '"', '""') || '"', '')`
 }
 
+// csvText neutralises a text cell a spreadsheet would run as a formula
+// (OWASP CSV injection): a value starting with =, +, -, @, tab or carriage
+// return gets a leading single quote, which spreadsheets show as text. Only
+// the CSV format does this, and only for the partner's free-text columns
+// (ids, email, names, locale, country); the JSON columns start with [ and
+// NDJSON carries every value unchanged.
+func csvText(expr string) string {
+	return `(SELECT CASE WHEN left(v, 1) IN ('=', '+', '-', '@', E'\t', E'\r') THEN '''' || v ELSE v END FROM (SELECT (` + expr + `)::text AS v) x)`
+}
+
 var csvSelect = strings.Join([]string{
 	csvField("c.user_id"),
 	csvField("(" + profileChanged + ")"),
-	csvField("CASE WHEN " + profileChanged + " THEN u.external_id END"),
-	csvField("CASE WHEN " + profileChanged + " THEN u.email END"),
-	csvField("CASE WHEN " + profileChanged + " THEN u.display_name END"),
-	csvField("CASE WHEN " + profileChanged + " THEN u.first_name END"),
-	csvField("CASE WHEN " + profileChanged + " THEN u.last_name END"),
-	csvField("CASE WHEN " + profileChanged + " THEN u.locale END"),
-	csvField("CASE WHEN " + profileChanged + " THEN u.country_code END"),
+	csvField(csvText("CASE WHEN " + profileChanged + " THEN u.external_id END")),
+	csvField(csvText("CASE WHEN " + profileChanged + " THEN u.email END")),
+	csvField(csvText("CASE WHEN " + profileChanged + " THEN u.display_name END")),
+	csvField(csvText("CASE WHEN " + profileChanged + " THEN u.first_name END")),
+	csvField(csvText("CASE WHEN " + profileChanged + " THEN u.last_name END")),
+	csvField(csvText("CASE WHEN " + profileChanged + " THEN u.locale END")),
+	csvField(csvText("CASE WHEN " + profileChanged + " THEN u.country_code END")),
 	csvField("CASE WHEN " + profileChanged + " THEN u.anonymised_at IS NOT NULL END"),
 	csvField("CASE WHEN " + profileChanged + " THEN to_json(u.anonymised_at)#>>'{}' END"),
 	csvField("CASE WHEN " + profileChanged + " THEN to_json(u.created_at)#>>'{}' END"),

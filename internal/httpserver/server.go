@@ -17,6 +17,7 @@ import (
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/openapi"
 	"github.com/perkshq/perks/internal/rest"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // Options configure the handler.
@@ -53,7 +54,7 @@ func New(o Options) (http.Handler, []string) {
 		o.Web(rt.Mux())
 	}
 	routes := rt.Routes()
-	return Observe(limitHeaders(rt.Finish(), MaxHeaderBytes), o.Log, NewMetrics(o.Registry)), routes
+	return Observe(limitHeaders(refuseControlInURL(rt.Finish(), o.Log), MaxHeaderBytes), o.Log, NewMetrics(o.Registry)), routes
 }
 
 // graphql authenticates the consumer token when one is sent and leaves the
@@ -67,6 +68,12 @@ func (o Options) graphql() http.Handler {
 			return
 		}
 		r.Body = http.NoBody
+		// Variables reach the database as they are: the same control
+		// character rule as every REST body (textcheck.JSON).
+		if err := textcheck.JSON("", body); err != nil {
+			writeGraphQLError(w, apperr.As(err))
+			return
+		}
 		ctx := r.Context()
 		if tok, _ := auth.TokenFromHeaders(r.Header); tok != "" || r.Header.Get(auth.HeaderAuthorization) != "" {
 			c, err := o.API.AuthenticateConsumer(w, r)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/keyring"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // Partner is a tenant.
@@ -202,6 +203,13 @@ func (s *Service) ByIssuer(ctx context.Context, db bun.IDB, iss string) (*Partne
 }
 
 func (s *Service) one(ctx context.Context, db bun.IDB, where string, arg any) (*Partner, error) {
+	// bun drops NUL bytes from the values it inlines: "ac\x00me" would
+	// have found acme. No stored slug or issuer holds a control character.
+	if s, ok := arg.(string); ok {
+		if _, _, bad := textcheck.Bad(s, false); bad {
+			return nil, apperr.New(apperr.CodeNotFound, "partner not found")
+		}
+	}
 	p := new(Partner)
 	err := db.NewSelect().Model(p).Where(where, arg).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {

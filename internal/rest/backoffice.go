@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -43,21 +44,32 @@ type multistoreItem struct {
 }
 
 type itemResult struct {
-	Index     int     `json:"index"`
-	Status    string  `json:"status"`
-	EntryID   *int64  `json:"entryId,omitempty"`
-	Duplicate bool    `json:"duplicate,omitempty"`
+	Index     int    `json:"index"`
+	Status    string `json:"status"`
+	EntryID   *int64 `json:"entryId,omitempty"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	// Protected says, for an item that earned, whether a resend of the
+	// call can earn it again: false only for an item without a reference
+	// in a call without an Idempotency-Key.
+	Protected *bool   `json:"protected,omitempty"`
 	Balance   *int64  `json:"balance,omitempty"`
 	Code      *string `json:"code,omitempty"`
 	Field     string  `json:"field,omitempty"`
 }
 
 type multistoreResponse struct {
-	Total   int          `json:"total"`
-	OK      int          `json:"ok"`
-	Failed  int          `json:"failed"`
-	Results []itemResult `json:"results"`
+	Total  int `json:"total"`
+	OK     int `json:"ok"`
+	Failed int `json:"failed"`
+	// Unprotected counts the items a resend would earn again, Warning says
+	// what to add (both absent when every item is protected).
+	Unprotected int          `json:"unprotected,omitempty"`
+	Warning     string       `json:"warning,omitempty"`
+	Results     []itemResult `json:"results"`
 }
+
+// unprotectedWarning tells a partner how to make a whole call safe to resend.
+const unprotectedWarning = "items without a reference are not protected against a resend of this call (protected: false): send an Idempotency-Key header, or give each item a reference"
 
 type jobAccepted struct {
 	JobID     uuid.UUID `json:"jobId"`
@@ -65,6 +77,10 @@ type jobAccepted struct {
 	State     string    `json:"state"`
 	Total     int       `json:"total"`
 	StatusURL string    `json:"statusUrl"`
+	// Multistore jobs: the items a resend would earn again (see
+	// multistoreResponse).
+	Unprotected int    `json:"unprotected,omitempty"`
+	Warning     string `json:"warning,omitempty"`
 }
 
 // decodeItem decodes one multistore item strictly; a bad item becomes that
@@ -142,6 +158,10 @@ func (a *API) multistore(w *Write) (int, any, error) {
 	switch {
 	case req.Items != nil && (req.Action != nil || req.ExternalUserIDs != nil):
 		return 0, nil, apperr.New(apperr.CodeBadRequest, "send either items, or action with externalUserIds, not both")
+	case req.Items != nil && len(req.Points) > 0:
+		// Ignoring it would change the request silently: each item carries
+		// its own points.
+		return 0, nil, apperr.Field(apperr.CodeInvalidField, "points", "points applies to action with externalUserIds; with items, give each item its points")
 	case req.Items != nil:
 		if len(req.Items) > bulk.MaxMultistoreItems {
 			return 0, nil, apperr.Field(apperr.CodePayloadTooLarge, "items", "at most %d items per call (got %d)", bulk.MaxMultistoreItems, len(req.Items))
@@ -176,23 +196,44 @@ func (a *API) multistore(w *Write) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusAccepted, jobAccepted{JobID: j.ID, Kind: j.Kind, State: j.State, Total: j.Total, StatusURL: "/integrations/jobs/" + j.ID.String()}, nil
+		acc := jobAccepted{JobID: j.ID, Kind: j.Kind, State: j.State, Total: j.Total, StatusURL: "/integrations/jobs/" + j.ID.String()}
+		if w.R.Header.Get(HeaderIdempotencyKey) == "" {
+			for _, in := range inputs {
+				if in.Err == nil && in.Reference == "" {
+					acc.Unprotected++
+				}
+			}
+			if acc.Unprotected > 0 {
+				acc.Warning = unprotectedWarning
+			}
+		}
+		return http.StatusAccepted, acc, nil
 	}
 	results, err := a.Bulk.MultistoreTx(w.Ctx, w.Tx, w.Partner.Partner, inputs)
 	if err != nil {
 		return 0, nil, err
 	}
 	out := multistoreResponse{Total: len(results), Results: make([]itemResult, len(results))}
+	keyed := w.R.Header.Get(HeaderIdempotencyKey) != ""
 	for i, r := range results {
-		ir := itemResult{Index: i, Status: "ok", EntryID: r.EntryID, Duplicate: r.Duplicate, Balance: r.Balance}
+		// The call's Idempotency-Key protects every item; without one only
+		// an item's reference does.
+		protected := keyed || inputs[i].Reference != ""
+		ir := itemResult{Index: i, Status: "ok", EntryID: r.EntryID, Duplicate: r.Duplicate, Protected: &protected, Balance: r.Balance}
 		if r.Err != nil {
 			code := string(r.Err.Code)
 			ir = itemResult{Index: i, Status: "error", Code: &code, Field: r.Err.Field}
 			out.Failed++
 		} else {
 			out.OK++
+			if !protected {
+				out.Unprotected++
+			}
 		}
 		out.Results[i] = ir
+	}
+	if out.Unprotected > 0 {
+		out.Warning = unprotectedWarning
 	}
 	return http.StatusOK, out, nil
 }
@@ -257,8 +298,9 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrin
 	q := r.URL.Query()
 	after, limit := -1, 100
 	if v := q.Get("after"); v != "" {
-		if after, err = strconv.Atoi(v); err != nil || after < -1 {
-			return apperr.Field(apperr.CodeInvalidField, "after", "after must be an item index")
+		// Item positions are an integer column.
+		if after, err = strconv.Atoi(v); err != nil || after < -1 || after > math.MaxInt32 {
+			return apperr.Field(apperr.CodeInvalidField, "after", "after must be an item index from -1 to %d", math.MaxInt32)
 		}
 	}
 	if v := q.Get("limit"); v != "" {

@@ -9,8 +9,10 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // ReadBody reads the whole body up to limit bytes. Signed requests need the
@@ -49,6 +51,9 @@ func DecodeJSON(r *http.Request, body []byte, dst any) error {
 	}
 	if trimmed[0] != '{' {
 		return apperr.New(apperr.CodeMalformedJSON, "the request body must be a JSON object")
+	}
+	if err := CheckJSONText(body); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -109,4 +114,13 @@ func jsonKind(k string) string {
 		return "a value of the documented type"
 	}
 	return "a value of the documented type"
+}
+
+// CheckJSONText refuses a body that is not valid UTF-8 or whose strings
+// hold control characters (textcheck.JSON): the first check of DecodeJSON.
+func CheckJSONText(body []byte) error {
+	if !utf8.Valid(body) {
+		return apperr.New(apperr.CodeMalformedJSON, "the request body is not valid UTF-8")
+	}
+	return textcheck.JSON("", body)
 }

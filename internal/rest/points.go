@@ -15,6 +15,7 @@ import (
 	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/textcheck"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -180,6 +181,9 @@ func (a *API) adjust(w *Write) (int, any, error) {
 		return 0, nil, apperr.Field(apperr.CodeMissingField, "reason", "reason is required")
 	}
 	reason := strings.TrimSpace(*req.Reason)
+	if err := textcheck.Line("reason", reason); err != nil {
+		return 0, nil, err
+	}
 	if len(reason) > 500 {
 		return 0, nil, apperr.Field(apperr.CodeInvalidField, "reason", "reason must be at most 500 characters")
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/request"
 )
 
@@ -32,12 +33,23 @@ type Problem struct {
 // docs/errors.md uses as its anchors.
 const ProblemTypeBase = "https://perks.dev/docs/errors#"
 
+// DatabaseRetryAfterSeconds is the Retry-After of DATABASE_UNAVAILABLE: a
+// failover or restart usually completes within seconds.
+const DatabaseRetryAfterSeconds = 5
+
 // WriteError answers with the problem for err. Errors that are not
 // *apperr.Error are logged once, with the request id, and shown as INTERNAL.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e := apperr.As(err)
 	if e == nil {
 		switch {
+		case database.Unavailable(err):
+			// An outage, not a bug: logged once as a warning, answered 503
+			// so clients and load balancers retry.
+			log.WarnContext(r.Context(), "database unavailable", "request_id", request.ID(r.Context()),
+				"method", r.Method, "route", r.Pattern, "error", err.Error())
+			e = apperr.New(apperr.CodeDatabaseUnavailable, "the database is unavailable; nothing was changed, retry later")
+			e.RetryAfterSeconds = DatabaseRetryAfterSeconds
 		case errors.Is(err, context.DeadlineExceeded):
 			e = apperr.New(apperr.CodeTimeout, "the operation did not finish in time and was rolled back")
 		case r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, sql.ErrTxDone)):

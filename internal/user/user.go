@@ -26,6 +26,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/keyring"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // User is one end user of a partner.
@@ -86,7 +87,7 @@ func ValidateExternalID(field, id string) error {
 		return apperr.Field(apperr.CodeInvalidField, field, "%s must be 1 to %d characters", field, MaxExternalIDLen)
 	}
 	for _, r := range id {
-		if r < 0x20 || r == 0x7f {
+		if textcheck.Refused(r, false) {
 			return apperr.Field(apperr.CodeInvalidField, field, "%s must not contain control characters", field)
 		}
 	}
@@ -107,7 +108,7 @@ func Normalize(p Profile) (Profile, error) {
 			return nil, apperr.Field(apperr.CodeInvalidField, field, "%s must be at most %d characters", field, max)
 		}
 		for _, r := range v {
-			if r < 0x20 || r == 0x7f {
+			if textcheck.Refused(r, false) {
 				return nil, apperr.Field(apperr.CodeInvalidField, field, "%s must not contain control characters", field)
 			}
 		}

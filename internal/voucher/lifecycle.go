@@ -15,6 +15,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // MaxCancelReason bounds the partner's cancellation reason.
@@ -37,6 +38,9 @@ func (s *Service) CancelTx(ctx context.Context, tx bun.Tx, partnerID, id uuid.UU
 	reason = strings.TrimSpace(reason)
 	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > MaxCancelReason {
 		return nil, apperr.Field(apperr.CodeInvalidField, "reason", "reason must be at most %d characters", MaxCancelReason)
+	}
+	if err := textcheck.Line("reason", reason); err != nil {
+		return nil, err
 	}
 	now := s.Now().UTC()
 	v := new(Voucher)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // MaxEndpoints bounds a partner's endpoints: every event is fanned out to
@@ -45,6 +46,9 @@ func (s *Service) validate(ctx context.Context, p *EndpointParams) error {
 	p.Description = strings.TrimSpace(p.Description)
 	if !utf8.ValidString(p.Description) || utf8.RuneCountInString(p.Description) > 500 {
 		return apperr.Field(apperr.CodeInvalidField, "description", "description must be at most 500 characters")
+	}
+	if err := textcheck.Multiline("description", p.Description); err != nil {
+		return err
 	}
 	types := make([]string, 0, len(p.EventTypes))
 	for _, t := range p.EventTypes {
