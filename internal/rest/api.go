@@ -199,8 +199,21 @@ type tokenResponse struct {
 	ExpiresIn int    `json:"expiresIn"`
 }
 
+// errTokenRequestReplayed answers a token request received before. The
+// generic SIGNATURE_REPLAYED detail advises an Idempotency-Key, which this
+// route does not honour on purpose (docs/auth.md, "Replays"): answering a
+// resent token request again would hand a live back-end token to anyone who
+// saw the request JWT (a log, a proxy), and storing the token to replay it
+// would keep a credential at rest. A token request serves once; a client
+// whose request timed out signs a new one (an earlier token, if it was
+// issued, just expires unused).
+var errTokenRequestReplayed = apperr.New(apperr.CodeSignatureReplayed,
+	"this token request was already received; a request JWT for POST /auth/token buys one back-end token and is never answered twice (Idempotency-Key does not apply here): sign a new request JWT (a fresh iat, or a new jti) to get another token")
+
 // authToken is seed 001's auth/token: a request JWT with an empty sub buys
-// an opaque back-end token for the request-JWT scheme.
+// an opaque back-end token for the request-JWT scheme. It is a write whose
+// request JWT serves once, with or without htm/htu or jti (see
+// errTokenRequestReplayed).
 func (a *API) authToken(w http.ResponseWriter, r *http.Request) {
 	err := func() error {
 		body, err := ReadBody(r, a.MaxBodyBytes)
@@ -208,6 +221,9 @@ func (a *API) authToken(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		p, err := a.PartnerAuth.AuthenticateTokenRequest(r.Context(), a.authRequest(r, body))
+		if apperr.Is(err, apperr.CodeSignatureReplayed) {
+			return errTokenRequestReplayed
+		}
 		if err != nil {
 			return err
 		}

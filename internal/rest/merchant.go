@@ -9,6 +9,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/idempotency"
 	"github.com/perkshq/perks/internal/merchant"
@@ -21,8 +22,14 @@ type MerchantHandler func(w http.ResponseWriter, r *http.Request, m *merchant.Pr
 
 // Merchant wraps h with merchant authentication (seed 004: X-API-Key,
 // X-Timestamp, base64 Ed25519 X-Signature over the canonical string of
-// merchant.Canonical) over the raw body.
-func (a *API) Merchant(h MerchantHandler) http.Handler {
+// merchant.Canonical) over the raw body. Reads are never refused as
+// replays (a till polling a voucher repeats its signed GET); a write routed
+// here would be recorded before it runs, so writes use MerchantWrite.
+func (a *API) Merchant(h MerchantHandler) http.Handler { return a.merchant(false, h) }
+
+// merchant is Merchant; with deferReplay the handler must remember a
+// write's signature (MerchantWrite does, in its transaction).
+func (a *API) merchant(deferReplay bool, h MerchantHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := ReadBody(r, a.MaxBodyBytes)
 		if err != nil {
@@ -32,7 +39,7 @@ func (a *API) Merchant(h MerchantHandler) http.Handler {
 		m, err := a.Merchants.Authenticate(r.Context(), a.DB.Bun, merchant.SignedRequest{
 			APIKey: r.Header.Get(merchant.HeaderAPIKey), Timestamp: r.Header.Get(merchant.HeaderTimestamp),
 			Signature: r.Header.Get(merchant.HeaderSignature), IdempotencyKey: r.Header.Get(merchant.HeaderIdempotencyKey),
-			Method: r.Method, PathQuery: r.URL.RequestURI(), Body: body,
+			Method: r.Method, PathQuery: r.URL.RequestURI(), Body: body, DeferReplay: deferReplay,
 		})
 		if err != nil {
 			WriteError(w, r, a.Log, err)
@@ -56,9 +63,19 @@ type MerchantWriteHandler func(ctx context.Context, tx bun.Tx, r *http.Request, 
 // merchant never replays another's) and claimed up front. A failure
 // normally rolls everything back and stores nothing; a failure marked
 // idempotency.MustCommit commits its effects and still stores nothing, so a
-// retry runs again.
+// retry with a fresh signature runs again.
+//
+// Replays (docs/auth.md, "Replays, retries and request binding"): the
+// signature is remembered in the write's transaction after the key claim
+// and before the work. A resend of the same signed request with its key
+// therefore gets the stored answer (Idempotent-Replayed: true); without a
+// key it is refused with SIGNATURE_REPLAYED before any work, so a captured
+// wrong one-time code is never counted twice. A write that fails rolls its
+// entry back and is then remembered on the pool (a MustCommit failure
+// commits it with the counted attempt), so a refused request cannot be
+// replayed later, when it might succeed.
 func (a *API) MerchantWrite(h MerchantWriteHandler) http.Handler {
-	return a.Merchant(func(rw http.ResponseWriter, r *http.Request, m *merchant.Principal) error {
+	return a.merchant(true, func(rw http.ResponseWriter, r *http.Request, m *merchant.Principal) error {
 		body := Body(r.Context())
 		key := r.Header.Get(HeaderIdempotencyKey)
 		req := idempotency.Request{
@@ -73,6 +90,9 @@ func (a *API) MerchantWrite(h MerchantWriteHandler) http.Handler {
 			req.Keys = []string{"merchant:" + m.Merchant.ID.String() + ":" + key}
 		}
 		res, err := idempotency.Run(r.Context(), a.DB.Bun, req, func(ctx context.Context, op *idempotency.Op) (idempotency.Response, error) {
+			if err := a.Merchants.Remember(ctx, op.Tx, m); err != nil {
+				return idempotency.Response{}, err
+			}
 			st, v, userID, err := h(ctx, op.Tx, r, m)
 			if err != nil {
 				return idempotency.Response{}, err
@@ -80,6 +100,11 @@ func (a *API) MerchantWrite(h MerchantWriteHandler) http.Handler {
 			out, err := encodeBody(v)
 			return idempotency.Response{Status: st, Body: out, UserID: userID}, err
 		})
+		if err != nil && !apperr.Is(err, apperr.CodeSignatureReplayed) && !apperr.Is(err, apperr.CodeSignatureReused) {
+			if rerr := a.Merchants.Remember(context.WithoutCancel(r.Context()), a.DB.Bun, m); rerr != nil && !auth.IsAuthError(rerr) {
+				a.Log.ErrorContext(r.Context(), "replay cache after failed merchant write", "error", rerr.Error())
+			}
+		}
 		if err != nil {
 			return err
 		}

@@ -194,21 +194,133 @@ func TestMerchantAuthAttacks(t *testing.T) {
 		})
 	}
 
-	// A captured, valid request is accepted once.
-	h := signed(m, fresh(), "GET", "/merchant/vouchers/"+f.code, nil, "")
-	require.Equal(t, http.StatusOK, m.Send("GET", "/merchant/vouchers/"+f.code, nil, h).StatusCode)
-	replayed := m.Send("GET", "/merchant/vouchers/"+f.code, nil, h)
+	// A captured write without an Idempotency-Key is accepted once (a
+	// captured read is served again: reads are never replays, see
+	// TestMerchantRepeatsAndRetries).
+	nope := []byte(`{"code":"NOPE-0000-AAAA","otp":"123456"}`)
+	h := signed(m, fresh(), "POST", path, nope, "")
+	require.Equal(t, "VOUCHER_NOT_FOUND", m.Send("POST", path, nope, h).Code())
+	replayed := m.Send("POST", path, nope, h)
 	require.Equal(t, "SIGNATURE_REPLAYED", replayed.Code())
 	// Re-encoding the signature (URL alphabet, no padding) does not make it new.
-	h2 := signed(m, fresh(), "GET", "/merchant/vouchers/"+f.code, nil, "")
-	require.Equal(t, http.StatusOK, m.Send("GET", "/merchant/vouchers/"+f.code, nil, h2).StatusCode)
-	sig := strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(h2[merchant.HeaderSignature]), "=")
-	require.Equal(t, "SIGNATURE_REPLAYED", m.Send("GET", "/merchant/vouchers/"+f.code, nil, tamper(h2, merchant.HeaderSignature, sig)).Code())
+	sig := strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(h[merchant.HeaderSignature]), "=")
+	require.Equal(t, "SIGNATURE_REPLAYED", m.Send("POST", path, nope, tamper(h, merchant.HeaderSignature, sig)).Code())
 
 	// None of it redeemed anything.
 	require.Equal(t, 0, env.Count("vouchers", "status = 'redeemed'"))
 	res := m.Redeem(f.code, otp)
 	require.Equal(t, http.StatusCreated, res.StatusCode, "the genuine request still works: %s", res.Body)
+}
+
+// TestMerchantRepeatsAndRetries: the merchant scheme follows the replay
+// rules of the partner schemes (docs/auth.md, "Replays, retries and request
+// binding"). A cashier's page polling a voucher twice in one second with one
+// signature is served both times; a redemption resent with the same
+// signature and Idempotency-Key gets the stored answer byte for byte;
+// without a key the resend is refused with a detail saying to add one; a
+// failed redemption (a counted wrong code, or one refused and now able to
+// succeed) stays refused when resent; a signature never serves another
+// request.
+func TestMerchantRepeatsAndRetries(t *testing.T) {
+	t.Parallel()
+	f := setupMerchant(t)
+	env, m := f.env, f.merchant
+	const path = "/merchant/redemptions"
+	redemption := func(code, otp string) []byte { return []byte(fmt.Sprintf(`{"code":%q,"otp":%q}`, code, otp)) }
+
+	// Polling: the same signed GET several times in one second.
+	lookup := "/merchant/vouchers/" + f.code
+	get := m.Headers(http.MethodGet, lookup, nil, "")
+	for i := range 3 {
+		res := m.Send(http.MethodGet, lookup, nil, get)
+		require.Equal(t, http.StatusOK, res.StatusCode, "poll %d: %s", i, res.Body)
+		require.Equal(t, "claimed", res.JSON(t)["status"])
+	}
+	// The read's signature serves no other request.
+	code2, id2 := f.claim(t, "store-10-off")
+	require.Equal(t, "INVALID_SIGNATURE", m.Send(http.MethodGet, "/merchant/vouchers/"+code2, nil, get).Code())
+	require.Equal(t, "INVALID_SIGNATURE", m.Send(http.MethodPost, path, redemption(f.code, "123456"), get).Code())
+
+	// A redemption resent with the same signature and Idempotency-Key.
+	body := redemption(f.code, env.RequestOTP(f.token, f.voucherID))
+	keyed := m.Headers(http.MethodPost, path, body, "till-1-sale-1")
+	first := m.Send(http.MethodPost, path, body, keyed)
+	require.Equal(t, http.StatusCreated, first.StatusCode, "%s", first.Body)
+	require.Empty(t, first.Header.Get("Idempotent-Replayed"))
+	again := m.Send(http.MethodPost, path, body, keyed)
+	require.Equal(t, http.StatusCreated, again.StatusCode, "%s", again.Body)
+	require.Equal(t, string(first.Body), string(again.Body))
+	require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+	require.Equal(t, 1, env.Count("events", "type = 'voucher.redeemed'"))
+	// Its signature on another body is no retry.
+	require.Equal(t, "INVALID_SIGNATURE", m.Send(http.MethodPost, path, redemption(code2, "123456"), keyed).Code())
+
+	// Without a key: served once, then refused with what to add.
+	body2 := redemption(code2, env.RequestOTP(f.token, id2))
+	bare := m.Headers(http.MethodPost, path, body2, "")
+	require.Equal(t, http.StatusCreated, m.Send(http.MethodPost, path, body2, bare).StatusCode)
+	res := m.Send(http.MethodPost, path, body2, bare)
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode, "%s", res.Body)
+	require.Equal(t, "SIGNATURE_REPLAYED", res.Code())
+	require.Contains(t, res.JSON(t)["detail"], "Idempotency-Key")
+	require.Empty(t, res.Header.Get("Idempotent-Replayed"))
+	require.Equal(t, 2, env.Count("events", "type = 'voucher.redeemed'"))
+
+	// A counted wrong code, resent with its signature and key: refused as a
+	// replay, counted once (a captured guess cannot lock the voucher).
+	code3, id3 := f.claim(t, "store-10-off")
+	right, _ := strconv.Atoi(env.RequestOTP(f.token, id3))
+	wrong := redemption(code3, fmt.Sprintf("%06d", (right+1)%1_000_000))
+	guess := m.Headers(http.MethodPost, path, wrong, "till-1-sale-3")
+	require.Equal(t, "OTP_INVALID", m.Send(http.MethodPost, path, wrong, guess).Code())
+	res = m.Send(http.MethodPost, path, wrong, guess)
+	require.Equal(t, "SIGNATURE_REPLAYED", res.Code(), "%s", res.Body)
+	require.NotContains(t, res.JSON(t)["detail"], "send an Idempotency-Key", "it has one: the detail says to sign afresh")
+	require.Equal(t, 1, env.Count("vouchers", "id = ? AND otp_attempts = 1", id3))
+
+	// A redemption refused (the gift is not honoured here), resent once it
+	// could succeed: still refused; a freshly signed retry runs.
+	other := env.NewMerchant("acme", "Other Shop")
+	gift := catalog.GiftInput{Title: "Other", CostPoints: 1, CodeSource: catalog.SourceGenerated, CodePattern: "OTH-XXXX-####", Merchants: []string{other.Merchant.Code}}
+	env.PutGift("acme", "other-only", gift)
+	code4, id4 := f.claim(t, "other-only")
+	body4 := redemption(code4, env.RequestOTP(f.token, id4))
+	refused := m.Headers(http.MethodPost, path, body4, "till-1-sale-4")
+	require.Equal(t, "VOUCHER_NOT_FOUND", m.Send(http.MethodPost, path, body4, refused).Code())
+	gift.Merchants = append(gift.Merchants, m.Merchant.Code)
+	env.PutGift("acme", "other-only", gift)
+	require.Equal(t, "SIGNATURE_REPLAYED", m.Send(http.MethodPost, path, body4, refused).Code())
+	require.Equal(t, 1, env.Count("vouchers", "id = ? AND status = 'claimed'", id4))
+	res = m.Do(http.MethodPost, path, body4, "till-1-sale-4")
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	require.Empty(t, res.Header.Get("Idempotent-Replayed"), "the refusal was not stored")
+
+	// Concurrent resends of one keyed redemption: one runs, the others get
+	// its answer.
+	code5, id5 := f.claim(t, "store-10-off")
+	body5 := redemption(code5, env.RequestOTP(f.token, id5))
+	h5 := m.Headers(http.MethodPost, path, body5, "till-1-sale-5")
+	var wg sync.WaitGroup
+	answers := make([]*apptest.Response, 5)
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i] = m.Send(http.MethodPost, path, body5, h5)
+		}()
+	}
+	wg.Wait()
+	replays := 0
+	for _, a := range answers {
+		require.Equal(t, http.StatusCreated, a.StatusCode, "%s", a.Body)
+		require.Equal(t, string(answers[0].Body), string(a.Body))
+		if a.Header.Get("Idempotent-Replayed") == "true" {
+			replays++
+		}
+	}
+	require.Equal(t, len(answers)-1, replays)
+	require.Equal(t, 4, env.Count("events", "type = 'voucher.redeemed'"))
+	checkVouchers(t, env)
 }
 
 // TestMerchantRedeemBadInput: malformed redemption requests answer their

@@ -1,32 +1,32 @@
 package rest
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/webhook"
 )
 
-// registerWebhooks mounts the webhook routes. Writes go through PartnerWrite
-// (one transaction, Idempotency-Key replay), except PUT of an endpoint (its
-// caller-chosen id makes it retry-safe by itself). Creating an endpoint and
-// rotating its secret honour Idempotency-Key too, but their answer shows a
-// signing secret once: the stored answer leaves the secret out (no secret at
-// rest in idempotency_keys) and says so in secretNote, so a retry gets the
-// same endpoint, never a second one nor a second rotation, and never the
-// secret again.
+// registerWebhooks mounts the webhook routes. Every write goes through
+// PartnerWrite (one transaction, Idempotency-Key replay), PUT of an
+// endpoint included: its caller-chosen id makes a freshly signed retry safe
+// by itself, but a client resending the same signed bytes needs the stored
+// answer (docs/auth.md, "Replays"). Creating an endpoint (POST, or a PUT of
+// a new id) and rotating its secret answer with a signing secret once: the
+// stored answer leaves the secret out (no secret at rest in
+// idempotency_keys) and says so in secretNote, so a retry gets the same
+// endpoint, never a second one nor a second rotation, and never the secret
+// again.
 func (a *API) registerWebhooks(rt *Router) {
 	rt.Handle(http.MethodGet, "/integrations/webhook-endpoints", a.Partner(a.listEndpoints))
 	rt.Handle(http.MethodPost, "/integrations/webhook-endpoints", a.PartnerWrite(a.createEndpoint))
 	rt.Handle(http.MethodGet, "/integrations/webhook-endpoints/{id}", a.Partner(a.getEndpoint))
-	rt.Handle(http.MethodPut, "/integrations/webhook-endpoints/{id}", a.Partner(a.putEndpoint))
+	rt.Handle(http.MethodPut, "/integrations/webhook-endpoints/{id}", a.PartnerWrite(a.putEndpoint))
 	rt.Handle(http.MethodDelete, "/integrations/webhook-endpoints/{id}", a.PartnerWrite(a.deleteEndpoint))
 	rt.Handle(http.MethodPost, "/integrations/webhook-endpoints/{id}/rotate-secret", a.PartnerWrite(a.rotateSecret))
 	rt.Handle(http.MethodGet, "/integrations/webhook-deliveries", a.Partner(a.listDeliveries))
@@ -144,36 +144,32 @@ func (a *API) createEndpoint(w *Write) (int, any, error) {
 }
 
 // putEndpoint creates the endpoint under the caller's id (201, with the
-// secret) or replaces its settings (200). Retrying a PUT is safe.
-func (a *API) putEndpoint(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
-	id, err := pathUUID(r, "id")
+// secret; the stored answer has secretNote instead) or replaces its
+// settings (200).
+func (a *API) putEndpoint(w *Write) (int, any, error) {
+	id, err := pathUUID(w.R, "id")
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	var req endpointRequest
-	if err := DecodeJSON(r, Body(r.Context()), &req); err != nil {
-		return err
+	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
+		return 0, nil, err
 	}
 	params, err := req.params()
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	var ep *webhook.Endpoint
-	var secret string
-	var created bool
-	err = a.DB.Bun.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		ep, secret, created, err = a.Webhooks.PutEndpoint(ctx, tx, p.Partner.ID, id, params)
-		return err
-	})
+	ep, secret, created, err := a.Webhooks.PutEndpoint(w.Ctx, w.Tx, w.Partner.Partner.ID, id, params)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
+	if !created {
+		return http.StatusOK, newEndpointView(ep, ""), nil
 	}
-	WriteJSON(w, status, newEndpointView(ep, secret))
-	return nil
+	stored := newEndpointView(ep, "")
+	stored.SecretNote = secretShownOnce
+	w.StoreInstead(stored)
+	return http.StatusCreated, newEndpointView(ep, secret), nil
 }
 
 func (a *API) getEndpoint(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
