@@ -1,0 +1,173 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/perkshq/perks/internal/apperr"
+)
+
+// MutateOperationContext refuses a validated operation whose complexity is
+// over the limit, before any resolver runs.
+func (g *documentGuard) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	c := complexity(oc.Operation, oc.Variables)
+	if c > int64(g.limits.MaxComplexity) {
+		return limitError(apperr.CodeComplexityLimitExceeded, "complexity", g.limits.MaxComplexity, c,
+			"operation has complexity %s; the limit is %d (ask for smaller pages or fewer fields)", countString(c), g.limits.MaxComplexity)
+	}
+	return nil
+}
+
+// complexity prices a validated operation by the objects it can return:
+//
+//   - every root field costs 1 plus its selection;
+//   - below the root an object field costs 1 plus its selection, and a
+//     scalar or enum field costs nothing (the number of fields is bounded by
+//     Limits before validation; this prices what the resolvers fetch);
+//   - a list paged by `first` or `last` (or `around`, which returns up to
+//     that many entries on each side) counts its selection once per item of
+//     the page: on the field itself when it is a list (leaderboard), or on
+//     its list children when it is a connection (catalog → edges);
+//   - other lists count their selection once;
+//   - introspection fields (__schema, __type, __typename) cost nothing:
+//     they read the in-memory schema, and are off in production.
+//
+// So catalog(first: 20) { edges { node { id title merchants { name } } } }
+// costs 1 + (1 + 20 × (1 + 1)) = 42, and 140 aliased catalog(first: 100)
+// cost more than 14,000. Fragments are priced once per (fragment, page size
+// inherited from the parent): spreading one a million times costs a map
+// lookup each time, never an expansion.
+func complexity(op *ast.OperationDefinition, vars map[string]any) int64 {
+	c := &pricer{vars: vars, memo: map[fragKey]int64{}, busy: map[fragKey]bool{}}
+	return c.set(op.SelectionSet, 0, true)
+}
+
+type fragKey struct {
+	name string
+	page int64
+	root bool
+}
+
+type pricer struct {
+	vars map[string]any
+	memo map[fragKey]int64
+	busy map[fragKey]bool
+}
+
+// set prices a selection set; page is the page size its parent connection
+// passes to list fields (0 for none).
+func (c *pricer) set(set ast.SelectionSet, page int64, root bool) int64 {
+	var total int64
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			total = satAdd(total, c.field(s, page, root))
+		case *ast.InlineFragment:
+			total = satAdd(total, c.set(s.SelectionSet, page, root))
+		case *ast.FragmentSpread:
+			if s.Definition == nil {
+				continue
+			}
+			k := fragKey{s.Name, page, root}
+			v, ok := c.memo[k]
+			if !ok {
+				if c.busy[k] {
+					continue // cycles are refused by validation
+				}
+				c.busy[k] = true
+				v = c.set(s.Definition.SelectionSet, page, root)
+				delete(c.busy, k)
+				c.memo[k] = v
+			}
+			total = satAdd(total, v)
+		}
+	}
+	return total
+}
+
+func (c *pricer) field(f *ast.Field, inherited int64, root bool) int64 {
+	if strings.HasPrefix(f.Name, "__") || f.Definition == nil {
+		return 0
+	}
+	if len(f.SelectionSet) == 0 { // scalar or enum
+		if root {
+			return 1
+		}
+		return 0
+	}
+	own := c.pageSize(f)
+	isList := f.Definition.Type.Elem != nil
+	var children int64
+	switch {
+	case isList && own > 0:
+		children = satMul(c.set(f.SelectionSet, 0, false), own)
+	case isList && inherited > 0:
+		children = satMul(c.set(f.SelectionSet, 0, false), inherited)
+	default:
+		children = c.set(f.SelectionSet, own, false)
+	}
+	return satAdd(1, children)
+}
+
+// pageSize is the field's `first`, `last` or `around` argument (defaults
+// applied), 0 when it has none. `around: n` returns up to n entries on each
+// side, so it counts n per list.
+func (c *pricer) pageSize(f *ast.Field) int64 {
+	var n int64
+	var args map[string]any
+	for _, a := range f.Definition.Arguments {
+		switch a.Name {
+		case "first", "last", "around":
+		default:
+			continue
+		}
+		if args == nil {
+			args = f.ArgumentMap(c.vars)
+		}
+		n = max(n, toInt(args[a.Name]))
+	}
+	return n
+}
+
+func toInt(v any) int64 {
+	var n int64
+	switch v := v.(type) {
+	case int:
+		n = int64(v)
+	case int32:
+		n = int64(v)
+	case int64:
+		n = v
+	case float64:
+		n = int64(min(v, float64(maxCount)))
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			n = i
+		} else {
+			n = maxCount
+		}
+	default:
+		return 0
+	}
+	// A page size below 1 is refused by the resolver; count it as 1.
+	return min(max(n, 1), maxCount)
+}
+
+func satMul(a, b int64) int64 {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	if a > math.MaxInt64/b || a*b > maxCount {
+		return maxCount
+	}
+	return a * b
+}
