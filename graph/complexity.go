@@ -29,23 +29,24 @@ func (g *documentGuard) MutateOperationContext(_ context.Context, oc *graphql.Op
 
 // complexity prices a validated operation by the objects it can return:
 //
-//   - every root field costs 1 plus its selection;
-//   - below the root an object field costs 1 plus its selection, and a
-//     scalar or enum field costs nothing (the number of fields is bounded by
-//     Limits before validation; this prices what the resolvers fetch);
-//   - a list paged by `first` or `last` (or `around`, which returns up to
-//     that many entries on each side) counts its selection once per item of
-//     the page: on the field itself when it is a list (leaderboard), or on
-//     its list children when it is a connection (catalog → edges);
-//   - other lists count their selection once;
+//   - every object costs 1 plus its selection; a scalar or enum field
+//     costs nothing below the root (how many fields a document has is
+//     bounded by Limits before validation; this prices what the resolvers
+//     fetch), and a root field costs at least 1;
+//   - a list of objects costs its page size times (1 + its selection): the
+//     page is the field's `first` or `last` argument (defaults applied, so
+//     leaderboard counts 10 when `first` is omitted), or `around` (up to that
+//     many entries on each side), or, for the `edges` of a connection, the
+//     page size of the connection (catalog(first: 100) → edges); lists
+//     without one (merchants, ads) count as one item;
 //   - introspection fields (__schema, __type, __typename) cost nothing:
 //     they read the in-memory schema, and are off in production.
 //
 // So catalog(first: 20) { edges { node { id title merchants { name } } } }
-// costs 1 + (1 + 20 × (1 + 1)) = 42, and 140 aliased catalog(first: 100)
-// cost more than 14,000. Fragments are priced once per (fragment, page size
-// inherited from the parent): spreading one a million times costs a map
-// lookup each time, never an expansion.
+// costs 1 + 20 × (1 + 1 + 1) = 61, and 140 aliased catalog(first: 100)
+// cost more than 28,000. Fragments are priced once per (fragment, page
+// size inherited from the parent): spreading one a million times costs a
+// map lookup each time, never an expansion.
 func complexity(op *ast.OperationDefinition, vars map[string]any) int64 {
 	c := &pricer{vars: vars, memo: map[fragKey]int64{}, busy: map[fragKey]bool{}}
 	return c.set(op.SelectionSet, 0, true)
@@ -105,17 +106,17 @@ func (c *pricer) field(f *ast.Field, inherited int64, root bool) int64 {
 		return 0
 	}
 	own := c.pageSize(f)
-	isList := f.Definition.Type.Elem != nil
-	var children int64
-	switch {
-	case isList && own > 0:
-		children = satMul(c.set(f.SelectionSet, 0, false), own)
-	case isList && inherited > 0:
-		children = satMul(c.set(f.SelectionSet, 0, false), inherited)
-	default:
-		children = c.set(f.SelectionSet, own, false)
+	if f.Definition.Type.Elem != nil { // a list of objects
+		n := own
+		if n == 0 {
+			n = inherited
+		}
+		if n == 0 {
+			n = 1
+		}
+		return satMul(n, satAdd(1, c.set(f.SelectionSet, 0, false)))
 	}
-	return satAdd(1, children)
+	return satAdd(1, c.set(f.SelectionSet, own, false))
 }
 
 // pageSize is the field's `first`, `last` or `around` argument (defaults
@@ -148,19 +149,24 @@ func toInt(v any) int64 {
 	case int64:
 		n = v
 	case float64:
-		n = int64(min(v, float64(maxCount)))
+		n = int64(min(v, maxPageSize))
 	case json.Number:
 		if i, err := v.Int64(); err == nil {
 			n = i
 		} else {
-			n = maxCount
+			n = maxPageSize
 		}
 	default:
 		return 0
 	}
-	// A page size below 1 is refused by the resolver; count it as 1.
-	return min(max(n, 1), maxCount)
+	// Page sizes outside 1..maxPageSize are refused by the resolver (with
+	// INVALID_FIELD, which says what the range is); count them in range.
+	return min(max(n, 1), maxPageSize)
 }
+
+// maxPageSize is the largest page any list resolver serves: pageSize(first,
+// _, 100) for connections and leaderboard, ranking.MaxAround for around.
+const maxPageSize = 100
 
 func satMul(a, b int64) int64 {
 	if a == 0 || b == 0 {

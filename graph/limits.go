@@ -218,7 +218,7 @@ func (g *documentGuard) measure(query string) (*shape, *gqlerror.Error) {
 	for _, f := range doc.Fragments {
 		fields = satAdd(fields, w.fragment(f.Name).fields)
 	}
-	if fields > int64(l.MaxFields) {
+	if fields > int64(l.MaxFields) || fields == maxCount { // saturated: never expand it below
 		return nil, limitError(apperr.CodeQueryTooLarge, "fields", l.MaxFields, fields,
 			"the query selects %s fields once its fragments are expanded; the limit is %d", countString(fields), l.MaxFields)
 	}

@@ -87,7 +87,7 @@ func TestGraphQLLimits(t *testing.T) {
 	res = env.GraphQL(tok, many.String(), nil)
 	require.Equal(t, "QUERY_TOO_LARGE", res.ErrorCode(), "%+v", res.Errors) // 400 aliases
 	require.Empty(t, env.GraphQL(tok, "{ catalog(first: 100) { edges { node { id } } } }", nil).Errors)
-	// Ten pages of 100 gifts cost 10 × (1 + 1 + 100) > 1000.
+	// Ten pages of 100 gifts cost 10 × (1 + 100 × 2) > 1000 (docs/graphql.md).
 	var pages strings.Builder
 	for i := 0; i < 10; i++ {
 		pages.WriteString(" c" + string(rune('a'+i)) + ": catalog(first: 100) { edges { node { id } } }")
