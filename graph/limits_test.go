@@ -121,7 +121,8 @@ func TestNoSuggestionsInProduction(t *testing.T) {
 // TestMalformedBodyIsAClientError: a GraphQL body that is not JSON (or not
 // a GraphQL request) answers 400 with a code, and neither the answer nor
 // the log quotes it; before, the log line held the whole body (tokens,
-// emails) and the answer said INTERNAL.
+// emails) and the answer said INTERNAL. Another content type answers 415
+// with a code (before: 400 and no code).
 func TestMalformedBodyIsAClientError(t *testing.T) {
 	t.Parallel()
 	env := apptest.New(t)
@@ -160,6 +161,19 @@ func TestMalformedBodyIsAClientError(t *testing.T) {
 			require.NotContains(t, string(res.Body), bearer, tc.name)
 		}
 	}
+	for _, ct := range []string{"text/plain", "application/graphql", ""} {
+		req, err := http.NewRequest(http.MethodPost, env.Server.URL+"/graphql", strings.NewReader(`{"query":"{ me { id } }"}`))
+		require.NoError(t, err)
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		res := env.Do(req)
+		require.Equal(t, http.StatusUnsupportedMediaType, res.StatusCode, ct)
+		var out apptest.GraphQLResult
+		require.NoError(t, json.Unmarshal(res.Body, &out), ct)
+		require.Equal(t, "UNSUPPORTED_MEDIA_TYPE", out.ErrorCode(), ct)
+	}
+
 	logs := env.Logs.String()
 	require.NotContains(t, logs, secret)
 	require.NotContains(t, logs, bearer)

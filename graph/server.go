@@ -47,6 +47,7 @@ type Options struct {
 func NewServer(r *Resolver, o Options) *handler.Server {
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
 	srv.AddTransport(postTransport{})
+	srv.AddTransport(otherTransport{}) // last: answers what the others do not support
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.AroundOperations(withLoaders(r))
 	if o.Introspection {

@@ -65,6 +65,19 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	writeResponse(w, responses(ctx))
 }
 
+// otherTransport answers every request postTransport does not support
+// (another content type, a websocket upgrade) with 415 and a code, instead
+// of gqlgen's code-less "transport not supported".
+type otherTransport struct{}
+
+func (otherTransport) Supports(*http.Request) bool { return true }
+
+func (otherTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	w.Header().Set("Content-Type", "application/json")
+	writeProtocolError(w, exec, r, http.StatusUnsupportedMediaType,
+		apperr.New(apperr.CodeUnsupportedMediaType, "send the GraphQL request as a POST with Content-Type: application/json"))
+}
+
 // decodeParams decodes a GraphQL-over-HTTP request body. Unknown members are
 // ignored, as gqlgen does (clients add their own, e.g. Apollo's `id`).
 func decodeParams(body []byte, p *graphql.RawParams) *apperr.Error {
