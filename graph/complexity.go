@@ -22,7 +22,7 @@ func (g *documentGuard) MutateOperationContext(_ context.Context, oc *graphql.Op
 	c := complexity(oc.Operation, oc.Variables)
 	if c > int64(g.limits.MaxComplexity) {
 		return limitError(apperr.CodeComplexityLimitExceeded, "complexity", g.limits.MaxComplexity, c,
-			"operation has complexity %s; the limit is %d (ask for smaller pages or fewer fields)", countString(c), g.limits.MaxComplexity)
+			"operation has complexity %d; the limit is %d (ask for smaller pages or fewer lists)", c, g.limits.MaxComplexity)
 	}
 	return nil
 }

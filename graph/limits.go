@@ -91,8 +91,9 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// limitCodes are refusals of the request itself (HTTP 422, or 400 for
-// application/graphql-response+json), not errors of a resolver.
+// The limit codes refuse the request itself (HTTP 422, or 400 for
+// application/graphql-response+json), like parse and validation errors;
+// they are not errors of a resolver.
 func init() {
 	for _, c := range []apperr.Code{apperr.CodeQueryTooLarge, apperr.CodeDepthLimitExceeded, apperr.CodeComplexityLimitExceeded, apperr.CodeMutationLimitExceeded} {
 		errcode.RegisterErrorType(string(c), errcode.KindProtocol)
@@ -211,16 +212,22 @@ func (g *documentGuard) measure(query string) (*shape, *gqlerror.Error) {
 	}
 
 	w := newWalker(doc, l.Introspection)
+	ops := make([]setStats, len(doc.Operations))
 	var fields int64
-	for _, op := range doc.Operations {
-		fields = satAdd(fields, w.set(op.SelectionSet).fields)
+	for i, op := range doc.Operations {
+		ops[i] = w.set(op.SelectionSet)
+		fields = satAdd(fields, ops[i].fields)
 	}
 	for _, f := range doc.Fragments {
 		fields = satAdd(fields, w.fragment(f.Name).fields)
 	}
-	if fields > int64(l.MaxFields) || fields == maxCount { // saturated: never expand it below
+	if fields == maxCount { // saturated: it must never reach the expansion below
+		return nil, limitError(apperr.CodeQueryTooLarge, "fields", l.MaxFields, -1,
+			"the query selects more than a billion fields once its fragments are expanded; the limit is %d", l.MaxFields)
+	}
+	if fields > int64(l.MaxFields) {
 		return nil, limitError(apperr.CodeQueryTooLarge, "fields", l.MaxFields, fields,
-			"the query selects %s fields once its fragments are expanded; the limit is %d", countString(fields), l.MaxFields)
+			"the query selects %d fields once its fragments are expanded; the limit is %d", fields, l.MaxFields)
 	}
 	// Within MaxFields the expansion is small, so merging it is cheap.
 	var repeats int64
@@ -236,21 +243,14 @@ func (g *documentGuard) measure(query string) (*shape, *gqlerror.Error) {
 	}
 
 	s := &shape{ops: make(map[string]opShape, len(doc.Operations)+1)}
-	for _, op := range doc.Operations {
-		st := w.set(op.SelectionSet)
+	for i, op := range doc.Operations {
+		st := ops[i]
 		s.ops[op.Name] = opShape{depth: st.depth, introDepth: st.introDepth, rootFields: st.top, mutation: op.Operation == ast.Mutation}
 	}
 	if len(doc.Operations) == 1 {
 		s.ops[""] = s.ops[doc.Operations[0].Name]
 	}
 	return s, nil
-}
-
-func countString(n int64) string {
-	if n == maxCount {
-		return "more than a billion"
-	}
-	return fmt.Sprint(n)
 }
 
 // lex counts the tokens of query (comments excluded), stopping after
