@@ -6,15 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator/core"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/database"
@@ -25,6 +27,13 @@ import (
 type Options struct {
 	MaxDepth      int
 	MaxComplexity int
+	// Limits are the other document limits; zero fields take
+	// DefaultLimits. MaxDepth, MaxComplexity and Introspection above win
+	// over the same fields here.
+	Limits Limits
+	// Introspection turns on __schema/__type and "Did you mean"
+	// suggestions in validation errors (development only: both describe
+	// the schema to anyone).
 	Introspection bool
 	Log           *slog.Logger
 }
@@ -32,17 +41,32 @@ type Options struct {
 // NewServer builds the GraphQL handler: POST only (GET serves GraphiQL in
 // development, mounted separately), bounded depth and complexity, cached
 // parsed queries, and errors carrying extensions.code.
+//
+// Documents are measured before gqlgen parses and validates them (see
+// Limits): size, tokens, aliases, expanded fields, repeated fields, depth
+// and mutation fields, then the complexity after validation.
 func NewServer(r *Resolver, o Options) *handler.Server {
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(postTransport{})
+	srv.AddTransport(otherTransport{}) // last: answers what the others do not support
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.AroundOperations(withLoaders(r))
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
+	} else {
+		srv.SetDisableSuggestion(true)
+		srv.SetValidationRulesFn(validationRules(false))
 	}
-	srv.Use(extension.FixedComplexityLimit(o.MaxComplexity))
-	srv.Use(depthLimit{max: o.MaxDepth})
-	srv.SetErrorPresenter(presenter(o.Log))
+	limits := o.Limits
+	if o.MaxDepth > 0 {
+		limits.MaxDepth = o.MaxDepth
+	}
+	if o.MaxComplexity > 0 {
+		limits.MaxComplexity = o.MaxComplexity
+	}
+	limits.Introspection = o.Introspection
+	srv.Use(newDocumentGuard(limits))
+	srv.SetErrorPresenter(presenter(o.Log, o.Introspection))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		o.Log.ErrorContext(ctx, "graphql panic", "request_id", request.ID(ctx), "panic", fmt.Sprint(v))
 		return apperr.New(apperr.CodeInternal, "internal error")
@@ -52,11 +76,20 @@ func NewServer(r *Resolver, o Options) *handler.Server {
 
 // presenter maps domain errors to GraphQL errors with a stable
 // extensions.code; internal errors are logged once and shown generically.
-func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+//
+// Without suggestions (production), validation messages lose their "Did
+// you mean …?" tail: it spells out field, argument, type and enum names
+// of the schema, which is introspection by another name. validationRules
+// keeps most of them from being written; this catches the rest (ScalarLeafs
+// always suggests).
+func presenter(log *slog.Logger, suggestions bool) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		var existing *gqlerror.Error
 		if errors.As(err, &existing) && existing.Extensions["code"] != nil && apperr.As(err) == nil {
+			if !suggestions {
+				gqlErr.Message = stripSuggestions(gqlErr.Message)
+			}
 			return gqlErr // parser/validation errors already carry a code
 		}
 		if e := apperr.As(err); e != nil {
@@ -102,55 +135,34 @@ func presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 	}
 }
 
-// depthLimit refuses operations nested deeper than max, before execution.
-type depthLimit struct{ max int }
-
-var _ interface {
-	graphql.HandlerExtension
-	graphql.OperationContextMutator
-} = depthLimit{}
-
-func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
-func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
-func (d depthLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	if oc.Operation == nil {
-		return nil
-	}
-	if depth := selectionDepth(oc.Operation.SelectionSet, oc.Doc.Fragments, 0); depth > d.max {
-		return &gqlerror.Error{
-			Message:    fmt.Sprintf("operation is nested %d levels deep; the limit is %d", depth, d.max),
-			Extensions: map[string]any{"code": "DEPTH_LIMIT_EXCEEDED"},
+// validationRules is gqlparser's rule set, with the variants of its rules
+// that suggest no names when suggestions is false (they also skip the
+// edit-distance work the suggestions cost).
+func validationRules(suggestions bool) func() *rules.Rules {
+	return func() *rules.Rules {
+		r := rules.NewDefaultRules()
+		if !suggestions {
+			for _, rule := range []core.Rule{
+				rules.FieldsOnCorrectTypeRuleWithoutSuggestions,
+				rules.KnownArgumentNamesRuleWithoutSuggestions,
+				rules.KnownTypeNamesRuleWithoutSuggestions,
+				rules.ValuesOfCorrectTypeRuleWithoutSuggestions,
+			} {
+				r.RemoveRule(strings.TrimSuffix(rule.Name, "WithoutSuggestions"))
+				r.AddRule(rule.Name, rule.RuleFunc)
+			}
 		}
+		return r
 	}
-	return nil
 }
 
-func selectionDepth(set ast.SelectionSet, frags ast.FragmentDefinitionList, seen int) int {
-	if seen > 64 { // fragment cycles are rejected by validation; stay bounded anyway
-		return seen
+// stripSuggestions removes gqlparser's " Did you mean …?" (always the
+// message's last sentence) from a validation message.
+func stripSuggestions(msg string) string {
+	if i := strings.Index(msg, " Did you mean "); i >= 0 && strings.HasSuffix(msg, "?") {
+		return msg[:i]
 	}
-	max := 0
-	for _, s := range set {
-		var d int
-		switch s := s.(type) {
-		case *ast.Field:
-			if len(s.SelectionSet) == 0 {
-				d = 1
-			} else {
-				d = 1 + selectionDepth(s.SelectionSet, frags, seen+1)
-			}
-		case *ast.InlineFragment:
-			d = selectionDepth(s.SelectionSet, frags, seen+1)
-		case *ast.FragmentSpread:
-			if f := frags.ForName(s.Name); f != nil {
-				d = selectionDepth(f.SelectionSet, frags, seen+1)
-			}
-		}
-		if d > max {
-			max = d
-		}
-	}
-	return max
+	return msg
 }
 
 // Timeout bounds resolver work per operation.

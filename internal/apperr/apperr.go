@@ -31,6 +31,14 @@ const (
 	CodeBadRequest           Code = "BAD_REQUEST"
 )
 
+// GraphQL documents refused before they are validated or run (graph/limits.go).
+const (
+	CodeQueryTooLarge           Code = "QUERY_TOO_LARGE"
+	CodeDepthLimitExceeded      Code = "DEPTH_LIMIT_EXCEEDED"
+	CodeComplexityLimitExceeded Code = "COMPLEXITY_LIMIT_EXCEEDED"
+	CodeMutationLimitExceeded   Code = "MUTATION_LIMIT_EXCEEDED"
+)
+
 // Authentication and authorisation errors.
 const (
 	CodeUnauthenticated      Code = "UNAUTHENTICATED"

@@ -21,6 +21,11 @@ var catalog = map[Code]Info{
 	CodeRouteNotFound:        {404, "Route not found", "Check the path against the API reference (`/openapi.json`)."},
 	CodeBadRequest:           {400, "Bad request", "Fix the request as `detail` describes."},
 
+	CodeQueryTooLarge:           {422, "GraphQL query too large", "Send a smaller GraphQL document: `extensions.limit` names the limit (`bytes`, `tokens`, `aliases`, `fields` counted with fragments expanded, or `repeatedFields`) and `extensions.max` its value; see docs/graphql.md."},
+	CodeDepthLimitExceeded:      {422, "GraphQL depth limit exceeded", "Nest the operation less deeply (`extensions.max` levels); use several queries for deep data."},
+	CodeComplexityLimitExceeded: {422, "GraphQL complexity limit exceeded", "Ask for smaller pages (`first`) or fewer lists in one operation; docs/graphql.md explains how the cost is counted."},
+	CodeMutationLimitExceeded:   {422, "Too many mutations", "Send at most `extensions.max` mutation fields in one request; send the others in further requests."},
+
 	CodeUnauthenticated:        {401, "Unauthenticated", "Send credentials: partner calls need a signature, consumer calls a bearer token."},
 	CodeInvalidSignature:       {401, "Invalid signature", "Check the partner slug or API key, the secret, and that you sign the exact raw body bytes you send. Unknown partners and bad signatures get the same answer on purpose."},
 	CodeTimestampOutOfRange:    {401, "Timestamp out of range", "Sign with the current Unix time; the server accepts ±300 seconds. Check the clock (NTP) of the signing host."},

@@ -22,7 +22,7 @@ func Markdown() string {
 	b.WriteString("`requestId` is also in the `X-Request-Id` response header; quote it to support.\n\n")
 	b.WriteString("**GraphQL** puts the code in `errors[].extensions.code` (and `extensions.field` when there is one). ")
 	b.WriteString("GraphQL also uses gqlgen's own codes for documents that do not parse or validate ")
-	b.WriteString("(`GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`), and `COMPLEXITY_LIMIT_EXCEEDED` / `DEPTH_LIMIT_EXCEEDED` for operations over the limits.\n\n")
+	b.WriteString("(`GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`); documents over the limits of docs/graphql.md are refused before validation with the codes below (HTTP 422, or 400 with `Accept: application/graphql-response+json`).\n\n")
 	b.WriteString("Internal errors are logged once with the request id and shown only as `INTERNAL`. ")
 	b.WriteString("When the database cannot be reached (an outage, a failover) the answer is `503 DATABASE_UNAVAILABLE` with `Retry-After`, and nothing was changed.\n\n")
 	b.WriteString("## Bad input is refused, never altered\n\n")

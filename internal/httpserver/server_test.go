@@ -71,8 +71,8 @@ func TestGraphQLLimits(t *testing.T) {
 	deep := "{ me { partner { id } } }"
 	require.Empty(t, env.GraphQL(tok, deep, nil).Errors)
 
-	// Introspection nests deeply; __type(name) { fields { type { ofType { ofType ... } } } }.
-	tooDeep := `{ __type(name: "User") { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } }`
+	// Introspection has its own depth limit (20, graph.DefaultLimits); __type(name) { fields { type { ofType × 20 } } }.
+	tooDeep := `{ __type(name: "User") { fields { type { ` + strings.Repeat("ofType { ", 20) + "name" + strings.Repeat(" }", 20) + ` } } } }`
 	res = env.GraphQL(tok, tooDeep, nil)
 	require.Equal(t, "DEPTH_LIMIT_EXCEEDED", res.ErrorCode(), "%+v", res.Errors)
 
@@ -85,6 +85,14 @@ func TestGraphQLLimits(t *testing.T) {
 	}
 	many.WriteString(" }")
 	res = env.GraphQL(tok, many.String(), nil)
+	require.Equal(t, "QUERY_TOO_LARGE", res.ErrorCode(), "%+v", res.Errors) // 400 aliases
+	require.Empty(t, env.GraphQL(tok, "{ catalog(first: 100) { edges { node { id } } } }", nil).Errors)
+	// Ten pages of 100 gifts cost 10 × (1 + 100 × 2) > 1000 (docs/graphql.md).
+	var pages strings.Builder
+	for i := 0; i < 10; i++ {
+		pages.WriteString(" c" + string(rune('a'+i)) + ": catalog(first: 100) { edges { node { id } } }")
+	}
+	res = env.GraphQL(tok, "{"+pages.String()+" }", nil)
 	require.Equal(t, "COMPLEXITY_LIMIT_EXCEEDED", res.ErrorCode(), "%+v", res.Errors)
 
 	res = env.GraphQL(tok, `{ me { nope } }`, nil)
