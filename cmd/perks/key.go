@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -110,37 +108,6 @@ func noExpMaxAge(cmd *cli.Command, p *partner.Partner) (time.Duration, error) {
 	return age, nil
 }
 
-// publicKeyPEM returns the public key PEM of a PEM file holding a public or
-// a private key (so operators can point at either), and its algorithm.
-func publicKeyPEM(b []byte) (string, string, error) {
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return "", "", errors.New("not a PEM file")
-	}
-	var pub any
-	switch block.Type {
-	case "PUBLIC KEY":
-		k, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return "", "", err
-		}
-		pub = k
-	case "RSA PUBLIC KEY":
-		k, err := x509.ParsePKCS1PublicKey(block.Bytes)
-		if err != nil {
-			return "", "", err
-		}
-		pub = k
-	default:
-		return "", "", fmt.Errorf("PEM block %q: give the public key (openssl pkey -in private.key -pubout)", block.Type)
-	}
-	alg, err := algorithmOf(pub)
-	if err != nil {
-		return "", "", err
-	}
-	return string(b), alg, nil
-}
-
 func keyAdd(ctx context.Context, cmd *cli.Command, rotate bool) error {
 	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
 	kid, alg, pemFile, secretFile, gen, desc := cmd.String("kid"), cmd.String("alg"), cmd.String("pem"), cmd.String("secret-file"), cmd.Bool("generate-secret"), cmd.String("description")
@@ -169,7 +136,7 @@ func keyAdd(ctx context.Context, cmd *cli.Command, rotate bool) error {
 		if err != nil {
 			return err
 		}
-		pemText, keyAlg, err := publicKeyPEM(b)
+		pemText, keyAlg, err := partner.PublicKeyFilePEM(b)
 		if err != nil {
 			return err
 		}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -510,23 +508,4 @@ func credentialEnable(ctx context.Context, cmd *cli.Command, enabled bool) error
 	}
 	fmt.Fprintf(stdout, "credential %s %s\n", cid, onOff(enabled))
 	return nil
-}
-
-// algorithmOf names the one JWT algorithm a key type is used with.
-func algorithmOf(key any) (string, error) {
-	switch k := key.(type) {
-	case *rsa.PublicKey, *rsa.PrivateKey:
-		return partner.AlgRS256, nil
-	case *ecdsa.PublicKey:
-		if k.Curve.Params().Name == "P-256" {
-			return partner.AlgES256, nil
-		}
-	case *ecdsa.PrivateKey:
-		if k.Curve.Params().Name == "P-256" {
-			return partner.AlgES256, nil
-		}
-	case ed25519.PublicKey, ed25519.PrivateKey:
-		return partner.AlgEdDSA, nil
-	}
-	return "", fmt.Errorf("unsupported key type %T (use RSA, EC P-256 or Ed25519)", key)
 }

@@ -92,7 +92,7 @@ func tokenMint(ctx context.Context, cmd *cli.Command) error {
 	if displayName != "" {
 		claims["displayName"] = displayName
 	}
-	alg, err := algorithmOf(key)
+	alg, err := partner.AlgorithmOf(key)
 	if err != nil {
 		return err
 	}
