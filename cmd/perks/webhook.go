@@ -193,13 +193,7 @@ func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
 			return err
 		}
 		return inTx(func(ctx context.Context, tx bun.Tx) error {
-			ep, err := svc.Endpoint(ctx, tx, p.ID, epID)
-			if err != nil {
-				return err
-			}
-			_, _, _, err = svc.PutEndpoint(ctx, tx, p.ID, epID, webhook.EndpointParams{
-				URL: ep.URL, Description: ep.Description, EventTypes: ep.EventTypes, Enabled: sub == "enable",
-			})
+			_, err := svc.SetEndpointEnabled(ctx, tx, p.ID, epID, sub == "enable")
 			return err
 		})
 
