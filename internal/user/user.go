@@ -91,7 +91,8 @@ type EraseStep struct {
 	SQL   string
 }
 
-// NewService returns a Service using the wall clock.
+// NewService returns a Service using the wall clock, without erase steps:
+// EraseTx refuses to run until Erase is set (app.NewServices sets it).
 func NewService(k *keyring.Keyring, ev *event.Recorder) *Service {
 	return &Service{Keys: k, Events: ev, Now: time.Now}
 }
