@@ -27,16 +27,17 @@ import (
 
 // TestOperatorCLI drives `perks partner`, `perks key` and `perks token`
 // against a real database, as an operator would. The commands read their
-// configuration from the process environment, so this test cannot run in
-// parallel with others of this package (there are none).
+// configuration from the test's own environment (testEnv).
 func TestOperatorCLI(t *testing.T) {
+	t.Parallel()
+	penv := testEnv{}
 	db, url := dbtest.NewDBWithURL(t)
 	secrets := t.TempDir()
 	master := make([]byte, 32)
 	_, _ = rand.Read(master)
-	t.Setenv("DATABASE_URL", url)
-	t.Setenv("PERKS_SECRETS_DIR", secrets)
-	t.Setenv("PERKS_MASTER_KEY", base64.StdEncoding.EncodeToString(master))
+	penv.set("DATABASE_URL", url)
+	penv.set("PERKS_SECRETS_DIR", secrets)
+	penv.set("PERKS_MASTER_KEY", base64.StdEncoding.EncodeToString(master))
 	keys, err := keyring.New(master)
 	require.NoError(t, err)
 	svc := partner.NewService(keys)
@@ -44,14 +45,14 @@ func TestOperatorCLI(t *testing.T) {
 	perks := func(args ...string) string {
 		t.Helper()
 		var out, errOut bytes.Buffer
-		err := run(context.Background(), args, &out, &errOut)
+		err := penv.run(context.Background(), args, &out, &errOut)
 		require.NoError(t, err, "perks %s\nstderr: %s", strings.Join(args, " "), errOut.String())
 		return out.String()
 	}
 	fails := func(args ...string) error {
 		t.Helper()
 		var out, errOut bytes.Buffer
-		err := run(context.Background(), args, &out, &errOut)
+		err := penv.run(context.Background(), args, &out, &errOut)
 		require.Error(t, err, "perks %s should fail", strings.Join(args, " "))
 		return err
 	}
@@ -181,16 +182,17 @@ func TestOperatorCLI(t *testing.T) {
 // TestKeyCommandSharedKidAndOptionalExp: `perks key add` warns, without
 // naming the other partner, when another partner already uses the kid;
 // --allow-no-exp/--max-age (add and set) store a key's allowance for
-// tokens without exp; lists answer --json. Not parallel: it sets
-// DATABASE_URL.
+// tokens without exp; lists answer --json.
 func TestKeyCommandSharedKidAndOptionalExp(t *testing.T) {
+	t.Parallel()
+	penv := testEnv{}
 	db, url := dbtest.NewDBWithURL(t)
-	t.Setenv("DATABASE_URL", url)
-	t.Setenv("PERKS_SECRETS_DIR", t.TempDir())
+	penv.set("DATABASE_URL", url)
+	penv.set("PERKS_SECRETS_DIR", t.TempDir())
 	perks := func(args ...string) (string, string, error) {
 		t.Helper()
 		var out, errOut bytes.Buffer
-		err := run(context.Background(), args, &out, &errOut)
+		err := penv.run(context.Background(), args, &out, &errOut)
 		return out.String(), errOut.String(), err
 	}
 	ok := func(args ...string) (string, string) {

@@ -34,15 +34,15 @@ type exportState struct {
 	LastTS   int64  `json:"lastTs,omitempty"`
 }
 
-func exportCommand() *cli.Command {
+func exportCommand(lookupEnv func(string) (string, bool)) *cli.Command {
 	return &cli.Command{
 		Name:  "export",
 		Usage: "pull the incremental user export into a file, resumable",
 		Description: "Pulls the incremental user export into a file and saves the cursor; the next run resumes from it.\n" +
 			"The partner's HMAC secret is read from the environment (never a flag, so it stays out of shell history).",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "url", Value: "http://localhost:4000", Sources: cli.EnvVars("PERKS_URL"), Usage: "Perks base `URL`"},
-			&cli.StringFlag{Name: "partner", Sources: cli.EnvVars("PERKS_PARTNER"), Usage: "partner `SLUG`"},
+			&cli.StringFlag{Name: "url", Value: "http://localhost:4000", Sources: envVars(lookupEnv, "PERKS_URL"), Usage: "Perks base `URL`"},
+			&cli.StringFlag{Name: "partner", Sources: envVars(lookupEnv, "PERKS_PARTNER"), Usage: "partner `SLUG`"},
 			&cli.StringFlag{Name: "secret-env", Value: "PERKS_PARTNER_SECRET", Usage: "environment variable holding the partner's HMAC secret"},
 			&cli.StringFlag{Name: "format", Value: "ndjson", Usage: "`ndjson|csv`"},
 			&cli.StringFlag{Name: "out", Usage: "output `FILE`; pages are appended (default users.<format>)"},
@@ -56,7 +56,7 @@ func exportCommand() *cli.Command {
 func runExport(ctx context.Context, cmd *cli.Command) error {
 	stderr := cmd.Root().ErrWriter
 	base, slug, secretEnv, format, out, statePath, limit := cmd.String("url"), cmd.String("partner"), cmd.String("secret-env"), cmd.String("format"), cmd.String("out"), cmd.String("state"), cmd.Int("limit")
-	secret := os.Getenv(secretEnv)
+	secret := getenv(cmd)(secretEnv)
 	switch {
 	case slug == "":
 		return errors.New("--partner is required")

@@ -41,15 +41,16 @@ func schemaSnapshot(t *testing.T, db *database.DB) string {
 // roll back every migration. Every command and subcommand of the tree
 // answers --help and -h with its usage and exit status 0, and touches no
 // database: against a real one the schema is unchanged, and against an
-// unreachable one no command tries to connect. Not parallel: it sets
-// DATABASE_URL.
+// unreachable one no command tries to connect.
 func TestEveryCommandHelpOnlyPrintsHelp(t *testing.T) {
+	t.Parallel()
+	penv := testEnv{}
 	db, url := dbtest.NewDBWithURL(t)
 	before := schemaSnapshot(t, db)
-	paths := commandPaths(newApp(nil, nil, nil).Commands, nil)
+	paths := commandPaths(newApp(runner{}).Commands, nil)
 	require.Greater(t, len(paths), 30, "the whole tree is walked")
 	for _, dbURL := range []string{url, "postgres://perks@127.0.0.1:1/unreachable?sslmode=disable&connect_timeout=1"} {
-		t.Setenv("DATABASE_URL", dbURL)
+		penv.set("DATABASE_URL", dbURL)
 		for _, path := range append(paths, nil) {
 			for _, help := range []string{"--help", "-h"} {
 				args := append(append([]string{}, path...), help)
@@ -58,7 +59,7 @@ func TestEveryCommandHelpOnlyPrintsHelp(t *testing.T) {
 					args = append(append([]string{}, path...), "--to", "0", "--yes", help)
 				}
 				var out, errOut bytes.Buffer
-				err := runIO(context.Background(), args, strings.NewReader("yes\n"), &out, &errOut)
+				err := penv.runIO(context.Background(), args, strings.NewReader("yes\n"), &out, &errOut)
 				require.NoError(t, err, "perks %s\nstderr: %s", strings.Join(args, " "), errOut.String())
 				require.Contains(t, out.String(), "USAGE:", "perks %s", strings.Join(args, " "))
 				require.Contains(t, out.String(), strings.Join(append([]string{"perks"}, path...), " "))
@@ -73,12 +74,13 @@ func TestEveryCommandHelpOnlyPrintsHelp(t *testing.T) {
 // serve --help` lists every variable of the configuration.
 func TestVersionAndServeHelp(t *testing.T) {
 	t.Parallel()
+	penv := testEnv{}
 	var out bytes.Buffer
-	require.NoError(t, runIO(context.Background(), []string{"--version"}, nil, &out, &out))
+	require.NoError(t, penv.runIO(context.Background(), []string{"--version"}, nil, &out, &out))
 	require.Equal(t, "perks version "+buildVersion()+"\n", out.String())
 
 	out.Reset()
-	require.NoError(t, runIO(context.Background(), []string{"serve", "--help"}, nil, &out, &out))
+	require.NoError(t, penv.runIO(context.Background(), []string{"serve", "--help"}, nil, &out, &out))
 	var env bytes.Buffer
 	config.Usage(&env)
 	names := regexp.MustCompile(`(?m)^(PERKS_[A-Z_]+|DATABASE_URL)`).FindAllString(env.String(), -1)
@@ -92,6 +94,7 @@ func TestVersionAndServeHelp(t *testing.T) {
 // errors (exit status 2) that run nothing.
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
+	penv := testEnv{}
 	for _, args := range [][]string{
 		nil,
 		{"frobnicate"},
@@ -103,7 +106,7 @@ func TestUsageErrors(t *testing.T) {
 		{"migrate", "sideways"},
 	} {
 		var out bytes.Buffer
-		err := runIO(context.Background(), args, nil, &out, &out)
+		err := penv.runIO(context.Background(), args, nil, &out, &out)
 		require.ErrorIs(t, err, errUsage, "perks %s", strings.Join(args, " "))
 	}
 }

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -110,48 +107,17 @@ func noExpMaxAge(cmd *cli.Command, p *partner.Partner) (time.Duration, error) {
 	return age, nil
 }
 
-// publicKeyPEM returns the public key PEM of a PEM file holding a public or
-// a private key (so operators can point at either), and its algorithm.
-func publicKeyPEM(b []byte) (string, string, error) {
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return "", "", errors.New("not a PEM file")
-	}
-	var pub any
-	switch block.Type {
-	case "PUBLIC KEY":
-		k, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return "", "", err
-		}
-		pub = k
-	case "RSA PUBLIC KEY":
-		k, err := x509.ParsePKCS1PublicKey(block.Bytes)
-		if err != nil {
-			return "", "", err
-		}
-		pub = k
-	default:
-		return "", "", fmt.Errorf("PEM block %q: give the public key (openssl pkey -in private.key -pubout)", block.Type)
-	}
-	alg, err := algorithmOf(pub)
-	if err != nil {
-		return "", "", err
-	}
-	return string(b), alg, nil
-}
-
 func keyAdd(ctx context.Context, cmd *cli.Command, rotate bool) error {
 	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
 	kid, alg, pemFile, secretFile, gen, desc := cmd.String("kid"), cmd.String("alg"), cmd.String("pem"), cmd.String("secret-file"), cmd.Bool("generate-secret"), cmd.String("description")
 	jwks, retire := cmd.String("jwks-url"), cmd.String("retire")
-	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
+	o, p, closeDB, err := openPartner(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
 	if jwks != "" && !rotate {
-		if _, err := o.partners.UpdateControls(ctx, o.db.Bun, p.ID, partner.Controls{JWKSURL: &jwks}); err != nil {
+		if _, err := o.svc.Partners.UpdateControls(ctx, o.db.Bun, p.ID, partner.Controls{JWKSURL: &jwks}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s's consumer tokens may now also be signed by the keys at %s\n", p.Slug, jwks)
@@ -169,7 +135,7 @@ func keyAdd(ctx context.Context, cmd *cli.Command, rotate bool) error {
 		if err != nil {
 			return err
 		}
-		pemText, keyAlg, err := publicKeyPEM(b)
+		pemText, keyAlg, err := partner.PublicKeyFilePEM(b)
 		if err != nil {
 			return err
 		}
@@ -191,11 +157,11 @@ func keyAdd(ctx context.Context, cmd *cli.Command, rotate bool) error {
 		return errors.New("give --pem, --secret-file or --generate-secret (or --jwks-url)")
 	}
 	err = o.db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := o.partners.UpsertConsumerKey(ctx, tx, p.ID, params); err != nil {
+		if _, err := o.svc.Partners.UpsertConsumerKey(ctx, tx, p.ID, params); err != nil {
 			return err
 		}
 		if rotate && retire != "" {
-			return o.partners.SetConsumerKeyEnabled(ctx, tx, p.ID, retire, false)
+			return o.svc.Partners.SetConsumerKeyEnabled(ctx, tx, p.ID, retire, false)
 		}
 		return nil
 	})
@@ -222,7 +188,7 @@ func keyAdd(ctx context.Context, cmd *cli.Command, rotate bool) error {
 // such tokens no longer find their partner by kid alone. The other partner
 // is not named (one tenant never learns about another).
 func warnSharedKid(ctx context.Context, o *operator, p *partner.Partner, kid string, stderr io.Writer) error {
-	shared, err := o.partners.KidUsedByOtherPartner(ctx, o.db.Bun, p.ID, kid)
+	shared, err := o.svc.Partners.KidUsedByOtherPartner(ctx, o.db.Bun, p.ID, kid)
 	if err != nil {
 		return err
 	}
@@ -233,13 +199,13 @@ func warnSharedKid(ctx context.Context, o *operator, p *partner.Partner, kid str
 }
 
 func keyList(ctx context.Context, cmd *cli.Command) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
-	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
+	stdout := cmd.Root().Writer
+	o, p, closeDB, err := openPartner(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	keys, err := o.partners.ListConsumerKeys(ctx, o.db.Bun, p.ID)
+	keys, err := o.svc.Partners.ListConsumerKeys(ctx, o.db.Bun, p.ID)
 	if err != nil {
 		return err
 	}
@@ -266,8 +232,7 @@ func keyList(ctx context.Context, cmd *cli.Command) error {
 		}
 		return printJSON(stdout, out)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALG\tSTATE\tEXP\tCREATED\tDESCRIPTION")
+	tw := newTable(stdout, "KID", "ALG", "STATE", "EXP", "CREATED", "DESCRIPTION")
 	for _, k := range keys {
 		exp := "required"
 		if a := k.NoExpMaxAge(); a > 0 {
@@ -282,12 +247,12 @@ func keyList(ctx context.Context, cmd *cli.Command) error {
 }
 
 func keySet(ctx context.Context, cmd *cli.Command) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	stdout := cmd.Root().Writer
 	kid := cmd.String("kid")
 	if kid == "" {
 		return errors.New("--kid is required")
 	}
-	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
+	o, p, closeDB, err := openPartner(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
@@ -304,7 +269,7 @@ func keySet(ctx context.Context, cmd *cli.Command) error {
 		}
 		ch.NoExpMaxAge = &age
 	}
-	k, err := o.partners.UpdateConsumerKey(ctx, o.db.Bun, p.ID, kid, ch)
+	k, err := o.svc.Partners.UpdateConsumerKey(ctx, o.db.Bun, p.ID, kid, ch)
 	if err != nil {
 		return err
 	}
@@ -319,12 +284,12 @@ func keySet(ctx context.Context, cmd *cli.Command) error {
 func keyEnable(ctx context.Context, cmd *cli.Command, enabled bool) error {
 	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
 	kid := cmd.String("kid")
-	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
+	o, p, closeDB, err := openPartner(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	if err := o.partners.SetConsumerKeyEnabled(ctx, o.db.Bun, p.ID, kid, enabled); err != nil {
+	if err := o.svc.Partners.SetConsumerKeyEnabled(ctx, o.db.Bun, p.ID, kid, enabled); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "key %s %s\n", kid, onOff(enabled))

@@ -25,7 +25,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := runIO(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	err := runner{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}.run(ctx, os.Args[1:]...)
 	stop()
 	switch {
 	case err == nil:
@@ -80,25 +80,16 @@ func buildVersion() string {
 	return "devel"
 }
 
-// run runs one command line with stdin as the standard input.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runIO(ctx, args, os.Stdin, stdout, stderr)
-}
-
-// runIO builds a fresh command tree (urfave/cli commands hold their parse
-// state, so a tree is used once) and runs args through it.
-func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return newApp(stdin, stdout, stderr).Run(ctx, append([]string{"perks"}, args...))
-}
-
-func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.Command {
+// newApp builds the command tree for one command line of r.
+func newApp(r runner) *cli.Command {
 	root := &cli.Command{
 		Name:    "perks",
 		Usage:   "the Perks loyalty engine: server, migrations and operator tools",
 		Version: buildVersion(),
 		Description: "Configuration comes from the environment (`perks serve --help` lists it).\n" +
 			"Operator commands take the partner as --partner SLUG; lists print a table, or JSON with --json.",
-		Reader: stdin, Writer: stdout, ErrWriter: stderr,
+		Reader: r.stdin, Writer: r.stdout, ErrWriter: r.stderr,
+		Metadata: map[string]any{envMetadata: r.lookup()},
 		Commands: []*cli.Command{
 			serveCommand(),
 			migrateCommand(),
@@ -106,7 +97,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.Command {
 			partnerCommand(),
 			keyCommand(),
 			tokenCommand(),
-			exportCommand(),
+			exportCommand(r.lookup()),
 			webhookCommand(),
 			merchantCommand(),
 		},

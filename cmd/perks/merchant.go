@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/urfave/cli/v3"
 
 	"github.com/perkshq/perks/internal/merchant"
-	"github.com/perkshq/perks/internal/partner"
 )
 
 const merchantDescription = `create prints the merchant's API key and its Ed25519 private key (PKCS#8
@@ -49,23 +47,15 @@ func merchantCommand() *cli.Command {
 }
 
 func runMerchant(ctx context.Context, cmd *cli.Command, sub string) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
-	slug, err := requirePartner(cmd)
-	if err != nil {
-		return err
-	}
+	stdout := cmd.Root().Writer
 	name, code, keyOut := cmd.String("name"), cmd.String("code"), cmd.String("key-out")
-	_, db, closeDB, err := open(ctx, stderr)
+	// Merchants hold no sealed secrets: the keyring is not involved.
+	o, p, closeDB, err := openPartner(ctx, cmd, noKeys)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	// Looking a partner up needs no secrets: the keyring is not involved.
-	p, err := partner.NewService(nil).BySlug(ctx, db.Bun, slug)
-	if err != nil {
-		return fmt.Errorf("partner %s: %w", slug, err)
-	}
-	svc := merchant.NewService()
+	db, svc := o.db, o.svc.Merchants
 	switch sub {
 	case "create":
 		if name == "" {
@@ -128,8 +118,7 @@ func runMerchant(ctx context.Context, cmd *cli.Command, sub string) error {
 			LastUsedAt         *time.Time `json:"lastUsedAt"`
 		}
 		rows := make([]row, 0, len(ms))
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "CODE\tNAME\tENABLED\tID\tCREDENTIALS\tLAST USED")
+		tw := newTable(stdout, "CODE", "NAME", "ENABLED", "ID", "CREDENTIALS", "LAST USED")
 		for _, m := range ms {
 			creds, err := svc.Credentials(ctx, db.Bun, p.ID, m.ID)
 			if err != nil {

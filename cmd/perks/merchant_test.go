@@ -18,14 +18,16 @@ import (
 
 // TestMerchantCommand: create shows the API key and private key once (and
 // they authenticate), list shows no secret, disable switches the
-// credentials off. Not parallel: it sets DATABASE_URL.
+// credentials off.
 func TestMerchantCommand(t *testing.T) {
+	t.Parallel()
+	penv := testEnv{}
 	env := apptest.New(t)
-	t.Setenv("DATABASE_URL", env.DBURL)
+	penv.set("DATABASE_URL", env.DBURL)
 	ctx := context.Background()
 	perks := func(args ...string) (string, error) {
 		var out, errb bytes.Buffer
-		err := run(ctx, args, &out, &errb)
+		err := penv.run(ctx, args, &out, &errb)
 		return out.String() + errb.String(), err
 	}
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,7 +70,7 @@ func migrateCommand() *cli.Command {
 
 func migrateUp(ctx context.Context, cmd *cli.Command) error {
 	stderr := cmd.Root().ErrWriter
-	cfg, db, closeDB, err := open(ctx, stderr)
+	cfg, db, closeDB, err := open(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -80,8 +79,8 @@ func migrateUp(ctx context.Context, cmd *cli.Command) error {
 }
 
 func migrateStatus(ctx context.Context, cmd *cli.Command) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
-	_, db, closeDB, err := open(ctx, stderr)
+	stdout := cmd.Root().Writer
+	_, db, closeDB, err := open(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -129,14 +128,14 @@ func migrateDown(ctx context.Context, cmd *cli.Command) error {
 	}
 	// The environment is read before the database is opened: production
 	// is refused without touching it.
-	cfg, err := config.FromEnv()
+	cfg, err := config.Load(getenv(cmd))
 	if err != nil {
 		return err
 	}
 	if cfg.Env == config.EnvProduction && !cmd.Bool("allow-production") {
 		return errors.New("refusing to roll back with PERKS_ENV=production: down migrations drop tables and data; pass --allow-production if you mean it (take a backup first)")
 	}
-	_, db, closeDB, err := open(ctx, stderr)
+	_, db, closeDB, err := open(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -190,10 +189,4 @@ func isTTY(r io.Reader) bool {
 	}
 	f, ok := r.(*os.File)
 	return ok && isTerminal(f)
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -22,12 +22,13 @@ func (terminal) IsTerminal() bool { return true }
 // TestMigrateDownNeedsTargetConfirmationAndOverride: `perks migrate down`
 // refuses without a target, without a confirmation, in production without
 // --allow-production, and for an unknown version, changing nothing each
-// time; confirmed, it rolls back exactly to the target. Not parallel: it
-// sets DATABASE_URL and PERKS_ENV.
+// time; confirmed, it rolls back exactly to the target.
 func TestMigrateDownNeedsTargetConfirmationAndOverride(t *testing.T) {
+	t.Parallel()
+	penv := testEnv{}
 	db, url := dbtest.NewDBWithURL(t)
-	t.Setenv("DATABASE_URL", url)
-	t.Setenv("PERKS_ENV", "development")
+	penv.set("DATABASE_URL", url)
+	penv.set("PERKS_ENV", "development")
 	applied := func() []string {
 		t.Helper()
 		ms, err := database.Statuses(t.Context(), db.Bun)
@@ -43,7 +44,7 @@ func TestMigrateDownNeedsTargetConfirmationAndOverride(t *testing.T) {
 	require.Greater(t, len(all), 4)
 	perks := func(stdin io.Reader, args ...string) (string, error) {
 		var out, errOut bytes.Buffer
-		err := runIO(context.Background(), append([]string{"migrate", "down"}, args...), stdin, &out, &errOut)
+		err := penv.runIO(context.Background(), append([]string{"migrate", "down"}, args...), stdin, &out, &errOut)
 		return out.String() + errOut.String(), err
 	}
 	notTTY := strings.NewReader("yes\n")
@@ -69,7 +70,7 @@ func TestMigrateDownNeedsTargetConfirmationAndOverride(t *testing.T) {
 		{name: "production", env: "production", stdin: notTTY, args: []string{"--to", target, "--yes"}, errHas: "--allow-production"},
 	} {
 		if tc.env != "" {
-			t.Setenv("PERKS_ENV", tc.env)
+			penv.set("PERKS_ENV", tc.env)
 		}
 		out, err := perks(tc.stdin, tc.args...)
 		require.Error(t, err, tc.name)
@@ -78,7 +79,7 @@ func TestMigrateDownNeedsTargetConfirmationAndOverride(t *testing.T) {
 		}
 		require.ErrorContains(t, err, tc.errHas, tc.name)
 		require.Equal(t, all, applied(), "%s: nothing rolled back\n%s", tc.name, out)
-		t.Setenv("PERKS_ENV", "development")
+		penv.set("PERKS_ENV", "development")
 	}
 
 	// Confirmed with --yes: exactly the migrations after the target.
@@ -98,14 +99,14 @@ func TestMigrateDownNeedsTargetConfirmationAndOverride(t *testing.T) {
 	require.Equal(t, all[:len(all)-3], applied())
 
 	// Production with the override.
-	t.Setenv("PERKS_ENV", "production")
+	penv.set("PERKS_ENV", "production")
 	out, err = perks(notTTY, "--steps", "1", "--yes", "--allow-production")
 	require.NoError(t, err, out)
 	require.Equal(t, all[:len(all)-4], applied())
-	t.Setenv("PERKS_ENV", "development")
+	penv.set("PERKS_ENV", "development")
 
 	// The down scripts leave a schema the up scripts re-apply.
 	var buf bytes.Buffer
-	require.NoError(t, runIO(context.Background(), []string{"migrate"}, nil, &buf, &buf), buf.String())
+	require.NoError(t, penv.runIO(context.Background(), []string{"migrate"}, nil, &buf, &buf), buf.String())
 	require.Equal(t, all, applied())
 }

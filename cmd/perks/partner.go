@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/rsa"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,58 +14,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/urfave/cli/v3"
 
-	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/config"
-	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/partner"
 )
-
-// operator is what the operator commands need: the database and the
-// partner service (with the master keyring, to seal secrets).
-type operator struct {
-	cfg      *config.Config
-	db       *database.DB
-	partners *partner.Service
-}
-
-func openOperator(ctx context.Context, stderr io.Writer) (*operator, func(), error) {
-	cfg, db, closeDB, err := open(ctx, stderr)
-	if err != nil {
-		return nil, nil, err
-	}
-	keys, err := app.LoadKeyringFor(ctx, cfg, newLogger(io.Discard, "error"), db.Bun)
-	if err != nil {
-		closeDB()
-		return nil, nil, err
-	}
-	return &operator{cfg: cfg, db: db, partners: partner.NewService(keys)}, closeDB, nil
-}
-
-// openPartner is openOperator followed by loading the --partner flag's
-// partner, the start of most operator commands.
-func openPartner(ctx context.Context, stderr io.Writer, slug string) (*operator, *partner.Partner, func(), error) {
-	o, closeDB, err := openOperator(ctx, stderr)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	p, err := o.partner(ctx, slug)
-	if err != nil {
-		closeDB()
-		return nil, nil, nil, err
-	}
-	return o, p, closeDB, nil
-}
-
-func (o *operator) partner(ctx context.Context, slug string) (*partner.Partner, error) {
-	if slug == "" {
-		return nil, errors.New("--partner is required")
-	}
-	p, err := o.partners.BySlug(ctx, o.db.Bun, slug)
-	if err != nil {
-		return nil, fmt.Errorf("partner %s: %w", slug, err)
-	}
-	return p, nil
-}
 
 const partnerDescription = `Partners, their controls and credentials. Secrets, API keys and generated
 private keys are printed once and never stored in clear.`
@@ -154,21 +102,21 @@ func partnerCommand() *cli.Command {
 }
 
 func partnerCreate(ctx context.Context, cmd *cli.Command) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	stdout := cmd.Root().Writer
 	slug, err := requirePartner(cmd)
 	if err != nil {
 		return err
 	}
 	name, display, issuer, program, currency := cmd.String("name"), cmd.String("display-name"), cmd.String("issuer"), cmd.String("program"), cmd.String("currency")
-	o, closeDB, err := openOperator(ctx, stderr)
+	o, closeDB, err := openOperator(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	if _, err := o.partners.BySlug(ctx, o.db.Bun, slug); err == nil {
+	if _, err := o.svc.Partners.BySlug(ctx, o.db.Bun, slug); err == nil {
 		return fmt.Errorf("partner %s already exists (use `perks partner set`)", slug)
 	}
-	p, err := o.partners.Upsert(ctx, o.db.Bun, partner.CreateParams{
+	p, err := o.svc.Partners.Upsert(ctx, o.db.Bun, partner.CreateParams{
 		Slug: slug, Name: name, DisplayName: display, ProgramName: program, CurrencyName: currency, Issuer: issuer,
 	})
 	if err != nil {
@@ -180,13 +128,13 @@ func partnerCreate(ctx context.Context, cmd *cli.Command) error {
 }
 
 func partnerList(ctx context.Context, cmd *cli.Command) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
-	o, closeDB, err := openOperator(ctx, stderr)
+	stdout := cmd.Root().Writer
+	o, closeDB, err := openOperator(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	ps, err := o.partners.List(ctx, o.db.Bun)
+	ps, err := o.svc.Partners.List(ctx, o.db.Bun)
 	if err != nil {
 		return err
 	}
@@ -204,19 +152,11 @@ func partnerList(ctx context.Context, cmd *cli.Command) error {
 		}
 		return printJSON(stdout, out)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SLUG\tID\tNAME\tAPI\tSCHEMES")
+	tw := newTable(stdout, "SLUG", "ID", "NAME", "API", "SCHEMES")
 	for _, p := range ps {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Slug, p.ID, p.Name, onOff(p.APIEnabled), orAll(p.AllowedSchemes))
 	}
 	return tw.Flush()
-}
-
-func onOff(b bool) string {
-	if b {
-		return "enabled"
-	}
-	return "disabled"
 }
 
 // frameAncestorsText is the CSP frame-ancestors value of a partner's list.
@@ -225,21 +165,6 @@ func frameAncestorsText(v []string) string {
 		return "'none'"
 	}
 	return strings.Join(v, " ")
-}
-
-// orEmpty is v, never nil (JSON [] rather than null).
-func orEmpty(v []string) []string {
-	if v == nil {
-		return []string{}
-	}
-	return v
-}
-
-func orAll(v []string) string {
-	if len(v) == 0 {
-		return "(any)"
-	}
-	return strings.Join(v, ",")
 }
 
 func limitText(v *int, def int) string {
@@ -253,8 +178,8 @@ func limitText(v *int, def int) string {
 }
 
 func partnerShow(ctx context.Context, cmd *cli.Command) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
-	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
+	stdout := cmd.Root().Writer
+	o, p, closeDB, err := openPartner(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
@@ -316,7 +241,7 @@ func splitList(v string) []string {
 }
 
 func partnerSet(ctx context.Context, cmd *cli.Command) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	stdout := cmd.Root().Writer
 	var c partner.Controls
 	var ferr error
 	limit := func(dst **int, v string) {
@@ -374,12 +299,12 @@ func partnerSet(ctx context.Context, cmd *cli.Command) error {
 	if ferr != nil {
 		return ferr
 	}
-	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
+	o, p, closeDB, err := openPartner(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	p, err = o.partners.UpdateControls(ctx, o.db.Bun, p.ID, c)
+	p, err = o.svc.Partners.UpdateControls(ctx, o.db.Bun, p.ID, c)
 	if err != nil {
 		return err
 	}
@@ -404,9 +329,9 @@ func readSecretFile(path string) ([]byte, error) {
 }
 
 func credentialCreate(ctx context.Context, cmd *cli.Command) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	stdout := cmd.Root().Writer
 	kind, desc, pubFile, secretFile := cmd.String("kind"), cmd.String("description"), cmd.String("public-key"), cmd.String("secret-file")
-	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
+	o, p, closeDB, err := openPartner(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
@@ -419,7 +344,7 @@ func credentialCreate(ctx context.Context, cmd *cli.Command) error {
 				return err
 			}
 		}
-		c, err := o.partners.AddSharedSecret(ctx, o.db.Bun, p.ID, kind, desc, secret)
+		c, err := o.svc.Partners.AddSharedSecret(ctx, o.db.Bun, p.ID, kind, desc, secret)
 		if err != nil {
 			return err
 		}
@@ -441,7 +366,7 @@ func credentialCreate(ctx context.Context, cmd *cli.Command) error {
 				return err
 			}
 		}
-		c, err := o.partners.CreateEd25519Credential(ctx, o.db.Bun, p.ID, desc, pub)
+		c, err := o.svc.Partners.CreateEd25519Credential(ctx, o.db.Bun, p.ID, desc, pub)
 		if err != nil {
 			return err
 		}
@@ -457,13 +382,13 @@ func credentialCreate(ctx context.Context, cmd *cli.Command) error {
 }
 
 func credentialList(ctx context.Context, cmd *cli.Command) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
-	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
+	stdout := cmd.Root().Writer
+	o, p, closeDB, err := openPartner(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	creds, err := o.partners.ListCredentials(ctx, o.db.Bun, p.ID)
+	creds, err := o.svc.Partners.ListCredentials(ctx, o.db.Bun, p.ID)
 	if err != nil {
 		return err
 	}
@@ -482,8 +407,7 @@ func credentialList(ctx context.Context, cmd *cli.Command) error {
 		}
 		return printJSON(stdout, out)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tCREATED\tLAST USED\tDESCRIPTION")
+	tw := newTable(stdout, "ID", "KIND", "STATE", "CREATED", "LAST USED", "DESCRIPTION")
 	for _, c := range creds {
 		used := "never"
 		if c.LastUsedAt != nil {
@@ -495,38 +419,19 @@ func credentialList(ctx context.Context, cmd *cli.Command) error {
 }
 
 func credentialEnable(ctx context.Context, cmd *cli.Command, enabled bool) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	stdout := cmd.Root().Writer
 	cid, err := uuid.Parse(cmd.String("id"))
 	if err != nil {
 		return fmt.Errorf("--id must be a credential id (see `perks partner credential list`)")
 	}
-	o, p, closeDB, err := openPartner(ctx, stderr, cmd.String("partner"))
+	o, p, closeDB, err := openPartner(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	if err := o.partners.SetCredentialEnabled(ctx, o.db.Bun, p.ID, cid, enabled); err != nil {
+	if err := o.svc.Partners.SetCredentialEnabled(ctx, o.db.Bun, p.ID, cid, enabled); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "credential %s %s\n", cid, onOff(enabled))
 	return nil
-}
-
-// algorithmOf names the one JWT algorithm a key type is used with.
-func algorithmOf(key any) (string, error) {
-	switch k := key.(type) {
-	case *rsa.PublicKey, *rsa.PrivateKey:
-		return partner.AlgRS256, nil
-	case *ecdsa.PublicKey:
-		if k.Curve.Params().Name == "P-256" {
-			return partner.AlgES256, nil
-		}
-	case *ecdsa.PrivateKey:
-		if k.Curve.Params().Name == "P-256" {
-			return partner.AlgES256, nil
-		}
-	case ed25519.PublicKey, ed25519.PrivateKey:
-		return partner.AlgEdDSA, nil
-	}
-	return "", fmt.Errorf("unsupported key type %T (use RSA, EC P-256 or Ed25519)", key)
 }

@@ -2,42 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v3"
 
 	"github.com/perkshq/perks/internal/app"
-	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/config"
-	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/demo"
-	"github.com/perkshq/perks/internal/earning"
-	"github.com/perkshq/perks/internal/merchant"
-	"github.com/perkshq/perks/internal/partner"
-	"github.com/perkshq/perks/internal/webhook"
 )
-
-// open loads the configuration, the logger and the database.
-func open(ctx context.Context, stderr io.Writer) (*config.Config, *database.DB, func(), error) {
-	cfg, err := config.FromEnv()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if cfg.DatabaseURL == "" {
-		return nil, nil, nil, errors.New("DATABASE_URL is unset (use `make run`, which starts a private PostgreSQL, or set it)")
-	}
-	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return cfg, db, db.Close, nil
-}
 
 func serveCommand() *cli.Command {
 	var env strings.Builder
@@ -52,8 +27,8 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "migrate", Usage: "apply pending migrations before serving"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
-			cfg, db, closeDB, err := open(ctx, stderr)
+			stdout := cmd.Root().Writer
+			cfg, db, closeDB, err := open(ctx, cmd)
 			if err != nil {
 				return err
 			}
@@ -93,24 +68,18 @@ func seedCommand() *cli.Command {
 		Name:  "seed",
 		Usage: "seed the demo partners acme and globex (idempotent)",
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
-			cfg, db, closeDB, err := open(ctx, stderr)
+			stdout := cmd.Root().Writer
+			o, closeDB, err := openOperator(ctx, cmd, withKeysLogged)
 			if err != nil {
 				return err
 			}
 			defer closeDB()
-			log := newLogger(stderr, cfg.LogLevel)
-			keys, err := app.LoadKeyringFor(ctx, cfg, log, db.Bun)
-			if err != nil {
-				return err
-			}
-			rules := earning.NewService(nil)
-			merchants := merchant.NewService()
+			// The seed dispatches no webhook: its services get no job
+			// inserter (app.Services.ConnectJobs).
+			svc := o.svc
 			s := &demo.Seeder{
-				DB: db.Bun, Partners: partner.NewService(keys), Earning: rules,
-				Content: &content.Service{Earning: rules, Now: time.Now}, SecretsDir: cfg.SecretsDir,
-				Webhooks: &webhook.Service{Keys: keys, Policy: app.WebhookPolicy(cfg)}, DemoWebhookURL: cfg.DemoWebhookURL,
-				Catalog: catalog.NewService(merchants), Merchants: merchants,
+				DB: o.db.Bun, Partners: svc.Partners, Earning: svc.Earning, Content: svc.Content, SecretsDir: o.cfg.SecretsDir,
+				Webhooks: svc.Webhooks, DemoWebhookURL: o.cfg.DemoWebhookURL, Catalog: svc.Catalog, Merchants: svc.Merchants,
 			}
 			_, err = s.Run(ctx, stdout)
 			return err

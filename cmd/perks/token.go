@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/urfave/cli/v3"
 
-	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/demo"
 	"github.com/perkshq/perks/internal/partner"
 )
@@ -45,7 +43,7 @@ func tokenCommand() *cli.Command {
 }
 
 func tokenMint(ctx context.Context, cmd *cli.Command) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	stdout := cmd.Root().Writer
 	slug, sub, ttl, email, displayName := cmd.String("partner"), cmd.String("sub"), cmd.Duration("ttl"), cmd.String("email"), cmd.String("display-name")
 	keyPath, kid := cmd.String("key"), cmd.String("kid")
 	if slug == "" {
@@ -54,19 +52,12 @@ func tokenMint(ctx context.Context, cmd *cli.Command) error {
 	if sub == "" {
 		return errors.New("--sub is required")
 	}
-	cfg, db, closeDB, err := open(ctx, stderr)
+	o, p, closeDB, err := openPartner(ctx, cmd, withKeys)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	keys, err := app.LoadKeyringFor(ctx, cfg, newLogger(io.Discard, "error"), db.Bun)
-	if err != nil {
-		return err
-	}
-	p, err := partner.NewService(keys).BySlug(ctx, db.Bun, slug)
-	if err != nil {
-		return fmt.Errorf("partner %s: %w", slug, err)
-	}
+	cfg := o.cfg
 	if keyPath == "" {
 		keyPath = filepath.Join(cfg.SecretsDir, slug+".private.pem")
 	}
@@ -92,7 +83,7 @@ func tokenMint(ctx context.Context, cmd *cli.Command) error {
 	if displayName != "" {
 		claims["displayName"] = displayName
 	}
-	alg, err := algorithmOf(key)
+	alg, err := partner.AlgorithmOf(key)
 	if err != nil {
 		return err
 	}

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 	"github.com/urfave/cli/v3"
 
-	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/webhook"
 )
 
@@ -61,8 +59,8 @@ func webhookCommand() *cli.Command {
 // methods as the REST API. It builds the app without workers: jobs it
 // inserts (replays) are worked by the running servers.
 func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
-	slug, err := requirePartner(cmd)
+	stdout := cmd.Root().Writer
+	_, err := requirePartner(cmd) // before any database work
 	if err != nil {
 		return err
 	}
@@ -90,26 +88,19 @@ func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
 		return *u, nil
 	}
 
-	cfg, db, closeDB, err := open(ctx, stderr)
+	o, p, closeDB, err := openPartner(ctx, cmd, withKeysLogged)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	log := newLogger(stderr, "warn")
-	keys, err := app.LoadKeyringFor(ctx, cfg, log, db.Bun)
-	if err != nil {
+	// Insert-only River clients: jobs it inserts (replays) are worked by
+	// the running servers.
+	o.cfg.Workers = false
+	if _, err := o.svc.ConnectJobs(o.cfg, o.log, o.db, time.Now); err != nil {
 		return err
 	}
-	cfg.Workers = false
-	a, err := app.New(cfg, log, db, keys)
-	if err != nil {
-		return err
-	}
-	p, err := a.Partners.BySlug(ctx, db.Bun, slug)
-	if err != nil {
-		return fmt.Errorf("partner %s: %w", slug, err)
-	}
-	svc := a.Webhooks
+	db := o.db
+	svc := o.svc.Webhooks
 	inTx := func(f func(ctx context.Context, tx bun.Tx) error) error { return db.Bun.RunInTx(ctx, nil, f) }
 
 	switch sub {
@@ -133,8 +124,7 @@ func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
 			}
 			return printJSON(stdout, out)
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tENABLED\tEVENTS\tURL\tDESCRIPTION")
+		tw := newTable(stdout, "ID", "ENABLED", "EVENTS", "URL", "DESCRIPTION")
 		for _, ep := range eps {
 			types := strings.Join(ep.EventTypes, ",")
 			if types == "" {
@@ -193,13 +183,7 @@ func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
 			return err
 		}
 		return inTx(func(ctx context.Context, tx bun.Tx) error {
-			ep, err := svc.Endpoint(ctx, tx, p.ID, epID)
-			if err != nil {
-				return err
-			}
-			_, _, _, err = svc.PutEndpoint(ctx, tx, p.ID, epID, webhook.EndpointParams{
-				URL: ep.URL, Description: ep.Description, EventTypes: ep.EventTypes, Enabled: sub == "enable",
-			})
+			_, err := svc.SetEndpointEnabled(ctx, tx, p.ID, epID, sub == "enable")
 			return err
 		})
 
@@ -241,8 +225,7 @@ func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
 			}
 			return printJSON(stdout, out)
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "DELIVERY\tEVENT\tTYPE\tENDPOINT\tSTATUS\tATTEMPTS\tLAST")
+		tw := newTable(stdout, "DELIVERY", "EVENT", "TYPE", "ENDPOINT", "STATUS", "ATTEMPTS", "LAST")
 		for _, d := range ds {
 			last := ""
 			if d.LastStatusCode != nil {

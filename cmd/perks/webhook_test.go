@@ -15,14 +15,16 @@ import (
 // TestWebhookCommand drives `perks webhook` the way an operator would:
 // add (secret printed once), list, rotate, disable, enable, replay, delete.
 func TestWebhookCommand(t *testing.T) {
+	t.Parallel()
+	penv := testEnv{}
 	_, url := dbtest.NewDBWithURL(t)
-	t.Setenv("DATABASE_URL", url)
-	t.Setenv("PERKS_SECRETS_DIR", t.TempDir())
-	t.Setenv("PERKS_WEBHOOK_ALLOW_PRIVATE", "true")
+	penv.set("DATABASE_URL", url)
+	penv.set("PERKS_SECRETS_DIR", t.TempDir())
+	penv.set("PERKS_WEBHOOK_ALLOW_PRIVATE", "true")
 	ctx := context.Background()
 	perks := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
-		err := run(ctx, args, &out, &errOut)
+		err := penv.run(ctx, args, &out, &errOut)
 		return out.String() + errOut.String(), err
 	}
 	_, err := perks("seed")

@@ -15,55 +15,33 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/graph"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
-	"github.com/perkshq/perks/internal/bulk"
-	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/config"
-	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
-	"github.com/perkshq/perks/internal/earning"
-	"github.com/perkshq/perks/internal/event"
-	"github.com/perkshq/perks/internal/export"
 	"github.com/perkshq/perks/internal/httpserver"
 	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/keyring"
-	"github.com/perkshq/perks/internal/ledger"
-	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
-	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/ratelimit"
 	"github.com/perkshq/perks/internal/rest"
-	"github.com/perkshq/perks/internal/user"
-	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
 	"github.com/perkshq/perks/web"
 )
 
-// App is a running Perks process.
+// App is a running Perks process: the services of NewServices (embedded),
+// River's clients and the HTTP handler.
 type App struct {
-	Config    *config.Config
-	Log       *slog.Logger
-	DB        *database.DB
-	Keys      *keyring.Keyring
-	Jobs      *jobs.Clients
-	Events    *event.Recorder
-	Partners  *partner.Service
-	Users     *user.Service
-	Ledger    *ledger.Service
-	Earning   *earning.Service
-	Bulk      *bulk.Service
-	Ranking   *ranking.Service
-	Content   *content.Service
-	Webhooks  *webhook.Service
-	Merchants *merchant.Service
-	Catalog   *catalog.Service
-	Vouchers  *voucher.Service
-	Handler   http.Handler
+	*Services
+	Config  *config.Config
+	Log     *slog.Logger
+	DB      *database.DB
+	Keys    *keyring.Keyring
+	Jobs    *jobs.Clients
+	Handler http.Handler
 	// Routes lists the "METHOD /path" patterns the handler serves.
 	Routes   []string
 	Registry *prometheus.Registry
@@ -138,52 +116,14 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	for _, o := range opts {
 		o(a)
 	}
-	a.Events = &event.Recorder{Now: a.now}
-	a.Partners = &partner.Service{Keys: keys, Now: a.now, Log: log}
-	a.Users = &user.Service{Keys: keys, Events: a.Events, Now: a.now}
-	a.Ledger = &ledger.Service{Events: a.Events, Now: a.now}
-	a.Earning = &earning.Service{Ledger: a.Ledger, Now: a.now}
-	a.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: a.now}
-	a.Catalog = &catalog.Service{Merchants: a.Merchants, Now: a.now}
-	a.Vouchers = &voucher.Service{Catalog: a.Catalog, Ledger: a.Ledger, Events: a.Events, Keys: keys, Now: a.now}
-
-	a.Ranking = &ranking.Service{}
-	a.Content = &content.Service{Earning: a.Earning, Now: a.now}
-	a.Bulk = &bulk.Service{Users: a.Users, Earning: a.Earning, Partners: a.Partners, Events: a.Events, Now: a.now}
-	policy := WebhookPolicy(cfg)
-	a.Webhooks = &webhook.Service{
-		Keys: keys, Users: a.Users, Policy: policy, Sender: webhook.NewSender(policy), Log: log, Now: a.now,
-	}
-	a.Events.Outbox = a.Webhooks
+	a.Services = NewServices(cfg, log, db, keys, a.now)
 	if cfg.WebhookAllowPriv && !cfg.Development() {
 		log.Warn("PERKS_WEBHOOK_ALLOW_PRIVATE is set in production: webhook endpoints may reach private networks")
 	}
-
-	workers := river.NewWorkers()
-	river.AddWorker(workers, &jobs.PruneReplayCacheWorker{DB: db.Bun, Now: a.now})
-	river.AddWorker(workers, &jobs.PruneIdempotencyWorker{DB: db.Bun, Now: a.now})
-	river.AddWorker(workers, &ranking.RefreshWorker{DB: db.Bun, Service: a.Ranking})
-	river.AddWorker(workers, &bulk.Worker{DB: db.Bun, Service: a.Bulk})
-	river.AddWorker(workers, &webhook.DeliverWorker{DB: db.Bun, Webhooks: a.Webhooks})
-	river.AddWorker(workers, &webhook.ReplayWorker{DB: db.Bun, Webhooks: a.Webhooks})
-	river.AddWorker(workers, &webhook.PruneWorker{DB: db.Bun, Webhooks: a.Webhooks, Retention: cfg.WebhookRetention})
-	river.AddWorker(workers, &jobs.ExpireVouchersWorker{DB: db.Bun, Vouchers: a.Vouchers})
 	var err error
-	periodic := append(jobs.MaintenancePeriodic(), ranking.Periodic(cfg.RankingRefresh))
-	a.Jobs, err = jobs.New(db, workers, jobs.Options{
-		Work:              cfg.Workers,
-		MaxWorkers:        cfg.RiverMaxWorkers,
-		Log:               log,
-		FetchCooldown:     cfg.FetchCooldown,
-		FetchPollInterval: cfg.FetchPollInt,
-		Queues:            map[string]int{webhook.Queue: cfg.WebhookWorkers},
-		Periodic:          append(append(periodic, webhook.Periodic()...), jobs.VoucherPeriodic()...),
-	})
-	if err != nil {
+	if a.Jobs, err = a.ConnectJobs(cfg, log, db, a.now); err != nil {
 		return nil, err
 	}
-	a.Bulk.Jobs = a.Jobs
-	a.Webhooks.Jobs = a.Jobs
 
 	a.Registry = prometheus.NewRegistry()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -194,7 +134,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	}
 	api := &rest.API{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking,
-		Export: &export.Service{Pool: db.Pool, Keys: keys}, Content: a.Content, Webhooks: a.Webhooks, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
+		Export: a.Export, Content: a.Content, Webhooks: a.Webhooks, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
 		Catalog: a.Catalog, Vouchers: a.Vouchers, Merchants: a.Merchants, MaxUploadBytes: cfg.MaxUploadBytes,
 		PartnerAuth: &auth.PartnerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now,

@@ -1,7 +1,12 @@
-// Package jobs wires River into Perks: the client that works jobs on the pgx
-// pool, the insert-only client over database/sql that lets domain services
-// insert jobs with InsertTx inside their bun transactions, and the periodic
-// maintenance jobs.
+// Package jobs wires River into Perks, and nothing else: the client that
+// works jobs on the pgx pool, the insert-only client over database/sql that
+// lets domain services insert jobs with InsertTx inside their bun
+// transactions, the queues and the timeouts every worker keeps to. It
+// imports no domain package: workers and their periodic jobs live with their
+// domain (voucher expiry in voucher, replay-cache pruning in auth, ...), and
+// the composition root (internal/app) registers them all in one list.
+// Domain packages insert through a small interface of their own
+// (bulk.Inserter, webhook.Inserter) that *Clients implements.
 package jobs
 
 import (
@@ -60,6 +65,11 @@ const (
 	RescueStuckJobsAfter = time.Minute
 	JobTimeout           = time.Minute
 )
+
+// MaintenanceTimeout bounds one run of a maintenance job (the workers of
+// QueueMaintenance give it as their Timeout). Each is idempotent and
+// periodic, so a run cut short is simply continued by the next one.
+const MaintenanceTimeout = 2 * time.Minute
 
 // Options configure the clients.
 type Options struct {
@@ -137,6 +147,16 @@ func (c *Clients) InsertTx(ctx context.Context, tx bun.Tx, args river.JobArgs, o
 		return fmt.Errorf("insert %s job: %w", args.Kind(), err)
 	}
 	return nil
+}
+
+// InsertIDTx is InsertTx for callers that report the job: it returns the
+// inserted job's id.
+func (c *Clients) InsertIDTx(ctx context.Context, tx bun.Tx, args river.JobArgs, opts *river.InsertOpts) (int64, error) {
+	res, err := c.Insert.InsertTx(ctx, tx.Tx, args, opts)
+	if err != nil {
+		return 0, fmt.Errorf("insert %s job: %w", args.Kind(), err)
+	}
+	return res.Job.ID, nil
 }
 
 // InsertManyTx inserts several jobs in one statement inside a bun transaction.

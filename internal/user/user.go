@@ -71,9 +71,28 @@ type Service struct {
 	Keys   *keyring.Keyring
 	Events *event.Recorder
 	Now    func() time.Time
+	// Erase is what EraseTx does, in order, before it deletes the users:
+	// the composition root's list (app.EraseSteps). EraseTx refuses to run
+	// without it, so what an erase removes never depends on which packages
+	// a binary happens to link.
+	Erase []EraseStep
 }
 
-// NewService returns a Service using the wall clock.
+// EraseStep is one statement of an erase, run in its transaction with
+// perks.erasing on, before the users' rows are deleted: it removes (or
+// accounts for) rows about the users that do not go by cascade. SQL takes
+// two parameters: the partner id and the list of user ids.
+type EraseStep struct {
+	// Name says what the step erases (in errors).
+	Name string
+	// Table is the table keyed by user_id the step deletes from, if any:
+	// the schema test checks every such table cascades or has a step.
+	Table string
+	SQL   string
+}
+
+// NewService returns a Service using the wall clock, without erase steps:
+// EraseTx refuses to run until Erase is set (app.NewServices sets it).
 func NewService(k *keyring.Keyring, ev *event.Recorder) *Service {
 	return &Service{Keys: k, Events: ev, Now: time.Now}
 }
@@ -433,12 +452,16 @@ func lenient(p Profile) Profile {
 // EraseTx removes users and everything about them: history, balances,
 // counters, events, stored idempotent responses (seed 001 user/delete). It
 // is the one operation allowed to delete ledger entries (perks.erasing).
-// Tables that reference users cascade; the rest are listed here. Each erased
+// Tables that reference users cascade; the rest are erased by s.Erase,
+// which runs first, in order, then the users go. Each erased
 // user leaves a user_erasures marker (consumer tokens issued until then stay
 // refused, and the export reports the erasure) and a user.erased event.
 func (s *Service) EraseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, ids []uuid.UUID) error {
 	if len(ids) == 0 {
 		return nil
+	}
+	if s.Erase == nil {
+		return errors.New("erase users: no erase steps wired (app.EraseSteps)")
 	}
 	if _, err := tx.ExecContext(ctx, "SET LOCAL perks.erasing = 'on'"); err != nil {
 		return fmt.Errorf("erase: %w", err)
@@ -469,10 +492,15 @@ func (s *Service) EraseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, i
 			return fmt.Errorf("record erasures: %w", err)
 		}
 	}
-	for _, q := range EraseStatements {
-		if _, err := tx.NewRaw(q, partnerID, bun.In(ids)).Exec(ctx); err != nil {
-			return fmt.Errorf("erase users: %s: %w", q, err)
+	for _, st := range s.Erase {
+		if _, err := tx.NewRaw(st.SQL, partnerID, bun.In(ids)).Exec(ctx); err != nil {
+			return fmt.Errorf("erase users: %s: %w", st.Name, err)
 		}
+	}
+	// Last, the users, which cascades to balances, ledger entries and
+	// counters (and vouchers, once their claims are accounted for).
+	if _, err := tx.NewRaw("DELETE FROM users WHERE partner_id = ? AND id IN (?)", partnerID, bun.In(ids)).Exec(ctx); err != nil {
+		return fmt.Errorf("erase users: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, "SET LOCAL perks.erasing = 'off'"); err != nil {
 		return fmt.Errorf("erase: %w", err)
@@ -488,16 +516,6 @@ func (s *Service) EraseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, i
 		evs = append(evs, ev)
 	}
 	return s.Events.RecordTx(ctx, tx, evs...)
-}
-
-// EraseStatements delete a user's rows that do not cascade from users, then
-// the users (which cascades to balances, ledger entries and counters). Each
-// takes the partner id and the list of user ids. Packages that add tables
-// keyed by user without a cascading foreign key append to it.
-var EraseStatements = []string{
-	"DELETE FROM idempotency_keys WHERE partner_id = ? AND user_id IN (?)",
-	"DELETE FROM events WHERE partner_id = ? AND user_id IN (?)",
-	"DELETE FROM users WHERE partner_id = ? AND id IN (?)",
 }
 
 // ListFilter selects users for List.

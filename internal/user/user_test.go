@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/dbtest"
 	"github.com/perkshq/perks/internal/event"
@@ -33,7 +34,7 @@ func setup(t *testing.T) *bundle {
 	p, err := partner.NewService(keys).Upsert(context.Background(), tx, partner.CreateParams{Slug: "p-" + uuid.NewString()[:8], Name: "P"})
 	require.NoError(t, err)
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	return &bundle{now: now, tx: tx, partner: p, users: &user.Service{Keys: keys, Events: &event.Recorder{Now: func() time.Time { return now }}, Now: func() time.Time { return now }}}
+	return &bundle{now: now, tx: tx, partner: p, users: &user.Service{Keys: keys, Events: &event.Recorder{Now: func() time.Time { return now }}, Now: func() time.Time { return now }, Erase: app.EraseSteps()}}
 }
 
 func str(s string) *string { return &s }

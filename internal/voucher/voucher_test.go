@@ -44,15 +44,15 @@ func TestExpiry(t *testing.T) {
 	require.Empty(t, res.Errors, "%+v", res.Errors)
 	require.Equal(t, int64(1000-30-20-10-10-30), env.Balance("acme", uid))
 
-	worker := &jobs.ExpireVouchersWorker{DB: env.DB.Bun, Vouchers: env.App.Vouchers}
-	require.NoError(t, worker.Work(ctx, &river.Job[jobs.ExpireVouchersArgs]{}))
+	worker := &voucher.ExpireWorker{DB: env.DB.Bun, Vouchers: env.App.Vouchers}
+	require.NoError(t, worker.Work(ctx, &river.Job[voucher.ExpireArgs]{}))
 	require.Equal(t, 0, env.Count("vouchers", "status = 'expired'"), "nothing is due yet")
 
 	env.Clock.Advance(61 * time.Second)
 	n, err := voucher.DueBefore(ctx, env.DB.Bun, env.Now())
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
-	require.NoError(t, worker.Work(ctx, &river.Job[jobs.ExpireVouchersArgs]{}))
+	require.NoError(t, worker.Work(ctx, &river.Job[voucher.ExpireArgs]{}))
 	status := func(id string) string {
 		var s string
 		require.NoError(t, env.DB.Bun.NewRaw("SELECT status FROM vouchers WHERE id = ?", id).Scan(ctx, &s))
@@ -68,7 +68,7 @@ func TestExpiry(t *testing.T) {
 	require.Equal(t, 1, env.Count("events", "type = 'voucher.expired' AND (data->>'refunded')::bool"))
 
 	// Running again changes nothing; a cancel after expiry is refused.
-	require.NoError(t, worker.Work(ctx, &river.Job[jobs.ExpireVouchersArgs]{}))
+	require.NoError(t, worker.Work(ctx, &river.Job[voucher.ExpireArgs]{}))
 	require.Equal(t, 2, env.Count("events", "type = 'voucher.expired'"))
 	require.Equal(t, 1, env.Count("ledger_entries", "kind = 'refund'"))
 	err = env.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -114,10 +114,10 @@ func TestExpiryInBatches(t *testing.T) {
 // jobs and its args are unique per period.
 func TestPeriodicJobRegistered(t *testing.T) {
 	t.Parallel()
-	require.Len(t, jobs.VoucherPeriodic(), 1)
-	opts := jobs.ExpireVouchersArgs{}.InsertOpts()
+	require.Len(t, voucher.Periodic(), 1)
+	opts := voucher.ExpireArgs{}.InsertOpts()
 	require.Equal(t, jobs.QueueMaintenance, opts.Queue)
-	require.Equal(t, jobs.VoucherExpiryInterval, opts.UniqueOpts.ByPeriod)
+	require.Equal(t, voucher.ExpiryInterval, opts.UniqueOpts.ByPeriod)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -103,6 +103,38 @@ func (s *Service) PutEndpoint(ctx context.Context, tx bun.Tx, partnerID, id uuid
 	return ep, "", false, nil
 }
 
+// SetEndpointEnabled enables or disables an endpoint and changes nothing
+// else (URL, description, subscriptions and secrets stay). Enabling checks
+// the stored URL against the URL policy again: deliveries must not resume
+// to a destination the policy now forbids. Enabling, or disabling an
+// enabled endpoint, clears the reason Perks gave for disabling it; an
+// endpoint that stays disabled keeps it (as PutEndpoint).
+func (s *Service) SetEndpointEnabled(ctx context.Context, tx bun.Tx, partnerID, id uuid.UUID, enabled bool) (*Endpoint, error) {
+	ep := new(Endpoint)
+	err := tx.NewSelect().Model(ep).Where("partner_id = ? AND id = ?", partnerID, id).For("UPDATE").Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.CodeNotFound, "webhook endpoint %s not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load webhook endpoint: %w", err)
+	}
+	if enabled {
+		if err := s.Policy.CheckURL(ctx, "url", ep.URL); err != nil {
+			return nil, err
+		}
+	}
+	if enabled || ep.Enabled {
+		ep.DisabledReason = nil
+	}
+	ep.Enabled, ep.UpdatedAt = enabled, s.now()
+	_, err = tx.NewUpdate().Model(ep).Column("enabled", "disabled_reason", "updated_at").
+		Where("partner_id = ? AND id = ?", partnerID, id).Exec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("update webhook endpoint %s: %w", id, err)
+	}
+	return ep, nil
+}
+
 // CreateEndpoint creates an endpoint with a new id and returns its secret.
 func (s *Service) CreateEndpoint(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, p EndpointParams) (*Endpoint, string, error) {
 	if err := s.validate(ctx, &p); err != nil {

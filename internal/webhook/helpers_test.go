@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/dbtest"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/jobs"
@@ -66,6 +67,7 @@ type bundle struct {
 	tx      bun.Tx
 	clock   *clock
 	svc     *webhook.Service
+	jobs    *jobs.Clients
 	events  *event.Recorder
 	users   *user.Service
 	partner *partner.Partner
@@ -85,18 +87,19 @@ func setup(t *testing.T) *bundle {
 	policy := &webhook.URLPolicy{AllowPrivate: true}
 	svc := &webhook.Service{Keys: keys, Policy: policy, Sender: webhook.NewSender(policy), Now: clk.Now}
 	rec := &event.Recorder{Outbox: svc, Now: clk.Now}
-	svc.Users = &user.Service{Keys: keys, Events: rec, Now: clk.Now}
+	svc.Users = &user.Service{Keys: keys, Events: rec, Now: clk.Now, Erase: app.EraseSteps()}
 
 	dw := &webhook.DeliverWorker{DB: tx, Webhooks: svc}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, dw)
 	river.AddWorker(workers, &webhook.ReplayWorker{DB: tx, Webhooks: svc})
-	svc.Jobs, err = jobs.New(dbtest.Shared(t), workers, jobs.Options{Log: slog.New(slog.DiscardHandler)})
+	clients, err := jobs.New(dbtest.Shared(t), workers, jobs.Options{Log: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
+	svc.Jobs = clients
 
 	cfg := &river.Config{Logger: slog.New(slog.DiscardHandler), Test: river.TestConfig{Time: clk}}
 	return &bundle{
-		ctx: ctx, tx: tx, clock: clk, svc: svc, events: rec, users: svc.Users, partner: p,
+		ctx: ctx, tx: tx, clock: clk, svc: svc, jobs: clients, events: rec, users: svc.Users, partner: p,
 		worker: rivertest.NewWorker(t, riverdatabasesql.New(nil), cfg, dw),
 	}
 }
@@ -122,7 +125,7 @@ func (b *bundle) emit(t *testing.T, typ string, data any) *event.Event {
 // deliveryJobs returns the delivery jobs in the transaction, oldest first.
 func (b *bundle) deliveryJobs(t *testing.T) []*river.Job[webhook.DeliverArgs] {
 	t.Helper()
-	res, err := b.svc.Jobs.Insert.JobListTx(b.ctx, b.tx.Tx, river.NewJobListParams().Kinds(webhook.DeliverArgs{}.Kind()).First(1000))
+	res, err := b.jobs.Insert.JobListTx(b.ctx, b.tx.Tx, river.NewJobListParams().Kinds(webhook.DeliverArgs{}.Kind()).First(1000))
 	require.NoError(t, err)
 	var out []*river.Job[webhook.DeliverArgs]
 	for _, row := range res.Jobs {

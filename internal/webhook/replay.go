@@ -154,11 +154,11 @@ func (s *Service) ScheduleReplayTx(ctx context.Context, tx bun.Tx, partnerID uui
 	if s.Jobs == nil {
 		return 0, fmt.Errorf("webhook service has no job client")
 	}
-	res, err := s.Jobs.Insert.InsertTx(ctx, tx.Tx, ReplayArgs{PartnerID: partnerID, Filter: f}, nil)
+	id, err := s.Jobs.InsertIDTx(ctx, tx, ReplayArgs{PartnerID: partnerID, Filter: f}, nil)
 	if err != nil {
 		return 0, fmt.Errorf("insert replay job: %w", err)
 	}
-	return res.Job.ID, nil
+	return id, nil
 }
 
 // replayBatch is how many deliveries one transaction of a window replay

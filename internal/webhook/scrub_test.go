@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/dbtest"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/jobs"
@@ -54,11 +55,12 @@ func TestAnswerEchoedAfterAnonymisationIsNotLogged(t *testing.T) {
 			policy := &webhook.URLPolicy{AllowPrivate: true}
 			svc := &webhook.Service{Keys: keys, Policy: policy, Sender: webhook.NewSender(policy), Now: time.Now}
 			rec := &event.Recorder{Outbox: svc, Now: time.Now}
-			svc.Users = &user.Service{Keys: keys, Events: rec, Now: time.Now}
+			svc.Users = &user.Service{Keys: keys, Events: rec, Now: time.Now, Erase: app.EraseSteps()}
 			workers := river.NewWorkers() // registered, not worked: the test calls Deliver itself
 			river.AddWorker(workers, &webhook.DeliverWorker{DB: db.Bun, Webhooks: svc})
-			svc.Jobs, err = jobs.New(db, workers, jobs.Options{Log: slog.New(slog.DiscardHandler)})
+			clients, err := jobs.New(db, workers, jobs.Options{Log: slog.New(slog.DiscardHandler)})
 			require.NoError(t, err)
+			svc.Jobs = clients
 
 			arrived, release := make(chan struct{}), make(chan struct{})
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -22,13 +22,14 @@
 package webhook
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
 
-	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/user"
 )
@@ -113,13 +114,21 @@ type Attempt struct {
 	Error        *string   `bun:"error"`
 }
 
+// Inserter inserts River jobs inside a bun transaction; *jobs.Clients
+// implements it. Defined here so that webhook depends on River's job types,
+// not on the process's clients.
+type Inserter interface {
+	InsertIDTx(ctx context.Context, tx bun.Tx, args river.JobArgs, opts *river.InsertOpts) (int64, error)
+	InsertManyTx(ctx context.Context, tx bun.Tx, params []river.InsertManyParams) error
+}
+
 // Service manages endpoints, dispatches events and delivers them. One value
 // serves the REST handlers, the CLI, the River workers and the dispatcher.
 type Service struct {
 	Keys *keyring.Keyring
-	// Jobs inserts delivery and replay jobs; it may be nil where nothing is
-	// dispatched (the seed command).
-	Jobs   *jobs.Clients
+	// Jobs inserts delivery and replay jobs (a *jobs.Clients); it may be
+	// nil where nothing is dispatched (the seed command).
+	Jobs   Inserter
 	Users  *user.Service
 	Policy *URLPolicy
 	Sender *Sender
