@@ -298,15 +298,11 @@ func (r *queryResolver) Program(ctx context.Context, partnerSlug *string) (*mode
 		if err != nil {
 			return nil, err
 		}
-		if !p.APIEnabled {
-			return nil, apperr.New(apperr.CodePartnerDisabled, "this partner's program is switched off")
+		if err := p.CheckEnabled(partner.AudienceConsumer); err != nil {
+			return nil, err
 		}
 	}
-	name := p.ProgramName
-	if name == "" {
-		name = p.DisplayName
-	}
-	return &model.Program{Name: name, CurrencyName: p.CurrencyName, Partner: p}, nil
+	return &model.Program{Name: p.ProgramTitle(), CurrencyName: p.CurrencyName, Partner: p}, nil
 }
 
 func (r *queryResolver) History(ctx context.Context, kind *model.HistoryKind, first *int, after *string) (*model.LedgerEntryConnection, error) {
