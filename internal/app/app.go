@@ -142,7 +142,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Partners = &partner.Service{Keys: keys, Now: a.now, Log: log}
 	a.Users = &user.Service{Keys: keys, Events: a.Events, Now: a.now}
 	a.Ledger = &ledger.Service{Events: a.Events, Now: a.now}
-	a.Earning = &earning.Service{Ledger: a.Ledger, Now: a.now}
+	a.Earning = &earning.Service{Ledger: a.Ledger, Users: a.Users, Now: a.now}
 	a.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: a.now}
 	a.Catalog = &catalog.Service{Merchants: a.Merchants, Now: a.now}
 	a.Vouchers = &voucher.Service{Catalog: a.Catalog, Ledger: a.Ledger, Events: a.Events, Keys: keys, Now: a.now}
