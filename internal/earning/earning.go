@@ -81,7 +81,8 @@ type Service struct {
 	zones sync.Map // time zone name -> *time.Location
 }
 
-// NewService returns a Service using the wall clock.
+// NewService returns a Service using the wall clock, for managing rules;
+// earning by external user id needs Users too.
 func NewService(l *ledger.Service) *Service { return &Service{Ledger: l, Now: time.Now} }
 
 var codeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
