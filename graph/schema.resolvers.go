@@ -42,15 +42,11 @@ func (r *adResolver) Action(ctx context.Context, obj *content.Ad) (*model.Progra
 	if err != nil {
 		return nil, err
 	}
-	rule, err := r.Earning.Rule(ctx, r.DB.Bun, c.Partner.ID, *obj.ActionCode)
-	if err != nil || !rule.ClientTriggerable || !rule.Active(r.Now()) {
-		return nil, nil // the ad still shows; the action is not offered
+	offer, err := r.Earning.ClientOffer(ctx, r.DB.Bun, c.Partner, c.User.ID, *obj.ActionCode)
+	if err != nil || offer == nil {
+		return nil, err // nil: the ad still shows; the action is not offered
 	}
-	avail, err := r.Earning.AvailabilityFor(ctx, r.DB.Bun, c.Partner, c.User.ID, []earning.Rule{*rule})
-	if err != nil {
-		return nil, err
-	}
-	return programAction(rule, avail[rule.Code]), nil
+	return programAction(offer), nil
 }
 
 func (r *giftResolver) Redemption(ctx context.Context, obj *catalog.Gift) (model.RedemptionChannel, error) {
@@ -248,26 +244,18 @@ func (r *mutationResolver) RequestRedemptionCode(ctx context.Context, voucherID 
 }
 
 func (r *programResolver) Actions(ctx context.Context, obj *model.Program) ([]*model.ProgramAction, error) {
-	rules, err := r.Earning.Rules(ctx, r.DB.Bun, obj.Partner.ID, false)
+	// The user's remaining caps only on their own partner's program.
+	userID := uuid.Nil
+	if c, err := consumer(ctx); err == nil && c.Partner.ID == obj.Partner.ID {
+		userID = c.User.ID
+	}
+	offers, err := r.Earning.ClientOffers(ctx, r.DB.Bun, obj.Partner, userID)
 	if err != nil {
 		return nil, err
 	}
-	now := r.Now()
-	var visible []earning.Rule
-	for _, rule := range rules {
-		if rule.ClientTriggerable && rule.Active(now) {
-			visible = append(visible, rule)
-		}
-	}
-	var avail map[string]earning.Availability
-	if c, err := consumer(ctx); err == nil && c.Partner.ID == obj.Partner.ID {
-		if avail, err = r.Earning.AvailabilityFor(ctx, r.DB.Bun, c.Partner, c.User.ID, visible); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]*model.ProgramAction, 0, len(visible))
-	for _, rule := range visible {
-		out = append(out, programAction(&rule, avail[rule.Code]))
+	out := make([]*model.ProgramAction, 0, len(offers))
+	for _, o := range offers {
+		out = append(out, programAction(&o))
 	}
 	return out, nil
 }
@@ -298,15 +286,11 @@ func (r *queryResolver) Program(ctx context.Context, partnerSlug *string) (*mode
 		if err != nil {
 			return nil, err
 		}
-		if !p.APIEnabled {
-			return nil, apperr.New(apperr.CodePartnerDisabled, "this partner's program is switched off")
+		if err := p.CheckEnabled(partner.AudienceConsumer); err != nil {
+			return nil, err
 		}
 	}
-	name := p.ProgramName
-	if name == "" {
-		name = p.DisplayName
-	}
-	return &model.Program{Name: name, CurrencyName: p.CurrencyName, Partner: p}, nil
+	return &model.Program{Name: p.ProgramTitle(), CurrencyName: p.CurrencyName, Partner: p}, nil
 }
 
 func (r *queryResolver) History(ctx context.Context, kind *model.HistoryKind, first *int, after *string) (*model.LedgerEntryConnection, error) {

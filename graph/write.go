@@ -98,9 +98,10 @@ func leaderboardEntries(es []ranking.Entry, me uuid.UUID) []*model.LeaderboardEn
 	return out
 }
 
-// programAction is a rule as the app shows it, with the user's remaining
-// caps (zero Availability without a user).
-func programAction(rule *earning.Rule, a earning.Availability) *model.ProgramAction {
+// programAction is an offered action as the app shows it, with the user's
+// remaining caps (none without a user); earning decides what is offered.
+func programAction(o *earning.Offer) *model.ProgramAction {
+	rule, a := o.Rule, o.Availability
 	return &model.ProgramAction{
 		Code: rule.Code, Name: rule.Name, Description: rule.Description, Points: int(rule.Points),
 		DailyCap: rule.DailyCap, LifetimeCap: rule.LifetimeCap, CooldownSeconds: rule.CooldownSeconds,

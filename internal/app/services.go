@@ -55,7 +55,7 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s.Partners = &partner.Service{Keys: keys, Now: now, Log: log}
 	s.Users = &user.Service{Keys: keys, Events: s.Events, Now: now, Erase: EraseSteps()}
 	s.Ledger = &ledger.Service{Events: s.Events, Now: now}
-	s.Earning = &earning.Service{Ledger: s.Ledger, Now: now}
+	s.Earning = &earning.Service{Ledger: s.Ledger, Users: s.Users, Now: now}
 	s.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: now}
 	s.Catalog = &catalog.Service{Merchants: s.Merchants, Now: now}
 	s.Vouchers = &voucher.Service{Catalog: s.Catalog, Ledger: s.Ledger, Events: s.Events, Keys: keys, Now: now}

@@ -214,8 +214,8 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 	if err != nil {
 		return nil, err
 	}
-	if !p.APIEnabled {
-		return nil, apperr.New(apperr.CodePartnerDisabled, "this partner's program is switched off")
+	if err := p.CheckEnabled(partner.AudienceConsumer); err != nil {
+		return nil, err
 	}
 	sub := claims.subject()
 	if sub == "" {

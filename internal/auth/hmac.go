@@ -178,8 +178,8 @@ type verified struct {
 // cache to its transport.
 func (a *PartnerAuthenticator) finish(ctx context.Context, r Request, v verified) (*PartnerPrincipal, error) {
 	p := v.partner
-	if !p.APIEnabled {
-		return nil, apperr.New(apperr.CodePartnerDisabled, "API access is disabled for this partner")
+	if err := p.CheckEnabled(partner.AudienceOperator); err != nil {
+		return nil, err
 	}
 	if !p.AllowsScheme(v.scheme) {
 		return nil, apperr.New(apperr.CodeSchemeNotAllowed, "this partner may not authenticate with the %s scheme", v.scheme)

@@ -21,7 +21,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/earning"
@@ -106,92 +105,10 @@ type Service struct {
 	Now      func() time.Time
 }
 
-// EarnInput is one multistore item as the partner sent it; Err is set when
-// the item itself is malformed.
-type EarnInput struct {
-	ExternalUserID string
-	Action         string
-	Points         *int64
-	Reference      string
-	OccurredAt     *time.Time
-	Err            error
-}
-
-// resolve maps external-id hashes to users in one query.
-func (s *Service) resolve(ctx context.Context, db bun.IDB, partnerID uuid.UUID, hashes [][]byte) (map[string]*user.User, error) {
-	var users []user.User
-	if len(hashes) == 0 {
-		return map[string]*user.User{}, nil
-	}
-	err := db.NewSelect().Model(&users).Column("partner_id", "id", "external_id_hash", "anonymised_at").
-		Where("partner_id = ? AND external_id_hash = ANY(?)", partnerID, pgdialect.Array(hashes)).Scan(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("resolve users: %w", err)
-	}
-	out := make(map[string]*user.User, len(users))
-	for i := range users {
-		out[string(users[i].ExternalIDHash)] = &users[i]
-	}
-	return out, nil
-}
-
-// hashItem is what processing needs of an item.
-type hashItem struct {
-	hash       []byte
-	action     string
-	points     *int64
-	reference  string
-	occurredAt *time.Time
-	err        error
-}
-
-// earnHashed resolves the items' users and earns them in one batch.
-func (s *Service) earnHashed(ctx context.Context, tx bun.Tx, p *partner.Partner, items []hashItem) ([]earning.ManyResult, error) {
-	hashes := make([][]byte, 0, len(items))
-	for _, it := range items {
-		if it.err == nil {
-			hashes = append(hashes, it.hash)
-		}
-	}
-	users, err := s.resolve(ctx, tx, p.ID, hashes)
-	if err != nil {
-		return nil, err
-	}
-	many := make([]earning.ManyItem, len(items))
-	for i, it := range items {
-		m := earning.ManyItem{Code: it.action, Points: it.points, Reference: it.reference, Err: it.err}
-		if it.occurredAt != nil {
-			m.OccurredAt = *it.occurredAt
-		}
-		if m.Err == nil {
-			switch u := users[string(it.hash)]; {
-			case u == nil:
-				m.Err = apperr.New(apperr.CodeUserNotFound, "user not found")
-			case u.Anonymised():
-				m.Err = apperr.New(apperr.CodeUserAnonymised, "user was anonymised")
-			default:
-				m.UserID = u.ID
-			}
-		}
-		many[i] = m
-	}
-	return s.Earning.EarnManyTx(ctx, tx, p, many)
-}
-
-func (s *Service) hashItems(partnerID uuid.UUID, in []EarnInput) []hashItem {
-	out := make([]hashItem, len(in))
-	for i, it := range in {
-		out[i] = hashItem{action: it.Action, points: it.Points, reference: it.Reference, occurredAt: it.OccurredAt, err: it.Err}
-		if it.Err == nil {
-			out[i].hash = s.Users.ExternalIDHash(partnerID, it.ExternalUserID)
-		}
-	}
-	return out
-}
-
-// MultistoreTx earns the items now, in tx.
-func (s *Service) MultistoreTx(ctx context.Context, tx bun.Tx, p *partner.Partner, in []EarnInput) ([]earning.ManyResult, error) {
-	return s.earnHashed(ctx, tx, p, s.hashItems(p.ID, in))
+// MultistoreTx earns the items now, in tx (earning.EarnManyTx resolves
+// their users and applies the rules).
+func (s *Service) MultistoreTx(ctx context.Context, tx bun.Tx, p *partner.Partner, in []earning.ManyItem) ([]earning.ManyResult, error) {
+	return s.Earning.EarnManyTx(ctx, tx, p, in)
 }
 
 // WorkArgs processes a bulk job. It carries ids only.
@@ -229,8 +146,10 @@ func (s *Service) createJobTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUI
 	return j, nil
 }
 
-// EnqueueMultistoreTx stores a multistore as a job.
-func (s *Service) EnqueueMultistoreTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, in []EarnInput) (*Job, error) {
+// EnqueueMultistoreTx stores a multistore as a job: each item's error code
+// when it failed validation, otherwise its request with the keyed hash of
+// its external user id in place of the id.
+func (s *Service) EnqueueMultistoreTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, in []earning.ManyItem) (*Job, error) {
 	items := make([]Item, len(in))
 	for i, it := range in {
 		items[i] = Item{Position: i}
@@ -240,11 +159,11 @@ func (s *Service) EnqueueMultistoreTx(ctx context.Context, tx bun.Tx, partnerID 
 			continue
 		}
 		items[i].UserHash = s.Users.ExternalIDHash(partnerID, it.ExternalUserID)
-		action := it.Action
-		items[i].ActionCode, items[i].Points, items[i].OccurredAt = &action, it.Points, it.OccurredAt
-		if it.Reference != "" {
-			ref := it.Reference
-			items[i].Reference = &ref
+		action := it.Code
+		items[i].ActionCode, items[i].Points, items[i].Reference = &action, it.Points, it.Reference
+		if !it.OccurredAt.IsZero() {
+			at := it.OccurredAt
+			items[i].OccurredAt = &at
 		}
 	}
 	return s.createJobTx(ctx, tx, partnerID, KindMultistore, map[string]any{}, items)

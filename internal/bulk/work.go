@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
 )
 
@@ -153,20 +154,21 @@ func (s *Service) processEarns(ctx context.Context, tx bun.Tx, partnerID uuid.UU
 	if err != nil {
 		return err
 	}
-	hi := make([]hashItem, len(items))
+	many := make([]earning.ManyItem, len(items))
 	for i, it := range items {
-		hi[i] = hashItem{hash: it.UserHash, points: it.Points, occurredAt: it.OccurredAt}
+		m := earning.ManyItem{EarnParams: earning.EarnParams{Points: it.Points, Reference: it.Reference}, UserHash: it.UserHash}
 		if it.ActionCode != nil {
-			hi[i].action = *it.ActionCode
+			m.Code = *it.ActionCode
 		}
-		if it.Reference != nil {
-			hi[i].reference = *it.Reference
+		if it.OccurredAt != nil {
+			m.OccurredAt = *it.OccurredAt
 		}
 		if it.ErrorCode != nil {
-			hi[i].err = apperr.New(apperr.Code(*it.ErrorCode), "invalid item")
+			m.Err = apperr.New(apperr.Code(*it.ErrorCode), "invalid item")
 		}
+		many[i] = m
 	}
-	res, err := s.earnHashed(ctx, tx, p, hi)
+	res, err := s.Earning.EarnManyTx(ctx, tx, p, many)
 	if err != nil {
 		return err
 	}
@@ -186,7 +188,7 @@ func (s *Service) processDeletes(ctx context.Context, tx bun.Tx, partnerID uuid.
 	for i, it := range items {
 		hashes[i] = it.UserHash
 	}
-	users, err := s.resolve(ctx, tx, partnerID, hashes)
+	users, err := s.Users.ByHashes(ctx, tx, partnerID, hashes)
 	if err != nil {
 		return err
 	}

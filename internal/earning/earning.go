@@ -7,14 +7,12 @@ package earning
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"regexp"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -23,6 +21,7 @@ import (
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/textcheck"
+	"github.com/perkshq/perks/internal/user"
 )
 
 // Rule is one earning rule.
@@ -75,12 +74,15 @@ type Counter struct {
 // Service manages rules and earns.
 type Service struct {
 	Ledger *ledger.Service
-	Now    func() time.Time
+	// Users resolves the partner's external user ids of earns.
+	Users *user.Service
+	Now   func() time.Time
 
 	zones sync.Map // time zone name -> *time.Location
 }
 
-// NewService returns a Service using the wall clock.
+// NewService returns a Service using the wall clock, for managing rules;
+// earning by external user id needs Users too.
 func NewService(l *ledger.Service) *Service { return &Service{Ledger: l, Now: time.Now} }
 
 var codeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
@@ -217,78 +219,6 @@ func (s *Service) DisableRule(ctx context.Context, db bun.IDB, partnerID uuid.UU
 		return apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
 	}
 	return nil
-}
-
-// EarnParams describes one earn.
-type EarnParams struct {
-	UserID uuid.UUID
-	Code   string
-	// Points overrides the rule's amount; only for variable-points rules.
-	Points     *int64
-	Reference  string
-	OccurredAt time.Time
-	Metadata   json.RawMessage
-	// ByClient is true when the user triggered the action from the app.
-	ByClient bool
-}
-
-// CheckEarnText refuses a reference or metadata PostgreSQL would not store
-// as sent: a reference with any control character, metadata that is not
-// valid UTF-8 or whose strings hold a control character other than tab,
-// line feed and carriage return (jsonb refuses \u0000: it was a 500).
-// Every transport's earn goes through it (REST, multistore items, GraphQL).
-func CheckEarnText(reference string, metadata json.RawMessage) error {
-	if err := textcheck.Line("reference", reference); err != nil {
-		return err
-	}
-	if len(metadata) == 0 {
-		return nil
-	}
-	if !utf8.Valid(metadata) {
-		return apperr.Field(apperr.CodeInvalidField, "metadata", "metadata is not valid UTF-8")
-	}
-	return textcheck.JSON("metadata", metadata)
-}
-
-// EarnTx applies a rule for a user inside tx.
-func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep EarnParams) (*ledger.Entry, error) {
-	if err := CheckEarnText(ep.Reference, ep.Metadata); err != nil {
-		return nil, err
-	}
-	r, err := s.Rule(ctx, tx, p.ID, ep.Code)
-	if err != nil {
-		return nil, err
-	}
-	now := s.Now().UTC()
-	if ep.ByClient && !r.ClientTriggerable {
-		return nil, apperr.New(apperr.CodeActionNotAllowed, "action %q cannot be triggered from the app", ep.Code)
-	}
-	if !r.Active(now) {
-		return nil, apperr.New(apperr.CodeActionInactive, "action %q is not active", ep.Code)
-	}
-	points := r.Points
-	if ep.Points != nil {
-		if !r.VariablePoints {
-			return nil, apperr.Field(apperr.CodeVariablePointsDenied, "points", "action %q awards a fixed %d points; omit points", ep.Code, r.Points)
-		}
-		max := ledger.MaxPoints
-		if r.MaxPoints != nil {
-			max = *r.MaxPoints
-		}
-		if *ep.Points < 1 || *ep.Points > max {
-			return nil, apperr.Field(apperr.CodePointsOutOfRange, "points", "points must be a whole number from 1 to %d for action %q", max, ep.Code)
-		}
-		points = *ep.Points
-	}
-	if r.limited() {
-		if err := s.count(ctx, tx, p, r, ep.UserID, now); err != nil {
-			return nil, err
-		}
-	}
-	return s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
-		UserID: ep.UserID, Kind: ledger.KindEarn, Points: points, Reason: r.Name, ActionCode: r.Code,
-		Reference: ep.Reference, Metadata: ep.Metadata, OccurredAt: ep.OccurredAt,
-	})
 }
 
 // count increments the user's counter for r if, and only if, no cap or

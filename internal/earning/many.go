@@ -19,16 +19,19 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 )
 
-// ManyItem is one earn of a batch. UserID is uuid.Nil when the caller could
-// not resolve the user; Err carries an error found before the batch (bad
-// input, unknown user) and makes the item fail with it.
+// ManyItem is one earn of a batch: the same request as one earn, checked
+// with Validate by the caller when it is made (a bulk job checks its items
+// when it is stored, long before they run).
 type ManyItem struct {
-	UserID     uuid.UUID
-	Code       string
-	Points     *int64
-	Reference  string
-	OccurredAt time.Time
-	Err        error
+	EarnParams
+	// UserHash names the user of an item kept without its external id (a
+	// stored bulk job item): the keyed hash of ExternalUserID
+	// (user.Service.ExternalIDHash). CreateUser is not supported in
+	// batches: an unknown user fails its item.
+	UserHash []byte
+	// Err is an error found before the batch (the item's own bad input): the
+	// item fails with it and nothing else is checked.
+	Err error
 }
 
 // ManyResult is the outcome of one item, in input order.
@@ -49,12 +52,15 @@ type counterKey struct {
 
 // EarnManyTx applies many earns in one transaction, set-based: a handful of
 // statements whatever the batch size, with the same rules, caps, cooldowns
-// and exactly-once references as EarnTx. Items are decided in input order;
-// one item's failure never fails the others.
+// and exactly-once references as EarnTx, and the same refusal of unknown
+// and anonymised users. Items are decided in input order; one item's
+// failure never fails the others.
 //
-// Locks are taken in a fixed order (counter rows by user and code, then
-// balance rows by user), after EarnTx's order (counter, then balance), so
-// batches and single earns cannot deadlock each other.
+// A batch runs in phases, each a function below: resolve users, load
+// rules, pre-check (no lock), load references, lock (counter rows by user
+// and code, then balance rows by user: EarnTx's order, counter then
+// balance, so batches and single earns cannot deadlock each other), decide
+// (in memory, against the locked rows) and write.
 //
 // References are checked before anything is locked, so a concurrent batch
 // (or earn) may insert one of them between the check and the insert: the
@@ -63,6 +69,10 @@ type counterKey struct {
 // again, now seeing the other's entries: those items become duplicates (or
 // conflicts, for another user) and the rest of the batch still earns.
 func (s *Service) EarnManyTx(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem) ([]ManyResult, error) {
+	items = slices.Clone(items)
+	if err := s.resolveUsers(ctx, tx, p.ID, items); err != nil {
+		return nil, err
+	}
 	for attempt := 1; ; attempt++ {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT earn_many"); err != nil {
 			return nil, fmt.Errorf("savepoint: %w", err)
@@ -97,221 +107,361 @@ func isReferenceTaken(err error) bool {
 	return errors.As(err, &e) && e.SQLState() == "23505" && strings.Contains(err.Error(), "ledger_entries_reference_idx")
 }
 
+// batch is one attempt at a batch: what each phase finds, for the next.
+type batch struct {
+	p          *partner.Partner
+	items      []ManyItem
+	now, today time.Time
+	res        []ManyResult
+	// points each item awards, once pre-checked.
+	points []int64
+	rules  map[string]*Rule
+	// prior holds the references the ledger already has.
+	prior    map[string]priorEntry
+	counters map[counterKey]*Counter
+	balances map[uuid.UUID]*ledger.Balance
+	// What decide accepted, in input order; the items that repeat an
+	// accepted item's reference (item -> that item); the counters changed.
+	accepted []int
+	dupOf    map[int]int
+	touched  map[counterKey]bool
+}
+
+// priorEntry is a ledger entry that already holds a reference of the batch.
+type priorEntry struct {
+	Reference string    `bun:"reference"`
+	ID        int64     `bun:"id"`
+	UserID    uuid.UUID `bun:"user_id"`
+}
+
+// fail records item i's refusal (an unexpected error becomes INTERNAL,
+// its detail left to the caller's logs).
+func (b *batch) fail(i int, err error) {
+	e := apperr.As(err)
+	if e == nil {
+		e = apperr.New(apperr.CodeInternal, "internal error")
+	}
+	b.res[i] = ManyResult{Err: e}
+}
+
+// earnMany is one attempt at the batch, phase by phase.
 func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem) ([]ManyResult, error) {
 	now := s.Now().UTC()
-	today := s.day(p, now)
-	res := make([]ManyResult, len(items))
-	fail := func(i int, err error) {
-		e := apperr.As(err)
-		if e == nil {
-			e = apperr.New(apperr.CodeInternal, "internal error")
-		}
-		res[i] = ManyResult{Err: e}
+	b := &batch{p: p, items: items, now: now, today: s.day(p, now),
+		res: make([]ManyResult, len(items)), points: make([]int64, len(items))}
+	if err := b.loadRules(ctx, tx); err != nil {
+		return nil, err
 	}
+	refs := b.precheck()
+	if err := b.loadReferences(ctx, tx, refs); err != nil {
+		return nil, err
+	}
+	if err := b.lockCounters(ctx, tx); err != nil {
+		return nil, err
+	}
+	if err := b.lockBalances(ctx, tx); err != nil {
+		return nil, err
+	}
+	b.decide()
+	if len(b.accepted) == 0 {
+		return b.res, nil
+	}
+	if err := s.write(ctx, tx, b); err != nil {
+		return nil, err
+	}
+	return b.res, nil
+}
 
-	// Rules of the batch, in one query.
+// resolveUsers names every item's user by id, in one query: an item named
+// by its external id or that id's hash is looked up; an unknown user fails
+// the item with USER_NOT_FOUND, an anonymised one with USER_ANONYMISED
+// (earnable). Items named by UserID are taken as they are. It runs once,
+// before the attempts: users are not what a lost reference race changes.
+func (s *Service) resolveUsers(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, items []ManyItem) error {
+	hashes := make([][]byte, len(items)) // per item; nil: nothing to look up
+	var lookup [][]byte
+	for i := range items {
+		it := &items[i]
+		if it.Err != nil || it.UserID != uuid.Nil {
+			continue
+		}
+		hashes[i] = it.UserHash
+		if hashes[i] == nil {
+			hashes[i] = s.Users.ExternalIDHash(partnerID, it.ExternalUserID)
+		}
+		lookup = append(lookup, hashes[i])
+	}
+	users, err := s.Users.ByHashes(ctx, tx, partnerID, lookup)
+	if err != nil {
+		return err
+	}
+	for i, h := range hashes {
+		if h == nil {
+			continue
+		}
+		switch u := users[string(h)]; {
+		case u == nil:
+			items[i].Err = apperr.New(apperr.CodeUserNotFound, "user not found")
+		case earnable(u) != nil:
+			items[i].Err = earnable(u)
+		default:
+			items[i].UserID = u.ID
+		}
+	}
+	return nil
+}
+
+// loadRules loads every rule the batch names, in one query.
+func (b *batch) loadRules(ctx context.Context, tx bun.Tx) error {
 	codes := map[string]bool{}
-	for _, it := range items {
+	for _, it := range b.items {
 		if it.Err == nil {
 			codes[it.Code] = true
 		}
 	}
-	rules := map[string]*Rule{}
-	if len(codes) > 0 {
-		var rs []Rule
-		if err := tx.NewSelect().Model(&rs).Where("partner_id = ? AND code IN (?)", p.ID, bun.In(keys(codes))).Scan(ctx); err != nil {
-			return nil, fmt.Errorf("load rules: %w", err)
-		}
-		for i := range rs {
-			rules[rs[i].Code] = &rs[i]
-		}
+	b.rules = map[string]*Rule{}
+	if len(codes) == 0 {
+		return nil
 	}
+	var rs []Rule
+	if err := tx.NewSelect().Model(&rs).Where("partner_id = ? AND code IN (?)", b.p.ID, bun.In(keys(codes))).Scan(ctx); err != nil {
+		return fmt.Errorf("load rules: %w", err)
+	}
+	for i := range rs {
+		b.rules[rs[i].Code] = &rs[i]
+	}
+	return nil
+}
 
-	// Per-item checks that need no lock; references seen before.
-	points := make([]int64, len(items))
+// precheck fails, before anything is locked, the items no lock can save:
+// errors found before the batch, unknown rules, and the rule's own checks
+// (Rule.decide: inactive, points it refuses). It records each remaining
+// item's points and returns their references.
+func (b *batch) precheck() []string {
 	var refs []string
-	for i, it := range items {
+	for i, it := range b.items {
 		if it.Err != nil {
-			fail(i, it.Err)
+			b.fail(i, it.Err)
 			continue
 		}
-		r := rules[it.Code]
-		switch {
-		case r == nil:
-			fail(i, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", it.Code))
-			continue
-		case !r.Active(now):
-			fail(i, apperr.New(apperr.CodeActionInactive, "action %q is not active", it.Code))
+		r := b.rules[it.Code]
+		if r == nil {
+			b.fail(i, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", it.Code))
 			continue
 		}
-		points[i] = r.Points
-		if it.Points != nil {
-			max := ledger.MaxPoints
-			if r.MaxPoints != nil {
-				max = *r.MaxPoints
-			}
-			switch {
-			case !r.VariablePoints:
-				fail(i, apperr.Field(apperr.CodeVariablePointsDenied, "points", "action %q awards a fixed %d points", it.Code, r.Points))
-				continue
-			case *it.Points < 1 || *it.Points > max:
-				fail(i, apperr.Field(apperr.CodePointsOutOfRange, "points", "points must be from 1 to %d for action %q", max, it.Code))
-				continue
-			}
-			points[i] = *it.Points
-		}
-		if it.Reference != "" {
-			refs = append(refs, it.Reference)
-		}
-	}
-	type prior struct {
-		Reference string    `bun:"reference"`
-		ID        int64     `bun:"id"`
-		UserID    uuid.UUID `bun:"user_id"`
-	}
-	seenRef := map[string]prior{}
-	if len(refs) > 0 {
-		var ps []prior
-		err := tx.NewRaw("SELECT reference, id, user_id FROM ledger_entries WHERE partner_id = ? AND reference = ANY(?)",
-			p.ID, pgdialect.Array(refs)).Scan(ctx, &ps)
+		points, err := r.decide(&b.items[i].EarnParams, b.now)
 		if err != nil {
-			return nil, fmt.Errorf("load references: %w", err)
-		}
-		for _, pr := range ps {
-			seenRef[pr.Reference] = pr
-		}
-	}
-
-	// Lock what the batch will change: counter rows (created empty when
-	// missing), then balance rows, each in a fixed order.
-	var ckeys []counterKey
-	userSet := map[uuid.UUID]bool{}
-	for i, it := range items {
-		if res[i].Err != nil {
+			b.fail(i, err)
 			continue
 		}
-		userSet[it.UserID] = true
-		if rules[it.Code].limited() {
+		b.points[i] = points
+		if it.Reference != nil {
+			refs = append(refs, *it.Reference)
+		}
+	}
+	return refs
+}
+
+// loadReferences finds, in one query, which of refs the ledger already
+// holds and for which user (see EarnManyTx for the race this leaves open
+// and how the retry closes it).
+func (b *batch) loadReferences(ctx context.Context, tx bun.Tx, refs []string) error {
+	b.prior = map[string]priorEntry{}
+	if len(refs) == 0 {
+		return nil
+	}
+	var ps []priorEntry
+	err := tx.NewRaw("SELECT reference, id, user_id FROM ledger_entries WHERE partner_id = ? AND reference = ANY(?)",
+		b.p.ID, pgdialect.Array(refs)).Scan(ctx, &ps)
+	if err != nil {
+		return fmt.Errorf("load references: %w", err)
+	}
+	for _, pr := range ps {
+		b.prior[pr.Reference] = pr
+	}
+	return nil
+}
+
+// lockCounters locks the counter rows of the items' limited rules (created
+// empty when missing), ordered by user and code.
+func (b *batch) lockCounters(ctx context.Context, tx bun.Tx) error {
+	var ckeys []counterKey
+	for i, it := range b.items {
+		if b.res[i].Err == nil && b.rules[it.Code].limited() {
 			ckeys = append(ckeys, counterKey{it.UserID, it.Code})
 		}
 	}
-	counters := map[counterKey]*Counter{}
-	if len(ckeys) > 0 {
-		slices.SortFunc(ckeys, func(a, b counterKey) int {
-			if c := compareUUID(a.user, b.user); c != 0 {
-				return c
-			}
-			return compareString(a.code, b.code)
-		})
-		ckeys = slices.Compact(ckeys)
-		users := make([]uuid.UUID, len(ckeys))
-		cs := make([]string, len(ckeys))
-		for i, k := range ckeys {
-			users[i], cs[i] = k.user, k.code
-		}
-		_, err := tx.NewRaw(`INSERT INTO earning_counters (partner_id, user_id, code, total, day, day_count, last_at)
-			SELECT ?, u, c, 0, ?, 0, 'epoch' FROM unnest(?::uuid[], ?::text[]) AS t(u, c)
-			ORDER BY u, c ON CONFLICT DO NOTHING`, p.ID, today, pgdialect.Array(users), pgdialect.Array(cs)).Exec(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("create counters: %w", err)
-		}
-		var rows []Counter
-		err = tx.NewRaw(`SELECT c.* FROM earning_counters c JOIN unnest(?::uuid[], ?::text[]) AS t(u, k)
-			ON c.partner_id = ? AND c.user_id = t.u AND c.code = t.k ORDER BY c.user_id, c.code FOR UPDATE OF c`,
-			pgdialect.Array(users), pgdialect.Array(cs), p.ID).Scan(ctx, &rows)
-		if err != nil {
-			return nil, fmt.Errorf("lock counters: %w", err)
-		}
-		for i := range rows {
-			counters[counterKey{rows[i].UserID, rows[i].Code}] = &rows[i]
-		}
+	b.counters = map[counterKey]*Counter{}
+	if len(ckeys) == 0 {
+		return nil
 	}
-	balances := map[uuid.UUID]*ledger.Balance{}
-	if len(userSet) > 0 {
-		users := keys(userSet)
-		slices.SortFunc(users, compareUUID)
-		_, err := tx.NewRaw(`INSERT INTO balances (partner_id, user_id) SELECT ?, u FROM unnest(?::uuid[]) AS u
-			ORDER BY u ON CONFLICT DO NOTHING`, p.ID, pgdialect.Array(users)).Exec(ctx)
-		if err != nil {
-			if isForeignKeyViolation(err) {
-				return nil, fmt.Errorf("batch names a user that does not exist: %w", err)
-			}
-			return nil, fmt.Errorf("create balances: %w", err)
+	slices.SortFunc(ckeys, func(a, b counterKey) int {
+		if c := compareUUID(a.user, b.user); c != 0 {
+			return c
 		}
-		var rows []ledger.Balance
-		err = tx.NewRaw(`SELECT b.* FROM balances b WHERE b.partner_id = ? AND b.user_id = ANY(?::uuid[])
-			ORDER BY b.user_id FOR UPDATE`, p.ID, pgdialect.Array(users)).Scan(ctx, &rows)
-		if err != nil {
-			return nil, fmt.Errorf("lock balances: %w", err)
-		}
-		for i := range rows {
-			balances[rows[i].UserID] = &rows[i]
-		}
+		return compareString(a.code, b.code)
+	})
+	ckeys = slices.Compact(ckeys)
+	users := make([]uuid.UUID, len(ckeys))
+	cs := make([]string, len(ckeys))
+	for i, k := range ckeys {
+		users[i], cs[i] = k.user, k.code
 	}
+	_, err := tx.NewRaw(`INSERT INTO earning_counters (partner_id, user_id, code, total, day, day_count, last_at)
+		SELECT ?, u, c, 0, ?, 0, 'epoch' FROM unnest(?::uuid[], ?::text[]) AS t(u, c)
+		ORDER BY u, c ON CONFLICT DO NOTHING`, b.p.ID, b.today, pgdialect.Array(users), pgdialect.Array(cs)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("create counters: %w", err)
+	}
+	var rows []Counter
+	err = tx.NewRaw(`SELECT c.* FROM earning_counters c JOIN unnest(?::uuid[], ?::text[]) AS t(u, k)
+		ON c.partner_id = ? AND c.user_id = t.u AND c.code = t.k ORDER BY c.user_id, c.code FOR UPDATE OF c`,
+		pgdialect.Array(users), pgdialect.Array(cs), b.p.ID).Scan(ctx, &rows)
+	if err != nil {
+		return fmt.Errorf("lock counters: %w", err)
+	}
+	for i := range rows {
+		b.counters[counterKey{rows[i].UserID, rows[i].Code}] = &rows[i]
+	}
+	return nil
+}
 
-	// Decide every item in input order against the locked state.
-	var accepted []int
+// lockBalances locks the balance rows of the items' users (created empty
+// when missing), ordered by user, after the counters.
+func (b *batch) lockBalances(ctx context.Context, tx bun.Tx) error {
+	userSet := map[uuid.UUID]bool{}
+	for i, it := range b.items {
+		if b.res[i].Err == nil {
+			userSet[it.UserID] = true
+		}
+	}
+	b.balances = map[uuid.UUID]*ledger.Balance{}
+	if len(userSet) == 0 {
+		return nil
+	}
+	users := keys(userSet)
+	slices.SortFunc(users, compareUUID)
+	_, err := tx.NewRaw(`INSERT INTO balances (partner_id, user_id) SELECT ?, u FROM unnest(?::uuid[]) AS u
+		ORDER BY u ON CONFLICT DO NOTHING`, b.p.ID, pgdialect.Array(users)).Exec(ctx)
+	if err != nil {
+		if isForeignKeyViolation(err) {
+			return fmt.Errorf("batch names a user that does not exist: %w", err)
+		}
+		return fmt.Errorf("create balances: %w", err)
+	}
+	var rows []ledger.Balance
+	err = tx.NewRaw(`SELECT b.* FROM balances b WHERE b.partner_id = ? AND b.user_id = ANY(?::uuid[])
+		ORDER BY b.user_id FOR UPDATE`, b.p.ID, pgdialect.Array(users)).Scan(ctx, &rows)
+	if err != nil {
+		return fmt.Errorf("lock balances: %w", err)
+	}
+	for i := range rows {
+		b.balances[rows[i].UserID] = &rows[i]
+	}
+	return nil
+}
+
+// decide settles every pre-checked item in input order against the locked
+// rows, in memory: a reference seen before makes it a duplicate (or a
+// conflict, for another user), then the balance ceiling, then the caps and
+// cooldown (admit). An accepted item updates the in-memory balance and
+// counter, so later items of the same user see it.
+func (b *batch) decide() {
 	batchRef := map[string]int{} // reference -> accepted item
-	dupOf := map[int]int{}       // item -> earlier item of the batch with its reference
-	touched := map[counterKey]bool{}
-	for i, it := range items {
-		if res[i].Err != nil {
+	b.dupOf = map[int]int{}
+	b.touched = map[counterKey]bool{}
+	for i, it := range b.items {
+		if b.res[i].Err != nil || b.repeatsReference(i, batchRef) {
 			continue
 		}
-		if it.Reference != "" {
-			if pr, ok := seenRef[it.Reference]; ok {
-				if pr.UserID != it.UserID {
-					fail(i, apperr.Field(apperr.CodeConflict, "reference", "reference %q was already used for another user", it.Reference))
-				} else {
-					id := pr.ID
-					res[i] = ManyResult{EntryID: &id, Duplicate: true}
-				}
-				continue
-			}
-			if j, ok := batchRef[it.Reference]; ok {
-				if items[j].UserID != it.UserID {
-					fail(i, apperr.Field(apperr.CodeConflict, "reference", "reference %q is used by another item for another user", it.Reference))
-				} else {
-					res[i].Duplicate = true
-					dupOf[i] = j
-				}
-				continue
-			}
-		}
-		b := balances[it.UserID]
-		if b.Points+points[i] > ledger.MaxBalance || b.LifetimeEarned+points[i] > ledger.MaxBalance {
-			fail(i, apperr.New(apperr.CodePointsOutOfRange, "the balance would exceed the maximum of %d points", ledger.MaxBalance))
+		bal := b.balances[it.UserID]
+		if bal.Points+b.points[i] > ledger.MaxBalance || bal.LifetimeEarned+b.points[i] > ledger.MaxBalance {
+			b.fail(i, apperr.New(apperr.CodePointsOutOfRange, "the balance would exceed the maximum of %d points", ledger.MaxBalance))
 			continue
 		}
-		r := rules[it.Code]
-		if r.limited() {
+		if r := b.rules[it.Code]; r.limited() {
 			k := counterKey{it.UserID, it.Code}
-			if err := admit(r, counters[k], today, now); err != nil {
-				fail(i, err)
+			if err := admit(r, b.counters[k], b.today, b.now); err != nil {
+				b.fail(i, err)
 				continue
 			}
-			touched[k] = true
+			b.touched[k] = true
 		}
-		b.Points += points[i]
-		b.LifetimeEarned += points[i]
-		bal := b.Points
-		res[i].Balance = &bal
-		if it.Reference != "" {
-			batchRef[it.Reference] = i
+		bal.Points += b.points[i]
+		bal.LifetimeEarned += b.points[i]
+		after := bal.Points
+		b.res[i].Balance = &after
+		if it.Reference != nil {
+			batchRef[*it.Reference] = i
 		}
-		accepted = append(accepted, i)
+		b.accepted = append(b.accepted, i)
 	}
-	if len(accepted) == 0 {
-		return res, nil
-	}
+}
 
-	// Write: entries (ids allocated up front so results map to input
-	// order), balances, counters, events.
+// repeatsReference settles item i when its reference was used before: in
+// the ledger (the original entry, a duplicate) or by an item accepted
+// earlier in the batch (that item's entry once written). Another user's
+// reference fails the item with CONFLICT. It reports whether i is settled.
+func (b *batch) repeatsReference(i int, batchRef map[string]int) bool {
+	it := b.items[i]
+	if it.Reference == nil {
+		return false
+	}
+	ref := *it.Reference
+	if pr, ok := b.prior[ref]; ok {
+		if pr.UserID != it.UserID {
+			b.fail(i, apperr.Field(apperr.CodeConflict, "reference", "reference %q was already used for another user", ref))
+		} else {
+			id := pr.ID
+			b.res[i] = ManyResult{EntryID: &id, Duplicate: true}
+		}
+		return true
+	}
+	if j, ok := batchRef[ref]; ok {
+		if b.items[j].UserID != it.UserID {
+			b.fail(i, apperr.Field(apperr.CodeConflict, "reference", "reference %q is used by another item for another user", ref))
+		} else {
+			b.res[i].Duplicate = true
+			b.dupOf[i] = j
+		}
+		return true
+	}
+	return false
+}
+
+// write stores what decide accepted: the entries (their ids allocated up
+// front so results map to input order) with their points.earned events,
+// the balances and the counters; then points each in-batch duplicate at
+// its original's entry.
+func (s *Service) write(ctx context.Context, tx bun.Tx, b *batch) error {
+	events, err := b.writeEntries(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if err := b.writeBalances(ctx, tx); err != nil {
+		return err
+	}
+	if err := b.writeCounters(ctx, tx); err != nil {
+		return err
+	}
+	if err := s.Ledger.Events.RecordTx(ctx, tx, events...); err != nil {
+		return err
+	}
+	for i, j := range b.dupOf {
+		b.res[i].EntryID = b.res[j].EntryID
+	}
+	return nil
+}
+
+// writeEntries inserts the accepted items' ledger entries in one statement
+// and returns their points.earned events. A reference taken meanwhile by
+// another transaction fails it (see EarnManyTx).
+func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, error) {
 	var ids []int64
-	if err := tx.NewRaw("SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) FROM generate_series(1, ?)", len(accepted)).Scan(ctx, &ids); err != nil {
+	if err := tx.NewRaw("SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) FROM generate_series(1, ?)", len(b.accepted)).Scan(ctx, &ids); err != nil {
 		return nil, fmt.Errorf("allocate entry ids: %w", err)
 	}
-	n := len(accepted)
+	n := len(b.accepted)
 	var (
 		eIDs     = make([]int64, n)
 		eUsers   = make([]uuid.UUID, n)
@@ -323,74 +473,76 @@ func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, i
 		eAt      = make([]time.Time, n)
 		events   = make([]*event.Event, 0, n)
 	)
-	for k, i := range accepted {
-		it := items[i]
-		eIDs[k], eUsers[k], ePoints[k], eAfter[k] = ids[k], it.UserID, points[i], *res[i].Balance
-		eReasons[k], eCodes[k] = rules[it.Code].Name, it.Code
-		if it.Reference != "" {
-			ref := it.Reference
+	for k, i := range b.accepted {
+		it := b.items[i]
+		eIDs[k], eUsers[k], ePoints[k], eAfter[k] = ids[k], it.UserID, b.points[i], *b.res[i].Balance
+		eReasons[k], eCodes[k] = b.rules[it.Code].Name, it.Code
+		if it.Reference != nil {
+			ref := *it.Reference
 			eRefs[k] = &ref
 		}
 		eAt[k] = it.OccurredAt
 		if eAt[k].IsZero() {
-			eAt[k] = now
+			eAt[k] = b.now
 		}
 		id := ids[k]
-		res[i].EntryID = &id
+		b.res[i].EntryID = &id
 		uid := it.UserID
-		data, _ := json.Marshal(map[string]any{"userId": uid, "entryId": id, "points": points[i], "balance": *res[i].Balance, "action": it.Code})
-		events = append(events, &event.Event{PartnerID: p.ID, ID: uuid.New(), Type: event.PointsEarned, UserID: &uid, Data: data, CreatedAt: now})
+		data, _ := json.Marshal(map[string]any{"userId": uid, "entryId": id, "points": b.points[i], "balance": *b.res[i].Balance, "action": it.Code})
+		events = append(events, &event.Event{PartnerID: b.p.ID, ID: uuid.New(), Type: event.PointsEarned, UserID: &uid, Data: data, CreatedAt: b.now})
 	}
 	_, err := tx.NewRaw(`INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, action_code, reference, occurred_at, created_at)
 		OVERRIDING SYSTEM VALUE
 		SELECT ?, id, u, 'earn', pts, after, reason, code, ref, at, ?
 		FROM unnest(?::bigint[], ?::uuid[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[])
 		AS t(id, u, pts, after, reason, code, ref, at)`,
-		p.ID, now, pgdialect.Array(eIDs), pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
+		b.p.ID, b.now, pgdialect.Array(eIDs), pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
 		pgdialect.Array(eReasons), pgdialect.Array(eCodes), pgdialect.Array(eRefs), pgdialect.Array(eAt)).Exec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d entries: %w", n, err)
 	}
+	return events, nil
+}
 
-	bUsers := make([]uuid.UUID, 0, len(balances))
-	bPoints := make([]int64, 0, len(balances))
-	bLife := make([]int64, 0, len(balances))
-	for u, b := range balances {
-		bUsers, bPoints, bLife = append(bUsers, u), append(bPoints, b.Points), append(bLife, b.LifetimeEarned)
+// writeBalances stores the locked balances that decide changed.
+func (b *batch) writeBalances(ctx context.Context, tx bun.Tx) error {
+	users := make([]uuid.UUID, 0, len(b.balances))
+	points := make([]int64, 0, len(b.balances))
+	life := make([]int64, 0, len(b.balances))
+	for u, bal := range b.balances {
+		users, points, life = append(users, u), append(points, bal.Points), append(life, bal.LifetimeEarned)
 	}
-	_, err = tx.NewRaw(`UPDATE balances b SET points = t.pts, lifetime_earned = t.life, updated_at = ?
+	_, err := tx.NewRaw(`UPDATE balances b SET points = t.pts, lifetime_earned = t.life, updated_at = ?
 		FROM unnest(?::uuid[], ?::bigint[], ?::bigint[]) AS t(u, pts, life)
 		WHERE b.partner_id = ? AND b.user_id = t.u AND (b.points, b.lifetime_earned) IS DISTINCT FROM (t.pts, t.life)`,
-		now, pgdialect.Array(bUsers), pgdialect.Array(bPoints), pgdialect.Array(bLife), p.ID).Exec(ctx)
+		b.now, pgdialect.Array(users), pgdialect.Array(points), pgdialect.Array(life), b.p.ID).Exec(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("update balances: %w", err)
+		return fmt.Errorf("update balances: %w", err)
 	}
+	return nil
+}
 
-	if len(touched) > 0 {
-		var cu []uuid.UUID
-		var cc []string
-		var ct, cd []int
-		var cday []time.Time
-		var clast []time.Time
-		for k := range touched {
-			c := counters[k]
-			cu, cc, ct, cd, cday, clast = append(cu, k.user), append(cc, k.code), append(ct, c.Total), append(cd, c.DayCount), append(cday, c.Day), append(clast, c.LastAt)
-		}
-		_, err = tx.NewRaw(`UPDATE earning_counters c SET total = t.total, day_count = t.dc, day = t.day, last_at = t.last
-			FROM unnest(?::uuid[], ?::text[], ?::int[], ?::int[], ?::date[], ?::timestamptz[]) AS t(u, code, total, dc, day, last)
-			WHERE c.partner_id = ? AND c.user_id = t.u AND c.code = t.code`,
-			pgdialect.Array(cu), pgdialect.Array(cc), pgdialect.Array(ct), pgdialect.Array(cd), pgdialect.Array(cday), pgdialect.Array(clast), p.ID).Exec(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("update counters: %w", err)
-		}
+// writeCounters stores the counters admit changed.
+func (b *batch) writeCounters(ctx context.Context, tx bun.Tx) error {
+	if len(b.touched) == 0 {
+		return nil
 	}
-	if err := s.Ledger.Events.RecordTx(ctx, tx, events...); err != nil {
-		return nil, err
+	var cu []uuid.UUID
+	var cc []string
+	var ct, cd []int
+	var cday, clast []time.Time
+	for k := range b.touched {
+		c := b.counters[k]
+		cu, cc, ct, cd, cday, clast = append(cu, k.user), append(cc, k.code), append(ct, c.Total), append(cd, c.DayCount), append(cday, c.Day), append(clast, c.LastAt)
 	}
-	for i, j := range dupOf {
-		res[i].EntryID = res[j].EntryID
+	_, err := tx.NewRaw(`UPDATE earning_counters c SET total = t.total, day_count = t.dc, day = t.day, last_at = t.last
+		FROM unnest(?::uuid[], ?::text[], ?::int[], ?::int[], ?::date[], ?::timestamptz[]) AS t(u, code, total, dc, day, last)
+		WHERE c.partner_id = ? AND c.user_id = t.u AND c.code = t.code`,
+		pgdialect.Array(cu), pgdialect.Array(cc), pgdialect.Array(ct), pgdialect.Array(cd), pgdialect.Array(cday), pgdialect.Array(clast), b.p.ID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("update counters: %w", err)
 	}
-	return res, nil
+	return nil
 }
 
 // admit applies one earn to a locked counter in memory, or says which limit

@@ -126,8 +126,8 @@ func (s *Service) Authenticate(ctx context.Context, db bun.IDB, r SignedRequest)
 	if err := db.NewSelect().Model(p).Where("id = ?", row.PartnerID).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("load partner of merchant: %w", err)
 	}
-	if !p.APIEnabled {
-		return nil, apperr.New(apperr.CodePartnerDisabled, "API access is disabled for this partner")
+	if err := p.CheckEnabled(partner.AudienceOperator); err != nil {
+		return nil, err
 	}
 	m := new(Merchant)
 	if err := db.NewSelect().Model(m).Where("partner_id = ? AND id = ?", row.PartnerID, row.MerchantID).Scan(ctx); err != nil {

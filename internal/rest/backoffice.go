@@ -16,8 +16,6 @@ import (
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/earning"
-	"github.com/perkshq/perks/internal/idempotency"
-	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/user"
 )
@@ -83,62 +81,33 @@ type jobAccepted struct {
 	Warning     string `json:"warning,omitempty"`
 }
 
-// decodeItem decodes one multistore item strictly; a bad item becomes that
-// item's error, not the request's.
-func (a *API) decodeItem(raw json.RawMessage, now time.Time) bulk.EarnInput {
+// decodeItem decodes one multistore item strictly and validates it
+// (earning.EarnParams.Validate); a bad item becomes that item's error, not
+// the request's.
+func decodeItem(raw json.RawMessage, now time.Time) earning.ManyItem {
 	var it multistoreItem
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&it); err != nil {
-		return bulk.EarnInput{Err: jsonError(err)}
+		return earning.ManyItem{Err: jsonError(err)}
 	}
-	in := bulk.EarnInput{}
 	switch {
 	case it.ExternalUserID == nil:
-		in.Err = apperr.Field(apperr.CodeMissingField, "externalUserId", "externalUserId is required")
+		return earning.ManyItem{Err: apperr.Field(apperr.CodeMissingField, "externalUserId", "externalUserId is required")}
 	case it.Action == nil:
-		in.Err = apperr.Field(apperr.CodeMissingField, "action", "action is required")
+		return earning.ManyItem{Err: apperr.Field(apperr.CodeMissingField, "action", "action is required")}
 	}
-	if in.Err != nil {
-		return in
-	}
-	in.ExternalUserID, in.Action = *it.ExternalUserID, *it.Action
-	in.Err = a.checkEarnInput(&in, it.Points, it.Reference, it.OccurredAt, now)
-	return in
+	return newItem(earning.EarnParams{ExternalUserID: *it.ExternalUserID, Code: *it.Action, Reference: it.Reference}, it.Points, it.OccurredAt, now)
 }
 
-func (a *API) checkEarnInput(in *bulk.EarnInput, points json.RawMessage, ref *string, occurred json.RawMessage, now time.Time) error {
-	if err := user.ValidateExternalID("externalUserId", in.ExternalUserID); err != nil {
-		return err
+// newItem completes a multistore item with its points and occurredAt and
+// validates it; Err holds the first error.
+func newItem(ep earning.EarnParams, points, occurredAt json.RawMessage, now time.Time) earning.ManyItem {
+	it := earning.ManyItem{EarnParams: ep}
+	if it.Err = decodeEarnNumbers(&it.EarnParams, points, occurredAt); it.Err == nil {
+		it.Err = it.Validate(now)
 	}
-	if err := earning.ValidateCode("action", in.Action); err != nil {
-		return err
-	}
-	if len(points) > 0 && string(points) != "null" {
-		n, err := parseInt("points", points)
-		if err != nil {
-			return err
-		}
-		if err := ledger.ValidatePoints("points", n); err != nil {
-			return err
-		}
-		in.Points = &n
-	}
-	if ref != nil {
-		if err := idempotency.ValidateKey("reference", *ref); err != nil {
-			return apperr.Field(apperr.CodeInvalidField, "reference", "reference must be 1 to 255 printable ASCII characters")
-		}
-		in.Reference = *ref
-	}
-	t, err := parseTime("occurredAt", occurred)
-	if err != nil {
-		return err
-	}
-	if t != nil && t.After(now.Add(5*time.Minute)) {
-		return apperr.Field(apperr.CodeInvalidField, "occurredAt", "occurredAt must not be in the future")
-	}
-	in.OccurredAt = t
-	return nil
+	return it
 }
 
 // multistore is seed 001 generosity/multistore: up to 10,000 earns, each
@@ -154,7 +123,7 @@ func (a *API) multistore(w *Write) (int, any, error) {
 		return 0, nil, apperr.Field(apperr.CodeInvalidField, "async", "async must be true or false")
 	}
 	now := a.now()
-	var inputs []bulk.EarnInput
+	var inputs []earning.ManyItem
 	switch {
 	case req.Items != nil && (req.Action != nil || req.ExternalUserIDs != nil):
 		return 0, nil, apperr.New(apperr.CodeBadRequest, "send either items, or action with externalUserIds, not both")
@@ -166,23 +135,22 @@ func (a *API) multistore(w *Write) (int, any, error) {
 		if len(req.Items) > bulk.MaxMultistoreItems {
 			return 0, nil, apperr.Field(apperr.CodePayloadTooLarge, "items", "at most %d items per call (got %d)", bulk.MaxMultistoreItems, len(req.Items))
 		}
-		inputs = make([]bulk.EarnInput, len(req.Items))
+		inputs = make([]earning.ManyItem, len(req.Items))
 		for i, raw := range req.Items {
-			inputs[i] = a.decodeItem(raw, now)
+			inputs[i] = decodeItem(raw, now)
 		}
 	case req.Action != nil && req.ExternalUserIDs != nil:
 		if len(req.ExternalUserIDs) > bulk.MaxMultistoreItems {
 			return 0, nil, apperr.Field(apperr.CodePayloadTooLarge, "externalUserIds", "at most %d users per call (got %d)", bulk.MaxMultistoreItems, len(req.ExternalUserIDs))
 		}
-		inputs = make([]bulk.EarnInput, len(req.ExternalUserIDs))
+		inputs = make([]earning.ManyItem, len(req.ExternalUserIDs))
 		for i, raw := range req.ExternalUserIDs {
 			var ext string
 			if err := json.Unmarshal(raw, &ext); err != nil {
-				inputs[i] = bulk.EarnInput{Err: apperr.Field(apperr.CodeInvalidField, "externalUserId", "externalUserIds must hold strings")}
+				inputs[i] = earning.ManyItem{Err: apperr.Field(apperr.CodeInvalidField, "externalUserId", "externalUserIds must hold strings")}
 				continue
 			}
-			inputs[i] = bulk.EarnInput{ExternalUserID: ext, Action: *req.Action}
-			inputs[i].Err = a.checkEarnInput(&inputs[i], req.Points, nil, nil, now)
+			inputs[i] = newItem(earning.EarnParams{ExternalUserID: ext, Code: *req.Action}, req.Points, nil, now)
 		}
 	default:
 		return 0, nil, apperr.Field(apperr.CodeMissingField, "items", "send items, or action with externalUserIds")
@@ -199,7 +167,7 @@ func (a *API) multistore(w *Write) (int, any, error) {
 		acc := jobAccepted{JobID: j.ID, Kind: j.Kind, State: j.State, Total: j.Total, StatusURL: "/integrations/jobs/" + j.ID.String()}
 		if w.R.Header.Get(HeaderIdempotencyKey) == "" {
 			for _, in := range inputs {
-				if in.Err == nil && in.Reference == "" {
+				if in.Err == nil && in.Reference == nil {
 					acc.Unprotected++
 				}
 			}
@@ -218,7 +186,7 @@ func (a *API) multistore(w *Write) (int, any, error) {
 	for i, r := range results {
 		// The call's Idempotency-Key protects every item; without one only
 		// an item's reference does.
-		protected := keyed || inputs[i].Reference != ""
+		protected := keyed || inputs[i].Reference != nil
 		ir := itemResult{Index: i, Status: "ok", EntryID: r.EntryID, Duplicate: r.Duplicate, Protected: &protected, Balance: r.Balance}
 		if r.Err != nil {
 			code := string(r.Err.Code)

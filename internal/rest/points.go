@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/perkshq/perks/internal/apperr"
-	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/textcheck"
@@ -57,9 +56,6 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// maxMetadataBytes bounds partner metadata stored on ledger entries.
-const maxMetadataBytes = 4096
-
 type earnRequest struct {
 	ExternalUserID *string         `json:"externalUserId"`
 	Action         *string         `json:"action"`
@@ -81,7 +77,9 @@ type earnResponse struct {
 }
 
 // earn is seed 001's buffer/store: award an action's points to a user,
-// exactly once per Idempotency-Key and per reference.
+// exactly once per Idempotency-Key and per reference. The rules are
+// earning's (EarnParams.Validate, EarnTx); this decodes the body and claims
+// the reference.
 func (a *API) earn(w *Write) (int, any, error) {
 	var req earnRequest
 	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
@@ -93,55 +91,56 @@ func (a *API) earn(w *Write) (int, any, error) {
 	if req.Action == nil || *req.Action == "" {
 		return 0, nil, apperr.Field(apperr.CodeMissingField, "action", "action is required")
 	}
-	// The same checks as every multistore item.
-	var ref *string
+	ep := earning.EarnParams{ExternalUserID: *req.ExternalUserID, Code: *req.Action, CreateUser: req.CreateUser}
 	if req.Reference != nil {
+		// This route forgives spaces around a reference; multistore items
+		// do not.
 		trimmed := strings.TrimSpace(*req.Reference)
-		ref = &trimmed
+		ep.Reference = &trimmed
 	}
-	in := bulk.EarnInput{ExternalUserID: *req.ExternalUserID, Action: *req.Action}
-	if err := a.checkEarnInput(&in, req.Points, ref, req.OccurredAt, a.now()); err != nil {
+	if err := decodeEarnNumbers(&ep, req.Points, req.OccurredAt); err != nil {
 		return 0, nil, err
-	}
-	params := earning.EarnParams{Code: in.Action, Points: in.Points, Reference: in.Reference}
-	if in.OccurredAt != nil {
-		params.OccurredAt = *in.OccurredAt
 	}
 	if len(req.Metadata) > 0 && string(req.Metadata) != "null" {
-		if len(req.Metadata) > maxMetadataBytes || bytes.TrimSpace(req.Metadata)[0] != '{' {
-			return 0, nil, apperr.Field(apperr.CodeInvalidField, "metadata", "metadata must be a JSON object of at most %d bytes (no personal data)", maxMetadataBytes)
-		}
-		params.Metadata = req.Metadata
+		ep.Metadata = req.Metadata
 	}
-	if params.Reference != "" {
-		w.Claim("reference:" + params.Reference)
+	// Claimed only once valid, and before the earn, so that a retry whose
+	// earn fails (its own daily cap) gets the first answer.
+	if err := ep.Validate(a.now()); err != nil {
+		return 0, nil, err
 	}
-
-	pid := w.Partner.Partner.ID
-	u, err := a.Users.Get(w.Ctx, w.Tx, pid, *req.ExternalUserID)
-	if apperr.Is(err, apperr.CodeUserNotFound) && req.CreateUser {
-		res, uerr := a.Users.UpsertTx(w.Ctx, w.Tx, pid, *req.ExternalUserID, user.Profile{})
-		if uerr != nil {
-			return 0, nil, uerr
-		}
-		u, err = res.User, nil
+	if ep.Reference != nil {
+		w.Claim("reference:" + *ep.Reference)
 	}
+	e, err := a.Earning.EarnTx(w.Ctx, w.Tx, w.Partner.Partner, ep)
 	if err != nil {
 		return 0, nil, err
 	}
-	if u.Anonymised() {
-		return 0, nil, apperr.New(apperr.CodeUserAnonymised, "the user was anonymised; revive them with POST /integrations/users first")
-	}
-	params.UserID = u.ID
-	w.UserID = &u.ID
-	e, err := a.Earning.EarnTx(w.Ctx, w.Tx, w.Partner.Partner, params)
-	if err != nil {
-		return 0, nil, err
-	}
+	w.UserID = &e.UserID
 	return http.StatusCreated, earnResponse{
-		EntryID: e.ID, UserID: u.ID, Action: params.Code, Points: e.Points, Balance: e.BalanceAfter,
+		EntryID: e.ID, UserID: e.UserID, Action: ep.Code, Points: e.Points, Balance: e.BalanceAfter,
 		Reference: e.Reference, OccurredAt: e.OccurredAt,
 	}, nil
+}
+
+// decodeEarnNumbers reads an earn's points (a JSON whole number) and
+// occurredAt (an RFC 3339 string) into ep; their rules are Validate's.
+func decodeEarnNumbers(ep *earning.EarnParams, points, occurredAt json.RawMessage) error {
+	if len(points) > 0 && string(points) != "null" {
+		n, err := parseInt("points", points)
+		if err != nil {
+			return err
+		}
+		ep.Points = &n
+	}
+	t, err := parseTime("occurredAt", occurredAt)
+	if err != nil {
+		return err
+	}
+	if t != nil {
+		ep.OccurredAt = *t
+	}
+	return nil
 }
 
 type adjustRequest struct {

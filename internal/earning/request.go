@@ -1,0 +1,213 @@
+package earning
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/idempotency"
+	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/textcheck"
+	"github.com/perkshq/perks/internal/user"
+)
+
+// MaxMetadataBytes bounds the partner metadata stored on a ledger entry.
+const MaxMetadataBytes = 4096
+
+// MaxOccurredAtSkew is how far in the future an earn's occurredAt may be:
+// the partner's clock may run a little ahead of ours, no more.
+const MaxOccurredAtSkew = 5 * time.Minute
+
+// EarnParams is one earn as any caller asks for it: the partner API (one
+// earn, or each multistore item), the app (GraphQL triggerAction) and
+// tests. Validate holds every rule about its fields; EarnTx and
+// EarnManyTx resolve its user and apply it. Field names in errors are the
+// partner API's (externalUserId, action, points, reference, occurredAt,
+// metadata).
+type EarnParams struct {
+	// UserID names a user the caller already holds: the app's
+	// authenticated consumer, whom authentication refuses once anonymised.
+	// Otherwise ExternalUserID, the partner's id of the user, names them.
+	UserID         uuid.UUID
+	ExternalUserID string
+	// CreateUser creates an unknown ExternalUserID with an empty profile
+	// instead of refusing USER_NOT_FOUND (one earn only; not in batches).
+	CreateUser bool
+
+	Code string
+	// Points overrides the rule's amount; only for variable-points rules.
+	Points *int64
+	// Reference, when set, makes the earn exactly-once per partner: 1 to
+	// 255 printable ASCII characters, no spaces.
+	Reference *string
+	// OccurredAt is when the action happened; zero means now.
+	OccurredAt time.Time
+	// Metadata is a JSON object stored on the entry (partner API only).
+	Metadata json.RawMessage
+	// ByClient is true when the user triggered the action from the app.
+	ByClient bool
+}
+
+// Validate checks the request's own fields, before anything is read, so
+// bad input is refused with its field named and changes nothing. The
+// rule-dependent checks (active, client-triggerable, variable points,
+// caps) are EarnTx's. now bounds occurredAt.
+func (ep *EarnParams) Validate(now time.Time) error {
+	if ep.UserID == uuid.Nil {
+		if err := user.ValidateExternalID("externalUserId", ep.ExternalUserID); err != nil {
+			return err
+		}
+	}
+	if err := ValidateCode("action", ep.Code); err != nil {
+		return err
+	}
+	if ep.Points != nil {
+		if err := ledger.ValidatePoints("points", *ep.Points); err != nil {
+			return err
+		}
+	}
+	if ep.Reference != nil {
+		if err := idempotency.ValidateKey("reference", *ep.Reference); err != nil {
+			return apperr.Field(apperr.CodeInvalidField, "reference", "reference must be 1 to %d printable ASCII characters", idempotency.MaxKeyLen)
+		}
+	}
+	if ep.OccurredAt.After(now.Add(MaxOccurredAtSkew)) {
+		return apperr.Field(apperr.CodeInvalidField, "occurredAt", "occurredAt must not be in the future")
+	}
+	if len(ep.Metadata) > 0 {
+		if len(ep.Metadata) > MaxMetadataBytes || !bytes.HasPrefix(bytes.TrimSpace(ep.Metadata), []byte("{")) {
+			return apperr.Field(apperr.CodeInvalidField, "metadata", "metadata must be a JSON object of at most %d bytes (no personal data)", MaxMetadataBytes)
+		}
+	}
+	return checkText(ep.reference(), ep.Metadata)
+}
+
+// reference is the reference, "" for none.
+func (ep *EarnParams) reference() string {
+	if ep.Reference == nil {
+		return ""
+	}
+	return *ep.Reference
+}
+
+// checkText refuses a reference or metadata PostgreSQL would not store as
+// sent: a reference with any control character, metadata that is not
+// valid UTF-8 or whose strings hold a control character other than tab,
+// line feed and carriage return (jsonb refuses \u0000: it was a 500).
+func checkText(reference string, metadata json.RawMessage) error {
+	if err := textcheck.Line("reference", reference); err != nil {
+		return err
+	}
+	if len(metadata) == 0 {
+		return nil
+	}
+	if !utf8.Valid(metadata) {
+		return apperr.Field(apperr.CodeInvalidField, "metadata", "metadata is not valid UTF-8")
+	}
+	return textcheck.JSON("metadata", metadata)
+}
+
+// EarnTx is the one entry point of an earn: it validates ep, resolves its
+// user (creating them when asked, refusing an anonymised one) and applies
+// the rule inside tx: active window, client-triggerable, variable points,
+// caps and cooldown counted in the same transaction as the ledger entry.
+// Refusals come in this order: bad input, unknown or anonymised user,
+// unknown rule, then the rule's own checks. A reference used before fails
+// the ledger insert with CONFLICT, which aborts tx; the partner API then
+// answers with the first earn's stored response.
+func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep EarnParams) (*ledger.Entry, error) {
+	now := s.Now().UTC()
+	if err := ep.Validate(now); err != nil {
+		return nil, err
+	}
+	userID, err := s.userTx(ctx, tx, p.ID, &ep)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.Rule(ctx, tx, p.ID, ep.Code)
+	if err != nil {
+		return nil, err
+	}
+	points, err := r.decide(&ep, now)
+	if err != nil {
+		return nil, err
+	}
+	if r.limited() {
+		if err := s.count(ctx, tx, p, r, userID, now); err != nil {
+			return nil, err
+		}
+	}
+	return s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
+		UserID: userID, Kind: ledger.KindEarn, Points: points, Reason: r.Name, ActionCode: r.Code,
+		Reference: ep.reference(), Metadata: ep.Metadata, OccurredAt: ep.OccurredAt,
+	})
+}
+
+// decide applies the rule's checks that need no lock to one earn and says
+// how many points it awards.
+func (r *Rule) decide(ep *EarnParams, now time.Time) (int64, error) {
+	if ep.ByClient && !r.ClientTriggerable {
+		return 0, apperr.New(apperr.CodeActionNotAllowed, "action %q cannot be triggered from the app", ep.Code)
+	}
+	if !r.Active(now) {
+		return 0, apperr.New(apperr.CodeActionInactive, "action %q is not active", ep.Code)
+	}
+	if ep.Points == nil {
+		return r.Points, nil
+	}
+	if !r.VariablePoints {
+		return 0, apperr.Field(apperr.CodeVariablePointsDenied, "points", "action %q awards a fixed %d points; omit points", ep.Code, r.Points)
+	}
+	max := r.maxPoints()
+	if *ep.Points < 1 || *ep.Points > max {
+		return 0, apperr.Field(apperr.CodePointsOutOfRange, "points", "points must be a whole number from 1 to %d for action %q", max, ep.Code)
+	}
+	return *ep.Points, nil
+}
+
+// maxPoints is the most one earn of a variable-points rule may award.
+func (r *Rule) maxPoints() int64 {
+	if r.MaxPoints != nil {
+		return *r.MaxPoints
+	}
+	return ledger.MaxPoints
+}
+
+// userTx resolves the user an earn names: UserID as given, or the
+// partner's ExternalUserID, created when CreateUser asks for it.
+func (s *Service) userTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, ep *EarnParams) (uuid.UUID, error) {
+	if ep.UserID != uuid.Nil {
+		return ep.UserID, nil
+	}
+	u, err := s.Users.Get(ctx, tx, partnerID, ep.ExternalUserID)
+	if apperr.Is(err, apperr.CodeUserNotFound) && ep.CreateUser {
+		res, uerr := s.Users.UpsertTx(ctx, tx, partnerID, ep.ExternalUserID, user.Profile{})
+		if uerr != nil {
+			return uuid.Nil, uerr
+		}
+		u, err = res.User, nil
+	}
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if err := earnable(u); err != nil {
+		return uuid.Nil, err
+	}
+	return u.ID, nil
+}
+
+// earnable refuses an anonymised user: their row and history stay, but
+// they earn nothing until the partner provisions them again.
+func earnable(u *user.User) error {
+	if u.Anonymised() {
+		return apperr.New(apperr.CodeUserAnonymised, "the user was anonymised; revive them with POST /integrations/users first")
+	}
+	return nil
+}
