@@ -523,7 +523,7 @@ func (s *Service) List(ctx context.Context, db bun.IDB, partnerID uuid.UUID, f L
 		ColumnExpr("u.*").
 		ColumnExpr("coalesce(b.points, 0) AS points, coalesce(b.lifetime_earned, 0) AS lifetime_earned").
 		Join("LEFT JOIN balances AS b ON b.partner_id = u.partner_id AND b.user_id = u.id").
-		Where("u.partner_id = ?", partnerID).OrderExpr("u.id").Limit(f.Limit)
+		Where("u.partner_id = ?", partnerID).OrderExpr("u.id").Limit(int64(f.Limit))
 	if f.After != nil {
 		q = q.Where("u.id > ?", *f.After)
 	}

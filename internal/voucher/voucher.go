@@ -271,7 +271,7 @@ type ListQuery struct {
 func (s *Service) List(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID, now time.Time, q ListQuery) ([]Voucher, error) {
 	var out []Voucher
 	sel := db.NewSelect().Model(&out).
-		Where("partner_id = ? AND user_id = ?", partnerID, userID).OrderExpr("seq DESC").Limit(q.Limit)
+		Where("partner_id = ? AND user_id = ?", partnerID, userID).OrderExpr("seq DESC").Limit(int64(q.Limit))
 	if q.BeforeSeq > 0 {
 		sel = sel.Where("seq < ?", q.BeforeSeq)
 	}
