@@ -119,7 +119,7 @@ func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, i
 	rules := map[string]*Rule{}
 	if len(codes) > 0 {
 		var rs []Rule
-		if err := tx.NewSelect().Model(&rs).Where("partner_id = ? AND code IN (?)", p.ID, bun.In(keys(codes))).Scan(ctx); err != nil {
+		if err := tx.NewSelect().Model(&rs).Where("partner_id = ? AND code IN (?)", p.ID, bun.List(keys(codes))).Scan(ctx); err != nil {
 			return nil, fmt.Errorf("load rules: %w", err)
 		}
 		for i := range rs {

@@ -452,7 +452,7 @@ func (s *Service) EraseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, i
 		Hash []byte    `bun:"external_id_hash"`
 	}
 	err := tx.NewRaw("SELECT id, external_id_hash FROM users WHERE partner_id = ? AND id IN (?) FOR UPDATE",
-		partnerID, bun.In(ids)).Scan(ctx, &found)
+		partnerID, bun.List(ids)).Scan(ctx, &found)
 	if err != nil {
 		return fmt.Errorf("lock users to erase: %w", err)
 	}
@@ -470,7 +470,7 @@ func (s *Service) EraseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, i
 		}
 	}
 	for _, q := range EraseStatements {
-		if _, err := tx.NewRaw(q, partnerID, bun.In(ids)).Exec(ctx); err != nil {
+		if _, err := tx.NewRaw(q, partnerID, bun.List(ids)).Exec(ctx); err != nil {
 			return fmt.Errorf("erase users: %s: %w", q, err)
 		}
 	}

@@ -48,7 +48,7 @@ func main() {
 	all := m.AllVersions()
 	latest := all[len(all)-1].Version
 	if last := parts[len(parts)-1].through; last != latest {
-		fail(fmt.Errorf("River's schema goes to version %d but the migrations listed in rivergen go to %d: "+
+		fail(fmt.Errorf("the River schema goes to version %d but the migrations listed in rivergen go to %d: "+
 			"append a part with a new migration timestamp for the versions after %d (never extend a released migration)", latest, last, last))
 	}
 	from := 1
