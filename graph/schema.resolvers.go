@@ -587,11 +587,13 @@ func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
 func (r *Resolver) Voucher() VoucherResolver { return &voucherResolver{r} }
 
-type adResolver struct{ *Resolver }
-type giftResolver struct{ *Resolver }
-type ledgerEntryResolver struct{ *Resolver }
-type mutationResolver struct{ *Resolver }
-type programResolver struct{ *Resolver }
-type queryResolver struct{ *Resolver }
-type userResolver struct{ *Resolver }
-type voucherResolver struct{ *Resolver }
+type (
+	adResolver          struct{ *Resolver }
+	giftResolver        struct{ *Resolver }
+	ledgerEntryResolver struct{ *Resolver }
+	mutationResolver    struct{ *Resolver }
+	programResolver     struct{ *Resolver }
+	queryResolver       struct{ *Resolver }
+	userResolver        struct{ *Resolver }
+	voucherResolver     struct{ *Resolver }
+)

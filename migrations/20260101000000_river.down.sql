@@ -50,7 +50,7 @@ ALTER TABLE river_queue
 --
 -- SQLite JSONB conversion rollback.
 --
--- No-op. PostgreSQL already stores River JSON columns as jsonb.
+-- No-op. Postgres already stores River JSON columns as jsonb.
 
 --
 -- Notification outbox rollback.

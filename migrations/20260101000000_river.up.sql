@@ -308,7 +308,7 @@ CREATE INDEX river_notification_topic_id_idx ON river_notification (topic, id);
 --
 -- SQLite JSONB conversion.
 --
--- No-op. PostgreSQL already stores River JSON columns as jsonb.
+-- No-op. Postgres already stores River JSON columns as jsonb.
 
 --
 -- SQL cleanup.

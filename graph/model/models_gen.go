@@ -211,7 +211,7 @@ func (e *AdKind) UnmarshalGQL(v any) error {
 }
 
 func (e AdKind) MarshalGQL(w io.Writer) {
-	fmt.Fprint(w, strconv.Quote(e.String()))
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
 }
 
 func (e *AdKind) UnmarshalJSON(b []byte) error {
@@ -269,7 +269,7 @@ func (e *DeleteMode) UnmarshalGQL(v any) error {
 }
 
 func (e DeleteMode) MarshalGQL(w io.Writer) {
-	fmt.Fprint(w, strconv.Quote(e.String()))
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
 }
 
 func (e *DeleteMode) UnmarshalJSON(b []byte) error {
@@ -330,7 +330,7 @@ func (e *HistoryKind) UnmarshalGQL(v any) error {
 }
 
 func (e HistoryKind) MarshalGQL(w io.Writer) {
-	fmt.Fprint(w, strconv.Quote(e.String()))
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
 }
 
 func (e *HistoryKind) UnmarshalJSON(b []byte) error {
@@ -388,7 +388,7 @@ func (e *RedemptionChannel) UnmarshalGQL(v any) error {
 }
 
 func (e RedemptionChannel) MarshalGQL(w io.Writer) {
-	fmt.Fprint(w, strconv.Quote(e.String()))
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
 }
 
 func (e *RedemptionChannel) UnmarshalJSON(b []byte) error {
@@ -458,7 +458,7 @@ func (e *UnavailableReason) UnmarshalGQL(v any) error {
 }
 
 func (e UnavailableReason) MarshalGQL(w io.Writer) {
-	fmt.Fprint(w, strconv.Quote(e.String()))
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
 }
 
 func (e *UnavailableReason) UnmarshalJSON(b []byte) error {
@@ -522,7 +522,7 @@ func (e *VoucherStatus) UnmarshalGQL(v any) error {
 }
 
 func (e VoucherStatus) MarshalGQL(w io.Writer) {
-	fmt.Fprint(w, strconv.Quote(e.String()))
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
 }
 
 func (e *VoucherStatus) UnmarshalJSON(b []byte) error {

@@ -147,7 +147,7 @@ func TestSeedIsIdempotent(t *testing.T) {
 	count := func(table string) int {
 		n, err := env.DB.Bun.NewSelect().TableExpr(table).Count(ctx)
 		require.NoError(t, err)
-		return n
+		return int(n)
 	}
 	before := []int{count("partners"), count("partner_credentials"), count("consumer_keys")}
 	var out bytes.Buffer

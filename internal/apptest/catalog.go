@@ -223,5 +223,5 @@ func (e *Env) Count(table, where string, args ...any) int {
 	e.T.Helper()
 	n, err := e.DB.Bun.NewSelect().TableExpr(table).Where(where, args...).Count(context.Background())
 	require.NoError(e.T, err, fmt.Sprintf("count %s", table))
-	return n
+	return int(n)
 }

@@ -196,7 +196,7 @@ func (s *Service) Errors(ctx context.Context, db bun.IDB, partnerID, jobID uuid.
 	var items []Item
 	err := db.NewSelect().Model(&items).Column("position", "error_code").
 		Where("partner_id = ? AND job_id = ? AND status = 'error' AND position > ?", partnerID, jobID, after).
-		OrderExpr("position").Limit(limit).Scan(ctx)
+		OrderExpr("position").Limit(int64(limit)).Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("job errors: %w", err)
 	}
@@ -208,7 +208,7 @@ func (s *Service) Results(ctx context.Context, db bun.IDB, partnerID, jobID uuid
 	var items []Item
 	err := db.NewSelect().Model(&items).Column("position", "status", "entry_id", "error_code").
 		Where("partner_id = ? AND job_id = ? AND position > ?", partnerID, jobID, after).
-		OrderExpr("position").Limit(limit).Scan(ctx)
+		OrderExpr("position").Limit(int64(limit)).Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("job results: %w", err)
 	}

@@ -73,7 +73,7 @@ func TestAttemptsFitTheRescue(t *testing.T) {
 	job := &river.Job[bulk.WorkArgs]{JobRow: &rivertype.JobRow{}}
 	require.LessOrEqual(t, w.Timeout(job), jobs.RescueStuckJobsAfter)
 	require.Less(t, bulk.AttemptBudget, bulk.AttemptTimeout, "room for the chunk in flight")
-	const rescuerInterval, schedulerInterval = 30 * time.Second, 5 * time.Second // River v0.41 defaults
+	const rescuerInterval, schedulerInterval = 30 * time.Second, 5 * time.Second // River defaults, v0.41 to v0.51
 	for attempt := 1; attempt <= (bulk.WorkArgs{}).InsertOpts().MaxAttempts; attempt++ {
 		job.Attempt = attempt
 		delay := time.Until(w.NextRetry(job))

@@ -79,7 +79,7 @@ func (s *Service) Page(ctx context.Context, db bun.IDB, partnerID uuid.UUID, now
 	sel := db.NewSelect().Model(&out).
 		Where("partner_id = ? AND retired_at IS NULL", partnerID).
 		Where("(visible_from IS NULL OR visible_from <= ?) AND (visible_until IS NULL OR visible_until > ?)", now, now).
-		OrderExpr("position, sku").Limit(q.Limit)
+		OrderExpr("position, sku").Limit(int64(q.Limit))
 	if q.After != nil {
 		sel = sel.Where("(position, sku) > (?, ?)", q.After.Position, q.After.SKU)
 	}

@@ -431,7 +431,7 @@ func (s *Service) one(ctx context.Context, db bun.IDB, where string, args ...any
 // from the map.
 func (s *Service) GiftsByIDs(ctx context.Context, db bun.IDB, partnerID uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]*Gift, error) {
 	var gifts []Gift
-	if err := db.NewSelect().Model(&gifts).Where("partner_id = ? AND id IN (?)", partnerID, bun.In(ids)).Scan(ctx); err != nil {
+	if err := db.NewSelect().Model(&gifts).Where("partner_id = ? AND id IN (?)", partnerID, bun.List(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("load gifts: %w", err)
 	}
 	out := make(map[uuid.UUID]*Gift, len(gifts))
@@ -484,7 +484,7 @@ func (s *Service) MerchantsOf(ctx context.Context, db bun.IDB, partnerID uuid.UU
 	}
 	err := db.NewRaw(`SELECT gm.gift_id, m.id, m.code, m.name, m.enabled, m.created_at, m.updated_at FROM gift_merchants gm
 		JOIN merchants m ON m.partner_id = gm.partner_id AND m.id = gm.merchant_id
-		WHERE gm.partner_id = ? AND gm.gift_id IN (?) ORDER BY m.code`, partnerID, bun.In(giftIDs)).Scan(ctx, &rows)
+		WHERE gm.partner_id = ? AND gm.gift_id IN (?) ORDER BY m.code`, partnerID, bun.List(giftIDs)).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("load merchants of gifts: %w", err)
 	}
@@ -505,7 +505,7 @@ func (s *Service) ClaimCounts(ctx context.Context, db bun.IDB, partnerID, userID
 		Claims int       `bun:"claims"`
 	}
 	err := db.NewRaw(`SELECT gift_id, claims FROM gift_claim_counters WHERE partner_id = ? AND user_id = ? AND gift_id IN (?)`,
-		partnerID, userID, bun.In(giftIDs)).Scan(ctx, &rows)
+		partnerID, userID, bun.List(giftIDs)).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("load claim counts: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
@@ -57,6 +58,7 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["lock_timeout"]; !ok {
 		cfg.ConnConfig.RuntimeParams["lock_timeout"] = LockTimeout
 	}
+	cfg.AfterConnect = scanTimesInUTC
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
@@ -71,6 +73,20 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 	// Tables gain columns the structs do not map (xid, for instance); RETURNING *
 	// must not fail on them.
 	return &DB{Pool: pool, SQL: sqldb, Bun: bun.NewDB(sqldb, pgdialect.New(), bun.WithDiscardUnknownColumns())}, nil
+}
+
+// scanTimesInUTC makes every timestamptz read from PostgreSQL a UTC time,
+// so the API writes it with a Z whatever the host's TZ and the session's
+// TimeZone. pgx returns them in time.Local otherwise: in the binary format
+// (prepared statements, River) always, and since pgx 5.11 in the text format
+// (every bun query, QueryExecModeExec) too, where it used to keep the
+// server's offset.
+func scanTimesInUTC(_ context.Context, c *pgx.Conn) error {
+	tm := c.TypeMap()
+	tz := &pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID, Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}}
+	tm.RegisterType(tz)
+	tm.RegisterType(&pgtype.Type{Name: "_timestamptz", OID: pgtype.TimestamptzArrayOID, Codec: &pgtype.ArrayCodec{ElementType: tz}})
+	return nil
 }
 
 // Close closes bun and the pool.

@@ -147,7 +147,9 @@ func RollbackTo(ctx context.Context, db *bun.DB, log *slog.Logger, target Rollba
 			return fmt.Errorf("migration %s is applied but unknown to this binary: roll it back with the binary that applied it", mg.Name)
 		}
 		if src.Down != nil {
-			if err := src.Down(ctx, db, nil); err != nil {
+			// bun >= 1.3 runs a migration function through its migrator
+			// (for the before/after hooks and template data it holds).
+			if err := src.Down(ctx, m, &src); err != nil {
 				return fmt.Errorf("roll back %s: %w", mg, err)
 			}
 		}

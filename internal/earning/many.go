@@ -224,7 +224,7 @@ func (b *batch) loadRules(ctx context.Context, tx bun.Tx) error {
 		return nil
 	}
 	var rs []Rule
-	if err := tx.NewSelect().Model(&rs).Where("partner_id = ? AND code IN (?)", b.p.ID, bun.In(keys(codes))).Scan(ctx); err != nil {
+	if err := tx.NewSelect().Model(&rs).Where("partner_id = ? AND code IN (?)", b.p.ID, bun.List(keys(codes))).Scan(ctx); err != nil {
 		return fmt.Errorf("load rules: %w", err)
 	}
 	for i := range rs {

@@ -153,7 +153,7 @@ func (c *Claim) Complete(ctx context.Context, status int, body []byte, userID *u
 	if len(c.keys) > 0 {
 		_, err := c.tx.NewUpdate().Model((*Record)(nil)).
 			Set("response_status = ?, response_body = ?, user_id = ?", status, body, userID).
-			Where("partner_id = ? AND key IN (?)", c.partnerID, bun.In(c.keys)).Exec(ctx)
+			Where("partner_id = ? AND key IN (?)", c.partnerID, bun.List(c.keys)).Exec(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("store idempotent response: %w", err)
 		}
@@ -193,7 +193,7 @@ func (c *Claim) Prior(ctx context.Context, db bun.IDB) (*Stored, error) {
 func (c *Claim) prior(ctx context.Context, db bun.IDB) (*Stored, error) {
 	var recs []Record
 	err := db.NewSelect().Model(&recs).
-		Where("partner_id = ? AND key IN (?) AND expires_at >= ?", c.partnerID, bun.In(c.deferred), c.now).Scan(ctx)
+		Where("partner_id = ? AND key IN (?) AND expires_at >= ?", c.partnerID, bun.List(c.deferred), c.now).Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load idempotency keys: %w", err)
 	}
@@ -223,7 +223,7 @@ func (c *Claim) Release(ctx context.Context) error {
 		return nil
 	}
 	_, err := c.tx.NewDelete().Model((*Record)(nil)).
-		Where("partner_id = ? AND key IN (?)", c.partnerID, bun.In(c.keys)).Exec(ctx)
+		Where("partner_id = ? AND key IN (?)", c.partnerID, bun.List(c.keys)).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("release idempotency keys: %w", err)
 	}

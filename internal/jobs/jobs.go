@@ -33,23 +33,34 @@ const (
 
 // Crash recovery. A worker killed mid-job (kill -9, OOM, lost node) leaves
 // its River row `running`; River's JobRescuer, run by the elected leader,
-// is what makes it workable again. Its semantics in River v0.41
-// (internal/maintenance/job_rescuer.go):
+// is what makes it workable again. Its semantics in River v0.51
+// (internal/maintenance/job_rescuer.go; unchanged on these points since
+// v0.41, where they were first checked):
 //
 //   - it runs every 30 s (JobRescuerIntervalDefault, not configurable), the
 //     first run as soon as a client becomes leader (after a jitter of up to
 //     1 s);
 //   - it selects running jobs whose attempted_at is older than
-//     RescueStuckJobsAfter, then leaves alone any whose worker Timeout has
-//     not passed either (makeRetryDecision: "job not timed out yet due to
+//     RescueStuckJobsAfter, then leaves alone any whose timeout has not
+//     passed either (makeRetryDecision: "job not timed out yet due to
 //     kind-specific timeout value; ignore"): a job is rescued only after
-//     max(RescueStuckJobsAfter, worker Timeout);
+//     max(RescueStuckJobsAfter, timeout), where the timeout is the worker's
+//     Timeout or, when that is zero, the client's JobTimeout (since
+//     v0.41.1; a negative timeout means never rescued);
 //   - a rescued job becomes retryable at the worker's NextRetry (or the
 //     client's retry policy), and the leader's scheduler makes it available
-//     within 5 s of that; it counts as a failed attempt;
+//     within 5 s of that; it counts as a failed attempt ("Stuck job rescued
+//     by JobRescuer"). Since v0.48 the rescue only updates a job that is
+//     still running the attempt it examined: one that finished, or was
+//     fetched again, in between is left as it is;
 //   - a dead leader's lease runs out after 15 s (elect interval 5 s + 10 s
 //     padding), so another replica, or the same one restarted, leads again
 //     within about 20 s.
+//
+// A graceful stop is not a crash: since v0.44 a job whose context Stop
+// cancels (StopAndCancel) and that returns the cancellation is made
+// available again at once, without spending an attempt or recording an
+// error.
 //
 // River's defaults (rescue after an hour, or JobTimeout + 1 h) therefore
 // left a crashed job alone for an hour. We rescue after one minute, so every

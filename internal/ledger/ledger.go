@@ -259,7 +259,7 @@ const (
 func (s *Service) History(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID, dir Direction, beforeID int64, limit int) ([]Entry, error) {
 	var out []Entry
 	q := db.NewSelect().Model(&out).Where("partner_id = ? AND user_id = ?", partnerID, userID).
-		OrderExpr("id DESC").Limit(limit)
+		OrderExpr("id DESC").Limit(int64(limit))
 	if beforeID > 0 {
 		q = q.Where("id < ?", beforeID)
 	}

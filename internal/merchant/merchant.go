@@ -186,7 +186,7 @@ func (s *Service) ByCodes(ctx context.Context, db bun.IDB, partnerID uuid.UUID, 
 		return nil, nil
 	}
 	var found []Merchant
-	if err := db.NewSelect().Model(&found).Where("partner_id = ? AND code IN (?)", partnerID, bun.In(codes)).Scan(ctx); err != nil {
+	if err := db.NewSelect().Model(&found).Where("partner_id = ? AND code IN (?)", partnerID, bun.List(codes)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("load merchants: %w", err)
 	}
 	byCode := make(map[string]Merchant, len(found))

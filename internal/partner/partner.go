@@ -203,8 +203,9 @@ func (s *Service) ByIssuer(ctx context.Context, db bun.IDB, iss string) (*Partne
 }
 
 func (s *Service) one(ctx context.Context, db bun.IDB, where string, arg any) (*Partner, error) {
-	// bun drops NUL bytes from the values it inlines: "ac\x00me" would
-	// have found acme. No stored slug or issuer holds a control character.
+	// No stored slug or issuer holds a control character. bun before v1.3
+	// dropped NUL bytes from the values it inlines ("ac\x00me" found acme);
+	// v1.3 fails the statement instead, which would be a 500: not found.
 	if s, ok := arg.(string); ok {
 		if _, _, bad := textcheck.Bad(s, false); bad {
 			return nil, apperr.New(apperr.CodeNotFound, "partner not found")

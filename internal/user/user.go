@@ -475,7 +475,7 @@ func (s *Service) EraseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, i
 		Hash []byte    `bun:"external_id_hash"`
 	}
 	err := tx.NewRaw("SELECT id, external_id_hash FROM users WHERE partner_id = ? AND id IN (?) FOR UPDATE",
-		partnerID, bun.In(ids)).Scan(ctx, &found)
+		partnerID, bun.List(ids)).Scan(ctx, &found)
 	if err != nil {
 		return fmt.Errorf("lock users to erase: %w", err)
 	}
@@ -493,13 +493,13 @@ func (s *Service) EraseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, i
 		}
 	}
 	for _, st := range s.Erase {
-		if _, err := tx.NewRaw(st.SQL, partnerID, bun.In(ids)).Exec(ctx); err != nil {
+		if _, err := tx.NewRaw(st.SQL, partnerID, bun.List(ids)).Exec(ctx); err != nil {
 			return fmt.Errorf("erase users: %s: %w", st.Name, err)
 		}
 	}
 	// Last, the users, which cascades to balances, ledger entries and
 	// counters (and vouchers, once their claims are accounted for).
-	if _, err := tx.NewRaw("DELETE FROM users WHERE partner_id = ? AND id IN (?)", partnerID, bun.In(ids)).Exec(ctx); err != nil {
+	if _, err := tx.NewRaw("DELETE FROM users WHERE partner_id = ? AND id IN (?)", partnerID, bun.List(ids)).Exec(ctx); err != nil {
 		return fmt.Errorf("erase users: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, "SET LOCAL perks.erasing = 'off'"); err != nil {
@@ -541,7 +541,7 @@ func (s *Service) List(ctx context.Context, db bun.IDB, partnerID uuid.UUID, f L
 		ColumnExpr("u.*").
 		ColumnExpr("coalesce(b.points, 0) AS points, coalesce(b.lifetime_earned, 0) AS lifetime_earned").
 		Join("LEFT JOIN balances AS b ON b.partner_id = u.partner_id AND b.user_id = u.id").
-		Where("u.partner_id = ?", partnerID).OrderExpr("u.id").Limit(f.Limit)
+		Where("u.partner_id = ?", partnerID).OrderExpr("u.id").Limit(int64(f.Limit))
 	if f.After != nil {
 		q = q.Where("u.id > ?", *f.After)
 	}

@@ -162,5 +162,6 @@ func (s *Service) expireBatch(ctx context.Context, db bun.IDB, batch int) (int, 
 // DueBefore counts claimed vouchers already past expiry (for metrics and
 // tests).
 func DueBefore(ctx context.Context, db bun.IDB, t time.Time) (int, error) {
-	return db.NewSelect().Model((*Voucher)(nil)).Where("status = 'claimed' AND expires_at <= ?", t).Count(ctx)
+	n, err := db.NewSelect().Model((*Voucher)(nil)).Where("status = 'claimed' AND expires_at <= ?", t).Count(ctx)
+	return int(n), err
 }

@@ -247,7 +247,7 @@ func (s *Service) ByID(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID)
 func (s *Service) ManyForUser(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]*Voucher, error) {
 	var vs []Voucher
 	err := db.NewSelect().Model(&vs).
-		Where("partner_id = ? AND user_id = ? AND id IN (?)", partnerID, userID, bun.In(ids)).Scan(ctx)
+		Where("partner_id = ? AND user_id = ? AND id IN (?)", partnerID, userID, bun.List(ids)).Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load vouchers: %w", err)
 	}
@@ -271,7 +271,7 @@ type ListQuery struct {
 func (s *Service) List(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID, now time.Time, q ListQuery) ([]Voucher, error) {
 	var out []Voucher
 	sel := db.NewSelect().Model(&out).
-		Where("partner_id = ? AND user_id = ?", partnerID, userID).OrderExpr("seq DESC").Limit(q.Limit)
+		Where("partner_id = ? AND user_id = ?", partnerID, userID).OrderExpr("seq DESC").Limit(int64(q.Limit))
 	if q.BeforeSeq > 0 {
 		sel = sel.Where("seq < ?", q.BeforeSeq)
 	}

@@ -47,7 +47,7 @@ func (s *Service) Deliveries(ctx context.Context, db bun.IDB, partnerID uuid.UUI
 	q := db.NewSelect().Model((*Delivery)(nil)).
 		Where("partner_id = ?", partnerID).
 		OrderExpr("created_at DESC, id DESC").
-		Limit(f.Limit + 1)
+		Limit(int64(f.Limit) + 1)
 	if f.Cursor != "" {
 		at, id, err := decodeCursor(f.Cursor)
 		if err != nil {
