@@ -67,7 +67,7 @@ func runCatalog(ctx context.Context, b *Bench) ([]Row, error) {
 			if i%7 == 0 {
 				in.Merchants, in.CodeSource, in.CodePattern = nil, catalog.SourceNone, ""
 			}
-			g, _, err := b.App.Catalog.PutGift(ctx, tx, p.ID, fmt.Sprintf("cat-%02d", i), in)
+			g, _, err := b.App.Catalog.PutGiftTx(ctx, tx, p.ID, fmt.Sprintf("cat-%02d", i), in)
 			if err != nil {
 				return err
 			}

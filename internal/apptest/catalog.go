@@ -66,7 +66,7 @@ func (e *Env) PutGift(slug, sku string, in catalog.GiftInput) *catalog.Gift {
 	var g *catalog.Gift
 	err := e.DB.Bun.RunInTx(context.Background(), nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		g, _, err = e.App.Catalog.PutGift(ctx, tx, e.PartnerID(slug), sku, in)
+		g, _, err = e.App.Catalog.PutGiftTx(ctx, tx, e.PartnerID(slug), sku, in)
 		return err
 	})
 	require.NoError(e.T, err)

@@ -246,10 +246,10 @@ func (s *Service) signingKeys(ep *Endpoint, now time.Time) ([][]byte, error) {
 	return keys, nil
 }
 
-// EnsureEndpoint makes sure the partner has an enabled endpoint with url
+// EnsureEndpointTx makes sure the partner has an enabled endpoint with url
 // subscribed to everything (the demo seed), creating it when missing. The
 // secret is returned only when the endpoint was created.
-func (s *Service) EnsureEndpoint(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, url, description string) (*Endpoint, string, error) {
+func (s *Service) EnsureEndpointTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, url, description string) (*Endpoint, string, error) {
 	ep := new(Endpoint)
 	err := tx.NewSelect().Model(ep).Where("partner_id = ? AND url = ?", partnerID, url).OrderExpr("created_at").Limit(1).Scan(ctx)
 	if err == nil {
