@@ -302,9 +302,9 @@ func writeFile(path, s string) error {
 // not end in Tx yet, because their callers are being edited elsewhere
 // (issue 12): the integrator renames them and empties this list.
 var txNameViolations = map[string]bool{
-	"internal/event.Recorder.Emit":           true, // callers in voucher, bulk
-	"internal/merchant.Service.Create":       true, // caller in cmd/perks
-	"internal/webhook.Service.PutEndpoint":   true, // caller in cmd/perks
+	"internal/event.Recorder.Emit":            true, // callers in voucher, bulk
+	"internal/merchant.Service.Create":        true, // caller in cmd/perks
+	"internal/webhook.Service.PutEndpoint":    true, // caller in cmd/perks
 	"internal/webhook.Service.CreateEndpoint": true, // caller in cmd/perks
 	"internal/webhook.Service.RotateSecret":   true, // caller in cmd/perks
 }
