@@ -27,6 +27,9 @@ type Options struct {
 	MaxComplexity int
 	Introspection bool
 	Log           *slog.Logger
+	// Timeout is the deadline of one operation's resolvers (Timeout
+	// when zero).
+	Timeout time.Duration
 }
 
 // NewServer builds the GraphQL handler: POST only (GET serves GraphiQL in
@@ -37,6 +40,7 @@ func NewServer(r *Resolver, o Options) *handler.Server {
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.AroundOperations(withLoaders(r))
+	srv.AroundResponses(deadline(o.Timeout))
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}
@@ -153,5 +157,20 @@ func selectionDepth(set ast.SelectionSet, frags ast.FragmentDefinitionList, seen
 	return max
 }
 
-// Timeout bounds resolver work per operation.
+// Timeout is the default deadline of one operation's resolvers.
 const Timeout = 10 * time.Second
+
+// deadline bounds the resolvers of an operation: they run under a context
+// that ends after d, so a slow query is cancelled, its transaction rolled
+// back, and the presenter answers TIMEOUT. Work that ignores its context
+// is not interrupted, but no resolver here does.
+func deadline(d time.Duration) graphql.ResponseMiddleware {
+	if d <= 0 {
+		d = Timeout
+	}
+	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return next(ctx)
+	}
+}
