@@ -138,4 +138,3 @@ func (f *fakeOutbox) RecordTx(_ context.Context, tx bun.Tx, events []*event.Even
 	f.tx, f.events = tx, events
 	return f.err
 }
-
