@@ -36,6 +36,9 @@ type Options struct {
 	// the schema to anyone).
 	Introspection bool
 	Log           *slog.Logger
+	// Timeout is the deadline of one operation's resolvers (Timeout
+	// when zero).
+	Timeout time.Duration
 }
 
 // NewServer builds the GraphQL handler: POST only (GET serves GraphiQL in
@@ -51,6 +54,7 @@ func NewServer(r *Resolver, o Options) *handler.Server {
 	srv.AddTransport(otherTransport{}) // last: answers what the others do not support
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.AroundOperations(withLoaders(r))
+	srv.AroundResponses(deadline(o.Timeout))
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	} else {
@@ -165,5 +169,20 @@ func stripSuggestions(msg string) string {
 	return msg
 }
 
-// Timeout bounds resolver work per operation.
+// Timeout is the default deadline of one operation's resolvers.
 const Timeout = 10 * time.Second
+
+// deadline bounds the resolvers of an operation: they run under a context
+// that ends after d, so a slow query is cancelled, its transaction rolled
+// back, and the presenter answers TIMEOUT. Work that ignores its context
+// is not interrupted, but no resolver here does.
+func deadline(d time.Duration) graphql.ResponseMiddleware {
+	if d <= 0 {
+		d = Timeout
+	}
+	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return next(ctx)
+	}
+}

@@ -50,7 +50,7 @@ func runCatalog(ctx context.Context, b *Bench) ([]Row, error) {
 	// stock, and claim counters for some users so every loader has rows.
 	var giftIDs []uuid.UUID
 	err = b.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		m2, _, err := b.App.Merchants.Create(ctx, tx, p.ID, "Bench Outlet", "bench-outlet")
+		m2, _, err := b.App.Merchants.CreateTx(ctx, tx, p.ID, "Bench Outlet", "bench-outlet")
 		if err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func runCatalog(ctx context.Context, b *Bench) ([]Row, error) {
 			if i%7 == 0 {
 				in.Merchants, in.CodeSource, in.CodePattern = nil, catalog.SourceNone, ""
 			}
-			g, _, err := b.App.Catalog.PutGift(ctx, tx, p.ID, fmt.Sprintf("cat-%02d", i), in)
+			g, _, err := b.App.Catalog.PutGiftTx(ctx, tx, p.ID, fmt.Sprintf("cat-%02d", i), in)
 			if err != nil {
 				return err
 			}

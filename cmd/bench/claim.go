@@ -61,7 +61,7 @@ func runClaim(ctx context.Context, b *Bench) ([]Row, error) {
 			if i >= claimGifts-2 {
 				in.Stock = ptr(100)
 			}
-			g, _, err := b.App.Catalog.PutGift(ctx, tx, p.ID, fmt.Sprintf("storm-%d", i), in)
+			g, _, err := b.App.Catalog.PutGiftTx(ctx, tx, p.ID, fmt.Sprintf("storm-%d", i), in)
 			if err != nil {
 				return err
 			}

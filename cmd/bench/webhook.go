@@ -58,7 +58,7 @@ func runWebhookFanout(ctx context.Context, b *Bench) ([]Row, error) {
 	}
 	var ep *webhook.Endpoint
 	err = db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		ep, rcv.secret, err = a.Webhooks.CreateEndpoint(ctx, tx, p.ID, webhook.EndpointParams{URL: rcv.url, Enabled: true})
+		ep, rcv.secret, err = a.Webhooks.CreateEndpointTx(ctx, tx, p.ID, webhook.EndpointParams{URL: rcv.url, Enabled: true})
 		return err
 	})
 	if err != nil {
@@ -66,7 +66,7 @@ func runWebhookFanout(ctx context.Context, b *Bench) ([]Row, error) {
 	}
 	setEnabled := func(on bool) error {
 		return db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			_, _, _, err := a.Webhooks.PutEndpoint(ctx, tx, p.ID, ep.ID, webhook.EndpointParams{URL: ep.URL, Enabled: on})
+			_, _, _, err := a.Webhooks.PutEndpointTx(ctx, tx, p.ID, ep.ID, webhook.EndpointParams{URL: ep.URL, Enabled: on})
 			return err
 		})
 	}

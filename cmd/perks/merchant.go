@@ -74,7 +74,7 @@ func runMerchant(ctx context.Context, cmd *cli.Command, sub string) error {
 		var cred *merchant.NewCredential
 		err := db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			var err error
-			m, cred, err = svc.Create(ctx, tx, p.ID, name, code)
+			m, cred, err = svc.CreateTx(ctx, tx, p.ID, name, code)
 			if err != nil {
 				return err
 			}

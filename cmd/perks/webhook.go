@@ -148,7 +148,7 @@ func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
 		var ep *webhook.Endpoint
 		var secret string
 		err := inTx(func(ctx context.Context, tx bun.Tx) error {
-			ep, secret, err = svc.CreateEndpoint(ctx, tx, p.ID, webhook.EndpointParams{URL: url, Description: description, EventTypes: types, Enabled: !disabled})
+			ep, secret, err = svc.CreateEndpointTx(ctx, tx, p.ID, webhook.EndpointParams{URL: url, Description: description, EventTypes: types, Enabled: !disabled})
 			return err
 		})
 		if err != nil {
@@ -165,7 +165,7 @@ func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
 		var secret string
 		var expires *time.Time
 		err = inTx(func(ctx context.Context, tx bun.Tx) error {
-			secret, expires, err = svc.RotateSecret(ctx, tx, p.ID, epID, grace)
+			secret, expires, err = svc.RotateSecretTx(ctx, tx, p.ID, epID, grace)
 			return err
 		})
 		if err != nil {
@@ -183,7 +183,7 @@ func runWebhook(ctx context.Context, cmd *cli.Command, sub string) error {
 			return err
 		}
 		return inTx(func(ctx context.Context, tx bun.Tx) error {
-			_, err := svc.SetEndpointEnabled(ctx, tx, p.ID, epID, sub == "enable")
+			_, err := svc.SetEndpointEnabledTx(ctx, tx, p.ID, epID, sub == "enable")
 			return err
 		})
 

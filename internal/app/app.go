@@ -160,6 +160,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		CatalogSvc: a.Catalog, VoucherSvc: a.Vouchers, Now: a.now,
 	}, graph.Options{
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
+		Timeout: cfg.GraphQLTimeout,
 	})
 	a.Handler, a.Routes = httpserver.New(httpserver.Options{
 		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,

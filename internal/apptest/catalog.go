@@ -66,7 +66,7 @@ func (e *Env) PutGift(slug, sku string, in catalog.GiftInput) *catalog.Gift {
 	var g *catalog.Gift
 	err := e.DB.Bun.RunInTx(context.Background(), nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		g, _, err = e.App.Catalog.PutGift(ctx, tx, e.PartnerID(slug), sku, in)
+		g, _, err = e.App.Catalog.PutGiftTx(ctx, tx, e.PartnerID(slug), sku, in)
 		return err
 	})
 	require.NoError(e.T, err)
@@ -99,7 +99,7 @@ func (e *Env) NewMerchant(slug, name string) *MerchantClient {
 	var cred *merchant.NewCredential
 	err := e.DB.Bun.RunInTx(context.Background(), nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		m, cred, err = e.App.Merchants.Create(ctx, tx, e.PartnerID(slug), name, "")
+		m, cred, err = e.App.Merchants.CreateTx(ctx, tx, e.PartnerID(slug), name, "")
 		return err
 	})
 	require.NoError(e.T, err)

@@ -116,7 +116,7 @@ func (s *Service) ProcessChunk(ctx context.Context, db *bun.DB, partnerID, jobID
 			if _, err := tx.NewUpdate().Model(j).Column("state", "started_at", "finished_at").WherePK().Exec(ctx); err != nil {
 				return fmt.Errorf("complete job: %w", err)
 			}
-			_, err := s.Events.Emit(ctx, tx, partnerID, event.BulkJobCompleted, nil, map[string]any{
+			_, err := s.Events.EmitTx(ctx, tx, partnerID, event.BulkJobCompleted, nil, map[string]any{
 				"jobId": j.ID, "kind": j.Kind, "total": j.Total, "done": j.Done, "failed": j.Failed,
 			})
 			return err

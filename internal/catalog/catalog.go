@@ -316,11 +316,11 @@ func hasControl(s string) bool {
 	return false
 }
 
-// PutGift creates or replaces a gift by SKU; created reports which.
+// PutGiftTx creates or replaces a gift by SKU; created reports which.
 // Replacing keeps what users did (claimed_count, uploaded codes, vouchers)
 // and un-retires a retired gift. stock is the total: lowering it below the
 // units already claimed is refused.
-func (s *Service) PutGift(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, sku string, in GiftInput) (*Gift, bool, error) {
+func (s *Service) PutGiftTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, sku string, in GiftInput) (*Gift, bool, error) {
 	if err := ValidateSKU("sku", sku); err != nil {
 		return nil, false, err
 	}

@@ -40,6 +40,7 @@ type Config struct {
 	JWTLeeway        time.Duration
 	GraphQLMaxDepth  int
 	GraphQLMaxCost   int
+	GraphQLTimeout   time.Duration
 	Workers          bool
 	WorkersOnly      bool
 	RiverMaxWorkers  int
@@ -96,6 +97,7 @@ var vars = []variable{
 	{"PERKS_JWT_LEEWAY", "60s", "Clock leeway when checking consumer token exp/nbf/iat.", durVar(func(c *Config, d time.Duration) { c.JWTLeeway = d })},
 	{"PERKS_GRAPHQL_MAX_DEPTH", "12", "Deepest GraphQL selection accepted.", intVar(func(c *Config, n int) { c.GraphQLMaxDepth = n })},
 	{"PERKS_GRAPHQL_MAX_COMPLEXITY", "1000", "Highest GraphQL query complexity accepted.", intVar(func(c *Config, n int) { c.GraphQLMaxCost = n })},
+	{"PERKS_GRAPHQL_TIMEOUT", "10s", "Deadline of one GraphQL operation's resolvers; past it the operation is cancelled (its transaction rolled back) and answers `TIMEOUT`.", durVar(func(c *Config, d time.Duration) { c.GraphQLTimeout = d })},
 	{"PERKS_WORKERS", "true", "Run River workers inside `serve`.", boolVar(func(c *Config, b bool) { c.Workers = b })},
 	{"PERKS_RIVER_MAX_WORKERS", "50", "Concurrent River jobs per process on the default queue.", intVar(func(c *Config, n int) { c.RiverMaxWorkers = n })},
 	{"PERKS_TRUSTED_PROXIES", "", "Comma-separated CIDRs whose X-Forwarded-For is believed.", func(c *Config, v string) error {

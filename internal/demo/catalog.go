@@ -101,7 +101,7 @@ func (s *Seeder) seedCatalog(ctx context.Context, tx bun.Tx, partnerID uuid.UUID
 			}
 		}
 	case apperr.Is(err, apperr.CodeNotFound):
-		m, cred, err := s.Merchants.Create(ctx, tx, partnerID, DemoMerchant.Name, DemoMerchant.Code)
+		m, cred, err := s.Merchants.CreateTx(ctx, tx, partnerID, DemoMerchant.Name, DemoMerchant.Code)
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +113,7 @@ func (s *Seeder) seedCatalog(ctx context.Context, tx bun.Tx, partnerID uuid.UUID
 		return nil, err
 	}
 	for _, g := range AcmeGifts {
-		if _, _, err := s.Catalog.PutGift(ctx, tx, partnerID, g.SKU, g.In); err != nil {
+		if _, _, err := s.Catalog.PutGiftTx(ctx, tx, partnerID, g.SKU, g.In); err != nil {
 			return nil, fmt.Errorf("seed gift %s: %w", g.SKU, err)
 		}
 	}

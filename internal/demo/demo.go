@@ -133,7 +133,7 @@ func (s *Seeder) seedWebhook(ctx context.Context, p *partner.Partner, w io.Write
 	var secret string
 	err := s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		ep, secret, err = s.Webhooks.EnsureEndpoint(ctx, tx, p.ID, s.DemoWebhookURL, "demo seed (PERKS_DEMO_WEBHOOK_URL)")
+		ep, secret, err = s.Webhooks.EnsureEndpointTx(ctx, tx, p.ID, s.DemoWebhookURL, "demo seed (PERKS_DEMO_WEBHOOK_URL)")
 		return err
 	})
 	if err != nil {

@@ -96,7 +96,7 @@ func (r *Recorder) RecordTx(ctx context.Context, tx bun.Tx, events ...*Event) er
 }
 
 // Emit is New followed by RecordTx for a single event.
-func (r *Recorder) Emit(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, typ string, userID *uuid.UUID, data any) (*Event, error) {
+func (r *Recorder) EmitTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, typ string, userID *uuid.UUID, data any) (*Event, error) {
 	e, err := r.New(partnerID, typ, userID, data)
 	if err != nil {
 		return nil, err

@@ -98,7 +98,14 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 	const users = 40
 	for i := 0; i < users; i++ {
 		require.NoError(t, a.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			_, err := a.Users.UpsertTx(ctx, tx, p.ID, fmt.Sprintf("x%d", i), user.Profile{})
+			u, err := a.Users.UpsertTx(ctx, tx, p.ID, fmt.Sprintf("x%d", i), user.Profile{})
+			if err != nil {
+				return err
+			}
+			// Enough for a coffee (100 points) from the start, so the
+			// writers claim gifts however few earns they get to run.
+			start := int64(250)
+			_, err = a.Earning.EarnTx(ctx, tx, p, earning.EarnParams{UserID: u.User.ID, Code: "purchase", Points: &start})
 			return err
 		}))
 	}
@@ -106,7 +113,12 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 	coffee, err := a.Catalog.GiftBySKU(ctx, a.DB.Bun, p.ID, "coffee")
 	require.NoError(t, err)
 
+	// The writers run until the preconditions of the assertions hold
+	// (enough entries, claimed gifts, an anonymised user, reads that
+	// interleaved with the writes), never for a fixed time: how much a
+	// writer gets done in a second depends on the machine's load.
 	var stop atomic.Bool
+	var wrote, claimed, anonymised atomic.Int64
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -115,6 +127,7 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 			rnd := rand.New(rand.NewPCG(uint64(g), 7))
 			for i := 0; !stop.Load(); i++ {
 				ext := fmt.Sprintf("x%d", rnd.IntN(users))
+				var done *atomic.Int64
 				err := a.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 					u, err := a.Users.Get(ctx, tx, p.ID, ext)
 					if err != nil {
@@ -122,6 +135,7 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 					}
 					switch rnd.IntN(10) {
 					case 0:
+						done = &anonymised
 						_, err = a.Users.AnonymiseTx(ctx, tx, p.ID, ext)
 					case 1, 2:
 						email := fmt.Sprintf("%s-%d-%d@example.com", ext, g, i)
@@ -135,12 +149,14 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 						if u.Anonymised() {
 							return nil
 						}
+						done = &claimed
 						_, err = a.Vouchers.ClaimTx(ctx, tx, p, u, coffee.ID)
 					default:
 						if u.Anonymised() {
 							return nil
 						}
 						pts := int64(1 + rnd.IntN(20))
+						done = &wrote
 						_, err = a.Earning.EarnTx(ctx, tx, p, earning.EarnParams{UserID: u.ID, Code: "purchase", Points: &pts})
 					}
 					// Hold the transaction open a little so commits interleave.
@@ -150,6 +166,9 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 				if err != nil && !isExpected(err) {
 					t.Errorf("writer %d: %v", g, err)
 					return
+				}
+				if err == nil && done != nil {
+					done.Add(1)
 				}
 			}
 		}(g)
@@ -186,8 +205,16 @@ func TestExportUnderConcurrentWriters(t *testing.T) {
 		cursor = tail.Cursor
 		return tail.Count
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
+	// Read while the writers write, until they have earned, claimed and
+	// anonymised enough for every assertion below to mean something. The
+	// deadline only turns a stuck writer into a failure instead of a hang.
+	deadline := time.Now().Add(2 * time.Minute)
+	for reads := 0; reads < 10 || wrote.Load() < 60 || claimed.Load() < 3 || anonymised.Load() < 1; reads++ {
+		if time.Now().After(deadline) {
+			stop.Store(true)
+			wg.Wait()
+			t.Fatalf("writers stuck: %d reads, %d earns, %d claims, %d anonymised", reads, wrote.Load(), claimed.Load(), anonymised.Load())
+		}
 		read()
 	}
 	stop.Store(true)

@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,8 +129,9 @@ func TestProductionHidesDevelopmentTools(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	env := apptest.New(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	ln := &watchedListener{Listener: inner, accepted: make(chan *watchedConn, 1024), closed: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- env.App.Serve(ctx, ln) }()
@@ -146,10 +149,15 @@ func TestGracefulShutdown(t *testing.T) {
 	// A slow upload is in flight when shutdown starts.
 	pr, pw := io.Pipe()
 	resc := make(chan int, 1)
+	connected := make(chan net.Addr, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodPost, url+"/graphql", pr)
+		// A connection of its own (not the health check's idle one), so
+		// the test can see the server accept it.
+		client := &http.Client{Transport: &http.Transport{}}
+		trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { connected <- info.Conn.LocalAddr() }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodPost, url+"/graphql", pr)
 		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
+		res, err := client.Do(req)
 		if err != nil {
 			resc <- -1
 			return
@@ -158,9 +166,28 @@ func TestGracefulShutdown(t *testing.T) {
 		resc <- res.StatusCode
 	}()
 	_, _ = pw.Write([]byte(`{"query":"{ me `))
-	time.Sleep(100 * time.Millisecond)
+	// Wait for the preconditions instead of sleeping on them: the
+	// handler is reading the upload's body before shutdown starts (a
+	// request read after it is refused), and the listener is closed
+	// (shutdown is under way) before the upload completes.
+	client := <-connected
+	var conn *watchedConn
+	for c := range ln.accepted {
+		if c.RemoteAddr().String() == client.String() {
+			conn = c
+			break
+		}
+	}
+	// The first read brings the headers (one small write on loopback);
+	// a second read is the handler waiting for the rest of the body.
+	<-conn.reads
+	<-conn.reads
 	cancel()
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-ln.closed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("shutdown did not close the listener")
+	}
 	_, _ = pw.Write([]byte(`{ id } }"}`))
 	pw.Close()
 	require.Equal(t, 200, <-resc, "the in-flight request completed")
@@ -172,4 +199,46 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	_, err = http.Get(url + "/healthz")
 	require.Error(t, err, "no longer listening")
+}
+
+// watchedListener reports the connections it accepts and when it is
+// closed, so a test can wait for the server to reach a state instead of
+// sleeping until it probably has.
+type watchedListener struct {
+	net.Listener
+	accepted chan *watchedConn
+	closed   chan struct{}
+	once     sync.Once
+}
+
+func (l *watchedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return c, err
+	}
+	wc := &watchedConn{Conn: c, reads: make(chan struct{}, 64)}
+	select {
+	case l.accepted <- wc:
+	default: // only the test's own connections matter; never block Serve
+	}
+	return wc, nil
+}
+
+func (l *watchedListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+// watchedConn reports each Read the server starts on it.
+type watchedConn struct {
+	net.Conn
+	reads chan struct{}
+}
+
+func (c *watchedConn) Read(b []byte) (int, error) {
+	select {
+	case c.reads <- struct{}{}:
+	default:
+	}
+	return c.Conn.Read(b)
 }

@@ -92,8 +92,9 @@ type Claim struct {
 	deferred  []string
 }
 
-// Begin starts claiming keys for a request with the given fingerprint.
-func Begin(tx bun.Tx, partnerID uuid.UUID, fingerprint []byte, now time.Time) *Claim {
+// BeginTx starts claiming keys, in the caller's transaction tx, for a
+// request with the given fingerprint.
+func BeginTx(tx bun.Tx, partnerID uuid.UUID, fingerprint []byte, now time.Time) *Claim {
 	return &Claim{tx: tx, partnerID: partnerID, hash: fingerprint, now: now.UTC()}
 }
 
@@ -332,7 +333,7 @@ func Run(ctx context.Context, db TxRunner, req Request, work func(ctx context.Co
 	var committed error
 	var claim *Claim
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		claim = Begin(tx, req.PartnerID, req.Fingerprint, req.Now)
+		claim = BeginTx(tx, req.PartnerID, req.Fingerprint, req.Now)
 		for _, k := range req.Keys {
 			stored, err := claim.Key(ctx, k)
 			if err != nil {

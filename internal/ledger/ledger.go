@@ -197,7 +197,7 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 		if c.ActionCode != "" {
 			data["action"] = c.ActionCode
 		}
-		if _, err := s.Events.Emit(ctx, tx, partnerID, typ, &c.UserID, data); err != nil {
+		if _, err := s.Events.EmitTx(ctx, tx, partnerID, typ, &c.UserID, data); err != nil {
 			return nil, err
 		}
 	}

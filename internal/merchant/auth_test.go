@@ -32,7 +32,7 @@ func TestAuthenticateReplays(t *testing.T) {
 		svc := &merchant.Service{Skew: 300 * time.Second, Now: func() time.Time { return now }}
 		var cred *merchant.NewCredential
 		require.NoError(t, tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			_, c, err := svc.Create(ctx, tx, mustParse(t, pid), "Replay Shop", "")
+			_, c, err := svc.CreateTx(ctx, tx, mustParse(t, pid), "Replay Shop", "")
 			cred = c
 			return err
 		}))

@@ -110,7 +110,7 @@ func CodeFromName(name string) string {
 
 // Create adds a merchant with one credential and returns the credential's
 // secrets (shown once). code defaults to CodeFromName(name).
-func (s *Service) Create(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, name, code string) (*Merchant, *NewCredential, error) {
+func (s *Service) CreateTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, name, code string) (*Merchant, *NewCredential, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > 200 {
 		return nil, nil, apperr.Field(apperr.CodeInvalidField, "name", "name must be 1 to 200 characters")

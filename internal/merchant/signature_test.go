@@ -65,7 +65,7 @@ func TestOpenSSLRecipe(t *testing.T) {
 	svc := merchant.NewService()
 	var cred *merchant.NewCredential
 	err := tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		_, c, err := svc.Create(ctx, tx, mustParse(t, pid), "Sig Shop", "")
+		_, c, err := svc.CreateTx(ctx, tx, mustParse(t, pid), "Sig Shop", "")
 		cred = c
 		return err
 	})

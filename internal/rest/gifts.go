@@ -222,7 +222,7 @@ func (a *API) putGift(w *Write) (int, any, error) {
 			return 0, nil, err
 		}
 	}
-	g, created, err := a.Catalog.PutGift(w.Ctx, w.Tx, w.Partner.Partner.ID, sku, in)
+	g, created, err := a.Catalog.PutGiftTx(w.Ctx, w.Tx, w.Partner.Partner.ID, sku, in)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -133,7 +133,7 @@ func (a *API) createEndpoint(w *Write) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	ep, secret, err := a.Webhooks.CreateEndpoint(w.Ctx, w.Tx, w.Partner.Partner.ID, params)
+	ep, secret, err := a.Webhooks.CreateEndpointTx(w.Ctx, w.Tx, w.Partner.Partner.ID, params)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -159,7 +159,7 @@ func (a *API) putEndpoint(w *Write) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	ep, secret, created, err := a.Webhooks.PutEndpoint(w.Ctx, w.Tx, w.Partner.Partner.ID, id, params)
+	ep, secret, created, err := a.Webhooks.PutEndpointTx(w.Ctx, w.Tx, w.Partner.Partner.ID, id, params)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -230,7 +230,7 @@ func (a *API) rotateSecret(w *Write) (int, any, error) {
 		grace = time.Duration(*req.GracePeriodSeconds) * time.Second
 	}
 	var res rotateResponse
-	res.Secret, res.PreviousSecretExpiresAt, err = a.Webhooks.RotateSecret(w.Ctx, w.Tx, w.Partner.Partner.ID, id, grace)
+	res.Secret, res.PreviousSecretExpiresAt, err = a.Webhooks.RotateSecretTx(w.Ctx, w.Tx, w.Partner.Partner.ID, id, grace)
 	if err != nil {
 		return 0, nil, err
 	}

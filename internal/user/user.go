@@ -249,7 +249,7 @@ func (s *Service) UpsertTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, 
 		return nil, fmt.Errorf("insert user: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
-		if _, err := s.Events.Emit(ctx, tx, partnerID, event.UserCreated, &u.ID, map[string]any{"userId": u.ID}); err != nil {
+		if _, err := s.Events.EmitTx(ctx, tx, partnerID, event.UserCreated, &u.ID, map[string]any{"userId": u.ID}); err != nil {
 			return nil, err
 		}
 		return &UpsertResult{User: u, Created: true}, nil
@@ -282,7 +282,7 @@ func (s *Service) UpsertTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, 
 	if _, err := q.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("update user: %w", err)
 	}
-	if _, err := s.Events.Emit(ctx, tx, partnerID, event.UserUpdated, &existing.ID, map[string]any{"userId": existing.ID, "revived": revived}); err != nil {
+	if _, err := s.Events.EmitTx(ctx, tx, partnerID, event.UserUpdated, &existing.ID, map[string]any{"userId": existing.ID, "revived": revived}); err != nil {
 		return nil, err
 	}
 	return &UpsertResult{User: existing, Revived: revived}, nil
@@ -320,7 +320,7 @@ func (s *Service) anonymiseRowTx(ctx context.Context, tx bun.Tx, u *User) error 
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil
 	}
-	_, err = s.Events.Emit(ctx, tx, u.PartnerID, event.UserAnonymised, &u.ID, map[string]any{"userId": u.ID})
+	_, err = s.Events.EmitTx(ctx, tx, u.PartnerID, event.UserAnonymised, &u.ID, map[string]any{"userId": u.ID})
 	return err
 }
 

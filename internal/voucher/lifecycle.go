@@ -67,7 +67,7 @@ func (s *Service) CancelTx(ctx context.Context, tx bun.Tx, partnerID, id uuid.UU
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.Events.Emit(ctx, tx, partnerID, event.VoucherCancelled, &v.UserID, map[string]any{
+	if _, err := s.Events.EmitTx(ctx, tx, partnerID, event.VoucherCancelled, &v.UserID, map[string]any{
 		"voucherId": v.ID, "userId": v.UserID, "giftId": v.GiftID, "pointsRefunded": v.CostPoints,
 		"entryId": refund.ID, "balance": refund.BalanceAfter,
 	}); err != nil {

@@ -99,7 +99,7 @@ func (s *Service) markRedeemed(ctx context.Context, tx bun.Tx, v *Voucher, sku s
 	if merchantID != nil {
 		channel = ChannelMerchant
 	}
-	_, err = s.Events.Emit(ctx, tx, v.PartnerID, event.VoucherRedeemed, &v.UserID, map[string]any{
+	_, err = s.Events.EmitTx(ctx, tx, v.PartnerID, event.VoucherRedeemed, &v.UserID, map[string]any{
 		"voucherId": v.ID, "userId": v.UserID, "giftId": v.GiftID, "sku": sku, "channel": channel,
 		"merchantId": merchantID, "redeemedAt": now,
 	})

@@ -159,7 +159,7 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 	if _, err := tx.NewInsert().Model(v).Returning("seq").Exec(ctx); err != nil {
 		return nil, fmt.Errorf("insert voucher: %w", err)
 	}
-	if _, err := s.Events.Emit(ctx, tx, p.ID, event.VoucherClaimed, &u.ID, map[string]any{
+	if _, err := s.Events.EmitTx(ctx, tx, p.ID, event.VoucherClaimed, &u.ID, map[string]any{
 		"voucherId": v.ID, "userId": u.ID, "giftId": g.ID, "sku": g.SKU, "points": g.CostPoints,
 		"entryId": entry.ID, "balance": entry.BalanceAfter, "expiresAt": v.ExpiresAt,
 	}); err != nil {

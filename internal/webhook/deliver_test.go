@@ -29,7 +29,7 @@ func TestOutboxFollowsTheTransaction(t *testing.T) {
 
 	sp, err := b.tx.BeginTx(b.ctx, nil) // a savepoint: the caller's transaction
 	require.NoError(t, err)
-	_, err = b.events.Emit(b.ctx, sp, b.partner.ID, event.UserCreated, nil, map[string]any{"n": 1})
+	_, err = b.events.EmitTx(b.ctx, sp, b.partner.ID, event.UserCreated, nil, map[string]any{"n": 1})
 	require.NoError(t, err)
 	require.Len(t, b.deliveryJobs(t), 1, "the job exists inside the transaction")
 	require.NoError(t, sp.Rollback())
@@ -63,7 +63,7 @@ func TestOnlySubscribedEnabledEndpointsGetJobs(t *testing.T) {
 	all, _ := b.endpoint(t, "http://127.0.0.1:1/all")
 	created, _ := b.endpoint(t, "http://127.0.0.1:1/created", event.UserCreated)
 	b.endpoint(t, "http://127.0.0.1:1/anonymised", event.UserAnonymised)
-	off, _, err := b.svc.CreateEndpoint(b.ctx, b.tx, b.partner.ID, webhook.EndpointParams{URL: "http://127.0.0.1:1/off", Enabled: false})
+	off, _, err := b.svc.CreateEndpointTx(b.ctx, b.tx, b.partner.ID, webhook.EndpointParams{URL: "http://127.0.0.1:1/off", Enabled: false})
 	require.NoError(t, err)
 
 	b.emit(t, event.UserCreated, nil)
@@ -76,7 +76,7 @@ func TestOnlySubscribedEnabledEndpointsGetJobs(t *testing.T) {
 
 	// An event nobody subscribes to inserts nothing.
 	before := len(b.deliveryJobs(t))
-	_, _, _, err = b.svc.PutEndpoint(b.ctx, b.tx, b.partner.ID, all.ID, webhook.EndpointParams{URL: all.URL, EventTypes: []string{event.UserCreated}, Enabled: true})
+	_, _, _, err = b.svc.PutEndpointTx(b.ctx, b.tx, b.partner.ID, all.ID, webhook.EndpointParams{URL: all.URL, EventTypes: []string{event.UserCreated}, Enabled: true})
 	require.NoError(t, err)
 	b.emit(t, event.PointsEarned, nil)
 	require.Len(t, b.deliveryJobs(t), before)
@@ -337,7 +337,7 @@ func TestRotationSignsWithBothSecrets(t *testing.T) {
 	b := setup(t)
 	rcv := newReceiver(t)
 	ep, oldSecret := b.endpoint(t, rcv.URL)
-	newSecret, expires, err := b.svc.RotateSecret(b.ctx, b.tx, b.partner.ID, ep.ID, time.Hour)
+	newSecret, expires, err := b.svc.RotateSecretTx(b.ctx, b.tx, b.partner.ID, ep.ID, time.Hour)
 	require.NoError(t, err)
 	require.NotEqual(t, oldSecret, newSecret)
 	require.Equal(t, b.clock.Now().Add(time.Hour), *expires)
@@ -358,7 +358,7 @@ func TestRotationSignsWithBothSecrets(t *testing.T) {
 	require.NoError(t, verifyStandard(newSecret, r.Header, r.Body, b.clock.Now()))
 
 	// A zero grace drops the old secret at once (a leaked secret).
-	latest, expires, err := b.svc.RotateSecret(b.ctx, b.tx, b.partner.ID, ep.ID, 0)
+	latest, expires, err := b.svc.RotateSecretTx(b.ctx, b.tx, b.partner.ID, ep.ID, 0)
 	require.NoError(t, err)
 	require.Nil(t, expires)
 	b.emit(t, event.UserCreated, nil)

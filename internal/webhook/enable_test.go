@@ -22,7 +22,7 @@ func TestSetEndpointEnabled(t *testing.T) {
 	_, err := b.tx.NewRaw("UPDATE webhook_endpoints SET description = 'keep me', disabled_reason = 'receiver gone' WHERE id = ?", ep.ID).Exec(b.ctx)
 	require.NoError(t, err)
 
-	got, err := b.svc.SetEndpointEnabled(b.ctx, b.tx, b.partner.ID, ep.ID, false)
+	got, err := b.svc.SetEndpointEnabledTx(b.ctx, b.tx, b.partner.ID, ep.ID, false)
 	require.NoError(t, err)
 	require.False(t, got.Enabled)
 	require.Nil(t, got.DisabledReason, "the operator's disable replaces Perks' reason")
@@ -36,12 +36,12 @@ func TestSetEndpointEnabled(t *testing.T) {
 	// A disabled endpoint whose URL the policy now forbids stays disabled.
 	strict := *b.svc
 	strict.Policy = &webhook.URLPolicy{RequireHTTPS: true}
-	_, err = strict.SetEndpointEnabled(b.ctx, b.tx, b.partner.ID, ep.ID, true)
+	_, err = strict.SetEndpointEnabledTx(b.ctx, b.tx, b.partner.ID, ep.ID, true)
 	require.True(t, apperr.Is(err, apperr.CodeInvalidField) || apperr.Is(err, apperr.CodeWebhookURLForbidden), "%v", err)
-	_, err = strict.SetEndpointEnabled(b.ctx, b.tx, b.partner.ID, ep.ID, false)
+	_, err = strict.SetEndpointEnabledTx(b.ctx, b.tx, b.partner.ID, ep.ID, false)
 	require.NoError(t, err, "disabling never depends on the URL")
 
-	got, err = b.svc.SetEndpointEnabled(b.ctx, b.tx, b.partner.ID, ep.ID, true)
+	got, err = b.svc.SetEndpointEnabledTx(b.ctx, b.tx, b.partner.ID, ep.ID, true)
 	require.NoError(t, err)
 	require.True(t, got.Enabled)
 	stored, err = b.svc.Endpoint(b.ctx, b.tx, b.partner.ID, ep.ID)
@@ -49,6 +49,6 @@ func TestSetEndpointEnabled(t *testing.T) {
 	require.True(t, stored.Enabled)
 	require.Equal(t, "keep me", stored.Description)
 
-	_, err = b.svc.SetEndpointEnabled(b.ctx, b.tx, b.partner.ID, uuid.New(), true)
+	_, err = b.svc.SetEndpointEnabledTx(b.ctx, b.tx, b.partner.ID, uuid.New(), true)
 	require.True(t, apperr.Is(err, apperr.CodeNotFound), "%v", err)
 }

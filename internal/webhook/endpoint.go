@@ -72,7 +72,7 @@ func secretAAD(partnerID, endpointID uuid.UUID) []byte {
 // settings. Creating generates the signing secret and returns it: this is
 // the only time it is shown. Enabling an endpoint that Perks disabled after
 // a 410 clears the reason; deliveries it missed are replayed explicitly.
-func (s *Service) PutEndpoint(ctx context.Context, tx bun.Tx, partnerID, id uuid.UUID, p EndpointParams) (ep *Endpoint, secret string, created bool, err error) {
+func (s *Service) PutEndpointTx(ctx context.Context, tx bun.Tx, partnerID, id uuid.UUID, p EndpointParams) (ep *Endpoint, secret string, created bool, err error) {
 	if err := s.validate(ctx, &p); err != nil {
 		return nil, "", false, err
 	}
@@ -109,7 +109,7 @@ func (s *Service) PutEndpoint(ctx context.Context, tx bun.Tx, partnerID, id uuid
 // to a destination the policy now forbids. Enabling, or disabling an
 // enabled endpoint, clears the reason Perks gave for disabling it; an
 // endpoint that stays disabled keeps it (as PutEndpoint).
-func (s *Service) SetEndpointEnabled(ctx context.Context, tx bun.Tx, partnerID, id uuid.UUID, enabled bool) (*Endpoint, error) {
+func (s *Service) SetEndpointEnabledTx(ctx context.Context, tx bun.Tx, partnerID, id uuid.UUID, enabled bool) (*Endpoint, error) {
 	ep := new(Endpoint)
 	err := tx.NewSelect().Model(ep).Where("partner_id = ? AND id = ?", partnerID, id).For("UPDATE").Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -136,7 +136,7 @@ func (s *Service) SetEndpointEnabled(ctx context.Context, tx bun.Tx, partnerID, 
 }
 
 // CreateEndpoint creates an endpoint with a new id and returns its secret.
-func (s *Service) CreateEndpoint(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, p EndpointParams) (*Endpoint, string, error) {
+func (s *Service) CreateEndpointTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, p EndpointParams) (*Endpoint, string, error) {
 	if err := s.validate(ctx, &p); err != nil {
 		return nil, "", err
 	}
@@ -224,7 +224,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, db bun.IDB, partnerID, id 
 // receiver can switch without losing deliveries; a grace of zero drops it at
 // once (for a leaked secret). Rotating again within a grace period drops the
 // oldest secret: at most two sign at any time.
-func (s *Service) RotateSecret(ctx context.Context, tx bun.Tx, partnerID, id uuid.UUID, grace time.Duration) (string, *time.Time, error) {
+func (s *Service) RotateSecretTx(ctx context.Context, tx bun.Tx, partnerID, id uuid.UUID, grace time.Duration) (string, *time.Time, error) {
 	if grace < 0 || grace > MaxGracePeriod {
 		return "", nil, apperr.Field(apperr.CodeInvalidField, "gracePeriodSeconds", "gracePeriodSeconds must be between 0 and %d", int(MaxGracePeriod/time.Second))
 	}
@@ -278,10 +278,10 @@ func (s *Service) signingKeys(ep *Endpoint, now time.Time) ([][]byte, error) {
 	return keys, nil
 }
 
-// EnsureEndpoint makes sure the partner has an enabled endpoint with url
+// EnsureEndpointTx makes sure the partner has an enabled endpoint with url
 // subscribed to everything (the demo seed), creating it when missing. The
 // secret is returned only when the endpoint was created.
-func (s *Service) EnsureEndpoint(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, url, description string) (*Endpoint, string, error) {
+func (s *Service) EnsureEndpointTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, url, description string) (*Endpoint, string, error) {
 	ep := new(Endpoint)
 	err := tx.NewSelect().Model(ep).Where("partner_id = ? AND url = ?", partnerID, url).OrderExpr("created_at").Limit(1).Scan(ctx)
 	if err == nil {
@@ -290,5 +290,5 @@ func (s *Service) EnsureEndpoint(ctx context.Context, tx bun.Tx, partnerID uuid.
 	if !errors.Is(err, sql.ErrNoRows) {
 		return nil, "", fmt.Errorf("find webhook endpoint: %w", err)
 	}
-	return s.CreateEndpoint(ctx, tx, partnerID, EndpointParams{URL: url, Description: description, Enabled: true})
+	return s.CreateEndpointTx(ctx, tx, partnerID, EndpointParams{URL: url, Description: description, Enabled: true})
 }

@@ -108,7 +108,7 @@ func setup(t *testing.T) *bundle {
 // secret.
 func (b *bundle) endpoint(t *testing.T, url string, types ...string) (*webhook.Endpoint, string) {
 	t.Helper()
-	ep, secret, err := b.svc.CreateEndpoint(b.ctx, b.tx, b.partner.ID, webhook.EndpointParams{URL: url, EventTypes: types, Enabled: true})
+	ep, secret, err := b.svc.CreateEndpointTx(b.ctx, b.tx, b.partner.ID, webhook.EndpointParams{URL: url, EventTypes: types, Enabled: true})
 	require.NoError(t, err)
 	return ep, secret
 }
@@ -117,7 +117,7 @@ func (b *bundle) endpoint(t *testing.T, url string, types ...string) (*webhook.E
 // service would in its transaction.
 func (b *bundle) emit(t *testing.T, typ string, data any) *event.Event {
 	t.Helper()
-	ev, err := b.events.Emit(b.ctx, b.tx, b.partner.ID, typ, nil, data)
+	ev, err := b.events.EmitTx(b.ctx, b.tx, b.partner.ID, typ, nil, data)
 	require.NoError(t, err)
 	return ev
 }

@@ -55,7 +55,7 @@ func TestReplayEventTargets(t *testing.T) {
 	b := setup(t)
 	subscribed, _ := b.endpoint(t, "http://127.0.0.1:1/a", event.UserCreated)
 	other, _ := b.endpoint(t, "http://127.0.0.1:1/b", event.PointsEarned)
-	off, _, err := b.svc.CreateEndpoint(b.ctx, b.tx, b.partner.ID, webhook.EndpointParams{URL: "http://127.0.0.1:1/c", Enabled: false})
+	off, _, err := b.svc.CreateEndpointTx(b.ctx, b.tx, b.partner.ID, webhook.EndpointParams{URL: "http://127.0.0.1:1/c", Enabled: false})
 	require.NoError(t, err)
 	ev := b.emit(t, event.UserCreated, nil)
 
@@ -201,7 +201,7 @@ func TestConcurrentPutsCreateOneEndpoint(t *testing.T) {
 			var c bool
 			err := db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 				var err error
-				_, _, c, err = svc.PutEndpoint(ctx, tx, p.ID, id, webhook.EndpointParams{URL: "http://127.0.0.1:1/x", Enabled: true})
+				_, _, c, err = svc.PutEndpointTx(ctx, tx, p.ID, id, webhook.EndpointParams{URL: "http://127.0.0.1:1/x", Enabled: true})
 				return err
 			})
 			assert.NoError(t, err)

@@ -74,7 +74,7 @@ func TestAnswerEchoedAfterAnonymisationIsNotLogged(t *testing.T) {
 			email := "racer." + uuid.NewString()[:8] + "@example.com"
 			var args webhook.DeliverArgs
 			err = db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-				ep, _, err := svc.CreateEndpoint(ctx, tx, p.ID, webhook.EndpointParams{URL: srv.URL, EventTypes: []string{event.UserCreated}, Enabled: true})
+				ep, _, err := svc.CreateEndpointTx(ctx, tx, p.ID, webhook.EndpointParams{URL: srv.URL, EventTypes: []string{event.UserCreated}, Enabled: true})
 				if err != nil {
 					return err
 				}
