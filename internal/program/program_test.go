@@ -71,6 +71,8 @@ func TestResolve(t *testing.T) {
 		{name: "rolling keeps the local hour across DST", policy: rolling(30, false), loc: paris,
 			earned: time.Date(2026, 3, 10, 9, 0, 0, 0, paris), available: time.Date(2026, 3, 10, 9, 0, 0, 0, paris).UTC(),
 			expires: ptr(time.Date(2026, 4, 9, 9, 0, 0, 0, paris).UTC())},
+		{name: "pending days are calendar days across DST", policy: withPending(program.Default(uuid.Nil), 14), loc: paris,
+			earned: time.Date(2026, 3, 20, 9, 0, 0, 0, paris), available: time.Date(2026, 4, 3, 9, 0, 0, 0, paris).UTC()},
 		{name: "fixed: next date this year", policy: fixed("12-31"),
 			earned: utc(2026, 3, 10, 9, 30), available: utc(2026, 3, 10, 9, 30), expires: ptr(utc(2027, 1, 1, 0, 0))},
 		{name: "fixed: earned on the date expires that night", policy: fixed("12-31"),
