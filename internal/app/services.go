@@ -16,6 +16,7 @@ import (
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
@@ -40,6 +41,7 @@ type Services struct {
 	Catalog   *catalog.Service
 	Vouchers  *voucher.Service
 	Export    *export.Service
+	Program   *program.Service
 }
 
 // NewServices builds every domain service on db with keys (no HTTP, no
@@ -56,6 +58,7 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s.Users = &user.Service{Keys: keys, Events: s.Events, Now: now, Erase: EraseSteps()}
 	s.Ledger = &ledger.Service{Events: s.Events, Now: now}
 	s.Earning = &earning.Service{Ledger: s.Ledger, Users: s.Users, Now: now}
+	s.Program = &program.Service{Now: now}
 	s.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: now}
 	s.Catalog = &catalog.Service{Merchants: s.Merchants, Now: now}
 	s.Vouchers = &voucher.Service{Catalog: s.Catalog, Ledger: s.Ledger, Events: s.Events, Keys: keys, Now: now}

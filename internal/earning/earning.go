@@ -20,6 +20,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/textcheck"
 	"github.com/perkshq/perks/internal/user"
 )
@@ -42,8 +43,12 @@ type Rule struct {
 	ActiveFrom        *time.Time `bun:"active_from"`
 	ActiveUntil       *time.Time `bun:"active_until"`
 	Enabled           bool       `bun:"enabled"`
-	CreatedAt         time.Time  `bun:"created_at"`
-	UpdatedAt         time.Time  `bun:"updated_at"`
+	// PendingDays and ExpiryDays override the program policy's for points
+	// earned with this rule (nil: the policy applies); see program.Resolve.
+	PendingDays *int      `bun:"pending_days"`
+	ExpiryDays  *int      `bun:"expiry_days"`
+	CreatedAt   time.Time `bun:"created_at"`
+	UpdatedAt   time.Time `bun:"updated_at"`
 
 	// inserted is read back from an upsert to tell create from replace.
 	Inserted bool `bun:"inserted,scanonly"`
@@ -109,6 +114,10 @@ type RuleInput struct {
 	ActiveFrom        *time.Time
 	ActiveUntil       *time.Time
 	Enabled           bool
+	// PendingDays (0..3650) and ExpiryDays (1..3650) override the program
+	// policy; nil means the policy applies.
+	PendingDays *int
+	ExpiryDays  *int
 }
 
 func (in RuleInput) validate() error {
@@ -146,6 +155,16 @@ func (in RuleInput) validate() error {
 	if in.ActiveFrom != nil && in.ActiveUntil != nil && !in.ActiveUntil.After(*in.ActiveFrom) {
 		return apperr.Field(apperr.CodeInvalidField, "activeUntil", "activeUntil must be after activeFrom")
 	}
+	if in.PendingDays != nil {
+		if err := program.ValidateDays("pendingDays", *in.PendingDays, 0); err != nil {
+			return err
+		}
+	}
+	if in.ExpiryDays != nil {
+		if err := program.ValidateDays("expiryDays", *in.ExpiryDays, 1); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -165,6 +184,7 @@ func (s *Service) PutRule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, 
 		VariablePoints: in.VariablePoints, MaxPoints: clone(in.MaxPoints), ClientTriggerable: in.ClientTriggerable,
 		LifetimeCap: clone(in.LifetimeCap), DailyCap: clone(in.DailyCap), CooldownSeconds: clone(in.CooldownSeconds),
 		ActiveFrom: clone(in.ActiveFrom), ActiveUntil: clone(in.ActiveUntil), Enabled: in.Enabled, CreatedAt: now, UpdatedAt: now,
+		PendingDays: clone(in.PendingDays), ExpiryDays: clone(in.ExpiryDays),
 	}
 	err := db.NewInsert().Model(r).
 		On("CONFLICT (partner_id, code) DO UPDATE").
@@ -173,6 +193,7 @@ func (s *Service) PutRule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, 
 		Set("client_triggerable = EXCLUDED.client_triggerable, lifetime_cap = EXCLUDED.lifetime_cap").
 		Set("daily_cap = EXCLUDED.daily_cap, cooldown_seconds = EXCLUDED.cooldown_seconds").
 		Set("active_from = EXCLUDED.active_from, active_until = EXCLUDED.active_until, enabled = EXCLUDED.enabled").
+		Set("pending_days = EXCLUDED.pending_days, expiry_days = EXCLUDED.expiry_days").
 		Set("updated_at = EXCLUDED.updated_at").
 		Returning("*, (xmax = 0) AS inserted").
 		Scan(ctx)

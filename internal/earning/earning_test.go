@@ -428,3 +428,59 @@ func TestClientOffers(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, o, "offered once its window opens")
 }
+
+// TestRuleOverrides: a rule's pendingDays and expiryDays are stored, read
+// back, unset by a replace without them, and refused out of bounds without
+// changing the rule.
+func TestRuleOverrides(t *testing.T) {
+	t.Parallel()
+
+	t.Run("RoundTrip", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		r, created, err := b.earning.PutRule(b.ctx, b.tx, b.partner.ID, "purchase",
+			earning.RuleInput{Name: "Purchase", Points: 10, Enabled: true, PendingDays: ptr(0), ExpiryDays: ptr(3650)})
+		require.NoError(t, err)
+		require.True(t, created)
+		require.Equal(t, 0, *r.PendingDays)
+		require.Equal(t, 3650, *r.ExpiryDays)
+		got, err := b.earning.Rule(b.ctx, b.tx, b.partner.ID, "purchase")
+		require.NoError(t, err)
+		require.Equal(t, ptr(0), got.PendingDays)
+		require.Equal(t, ptr(3650), got.ExpiryDays)
+
+		_, _, err = b.earning.PutRule(b.ctx, b.tx, b.partner.ID, "purchase", earning.RuleInput{Name: "Purchase", Points: 10, Enabled: true})
+		require.NoError(t, err)
+		got, err = b.earning.Rule(b.ctx, b.tx, b.partner.ID, "purchase")
+		require.NoError(t, err)
+		require.Nil(t, got.PendingDays)
+		require.Nil(t, got.ExpiryDays)
+	})
+
+	t.Run("Bounds", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.rule(t, "purchase", earning.RuleInput{Points: 10, PendingDays: ptr(7)})
+		for _, c := range []struct {
+			name    string
+			pending *int
+			expiry  *int
+			field   string
+		}{
+			{"pending -1", ptr(-1), nil, "pendingDays"},
+			{"pending 3651", ptr(3651), nil, "pendingDays"},
+			{"expiry 0", nil, ptr(0), "expiryDays"},
+			{"expiry 3651", nil, ptr(3651), "expiryDays"},
+		} {
+			_, _, err := b.earning.PutRule(b.ctx, b.tx, b.partner.ID, "purchase",
+				earning.RuleInput{Name: "P", Points: 10, Enabled: true, PendingDays: c.pending, ExpiryDays: c.expiry})
+			ae := apperr.As(err)
+			require.NotNil(t, ae, "%s: %v", c.name, err)
+			require.Equal(t, apperr.CodeInvalidField, ae.Code, c.name)
+			require.Equal(t, c.field, ae.Field, c.name)
+		}
+		got, err := b.earning.Rule(b.ctx, b.tx, b.partner.ID, "purchase")
+		require.NoError(t, err)
+		require.Equal(t, ptr(7), got.PendingDays, "refused puts changed nothing")
+	})
+}

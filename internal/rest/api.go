@@ -20,6 +20,7 @@ import (
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/user"
@@ -34,6 +35,7 @@ type API struct {
 	Users        *user.Service
 	Ledger       *ledger.Service
 	Earning      *earning.Service
+	Program      *program.Service
 	Bulk         *bulk.Service
 	Ranking      *ranking.Service
 	Export       *export.Service
@@ -293,6 +295,8 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodPut, "/integrations/earning-rules/{code}", a.PartnerWrite(a.putRule))
 	rt.Handle(http.MethodGet, "/integrations/earning-rules", a.Partner(a.listRules))
 	rt.Handle(http.MethodDelete, "/integrations/earning-rules/{code}", a.PartnerWrite(a.deleteRule))
+	rt.Handle(http.MethodGet, "/integrations/program", a.Partner(a.getProgram))
+	rt.Handle(http.MethodPut, "/integrations/program", a.PartnerWrite(a.putProgram))
 	rt.Handle(http.MethodPost, "/integrations/actions/multistore", a.PartnerWriteLimit(multistoreBodyLimit, a.multistore))
 	rt.Handle(http.MethodPost, "/integrations/users/multidelete", a.PartnerWriteLimit(multideleteBodyLimit, a.multidelete))
 	rt.Handle(http.MethodGet, "/integrations/jobs/{id}", a.Partner(a.getJob))

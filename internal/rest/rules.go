@@ -23,6 +23,8 @@ type ruleRequest struct {
 	ActiveFrom        json.RawMessage `json:"activeFrom"`
 	ActiveUntil       json.RawMessage `json:"activeUntil"`
 	Enabled           *bool           `json:"enabled"`
+	PendingDays       *int            `json:"pendingDays"`
+	ExpiryDays        *int            `json:"expiryDays"`
 }
 
 type ruleView struct {
@@ -39,6 +41,8 @@ type ruleView struct {
 	ActiveFrom        *time.Time `json:"activeFrom"`
 	ActiveUntil       *time.Time `json:"activeUntil"`
 	Enabled           bool       `json:"enabled"`
+	PendingDays       *int       `json:"pendingDays"`
+	ExpiryDays        *int       `json:"expiryDays"`
 	CreatedAt         time.Time  `json:"createdAt"`
 	UpdatedAt         time.Time  `json:"updatedAt"`
 }
@@ -48,7 +52,7 @@ func newRuleView(r *earning.Rule) ruleView {
 		Code: r.Code, Name: r.Name, Description: r.Description, Points: r.Points, VariablePoints: r.VariablePoints,
 		MaxPoints: r.MaxPoints, ClientTriggerable: r.ClientTriggerable, LifetimeCap: r.LifetimeCap, DailyCap: r.DailyCap,
 		CooldownSeconds: r.CooldownSeconds, ActiveFrom: r.ActiveFrom, ActiveUntil: r.ActiveUntil, Enabled: r.Enabled,
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		PendingDays: r.PendingDays, ExpiryDays: r.ExpiryDays, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
 
@@ -76,6 +80,7 @@ func (a *API) putRule(w *Write) (int, any, error) {
 	in := earning.RuleInput{
 		Name: *req.Name, Points: points, VariablePoints: req.VariablePoints, ClientTriggerable: req.ClientTriggerable,
 		LifetimeCap: req.LifetimeCap, DailyCap: req.DailyCap, CooldownSeconds: req.CooldownSeconds, Enabled: true,
+		PendingDays: req.PendingDays, ExpiryDays: req.ExpiryDays,
 	}
 	if req.Description != nil {
 		in.Description = *req.Description

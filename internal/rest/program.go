@@ -1,0 +1,93 @@
+package rest
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/program"
+)
+
+// programRequest is PUT /integrations/program's body: the whole policy.
+// Every field is optional and an omitted one takes its default (replace
+// means replace, as for rules).
+type programRequest struct {
+	ExpiryMode            *string  `json:"expiryMode"`
+	ExpiryDays            *int     `json:"expiryDays"`
+	ExpiryRoundToMonthEnd *bool    `json:"expiryRoundToMonthEnd"`
+	ExpiryDates           []string `json:"expiryDates"`
+	PendingDays           *int     `json:"pendingDays"`
+	NegativeBalance       *string  `json:"negativeBalance"`
+	ExpiryWarningDays     *int     `json:"expiryWarningDays"`
+}
+
+type programView struct {
+	ExpiryMode            string     `json:"expiryMode"`
+	ExpiryDays            *int       `json:"expiryDays"`
+	ExpiryRoundToMonthEnd bool       `json:"expiryRoundToMonthEnd"`
+	ExpiryDates           []string   `json:"expiryDates"`
+	PendingDays           int        `json:"pendingDays"`
+	NegativeBalance       string     `json:"negativeBalance"`
+	ExpiryWarningDays     int        `json:"expiryWarningDays"`
+	UpdatedAt             *time.Time `json:"updatedAt"`
+}
+
+func newProgramView(p program.Policy) programView {
+	v := programView{
+		ExpiryMode: p.ExpiryMode, ExpiryDays: p.ExpiryDays, ExpiryRoundToMonthEnd: p.ExpiryRoundToMonthEnd,
+		ExpiryDates: p.ExpiryDates, PendingDays: p.PendingDays, NegativeBalance: p.NegativeBalance,
+		ExpiryWarningDays: p.ExpiryWarningDays,
+	}
+	if v.ExpiryDates == nil {
+		v.ExpiryDates = []string{}
+	}
+	if !p.UpdatedAt.IsZero() {
+		t := p.UpdatedAt
+		v.UpdatedAt = &t
+	}
+	return v
+}
+
+// getProgram answers the partner's program policy, the defaults when it
+// never set one (updatedAt null).
+func (a *API) getProgram(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
+	pol, err := a.Program.Get(r.Context(), a.DB.Bun, p.Partner.ID)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, newProgramView(pol))
+	return nil
+}
+
+// putProgram replaces the partner's program policy.
+func (a *API) putProgram(w *Write) (int, any, error) {
+	var req programRequest
+	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
+		return 0, nil, err
+	}
+	def := program.Default(w.Partner.Partner.ID)
+	in := program.Input{
+		ExpiryMode: def.ExpiryMode, ExpiryDays: req.ExpiryDays, ExpiryDates: req.ExpiryDates,
+		PendingDays: def.PendingDays, NegativeBalance: def.NegativeBalance, ExpiryWarningDays: def.ExpiryWarningDays,
+	}
+	if req.ExpiryMode != nil {
+		in.ExpiryMode = *req.ExpiryMode
+	}
+	if req.ExpiryRoundToMonthEnd != nil {
+		in.ExpiryRoundToMonthEnd = *req.ExpiryRoundToMonthEnd
+	}
+	if req.PendingDays != nil {
+		in.PendingDays = *req.PendingDays
+	}
+	if req.NegativeBalance != nil {
+		in.NegativeBalance = *req.NegativeBalance
+	}
+	if req.ExpiryWarningDays != nil {
+		in.ExpiryWarningDays = *req.ExpiryWarningDays
+	}
+	pol, err := a.Program.Put(w.Ctx, w.Tx, w.Partner.Partner.ID, in)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, newProgramView(pol), nil
+}
