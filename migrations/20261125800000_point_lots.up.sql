@@ -1,0 +1,81 @@
+-- Points lots (issue 13, phase 1): every credit is a lot that burns consume
+-- soonest expiry first and that expiry turns into an expire entry of
+-- exactly its unconsumed remainder. See docs/points.md, "Lots".
+
+-- Points held until their lots activate; never spendable.
+ALTER TABLE balances ADD COLUMN pending_points bigint NOT NULL DEFAULT 0
+    CONSTRAINT balances_pending_range CHECK (pending_points BETWEEN 0 AND 1000000000000);
+
+--bun:split
+
+-- New entry kinds: pending (a held earn, not part of the available balance)
+-- and activate (its points becoming available).
+DO $$
+DECLARE c record;
+BEGIN
+    FOR c IN SELECT conname FROM pg_constraint
+             WHERE conrelid = 'ledger_entries'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%kind%'
+    LOOP
+        EXECUTE format('ALTER TABLE ledger_entries DROP CONSTRAINT %I', c.conname);
+    END LOOP;
+END $$;
+
+--bun:split
+
+ALTER TABLE ledger_entries
+    ADD CONSTRAINT ledger_entries_kind CHECK (kind IN ('earn', 'burn', 'refund', 'expire', 'adjust', 'pending', 'activate')),
+    ADD CONSTRAINT ledger_entries_kind_sign CHECK (
+        (kind IN ('earn', 'refund', 'pending', 'activate') AND points > 0)
+        OR (kind IN ('burn', 'expire') AND points < 0) OR kind = 'adjust');
+
+--bun:split
+
+-- An expire or activate entry names its lot (source_type 'lot'): once each.
+CREATE UNIQUE INDEX ledger_entries_lot_once_idx ON ledger_entries (partner_id, kind, source_id)
+    WHERE kind IN ('expire', 'activate') AND source_type = 'lot';
+
+--bun:split
+
+CREATE TABLE point_lots (
+    partner_id uuid NOT NULL,
+    id bigint GENERATED ALWAYS AS IDENTITY,
+    user_id uuid NOT NULL,
+    -- The credit that created the lot; NULL for the lots migrated from the
+    -- balances that existed before lots.
+    source_entry_id bigint,
+    points bigint NOT NULL CHECK (points > 0),
+    remaining bigint NOT NULL,
+    -- pending lots are not spendable (their points are in
+    -- balances.pending_points) until activation at available_at.
+    pending boolean NOT NULL DEFAULT false,
+    available_at timestamptz NOT NULL,
+    expires_at timestamptz, -- NULL: never
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (partner_id, id),
+    FOREIGN KEY (partner_id, user_id) REFERENCES users (partner_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (partner_id, source_entry_id) REFERENCES ledger_entries (partner_id, id) ON DELETE CASCADE,
+    CONSTRAINT point_lots_remaining CHECK (remaining BETWEEN 0 AND points),
+    CONSTRAINT point_lots_pending_whole CHECK (NOT pending OR remaining = points)
+);
+-- FIFO by expiry: a burn reads the user's spendable lots in this order.
+CREATE INDEX point_lots_fifo_idx ON point_lots (partner_id, user_id, expires_at NULLS LAST, id)
+    WHERE remaining > 0 AND NOT pending;
+-- Due scans of the jobs.
+CREATE INDEX point_lots_expiry_idx ON point_lots (expires_at)
+    WHERE remaining > 0 AND NOT pending AND expires_at IS NOT NULL;
+CREATE INDEX point_lots_activation_idx ON point_lots (available_at) WHERE pending;
+CREATE INDEX point_lots_source_idx ON point_lots (partner_id, source_entry_id);
+
+--bun:split
+
+-- Which lots a debit (burn, adjust down, expire) drew from, and how much.
+CREATE TABLE lot_allocations (
+    partner_id uuid NOT NULL,
+    entry_id bigint NOT NULL,
+    lot_id bigint NOT NULL,
+    points bigint NOT NULL CHECK (points > 0),
+    PRIMARY KEY (partner_id, entry_id, lot_id),
+    FOREIGN KEY (partner_id, entry_id) REFERENCES ledger_entries (partner_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (partner_id, lot_id) REFERENCES point_lots (partner_id, id) ON DELETE CASCADE
+);
+CREATE INDEX lot_allocations_lot_idx ON lot_allocations (partner_id, lot_id);
