@@ -43,6 +43,9 @@ CREATE TABLE point_lots (
     -- The credit that created the lot; NULL for the lots migrated from the
     -- balances that existed before lots.
     source_entry_id bigint,
+    -- For those migrated lots: the user's last entry then. The debits up to
+    -- it predate lots and have no allocations.
+    migrated_through bigint,
     points bigint NOT NULL CHECK (points > 0),
     remaining bigint NOT NULL,
     -- pending lots are not spendable (their points are in

@@ -21,6 +21,9 @@ type Lot struct {
 	ID            int64      `bun:"id,pk,autoincrement"`
 	UserID        uuid.UUID  `bun:"user_id,type:uuid"`
 	SourceEntryID *int64     `bun:"source_entry_id"`
+	// MigratedThrough is set on the lots the migration made of pre-lots
+	// balances: the user's last entry then.
+	MigratedThrough *int64 `bun:"migrated_through"`
 	Points        int64      `bun:"points"`
 	Remaining     int64      `bun:"remaining"`
 	Pending       bool       `bun:"pending"`
