@@ -17,19 +17,19 @@ import (
 type Lot struct {
 	bun.BaseModel `bun:"table:point_lots"`
 
-	PartnerID     uuid.UUID  `bun:"partner_id,pk,type:uuid"`
-	ID            int64      `bun:"id,pk,autoincrement"`
-	UserID        uuid.UUID  `bun:"user_id,type:uuid"`
-	SourceEntryID *int64     `bun:"source_entry_id"`
+	PartnerID     uuid.UUID `bun:"partner_id,pk,type:uuid"`
+	ID            int64     `bun:"id,pk,autoincrement"`
+	UserID        uuid.UUID `bun:"user_id,type:uuid"`
+	SourceEntryID *int64    `bun:"source_entry_id"`
 	// MigratedThrough is set on the lots the migration made of pre-lots
 	// balances: the user's last entry then.
-	MigratedThrough *int64 `bun:"migrated_through"`
-	Points        int64      `bun:"points"`
-	Remaining     int64      `bun:"remaining"`
-	Pending       bool       `bun:"pending"`
-	AvailableAt   time.Time  `bun:"available_at"`
-	ExpiresAt     *time.Time `bun:"expires_at"`
-	CreatedAt     time.Time  `bun:"created_at"`
+	MigratedThrough *int64     `bun:"migrated_through"`
+	Points          int64      `bun:"points"`
+	Remaining       int64      `bun:"remaining"`
+	Pending         bool       `bun:"pending"`
+	AvailableAt     time.Time  `bun:"available_at"`
+	ExpiresAt       *time.Time `bun:"expires_at"`
+	CreatedAt       time.Time  `bun:"created_at"`
 }
 
 // consumeSQL draws $3 points from the user's spendable lots, soonest expiry
@@ -127,10 +127,17 @@ func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int
 		JOIN unnest(?::uuid[], ?::bigint[]) AS t(p, id) ON l.partner_id = t.p AND l.id = t.id
 		JOIN balances b ON b.partner_id = l.partner_id AND b.user_id = l.user_id
 		WHERE l.remaining > 0 AND NOT l.pending AND l.expires_at <= ?
-	), ent AS (
-		INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, reason, source_type, source_id, occurred_at, created_at)
-		SELECT partner_id, user_id, 'expire', -remaining, after, 'points expired', 'lot', id::text, expires_at, ?
+	), num AS (
+		-- Entry ids in the order of the running sum (volatile target
+		-- lists are evaluated after the sort; INSERT ... SELECT ... ORDER
+		-- BY alone would not number them in order).
+		SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) AS eid, due.*
 		FROM due ORDER BY partner_id, user_id, expires_at, id
+	), ent AS (
+		INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, source_type, source_id, occurred_at, created_at)
+		OVERRIDING SYSTEM VALUE
+		SELECT partner_id, eid, user_id, 'expire', -remaining, after, 'points expired', 'lot', id::text, expires_at, ?
+		FROM num
 		RETURNING partner_id, id, source_id, points
 	), lots AS (
 		UPDATE point_lots l SET remaining = 0 FROM due WHERE l.partner_id = due.partner_id AND l.id = due.id
@@ -181,10 +188,14 @@ func ActivateDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (i
 		JOIN unnest(?::uuid[], ?::bigint[]) AS t(p, id) ON l.partner_id = t.p AND l.id = t.id
 		JOIN balances b ON b.partner_id = l.partner_id AND b.user_id = l.user_id
 		WHERE l.pending AND l.available_at <= ?
-	), ent AS (
-		INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, reason, source_type, source_id, occurred_at, created_at)
-		SELECT partner_id, user_id, 'activate', points, after, 'pending points available', 'lot', id::text, available_at, ?
+	), num AS (
+		SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) AS eid, due.*
 		FROM due ORDER BY partner_id, user_id, available_at, id
+	), ent AS (
+		INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, source_type, source_id, occurred_at, created_at)
+		OVERRIDING SYSTEM VALUE
+		SELECT partner_id, eid, user_id, 'activate', points, after, 'pending points available', 'lot', id::text, available_at, ?
+		FROM num
 		RETURNING id
 	), lots AS (
 		UPDATE point_lots l SET pending = false FROM due WHERE l.partner_id = due.partner_id AND l.id = due.id

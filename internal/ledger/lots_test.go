@@ -325,7 +325,18 @@ func TestBurnsRaceExpiry(t *testing.T) {
 			}
 		}
 	}))
-	require.NoError(t, ledger.CheckInvariants(ctx, b.db.Bun))
+	if err := ledger.CheckInvariants(ctx, b.db.Bun); err != nil {
+		var rows []struct {
+			ID, Points, BalanceAfter int64
+			Kind                     string
+			Xid                      string
+		}
+		_ = b.db.Bun.NewRaw("SELECT id, points, balance_after, kind, xid::text FROM ledger_entries ORDER BY id").Scan(ctx, &rows)
+		for _, r := range rows {
+			t.Logf("%+v", r)
+		}
+		t.Fatal(err)
+	}
 	var expired int64
 	require.NoError(t, b.db.Bun.NewRaw("SELECT coalesce(-sum(points), 0) FROM ledger_entries WHERE kind = 'expire'").Scan(ctx, &expired))
 	bal := b.balance(t, u)
