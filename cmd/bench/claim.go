@@ -14,6 +14,7 @@ import (
 
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/idempotency"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/voucher"
 )
 
@@ -186,6 +187,10 @@ func bareClaim(ctx context.Context, b *Bench, partnerID, userID uuid.UUID, g *ca
 	if err := tx.QueryRow(ctx, `INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, reason, source_type, source_id, occurred_at)
 		VALUES ($1, $2, 'burn', $3, $4, $5, 'voucher', $6, $7) RETURNING id`,
 		partnerID, userID, -g.CostPoints, balance, "Claimed: "+g.Title, id.String(), now).Scan(&entryID); err != nil {
+		return false, err
+	}
+	var allocated int64
+	if err := tx.QueryRow(ctx, ledger.ConsumeSQL, partnerID, userID, g.CostPoints, entryID).Scan(&allocated); err != nil {
 		return false, err
 	}
 	var code *string

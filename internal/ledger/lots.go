@@ -32,6 +32,10 @@ type Lot struct {
 	CreatedAt       time.Time  `bun:"created_at"`
 }
 
+// ConsumeSQL is consumeSQL, for the bench's bare-SQL baseline (which must
+// write what the API writes so the invariants hold after it).
+const ConsumeSQL = consumeSQL
+
 // consumeSQL draws $3 points from the user's spendable lots, soonest expiry
 // first (never-expiring lots last, then oldest), and records the
 // allocations of entry $4. It must run after the debit's UPDATE of the
