@@ -54,18 +54,23 @@ CREATE TABLE point_lots (
     available_at timestamptz NOT NULL,
     expires_at timestamptz, -- NULL: never
     created_at timestamptz NOT NULL DEFAULT now(),
+    -- Whether points are left. The partial indexes test it instead of
+    -- remaining: a column in an index predicate makes every change of it a
+    -- non-HOT update (new index entries in every index), and remaining
+    -- changes on every burn, open only when the lot is drained.
+    open boolean GENERATED ALWAYS AS (remaining > 0) STORED,
     PRIMARY KEY (partner_id, id),
     FOREIGN KEY (partner_id, user_id) REFERENCES users (partner_id, id) ON DELETE CASCADE,
     FOREIGN KEY (partner_id, source_entry_id) REFERENCES ledger_entries (partner_id, id) ON DELETE CASCADE,
     CONSTRAINT point_lots_remaining CHECK (remaining BETWEEN 0 AND points),
     CONSTRAINT point_lots_pending_whole CHECK (NOT pending OR remaining = points)
-);
+) WITH (fillfactor = 90);
 -- FIFO by expiry: a burn reads the user's spendable lots in this order.
 CREATE INDEX point_lots_fifo_idx ON point_lots (partner_id, user_id, expires_at NULLS LAST, id)
-    WHERE remaining > 0 AND NOT pending;
+    WHERE open AND NOT pending;
 -- Due scans of the jobs.
 CREATE INDEX point_lots_expiry_idx ON point_lots (expires_at)
-    WHERE remaining > 0 AND NOT pending AND expires_at IS NOT NULL;
+    WHERE open AND NOT pending AND expires_at IS NOT NULL;
 CREATE INDEX point_lots_activation_idx ON point_lots (available_at) WHERE pending;
 CREATE INDEX point_lots_source_idx ON point_lots (partner_id, source_entry_id);
 

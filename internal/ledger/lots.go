@@ -47,7 +47,7 @@ const ConsumeSQL = consumeSQL
 const consumeSQL = `WITH pick AS (
 	SELECT id, remaining, sum(remaining) OVER (ORDER BY expires_at NULLS LAST, id) AS run
 	FROM point_lots
-	WHERE partner_id = $1 AND user_id = $2 AND remaining > 0 AND NOT pending
+	WHERE partner_id = $1 AND user_id = $2 AND open AND NOT pending
 ), take AS (
 	SELECT id, least(remaining, $3::bigint - (run - remaining)) AS pts FROM pick WHERE run - remaining < $3::bigint
 ), upd AS (
@@ -108,7 +108,7 @@ func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int
 		ID        int64     `bun:"id"`
 	}
 	if err := tx.NewRaw(`SELECT partner_id, id FROM point_lots
-		WHERE remaining > 0 AND NOT pending AND expires_at IS NOT NULL AND expires_at <= ?
+		WHERE open AND NOT pending AND expires_at IS NOT NULL AND expires_at <= ?
 		ORDER BY expires_at LIMIT ?`, now, batch).Scan(ctx, &due); err != nil {
 		return 0, fmt.Errorf("find due lots: %w", err)
 	}
