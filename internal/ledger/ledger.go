@@ -130,8 +130,11 @@ func (c Change) signed() (delta, earned int64, err error) {
 		return c.Points, c.Points, ValidatePoints("points", c.Points)
 	case KindRefund:
 		return c.Points, 0, ValidatePoints("points", c.Points)
-	case KindBurn, KindExpire:
+	case KindBurn:
 		return -c.Points, 0, ValidatePoints("points", c.Points)
+	case KindExpire:
+		// An expiry is of one lot's remainder, never FIFO: ExpireDueTx.
+		return 0, 0, errors.New("expire entries are written by ExpireDueTx, not ApplyTx")
 	case KindAdjust:
 		if c.Points == 0 || c.Points > MaxPoints || c.Points < -MaxPoints {
 			return 0, 0, apperr.Field(apperr.CodePointsOutOfRange, "points", "points must be a non-zero whole number between -%d and %d", MaxPoints, MaxPoints)

@@ -392,3 +392,24 @@ func TestBackfillMigration(t *testing.T) {
 	b.apply(t, ledger.Change{Kind: ledger.KindBurn, Points: 70, Reason: "all"})
 	require.NoError(t, ledger.CheckInvariants(ctx, b.tx))
 }
+
+// TestApplyRefusesLotKinds: expire, pending and activate entries come from
+// the lot functions only (an ApplyTx expire would spend lots FIFO instead of
+// one lot's remainder), and only earns may be held pending.
+func TestApplyRefusesLotKinds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupTx(t)
+	b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 10, Reason: "a"})
+	for _, c := range []ledger.Change{
+		{Kind: ledger.KindExpire, Points: 5},
+		{Kind: ledger.KindPending, Points: 5},
+		{Kind: ledger.KindActivate, Points: 5},
+		{Kind: ledger.KindAdjust, Points: 5, AvailableAt: b.now.Add(time.Hour)},
+	} {
+		c.UserID = b.user
+		_, err := b.ledger.ApplyTx(ctx, b.tx, b.partner, c)
+		require.Error(t, err, "%s", c.Kind)
+	}
+	require.NoError(t, ledger.CheckInvariants(ctx, b.tx))
+}
