@@ -75,11 +75,11 @@ var lotChecks = []struct{ what, sql string }{
 		       ON a.partner_id = e.partner_id AND a.entry_id = e.id
 		WHERE e.points < 0 AND coalesce(a.s, 0) <> -e.points
 		  AND NOT EXISTS (SELECT 1 FROM point_lots m WHERE m.partner_id = e.partner_id AND m.user_id = e.user_id AND e.id <= m.migrated_through)`},
-	{"allocations of a credit, of another user's lot, or of an expiry to another lot than its own", `
+	{"allocations of no entry, of a credit, of another user's lot, or of an expiry to another lot than its own", `
 		SELECT count(*) FROM lot_allocations a
-		JOIN ledger_entries e ON e.partner_id = a.partner_id AND e.id = a.entry_id
+		LEFT JOIN ledger_entries e ON e.partner_id = a.partner_id AND e.id = a.entry_id
 		JOIN point_lots l ON l.partner_id = a.partner_id AND l.id = a.lot_id
-		WHERE e.points > 0 OR e.user_id <> l.user_id OR (e.kind = 'expire' AND (e.source_id IS DISTINCT FROM l.id::text))`},
+		WHERE e.id IS NULL OR e.points > 0 OR e.user_id <> l.user_id OR (e.kind = 'expire' AND (e.source_id IS DISTINCT FROM l.id::text))`},
 	{"expiries of more than their lot held, or of a lot not yet expired", `
 		SELECT count(*) FROM ledger_entries e
 		JOIN point_lots l ON l.partner_id = e.partner_id AND l.id::text = e.source_id
