@@ -1,3 +1,7 @@
+DROP FUNCTION ledger_consume_lots;
+
+--bun:split
+
 DROP TABLE lot_allocations;
 
 --bun:split

@@ -90,3 +90,34 @@ CREATE TABLE lot_allocations (
     PRIMARY KEY (partner_id, lot_id, entry_id),
     FOREIGN KEY (partner_id, lot_id) REFERENCES point_lots (partner_id, id) ON DELETE CASCADE
 );
+
+--bun:split
+
+-- Draws amount points of a debit (entry) from the user's spendable lots,
+-- soonest expiry first (never-expiring last, then oldest), records the
+-- allocations and returns how much it allocated. The debit statement calls
+-- it after its UPDATE of the balance row, whose lock serialises every writer
+-- of the user's lots: being VOLATILE, its query takes a fresh snapshot (READ
+-- COMMITTED) and so sees every lot those writers committed, which the
+-- debit's own statement snapshot (taken before the lock wait) may not.
+CREATE FUNCTION ledger_consume_lots(p uuid, u uuid, amount bigint, entry bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE got bigint;
+BEGIN
+    -- plpgsql, not sql: it keeps the plan across calls.
+    WITH pick AS (
+        SELECT l.id, l.remaining, sum(l.remaining) OVER (ORDER BY l.expires_at NULLS LAST, l.id) AS run
+        FROM point_lots l
+        WHERE l.partner_id = p AND l.user_id = u AND l.open AND NOT l.pending
+    ), take AS (
+        SELECT pick.id, least(pick.remaining, amount - (pick.run - pick.remaining)) AS pts FROM pick WHERE pick.run - pick.remaining < amount
+    ), upd AS (
+        UPDATE point_lots l SET remaining = l.remaining - take.pts FROM take WHERE l.partner_id = p AND l.id = take.id
+    ), ins AS (
+        INSERT INTO lot_allocations (partner_id, entry_id, lot_id, points) SELECT p, entry, take.id, take.pts FROM take
+        RETURNING lot_allocations.points
+    )
+    SELECT coalesce(sum(ins.points), 0) INTO got FROM ins;
+    RETURN got;
+END;
+$$;

@@ -14,7 +14,6 @@ import (
 
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/idempotency"
-	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/voucher"
 )
 
@@ -190,7 +189,7 @@ func bareClaim(ctx context.Context, b *Bench, partnerID, userID uuid.UUID, g *ca
 		return false, err
 	}
 	var allocated int64
-	if err := tx.QueryRow(ctx, ledger.ConsumeSQL, partnerID, userID, g.CostPoints, entryID).Scan(&allocated); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT ledger_consume_lots($1, $2, $3, $4)`, partnerID, userID, g.CostPoints, entryID).Scan(&allocated); err != nil {
 		return false, err
 	}
 	var code *string

@@ -205,7 +205,10 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 		args = append(args, availableAt, expiresAt)
 	}
 	row, err := database.QueryRow(ctx, tx, query, args...)
-	if err == nil {
+	allocated := int64(0)
+	if err == nil && delta < 0 {
+		err = row.Scan(&e.ID, &e.BalanceAfter, &allocated)
+	} else if err == nil {
 		err = row.Scan(&e.ID, &e.BalanceAfter)
 	}
 	switch {
@@ -223,10 +226,8 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 		return nil, fmt.Errorf("move balance and append entry: %w", err)
 	}
 	points := e.BalanceAfter
-	if delta < 0 {
-		if err := consumeTx(ctx, tx, partnerID, c.UserID, e.ID, -delta, now); err != nil {
-			return nil, err
-		}
+	if delta < 0 && allocated != -delta {
+		return nil, fmt.Errorf("lots of the user cover %d of the %d points debited: lots and balance disagree", allocated, -delta)
 	}
 
 	var typ string
@@ -288,14 +289,18 @@ const pendingSQL = `WITH moved AS (
 ), entry AS (` + appendEntry + `
 	RETURNING id, balance_after` + appendLot
 
-// debitSQL removes points only if the balance covers them; $5 is unused so
-// the entry parameters keep their numbers.
+// debitSQL removes points only if the balance covers them and draws them
+// from the user's lots (ledger_consume_lots, which must run after the
+// balance row is locked, see the migration); $5 is unused so the entry
+// parameters keep their numbers.
 const debitSQL = `WITH moved AS (
 	UPDATE balances SET points = points + $3, updated_at = $4
 	WHERE partner_id = $1 AND user_id = $2 AND points + $3 >= 0 AND $5::bigint IS NULL
 	RETURNING points
-)` + appendEntry + `
-RETURNING id, balance_after`
+), entry AS (` + appendEntry + `
+	RETURNING id, balance_after
+)
+SELECT id, balance_after, ledger_consume_lots($1, $2, -$3, id) FROM entry`
 
 // BalanceOf returns a user's balance (zero when they never had points).
 func (s *Service) BalanceOf(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID) (*Balance, error) {

@@ -8,8 +8,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
-
-	"github.com/perkshq/perks/internal/database"
 )
 
 // Lot is one credit's points: what is left of them, when they become
@@ -30,49 +28,6 @@ type Lot struct {
 	AvailableAt     time.Time  `bun:"available_at"`
 	ExpiresAt       *time.Time `bun:"expires_at"`
 	CreatedAt       time.Time  `bun:"created_at"`
-}
-
-// ConsumeSQL is consumeSQL, for the bench's bare-SQL baseline (which must
-// write what the API writes so the invariants hold after it).
-const ConsumeSQL = consumeSQL
-
-// consumeSQL draws $3 points from the user's spendable lots, soonest expiry
-// first (never-expiring lots last, then oldest), and records the
-// allocations of entry $4. It must run after the debit's UPDATE of the
-// balance row, in a later statement: the row lock serialises every writer
-// of the user's lots, and a later statement sees, in READ COMMITTED, every
-// lot they committed (the debit's own statement snapshot may predate them).
-// It returns how much it allocated, which is $3 unless the lots disagree
-// with the balance.
-const consumeSQL = `WITH pick AS (
-	SELECT id, remaining, sum(remaining) OVER (ORDER BY expires_at NULLS LAST, id) AS run
-	FROM point_lots
-	WHERE partner_id = $1 AND user_id = $2 AND open AND NOT pending
-), take AS (
-	SELECT id, least(remaining, $3::bigint - (run - remaining)) AS pts FROM pick WHERE run - remaining < $3::bigint
-), upd AS (
-	UPDATE point_lots l SET remaining = l.remaining - take.pts FROM take WHERE l.partner_id = $1 AND l.id = take.id
-), ins AS (
-	INSERT INTO lot_allocations (partner_id, entry_id, lot_id, points) SELECT $1, $4::bigint, id, pts FROM take
-	RETURNING points
-)
-SELECT coalesce(sum(points), 0) FROM ins`
-
-// consumeTx allocates a debit of points to the user's lots (see
-// consumeSQL); the caller holds the user's balance row lock.
-func consumeTx(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, entryID, points int64, _ time.Time) error {
-	row, err := database.QueryRow(ctx, tx, consumeSQL, partnerID, userID, points, entryID)
-	if err != nil {
-		return err
-	}
-	var got int64
-	if err := row.Scan(&got); err != nil {
-		return fmt.Errorf("consume lots: %w", err)
-	}
-	if got != points {
-		return fmt.Errorf("lots of the user cover %d of the %d points debited: lots and balance disagree", got, points)
-	}
-	return nil
 }
 
 // lockDueUsers locks, in a fixed order (the one EarnManyTx uses too, so
