@@ -413,3 +413,44 @@ func TestApplyRefusesLotKinds(t *testing.T) {
 	}
 	require.NoError(t, ledger.CheckInvariants(ctx, b.tx))
 }
+
+// TestBurnsRaceActivation: burns and activation runs at once; a burn never
+// spends pending points, and the invariants hold whatever the interleaving.
+func TestBurnsRaceActivation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	b.ledger.Now = func() time.Time { return now }
+	u := b.user(t, "racer")
+	for range 10 {
+		_, err := b.apply(ctx, ledger.Change{UserID: u, Kind: ledger.KindEarn, Points: 10, Reason: "held", AvailableAt: now.Add(time.Hour)})
+		require.NoError(t, err)
+	}
+	_, err := b.apply(ctx, ledger.Change{UserID: u, Kind: ledger.KindEarn, Points: 30, Reason: "now"})
+	require.NoError(t, err)
+
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			_, err := b.apply(ctx, ledger.Change{UserID: u, Kind: ledger.KindBurn, Points: 6, Reason: "race"})
+			if err != nil && !apperr.Is(err, apperr.CodeInsufficientPoints) {
+				t.Error(err)
+			}
+		})
+	}
+	for range 3 {
+		wg.Go(func() {
+			if err := b.db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := ledger.ActivateDueTx(ctx, tx, now.Add(time.Hour), 4)
+				return err
+			}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, ledger.CheckInvariants(ctx, b.db.Bun))
+	bal := b.balance(t, u)
+	require.Equal(t, int64(130), bal.LifetimeEarned+bal.PendingPoints, "every held point activated once or still held")
+}
