@@ -188,6 +188,10 @@ func bareClaim(ctx context.Context, b *Bench, partnerID, userID uuid.UUID, g *ca
 		partnerID, userID, -g.CostPoints, balance, "Claimed: "+g.Title, id.String(), now).Scan(&entryID); err != nil {
 		return false, err
 	}
+	var allocated int64
+	if err := tx.QueryRow(ctx, `SELECT ledger_consume_lots($1, $2, $3, $4)`, partnerID, userID, g.CostPoints, entryID).Scan(&allocated); err != nil {
+		return false, err
+	}
 	var code *string
 	switch g.CodeSource {
 	case catalog.SourcePool:

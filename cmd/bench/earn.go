@@ -89,6 +89,10 @@ func runEarn(ctx context.Context, b *Bench) ([]Row, error) {
 				VALUES ($1, $2, 'earn', 7, $3, 'Purchase', 'purchase', now()) RETURNING id`, p.ID, u, bal).Scan(&id); err != nil {
 				return err
 			}
+			if _, err := tx.Exec(ctx, `INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, available_at)
+				VALUES ($1, $2, $3, 7, 7, now())`, p.ID, u, id); err != nil {
+				return err
+			}
 			if _, err := tx.Exec(ctx, `INSERT INTO events (partner_id, type, user_id, data) VALUES ($1, 'points.earned', $2, $3)`,
 				p.ID, u, fmt.Sprintf(`{"userId":%q,"entryId":%d,"points":7,"balance":%d}`, u, id, bal)); err != nil {
 				return err

@@ -491,11 +491,18 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 		data, _ := json.Marshal(map[string]any{"userId": uid, "entryId": id, "points": b.points[i], "balance": *b.res[i].Balance, "action": it.Code})
 		events = append(events, &event.Event{PartnerID: b.p.ID, ID: uuid.New(), Type: event.PointsEarned, UserID: &uid, Data: data, CreatedAt: b.now})
 	}
-	_, err := tx.NewRaw(`INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, action_code, reference, occurred_at, created_at)
+	// Each entry gets its lot (available now, never expiring) in the same
+	// statement; the balances are locked (lockBalances).
+	_, err := tx.NewRaw(`WITH e AS (
+		INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, action_code, reference, occurred_at, created_at)
 		OVERRIDING SYSTEM VALUE
 		SELECT ?, id, u, 'earn', pts, after, reason, code, ref, at, ?
 		FROM unnest(?::bigint[], ?::uuid[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[])
-		AS t(id, u, pts, after, reason, code, ref, at)`,
+		AS t(id, u, pts, after, reason, code, ref, at)
+		RETURNING partner_id, id, user_id, points, created_at
+	)
+	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, available_at, created_at)
+	SELECT partner_id, user_id, id, points, points, created_at, created_at FROM e`,
 		b.p.ID, b.now, pgdialect.Array(eIDs), pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
 		pgdialect.Array(eReasons), pgdialect.Array(eCodes), pgdialect.Array(eRefs), pgdialect.Array(eAt)).Exec(ctx)
 	if err != nil {

@@ -44,6 +44,11 @@ const (
 	KindRefund Kind = "refund"
 	KindExpire Kind = "expire"
 	KindAdjust Kind = "adjust"
+	// KindPending records an earn held until its lot activates: its points
+	// are in Balance.PendingPoints, not in the available balance, so it is
+	// left out of the running sum. KindActivate makes them available.
+	KindPending  Kind = "pending"
+	KindActivate Kind = "activate"
 )
 
 // Entry is one ledger row.
@@ -74,6 +79,7 @@ type Balance struct {
 	UserID         uuid.UUID `bun:"user_id,pk,type:uuid"`
 	Points         int64     `bun:"points"`
 	LifetimeEarned int64     `bun:"lifetime_earned"`
+	PendingPoints  int64     `bun:"pending_points"`
 	UpdatedAt      time.Time `bun:"updated_at"`
 }
 
@@ -91,6 +97,13 @@ type Change struct {
 	Reference  string
 	Metadata   json.RawMessage
 	OccurredAt time.Time
+	// AvailableAt and ExpiresAt shape the lot a credit creates (earn,
+	// refund, adjust up; debits ignore them). A zero AvailableAt (or one not
+	// after now) makes the points spendable at once; a later one holds an
+	// earn as pending (only earns may be held) until ActivateDueTx. A nil
+	// ExpiresAt never expires.
+	AvailableAt time.Time
+	ExpiresAt   *time.Time
 }
 
 // Service applies changes.
@@ -117,8 +130,11 @@ func (c Change) signed() (delta, earned int64, err error) {
 		return c.Points, c.Points, ValidatePoints("points", c.Points)
 	case KindRefund:
 		return c.Points, 0, ValidatePoints("points", c.Points)
-	case KindBurn, KindExpire:
+	case KindBurn:
 		return -c.Points, 0, ValidatePoints("points", c.Points)
+	case KindExpire:
+		// An expiry is of one lot's remainder, never FIFO: ExpireDueTx.
+		return 0, 0, errors.New("expire entries are written by ExpireDueTx, not ApplyTx")
 	case KindAdjust:
 		if c.Points == 0 || c.Points > MaxPoints || c.Points < -MaxPoints {
 			return 0, 0, apperr.Field(apperr.CodePointsOutOfRange, "points", "points must be a non-zero whole number between -%d and %d", MaxPoints, MaxPoints)
@@ -160,13 +176,39 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 		m := string(c.Metadata)
 		metadata = &m
 	}
+	pending := delta > 0 && c.AvailableAt.After(now)
+	if pending && c.Kind != KindEarn {
+		return nil, fmt.Errorf("only earns may be held pending, not %s", c.Kind)
+	}
+	if c.ExpiresAt != nil && delta > 0 && !c.ExpiresAt.After(now) {
+		return nil, apperr.Field(apperr.CodeInvalidField, "expiresAt", "expiresAt must be in the future")
+	}
 	query, args := debitSQL, []any{partnerID, c.UserID, delta, now, nil}
-	if delta > 0 {
+	switch {
+	case pending:
+		e.Kind = KindPending
+		query, args = pendingSQL, []any{partnerID, c.UserID, delta, now, nil}
+	case delta > 0:
 		query, args = creditSQL, []any{partnerID, c.UserID, delta, now, earned}
 	}
-	args = append(args, string(c.Kind), e.Reason, e.ActionCode, e.SourceType, e.SourceID, e.Reference, metadata, e.OccurredAt)
+	args = append(args, string(e.Kind), e.Reason, e.ActionCode, e.SourceType, e.SourceID, e.Reference, metadata, e.OccurredAt)
+	if delta > 0 {
+		availableAt := now
+		if pending {
+			availableAt = c.AvailableAt.UTC()
+		}
+		var expiresAt *time.Time
+		if c.ExpiresAt != nil {
+			x := c.ExpiresAt.UTC()
+			expiresAt = &x
+		}
+		args = append(args, availableAt, expiresAt)
+	}
 	row, err := database.QueryRow(ctx, tx, query, args...)
-	if err == nil {
+	allocated := int64(0)
+	if err == nil && delta < 0 {
+		err = row.Scan(&e.ID, &e.BalanceAfter, &allocated)
+	} else if err == nil {
 		err = row.Scan(&e.ID, &e.BalanceAfter)
 	}
 	switch {
@@ -184,9 +226,14 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 		return nil, fmt.Errorf("move balance and append entry: %w", err)
 	}
 	points := e.BalanceAfter
+	if delta < 0 && allocated != -delta {
+		return nil, fmt.Errorf("lots of the user cover %d of the %d points debited: lots and balance disagree", allocated, -delta)
+	}
 
 	var typ string
 	switch {
+	case pending:
+		// phase 2 emits points.pending here.
 	case c.Kind == KindEarn:
 		typ = event.PointsEarned
 	case c.Kind == KindAdjust:
@@ -204,30 +251,56 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 	return e, nil
 }
 
-// appendEntry is the entry half of creditSQL and debitSQL: $1 partner, $2
+// appendEntry is the entry half of creditSQL, pendingSQL and debitSQL: $1 partner, $2
 // user, $3 signed points, $4 now, then $6.. kind, reason, action, source
 // type and id, reference, metadata, occurred at.
 const appendEntry = `
 INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, reason, action_code, source_type, source_id, reference, metadata, occurred_at, created_at)
-SELECT $1, $2, $6, $3, moved.points, $7, $8, $9, $10, $11, $12::jsonb, $13, $4 FROM moved
-RETURNING id, balance_after`
+SELECT $1, $2, $6, $3, moved.points, $7, $8, $9, $10, $11, $12::jsonb, $13, $4 FROM moved`
+
+// appendLot is the lot half of creditSQL and pendingSQL, in the same
+// statement so a credit costs no extra round trip: $14 available at, $15
+// expires at (NULL: never).
+const appendLot = `
+), lot AS (
+	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, pending, available_at, expires_at, created_at)
+	SELECT $1, $2, entry.id, $3, $3, $14::timestamptz > $4, $14, $15::timestamptz, $4 FROM entry
+)
+SELECT id, balance_after FROM entry`
 
 // creditSQL adds points ($5: lifetime increment), creating the balance row
-// on a user's first points.
+// on a user's first points, and their lot.
 const creditSQL = `WITH moved AS (
 	INSERT INTO balances AS b (partner_id, user_id, points, lifetime_earned, updated_at) VALUES ($1, $2, $3, $5, $4)
 	ON CONFLICT (partner_id, user_id) DO UPDATE
 	SET points = b.points + EXCLUDED.points, lifetime_earned = b.lifetime_earned + EXCLUDED.lifetime_earned, updated_at = EXCLUDED.updated_at
 	RETURNING points
-)` + appendEntry
+), entry AS (` + appendEntry + `
+	RETURNING id, balance_after` + appendLot
 
-// debitSQL removes points only if the balance covers them; $5 is unused so
-// the entry parameters keep their numbers.
+// pendingSQL holds an earn: the points go to pending_points (lifetime
+// counts them on activation), the entry's balance_after is the unchanged
+// available balance, and the lot is pending. $5 is unused.
+const pendingSQL = `WITH moved AS (
+	INSERT INTO balances AS b (partner_id, user_id, pending_points, updated_at) VALUES ($1, $2, $3, $4)
+	ON CONFLICT (partner_id, user_id) DO UPDATE
+	SET pending_points = b.pending_points + EXCLUDED.pending_points, updated_at = EXCLUDED.updated_at
+	RETURNING points, $5::bigint AS unused
+), entry AS (` + appendEntry + `
+	RETURNING id, balance_after` + appendLot
+
+// debitSQL removes points only if the balance covers them and draws them
+// from the user's lots (ledger_consume_lots, which must run after the
+// balance row is locked, see the migration); $5 is unused so the entry
+// parameters keep their numbers.
 const debitSQL = `WITH moved AS (
 	UPDATE balances SET points = points + $3, updated_at = $4
 	WHERE partner_id = $1 AND user_id = $2 AND points + $3 >= 0 AND $5::bigint IS NULL
 	RETURNING points
-)` + appendEntry
+), entry AS (` + appendEntry + `
+	RETURNING id, balance_after
+)
+SELECT id, balance_after, ledger_consume_lots($1, $2, -$3, id) FROM entry`
 
 // BalanceOf returns a user's balance (zero when they never had points).
 func (s *Service) BalanceOf(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID) (*Balance, error) {

@@ -30,7 +30,7 @@ type bundle struct {
 }
 
 // setup gives the test its own database (the concurrency tests commit).
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	db := dbtest.NewDB(t)
 	keys, err := keyring.New(make([]byte, keyring.KeySize))
@@ -41,7 +41,7 @@ func setup(t *testing.T) *bundle {
 	return &bundle{db: db, ledger: ledger.NewService(ev), users: user.NewService(keys, ev), partner: p}
 }
 
-func (b *bundle) user(t *testing.T, ext string) uuid.UUID {
+func (b *bundle) user(t testing.TB, ext string) uuid.UUID {
 	t.Helper()
 	var id uuid.UUID
 	require.NoError(t, b.db.Bun.RunInTx(context.Background(), nil, func(ctx context.Context, tx bun.Tx) error {

@@ -1,0 +1,181 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+)
+
+// Lot is one credit's points: what is left of them, when they become
+// spendable and when they expire (nil: never). See docs/points.md, "Lots".
+type Lot struct {
+	bun.BaseModel `bun:"table:point_lots"`
+
+	PartnerID     uuid.UUID `bun:"partner_id,pk,type:uuid"`
+	ID            int64     `bun:"id,pk,autoincrement"`
+	UserID        uuid.UUID `bun:"user_id,type:uuid"`
+	SourceEntryID *int64    `bun:"source_entry_id"`
+	// MigratedThrough is set on the lots the migration made of pre-lots
+	// balances: the user's last entry then.
+	MigratedThrough *int64     `bun:"migrated_through"`
+	Points          int64      `bun:"points"`
+	Remaining       int64      `bun:"remaining"`
+	Pending         bool       `bun:"pending"`
+	AvailableAt     time.Time  `bun:"available_at"`
+	ExpiresAt       *time.Time `bun:"expires_at"`
+	CreatedAt       time.Time  `bun:"created_at"`
+}
+
+// lockDueUsers locks, in a fixed order (the one EarnManyTx uses too, so
+// the jobs never deadlock with it), the balance rows of the owners of the
+// given lots, and returns the lots again. Later statements then see every
+// lot change those users' writers committed.
+func lockDueUsers(ctx context.Context, db bun.IDB, partners []uuid.UUID, ids []int64) error {
+	_, err := db.NewRaw(`SELECT 1 FROM balances b
+		WHERE (b.partner_id, b.user_id) IN (
+			SELECT l.partner_id, l.user_id FROM point_lots l JOIN unnest(?::uuid[], ?::bigint[]) AS t(p, id) ON l.partner_id = t.p AND l.id = t.id)
+		ORDER BY b.partner_id, b.user_id FOR UPDATE OF b`, pgdialect.Array(partners), pgdialect.Array(ids)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("lock balances of due lots: %w", err)
+	}
+	return nil
+}
+
+// ExpireDueTx expires up to batch available lots whose expires_at is at or
+// before now and that still have points: each gets an expire entry of
+// exactly its remainder (never points already spent, which are no longer
+// in remaining), an allocation to itself, remaining 0, and its owner's
+// balance drops by as much. Lots of one user expire in expiry order, so
+// the entries' balance_after stay the running sum. It returns how many lots
+// it expired; 0 means nothing was due (or every due lot was drained by a
+// burn meanwhile). Running it again (or concurrently,
+// or after a crash, since it commits with the caller's tx) expires nothing
+// twice: a lot with remaining 0 is not due, and an index refuses a second
+// expire entry for a lot. Pending lots are activated first by ActivateDueTx.
+func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int, error) {
+	now = now.UTC()
+	var due []struct {
+		PartnerID uuid.UUID `bun:"partner_id"`
+		ID        int64     `bun:"id"`
+	}
+	if err := tx.NewRaw(`SELECT partner_id, id FROM point_lots
+		WHERE open AND NOT pending AND expires_at IS NOT NULL AND expires_at <= ?
+		ORDER BY expires_at LIMIT ?`, now, batch).Scan(ctx, &due); err != nil {
+		return 0, fmt.Errorf("find due lots: %w", err)
+	}
+	if len(due) == 0 {
+		return 0, nil
+	}
+	partners, ids := make([]uuid.UUID, len(due)), make([]int64, len(due))
+	for i, d := range due {
+		partners[i], ids[i] = d.PartnerID, d.ID
+	}
+	if err := lockDueUsers(ctx, tx, partners, ids); err != nil {
+		return 0, err
+	}
+	// Re-read under the locks: a burn may have drained a lot meanwhile.
+	var n int
+	err := tx.NewRaw(`WITH due AS (
+		SELECT l.partner_id, l.id, l.user_id, l.remaining, l.expires_at,
+		       b.points - sum(l.remaining) OVER (PARTITION BY l.partner_id, l.user_id ORDER BY l.expires_at, l.id) AS after
+		FROM point_lots l
+		JOIN unnest(?::uuid[], ?::bigint[]) AS t(p, id) ON l.partner_id = t.p AND l.id = t.id
+		JOIN balances b ON b.partner_id = l.partner_id AND b.user_id = l.user_id
+		WHERE l.remaining > 0 AND NOT l.pending AND l.expires_at <= ?
+	), num AS (
+		-- Entry ids in the order of the running sum (volatile target
+		-- lists are evaluated after the sort; INSERT ... SELECT ... ORDER
+		-- BY alone would not number them in order).
+		SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) AS eid, due.*
+		FROM due ORDER BY partner_id, user_id, expires_at, id
+	), ent AS (
+		INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, source_type, source_id, occurred_at, created_at)
+		OVERRIDING SYSTEM VALUE
+		SELECT partner_id, eid, user_id, 'expire', -remaining, after, 'points expired', 'lot', id::text, expires_at, ?
+		FROM num
+		RETURNING partner_id, id, source_id, points
+	), lots AS (
+		UPDATE point_lots l SET remaining = 0 FROM due WHERE l.partner_id = due.partner_id AND l.id = due.id
+	), alloc AS (
+		INSERT INTO lot_allocations (partner_id, entry_id, lot_id, points) SELECT partner_id, id, source_id::bigint, -points FROM ent
+	), bal AS (
+		UPDATE balances b SET points = b.points - s.total, updated_at = ?
+		FROM (SELECT partner_id, user_id, sum(remaining) AS total FROM due GROUP BY partner_id, user_id) s
+		WHERE b.partner_id = s.partner_id AND b.user_id = s.user_id
+	)
+	SELECT count(*) FROM ent`, pgdialect.Array(partners), pgdialect.Array(ids), now, now, now).Scan(ctx, &n)
+	if err != nil {
+		return 0, fmt.Errorf("expire %d lots: %w", len(due), err)
+	}
+	return n, nil
+}
+
+// ActivateDueTx makes up to batch pending lots whose available_at is at or
+// before now spendable: each gets an activate entry of its points (which
+// the available balance and the lifetime total now count), leaves
+// pending_points and stops being pending. Idempotent like ExpireDueTx. It
+// returns how many lots it activated; 0 means nothing is due.
+func ActivateDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int, error) {
+	now = now.UTC()
+	var due []struct {
+		PartnerID uuid.UUID `bun:"partner_id"`
+		ID        int64     `bun:"id"`
+	}
+	if err := tx.NewRaw(`SELECT partner_id, id FROM point_lots WHERE pending AND available_at <= ?
+		ORDER BY available_at LIMIT ?`, now, batch).Scan(ctx, &due); err != nil {
+		return 0, fmt.Errorf("find due pending lots: %w", err)
+	}
+	if len(due) == 0 {
+		return 0, nil
+	}
+	partners, ids := make([]uuid.UUID, len(due)), make([]int64, len(due))
+	for i, d := range due {
+		partners[i], ids[i] = d.PartnerID, d.ID
+	}
+	if err := lockDueUsers(ctx, tx, partners, ids); err != nil {
+		return 0, err
+	}
+	var n int
+	err := tx.NewRaw(`WITH due AS (
+		SELECT l.partner_id, l.id, l.user_id, l.points, l.available_at,
+		       b.points + sum(l.points) OVER (PARTITION BY l.partner_id, l.user_id ORDER BY l.available_at, l.id) AS after
+		FROM point_lots l
+		JOIN unnest(?::uuid[], ?::bigint[]) AS t(p, id) ON l.partner_id = t.p AND l.id = t.id
+		JOIN balances b ON b.partner_id = l.partner_id AND b.user_id = l.user_id
+		WHERE l.pending AND l.available_at <= ?
+	), num AS (
+		SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) AS eid, due.*
+		FROM due ORDER BY partner_id, user_id, available_at, id
+	), ent AS (
+		INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, source_type, source_id, occurred_at, created_at)
+		OVERRIDING SYSTEM VALUE
+		SELECT partner_id, eid, user_id, 'activate', points, after, 'pending points available', 'lot', id::text, available_at, ?
+		FROM num
+		RETURNING id
+	), lots AS (
+		UPDATE point_lots l SET pending = false FROM due WHERE l.partner_id = due.partner_id AND l.id = due.id
+	), bal AS (
+		UPDATE balances b SET points = b.points + s.total, pending_points = b.pending_points - s.total,
+		       lifetime_earned = b.lifetime_earned + s.total, updated_at = ?
+		FROM (SELECT partner_id, user_id, sum(points) AS total FROM due GROUP BY partner_id, user_id) s
+		WHERE b.partner_id = s.partner_id AND b.user_id = s.user_id
+	)
+	SELECT count(*) FROM ent`, pgdialect.Array(partners), pgdialect.Array(ids), now, now, now).Scan(ctx, &n)
+	if err != nil {
+		return 0, fmt.Errorf("activate %d lots: %w", len(due), err)
+	}
+	return n, nil
+}
+
+// Lots returns a user's lots, oldest first (tests and support).
+func (s *Service) Lots(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID) ([]Lot, error) {
+	var out []Lot
+	if err := db.NewSelect().Model(&out).Where("partner_id = ? AND user_id = ?", partnerID, userID).OrderExpr("id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load lots: %w", err)
+	}
+	return out, nil
+}
