@@ -81,6 +81,15 @@ func provisionConsumers(ctx context.Context, b *Bench, prefix string, n int, poi
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger_entries"}, []string{"partner_id", "user_id", "kind", "points", "balance_after", "reason", "occurred_at"}, pgx.CopyFromRows(entries)); err != nil {
 		return nil, fmt.Errorf("fund users: %w", err)
 	}
+	// Each funding earn is a credit, so it makes a lot, as the ledger's own
+	// earns do: without it claims would find no points to spend
+	// (ledger.CheckInvariants: balance = sum of the remaining of the lots).
+	if _, err := tx.Exec(ctx, `INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, available_at, created_at)
+		SELECT e.partner_id, e.user_id, e.id, e.points, e.points, e.occurred_at, e.occurred_at
+		FROM ledger_entries e JOIN unnest($2::uuid[]) AS u(id) ON e.user_id = u.id
+		WHERE e.partner_id = $1 AND e.reason = 'bench funding'`, p.ID, funded(out)); err != nil {
+		return nil, fmt.Errorf("fund users: lots: %w", err)
+	}
 	return out, tx.Commit(ctx)
 }
 
@@ -130,4 +139,14 @@ func postGraphQL(ctx context.Context, b *Bench, token string, body []byte) (stri
 		return e.Extensions.Code, nil
 	}
 	return "", nil
+}
+
+// funded is the ids of the consumers provisionConsumers funded, as text
+// (pgx encodes []string as a text array; $2::uuid[] casts it).
+func funded(cs []consumer) []string {
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID.String()
+	}
+	return ids
 }
