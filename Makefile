@@ -12,8 +12,12 @@ TEST_PG_PORT ?= 54329
 
 all: build
 
+# VERSION is what `perks --version` prints: the git description of this
+# checkout, or "devel" outside one.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+
 build:
-	$(GO) build -o bin/perks ./cmd/perks
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/perks ./cmd/perks
 
 ## run: build, start PostgreSQL if DATABASE_URL is unset, migrate, seed, serve on :4000
 run: build
