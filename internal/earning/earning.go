@@ -303,6 +303,12 @@ func sameDay(a, b time.Time) bool {
 
 // day is the calendar day of t in the partner's time zone, as a UTC date.
 func (s *Service) day(p *partner.Partner, t time.Time) time.Time {
+	y, m, d := t.In(s.location(p)).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// location is the partner's time zone (UTC when unset or unknown), cached.
+func (s *Service) location(p *partner.Partner) *time.Location {
 	loc := time.UTC
 	if p.Timezone != "" && p.Timezone != "UTC" {
 		if v, ok := s.zones.Load(p.Timezone); ok {
@@ -312,8 +318,20 @@ func (s *Service) day(p *partner.Partner, t time.Time) time.Time {
 			loc = l
 		}
 	}
-	y, m, d := t.In(loc).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	return loc
+}
+
+// policy loads the partner's program policy (program.Default when it never
+// set one: available at once, never expiring), one primary-key read per
+// earn or per batch.
+func (s *Service) policy(ctx context.Context, db bun.IDB, partnerID uuid.UUID) (program.Policy, error) {
+	var ps program.Service
+	return ps.Get(ctx, db, partnerID)
+}
+
+// overrides are the rule's own pending and expiry days for program.Resolve.
+func (r *Rule) overrides() program.Overrides {
+	return program.Overrides{PendingDays: r.PendingDays, ExpiryDays: r.ExpiryDays}
 }
 
 // Availability is what a user may still earn from a rule.

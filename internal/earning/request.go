@@ -14,6 +14,7 @@ import (
 	"github.com/perkshq/perks/internal/idempotency"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/textcheck"
 	"github.com/perkshq/perks/internal/user"
 )
@@ -144,9 +145,15 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 			return nil, err
 		}
 	}
+	pol, err := s.policy(ctx, tx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	availableAt, expiresAt := program.Resolve(pol, r.overrides(), now, s.location(p))
 	return s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
 		UserID: userID, Kind: ledger.KindEarn, Points: points, Reason: r.Name, ActionCode: r.Code,
 		Reference: ep.reference(), Metadata: ep.Metadata, OccurredAt: ep.OccurredAt,
+		AvailableAt: availableAt, ExpiresAt: expiresAt,
 	})
 }
 
