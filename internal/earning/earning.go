@@ -229,6 +229,45 @@ func (s *Service) Rule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, cod
 	return r, nil
 }
 
+// ruleAndPolicy is a rule and its partner's program policy read in one
+// query (the earn hot path): the pol_ columns are NULL when the partner
+// never set a policy.
+type ruleAndPolicy struct {
+	Rule `bun:",extend"`
+
+	PolExpiryMode            *string  `bun:"pol_expiry_mode,scanonly"`
+	PolExpiryDays            *int     `bun:"pol_expiry_days,scanonly"`
+	PolExpiryRoundToMonthEnd *bool    `bun:"pol_round,scanonly"`
+	PolExpiryDates           []string `bun:"pol_expiry_dates,array,scanonly"`
+	PolPendingDays           *int     `bun:"pol_pending_days,scanonly"`
+}
+
+// ruleWithPolicy loads one rule and the partner's policy (program.Default
+// when it has none) in one round trip, for EarnTx.
+func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string) (*Rule, program.Policy, error) {
+	var row ruleAndPolicy
+	err := db.NewRaw(`SELECT r.*, pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
+		pp.expiry_round_to_month_end AS pol_round, pp.expiry_dates AS pol_expiry_dates, pp.pending_days AS pol_pending_days
+		FROM earning_rules r LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
+		WHERE r.partner_id = ? AND r.code = ?`, partnerID, code).Scan(ctx, &row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, program.Policy{}, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
+	}
+	if err != nil {
+		return nil, program.Policy{}, fmt.Errorf("load earning rule %s: %w", code, err)
+	}
+	pol := program.Default(partnerID)
+	if row.PolExpiryMode != nil {
+		pol.ExpiryMode, pol.ExpiryDays, pol.ExpiryDates = *row.PolExpiryMode, row.PolExpiryDays, row.PolExpiryDates
+		pol.ExpiryRoundToMonthEnd = row.PolExpiryRoundToMonthEnd != nil && *row.PolExpiryRoundToMonthEnd
+		if row.PolPendingDays != nil {
+			pol.PendingDays = *row.PolPendingDays
+		}
+	}
+	r := row.Rule
+	return &r, pol, nil
+}
+
 // DisableRule switches a rule off; its history stays.
 func (s *Service) DisableRule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string) error {
 	res, err := db.NewUpdate().Model((*Rule)(nil)).Set("enabled = false, updated_at = ?", s.Now().UTC()).

@@ -132,7 +132,8 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.Rule(ctx, tx, p.ID, ep.Code)
+	// The rule and the policy that dates its lot: one query.
+	r, pol, err := s.ruleWithPolicy(ctx, tx, p.ID, ep.Code)
 	if err != nil {
 		return nil, err
 	}
@@ -144,10 +145,6 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 		if err := s.count(ctx, tx, p, r, userID, now); err != nil {
 			return nil, err
 		}
-	}
-	pol, err := s.policy(ctx, tx, p.ID)
-	if err != nil {
-		return nil, err
 	}
 	availableAt, expiresAt := program.Resolve(pol, r.overrides(), now, s.location(p))
 	return s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
