@@ -12,6 +12,7 @@ import (
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/idempotency"
 	"github.com/perkshq/perks/internal/jobs"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
@@ -30,6 +31,7 @@ func (s *Services) Workers(cfg *config.Config, db *database.DB, now func() time.
 	river.AddWorker(w, &webhook.ReplayWorker{DB: db.Bun, Webhooks: s.Webhooks})
 	river.AddWorker(w, &webhook.PruneWorker{DB: db.Bun, Webhooks: s.Webhooks, Retention: cfg.WebhookRetention})
 	river.AddWorker(w, &voucher.ExpireWorker{DB: db.Bun, Vouchers: s.Vouchers})
+	river.AddWorker(w, &ledger.LotsWorker{DB: db.Bun, Now: now})
 	return w
 }
 
@@ -41,6 +43,7 @@ func Periodic(cfg *config.Config) []*river.PeriodicJob {
 	p = append(p, ranking.Periodic(cfg.RankingRefresh))
 	p = append(p, webhook.Periodic()...)
 	p = append(p, voucher.Periodic()...)
+	p = append(p, ledger.Periodic()...)
 	return p
 }
 

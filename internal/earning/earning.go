@@ -229,6 +229,45 @@ func (s *Service) Rule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, cod
 	return r, nil
 }
 
+// ruleAndPolicy is a rule and its partner's program policy read in one
+// query (the earn hot path): the pol_ columns are NULL when the partner
+// never set a policy.
+type ruleAndPolicy struct {
+	Rule `bun:",extend"`
+
+	PolExpiryMode            *string  `bun:"pol_expiry_mode,scanonly"`
+	PolExpiryDays            *int     `bun:"pol_expiry_days,scanonly"`
+	PolExpiryRoundToMonthEnd *bool    `bun:"pol_round,scanonly"`
+	PolExpiryDates           []string `bun:"pol_expiry_dates,array,scanonly"`
+	PolPendingDays           *int     `bun:"pol_pending_days,scanonly"`
+}
+
+// ruleWithPolicy loads one rule and the partner's policy (program.Default
+// when it has none) in one round trip, for EarnTx.
+func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string) (*Rule, program.Policy, error) {
+	var row ruleAndPolicy
+	err := db.NewRaw(`SELECT r.*, pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
+		pp.expiry_round_to_month_end AS pol_round, pp.expiry_dates AS pol_expiry_dates, pp.pending_days AS pol_pending_days
+		FROM earning_rules r LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
+		WHERE r.partner_id = ? AND r.code = ?`, partnerID, code).Scan(ctx, &row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, program.Policy{}, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
+	}
+	if err != nil {
+		return nil, program.Policy{}, fmt.Errorf("load earning rule %s: %w", code, err)
+	}
+	pol := program.Default(partnerID)
+	if row.PolExpiryMode != nil {
+		pol.ExpiryMode, pol.ExpiryDays, pol.ExpiryDates = *row.PolExpiryMode, row.PolExpiryDays, row.PolExpiryDates
+		pol.ExpiryRoundToMonthEnd = row.PolExpiryRoundToMonthEnd != nil && *row.PolExpiryRoundToMonthEnd
+		if row.PolPendingDays != nil {
+			pol.PendingDays = *row.PolPendingDays
+		}
+	}
+	r := row.Rule
+	return &r, pol, nil
+}
+
 // DisableRule switches a rule off; its history stays.
 func (s *Service) DisableRule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string) error {
 	res, err := db.NewUpdate().Model((*Rule)(nil)).Set("enabled = false, updated_at = ?", s.Now().UTC()).
@@ -303,6 +342,12 @@ func sameDay(a, b time.Time) bool {
 
 // day is the calendar day of t in the partner's time zone, as a UTC date.
 func (s *Service) day(p *partner.Partner, t time.Time) time.Time {
+	y, m, d := t.In(s.location(p)).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// location is the partner's time zone (UTC when unset or unknown), cached.
+func (s *Service) location(p *partner.Partner) *time.Location {
 	loc := time.UTC
 	if p.Timezone != "" && p.Timezone != "UTC" {
 		if v, ok := s.zones.Load(p.Timezone); ok {
@@ -312,8 +357,20 @@ func (s *Service) day(p *partner.Partner, t time.Time) time.Time {
 			loc = l
 		}
 	}
-	y, m, d := t.In(loc).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	return loc
+}
+
+// policy loads the partner's program policy (program.Default when it never
+// set one: available at once, never expiring), one primary-key read per
+// earn or per batch.
+func (s *Service) policy(ctx context.Context, db bun.IDB, partnerID uuid.UUID) (program.Policy, error) {
+	var ps program.Service
+	return ps.Get(ctx, db, partnerID)
+}
+
+// overrides are the rule's own pending and expiry days for program.Resolve.
+func (r *Rule) overrides() program.Overrides {
+	return program.Overrides{PendingDays: r.PendingDays, ExpiryDays: r.ExpiryDays}
 }
 
 // Availability is what a user may still earn from a rule.

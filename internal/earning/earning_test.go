@@ -18,6 +18,7 @@ import (
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -483,4 +484,82 @@ func TestRuleOverrides(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, ptr(7), got.PendingDays, "refused puts changed nothing")
 	})
+}
+
+// TestEarnFollowsPolicy: both earn paths date the lot with the partner's
+// program policy and the rule's overrides: pending for the policy's days
+// (not in the balance, kind pending), expiring N days after it becomes
+// available; a partner without a policy earns available, never-expiring
+// points.
+func TestEarnFollowsPolicy(t *testing.T) {
+	t.Parallel()
+	earnOne := func(t *testing.T, b *bundle, code string) {
+		t.Helper()
+		_, err := b.earn(earning.EarnParams{ExternalUserID: "p", Code: code})
+		require.NoError(t, err)
+	}
+	earnMany := func(t *testing.T, b *bundle, code string) {
+		t.Helper()
+		res, err := b.earning.EarnManyTx(b.ctx, b.tx, b.partner, []earning.ManyItem{
+			{EarnParams: earning.EarnParams{ExternalUserID: "p", Code: code}},
+		})
+		require.NoError(t, err)
+		require.Nil(t, res[0].Err)
+	}
+	for name, earn := range map[string]func(*testing.T, *bundle, string){"EarnTx": earnOne, "EarnManyTx": earnMany} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cases := []struct {
+				name        string
+				policy      *program.Input
+				rule        earning.RuleInput
+				pendingDays int
+				expiryDays  int // 0: never
+			}{
+				{name: "no policy", rule: earning.RuleInput{Points: 10}},
+				{name: "rolling 30 days, 7 pending", policy: &program.Input{ExpiryMode: program.ExpiryRolling, ExpiryDays: ptr(30), PendingDays: 7},
+					rule: earning.RuleInput{Points: 10}, pendingDays: 7, expiryDays: 30},
+				{name: "rule overrides", policy: &program.Input{ExpiryMode: program.ExpiryRolling, ExpiryDays: ptr(30), PendingDays: 7},
+					rule: earning.RuleInput{Points: 10, PendingDays: ptr(0), ExpiryDays: ptr(90)}, expiryDays: 90},
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					b := setup(t)
+					if tc.policy != nil {
+						in := *tc.policy
+						in.NegativeBalance, in.ExpiryWarningDays = program.NegativeForbid, 30
+						_, err := (&program.Service{}).Put(b.ctx, b.tx, b.partner.ID, in)
+						require.NoError(t, err)
+					}
+					b.rule(t, "buy", tc.rule)
+					u := b.user(t, "p")
+					earn(t, b, "buy")
+					lots, err := b.earning.Ledger.Lots(b.ctx, b.tx, b.partner.ID, u)
+					require.NoError(t, err)
+					require.Len(t, lots, 1)
+					bal, err := b.earning.Ledger.BalanceOf(b.ctx, b.tx, b.partner.ID, u)
+					require.NoError(t, err)
+					lot := lots[0]
+					require.True(t, lot.AvailableAt.Equal(b.now.AddDate(0, 0, tc.pendingDays)), "available at %s", lot.AvailableAt)
+					if tc.pendingDays > 0 {
+						require.True(t, lot.Pending)
+						require.Equal(t, int64(0), bal.Points)
+						require.Equal(t, int64(10), bal.PendingPoints)
+					} else {
+						require.False(t, lot.Pending)
+						require.Equal(t, int64(10), bal.Points)
+						require.Equal(t, int64(0), bal.PendingPoints)
+					}
+					if tc.expiryDays == 0 {
+						require.Nil(t, lot.ExpiresAt)
+					} else {
+						require.NotNil(t, lot.ExpiresAt)
+						require.True(t, lot.ExpiresAt.Equal(b.now.AddDate(0, 0, tc.pendingDays+tc.expiryDays)), "expires at %s", lot.ExpiresAt)
+					}
+					require.NoError(t, ledger.CheckInvariants(b.ctx, b.tx))
+				})
+			}
+		})
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/program"
 )
 
 // ManyItem is one earn of a batch: the same request as one earn, checked
@@ -115,7 +116,14 @@ type batch struct {
 	res        []ManyResult
 	// points each item awards, once pre-checked.
 	points []int64
-	rules  map[string]*Rule
+	// The partner's program policy, loaded once per attempt, and the
+	// partner's time zone: they date each item's lot (program.Resolve).
+	policy program.Policy
+	loc    *time.Location
+	// Each accepted item's lot dates, set by decide.
+	availableAt []time.Time
+	expiresAt   []*time.Time
+	rules       map[string]*Rule
 	// prior holds the references the ledger already has.
 	prior    map[string]priorEntry
 	counters map[counterKey]*Counter
@@ -148,8 +156,13 @@ func (b *batch) fail(i int, err error) {
 func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem) ([]ManyResult, error) {
 	now := s.Now().UTC()
 	b := &batch{p: p, items: items, now: now, today: s.day(p, now),
-		res: make([]ManyResult, len(items)), points: make([]int64, len(items))}
+		res: make([]ManyResult, len(items)), points: make([]int64, len(items)), loc: s.location(p),
+		availableAt: make([]time.Time, len(items)), expiresAt: make([]*time.Time, len(items))}
 	if err := b.loadRules(ctx, tx); err != nil {
+		return nil, err
+	}
+	var err error
+	if b.policy, err = s.policy(ctx, tx, p.ID); err != nil {
 		return nil, err
 	}
 	refs := b.precheck()
@@ -387,8 +400,15 @@ func (b *batch) decide() {
 			}
 			b.touched[k] = true
 		}
-		bal.Points += b.points[i]
-		bal.LifetimeEarned += b.points[i]
+		// Points held pending count in pending_points, not in the balance
+		// nor the lifetime total, until ledger.ActivateDueTx.
+		b.availableAt[i], b.expiresAt[i] = program.Resolve(b.policy, b.rules[it.Code].overrides(), b.now, b.loc)
+		if b.availableAt[i].After(b.now) {
+			bal.PendingPoints += b.points[i]
+		} else {
+			bal.Points += b.points[i]
+			bal.LifetimeEarned += b.points[i]
+		}
 		after := bal.Points
 		b.res[i].Balance = &after
 		if it.Reference != nil {
@@ -471,6 +491,9 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 		eCodes   = make([]string, n)
 		eRefs    = make([]*string, n)
 		eAt      = make([]time.Time, n)
+		eKinds   = make([]string, n)
+		eAvail   = make([]time.Time, n)
+		eExpires = make([]*time.Time, n)
 		events   = make([]*event.Event, 0, n)
 	)
 	for k, i := range b.accepted {
@@ -485,26 +508,37 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 		if eAt[k].IsZero() {
 			eAt[k] = b.now
 		}
+		eKinds[k], eAvail[k], eExpires[k] = string(ledger.KindEarn), b.now, b.expiresAt[i]
+		pending := b.availableAt[i].After(b.now)
+		if pending {
+			eKinds[k], eAvail[k] = string(ledger.KindPending), b.availableAt[i]
+		}
 		id := ids[k]
 		b.res[i].EntryID = &id
+		if pending {
+			continue // points.pending is phase 2b's, as in ledger.ApplyTx
+		}
 		uid := it.UserID
 		data, _ := json.Marshal(map[string]any{"userId": uid, "entryId": id, "points": b.points[i], "balance": *b.res[i].Balance, "action": it.Code})
 		events = append(events, &event.Event{PartnerID: b.p.ID, ID: uuid.New(), Type: event.PointsEarned, UserID: &uid, Data: data, CreatedAt: b.now})
 	}
-	// Each entry gets its lot (available now, never expiring) in the same
+	// Each entry gets its lot, dated by the policy (decide), in the same
 	// statement; the balances are locked (lockBalances).
-	_, err := tx.NewRaw(`WITH e AS (
+	_, err := tx.NewRaw(`WITH t AS (
+		SELECT * FROM unnest(?::bigint[], ?::uuid[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::timestamptz[])
+		AS t(id, u, pts, after, reason, code, ref, at, kind, avail, exp)
+	), e AS (
 		INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, action_code, reference, occurred_at, created_at)
 		OVERRIDING SYSTEM VALUE
-		SELECT ?, id, u, 'earn', pts, after, reason, code, ref, at, ?
-		FROM unnest(?::bigint[], ?::uuid[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[])
-		AS t(id, u, pts, after, reason, code, ref, at)
-		RETURNING partner_id, id, user_id, points, created_at
+		SELECT ?, id, u, kind, pts, after, reason, code, ref, at, ?
+		FROM t
+		RETURNING partner_id, id, created_at
 	)
-	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, available_at, created_at)
-	SELECT partner_id, user_id, id, points, points, created_at, created_at FROM e`,
-		b.p.ID, b.now, pgdialect.Array(eIDs), pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
-		pgdialect.Array(eReasons), pgdialect.Array(eCodes), pgdialect.Array(eRefs), pgdialect.Array(eAt)).Exec(ctx)
+	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, pending, available_at, expires_at, created_at)
+	SELECT e.partner_id, t.u, e.id, t.pts, t.pts, t.avail > e.created_at, t.avail, t.exp, e.created_at FROM e JOIN t ON t.id = e.id`,
+		pgdialect.Array(eIDs), pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
+		pgdialect.Array(eReasons), pgdialect.Array(eCodes), pgdialect.Array(eRefs), pgdialect.Array(eAt),
+		pgdialect.Array(eKinds), pgdialect.Array(eAvail), pgdialect.Array(eExpires), b.p.ID, b.now).Exec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d entries: %w", n, err)
 	}
@@ -516,13 +550,16 @@ func (b *batch) writeBalances(ctx context.Context, tx bun.Tx) error {
 	users := make([]uuid.UUID, 0, len(b.balances))
 	points := make([]int64, 0, len(b.balances))
 	life := make([]int64, 0, len(b.balances))
+	pend := make([]int64, 0, len(b.balances))
 	for u, bal := range b.balances {
 		users, points, life = append(users, u), append(points, bal.Points), append(life, bal.LifetimeEarned)
+		pend = append(pend, bal.PendingPoints)
 	}
-	_, err := tx.NewRaw(`UPDATE balances b SET points = t.pts, lifetime_earned = t.life, updated_at = ?
-		FROM unnest(?::uuid[], ?::bigint[], ?::bigint[]) AS t(u, pts, life)
-		WHERE b.partner_id = ? AND b.user_id = t.u AND (b.points, b.lifetime_earned) IS DISTINCT FROM (t.pts, t.life)`,
-		b.now, pgdialect.Array(users), pgdialect.Array(points), pgdialect.Array(life), b.p.ID).Exec(ctx)
+	_, err := tx.NewRaw(`UPDATE balances b SET points = t.pts, lifetime_earned = t.life, pending_points = t.pend, updated_at = ?
+		FROM unnest(?::uuid[], ?::bigint[], ?::bigint[], ?::bigint[]) AS t(u, pts, life, pend)
+		WHERE b.partner_id = ? AND b.user_id = t.u
+		  AND (b.points, b.lifetime_earned, b.pending_points) IS DISTINCT FROM (t.pts, t.life, t.pend)`,
+		b.now, pgdialect.Array(users), pgdialect.Array(points), pgdialect.Array(life), pgdialect.Array(pend), b.p.ID).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("update balances: %w", err)
 	}

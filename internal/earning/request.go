@@ -14,6 +14,7 @@ import (
 	"github.com/perkshq/perks/internal/idempotency"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/textcheck"
 	"github.com/perkshq/perks/internal/user"
 )
@@ -131,7 +132,8 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.Rule(ctx, tx, p.ID, ep.Code)
+	// The rule and the policy that dates its lot: one query.
+	r, pol, err := s.ruleWithPolicy(ctx, tx, p.ID, ep.Code)
 	if err != nil {
 		return nil, err
 	}
@@ -144,9 +146,11 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 			return nil, err
 		}
 	}
+	availableAt, expiresAt := program.Resolve(pol, r.overrides(), now, s.location(p))
 	return s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
 		UserID: userID, Kind: ledger.KindEarn, Points: points, Reason: r.Name, ActionCode: r.Code,
 		Reference: ep.reference(), Metadata: ep.Metadata, OccurredAt: ep.OccurredAt,
+		AvailableAt: availableAt, ExpiresAt: expiresAt,
 	})
 }
 

@@ -1,0 +1,107 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/jobs"
+)
+
+// LotsInterval is how often due lots are activated and expired: pending
+// points become spendable, and expired points stop being, at most about
+// this long after their date. Until the job runs, a pending lot stays
+// unspendable (it is not in the balance) and an expired lot stays
+// spendable: a burn in that minute may still draw from it, which the user
+// cannot tell from spending it just before.
+const LotsInterval = time.Minute
+
+// LotsBatch is how many lots one transaction activates or expires: small
+// enough that a batch holds its users' balance locks briefly, large enough
+// that a million due lots take a few hundred transactions.
+const LotsBatch = 1000
+
+// LotsArgs activates due pending lots and expires due lots.
+type LotsArgs struct{}
+
+// Kind implements river.JobArgs.
+func (LotsArgs) Kind() string { return "ledger_lots" }
+
+// InsertOpts keeps one pending run at a time across replicas.
+func (LotsArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: jobs.QueueMaintenance, MaxAttempts: 5, UniqueOpts: river.UniqueOpts{ByPeriod: LotsInterval}}
+}
+
+// LotsWorker works LotsArgs: ActivateDueTx, then ExpireDueTx, each in
+// batches of Batch (LotsBatch when zero) until nothing is due, each batch
+// its own transaction. A crash loses at most the batch in flight (rolled
+// back) and the next run resumes where it stopped: due is a state of the
+// lots, not of the job. Activation comes first so that a lot that became
+// available and expired between two runs is activated, then expired.
+type LotsWorker struct {
+	river.WorkerDefaults[LotsArgs]
+	DB    bun.IDB
+	Now   func() time.Time // nil: the wall clock
+	Batch int
+}
+
+// Work implements river.Worker.
+func (w *LotsWorker) Work(ctx context.Context, _ *river.Job[LotsArgs]) error {
+	_, _, err := w.Run(ctx)
+	return err
+}
+
+// Run does one full pass and says how many lots it activated and expired.
+// The clock is read once: lots falling due during the pass wait for the
+// next run, so the pass ends even under a steady stream of earns.
+func (w *LotsWorker) Run(ctx context.Context) (activated, expired int, err error) {
+	now := time.Now()
+	if w.Now != nil {
+		now = w.Now()
+	}
+	batch := w.Batch
+	if batch <= 0 {
+		batch = LotsBatch
+	}
+	if activated, err = w.drain(ctx, now, batch, ActivateDueTx); err != nil {
+		return activated, 0, err
+	}
+	expired, err = w.drain(ctx, now, batch, ExpireDueTx)
+	return activated, expired, err
+}
+
+// drain runs step in its own transactions until a batch finds nothing (a
+// batch whose lots a burn drained meanwhile counts fewer than it chose,
+// so only 0 means done).
+func (w *LotsWorker) drain(ctx context.Context, now time.Time, batch int,
+	step func(context.Context, bun.IDB, time.Time, int) (int, error)) (int, error) {
+	total := 0
+	for {
+		n := 0
+		err := w.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			var err error
+			n, err = step(ctx, tx, now, batch)
+			return err
+		})
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}
+
+// Timeout: see jobs.MaintenanceTimeout.
+func (w *LotsWorker) Timeout(*river.Job[LotsArgs]) time.Duration {
+	return jobs.MaintenanceTimeout
+}
+
+// Periodic returns the periodic ledger jobs.
+func Periodic() []*river.PeriodicJob {
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(LotsInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return LotsArgs{}, nil
+		}, &river.PeriodicJobOpts{ID: "ledger_lots", RunOnStart: true}),
+	}
+}
