@@ -58,28 +58,15 @@ func lockDueUsers(ctx context.Context, db bun.IDB, partners []uuid.UUID, ids []i
 // expire entry for a lot. Pending lots are activated first by ActivateDueTx.
 func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int, error) {
 	now = now.UTC()
-	var due []struct {
-		PartnerID uuid.UUID `bun:"partner_id"`
-		ID        int64     `bun:"id"`
-	}
-	if err := tx.NewRaw(`SELECT partner_id, id FROM point_lots
+	partners, ids, err := lockDueLots(ctx, tx, `SELECT partner_id, id FROM point_lots
 		WHERE open AND NOT pending AND expires_at IS NOT NULL AND expires_at <= ?
-		ORDER BY expires_at LIMIT ?`, now, batch).Scan(ctx, &due); err != nil {
-		return 0, fmt.Errorf("find due lots: %w", err)
-	}
-	if len(due) == 0 {
-		return 0, nil
-	}
-	partners, ids := make([]uuid.UUID, len(due)), make([]int64, len(due))
-	for i, d := range due {
-		partners[i], ids[i] = d.PartnerID, d.ID
-	}
-	if err := lockDueUsers(ctx, tx, partners, ids); err != nil {
+		ORDER BY expires_at LIMIT ?`, now, batch)
+	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
 	// Re-read under the locks: a burn may have drained a lot meanwhile.
 	var n int
-	err := tx.NewRaw(`WITH due AS (
+	err = tx.NewRaw(`WITH due AS (
 		SELECT l.partner_id, l.id, l.user_id, l.remaining, l.expires_at,
 		       b.points - sum(l.remaining) OVER (PARTITION BY l.partner_id, l.user_id ORDER BY l.expires_at, l.id) AS after
 		FROM point_lots l
@@ -109,7 +96,7 @@ func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int
 	)
 	SELECT count(*) FROM ent`, pgdialect.Array(partners), pgdialect.Array(ids), now, now, now).Scan(ctx, &n)
 	if err != nil {
-		return 0, fmt.Errorf("expire %d lots: %w", len(due), err)
+		return 0, fmt.Errorf("expire %d lots: %w", len(ids), err)
 	}
 	return n, nil
 }
@@ -121,26 +108,13 @@ func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int
 // returns how many lots it activated; 0 means nothing is due.
 func ActivateDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int, error) {
 	now = now.UTC()
-	var due []struct {
-		PartnerID uuid.UUID `bun:"partner_id"`
-		ID        int64     `bun:"id"`
-	}
-	if err := tx.NewRaw(`SELECT partner_id, id FROM point_lots WHERE pending AND available_at <= ?
-		ORDER BY available_at LIMIT ?`, now, batch).Scan(ctx, &due); err != nil {
-		return 0, fmt.Errorf("find due pending lots: %w", err)
-	}
-	if len(due) == 0 {
-		return 0, nil
-	}
-	partners, ids := make([]uuid.UUID, len(due)), make([]int64, len(due))
-	for i, d := range due {
-		partners[i], ids[i] = d.PartnerID, d.ID
-	}
-	if err := lockDueUsers(ctx, tx, partners, ids); err != nil {
+	partners, ids, err := lockDueLots(ctx, tx, `SELECT partner_id, id FROM point_lots WHERE pending AND available_at <= ?
+		ORDER BY available_at LIMIT ?`, now, batch)
+	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
 	var n int
-	err := tx.NewRaw(`WITH due AS (
+	err = tx.NewRaw(`WITH due AS (
 		SELECT l.partner_id, l.id, l.user_id, l.points, l.available_at,
 		       b.points + sum(l.points) OVER (PARTITION BY l.partner_id, l.user_id ORDER BY l.available_at, l.id) AS after
 		FROM point_lots l
@@ -166,7 +140,7 @@ func ActivateDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (i
 	)
 	SELECT count(*) FROM ent`, pgdialect.Array(partners), pgdialect.Array(ids), now, now, now).Scan(ctx, &n)
 	if err != nil {
-		return 0, fmt.Errorf("activate %d lots: %w", len(due), err)
+		return 0, fmt.Errorf("activate %d lots: %w", len(ids), err)
 	}
 	return n, nil
 }
@@ -178,4 +152,29 @@ func (s *Service) Lots(ctx context.Context, db bun.IDB, partnerID, userID uuid.U
 		return nil, fmt.Errorf("load lots: %w", err)
 	}
 	return out, nil
+}
+
+// lockDueLots runs find (a query of partner_id, id with the parameters now
+// and batch) and locks the users of the lots it finds (lockDueUsers), so
+// the caller can re-read them under the locks. No lot found is (nil, nil,
+// nil).
+func lockDueLots(ctx context.Context, tx bun.IDB, find string, now time.Time, batch int) ([]uuid.UUID, []int64, error) {
+	var due []struct {
+		PartnerID uuid.UUID `bun:"partner_id"`
+		ID        int64     `bun:"id"`
+	}
+	if err := tx.NewRaw(find, now, batch).Scan(ctx, &due); err != nil {
+		return nil, nil, fmt.Errorf("find due lots: %w", err)
+	}
+	if len(due) == 0 {
+		return nil, nil, nil
+	}
+	partners, ids := make([]uuid.UUID, len(due)), make([]int64, len(due))
+	for i, d := range due {
+		partners[i], ids[i] = d.PartnerID, d.ID
+	}
+	if err := lockDueUsers(ctx, tx, partners, ids); err != nil {
+		return nil, nil, err
+	}
+	return partners, ids, nil
 }
