@@ -1,7 +1,6 @@
 package bulk_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,24 +28,6 @@ import (
 // crashChildEnv, when set to a database URL, turns the test binary into a
 // replica that works River jobs on that database until it is killed.
 const crashChildEnv = "PERKS_TEST_BULK_CRASH_REPLICA_DB"
-
-// lockedBuffer collects the child's output for the failure message.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // replicaConfig is the configuration of a worker replica of the test.
 func replicaConfig(t *testing.T) *config.Config {
@@ -126,7 +106,7 @@ func TestKilledBulkJobResumesWithinTheBound(t *testing.T) {
 	}
 
 	// The first replica: a child process working the job.
-	out := &lockedBuffer{}
+	out := &apptest.SyncBuffer{}
 	child := exec.Command(os.Args[0], "-test.run=^TestKilledBulkJobResumesWithinTheBound$", "-test.count=1")
 	child.Env = append(os.Environ(), crashChildEnv+"="+env.DBURL)
 	child.Stdout, child.Stderr = out, out
