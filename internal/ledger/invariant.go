@@ -10,7 +10,7 @@ import (
 // CheckInvariants verifies, across every user, that the balance equals the
 // sum of the user's entries, that lifetime earnings equal the sum of earns
 // and positive adjustments, and that each entry's balance_after is the
-// running sum in id order (pending entries are not part of it), and the lot
+// running sum in id order (pending and cancel entries are not part of it), and the lot
 // invariants of checkLots. Tests and the benchmark call it after load; an
 // operator can run it against production (it reads only).
 func CheckInvariants(ctx context.Context, db bun.IDB) error {
@@ -24,7 +24,7 @@ func CheckInvariants(ctx context.Context, db bun.IDB) error {
 	}
 	err := db.NewRaw(`SELECT b.partner_id, b.user_id, b.points, coalesce(e.sum, 0) AS sum, b.lifetime_earned, coalesce(e.earned, 0) AS earned
 		FROM balances b
-		LEFT JOIN (SELECT partner_id, user_id, sum(points) FILTER (WHERE kind <> 'pending') AS sum,
+		LEFT JOIN (SELECT partner_id, user_id, sum(points) FILTER (WHERE kind NOT IN ('pending', 'cancel')) AS sum,
 		                  sum(points) FILTER (WHERE kind IN ('earn', 'activate') OR (kind = 'adjust' AND points > 0)) AS earned
 		           FROM ledger_entries GROUP BY partner_id, user_id) e USING (partner_id, user_id)
 		WHERE b.points <> coalesce(e.sum, 0) OR b.lifetime_earned <> coalesce(e.earned, 0) OR b.points < 0
@@ -45,7 +45,7 @@ func CheckInvariants(ctx context.Context, db bun.IDB) error {
 	}
 	var chain int
 	if err := db.NewRaw(`SELECT count(*) FROM (
-		SELECT balance_after, sum(points) FILTER (WHERE kind <> 'pending') OVER (PARTITION BY partner_id, user_id ORDER BY id) AS running
+		SELECT balance_after, sum(points) FILTER (WHERE kind NOT IN ('pending', 'cancel')) OVER (PARTITION BY partner_id, user_id ORDER BY id) AS running
 		FROM ledger_entries) x WHERE balance_after <> running OR running < 0`).Scan(ctx, &chain); err != nil {
 		return fmt.Errorf("check running balances: %w", err)
 	}

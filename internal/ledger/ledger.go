@@ -49,6 +49,11 @@ const (
 	// left out of the running sum. KindActivate makes them available.
 	KindPending  Kind = "pending"
 	KindActivate Kind = "activate"
+	// KindReverse takes back points of an earn (a refund of its order);
+	// KindCancel removes a held earn before it activates and, like
+	// KindPending, is outside the available balance's running sum.
+	KindReverse Kind = "reverse"
+	KindCancel  Kind = "cancel"
 )
 
 // Entry is one ledger row.
