@@ -2,10 +2,13 @@ package ledger_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/ledger"
@@ -257,4 +260,62 @@ func TestActivationPaysDebt(t *testing.T) {
 	require.Equal(t, [2]int64{30, 50}, b.lotsBySource(t)[held.ID])
 	require.Equal(t, int64(30), b.balance(t).Points)
 	require.NoError(t, ledger.CheckInvariants(ctx, b.tx))
+}
+
+// TestReverseRacesBurn: a reversal and a burn of the same points, started
+// together, serialise on the balance row: under forbid either the burn
+// spends them (the reversal takes nothing and reports the shortfall) or the
+// reversal takes them (the burn is refused); under allow a burn first
+// leaves a debt. Never both, never more, invariants after every round.
+func TestReverseRacesBurn(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for _, allow := range []bool{false, true} {
+		outcomes := map[string]int{}
+		for i := range 12 {
+			u := b.user(t, fmt.Sprintf("race-%t-%d", allow, i))
+			ref := fmt.Sprintf("order-%t-%d", allow, i)
+			_, err := b.apply(ctx, ledger.Change{UserID: u, Kind: ledger.KindEarn, Points: 100, Reason: "purchase", Reference: ref})
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			var burnErr, revErr error
+			var rev *ledger.Reversed
+			start := make(chan struct{})
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, burnErr = b.apply(ctx, ledger.Change{UserID: u, Kind: ledger.KindBurn, Points: 100, Reason: "gift"})
+			}()
+			go func() {
+				defer wg.Done()
+				<-start
+				revErr = b.db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+					var err error
+					rev, err = b.ledger.ReverseTx(ctx, tx, b.partner.ID, ledger.Reversal{Reference: ref, Reason: "refund", AllowNegative: allow})
+					return err
+				})
+			}()
+			close(start)
+			wg.Wait()
+			require.NoError(t, revErr)
+			bal := b.balance(t, u)
+			switch {
+			case burnErr == nil && allow:
+				outcomes["burn first"]++
+				require.Equal(t, [2]int64{100, -100}, [2]int64{rev.Reversed, bal.Points})
+			case burnErr == nil:
+				outcomes["burn first"]++
+				require.Nil(t, rev.Entry)
+				require.Equal(t, [3]int64{0, 100, 0}, [3]int64{rev.Reversed, rev.Shortfall, bal.Points})
+			default:
+				outcomes["reversal first"]++
+				require.True(t, apperr.Is(burnErr, apperr.CodeInsufficientPoints), "%v", burnErr)
+				require.Equal(t, [3]int64{100, 0, 0}, [3]int64{rev.Reversed, rev.Shortfall, bal.Points})
+			}
+			require.NoError(t, ledger.CheckInvariants(ctx, b.db.Bun))
+		}
+		t.Logf("allow=%t: %v", allow, outcomes)
+	}
 }
