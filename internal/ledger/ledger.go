@@ -5,8 +5,10 @@
 // concurrent burns can never both spend the same points: the second waits
 // for the first's row lock and re-checks) followed by the entry insert with
 // the resulting balance_after, inside the caller's transaction. The database
-// enforces the rest: balances never negative, entries never updated, amounts
-// within bounds.
+// enforces the rest: entries never updated, amounts within bounds. Debits
+// never take a balance below zero; only a reversal may (ReverseTx, under
+// the program policy negativeBalance = allow), and credits pay such a debt
+// first.
 package ledger
 
 import (
