@@ -2,6 +2,7 @@ package rest_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -65,6 +66,14 @@ func TestReverseAPI(t *testing.T) {
 	require.NotNil(t, got["entryId"])
 	require.NotContains(t, string(res.Body), "partial refund", "no free text in stored answers")
 	require.Equal(t, 1, env.Count("events", "type = 'points.reversed'"))
+	var raw string
+	require.NoError(t, env.DB.Bun.NewRaw(`SELECT data::text FROM events WHERE type = 'points.reversed'`).Scan(ctx, &raw))
+	var data map[string]any
+	require.NoError(t, json.Unmarshal([]byte(raw), &data))
+	require.Equal(t, map[string]any{
+		"userId": got["userId"], "entryId": got["entryId"], "earnEntryId": got["earnEntryId"], "reference": "order-1",
+		"points": float64(30), "shortfall": float64(0), "pending": false, "balance": float64(170), "pendingPoints": float64(0),
+	}, data, "ids and amounts only: no reason, no personal data")
 
 	t.Run("OneKey", func(t *testing.T) {
 		key := map[string]string{"Idempotency-Key": "refund-1"}
