@@ -90,6 +90,13 @@ const (
 	CodeVariablePointsDenied Code = "VARIABLE_POINTS_NOT_ALLOWED"
 )
 
+// Reversal errors (POST /integrations/actions/{reference}/reverse).
+const (
+	CodeEarnNotFound        Code = "EARN_NOT_FOUND"
+	CodeEarnFullyReversed   Code = "EARN_FULLY_REVERSED"
+	CodeReversalExceedsEarn Code = "REVERSAL_EXCEEDS_EARN"
+)
+
 // Catalog and voucher errors.
 const (
 	CodeOutOfStock       Code = "OUT_OF_STOCK"

@@ -64,6 +64,10 @@ var catalog = map[Code]Info{
 	CodeLifetimeCapReached:   {422, "Lifetime cap reached", "The user reached this action's lifetime cap; it cannot be earned again."},
 	CodeVariablePointsDenied: {400, "Variable points not allowed", "Omit `points`: this rule awards a fixed amount."},
 
+	CodeEarnNotFound:        {404, "Earn not found", "No earn of yours has this reference (an earn of another partner is not found either). Reverse an earn by the `reference` you sent with it; nothing was changed."},
+	CodeEarnFullyReversed:   {409, "Earn fully reversed", "Every point of this earn was already reversed; nothing was changed. Treat it as done."},
+	CodeReversalExceedsEarn: {409, "Reversal exceeds the earn", "The reversals of an earn never sum to more than the earn: `detail` says how many points remain; reverse at most that many (or omit `points` to reverse the rest). Nothing was changed."},
+
 	CodeOutOfStock:       {409, "Out of stock", "The gift ran out; nothing was charged."},
 	CodeLimitReached:     {422, "Limit reached", "The user already claimed this gift as many times as allowed."},
 	CodeGiftUnavailable:  {422, "Gift unavailable", "The gift is retired or outside its claim window."},

@@ -534,8 +534,12 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 		FROM t
 		RETURNING partner_id, id, created_at
 	)
-	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, pending, available_at, expires_at, created_at)
-	SELECT e.partner_id, t.u, e.id, t.pts, t.pts, t.avail > e.created_at, t.avail, t.exp, e.created_at FROM e JOIN t ON t.id = e.id`,
+	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, debt_paid, pending, available_at, expires_at, created_at)
+	SELECT e.partner_id, t.u, e.id, t.pts, r.remaining, t.pts - r.remaining, t.avail > e.created_at, t.avail, t.exp, e.created_at
+	FROM e JOIN t ON t.id = e.id,
+	-- A debt (negative balance after a reversal) is paid first, as in
+	-- ledger's creditSQL; a pending lot pays on activation.
+	LATERAL (SELECT CASE WHEN t.avail > e.created_at THEN t.pts ELSE least(t.pts, greatest(t.after, 0)) END AS remaining) r`,
 		pgdialect.Array(eIDs), pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
 		pgdialect.Array(eReasons), pgdialect.Array(eCodes), pgdialect.Array(eRefs), pgdialect.Array(eAt),
 		pgdialect.Array(eKinds), pgdialect.Array(eAvail), pgdialect.Array(eExpires), b.p.ID, b.now).Exec(ctx)

@@ -23,6 +23,7 @@ const (
 	UserErased       = "user.erased"
 	PointsEarned     = "points.earned"
 	PointsAdjusted   = "points.adjusted"
+	PointsReversed   = "points.reversed"
 	VoucherClaimed   = "voucher.claimed"
 	VoucherRedeemed  = "voucher.redeemed"
 	VoucherExpired   = "voucher.expired"
@@ -33,7 +34,7 @@ const (
 // Types is every event type. Webhook endpoints can subscribe only to these,
 // and docs/webhooks.md documents each one (a test checks): add new types here.
 var Types = []string{
-	UserCreated, UserUpdated, UserAnonymised, UserErased, PointsEarned, PointsAdjusted,
+	UserCreated, UserUpdated, UserAnonymised, UserErased, PointsEarned, PointsAdjusted, PointsReversed,
 	VoucherClaimed, VoucherRedeemed, VoucherExpired, VoucherCancelled, BulkJobCompleted,
 }
 

@@ -9,9 +9,11 @@ import (
 
 // CheckInvariants verifies, across every user, that the balance equals the
 // sum of the user's entries, that lifetime earnings equal the sum of earns
-// and positive adjustments, and that each entry's balance_after is the
-// running sum in id order (pending and cancel entries are not part of it), and the lot
-// invariants of checkLots. Tests and the benchmark call it after load; an
+// and positive adjustments less the reversals of available points, and
+// that each entry's balance_after is the running sum in id order (pending
+// and cancel entries, and reversals of still-pending points, are not part
+// of it), and the lot invariants of checkLots. A balance may be negative
+// (a reversal's debt under negativeBalance = allow). Tests and the benchmark call it after load; an
 // operator can run it against production (it reads only).
 func CheckInvariants(ctx context.Context, db bun.IDB) error {
 	var bad []struct {
@@ -24,10 +26,11 @@ func CheckInvariants(ctx context.Context, db bun.IDB) error {
 	}
 	err := db.NewRaw(`SELECT b.partner_id, b.user_id, b.points, coalesce(e.sum, 0) AS sum, b.lifetime_earned, coalesce(e.earned, 0) AS earned
 		FROM balances b
-		LEFT JOIN (SELECT partner_id, user_id, sum(points) FILTER (WHERE kind NOT IN ('pending', 'cancel')) AS sum,
-		                  sum(points) FILTER (WHERE kind IN ('earn', 'activate') OR (kind = 'adjust' AND points > 0)) AS earned
+		LEFT JOIN (SELECT partner_id, user_id, sum(points) FILTER (WHERE `+inRunningSum+`) AS sum,
+		                  sum(points) FILTER (WHERE kind IN ('earn', 'activate') OR (kind = 'adjust' AND points > 0)
+		                                         OR (kind = 'reverse' AND source_type = '`+SourceEarn+`')) AS earned
 		           FROM ledger_entries GROUP BY partner_id, user_id) e USING (partner_id, user_id)
-		WHERE b.points <> coalesce(e.sum, 0) OR b.lifetime_earned <> coalesce(e.earned, 0) OR b.points < 0
+		WHERE b.points <> coalesce(e.sum, 0) OR b.lifetime_earned <> coalesce(e.earned, 0)
 		LIMIT 5`).Scan(ctx, &bad)
 	if err != nil {
 		return fmt.Errorf("check balances: %w", err)
@@ -45,8 +48,8 @@ func CheckInvariants(ctx context.Context, db bun.IDB) error {
 	}
 	var chain int
 	if err := db.NewRaw(`SELECT count(*) FROM (
-		SELECT balance_after, sum(points) FILTER (WHERE kind NOT IN ('pending', 'cancel')) OVER (PARTITION BY partner_id, user_id ORDER BY id) AS running
-		FROM ledger_entries) x WHERE balance_after <> running OR running < 0`).Scan(ctx, &chain); err != nil {
+		SELECT balance_after, sum(points) FILTER (WHERE `+inRunningSum+`) OVER (PARTITION BY partner_id, user_id ORDER BY id) AS running
+		FROM ledger_entries) x WHERE balance_after <> running`).Scan(ctx, &chain); err != nil {
 		return fmt.Errorf("check running balances: %w", err)
 	}
 	if chain > 0 {
@@ -63,17 +66,17 @@ var lotChecks = []struct{ what, sql string }{
 		LEFT JOIN (SELECT partner_id, user_id, sum(remaining) FILTER (WHERE NOT pending) AS avail,
 		                  sum(remaining) FILTER (WHERE pending) AS pend
 		           FROM point_lots GROUP BY partner_id, user_id) l USING (partner_id, user_id)
-		WHERE (b.points >= 0 AND b.points <> coalesce(l.avail, 0)) OR b.pending_points <> coalesce(l.pend, 0)`},
-	{"lots with remaining outside 0..points or not their points minus their allocations", `
+		WHERE coalesce(l.avail, 0) <> greatest(b.points, 0) OR b.pending_points <> coalesce(l.pend, 0)`},
+	{"lots with remaining outside 0..points or not their points minus the debt they paid and their allocations", `
 		SELECT count(*) FROM point_lots l
 		LEFT JOIN (SELECT partner_id, lot_id, sum(points) AS used FROM lot_allocations GROUP BY partner_id, lot_id) a
 		       ON a.partner_id = l.partner_id AND a.lot_id = l.id
-		WHERE l.remaining < 0 OR l.remaining > l.points OR l.remaining <> l.points - coalesce(a.used, 0)`},
+		WHERE l.remaining < 0 OR l.remaining > l.points OR l.remaining <> l.points - l.debt_paid - coalesce(a.used, 0)`},
 	{"debits (burn, adjust down, expire; but those before the lots migration) whose allocations do not sum to the debit", `
 		SELECT count(*) FROM ledger_entries e
 		LEFT JOIN (SELECT partner_id, entry_id, sum(points) AS s FROM lot_allocations GROUP BY partner_id, entry_id) a
 		       ON a.partner_id = e.partner_id AND a.entry_id = e.id
-		WHERE e.points < 0 AND coalesce(a.s, 0) <> -e.points
+		WHERE e.points < 0 AND e.kind <> 'reverse' AND coalesce(a.s, 0) <> -e.points
 		  AND NOT EXISTS (SELECT 1 FROM point_lots m WHERE m.partner_id = e.partner_id AND m.user_id = e.user_id AND e.id <= m.migrated_through)`},
 	{"allocations of no entry, of a credit, of another user's lot, or of an expiry to another lot than its own", `
 		SELECT count(*) FROM lot_allocations a
@@ -84,9 +87,26 @@ var lotChecks = []struct{ what, sql string }{
 		SELECT count(*) FROM ledger_entries e
 		JOIN point_lots l ON l.partner_id = e.partner_id AND l.id::text = e.source_id
 		WHERE e.kind = 'expire' AND e.source_type = 'lot' AND (-e.points > l.points OR l.expires_at IS NULL OR l.expires_at > e.created_at)`},
+	{"reversals whose allocations are not what the lots held (the points taken from lots: all of it, up to the balance before when it was positive; none for pending points)", `
+		SELECT count(*) FROM ledger_entries e
+		LEFT JOIN (SELECT partner_id, entry_id, sum(points) AS s FROM lot_allocations GROUP BY partner_id, entry_id) a
+		       ON a.partner_id = e.partner_id AND a.entry_id = e.id
+		WHERE e.kind = 'reverse' AND coalesce(a.s, 0) <> CASE WHEN e.source_type = '` + SourcePendingEarn + `' THEN 0
+		      ELSE least(-e.points, greatest(e.balance_after - e.points, 0)) END`},
+	{"reversals of an earn that sum to more than the earn", `
+		SELECT count(*) FROM (
+			SELECT r.partner_id, r.source_id, sum(-r.points) AS reversed FROM ledger_entries r
+			WHERE r.kind = 'reverse' GROUP BY r.partner_id, r.source_id) r
+		LEFT JOIN ledger_entries e ON e.partner_id = r.partner_id AND e.id = r.source_id::bigint AND e.kind IN ('earn', 'pending')
+		WHERE e.id IS NULL OR r.reversed > e.points`},
 	{"pending lots with allocations", `
 		SELECT count(*) FROM point_lots l JOIN lot_allocations a ON a.partner_id = l.partner_id AND a.lot_id = l.id WHERE l.pending`},
 }
+
+// inRunningSum is the SQL condition of the entries that are part of the
+// available balance's running sum: all but pending points (held earns,
+// their cancels, and reversals of points still pending).
+const inRunningSum = `kind NOT IN ('pending', 'cancel') AND NOT (kind = 'reverse' AND source_type IS NOT DISTINCT FROM '` + SourcePendingEarn + `')`
 
 func checkLots(ctx context.Context, db bun.IDB) error {
 	for _, c := range lotChecks {

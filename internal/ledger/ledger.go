@@ -5,8 +5,10 @@
 // concurrent burns can never both spend the same points: the second waits
 // for the first's row lock and re-checks) followed by the entry insert with
 // the resulting balance_after, inside the caller's transaction. The database
-// enforces the rest: balances never negative, entries never updated, amounts
-// within bounds.
+// enforces the rest: entries never updated, amounts within bounds. Debits
+// never take a balance below zero; only a reversal may (ReverseTx, under
+// the program policy negativeBalance = allow), and credits pay such a debt
+// first.
 package ledger
 
 import (
@@ -265,11 +267,18 @@ SELECT $1, $2, $6, $3, moved.points, $7, $8, $9, $10, $11, $12::jsonb, $13, $4 F
 
 // appendLot is the lot half of creditSQL and pendingSQL, in the same
 // statement so a credit costs no extra round trip: $14 available at, $15
-// expires at (NULL: never).
+// expires at (NULL: never). A credit to a negative balance (a reversal's
+// debt, docs/points.md "Reversals and refunds") pays the debt first: the
+// lot keeps spendable only the part of its points above zero
+// (least(points, greatest(balance_after, 0))) and records the rest as
+// debt_paid. A pending lot is never touched by this: its entry's
+// balance_after is the unchanged available balance, and it pays on
+// activation (ActivateDueTx).
 const appendLot = `
 ), lot AS (
-	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, pending, available_at, expires_at, created_at)
-	SELECT $1, $2, entry.id, $3, $3, $14::timestamptz > $4, $14, $15::timestamptz, $4 FROM entry
+	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, debt_paid, pending, available_at, expires_at, created_at)
+	SELECT $1, $2, entry.id, $3, r.remaining, $3 - r.remaining, $14::timestamptz > $4, $14, $15::timestamptz, $4
+	FROM entry, LATERAL (SELECT CASE WHEN $14::timestamptz > $4 THEN $3 ELSE least($3, greatest(entry.balance_after, 0)) END AS remaining) r
 )
 SELECT id, balance_after FROM entry`
 

@@ -27,7 +27,10 @@ type Lot struct {
 	Pending         bool       `bun:"pending"`
 	AvailableAt     time.Time  `bun:"available_at"`
 	ExpiresAt       *time.Time `bun:"expires_at"`
-	CreatedAt       time.Time  `bun:"created_at"`
+	// DebtPaid is the part of Points that paid a negative balance when
+	// the lot was credited or activated: never spendable.
+	DebtPaid  int64     `bun:"debt_paid"`
+	CreatedAt time.Time `bun:"created_at"`
 }
 
 // lockDueUsers locks, in a fixed order (the one EarnManyTx uses too, so
@@ -104,7 +107,9 @@ func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int
 // ActivateDueTx makes up to batch pending lots whose available_at is at or
 // before now spendable: each gets an activate entry of its points (which
 // the available balance and the lifetime total now count), leaves
-// pending_points and stops being pending. Idempotent like ExpireDueTx. It
+// pending_points and stops being pending; when the balance is negative (a
+// reversal's debt) the lot pays it first and keeps spendable only what is
+// left above zero. Idempotent like ExpireDueTx. It
 // returns how many lots it activated; 0 means nothing is due.
 func ActivateDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int, error) {
 	now = now.UTC()
@@ -131,7 +136,11 @@ func ActivateDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (i
 		FROM num
 		RETURNING id
 	), lots AS (
-		UPDATE point_lots l SET pending = false FROM due WHERE l.partner_id = due.partner_id AND l.id = due.id
+		-- A debt (a balance below zero after a reversal) is paid first:
+		-- the lot keeps spendable only its part above zero.
+		UPDATE point_lots l SET pending = false, remaining = least(due.points, greatest(due.after, 0)),
+		       debt_paid = due.points - least(due.points, greatest(due.after, 0))
+		FROM due WHERE l.partner_id = due.partner_id AND l.id = due.id
 	), bal AS (
 		UPDATE balances b SET points = b.points + s.total, pending_points = b.pending_points - s.total,
 		       lifetime_earned = b.lifetime_earned + s.total, updated_at = ?

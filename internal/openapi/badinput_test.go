@@ -152,6 +152,8 @@ func newFuzzer(t *testing.T, env *apptest.Env) *fuzzer {
 	res := env.PartnerJSON("acme", http.MethodPost, "/integrations/webhook-endpoints", map[string]any{"url": "http://127.0.0.1:9/fuzz"})
 	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
 	f.endpointID = res.JSON(t)["id"].(string)
+	res = env.PartnerJSON("acme", http.MethodPost, "/integrations/actions", map[string]any{"externalUserId": "fuzz-user", "action": "purchase", "points": 5, "reference": "fuzz-reverse"})
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
 	return f
 }
 
@@ -272,6 +274,8 @@ func (f *fuzzer) pathValue(op operation, name string) string {
 		return "fuzz-user"
 	case name == "sku":
 		return "fuzz-pool"
+	case name == "reference" && strings.HasSuffix(op.path, "/reverse"):
+		return "fuzz-reverse" // earned by newFuzzer
 	case name == "code" && strings.HasPrefix(op.path, "/merchant/"):
 		return f.voucherCode
 	case name == "code":

@@ -297,6 +297,7 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodDelete, "/integrations/earning-rules/{code}", a.PartnerWrite(a.deleteRule))
 	rt.Handle(http.MethodGet, "/integrations/program", a.Partner(a.getProgram))
 	rt.Handle(http.MethodPut, "/integrations/program", a.PartnerWrite(a.putProgram))
+	rt.Handle(http.MethodPost, "/integrations/actions/{reference}/reverse", a.PartnerWrite(a.reverse))
 	rt.Handle(http.MethodPost, "/integrations/actions/multistore", a.PartnerWriteLimit(multistoreBodyLimit, a.multistore))
 	rt.Handle(http.MethodPost, "/integrations/users/multidelete", a.PartnerWriteLimit(multideleteBodyLimit, a.multidelete))
 	rt.Handle(http.MethodGet, "/integrations/jobs/{id}", a.Partner(a.getJob))
