@@ -90,6 +90,13 @@ const (
 	CodeVariablePointsDenied Code = "VARIABLE_POINTS_NOT_ALLOWED"
 )
 
+// Pending earn errors (confirm and cancel of a held earn, docs/points.md).
+const (
+	CodeEarnNotFound   Code = "EARN_NOT_FOUND"
+	CodeEarnNotPending Code = "EARN_NOT_PENDING"
+	CodeEarnCancelled  Code = "EARN_CANCELLED"
+)
+
 // Catalog and voucher errors.
 const (
 	CodeOutOfStock       Code = "OUT_OF_STOCK"

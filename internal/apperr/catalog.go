@@ -64,6 +64,10 @@ var catalog = map[Code]Info{
 	CodeLifetimeCapReached:   {422, "Lifetime cap reached", "The user reached this action's lifetime cap; it cannot be earned again."},
 	CodeVariablePointsDenied: {400, "Variable points not allowed", "Omit `points`: this rule awards a fixed amount."},
 
+	CodeEarnNotFound:   {404, "Earn not found", "No earn of yours has this reference: check the earn's `reference` (URL-escaped in the path)."},
+	CodeEarnNotPending: {409, "Earn not pending", "The earn was never pending, or its points are already available (confirmed, or activated on their date); to take them back use a reversal."},
+	CodeEarnCancelled:  {409, "Earn cancelled", "The pending earn was cancelled; its points are gone. Earn again with a new reference."},
+
 	CodeOutOfStock:       {409, "Out of stock", "The gift ran out; nothing was charged."},
 	CodeLimitReached:     {422, "Limit reached", "The user already claimed this gift as many times as allowed."},
 	CodeGiftUnavailable:  {422, "Gift unavailable", "The gift is retired or outside its claim window."},

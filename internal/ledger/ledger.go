@@ -109,6 +109,11 @@ type Change struct {
 	// ExpiresAt never expires.
 	AvailableAt time.Time
 	ExpiresAt   *time.Time
+	// Held holds an earn pending with no date: only ConfirmTx makes it
+	// available (and dates its expiry then: ExpiresAt is ignored), or
+	// CancelTx removes it; ActivateDueTx never does. Its lot's
+	// available_at is NULL.
+	Held bool
 }
 
 // Service applies changes.
@@ -181,7 +186,7 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 		m := string(c.Metadata)
 		metadata = &m
 	}
-	pending := delta > 0 && c.AvailableAt.After(now)
+	pending := delta > 0 && (c.Held || c.AvailableAt.After(now))
 	if pending && c.Kind != KindEarn {
 		return nil, fmt.Errorf("only earns may be held pending, not %s", c.Kind)
 	}
@@ -198,9 +203,12 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 	}
 	args = append(args, string(e.Kind), e.Reason, e.ActionCode, e.SourceType, e.SourceID, e.Reference, metadata, e.OccurredAt)
 	if delta > 0 {
-		availableAt := now
+		var availableAt any = now
 		if pending {
 			availableAt = c.AvailableAt.UTC()
+		}
+		if c.Held {
+			availableAt, c.ExpiresAt = nil, nil
 		}
 		var expiresAt *time.Time
 		if c.ExpiresAt != nil {
@@ -238,7 +246,7 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 	var typ string
 	switch {
 	case pending:
-		// phase 2 emits points.pending here.
+		typ = event.PointsPending
 	case c.Kind == KindEarn:
 		typ = event.PointsEarned
 	case c.Kind == KindAdjust:
@@ -248,6 +256,9 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 		data := map[string]any{"userId": c.UserID, "entryId": e.ID, "points": delta, "balance": points}
 		if c.ActionCode != "" {
 			data["action"] = c.ActionCode
+		}
+		if pending {
+			data["reference"], data["availableAt"] = e.Reference, PendingUntil(c.Held, c.AvailableAt)
 		}
 		if _, err := s.Events.EmitTx(ctx, tx, partnerID, typ, &c.UserID, data); err != nil {
 			return nil, err
@@ -264,12 +275,12 @@ INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, re
 SELECT $1, $2, $6, $3, moved.points, $7, $8, $9, $10, $11, $12::jsonb, $13, $4 FROM moved`
 
 // appendLot is the lot half of creditSQL and pendingSQL, in the same
-// statement so a credit costs no extra round trip: $14 available at, $15
-// expires at (NULL: never).
+// statement so a credit costs no extra round trip: $14 available at (NULL:
+// held until confirmed, a pending lot), $15 expires at (NULL: never).
 const appendLot = `
 ), lot AS (
 	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, pending, available_at, expires_at, created_at)
-	SELECT $1, $2, entry.id, $3, $3, $14::timestamptz > $4, $14, $15::timestamptz, $4 FROM entry
+	SELECT $1, $2, entry.id, $3, $3, coalesce($14::timestamptz > $4, true), $14, $15::timestamptz, $4 FROM entry
 )
 SELECT id, balance_after FROM entry`
 
