@@ -125,7 +125,7 @@ type batch struct {
 	expiresAt   []*time.Time
 	// held: the item holds its points until confirmed (no date).
 	held  []bool
-	rules       map[string]*Rule
+	rules map[string]*Rule
 	// prior holds the references the ledger already has.
 	prior    map[string]priorEntry
 	counters map[counterKey]*Counter
