@@ -123,9 +123,8 @@ type batch struct {
 	// Each accepted item's lot dates, set by decide.
 	availableAt []time.Time
 	expiresAt   []*time.Time
-	// held: the item holds its points until confirmed (no date).
-	held  []bool
-	rules map[string]*Rule
+	held        []bool // held until confirmed: no date
+	rules       map[string]*Rule
 	// prior holds the references the ledger already has.
 	prior    map[string]priorEntry
 	counters map[counterKey]*Counter
