@@ -74,6 +74,11 @@ type Entry struct {
 	Metadata     json.RawMessage `bun:"metadata,type:jsonb,nullzero"`
 	OccurredAt   time.Time       `bun:"occurred_at"`
 	CreatedAt    time.Time       `bun:"created_at"`
+
+	// PendingUntil is, on a pending entry ApplyTx just wrote, when its
+	// points become available; nil when held until confirmed (and on
+	// entries read back: the lot has the date).
+	PendingUntil *time.Time `bun:"-"`
 }
 
 // Balance is a user's current points and lifetime earnings.
@@ -258,7 +263,8 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 			data["action"] = c.ActionCode
 		}
 		if pending {
-			data["reference"], data["availableAt"] = e.Reference, PendingUntil(c.Held, c.AvailableAt)
+			e.PendingUntil = PendingUntil(c.Held, c.AvailableAt)
+			data["reference"], data["availableAt"] = e.Reference, e.PendingUntil
 		}
 		if _, err := s.Events.EmitTx(ctx, tx, partnerID, typ, &c.UserID, data); err != nil {
 			return nil, err
