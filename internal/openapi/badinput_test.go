@@ -152,6 +152,12 @@ func newFuzzer(t *testing.T, env *apptest.Env) *fuzzer {
 	res := env.PartnerJSON("acme", http.MethodPost, "/integrations/webhook-endpoints", map[string]any{"url": "http://127.0.0.1:9/fuzz"})
 	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
 	f.endpointID = res.JSON(t)["id"].(string)
+	// Held earns for the confirm and cancel routes (pathValue).
+	for _, op := range []string{"confirm", "cancel"} {
+		res := env.PartnerJSON("acme", http.MethodPost, "/integrations/actions", map[string]any{
+			"externalUserId": "fuzz-user", "action": "purchase", "points": 5, "reference": "fuzz-held-" + op, "pending": true})
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	}
 	return f
 }
 
@@ -276,6 +282,8 @@ func (f *fuzzer) pathValue(op operation, name string) string {
 		return f.voucherCode
 	case name == "code":
 		return "fuzz_rule"
+	case name == "reference":
+		return "fuzz-held-" + op.path[strings.LastIndex(op.path, "/")+1:]
 	case strings.HasPrefix(op.path, "/integrations/ads/"):
 		return "fuzz-ad"
 	case strings.HasPrefix(op.path, "/integrations/vouchers/"):

@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"bytes"
 	"net/http"
 	"time"
 
@@ -34,9 +33,9 @@ type cancelRequest struct {
 }
 
 // confirmEarn makes a pending earn's points available now, by the earn's
-// reference (earning.ConfirmTx). The body is empty or {}.
+// reference (earning.ConfirmTx). The body is {}.
 func (a *API) confirmEarn(w *Write) (int, any, error) {
-	if err := decodeOptional(w, &struct{}{}); err != nil {
+	if err := DecodeJSON(w.R, w.Body, &struct{}{}); err != nil {
 		return 0, nil, err
 	}
 	ref := w.R.PathValue("reference")
@@ -48,10 +47,10 @@ func (a *API) confirmEarn(w *Write) (int, any, error) {
 }
 
 // cancelEarn removes a pending earn, by its reference (earning.CancelTx).
-// The body is empty or {"reason": "..."}.
+// The body is {} or {"reason": "..."}.
 func (a *API) cancelEarn(w *Write) (int, any, error) {
 	var req cancelRequest
-	if err := decodeOptional(w, &req); err != nil {
+	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
 		return 0, nil, err
 	}
 	reason := ""
@@ -64,14 +63,6 @@ func (a *API) cancelEarn(w *Write) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, newHoldResponse(w, ref, "cancelled", h), nil
-}
-
-// decodeOptional decodes a body that may be left out.
-func decodeOptional(w *Write, dst any) error {
-	if len(bytes.TrimSpace(w.Body)) == 0 {
-		return nil
-	}
-	return DecodeJSON(w.R, w.Body, dst)
 }
 
 func newHoldResponse(w *Write, ref, status string, h *ledger.HoldResult) holdResponse {
