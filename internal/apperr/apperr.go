@@ -90,11 +90,14 @@ const (
 	CodeVariablePointsDenied Code = "VARIABLE_POINTS_NOT_ALLOWED"
 )
 
-// Reversal errors (POST /integrations/actions/{reference}/reverse).
+// Earn lifecycle errors: reversal (POST /integrations/actions/{reference}/reverse)
+// and confirm/cancel of a held earn (docs/points.md).
 const (
 	CodeEarnNotFound        Code = "EARN_NOT_FOUND"
 	CodeEarnFullyReversed   Code = "EARN_FULLY_REVERSED"
 	CodeReversalExceedsEarn Code = "REVERSAL_EXCEEDS_EARN"
+	CodeEarnNotPending      Code = "EARN_NOT_PENDING"
+	CodeEarnCancelled       Code = "EARN_CANCELLED"
 )
 
 // Catalog and voucher errors.

@@ -64,9 +64,11 @@ var catalog = map[Code]Info{
 	CodeLifetimeCapReached:   {422, "Lifetime cap reached", "The user reached this action's lifetime cap; it cannot be earned again."},
 	CodeVariablePointsDenied: {400, "Variable points not allowed", "Omit `points`: this rule awards a fixed amount."},
 
-	CodeEarnNotFound:        {404, "Earn not found", "No earn of yours has this reference (an earn of another partner is not found either). Reverse an earn by the `reference` you sent with it; nothing was changed."},
+	CodeEarnNotFound:        {404, "Earn not found", "No earn of yours has this reference (an earn of another partner is not found either): check the earn's `reference` (URL-escaped in the path). Nothing was changed."},
 	CodeEarnFullyReversed:   {409, "Earn fully reversed", "Every point of this earn was already reversed; nothing was changed. Treat it as done."},
 	CodeReversalExceedsEarn: {409, "Reversal exceeds the earn", "The reversals of an earn never sum to more than the earn: `detail` says how many points remain; reverse at most that many (or omit `points` to reverse the rest). Nothing was changed."},
+	CodeEarnNotPending:      {409, "Earn not pending", "The earn was never pending, or its points are already available (confirmed, or activated on their date); to take them back use a reversal."},
+	CodeEarnCancelled:       {409, "Earn cancelled", "The pending earn was cancelled; its points are gone. Earn again with a new reference."},
 
 	CodeOutOfStock:       {409, "Out of stock", "The gift ran out; nothing was charged."},
 	CodeLimitReached:     {422, "Limit reached", "The user already claimed this gift as many times as allowed."},

@@ -88,6 +88,10 @@ type Item struct {
 	Status     string     `bun:"status"`
 	EntryID    *int64     `bun:"entry_id"`
 	ErrorCode  *string    `bun:"error_code"`
+
+	// PendingUntil and Held: the item's pendingUntil / pending: true.
+	PendingUntil *time.Time `bun:"pending_until"`
+	Held         bool       `bun:"held"`
 }
 
 // Inserter inserts River jobs inside a bun transaction.
@@ -165,6 +169,7 @@ func (s *Service) EnqueueMultistoreTx(ctx context.Context, tx bun.Tx, partnerID 
 			at := it.OccurredAt
 			items[i].OccurredAt = &at
 		}
+		items[i].PendingUntil, items[i].Held = it.PendingUntil, it.Hold
 	}
 	return s.createJobTx(ctx, tx, partnerID, KindMultistore, map[string]any{}, items)
 }

@@ -123,6 +123,7 @@ type batch struct {
 	// Each accepted item's lot dates, set by decide.
 	availableAt []time.Time
 	expiresAt   []*time.Time
+	held        []bool // held until confirmed: no date
 	rules       map[string]*Rule
 	// prior holds the references the ledger already has.
 	prior    map[string]priorEntry
@@ -157,7 +158,7 @@ func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, i
 	now := s.Now().UTC()
 	b := &batch{p: p, items: items, now: now, today: s.day(p, now),
 		res: make([]ManyResult, len(items)), points: make([]int64, len(items)), loc: s.location(p),
-		availableAt: make([]time.Time, len(items)), expiresAt: make([]*time.Time, len(items))}
+		availableAt: make([]time.Time, len(items)), expiresAt: make([]*time.Time, len(items)), held: make([]bool, len(items))}
 	if err := b.loadRules(ctx, tx); err != nil {
 		return nil, err
 	}
@@ -402,8 +403,8 @@ func (b *batch) decide() {
 		}
 		// Points held pending count in pending_points, not in the balance
 		// nor the lifetime total, until ledger.ActivateDueTx.
-		b.availableAt[i], b.expiresAt[i] = program.Resolve(b.policy, b.rules[it.Code].overrides(), b.now, b.loc)
-		if b.availableAt[i].After(b.now) {
+		b.availableAt[i], b.expiresAt[i], b.held[i] = it.lotDates(b.policy, b.rules[it.Code].overrides(), b.now, b.loc)
+		if b.pending(i) {
 			bal.PendingPoints += b.points[i]
 		} else {
 			bal.Points += b.points[i]
@@ -417,6 +418,9 @@ func (b *batch) decide() {
 		b.accepted = append(b.accepted, i)
 	}
 }
+
+// pending reports whether accepted item i holds its points pending.
+func (b *batch) pending(i int) bool { return b.held[i] || b.availableAt[i].After(b.now) }
 
 // repeatsReference settles item i when its reference was used before: in
 // the ledger (the original entry, a duplicate) or by an item accepted
@@ -492,7 +496,7 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 		eRefs    = make([]*string, n)
 		eAt      = make([]time.Time, n)
 		eKinds   = make([]string, n)
-		eAvail   = make([]time.Time, n)
+		eAvail   = make([]*time.Time, n)
 		eExpires = make([]*time.Time, n)
 		events   = make([]*event.Event, 0, n)
 	)
@@ -508,19 +512,24 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 		if eAt[k].IsZero() {
 			eAt[k] = b.now
 		}
-		eKinds[k], eAvail[k], eExpires[k] = string(ledger.KindEarn), b.now, b.expiresAt[i]
-		pending := b.availableAt[i].After(b.now)
+		avail := b.now
+		eKinds[k], eAvail[k], eExpires[k] = string(ledger.KindEarn), &avail, b.expiresAt[i]
+		pending := b.pending(i)
 		if pending {
-			eKinds[k], eAvail[k] = string(ledger.KindPending), b.availableAt[i]
+			// A held item's lot has no available_at (NULL), like
+			// ledger.ApplyTx's.
+			eKinds[k], eAvail[k] = string(ledger.KindPending), ledger.PendingUntil(b.held[i], b.availableAt[i])
 		}
 		id := ids[k]
 		b.res[i].EntryID = &id
-		if pending {
-			continue // points.pending is phase 2b's, as in ledger.ApplyTx
-		}
 		uid := it.UserID
-		data, _ := json.Marshal(map[string]any{"userId": uid, "entryId": id, "points": b.points[i], "balance": *b.res[i].Balance, "action": it.Code})
-		events = append(events, &event.Event{PartnerID: b.p.ID, ID: uuid.New(), Type: event.PointsEarned, UserID: &uid, Data: data, CreatedAt: b.now})
+		typ, payload := event.PointsEarned, map[string]any{"userId": uid, "entryId": id, "points": b.points[i], "balance": *b.res[i].Balance, "action": it.Code}
+		if pending {
+			// The same points.pending as ledger.ApplyTx's.
+			typ, payload["reference"], payload["availableAt"] = event.PointsPending, eRefs[k], eAvail[k]
+		}
+		data, _ := json.Marshal(payload)
+		events = append(events, &event.Event{PartnerID: b.p.ID, ID: uuid.New(), Type: typ, UserID: &uid, Data: data, CreatedAt: b.now})
 	}
 	// Each entry gets its lot, dated by the policy (decide), in the same
 	// statement; the balances are locked (lockBalances).
@@ -535,11 +544,13 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 		RETURNING partner_id, id, created_at
 	)
 	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, debt_paid, pending, available_at, expires_at, created_at)
-	SELECT e.partner_id, t.u, e.id, t.pts, r.remaining, t.pts - r.remaining, t.avail > e.created_at, t.avail, t.exp, e.created_at
+	SELECT e.partner_id, t.u, e.id, t.pts, r.remaining, t.pts - r.remaining, r.pending, t.avail, t.exp, e.created_at
 	FROM e JOIN t ON t.id = e.id,
-	-- A debt (negative balance after a reversal) is paid first, as in
-	-- ledger's creditSQL; a pending lot pays on activation.
-	LATERAL (SELECT CASE WHEN t.avail > e.created_at THEN t.pts ELSE least(t.pts, greatest(t.after, 0)) END AS remaining) r`,
+	-- A held lot has no available_at (pending until confirmed). A debt
+	-- (negative balance after a reversal) is paid first, as in ledger's
+	-- creditSQL; a pending lot pays on activation.
+	LATERAL (SELECT coalesce(t.avail > e.created_at, true) AS pending) p,
+	LATERAL (SELECT p.pending, CASE WHEN p.pending THEN t.pts ELSE least(t.pts, greatest(t.after, 0)) END AS remaining) r`,
 		pgdialect.Array(eIDs), pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
 		pgdialect.Array(eReasons), pgdialect.Array(eCodes), pgdialect.Array(eRefs), pgdialect.Array(eAt),
 		pgdialect.Array(eKinds), pgdialect.Array(eAvail), pgdialect.Array(eExpires), b.p.ID, b.now).Exec(ctx)

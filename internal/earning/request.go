@@ -54,7 +54,18 @@ type EarnParams struct {
 	Metadata json.RawMessage
 	// ByClient is true when the user triggered the action from the app.
 	ByClient bool
+	// PendingUntil holds the points pending until then (in the future, at
+	// most MaxPendingDays away); Hold holds them until the partner
+	// confirms (or cancels) the earn by its reference. At most one of
+	// them; either overrides the rule's and the policy's pending days.
+	// Partner API only.
+	PendingUntil *time.Time
+	Hold         bool
 }
+
+// MaxPendingDays bounds how far away an earn's pendingUntil may be, as the
+// policy's and rules' pending days are.
+const MaxPendingDays = 3650
 
 // Validate checks the request's own fields, before anything is read, so
 // bad input is refused with its field named and changes nothing. The
@@ -79,6 +90,9 @@ func (ep *EarnParams) Validate(now time.Time) error {
 			return apperr.Field(apperr.CodeInvalidField, "reference", "reference must be 1 to %d printable ASCII characters", idempotency.MaxKeyLen)
 		}
 	}
+	if err := ep.validatePending(now); err != nil {
+		return err
+	}
 	if ep.OccurredAt.After(now.Add(MaxOccurredAtSkew)) {
 		return apperr.Field(apperr.CodeInvalidField, "occurredAt", "occurredAt must not be in the future")
 	}
@@ -88,6 +102,42 @@ func (ep *EarnParams) Validate(now time.Time) error {
 		}
 	}
 	return checkText(ep.reference(), ep.Metadata)
+}
+
+// validatePending checks pending and pendingUntil. A held earn needs a
+// reference: it is how the partner confirms or cancels it.
+func (ep *EarnParams) validatePending(now time.Time) error {
+	switch {
+	case ep.Hold && ep.PendingUntil != nil:
+		return apperr.Field(apperr.CodeInvalidField, "pending", "send either pending: true (held until confirmed) or pendingUntil, not both")
+	case ep.Hold && ep.Reference == nil:
+		return apperr.Field(apperr.CodeMissingField, "reference", "a held earn (pending: true) needs a reference: it is confirmed or cancelled by it")
+	case ep.PendingUntil == nil:
+		return nil
+	case !ep.PendingUntil.After(now):
+		return apperr.Field(apperr.CodeInvalidField, "pendingUntil", "pendingUntil must be in the future")
+	case ep.PendingUntil.After(now.AddDate(0, 0, MaxPendingDays)):
+		return apperr.Field(apperr.CodeInvalidField, "pendingUntil", "pendingUntil must be at most %d days away", MaxPendingDays)
+	}
+	return nil
+}
+
+// lotDates dates the earn's lot: by the program policy and the rule's
+// overrides (program.Resolve), unless the earn holds its points itself.
+// pendingUntil dates the lot like pending days would (expiry counts from
+// it); a held lot has no dates until it is confirmed (earning.ConfirmTx).
+func (ep *EarnParams) lotDates(pol program.Policy, o program.Overrides, now time.Time, loc *time.Location) (availableAt time.Time, expiresAt *time.Time, held bool) {
+	switch {
+	case ep.Hold:
+		return time.Time{}, nil, true
+	case ep.PendingUntil != nil:
+		zero := 0
+		o.PendingDays = &zero
+		availableAt, expiresAt = program.Resolve(pol, o, ep.PendingUntil.UTC(), loc)
+		return availableAt, expiresAt, false
+	}
+	availableAt, expiresAt = program.Resolve(pol, o, now, loc)
+	return availableAt, expiresAt, false
 }
 
 // reference is the reference, "" for none.
@@ -146,11 +196,11 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 			return nil, err
 		}
 	}
-	availableAt, expiresAt := program.Resolve(pol, r.overrides(), now, s.location(p))
+	availableAt, expiresAt, held := ep.lotDates(pol, r.overrides(), now, s.location(p))
 	return s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
 		UserID: userID, Kind: ledger.KindEarn, Points: points, Reason: r.Name, ActionCode: r.Code,
 		Reference: ep.reference(), Metadata: ep.Metadata, OccurredAt: ep.OccurredAt,
-		AvailableAt: availableAt, ExpiresAt: expiresAt,
+		AvailableAt: availableAt, ExpiresAt: expiresAt, Held: held,
 	})
 }
 

@@ -31,11 +31,21 @@ const (
 	BulkJobCompleted = "bulk_job.completed"
 )
 
+// Pending points (docs/points.md, "Pending points: hold, confirm, cancel"):
+// an earn held pending, its points becoming available (on their date or
+// confirmed by the partner), a held earn cancelled.
+const (
+	PointsPending   = "points.pending"
+	PointsActivated = "points.activated"
+	PointsCancelled = "points.cancelled"
+)
+
 // Types is every event type. Webhook endpoints can subscribe only to these,
 // and docs/webhooks.md documents each one (a test checks): add new types here.
 var Types = []string{
 	UserCreated, UserUpdated, UserAnonymised, UserErased, PointsEarned, PointsAdjusted, PointsReversed,
 	VoucherClaimed, VoucherRedeemed, VoucherExpired, VoucherCancelled, BulkJobCompleted,
+	PointsPending, PointsActivated, PointsCancelled,
 }
 
 // Event is one row of the outbox. Data carries ids and non-personal facts

@@ -76,6 +76,11 @@ type Entry struct {
 	Metadata     json.RawMessage `bun:"metadata,type:jsonb,nullzero"`
 	OccurredAt   time.Time       `bun:"occurred_at"`
 	CreatedAt    time.Time       `bun:"created_at"`
+
+	// PendingUntil is, on a pending entry ApplyTx just wrote, when its
+	// points become available; nil when held until confirmed (and on
+	// entries read back: the lot has the date).
+	PendingUntil *time.Time `bun:"-"`
 }
 
 // Balance is a user's current points and lifetime earnings.
@@ -111,6 +116,11 @@ type Change struct {
 	// ExpiresAt never expires.
 	AvailableAt time.Time
 	ExpiresAt   *time.Time
+	// Held holds an earn pending with no date: only ConfirmTx makes it
+	// available (and dates its expiry then: ExpiresAt is ignored), or
+	// CancelTx removes it; ActivateDueTx never does. Its lot's
+	// available_at is NULL.
+	Held bool
 }
 
 // Service applies changes.
@@ -183,7 +193,7 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 		m := string(c.Metadata)
 		metadata = &m
 	}
-	pending := delta > 0 && c.AvailableAt.After(now)
+	pending := delta > 0 && (c.Held || c.AvailableAt.After(now))
 	if pending && c.Kind != KindEarn {
 		return nil, fmt.Errorf("only earns may be held pending, not %s", c.Kind)
 	}
@@ -200,9 +210,12 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 	}
 	args = append(args, string(e.Kind), e.Reason, e.ActionCode, e.SourceType, e.SourceID, e.Reference, metadata, e.OccurredAt)
 	if delta > 0 {
-		availableAt := now
+		var availableAt any = now
 		if pending {
 			availableAt = c.AvailableAt.UTC()
+		}
+		if c.Held {
+			availableAt, c.ExpiresAt = nil, nil
 		}
 		var expiresAt *time.Time
 		if c.ExpiresAt != nil {
@@ -240,7 +253,7 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 	var typ string
 	switch {
 	case pending:
-		// phase 2 emits points.pending here.
+		typ = event.PointsPending
 	case c.Kind == KindEarn:
 		typ = event.PointsEarned
 	case c.Kind == KindAdjust:
@@ -250,6 +263,10 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 		data := map[string]any{"userId": c.UserID, "entryId": e.ID, "points": delta, "balance": points}
 		if c.ActionCode != "" {
 			data["action"] = c.ActionCode
+		}
+		if pending {
+			e.PendingUntil = PendingUntil(c.Held, c.AvailableAt)
+			data["reference"], data["availableAt"] = e.Reference, e.PendingUntil
 		}
 		if _, err := s.Events.EmitTx(ctx, tx, partnerID, typ, &c.UserID, data); err != nil {
 			return nil, err
@@ -266,19 +283,20 @@ INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, re
 SELECT $1, $2, $6, $3, moved.points, $7, $8, $9, $10, $11, $12::jsonb, $13, $4 FROM moved`
 
 // appendLot is the lot half of creditSQL and pendingSQL, in the same
-// statement so a credit costs no extra round trip: $14 available at, $15
-// expires at (NULL: never). A credit to a negative balance (a reversal's
-// debt, docs/points.md "Reversals and refunds") pays the debt first: the
-// lot keeps spendable only the part of its points above zero
-// (least(points, greatest(balance_after, 0))) and records the rest as
-// debt_paid. A pending lot is never touched by this: its entry's
-// balance_after is the unchanged available balance, and it pays on
-// activation (ActivateDueTx).
+// statement so a credit costs no extra round trip: $14 available at (NULL:
+// held until confirmed, a pending lot), $15 expires at (NULL: never). A
+// credit to a negative balance (a reversal's debt, docs/points.md
+// "Reversals and refunds") pays the debt first: the lot keeps spendable
+// only the part of its points above zero (least(points,
+// greatest(balance_after, 0))) and records the rest as debt_paid. A pending
+// lot is never touched by this: its entry's balance_after is the unchanged
+// available balance, and it pays on activation (ActivateDueTx, ConfirmTx).
 const appendLot = `
 ), lot AS (
 	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, debt_paid, pending, available_at, expires_at, created_at)
-	SELECT $1, $2, entry.id, $3, r.remaining, $3 - r.remaining, $14::timestamptz > $4, $14, $15::timestamptz, $4
-	FROM entry, LATERAL (SELECT CASE WHEN $14::timestamptz > $4 THEN $3 ELSE least($3, greatest(entry.balance_after, 0)) END AS remaining) r
+	SELECT $1, $2, entry.id, $3, r.remaining, $3 - r.remaining, r.pending, $14, $15::timestamptz, $4
+	FROM entry, LATERAL (SELECT coalesce($14::timestamptz > $4, true) AS pending) p,
+	LATERAL (SELECT p.pending, CASE WHEN p.pending THEN $3 ELSE least($3, greatest(entry.balance_after, 0)) END AS remaining) r
 )
 SELECT id, balance_after FROM entry`
 

@@ -2,12 +2,15 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/perkshq/perks/internal/event"
 )
 
 // Lot is one credit's points: what is left of them, when they become
@@ -21,12 +24,14 @@ type Lot struct {
 	SourceEntryID *int64    `bun:"source_entry_id"`
 	// MigratedThrough is set on the lots the migration made of pre-lots
 	// balances: the user's last entry then.
-	MigratedThrough *int64     `bun:"migrated_through"`
-	Points          int64      `bun:"points"`
-	Remaining       int64      `bun:"remaining"`
-	Pending         bool       `bun:"pending"`
-	AvailableAt     time.Time  `bun:"available_at"`
-	ExpiresAt       *time.Time `bun:"expires_at"`
+	MigratedThrough *int64 `bun:"migrated_through"`
+	Points          int64  `bun:"points"`
+	Remaining       int64  `bun:"remaining"`
+	Pending         bool   `bun:"pending"`
+	// AvailableAt is zero for a lot held until the partner confirms it
+	// (NULL in the table): ActivateDueTx never activates it.
+	AvailableAt time.Time  `bun:"available_at,nullzero"`
+	ExpiresAt   *time.Time `bun:"expires_at"`
 	// DebtPaid is the part of Points that paid a negative balance when
 	// the lot was credited or activated: never spendable.
 	DebtPaid  int64     `bun:"debt_paid"`
@@ -109,18 +114,24 @@ func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int
 // the available balance and the lifetime total now count), leaves
 // pending_points and stops being pending; when the balance is negative (a
 // reversal's debt) the lot pays it first and keeps spendable only what is
-// left above zero. Idempotent like ExpireDueTx. It
-// returns how many lots it activated; 0 means nothing is due.
-func ActivateDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int, error) {
+// left above zero. Idempotent like ExpireDueTx. It returns how many lots it
+// activated; 0 means nothing is due. Held lots (no available_at) are never
+// due: only ConfirmTx activates them.
+//
+// Each activated lot gets a points.activated event (ev; nil stores the
+// events without an outbox), all written with one RecordTx in tx: the
+// activation statement returns what the events carry, so there is no
+// round trip per lot.
+func ActivateDueTx(ctx context.Context, tx bun.Tx, ev *event.Recorder, now time.Time, batch int) (int, error) {
 	now = now.UTC()
 	partners, ids, err := lockDueLots(ctx, tx, `SELECT partner_id, id FROM point_lots WHERE pending AND available_at <= ?
 		ORDER BY available_at LIMIT ?`, now, batch)
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
-	var n int
+	var rows []activated
 	err = tx.NewRaw(`WITH due AS (
-		SELECT l.partner_id, l.id, l.user_id, l.points, l.available_at,
+		SELECT l.partner_id, l.id, l.user_id, l.points, l.available_at, l.source_entry_id,
 		       b.points + sum(l.points) OVER (PARTITION BY l.partner_id, l.user_id ORDER BY l.available_at, l.id) AS after
 		FROM point_lots l
 		JOIN unnest(?::uuid[], ?::bigint[]) AS t(p, id) ON l.partner_id = t.p AND l.id = t.id
@@ -134,7 +145,7 @@ func ActivateDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (i
 		OVERRIDING SYSTEM VALUE
 		SELECT partner_id, eid, user_id, 'activate', points, after, 'pending points available', 'lot', id::text, available_at, ?
 		FROM num
-		RETURNING id
+		RETURNING partner_id, id
 	), lots AS (
 		-- A debt (a balance below zero after a reversal) is paid first:
 		-- the lot keeps spendable only its part above zero.
@@ -147,11 +158,45 @@ func ActivateDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (i
 		FROM (SELECT partner_id, user_id, sum(points) AS total FROM due GROUP BY partner_id, user_id) s
 		WHERE b.partner_id = s.partner_id AND b.user_id = s.user_id
 	)
-	SELECT count(*) FROM ent`, pgdialect.Array(partners), pgdialect.Array(ids), now, now, now).Scan(ctx, &n)
+	SELECT num.partner_id, num.eid AS entry_id, num.user_id, num.id AS lot_id, num.points, num.after AS balance,
+	       num.source_entry_id AS earn_entry_id, src.reference
+	FROM ent JOIN num ON num.partner_id = ent.partner_id AND num.eid = ent.id
+	LEFT JOIN ledger_entries src ON src.partner_id = num.partner_id AND src.id = num.source_entry_id
+	ORDER BY num.eid`, pgdialect.Array(partners), pgdialect.Array(ids), now, now, now).Scan(ctx, &rows)
 	if err != nil {
 		return 0, fmt.Errorf("activate %d lots: %w", len(ids), err)
 	}
-	return n, nil
+	if ev == nil {
+		ev = &event.Recorder{}
+	}
+	events := make([]*event.Event, len(rows))
+	for i, r := range rows {
+		data, err := json.Marshal(map[string]any{
+			"userId": r.UserID, "entryId": r.EntryID, "earnEntryId": r.EarnEntryID, "lotId": r.LotID,
+			"reference": r.Reference, "points": r.Points, "balance": r.Balance, "confirmed": false,
+		})
+		if err != nil {
+			return 0, fmt.Errorf("marshal points.activated: %w", err)
+		}
+		uid := r.UserID
+		events[i] = &event.Event{PartnerID: r.PartnerID, ID: uuid.New(), Type: event.PointsActivated, UserID: &uid, Data: data, CreatedAt: now}
+	}
+	if err := ev.RecordTx(ctx, tx, events...); err != nil {
+		return 0, err
+	}
+	return len(rows), nil
+}
+
+// activated is one lot ActivateDueTx activated, for its event.
+type activated struct {
+	PartnerID   uuid.UUID `bun:"partner_id"`
+	EntryID     int64     `bun:"entry_id"`
+	UserID      uuid.UUID `bun:"user_id"`
+	LotID       int64     `bun:"lot_id"`
+	Points      int64     `bun:"points"`
+	Balance     int64     `bun:"balance"`
+	EarnEntryID *int64    `bun:"earn_entry_id"`
+	Reference   *string   `bun:"reference"`
 }
 
 // Lots returns a user's lots, oldest first (tests and support).

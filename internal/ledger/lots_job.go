@@ -7,6 +7,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
 
+	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/jobs"
 )
 
@@ -45,6 +46,9 @@ type LotsWorker struct {
 	DB    bun.IDB
 	Now   func() time.Time // nil: the wall clock
 	Batch int
+	// Events records the points.activated events (nil: stored without
+	// an outbox, for tests).
+	Events *event.Recorder
 }
 
 // Work implements river.Worker.
@@ -65,10 +69,15 @@ func (w *LotsWorker) Run(ctx context.Context) (activated, expired int, err error
 	if batch <= 0 {
 		batch = LotsBatch
 	}
-	if activated, err = w.drain(ctx, now, batch, ActivateDueTx); err != nil {
+	activate := func(ctx context.Context, tx bun.Tx, now time.Time, batch int) (int, error) {
+		return ActivateDueTx(ctx, tx, w.Events, now, batch)
+	}
+	if activated, err = w.drain(ctx, now, batch, activate); err != nil {
 		return activated, 0, err
 	}
-	expired, err = w.drain(ctx, now, batch, ExpireDueTx)
+	expired, err = w.drain(ctx, now, batch, func(ctx context.Context, tx bun.Tx, now time.Time, batch int) (int, error) {
+		return ExpireDueTx(ctx, tx, now, batch)
+	})
 	return activated, expired, err
 }
 
@@ -76,7 +85,7 @@ func (w *LotsWorker) Run(ctx context.Context) (activated, expired int, err error
 // batch whose lots a burn drained meanwhile counts fewer than it chose,
 // so only 0 means done).
 func (w *LotsWorker) drain(ctx context.Context, now time.Time, batch int,
-	step func(context.Context, bun.IDB, time.Time, int) (int, error)) (int, error) {
+	step func(context.Context, bun.Tx, time.Time, int) (int, error)) (int, error) {
 	total := 0
 	for {
 		n := 0

@@ -165,7 +165,7 @@ func TestLotsFollowReferenceModel(t *testing.T) {
 				default: // time passes, the jobs run
 					b.now = b.now.Add(time.Duration(rng.IntN(36)) * time.Hour)
 					for {
-						n, err := ledger.ActivateDueTx(ctx, b.tx, b.now, 3)
+						n, err := ledger.ActivateDueTx(ctx, b.tx, nil, b.now, 3)
 						require.NoError(t, err)
 						if n == 0 {
 							break
@@ -242,10 +242,10 @@ func TestExpireDueTx(t *testing.T) {
 	n, err = ledger.ExpireDueTx(ctx, b.tx, b.now, 1)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	n, err = ledger.ActivateDueTx(ctx, b.tx, b.now, 10)
+	n, err = ledger.ActivateDueTx(ctx, b.tx, nil, b.now, 10)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	n, err = ledger.ActivateDueTx(ctx, b.tx, b.now, 10)
+	n, err = ledger.ActivateDueTx(ctx, b.tx, nil, b.now, 10)
 	require.NoError(t, err)
 	require.Zero(t, n)
 	require.Equal(t, []int64{0, 0, 30, 0, 40}, remaining())
@@ -442,7 +442,7 @@ func TestBurnsRaceActivation(t *testing.T) {
 	for range 3 {
 		wg.Go(func() {
 			if err := b.db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-				_, err := ledger.ActivateDueTx(ctx, tx, now.Add(time.Hour), 4)
+				_, err := ledger.ActivateDueTx(ctx, tx, nil, now.Add(time.Hour), 4)
 				return err
 			}); err != nil {
 				t.Error(err)

@@ -159,6 +159,20 @@ func (s *Service) ReverseTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID,
 		return nil, fmt.Errorf("load the earn's lot: %w", err)
 	}
 
+	if found && !lot.Pending && lot.Remaining == 0 {
+		// A cancelled pending earn (CancelTx) never paid out: there is
+		// nothing to take back, and taking it from the balance would
+		// charge the user for points they never had.
+		var cancelled bool
+		if err := tx.NewRaw(`SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE partner_id = ? AND kind = 'cancel' AND source_type = 'lot' AND source_id = ?)`,
+			partnerID, strconv.FormatInt(lot.ID, 10)).Scan(ctx, &cancelled); err != nil {
+			return nil, fmt.Errorf("check whether the earn was cancelled: %w", err)
+		}
+		if cancelled {
+			return nil, apperr.New(apperr.CodeEarnCancelled, "the pending earn was cancelled: there is nothing to reverse")
+		}
+	}
+
 	now := s.Now().UTC()
 	e := &Entry{
 		PartnerID: partnerID, UserID: earn.UserID, Kind: KindReverse, Reason: r.Reason,

@@ -224,7 +224,7 @@ func TestReversePending(t *testing.T) {
 	require.Len(t, b.lotsBySource(t), 2, "the whole pending lot is removed")
 
 	b.now = b.now.AddDate(0, 0, 8)
-	n, err := ledger.ActivateDueTx(ctx, b.tx, b.now, 10)
+	n, err := ledger.ActivateDueTx(ctx, b.tx, nil, b.now, 10)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	bal := b.balance(t)
@@ -254,7 +254,7 @@ func TestActivationPaysDebt(t *testing.T) {
 	require.Equal(t, [2]int64{80, 0}, b.lotsBySource(t)[held.ID], "a pending lot is whole")
 
 	b.now = b.now.AddDate(0, 0, 2)
-	n, err := ledger.ActivateDueTx(ctx, b.tx, b.now, 10)
+	n, err := ledger.ActivateDueTx(ctx, b.tx, nil, b.now, 10)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, [2]int64{30, 50}, b.lotsBySource(t)[held.ID])
@@ -318,4 +318,55 @@ func TestReverseRacesBurn(t *testing.T) {
 		}
 		t.Logf("allow=%t: %v", allow, outcomes)
 	}
+}
+
+// TestHoldsMeetReversals: the paths where a held earn meets a reversal. A
+// cancelled earn cannot be reversed (it never paid out: reversing it would
+// charge the balance); an earn reversed whole while pending has nothing
+// left to confirm or cancel; confirming into a debt pays the debt first.
+func TestHoldsMeetReversals(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	noExpiry := func(context.Context, bun.Tx, *ledger.Entry, time.Time) (*time.Time, error) { return nil, nil }
+
+	t.Run("cancelled then reversed", func(t *testing.T) {
+		t.Parallel()
+		b := setupTx(t)
+		b.earn(t, "spendable", 50, nil)
+		b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 100, Reason: "order", Reference: "held", Held: true})
+		_, err := b.ledger.CancelTx(ctx, b.tx, b.partner, "held", "order cancelled")
+		require.NoError(t, err)
+		_, err = b.reverse(t, "held", 0, true)
+		require.Equal(t, apperr.CodeEarnCancelled, apperr.CodeOf(err))
+		bal := b.balance(t)
+		require.Equal(t, [2]int64{50, 0}, [2]int64{bal.Points, bal.PendingPoints})
+		require.NoError(t, ledger.CheckInvariants(ctx, b.tx))
+	})
+	t.Run("reversed whole while held, then confirmed or cancelled", func(t *testing.T) {
+		t.Parallel()
+		b := setupTx(t)
+		b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 100, Reason: "order", Reference: "held", Held: true})
+		_, err := b.reverse(t, "held", 0, false)
+		require.NoError(t, err)
+		_, err = b.ledger.ConfirmTx(ctx, b.tx, b.partner, "held", noExpiry)
+		require.Equal(t, apperr.CodeEarnFullyReversed, apperr.CodeOf(err))
+		_, err = b.ledger.CancelTx(ctx, b.tx, b.partner, "held", "")
+		require.Equal(t, apperr.CodeEarnFullyReversed, apperr.CodeOf(err))
+		require.NoError(t, ledger.CheckInvariants(ctx, b.tx))
+	})
+	t.Run("confirm pays a debt first", func(t *testing.T) {
+		t.Parallel()
+		b := setupTx(t)
+		b.earn(t, "spent", 40, nil)
+		b.apply(t, ledger.Change{Kind: ledger.KindBurn, Points: 40, Reason: "gift"})
+		_, err := b.reverse(t, "spent", 0, true)
+		require.NoError(t, err)
+		require.Equal(t, int64(-40), b.balance(t).Points)
+		held := b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 100, Reason: "order", Reference: "held", Held: true})
+		_, err = b.ledger.ConfirmTx(ctx, b.tx, b.partner, "held", noExpiry)
+		require.NoError(t, err)
+		require.Equal(t, int64(60), b.balance(t).Points)
+		require.Equal(t, [2]int64{60, 40}, b.lotsBySource(t)[held.ID], "remaining 60, debt paid 40")
+		require.NoError(t, ledger.CheckInvariants(ctx, b.tx))
+	})
 }

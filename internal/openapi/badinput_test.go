@@ -154,6 +154,12 @@ func newFuzzer(t *testing.T, env *apptest.Env) *fuzzer {
 	f.endpointID = res.JSON(t)["id"].(string)
 	res = env.PartnerJSON("acme", http.MethodPost, "/integrations/actions", map[string]any{"externalUserId": "fuzz-user", "action": "purchase", "points": 5, "reference": "fuzz-reverse"})
 	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	// Held earns for the confirm and cancel routes (pathValue).
+	for _, op := range []string{"confirm", "cancel"} {
+		res := env.PartnerJSON("acme", http.MethodPost, "/integrations/actions", map[string]any{
+			"externalUserId": "fuzz-user", "action": "purchase", "points": 5, "reference": "fuzz-held-" + op, "pending": true})
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	}
 	return f
 }
 
@@ -280,6 +286,8 @@ func (f *fuzzer) pathValue(op operation, name string) string {
 		return f.voucherCode
 	case name == "code":
 		return "fuzz_rule"
+	case name == "reference":
+		return "fuzz-held-" + op.path[strings.LastIndex(op.path, "/")+1:]
 	case strings.HasPrefix(op.path, "/integrations/ads/"):
 		return "fuzz-ad"
 	case strings.HasPrefix(op.path, "/integrations/vouchers/"):

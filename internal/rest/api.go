@@ -299,6 +299,8 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodPut, "/integrations/program", a.PartnerWrite(a.putProgram))
 	rt.Handle(http.MethodPost, "/integrations/actions/{reference}/reverse", a.PartnerWrite(a.reverse))
 	rt.Handle(http.MethodPost, "/integrations/actions/multistore", a.PartnerWriteLimit(multistoreBodyLimit, a.multistore))
+	rt.Handle(http.MethodPost, "/integrations/actions/{reference}/confirm", a.PartnerWrite(a.confirmEarn))
+	rt.Handle(http.MethodPost, "/integrations/actions/{reference}/cancel", a.PartnerWrite(a.cancelEarn))
 	rt.Handle(http.MethodPost, "/integrations/users/multidelete", a.PartnerWriteLimit(multideleteBodyLimit, a.multidelete))
 	rt.Handle(http.MethodGet, "/integrations/jobs/{id}", a.Partner(a.getJob))
 	rt.Handle(http.MethodGet, "/integrations/users", a.Partner(a.listUsers))

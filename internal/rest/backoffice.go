@@ -39,6 +39,8 @@ type multistoreItem struct {
 	Reference      *string         `json:"reference"`
 	Points         json.RawMessage `json:"points"`
 	OccurredAt     json.RawMessage `json:"occurredAt"`
+	PendingUntil   json.RawMessage `json:"pendingUntil"`
+	Pending        bool            `json:"pending"`
 }
 
 type itemResult struct {
@@ -97,7 +99,12 @@ func decodeItem(raw json.RawMessage, now time.Time) earning.ManyItem {
 	case it.Action == nil:
 		return earning.ManyItem{Err: apperr.Field(apperr.CodeMissingField, "action", "action is required")}
 	}
-	return newItem(earning.EarnParams{ExternalUserID: *it.ExternalUserID, Code: *it.Action, Reference: it.Reference}, it.Points, it.OccurredAt, now)
+	until, err := parseTime("pendingUntil", it.PendingUntil)
+	if err != nil {
+		return earning.ManyItem{Err: err}
+	}
+	return newItem(earning.EarnParams{ExternalUserID: *it.ExternalUserID, Code: *it.Action, Reference: it.Reference,
+		PendingUntil: until, Hold: it.Pending}, it.Points, it.OccurredAt, now)
 }
 
 // newItem completes a multistore item with its points and occurredAt and

@@ -64,6 +64,8 @@ type earnRequest struct {
 	OccurredAt     json.RawMessage `json:"occurredAt"`
 	Metadata       json.RawMessage `json:"metadata"`
 	CreateUser     bool            `json:"createUser"`
+	PendingUntil   json.RawMessage `json:"pendingUntil"`
+	Pending        bool            `json:"pending"`
 }
 
 type earnResponse struct {
@@ -74,6 +76,11 @@ type earnResponse struct {
 	Balance    int64     `json:"balance"`
 	Reference  *string   `json:"reference"`
 	OccurredAt time.Time `json:"occurredAt"`
+	// Pending: the points are not spendable yet (not in balance), until
+	// PendingUntil, or, when Held, until the partner confirms the earn.
+	Pending      bool       `json:"pending"`
+	PendingUntil *time.Time `json:"pendingUntil,omitempty"`
+	Held         bool       `json:"held,omitempty"`
 }
 
 // earn is seed 001's buffer/store: award an action's points to a user,
@@ -98,12 +105,17 @@ func (a *API) earn(w *Write) (int, any, error) {
 		trimmed := strings.TrimSpace(*req.Reference)
 		ep.Reference = &trimmed
 	}
-	if err := decodeEarnNumbers(&ep, req.Points, req.OccurredAt); err != nil {
+	err := decodeEarnNumbers(&ep, req.Points, req.OccurredAt)
+	if err != nil {
 		return 0, nil, err
 	}
 	if len(req.Metadata) > 0 && string(req.Metadata) != "null" {
 		ep.Metadata = req.Metadata
 	}
+	if ep.PendingUntil, err = parseTime("pendingUntil", req.PendingUntil); err != nil {
+		return 0, nil, err
+	}
+	ep.Hold = req.Pending
 	// Claimed only once valid, and before the earn, so that a retry whose
 	// earn fails (its own daily cap) gets the first answer.
 	if err := ep.Validate(a.now()); err != nil {
@@ -120,6 +132,7 @@ func (a *API) earn(w *Write) (int, any, error) {
 	return http.StatusCreated, earnResponse{
 		EntryID: e.ID, UserID: e.UserID, Action: ep.Code, Points: e.Points, Balance: e.BalanceAfter,
 		Reference: e.Reference, OccurredAt: e.OccurredAt,
+		Pending: e.Kind == ledger.KindPending, PendingUntil: e.PendingUntil, Held: e.Kind == ledger.KindPending && e.PendingUntil == nil,
 	}, nil
 }
 
