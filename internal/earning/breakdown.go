@@ -13,6 +13,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 )
 
@@ -284,4 +285,27 @@ func (bd *Breakdown) encode() (json.RawMessage, error) {
 		return nil, fmt.Errorf("encode breakdown: %w", err)
 	}
 	return b, nil
+}
+
+// DryRun answers what EarnTx would award for ep, with its breakdown, and
+// changes nothing: it runs the very same earn (checks, caps, modifiers,
+// ledger statement) in a transaction of its own (a savepoint when db is a
+// transaction) that it always rolls back, so no entry, counter, balance,
+// lot, event or campaign budget survives it, and the answer cannot drift
+// from a real earn's. The returned entry is what would have been written
+// (its ID is not: the rolled-back insert only used up a sequence number).
+// A dry run is refused exactly as the earn would be; a reference already
+// used answers CONFLICT.
+func (s *Service) DryRun(ctx context.Context, db bun.IDB, p *partner.Partner, ep EarnParams) (*ledger.Entry, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin dry run: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	e, err := s.EarnTx(ctx, tx, p, ep)
+	if err != nil {
+		return nil, err
+	}
+	e.ID = 0
+	return e, nil
 }
