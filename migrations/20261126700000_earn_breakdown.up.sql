@@ -17,6 +17,12 @@ ALTER TABLE earning_rules
 
 --bun:split
 
+-- A stored multistore item keeps its amount for the job that earns it.
+ALTER TABLE bulk_job_items
+    ADD COLUMN amount bigint CHECK (amount >= 0);
+
+--bun:split
+
 -- How an earn's points were computed (base, then tier and campaign steps,
 -- then caps, and the total); NULL for entries other than earns and for
 -- earns written before this column. Written by the same statement as the
