@@ -12,14 +12,14 @@ ALTER TABLE program_policies
 -- `points` points for every `points_per_amount` minor units, kept as two
 -- integers so no rate is ever a float. NULL: a fixed or variable rule.
 ALTER TABLE earning_rules
-    ADD COLUMN points_per_amount bigint CHECK (points_per_amount BETWEEN 1 AND 1000000000000),
+    ADD COLUMN points_per_amount bigint CHECK (points_per_amount BETWEEN 1 AND 1000000000),
     ADD CONSTRAINT earning_rules_per_amount_not_variable CHECK (points_per_amount IS NULL OR NOT variable_points);
 
 --bun:split
 
 -- A stored multistore item keeps its amount for the job that earns it.
 ALTER TABLE bulk_job_items
-    ADD COLUMN amount bigint CHECK (amount >= 0);
+    ADD COLUMN amount bigint CHECK (amount BETWEEN 0 AND 2000000000);
 
 --bun:split
 

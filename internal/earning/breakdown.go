@@ -17,13 +17,14 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 )
 
-// MaxAmount bounds an earn's amount in minor units: 10^15 (ten trillion
-// euros in cents) is beyond any purchase and stays exact in JavaScript.
-const MaxAmount int64 = 1_000_000_000_000_000
+// MaxAmount bounds an earn's amount in minor units: 2,000,000,000 (20
+// million euros in cents, 2 billion yen). Like every integer of the API
+// it fits in 32 bits, and it is beyond any single purchase.
+const MaxAmount int64 = 2_000_000_000
 
 // MaxPointsPerAmount bounds a rule's pointsPerAmount (the minor units that
 // earn its points).
-const MaxPointsPerAmount int64 = 1_000_000_000_000
+const MaxPointsPerAmount int64 = 1_000_000_000
 
 // How an earn's base points were found.
 const (

@@ -99,6 +99,7 @@ func TestEarnAmount(t *testing.T) {
 	b.rule(t, "spend", earning.RuleInput{Points: 1, PointsPerAmount: ptr(int64(100))})
 	b.rule(t, "spend-capped", earning.RuleInput{Points: 3, PointsPerAmount: ptr(int64(200)), MaxPoints: ptr(int64(50))})
 	b.rule(t, "visit", earning.RuleInput{Points: 5})
+	b.rule(t, "rich", earning.RuleInput{Points: 1000, PointsPerAmount: ptr(int64(1))})
 	b.user(t, "alice")
 
 	for _, tt := range []struct {
@@ -116,8 +117,8 @@ func TestEarnAmount(t *testing.T) {
 		{name: "19.99 at 3 per 2.00", code: "spend-capped", amount: ptr(int64(1999)), total: 29, method: earning.BasePerAmount},
 		{name: "maxPoints caps the total", code: "spend-capped", amount: ptr(int64(10000)), total: 50, method: earning.BasePerAmount,
 			steps: []earning.Step{{Kind: earning.StepCap, Name: "maxPoints", Points: -100}}},
-		{name: "ledger MaxPoints caps the total", code: "spend", amount: ptr(earning.MaxAmount), total: ledger.MaxPoints, method: earning.BasePerAmount,
-			steps: []earning.Step{{Kind: earning.StepCap, Name: "ledger.MaxPoints", Points: ledger.MaxPoints - earning.MaxAmount/100}}},
+		{name: "ledger MaxPoints caps the total", code: "rich", amount: ptr(earning.MaxAmount), total: ledger.MaxPoints, method: earning.BasePerAmount,
+			steps: []earning.Step{{Kind: earning.StepCap, Name: "ledger.MaxPoints", Points: ledger.MaxPoints - earning.MaxAmount*1000}}},
 		{name: "amount on a fixed rule is kept, points unchanged", code: "visit", amount: ptr(int64(12345)), total: 5, method: earning.BaseFixed},
 		{name: "no amount on a fixed rule", code: "visit", total: 5, method: earning.BaseFixed},
 		{name: "per-amount rule without amount", code: "spend", err: apperr.CodeAmountRequired, field: "amount"},

@@ -41,6 +41,7 @@ func TestEarnAmountBreakdownDryRun(t *testing.T) {
 			{"", `{"externalUserId":"alice","action":"spend","amount":"1250"}`, "INVALID_FIELD", "amount", 400},
 			{"", `{"externalUserId":"alice","action":"spend","amount":-1}`, "INVALID_FIELD", "amount", 400},
 			{"", `{"externalUserId":"alice","action":"spend","amount":99999999999999999999}`, "INVALID_FIELD", "amount", 400},
+			{"", `{"externalUserId":"alice","action":"spend","amount":2000000001}`, "INVALID_FIELD", "amount", 400},
 			{"", `{"externalUserId":"alice","action":"spend","amount":99}`, "NO_POINTS_EARNED", "", 422},
 			{"", `{"externalUserId":"alice","action":"spend","amount":100,"points":3}`, "VARIABLE_POINTS_NOT_ALLOWED", "points", 400},
 			{"?dryRun=yes", `{"externalUserId":"alice","action":"spend","amount":100}`, "INVALID_FIELD", "dryRun", 400},
