@@ -30,8 +30,8 @@ const MaxOccurredAtSkew = 5 * time.Minute
 // earn, or each multistore item), the app (GraphQL triggerAction) and
 // tests. Validate holds every rule about its fields; EarnTx and
 // EarnManyTx resolve its user and apply it. Field names in errors are the
-// partner API's (externalUserId, action, points, reference, occurredAt,
-// metadata).
+// partner API's (externalUserId, action, points, amount, reference,
+// occurredAt, metadata).
 type EarnParams struct {
 	// UserID names a user the caller already holds: the app's
 	// authenticated consumer, whom authentication refuses once anonymised.
