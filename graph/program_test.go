@@ -189,7 +189,9 @@ func TestProgramAndHistory(t *testing.T) {
 	require.Empty(t, bd.Errors)
 	require.Contains(t, string(bd.Data), `{"kind":"adjust","breakdown":null}`)
 	var hist struct {
-		History struct{ Edges []struct{ Node struct{ Breakdown *string } } }
+		History struct {
+			Edges []struct{ Node struct{ Breakdown *string } }
+		}
 	}
 	require.NoError(t, json.Unmarshal(bd.Data, &hist))
 	require.JSONEq(t, `{"base":{"method":"variable","points":4},"steps":[],"total":4}`, *hist.History.Edges[1].Node.Breakdown)
