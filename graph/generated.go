@@ -107,6 +107,7 @@ type ComplexityRoot struct {
 	LedgerEntry struct {
 		Action       func(childComplexity int) int
 		BalanceAfter func(childComplexity int) int
+		Breakdown    func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
 		ID           func(childComplexity int) int
 		Kind         func(childComplexity int) int
@@ -261,6 +262,7 @@ type LedgerEntryResolver interface {
 
 	Action(ctx context.Context, obj *ledger.Entry) (*string, error)
 
+	Breakdown(ctx context.Context, obj *ledger.Entry) (*string, error)
 	Voucher(ctx context.Context, obj *ledger.Entry) (*voucher.Voucher, error)
 }
 type MutationResolver interface {
@@ -543,6 +545,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LedgerEntry.BalanceAfter(childComplexity), true
+	case "LedgerEntry.breakdown":
+		if e.ComplexityRoot.LedgerEntry.Breakdown == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEntry.Breakdown(childComplexity), true
 	case "LedgerEntry.createdAt":
 		if e.ComplexityRoot.LedgerEntry.CreatedAt == nil {
 			break
@@ -1439,6 +1447,12 @@ type LedgerEntry {
   occurredAt: Time!
   "When Perks recorded the entry."
   createdAt: Time!
+  """
+  How an earn's points were computed, as a JSON object (base, steps such as
+  tier and campaign multipliers, total; see docs/program.md); null for other
+  entries and for earns older than breakdowns.
+  """
+  breakdown: String
 }
 
 """
@@ -1938,6 +1952,8 @@ func (ec *executionContext) childFields_LedgerEntry(ctx context.Context, field g
 		return ec.fieldContext_LedgerEntry_occurredAt(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_LedgerEntry_createdAt(ctx, field)
+	case "breakdown":
+		return ec.fieldContext_LedgerEntry_breakdown(ctx, field)
 	case "voucher":
 		return ec.fieldContext_LedgerEntry_voucher(ctx, field)
 	}
@@ -3663,6 +3679,29 @@ func (ec *executionContext) _LedgerEntry_createdAt(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_LedgerEntry_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("LedgerEntry", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LedgerEntry_breakdown(ctx context.Context, field graphql.CollectedField, obj *ledger.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEntry_breakdown(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LedgerEntry().Breakdown(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEntry_breakdown(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEntry", field, true, true, "String")
 }
 
 func (ec *executionContext) _LedgerEntry_voucher(ctx context.Context, field graphql.CollectedField, obj *ledger.Entry) (ret graphql.Marshaler) {
@@ -7367,6 +7406,12 @@ func (ec *executionContext) _LedgerEntry(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "breakdown":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LedgerEntry_breakdown(ctx, field, obj)
+				})
 		case "voucher":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,

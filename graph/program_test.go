@@ -184,6 +184,18 @@ func TestProgramAndHistory(t *testing.T) {
 	res := env.Partner("acme", http.MethodPost, "/integrations/users/hist-user/adjustments", []byte(`{"points":-3,"reason":"correction"}`))
 	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
 
+	// Each earn says how its points were computed; the adjustment has no breakdown.
+	bd := env.GraphQL(tok, `{ history(first: 2) { edges { node { kind breakdown } } } }`, nil)
+	require.Empty(t, bd.Errors)
+	require.Contains(t, string(bd.Data), `{"kind":"adjust","breakdown":null}`)
+	var hist struct {
+		History struct {
+			Edges []struct{ Node struct{ Breakdown *string } }
+		}
+	}
+	require.NoError(t, json.Unmarshal(bd.Data, &hist))
+	require.JSONEq(t, `{"base":{"method":"variable","points":4},"steps":[],"total":4}`, *hist.History.Edges[1].Node.Breakdown)
+
 	var all []int
 	var after any
 	for page := 0; page < 10; page++ {

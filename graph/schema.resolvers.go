@@ -116,6 +116,14 @@ func (r *ledgerEntryResolver) Action(ctx context.Context, obj *ledger.Entry) (*s
 	return obj.ActionCode, nil
 }
 
+func (r *ledgerEntryResolver) Breakdown(ctx context.Context, obj *ledger.Entry) (*string, error) {
+	if len(obj.Breakdown) == 0 {
+		return nil, nil
+	}
+	s := string(obj.Breakdown)
+	return &s, nil
+}
+
 func (r *ledgerEntryResolver) Voucher(ctx context.Context, obj *ledger.Entry) (*voucher.Voucher, error) {
 	l, _, err := loaders(ctx)
 	if err != nil {

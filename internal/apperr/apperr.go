@@ -88,6 +88,11 @@ const (
 	CodeDailyCapReached      Code = "DAILY_CAP_REACHED"
 	CodeLifetimeCapReached   Code = "LIFETIME_CAP_REACHED"
 	CodeVariablePointsDenied Code = "VARIABLE_POINTS_NOT_ALLOWED"
+	// CodeAmountRequired: a per-amount rule was earned without an amount.
+	CodeAmountRequired Code = "AMOUNT_REQUIRED"
+	// CodeNoPointsEarned: the earn computes to no points (an amount too
+	// small for the rule's rate); nothing was recorded.
+	CodeNoPointsEarned Code = "NO_POINTS_EARNED"
 )
 
 // Earn lifecycle errors: reversal (POST /integrations/actions/{reference}/reverse)

@@ -63,6 +63,8 @@ var catalog = map[Code]Info{
 	CodeDailyCapReached:      {422, "Daily cap reached", "The user reached this action's daily cap (in the partner's time zone); try again tomorrow."},
 	CodeLifetimeCapReached:   {422, "Lifetime cap reached", "The user reached this action's lifetime cap; it cannot be earned again."},
 	CodeVariablePointsDenied: {400, "Variable points not allowed", "Omit `points`: this rule awards a fixed amount."},
+	CodeAmountRequired:       {400, "Amount required", "This rule awards points per amount spent: send `amount`, a whole number of minor units (cents) of the program's currency."},
+	CodeNoPointsEarned:       {422, "No points earned", "The amount is too small for the rule's rate (points are rounded down); nothing was recorded. `POST /integrations/actions?dryRun=true` shows the computation."},
 
 	CodeEarnNotFound:        {404, "Earn not found", "No earn of yours has this reference (an earn of another partner is not found either): check the earn's `reference` (URL-escaped in the path). Nothing was changed."},
 	CodeEarnFullyReversed:   {409, "Earn fully reversed", "Every point of this earn was already reversed; nothing was changed. Treat it as done."},

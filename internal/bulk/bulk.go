@@ -83,6 +83,7 @@ type Item struct {
 	UserHash   []byte     `bun:"user_hash"`
 	ActionCode *string    `bun:"action_code"`
 	Points     *int64     `bun:"points"`
+	Amount     *int64     `bun:"amount"`
 	Reference  *string    `bun:"reference"`
 	OccurredAt *time.Time `bun:"occurred_at"`
 	Status     string     `bun:"status"`
@@ -165,6 +166,7 @@ func (s *Service) EnqueueMultistoreTx(ctx context.Context, tx bun.Tx, partnerID 
 		items[i].UserHash = s.Users.ExternalIDHash(partnerID, it.ExternalUserID)
 		action := it.Code
 		items[i].ActionCode, items[i].Points, items[i].Reference = &action, it.Points, it.Reference
+		items[i].Amount = it.Amount
 		if !it.OccurredAt.IsZero() {
 			at := it.OccurredAt
 			items[i].OccurredAt = &at

@@ -156,7 +156,7 @@ func (s *Service) processEarns(ctx context.Context, tx bun.Tx, partnerID uuid.UU
 	}
 	many := make([]earning.ManyItem, len(items))
 	for i, it := range items {
-		m := earning.ManyItem{EarnParams: earning.EarnParams{Points: it.Points, Reference: it.Reference,
+		m := earning.ManyItem{EarnParams: earning.EarnParams{Points: it.Points, Amount: it.Amount, Reference: it.Reference,
 			PendingUntil: it.PendingUntil, Hold: it.Held}, UserHash: it.UserHash}
 		if it.ActionCode != nil {
 			m.Code = *it.ActionCode

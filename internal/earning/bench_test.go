@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/dbtest"
 	"github.com/perkshq/perks/internal/earning"
@@ -20,9 +21,11 @@ import (
 
 // BenchmarkEarnTx is one earn in a long transaction, without a policy and
 // with a rolling one (pending lots), and the policy read alone: what the
-// policy costs an earn.
+// policy costs an earn. per-amount earns with an amount on a per-amount
+// rule; modifiers adds a tier and two campaign steps (in-memory modifiers:
+// the pipeline's own cost, not tiers' or campaigns' queries).
 func BenchmarkEarnTx(b *testing.B) {
-	for _, name := range []string{"no-policy", "policy", "policy-read"} {
+	for _, name := range []string{"no-policy", "policy", "policy-read", "per-amount", "modifiers"} {
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
 			tx := dbtest.Tx(b)
@@ -38,7 +41,25 @@ func BenchmarkEarnTx(b *testing.B) {
 					PendingDays: 7, NegativeBalance: program.NegativeForbid, ExpiryWarningDays: 30})
 				require.NoError(b, err)
 			}
-			_, _, err = svc.PutRule(ctx, tx, p.ID, "buy", earning.RuleInput{Name: "buy", Points: 5, Enabled: true})
+			rule := earning.RuleInput{Name: "buy", Points: 5, Enabled: true}
+			ep := earning.EarnParams{ExternalUserID: "bench", Code: "buy"}
+			if name == "per-amount" || name == "modifiers" {
+				rule.PointsPerAmount, ep.Amount = ptr(int64(100)), ptr(int64(1999))
+			}
+			if name == "modifiers" {
+				m, err := earning.ParseMultiplier("1.25")
+				require.NoError(b, err)
+				svc.Tier = earning.ModifierFunc(func(_ context.Context, _ bun.IDB, e *earning.Earn) ([]earning.Step, error) {
+					return []earning.Step{earning.MultiplierStep(earning.StepTier, "gold", "Gold", e.Base, m)}, nil
+				})
+				svc.Campaigns = earning.ModifierFunc(func(_ context.Context, _ bun.IDB, e *earning.Earn) ([]earning.Step, error) {
+					return []earning.Step{
+						earning.MultiplierStep(earning.StepCampaign, "weekend", "Double weekend", e.Points, 2*earning.MultiplierOne),
+						earning.BonusStep(earning.StepCampaign, "welcome", "Welcome", 10),
+					}, nil
+				})
+			}
+			_, _, err = svc.PutRule(ctx, tx, p.ID, "buy", rule)
 			require.NoError(b, err)
 			_, err = users.UpsertTx(ctx, tx, p.ID, "bench", user.Profile{})
 			require.NoError(b, err)
@@ -47,7 +68,7 @@ func BenchmarkEarnTx(b *testing.B) {
 				if name == "policy-read" {
 					_, err = (&program.Service{}).Get(ctx, tx, p.ID)
 				} else {
-					_, err = svc.EarnTx(ctx, tx, p, earning.EarnParams{ExternalUserID: "bench", Code: "buy"})
+					_, err = svc.EarnTx(ctx, tx, p, ep)
 				}
 				require.NoError(b, err)
 			}

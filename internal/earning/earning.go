@@ -45,10 +45,15 @@ type Rule struct {
 	Enabled           bool       `bun:"enabled"`
 	// PendingDays and ExpiryDays override the program policy's for points
 	// earned with this rule (nil: the policy applies); see program.Resolve.
-	PendingDays *int      `bun:"pending_days"`
-	ExpiryDays  *int      `bun:"expiry_days"`
-	CreatedAt   time.Time `bun:"created_at"`
-	UpdatedAt   time.Time `bun:"updated_at"`
+	PendingDays *int `bun:"pending_days"`
+	ExpiryDays  *int `bun:"expiry_days"`
+	// PointsPerAmount makes a per-amount rule: an earn sends an amount
+	// and gets floor(amount × Points ÷ PointsPerAmount), Points points
+	// for every PointsPerAmount minor units (nil: a fixed or variable
+	// rule). Two integers, so the rate is exact.
+	PointsPerAmount *int64    `bun:"points_per_amount"`
+	CreatedAt       time.Time `bun:"created_at"`
+	UpdatedAt       time.Time `bun:"updated_at"`
 
 	// inserted is read back from an upsert to tell create from replace.
 	Inserted bool `bun:"inserted,scanonly"`
@@ -82,6 +87,13 @@ type Service struct {
 	// Users resolves the partner's external user ids of earns.
 	Users *user.Service
 	Now   func() time.Time
+
+	// Tier and Campaigns are the breakdown's modifiers (see Modifier),
+	// called in the earn's transaction in this fixed order: the tier
+	// multiplier on the rule's points, then the campaigns on top. Nil
+	// (the default) applies none.
+	Tier      Modifier
+	Campaigns Modifier
 
 	zones sync.Map // time zone name -> *time.Location
 }
@@ -118,6 +130,10 @@ type RuleInput struct {
 	// policy; nil means the policy applies.
 	PendingDays *int
 	ExpiryDays  *int
+	// PointsPerAmount (1..MaxPointsPerAmount) makes Points the points
+	// awarded for every PointsPerAmount minor units of an earn's amount;
+	// not with VariablePoints.
+	PointsPerAmount *int64
 }
 
 func (in RuleInput) validate() error {
@@ -136,9 +152,17 @@ func (in RuleInput) validate() error {
 	if err := ledger.ValidatePoints("points", in.Points); err != nil {
 		return err
 	}
+	if in.PointsPerAmount != nil {
+		if in.VariablePoints {
+			return apperr.Field(apperr.CodeInvalidField, "pointsPerAmount", "pointsPerAmount and variablePoints cannot both be set")
+		}
+		if *in.PointsPerAmount < 1 || *in.PointsPerAmount > MaxPointsPerAmount {
+			return apperr.Field(apperr.CodeInvalidField, "pointsPerAmount", "pointsPerAmount must be a whole number of minor units from 1 to %d", MaxPointsPerAmount)
+		}
+	}
 	if in.MaxPoints != nil {
-		if !in.VariablePoints {
-			return apperr.Field(apperr.CodeInvalidField, "maxPoints", "maxPoints only applies when variablePoints is true")
+		if !in.VariablePoints && in.PointsPerAmount == nil {
+			return apperr.Field(apperr.CodeInvalidField, "maxPoints", "maxPoints only applies when variablePoints is true or pointsPerAmount is set")
 		}
 		if err := ledger.ValidatePoints("maxPoints", *in.MaxPoints); err != nil {
 			return err
@@ -184,7 +208,7 @@ func (s *Service) PutRule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, 
 		VariablePoints: in.VariablePoints, MaxPoints: clone(in.MaxPoints), ClientTriggerable: in.ClientTriggerable,
 		LifetimeCap: clone(in.LifetimeCap), DailyCap: clone(in.DailyCap), CooldownSeconds: clone(in.CooldownSeconds),
 		ActiveFrom: clone(in.ActiveFrom), ActiveUntil: clone(in.ActiveUntil), Enabled: in.Enabled, CreatedAt: now, UpdatedAt: now,
-		PendingDays: clone(in.PendingDays), ExpiryDays: clone(in.ExpiryDays),
+		PendingDays: clone(in.PendingDays), ExpiryDays: clone(in.ExpiryDays), PointsPerAmount: clone(in.PointsPerAmount),
 	}
 	err := db.NewInsert().Model(r).
 		On("CONFLICT (partner_id, code) DO UPDATE").
@@ -194,6 +218,7 @@ func (s *Service) PutRule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, 
 		Set("daily_cap = EXCLUDED.daily_cap, cooldown_seconds = EXCLUDED.cooldown_seconds").
 		Set("active_from = EXCLUDED.active_from, active_until = EXCLUDED.active_until, enabled = EXCLUDED.enabled").
 		Set("pending_days = EXCLUDED.pending_days, expiry_days = EXCLUDED.expiry_days").
+		Set("points_per_amount = EXCLUDED.points_per_amount").
 		Set("updated_at = EXCLUDED.updated_at").
 		Returning("*, (xmax = 0) AS inserted").
 		Scan(ctx)
@@ -240,6 +265,7 @@ type ruleAndPolicy struct {
 	PolExpiryRoundToMonthEnd *bool    `bun:"pol_round,scanonly"`
 	PolExpiryDates           []string `bun:"pol_expiry_dates,array,scanonly"`
 	PolPendingDays           *int     `bun:"pol_pending_days,scanonly"`
+	PolCurrency              *string  `bun:"pol_currency,scanonly"`
 }
 
 // ruleWithPolicy loads one rule and the partner's policy (program.Default
@@ -247,7 +273,8 @@ type ruleAndPolicy struct {
 func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string) (*Rule, program.Policy, error) {
 	var row ruleAndPolicy
 	err := db.NewRaw(`SELECT r.*, pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
-		pp.expiry_round_to_month_end AS pol_round, pp.expiry_dates AS pol_expiry_dates, pp.pending_days AS pol_pending_days
+		pp.expiry_round_to_month_end AS pol_round, pp.expiry_dates AS pol_expiry_dates, pp.pending_days AS pol_pending_days,
+		pp.currency AS pol_currency
 		FROM earning_rules r LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
 		WHERE r.partner_id = ? AND r.code = ?`, partnerID, code).Scan(ctx, &row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -263,6 +290,7 @@ func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid
 		if row.PolPendingDays != nil {
 			pol.PendingDays = *row.PolPendingDays
 		}
+		pol.Currency = row.PolCurrency
 	}
 	r := row.Rule
 	return &r, pol, nil

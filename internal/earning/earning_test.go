@@ -126,6 +126,10 @@ func TestEarnParamsValidate(t *testing.T) {
 		{"reference with a NUL", func(ep *earning.EarnParams) { ep.Reference = ptr("a\x00") }, apperr.CodeInvalidField, "reference"},
 		{"reference too long", func(ep *earning.EarnParams) { ep.Reference = ptr(strings.Repeat("r", 256)) }, apperr.CodeInvalidField, "reference"},
 		{"occurredAt in the future", func(ep *earning.EarnParams) { ep.OccurredAt = now.Add(earning.MaxOccurredAtSkew + time.Second) }, apperr.CodeInvalidField, "occurredAt"},
+		{"amount zero", func(ep *earning.EarnParams) { ep.Amount = ptr(int64(0)) }, "", ""},
+		{"amount at the bound", func(ep *earning.EarnParams) { ep.Amount = ptr(earning.MaxAmount) }, "", ""},
+		{"negative amount", func(ep *earning.EarnParams) { ep.Amount = ptr(int64(-1)) }, apperr.CodeInvalidField, "amount"},
+		{"amount above the bound", func(ep *earning.EarnParams) { ep.Amount = ptr(earning.MaxAmount + 1) }, apperr.CodeInvalidField, "amount"},
 		{"metadata an array", func(ep *earning.EarnParams) { ep.Metadata = json.RawMessage(`[1]`) }, apperr.CodeInvalidField, "metadata"},
 		{"metadata a string", func(ep *earning.EarnParams) { ep.Metadata = json.RawMessage(`"x"`) }, apperr.CodeInvalidField, "metadata"},
 		{"metadata too large", func(ep *earning.EarnParams) {

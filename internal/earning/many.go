@@ -43,6 +43,9 @@ type ManyResult struct {
 	// and nothing new is written.
 	Duplicate bool
 	Balance   *int64
+	// Breakdown is how the item's points were computed (nil for a
+	// duplicate or a failed item).
+	Breakdown *Breakdown
 	Err       *apperr.Error
 }
 
@@ -114,8 +117,10 @@ type batch struct {
 	items      []ManyItem
 	now, today time.Time
 	res        []ManyResult
-	// points each item awards, once pre-checked.
+	// points each item awards, once decided (its breakdown's total), and
+	// the base each pre-checked item computes from.
 	points []int64
+	bases  []Base
 	// The partner's program policy, loaded once per attempt, and the
 	// partner's time zone: they date each item's lot (program.Resolve).
 	policy program.Policy
@@ -157,7 +162,7 @@ func (b *batch) fail(i int, err error) {
 func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem) ([]ManyResult, error) {
 	now := s.Now().UTC()
 	b := &batch{p: p, items: items, now: now, today: s.day(p, now),
-		res: make([]ManyResult, len(items)), points: make([]int64, len(items)), loc: s.location(p),
+		res: make([]ManyResult, len(items)), points: make([]int64, len(items)), bases: make([]Base, len(items)), loc: s.location(p),
 		availableAt: make([]time.Time, len(items)), expiresAt: make([]*time.Time, len(items)), held: make([]bool, len(items))}
 	if err := b.loadRules(ctx, tx); err != nil {
 		return nil, err
@@ -176,7 +181,9 @@ func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, i
 	if err := b.lockBalances(ctx, tx); err != nil {
 		return nil, err
 	}
-	b.decide()
+	if err := s.decide(ctx, tx, b); err != nil {
+		return nil, err
+	}
 	if len(b.accepted) == 0 {
 		return b.res, nil
 	}
@@ -249,8 +256,8 @@ func (b *batch) loadRules(ctx context.Context, tx bun.Tx) error {
 
 // precheck fails, before anything is locked, the items no lock can save:
 // errors found before the batch, unknown rules, and the rule's own checks
-// (Rule.decide: inactive, points it refuses). It records each remaining
-// item's points and returns their references.
+// (Rule.decide: inactive, points or amount it refuses). It records each
+// remaining item's base and returns their references.
 func (b *batch) precheck() []string {
 	var refs []string
 	for i, it := range b.items {
@@ -263,12 +270,11 @@ func (b *batch) precheck() []string {
 			b.fail(i, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", it.Code))
 			continue
 		}
-		points, err := r.decide(&b.items[i].EarnParams, b.now)
-		if err != nil {
+		if err := r.decide(&b.items[i].EarnParams, b.now); err != nil {
 			b.fail(i, err)
 			continue
 		}
-		b.points[i] = points
+		b.bases[i] = r.base(&b.items[i].EarnParams, b.policy.Currency)
 		if it.Reference != nil {
 			refs = append(refs, *it.Reference)
 		}
@@ -376,31 +382,80 @@ func (b *batch) lockBalances(ctx context.Context, tx bun.Tx) error {
 }
 
 // decide settles every pre-checked item in input order against the locked
-// rows, in memory: a reference seen before makes it a duplicate (or a
-// conflict, for another user), then the balance ceiling, then the caps and
-// cooldown (admit). An accepted item updates the in-memory balance and
-// counter, so later items of the same user see it.
-func (b *batch) decide() {
+// rows: a reference seen before makes it a duplicate (or a conflict, for
+// another user), then the caps and cooldown (admit), then its breakdown
+// (EarnTx's pipeline: modifiers, cap, NO_POINTS_EARNED), then the balance
+// ceiling. An accepted item updates the in-memory balance and counter, so
+// later items of the same user see it. It is in memory unless the service
+// has modifiers: then each item's modifiers run under a savepoint, undone
+// when the item is refused after them, so a refused item consumes no
+// campaign budget.
+func (s *Service) decide(ctx context.Context, tx bun.Tx, b *batch) error {
 	batchRef := map[string]int{} // reference -> accepted item
 	b.dupOf = map[int]int{}
 	b.touched = map[counterKey]bool{}
+	modifiers := s.Tier != nil || s.Campaigns != nil
 	for i, it := range b.items {
 		if b.res[i].Err != nil || b.repeatsReference(i, batchRef) {
 			continue
 		}
-		bal := b.balances[it.UserID]
-		if bal.Points+b.points[i] > ledger.MaxBalance || bal.LifetimeEarned+b.points[i] > ledger.MaxBalance {
-			b.fail(i, apperr.New(apperr.CodePointsOutOfRange, "the balance would exceed the maximum of %d points", ledger.MaxBalance))
-			continue
-		}
-		if r := b.rules[it.Code]; r.limited() {
-			k := counterKey{it.UserID, it.Code}
-			if err := admit(r, b.counters[k], b.today, b.now); err != nil {
+		r := b.rules[it.Code]
+		var counter *Counter
+		var before Counter
+		if r.limited() {
+			counter = b.counters[counterKey{it.UserID, it.Code}]
+			before = *counter
+			if err := admit(r, counter, b.today, b.now); err != nil {
 				b.fail(i, err)
 				continue
 			}
-			b.touched[k] = true
 		}
+		// undo forgets the item's admission and its modifiers' writes.
+		undo := func() error {
+			if counter != nil {
+				*counter = before
+			}
+			if modifiers {
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT earn_item"); err != nil {
+					return fmt.Errorf("rollback to savepoint: %w", err)
+				}
+			}
+			return nil
+		}
+		if modifiers {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT earn_item"); err != nil {
+				return fmt.Errorf("savepoint: %w", err)
+			}
+		}
+		bd, err := s.breakdownTx(ctx, tx, &Earn{Partner: b.p, UserID: it.UserID, Rule: r, Params: &b.items[i].EarnParams, Now: b.now}, b.bases[i])
+		if err != nil {
+			if uerr := undo(); uerr != nil {
+				return uerr
+			}
+			if apperr.As(err) == nil {
+				return err
+			}
+			b.fail(i, err)
+			continue
+		}
+		b.points[i] = bd.Total
+		bal := b.balances[it.UserID]
+		if bal.Points+b.points[i] > ledger.MaxBalance || bal.LifetimeEarned+b.points[i] > ledger.MaxBalance {
+			if err := undo(); err != nil {
+				return err
+			}
+			b.fail(i, apperr.New(apperr.CodePointsOutOfRange, "the balance would exceed the maximum of %d points", ledger.MaxBalance))
+			continue
+		}
+		if modifiers {
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT earn_item"); err != nil {
+				return fmt.Errorf("release savepoint: %w", err)
+			}
+		}
+		if counter != nil {
+			b.touched[counterKey{it.UserID, it.Code}] = true
+		}
+		b.res[i].Breakdown = &bd
 		// Points held pending count in pending_points, not in the balance
 		// nor the lifetime total, until ledger.ActivateDueTx.
 		b.availableAt[i], b.expiresAt[i], b.held[i] = it.lotDates(b.policy, b.rules[it.Code].overrides(), b.now, b.loc)
@@ -417,6 +472,7 @@ func (b *batch) decide() {
 		}
 		b.accepted = append(b.accepted, i)
 	}
+	return nil
 }
 
 // pending reports whether accepted item i holds its points pending.
@@ -498,6 +554,7 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 		eKinds   = make([]string, n)
 		eAvail   = make([]*time.Time, n)
 		eExpires = make([]*time.Time, n)
+		eBreak   = make([]string, n)
 		events   = make([]*event.Event, 0, n)
 	)
 	for k, i := range b.accepted {
@@ -520,6 +577,11 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 			// ledger.ApplyTx's.
 			eKinds[k], eAvail[k] = string(ledger.KindPending), ledger.PendingUntil(b.held[i], b.availableAt[i])
 		}
+		raw, err := b.res[i].Breakdown.encode()
+		if err != nil {
+			return nil, err
+		}
+		eBreak[k] = string(raw)
 		id := ids[k]
 		b.res[i].EntryID = &id
 		uid := it.UserID
@@ -534,12 +596,12 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 	// Each entry gets its lot, dated by the policy (decide), in the same
 	// statement; the balances are locked (lockBalances).
 	_, err := tx.NewRaw(`WITH t AS (
-		SELECT * FROM unnest(?::bigint[], ?::uuid[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::timestamptz[])
-		AS t(id, u, pts, after, reason, code, ref, at, kind, avail, exp)
+		SELECT * FROM unnest(?::bigint[], ?::uuid[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::jsonb[])
+		AS t(id, u, pts, after, reason, code, ref, at, kind, avail, exp, bd)
 	), e AS (
-		INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, action_code, reference, occurred_at, created_at)
+		INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, action_code, reference, occurred_at, created_at, breakdown)
 		OVERRIDING SYSTEM VALUE
-		SELECT ?, id, u, kind, pts, after, reason, code, ref, at, ?
+		SELECT ?, id, u, kind, pts, after, reason, code, ref, at, ?, bd
 		FROM t
 		RETURNING partner_id, id, created_at
 	)
@@ -553,7 +615,7 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 	LATERAL (SELECT p.pending, CASE WHEN p.pending THEN t.pts ELSE least(t.pts, greatest(t.after, 0)) END AS remaining) r`,
 		pgdialect.Array(eIDs), pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
 		pgdialect.Array(eReasons), pgdialect.Array(eCodes), pgdialect.Array(eRefs), pgdialect.Array(eAt),
-		pgdialect.Array(eKinds), pgdialect.Array(eAvail), pgdialect.Array(eExpires), b.p.ID, b.now).Exec(ctx)
+		pgdialect.Array(eKinds), pgdialect.Array(eAvail), pgdialect.Array(eExpires), pgdialect.Array(eBreak), b.p.ID, b.now).Exec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d entries: %w", n, err)
 	}

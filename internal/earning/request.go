@@ -30,8 +30,8 @@ const MaxOccurredAtSkew = 5 * time.Minute
 // earn, or each multistore item), the app (GraphQL triggerAction) and
 // tests. Validate holds every rule about its fields; EarnTx and
 // EarnManyTx resolve its user and apply it. Field names in errors are the
-// partner API's (externalUserId, action, points, reference, occurredAt,
-// metadata).
+// partner API's (externalUserId, action, points, amount, reference,
+// occurredAt, metadata).
 type EarnParams struct {
 	// UserID names a user the caller already holds: the app's
 	// authenticated consumer, whom authentication refuses once anonymised.
@@ -45,6 +45,11 @@ type EarnParams struct {
 	Code string
 	// Points overrides the rule's amount; only for variable-points rules.
 	Points *int64
+	// Amount is what the user spent, in minor units of the program's
+	// currency (0..MaxAmount). A per-amount rule requires it and computes
+	// the points from it; any other rule keeps it in the breakdown (for the
+	// record and campaign conditions) without changing its points.
+	Amount *int64
 	// Reference, when set, makes the earn exactly-once per partner: 1 to
 	// 255 printable ASCII characters, no spaces.
 	Reference *string
@@ -84,6 +89,9 @@ func (ep *EarnParams) Validate(now time.Time) error {
 		if err := ledger.ValidatePoints("points", *ep.Points); err != nil {
 			return err
 		}
+	}
+	if ep.Amount != nil && (*ep.Amount < 0 || *ep.Amount > MaxAmount) {
+		return apperr.Field(apperr.CodeInvalidField, "amount", "amount must be a whole number of minor units from 0 to %d", MaxAmount)
 	}
 	if ep.Reference != nil {
 		if err := idempotency.ValidateKey("reference", *ep.Reference); err != nil {
@@ -187,8 +195,7 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 	if err != nil {
 		return nil, err
 	}
-	points, err := r.decide(&ep, now)
-	if err != nil {
+	if err := r.decide(&ep, now); err != nil {
 		return nil, err
 	}
 	if r.limited() {
@@ -196,37 +203,57 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 			return nil, err
 		}
 	}
+	bd, err := s.breakdownTx(ctx, tx, &Earn{Partner: p, UserID: userID, Rule: r, Params: &ep, Now: now}, r.base(&ep, pol.Currency))
+	if err != nil {
+		return nil, err
+	}
+	raw, err := bd.encode()
+	if err != nil {
+		return nil, err
+	}
 	availableAt, expiresAt, held := ep.lotDates(pol, r.overrides(), now, s.location(p))
 	return s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
-		UserID: userID, Kind: ledger.KindEarn, Points: points, Reason: r.Name, ActionCode: r.Code,
+		UserID: userID, Kind: ledger.KindEarn, Points: bd.Total, Reason: r.Name, ActionCode: r.Code,
 		Reference: ep.reference(), Metadata: ep.Metadata, OccurredAt: ep.OccurredAt,
-		AvailableAt: availableAt, ExpiresAt: expiresAt, Held: held,
+		AvailableAt: availableAt, ExpiresAt: expiresAt, Held: held, Breakdown: raw,
 	})
 }
 
-// decide applies the rule's checks that need no lock to one earn and says
-// how many points it awards.
-func (r *Rule) decide(ep *EarnParams, now time.Time) (int64, error) {
+// decide applies the rule's checks that need no lock to one earn; base
+// then says how it computes. A per-amount rule requires an amount
+// (AMOUNT_REQUIRED) and refuses points; an amount on any other rule is
+// accepted and kept in the breakdown, never changing its points.
+func (r *Rule) decide(ep *EarnParams, now time.Time) error {
 	if ep.ByClient && !r.ClientTriggerable {
-		return 0, apperr.New(apperr.CodeActionNotAllowed, "action %q cannot be triggered from the app", ep.Code)
+		return apperr.New(apperr.CodeActionNotAllowed, "action %q cannot be triggered from the app", ep.Code)
 	}
 	if !r.Active(now) {
-		return 0, apperr.New(apperr.CodeActionInactive, "action %q is not active", ep.Code)
+		return apperr.New(apperr.CodeActionInactive, "action %q is not active", ep.Code)
+	}
+	if r.PointsPerAmount != nil {
+		if ep.Points != nil {
+			return apperr.Field(apperr.CodeVariablePointsDenied, "points", "action %q computes points from amount; omit points", ep.Code)
+		}
+		if ep.Amount == nil {
+			return apperr.Field(apperr.CodeAmountRequired, "amount", "action %q awards points per amount spent: send amount in minor units", ep.Code)
+		}
+		return nil
 	}
 	if ep.Points == nil {
-		return r.Points, nil
+		return nil
 	}
 	if !r.VariablePoints {
-		return 0, apperr.Field(apperr.CodeVariablePointsDenied, "points", "action %q awards a fixed %d points; omit points", ep.Code, r.Points)
+		return apperr.Field(apperr.CodeVariablePointsDenied, "points", "action %q awards a fixed %d points; omit points", ep.Code, r.Points)
 	}
 	max := r.maxPoints()
 	if *ep.Points < 1 || *ep.Points > max {
-		return 0, apperr.Field(apperr.CodePointsOutOfRange, "points", "points must be a whole number from 1 to %d for action %q", max, ep.Code)
+		return apperr.Field(apperr.CodePointsOutOfRange, "points", "points must be a whole number from 1 to %d for action %q", max, ep.Code)
 	}
-	return *ep.Points, nil
+	return nil
 }
 
-// maxPoints is the most one earn of a variable-points rule may award.
+// maxPoints is the most one earn of the rule may award: its maxPoints
+// (variable-points and per-amount rules), else ledger.MaxPoints.
 func (r *Rule) maxPoints() int64 {
 	if r.MaxPoints != nil {
 		return *r.MaxPoints

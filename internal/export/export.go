@@ -236,7 +236,8 @@ LEFT JOIN LATERAL (
 	SELECT coalesce(json_agg(json_build_object(
 		'entryId', e.id, 'kind', e.kind, 'action', e.action_code, 'points', e.points,
 		'balanceAfter', e.balance_after, 'reason', e.reason, 'reference', e.reference,
-		'sourceType', e.source_type, 'sourceId', e.source_id, 'occurredAt', e.occurred_at) ORDER BY e.id), '[]'::json) AS actions
+		'sourceType', e.source_type, 'sourceId', e.source_id, 'occurredAt', e.occurred_at,
+		'breakdown', e.breakdown) ORDER BY e.id), '[]'::json) AS actions
 	FROM ledger_entries e
 	WHERE e.partner_id = $1 AND e.user_id = u.id AND e.xid >= $2::xid8 AND e.xid < $3::xid8
 ) a ON true

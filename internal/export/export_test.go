@@ -33,8 +33,11 @@ type line struct {
 	Profile *json.RawMessage `json:"profile"`
 	Balance int64            `json:"balance"`
 	Actions []struct {
-		EntryID int64 `json:"entryId"`
-		Points  int64 `json:"points"`
+		EntryID   int64 `json:"entryId"`
+		Points    int64 `json:"points"`
+		Breakdown *struct {
+			Total int64 `json:"total"`
+		} `json:"breakdown"`
 	} `json:"actions"`
 	Gifts []struct {
 		VoucherID string `json:"voucherId"`
@@ -325,6 +328,14 @@ func TestExportFormatsAndCursorBinding(t *testing.T) {
 		var acts []map[string]any
 		require.NoError(t, json.Unmarshal([]byte(row[col("actions")]), &acts))
 		require.Len(t, acts, len(nd[i].Actions))
+		if len(acts) > 0 {
+			// Each earn carries the breakdown of its points.
+			require.EqualValues(t, acts[0]["points"], acts[0]["breakdown"].(map[string]any)["total"])
+		}
+		for _, a := range nd[i].Actions {
+			require.NotNil(t, a.Breakdown, "an earn's breakdown is exported")
+			require.Equal(t, a.Points, a.Breakdown.Total)
+		}
 	}
 
 	// Nothing changed since: the next export is empty.

@@ -81,6 +81,9 @@ type Entry struct {
 	// points become available; nil when held until confirmed (and on
 	// entries read back: the lot has the date).
 	PendingUntil *time.Time `bun:"-"`
+	// Breakdown is how an earn's points were computed (earning.Breakdown
+	// as JSON); nil on other entries and on earns older than it.
+	Breakdown json.RawMessage `bun:"breakdown,type:jsonb,nullzero"`
 }
 
 // Balance is a user's current points and lifetime earnings.
@@ -121,6 +124,9 @@ type Change struct {
 	// CancelTx removes it; ActivateDueTx never does. Its lot's
 	// available_at is NULL.
 	Held bool
+	// Breakdown, a JSON object, is stored on the entry of a credit (the
+	// earn's computation, see earning.Breakdown); debits ignore it.
+	Breakdown json.RawMessage
 }
 
 // Service applies changes.
@@ -188,6 +194,9 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 		Reason: c.Reason, ActionCode: opt(c.ActionCode), SourceType: opt(c.SourceType), SourceID: opt(c.SourceID),
 		Reference: opt(c.Reference), Metadata: c.Metadata, OccurredAt: c.OccurredAt.UTC(), CreatedAt: now,
 	}
+	if delta > 0 {
+		e.Breakdown = c.Breakdown
+	}
 	var metadata *string
 	if len(c.Metadata) > 0 {
 		m := string(c.Metadata)
@@ -222,7 +231,12 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 			x := c.ExpiresAt.UTC()
 			expiresAt = &x
 		}
-		args = append(args, availableAt, expiresAt)
+		var breakdown *string
+		if len(c.Breakdown) > 0 {
+			b := string(c.Breakdown)
+			breakdown = &b
+		}
+		args = append(args, availableAt, expiresAt, breakdown)
 	}
 	row, err := database.QueryRow(ctx, tx, query, args...)
 	allocated := int64(0)
@@ -282,6 +296,11 @@ const appendEntry = `
 INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, reason, action_code, source_type, source_id, reference, metadata, occurred_at, created_at)
 SELECT $1, $2, $6, $3, moved.points, $7, $8, $9, $10, $11, $12::jsonb, $13, $4 FROM moved`
 
+// appendCreditEntry is appendEntry with the breakdown ($16), for credits.
+const appendCreditEntry = `
+INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, reason, action_code, source_type, source_id, reference, metadata, occurred_at, created_at, breakdown)
+SELECT $1, $2, $6, $3, moved.points, $7, $8, $9, $10, $11, $12::jsonb, $13, $4, $16::jsonb FROM moved`
+
 // appendLot is the lot half of creditSQL and pendingSQL, in the same
 // statement so a credit costs no extra round trip: $14 available at (NULL:
 // held until confirmed, a pending lot), $15 expires at (NULL: never). A
@@ -307,7 +326,7 @@ const creditSQL = `WITH moved AS (
 	ON CONFLICT (partner_id, user_id) DO UPDATE
 	SET points = b.points + EXCLUDED.points, lifetime_earned = b.lifetime_earned + EXCLUDED.lifetime_earned, updated_at = EXCLUDED.updated_at
 	RETURNING points
-), entry AS (` + appendEntry + `
+), entry AS (` + appendCreditEntry + `
 	RETURNING id, balance_after` + appendLot
 
 // pendingSQL holds an earn: the points go to pending_points (lifetime
@@ -318,7 +337,7 @@ const pendingSQL = `WITH moved AS (
 	ON CONFLICT (partner_id, user_id) DO UPDATE
 	SET pending_points = b.pending_points + EXCLUDED.pending_points, updated_at = EXCLUDED.updated_at
 	RETURNING points, $5::bigint AS unused
-), entry AS (` + appendEntry + `
+), entry AS (` + appendCreditEntry + `
 	RETURNING id, balance_after` + appendLot
 
 // debitSQL removes points only if the balance covers them and draws them

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"golang.org/x/text/currency"
 
 	"github.com/perkshq/perks/internal/apperr"
 )
@@ -54,12 +55,15 @@ type Policy struct {
 	// its month, so that a statement can say "expire on 31 Dec".
 	ExpiryRoundToMonthEnd bool `bun:"expiry_round_to_month_end"`
 	// ExpiryDates (fixed only) are "MM-DD" dates, sorted, without duplicates.
-	ExpiryDates       []string  `bun:"expiry_dates,array"`
-	PendingDays       int       `bun:"pending_days"`
-	NegativeBalance   string    `bun:"negative_balance"`
-	ExpiryWarningDays int       `bun:"expiry_warning_days"`
-	CreatedAt         time.Time `bun:"created_at"`
-	UpdatedAt         time.Time `bun:"updated_at"`
+	ExpiryDates       []string `bun:"expiry_dates,array"`
+	PendingDays       int      `bun:"pending_days"`
+	NegativeBalance   string   `bun:"negative_balance"`
+	ExpiryWarningDays int      `bun:"expiry_warning_days"`
+	// Currency is the program's ISO 4217 code (nil: none set): earns'
+	// amounts are whole minor units of it. Perks never converts currencies.
+	Currency  *string   `bun:"currency"`
+	CreatedAt time.Time `bun:"created_at"`
+	UpdatedAt time.Time `bun:"updated_at"`
 }
 
 // Default is the policy of a partner that never set one.
@@ -80,6 +84,8 @@ type Input struct {
 	PendingDays           int
 	NegativeBalance       string
 	ExpiryWarningDays     int
+	// Currency is an ISO 4217 code such as EUR (nil: none).
+	Currency *string
 }
 
 func invalid(field, format string, args ...any) error {
@@ -176,6 +182,29 @@ func (in Input) Validate() error {
 	if in.ExpiryWarningDays < 0 || in.ExpiryWarningDays > MaxWarningDays {
 		return invalid("expiryWarningDays", "expiryWarningDays must be a whole number from 0 to %d", MaxWarningDays)
 	}
+	if in.Currency != nil {
+		if err := ValidateCurrency("currency", *in.Currency); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateCurrency checks an ISO 4217 currency code: three upper-case
+// letters naming a currency ISO 4217 knows (golang.org/x/text/currency's
+// table), so a typo such as EUE is refused rather than stored.
+func ValidateCurrency(field, code string) error {
+	ok := len(code) == 3
+	for i := 0; ok && i < 3; i++ {
+		ok = code[i] >= 'A' && code[i] <= 'Z'
+	}
+	if ok {
+		_, err := currency.ParseISO(code)
+		ok = err == nil
+	}
+	if !ok {
+		return invalid(field, "%s must be an ISO 4217 currency code such as EUR or SGD", field)
+	}
 	return nil
 }
 
@@ -225,6 +254,7 @@ func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, in I
 		PartnerID: partnerID, ExpiryMode: in.ExpiryMode, ExpiryDays: clone(in.ExpiryDays),
 		ExpiryRoundToMonthEnd: in.ExpiryRoundToMonthEnd, ExpiryDates: dates, PendingDays: in.PendingDays,
 		NegativeBalance: in.NegativeBalance, ExpiryWarningDays: in.ExpiryWarningDays, CreatedAt: now, UpdatedAt: now,
+		Currency: clone(in.Currency),
 	}
 	_, err := db.NewInsert().Model(&p).
 		On("CONFLICT (partner_id) DO UPDATE").
@@ -232,6 +262,7 @@ func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, in I
 		Set("expiry_round_to_month_end = EXCLUDED.expiry_round_to_month_end, expiry_dates = EXCLUDED.expiry_dates").
 		Set("pending_days = EXCLUDED.pending_days, negative_balance = EXCLUDED.negative_balance").
 		Set("expiry_warning_days = EXCLUDED.expiry_warning_days, updated_at = EXCLUDED.updated_at").
+		Set("currency = EXCLUDED.currency").
 		Returning("created_at, updated_at").
 		Exec(ctx)
 	if err != nil {

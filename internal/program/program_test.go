@@ -166,6 +166,11 @@ func TestInputValidate(t *testing.T) {
 		{"negative balance mode", func(in *program.Input) { in.NegativeBalance = "sometimes" }, "negativeBalance"},
 		{"negative warning", func(in *program.Input) { in.ExpiryWarningDays = -1 }, "expiryWarningDays"},
 		{"warning too long", func(in *program.Input) { in.ExpiryWarningDays = 366 }, "expiryWarningDays"},
+		{"currency EUR", func(in *program.Input) { in.Currency = ptr("EUR") }, ""},
+		{"currency lower case", func(in *program.Input) { in.Currency = ptr("eur") }, "currency"},
+		{"currency unknown", func(in *program.Input) { in.Currency = ptr("EUE") }, "currency"},
+		{"currency too long", func(in *program.Input) { in.Currency = ptr("EURO") }, "currency"},
+		{"currency empty", func(in *program.Input) { in.Currency = ptr("") }, "currency"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,6 +254,23 @@ func TestGetPut(t *testing.T) {
 		require.Equal(t, 0, got.PendingDays)
 		require.Equal(t, 0, got.ExpiryWarningDays)
 		require.True(t, b.now.Equal(got.UpdatedAt))
+		require.Nil(t, got.Currency)
+	})
+
+	t.Run("CurrencyRoundTrip", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.svc.Put(b.ctx, b.tx, b.partner.ID, program.Input{ExpiryMode: "none", NegativeBalance: "forbid", Currency: ptr("SGD")})
+		require.NoError(t, err)
+		got, err := b.svc.Get(b.ctx, b.tx, b.partner.ID)
+		require.NoError(t, err)
+		require.Equal(t, "SGD", *got.Currency)
+		// Replace means replace: no currency sent, none kept.
+		_, err = b.svc.Put(b.ctx, b.tx, b.partner.ID, program.Input{ExpiryMode: "none", NegativeBalance: "forbid"})
+		require.NoError(t, err)
+		got, err = b.svc.Get(b.ctx, b.tx, b.partner.ID)
+		require.NoError(t, err)
+		require.Nil(t, got.Currency)
 	})
 
 	t.Run("RefusedChangesNothing", func(t *testing.T) {

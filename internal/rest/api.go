@@ -291,7 +291,7 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodPost, "/integrations/users/{externalUserId}/logout", a.PartnerWrite(a.logoutUser))
 	rt.Handle(http.MethodPost, "/auth/token", http.HandlerFunc(a.authToken))
 	rt.Handle(http.MethodPost, "/integrations/users/{externalUserId}/adjustments", a.PartnerWrite(a.adjust))
-	rt.Handle(http.MethodPost, "/integrations/actions", a.PartnerWrite(a.earn))
+	rt.Handle(http.MethodPost, "/integrations/actions", a.earnRoute())
 	rt.Handle(http.MethodPut, "/integrations/earning-rules/{code}", a.PartnerWrite(a.putRule))
 	rt.Handle(http.MethodGet, "/integrations/earning-rules", a.Partner(a.listRules))
 	rt.Handle(http.MethodDelete, "/integrations/earning-rules/{code}", a.PartnerWrite(a.deleteRule))

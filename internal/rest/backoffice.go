@@ -38,6 +38,7 @@ type multistoreItem struct {
 	Action         *string         `json:"action"`
 	Reference      *string         `json:"reference"`
 	Points         json.RawMessage `json:"points"`
+	Amount         json.RawMessage `json:"amount"`
 	OccurredAt     json.RawMessage `json:"occurredAt"`
 	PendingUntil   json.RawMessage `json:"pendingUntil"`
 	Pending        bool            `json:"pending"`
@@ -55,6 +56,8 @@ type itemResult struct {
 	Balance   *int64  `json:"balance,omitempty"`
 	Code      *string `json:"code,omitempty"`
 	Field     string  `json:"field,omitempty"`
+	// Breakdown is how an item that earned computed its points.
+	Breakdown *earning.Breakdown `json:"breakdown,omitempty"`
 }
 
 type multistoreResponse struct {
@@ -103,8 +106,12 @@ func decodeItem(raw json.RawMessage, now time.Time) earning.ManyItem {
 	if err != nil {
 		return earning.ManyItem{Err: err}
 	}
-	return newItem(earning.EarnParams{ExternalUserID: *it.ExternalUserID, Code: *it.Action, Reference: it.Reference,
-		PendingUntil: until, Hold: it.Pending}, it.Points, it.OccurredAt, now)
+	ep := earning.EarnParams{ExternalUserID: *it.ExternalUserID, Code: *it.Action, Reference: it.Reference,
+		PendingUntil: until, Hold: it.Pending}
+	if err := decodeAmount(&ep, it.Amount); err != nil {
+		return earning.ManyItem{Err: err}
+	}
+	return newItem(ep, it.Points, it.OccurredAt, now)
 }
 
 // newItem completes a multistore item with its points and occurredAt and
@@ -194,7 +201,7 @@ func (a *API) multistore(w *Write) (int, any, error) {
 		// The call's Idempotency-Key protects every item; without one only
 		// an item's reference does.
 		protected := keyed || inputs[i].Reference != nil
-		ir := itemResult{Index: i, Status: "ok", EntryID: r.EntryID, Duplicate: r.Duplicate, Protected: &protected, Balance: r.Balance}
+		ir := itemResult{Index: i, Status: "ok", EntryID: r.EntryID, Duplicate: r.Duplicate, Protected: &protected, Balance: r.Balance, Breakdown: r.Breakdown}
 		if r.Err != nil {
 			code := string(r.Err.Code)
 			ir = itemResult{Index: i, Status: "error", Code: &code, Field: r.Err.Field}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/textcheck"
@@ -61,6 +62,7 @@ type earnRequest struct {
 	Action         *string         `json:"action"`
 	Reference      *string         `json:"reference"`
 	Points         json.RawMessage `json:"points"`
+	Amount         json.RawMessage `json:"amount"`
 	OccurredAt     json.RawMessage `json:"occurredAt"`
 	Metadata       json.RawMessage `json:"metadata"`
 	CreateUser     bool            `json:"createUser"`
@@ -81,22 +83,58 @@ type earnResponse struct {
 	Pending      bool       `json:"pending"`
 	PendingUntil *time.Time `json:"pendingUntil,omitempty"`
 	Held         bool       `json:"held,omitempty"`
+	// Breakdown is how the points were computed (earning.Breakdown).
+	Breakdown json.RawMessage `json:"breakdown"`
 }
 
-// earn is seed 001's buffer/store: award an action's points to a user,
-// exactly once per Idempotency-Key and per reference. The rules are
-// earning's (EarnParams.Validate, EarnTx); this decodes the body and claims
-// the reference.
-func (a *API) earn(w *Write) (int, any, error) {
+// dryRunResponse is what an earn would do: no entry id, nothing stored.
+type dryRunResponse struct {
+	DryRun     bool            `json:"dryRun"`
+	UserID     uuid.UUID       `json:"userId"`
+	Action     string          `json:"action"`
+	Points     int64           `json:"points"`
+	Balance    int64           `json:"balance"`
+	Reference  *string         `json:"reference"`
+	OccurredAt time.Time       `json:"occurredAt"`
+	Pending    bool            `json:"pending"`
+	Breakdown  json.RawMessage `json:"breakdown"`
+}
+
+// earnRoute serves POST /integrations/actions: the earn, or with
+// ?dryRun=true its dry run. A dry run is not a write: it bypasses the
+// idempotency layer (nothing is stored, not even the response, and no key
+// or reference is claimed) and authenticates like a read.
+func (a *API) earnRoute() http.Handler {
+	write := a.PartnerWrite(a.earn)
+	dry := a.Partner(a.dryRunEarn)
+	bad := a.Partner(func(http.ResponseWriter, *http.Request, *auth.PartnerPrincipal) error {
+		return apperr.Field(apperr.CodeInvalidField, "dryRun", "dryRun must be true or false")
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch v, set := q["dryRun"]; {
+		case !set || (len(v) == 1 && v[0] == "false"):
+			write.ServeHTTP(w, r)
+		case len(v) == 1 && v[0] == "true":
+			dry.ServeHTTP(w, r)
+		default:
+			bad.ServeHTTP(w, r)
+		}
+	})
+}
+
+// decodeEarn reads and validates an earn's body (both the earn and its
+// dry run).
+func (a *API) decodeEarn(r *http.Request, body []byte) (earning.EarnParams, error) {
 	var req earnRequest
-	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
-		return 0, nil, err
+	if err := DecodeJSON(r, body, &req); err != nil {
+		return earning.EarnParams{}, err
 	}
 	if req.ExternalUserID == nil {
-		return 0, nil, apperr.Field(apperr.CodeMissingField, "externalUserId", "externalUserId is required")
+		return earning.EarnParams{}, apperr.Field(apperr.CodeMissingField, "externalUserId", "externalUserId is required")
 	}
 	if req.Action == nil || *req.Action == "" {
-		return 0, nil, apperr.Field(apperr.CodeMissingField, "action", "action is required")
+		return earning.EarnParams{}, apperr.Field(apperr.CodeMissingField, "action", "action is required")
 	}
 	ep := earning.EarnParams{ExternalUserID: *req.ExternalUserID, Code: *req.Action, CreateUser: req.CreateUser}
 	if req.Reference != nil {
@@ -105,20 +143,67 @@ func (a *API) earn(w *Write) (int, any, error) {
 		trimmed := strings.TrimSpace(*req.Reference)
 		ep.Reference = &trimmed
 	}
-	err := decodeEarnNumbers(&ep, req.Points, req.OccurredAt)
-	if err != nil {
-		return 0, nil, err
+	if err := decodeEarnNumbers(&ep, req.Points, req.OccurredAt); err != nil {
+		return earning.EarnParams{}, err
+	}
+	if err := decodeAmount(&ep, req.Amount); err != nil {
+		return earning.EarnParams{}, err
 	}
 	if len(req.Metadata) > 0 && string(req.Metadata) != "null" {
 		ep.Metadata = req.Metadata
 	}
+	var err error
 	if ep.PendingUntil, err = parseTime("pendingUntil", req.PendingUntil); err != nil {
-		return 0, nil, err
+		return earning.EarnParams{}, err
 	}
 	ep.Hold = req.Pending
+	if err := ep.Validate(a.now()); err != nil {
+		return earning.EarnParams{}, err
+	}
+	return ep, nil
+}
+
+// decodeAmount reads an earn's amount, a JSON whole number of minor units.
+func decodeAmount(ep *earning.EarnParams, amount json.RawMessage) error {
+	if len(amount) == 0 || string(amount) == "null" {
+		return nil
+	}
+	s := string(bytes.TrimSpace(amount))
+	n, err := strconv.ParseInt(s, 10, 64)
+	if !integerRE.MatchString(s) || err != nil {
+		return apperr.Field(apperr.CodeInvalidField, "amount", "amount must be a whole number of minor units (cents), not %s", truncate(s, 32))
+	}
+	ep.Amount = &n
+	return nil
+}
+
+// dryRunEarn answers what the earn would award, with its breakdown, and
+// changes nothing (earning.Service.DryRun).
+func (a *API) dryRunEarn(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
+	ep, err := a.decodeEarn(r, Body(r.Context()))
+	if err != nil {
+		return err
+	}
+	e, err := a.Earning.DryRun(r.Context(), a.DB.Bun, p.Partner, ep)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, dryRunResponse{
+		DryRun: true, UserID: e.UserID, Action: ep.Code, Points: e.Points, Balance: e.BalanceAfter,
+		Reference: e.Reference, OccurredAt: e.OccurredAt, Pending: e.Kind == ledger.KindPending, Breakdown: e.Breakdown,
+	})
+	return nil
+}
+
+// earn is seed 001's buffer/store: award an action's points to a user,
+// exactly once per Idempotency-Key and per reference. The rules are
+// earning's (EarnParams.Validate, EarnTx); this decodes the body and claims
+// the reference.
+func (a *API) earn(w *Write) (int, any, error) {
 	// Claimed only once valid, and before the earn, so that a retry whose
 	// earn fails (its own daily cap) gets the first answer.
-	if err := ep.Validate(a.now()); err != nil {
+	ep, err := a.decodeEarn(w.R, w.Body)
+	if err != nil {
 		return 0, nil, err
 	}
 	if ep.Reference != nil {
@@ -131,7 +216,7 @@ func (a *API) earn(w *Write) (int, any, error) {
 	w.UserID = &e.UserID
 	return http.StatusCreated, earnResponse{
 		EntryID: e.ID, UserID: e.UserID, Action: ep.Code, Points: e.Points, Balance: e.BalanceAfter,
-		Reference: e.Reference, OccurredAt: e.OccurredAt,
+		Reference: e.Reference, OccurredAt: e.OccurredAt, Breakdown: e.Breakdown,
 		Pending: e.Kind == ledger.KindPending, PendingUntil: e.PendingUntil, Held: e.Kind == ledger.KindPending && e.PendingUntil == nil,
 	}, nil
 }

@@ -19,6 +19,7 @@ type programRequest struct {
 	PendingDays           *int     `json:"pendingDays"`
 	NegativeBalance       *string  `json:"negativeBalance"`
 	ExpiryWarningDays     *int     `json:"expiryWarningDays"`
+	Currency              *string  `json:"currency"`
 }
 
 type programView struct {
@@ -29,6 +30,7 @@ type programView struct {
 	PendingDays           int        `json:"pendingDays"`
 	NegativeBalance       string     `json:"negativeBalance"`
 	ExpiryWarningDays     int        `json:"expiryWarningDays"`
+	Currency              *string    `json:"currency"`
 	UpdatedAt             *time.Time `json:"updatedAt"`
 }
 
@@ -36,7 +38,7 @@ func newProgramView(p program.Policy) programView {
 	v := programView{
 		ExpiryMode: p.ExpiryMode, ExpiryDays: p.ExpiryDays, ExpiryRoundToMonthEnd: p.ExpiryRoundToMonthEnd,
 		ExpiryDates: p.ExpiryDates, PendingDays: p.PendingDays, NegativeBalance: p.NegativeBalance,
-		ExpiryWarningDays: p.ExpiryWarningDays,
+		ExpiryWarningDays: p.ExpiryWarningDays, Currency: p.Currency,
 	}
 	if v.ExpiryDates == nil {
 		v.ExpiryDates = []string{}
@@ -85,6 +87,7 @@ func (a *API) putProgram(w *Write) (int, any, error) {
 	if req.ExpiryWarningDays != nil {
 		in.ExpiryWarningDays = *req.ExpiryWarningDays
 	}
+	in.Currency = req.Currency
 	pol, err := a.Program.Put(w.Ctx, w.Tx, w.Partner.Partner.ID, in)
 	if err != nil {
 		return 0, nil, err

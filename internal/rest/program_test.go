@@ -20,6 +20,7 @@ func TestProgramPolicyAPI(t *testing.T) {
 	defaults := map[string]any{
 		"expiryMode": "none", "expiryDays": nil, "expiryRoundToMonthEnd": false, "expiryDates": []any{},
 		"pendingDays": float64(0), "negativeBalance": "forbid", "expiryWarningDays": float64(30), "updatedAt": nil,
+		"currency": nil,
 	}
 	res := env.Partner("acme", http.MethodGet, "/integrations/program", nil)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)

@@ -25,6 +25,7 @@ type ruleRequest struct {
 	Enabled           *bool           `json:"enabled"`
 	PendingDays       *int            `json:"pendingDays"`
 	ExpiryDays        *int            `json:"expiryDays"`
+	PointsPerAmount   json.RawMessage `json:"pointsPerAmount"`
 }
 
 type ruleView struct {
@@ -43,6 +44,7 @@ type ruleView struct {
 	Enabled           bool       `json:"enabled"`
 	PendingDays       *int       `json:"pendingDays"`
 	ExpiryDays        *int       `json:"expiryDays"`
+	PointsPerAmount   *int64     `json:"pointsPerAmount"`
 	CreatedAt         time.Time  `json:"createdAt"`
 	UpdatedAt         time.Time  `json:"updatedAt"`
 }
@@ -52,7 +54,7 @@ func newRuleView(r *earning.Rule) ruleView {
 		Code: r.Code, Name: r.Name, Description: r.Description, Points: r.Points, VariablePoints: r.VariablePoints,
 		MaxPoints: r.MaxPoints, ClientTriggerable: r.ClientTriggerable, LifetimeCap: r.LifetimeCap, DailyCap: r.DailyCap,
 		CooldownSeconds: r.CooldownSeconds, ActiveFrom: r.ActiveFrom, ActiveUntil: r.ActiveUntil, Enabled: r.Enabled,
-		PendingDays: r.PendingDays, ExpiryDays: r.ExpiryDays, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		PendingDays: r.PendingDays, ExpiryDays: r.ExpiryDays, PointsPerAmount: r.PointsPerAmount, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
 
@@ -94,6 +96,13 @@ func (a *API) putRule(w *Write) (int, any, error) {
 			return 0, nil, err
 		}
 		in.MaxPoints = &n
+	}
+	if len(req.PointsPerAmount) > 0 && string(req.PointsPerAmount) != "null" {
+		n, err := parseInt("pointsPerAmount", req.PointsPerAmount)
+		if err != nil {
+			return 0, nil, err
+		}
+		in.PointsPerAmount = &n
 	}
 	if in.ActiveFrom, err = parseTime("activeFrom", req.ActiveFrom); err != nil {
 		return 0, nil, err

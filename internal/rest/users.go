@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -131,11 +132,18 @@ type entryView struct {
 	Reference    *string   `json:"reference"`
 	OccurredAt   time.Time `json:"occurredAt"`
 	CreatedAt    time.Time `json:"createdAt"`
+	// Breakdown is how an earn's points were computed (null for other
+	// entries and for earns older than breakdowns).
+	Breakdown json.RawMessage `json:"breakdown"`
 }
 
 func newEntryView(e *ledger.Entry) entryView {
-	return entryView{ID: e.ID, Kind: string(e.Kind), Points: e.Points, BalanceAfter: e.BalanceAfter, Reason: e.Reason,
-		Action: e.ActionCode, Reference: e.Reference, OccurredAt: e.OccurredAt, CreatedAt: e.CreatedAt}
+	v := entryView{ID: e.ID, Kind: string(e.Kind), Points: e.Points, BalanceAfter: e.BalanceAfter, Reason: e.Reason,
+		Action: e.ActionCode, Reference: e.Reference, OccurredAt: e.OccurredAt, CreatedAt: e.CreatedAt, Breakdown: e.Breakdown}
+	if len(v.Breakdown) == 0 {
+		v.Breakdown = json.RawMessage("null")
+	}
+	return v
 }
 
 // deleteUser is seed 000 step 6: anonymise, 204, history kept.
