@@ -64,6 +64,9 @@ var catalog = map[Code]Info{
 	CodeLifetimeCapReached:   {422, "Lifetime cap reached", "The user reached this action's lifetime cap; it cannot be earned again."},
 	CodeVariablePointsDenied: {400, "Variable points not allowed", "Omit `points`: this rule awards a fixed amount."},
 
+	CodeInvalidCondition:   {400, "Invalid condition", "Fix the campaign's `condition` (a CEL expression returning a bool) at the line and column given in `detail`; see docs/program.md for its variables."},
+	CodeConditionTooCostly: {400, "Condition too costly", "Simplify the campaign's `condition`: its estimated cost (in `detail`) is above the limit; avoid nested comprehensions over lists."},
+
 	CodeOutOfStock:       {409, "Out of stock", "The gift ran out; nothing was charged."},
 	CodeLimitReached:     {422, "Limit reached", "The user already claimed this gift as many times as allowed."},
 	CodeGiftUnavailable:  {422, "Gift unavailable", "The gift is retired or outside its claim window."},
