@@ -374,6 +374,16 @@ func lockBudgets(ctx context.Context, tx bun.IDB, partnerID uuid.UUID, matched [
 	return nil
 }
 
+// userTotal is what one user got from one capped campaign.
+type userTotal struct {
+	bun.BaseModel `bun:"table:campaign_user_totals"`
+
+	PartnerID    uuid.UUID `bun:"partner_id,type:uuid"`
+	CampaignCode string    `bun:"campaign_code"`
+	UserID       uuid.UUID `bun:"user_id,type:uuid"`
+	Points       int64     `bun:"points"`
+}
+
 // userTotals answers what the user got so far from each capped campaign
 // among matched. Unless dryRun, it first creates the missing rows and
 // locks them all, in code order, so that two concurrent earns of one user
@@ -389,11 +399,11 @@ func userTotals(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, ma
 		return nil, nil
 	}
 	if !dryRun {
-		rows := make([]map[string]any, 0, len(codes))
+		rows := make([]userTotal, 0, len(codes))
 		for _, code := range codes {
-			rows = append(rows, map[string]any{"partner_id": partnerID, "campaign_code": code, "user_id": userID, "points": 0})
+			rows = append(rows, userTotal{PartnerID: partnerID, CampaignCode: code, UserID: userID})
 		}
-		_, err := tx.NewInsert().Model(&rows).Table("campaign_user_totals").
+		_, err := tx.NewInsert().Model(&rows).
 			On("CONFLICT (partner_id, campaign_code, user_id) DO NOTHING").Exec(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("create campaign user totals: %w", err)
