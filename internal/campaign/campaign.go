@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -215,7 +216,8 @@ type Service struct {
 	// Limits are the conditions' cost limits (zero: the defaults).
 	Limits Limits
 
-	conds *cache
+	condsOnce sync.Once
+	conds     *cache
 }
 
 // NewService returns a service with the wall clock and default limits.
@@ -229,12 +231,9 @@ func (s *Service) now() time.Time {
 }
 
 func (s *Service) cache() *cache {
-	// Services are built once at start-up; the lazy cache keeps the zero
-	// value usable in tests. Concurrent first calls may build two caches,
-	// of which one is dropped: harmless.
-	if s.conds == nil {
-		s.conds = newCache(s.Limits)
-	}
+	// Lazy, so that the zero Service works; Limits must be set before the
+	// first call.
+	s.condsOnce.Do(func() { s.conds = newCache(s.Limits) })
 	return s.conds
 }
 
