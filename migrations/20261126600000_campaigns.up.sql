@@ -19,7 +19,7 @@ CREATE TABLE campaigns (
     condition text NOT NULL DEFAULT '' CHECK (length(condition) <= 2000),
     -- The total points the campaign may award (NULL: unlimited) and what it
     -- awarded so far: spent_points only grows, under the row lock.
-    budget_points bigint CHECK (budget_points BETWEEN 1 AND 1000000000000),
+    budget_points bigint CHECK (budget_points BETWEEN 1 AND 1000000000),
     spent_points bigint NOT NULL DEFAULT 0 CHECK (spent_points >= 0),
     -- The most one user may get from the campaign (NULL: unlimited).
     user_cap_points bigint CHECK (user_cap_points BETWEEN 1 AND 1000000000),

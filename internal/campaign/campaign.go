@@ -44,7 +44,7 @@ const (
 	MaxNameLen    = 200
 	MaxDescLen    = 2000
 	MaxBonus      = 1_000_000_000
-	MaxBudget     = 1_000_000_000_000
+	MaxBudget     = 1_000_000_000
 	MaxUserCap    = 1_000_000_000
 	MinMultiplier = 101   // hundredths: x1.01
 	MaxMultiplier = 10000 // hundredths: x100.00
