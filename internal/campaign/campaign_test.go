@@ -28,6 +28,10 @@ type bundle struct {
 }
 
 func newPartner(t *testing.T, ctx context.Context, db bun.IDB) uuid.UUID {
+	return newPartnerTB(t, ctx, db)
+}
+
+func newPartnerTB(t testing.TB, ctx context.Context, db bun.IDB) uuid.UUID {
 	t.Helper()
 	keys, err := keyring.New(make([]byte, keyring.KeySize))
 	require.NoError(t, err)
@@ -41,6 +45,10 @@ func newPartner(t *testing.T, ctx context.Context, db bun.IDB) uuid.UUID {
 }
 
 func newUser(t *testing.T, ctx context.Context, db bun.IDB, partnerID uuid.UUID, country string, attrs string) uuid.UUID {
+	return newUserTB(t, ctx, db, partnerID, country, attrs)
+}
+
+func newUserTB(t testing.TB, ctx context.Context, db bun.IDB, partnerID uuid.UUID, country string, attrs string) uuid.UUID {
 	t.Helper()
 	id := uuid.New()
 	var cc any
@@ -424,4 +432,40 @@ func TestUserCapStorm(t *testing.T) {
 	}
 	wg.Wait()
 	require.Equal(t, int64(250), total.Load())
+}
+
+// TestWorkedExample is docs/program.md's double-points weekend for gold
+// members in Singapore, with a budget and a per-user cap.
+func TestWorkedExample(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sg, err := time.LoadLocation("Asia/Singapore")
+	require.NoError(t, err)
+	from := time.Date(2026, 12, 5, 0, 0, 0, 0, sg)
+	until := time.Date(2026, 12, 7, 0, 0, 0, 0, sg)
+	require.Equal(t, "2026-12-04T16:00:00Z", from.UTC().Format(time.RFC3339))
+	b.put(t, "double-weekend", campaign.Input{Name: "Double points weekend", StartsAt: &from, EndsAt: &until,
+		Actions: []string{"purchase"}, MultiplierHundredths: ptr(200), Condition: "user.tier == 'gold' && user.country == 'SG'",
+		BudgetPoints: ptr(int64(10_000)), UserCapPoints: ptr(int64(500))})
+	member := newUser(t, b.ctx, b.db, b.partner, "SG", "")
+	gold := &campaign.UserFacts{Country: "SG", Tier: "gold"}
+	b.now = time.Date(2026, 12, 5, 10, 0, 0, 0, sg)
+
+	a := b.apply(t, member, campaign.Facts{Action: "purchase", BasePoints: 120, User: gold})
+	require.Equal(t, []campaign.Award{{Code: "double-weekend", Name: "Double points weekend", MultiplierHundredths: ptr(200), Points: 120}}, a)
+	a = b.apply(t, member, campaign.Facts{Action: "purchase", BasePoints: 400, User: gold})
+	require.Equal(t, int64(380), a[0].Points)
+	require.True(t, a[0].Limited)
+	require.Empty(t, b.apply(t, member, campaign.Facts{Action: "purchase", BasePoints: 10, User: gold}))
+
+	other := newUser(t, b.ctx, b.db, b.partner, "SG", "")
+	require.Empty(t, b.apply(t, other, campaign.Facts{Action: "purchase", BasePoints: 100, User: &campaign.UserFacts{Country: "SG", Tier: "silver"}}))
+	require.Empty(t, b.apply(t, other, campaign.Facts{Action: "purchase", BasePoints: 100, User: &campaign.UserFacts{Country: "MY", Tier: "gold"}}))
+	require.Empty(t, b.apply(t, other, campaign.Facts{Action: "checkin", BasePoints: 100, User: gold}))
+	b.now = until
+	require.Empty(t, b.apply(t, other, campaign.Facts{Action: "purchase", BasePoints: 100, User: gold}))
+
+	c, err := b.svc.Get(b.ctx, b.db, b.partner, "double-weekend")
+	require.NoError(t, err)
+	require.Equal(t, int64(500), c.SpentPoints)
 }
