@@ -351,7 +351,7 @@ func lockBudgets(ctx context.Context, tx bun.IDB, partnerID uuid.UUID, matched [
 		Budget *int64 `bun:"budget_points"`
 	}
 	err := tx.NewSelect().Table("campaigns").Column("code", "spent_points", "budget_points").
-		Where("partner_id = ? AND code IN (?)", partnerID, bun.In(codes)).
+		Where("partner_id = ? AND code IN (?)", partnerID, bun.List(codes)).
 		Order("code").For("NO KEY UPDATE").Scan(ctx, &rows)
 	if err != nil {
 		return fmt.Errorf("lock campaign budgets: %w", err)
@@ -414,7 +414,7 @@ func userTotals(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, ma
 		Points int64  `bun:"points"`
 	}
 	q := tx.NewSelect().Table("campaign_user_totals").Column("campaign_code", "points").
-		Where("partner_id = ? AND user_id = ? AND campaign_code IN (?)", partnerID, userID, bun.In(codes)).
+		Where("partner_id = ? AND user_id = ? AND campaign_code IN (?)", partnerID, userID, bun.List(codes)).
 		Order("campaign_code")
 	if !dryRun {
 		q = q.For("UPDATE")

@@ -312,7 +312,7 @@ func (s *Service) checkActions(ctx context.Context, db bun.IDB, partnerID uuid.U
 	}
 	var known []string
 	err := db.NewSelect().Table("earning_rules").Column("code").
-		Where("partner_id = ? AND code IN (?)", partnerID, bun.In(actions)).Scan(ctx, &known)
+		Where("partner_id = ? AND code IN (?)", partnerID, bun.List(actions)).Scan(ctx, &known)
 	if err != nil {
 		return fmt.Errorf("check actions: %w", err)
 	}
