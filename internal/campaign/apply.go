@@ -177,19 +177,21 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.IDB, partnerID, userID uui
 		paid = append(paid, best)
 	}
 	awards := make([]Award, 0, len(paid))
+	var charged []*candidate
 	for _, c := range matched { // code order
 		if !containsCand(paid, c) {
 			continue
 		}
-		if !f.DryRun {
-			if err := charge(ctx, tx, partnerID, userID, c); err != nil {
-				return nil, err
-			}
-		}
+		charged = append(charged, c)
 		awards = append(awards, Award{
 			Code: c.Code, Name: c.Name, MultiplierHundredths: c.MultiplierHundredths, Bonus: c.BonusPoints,
 			Points: c.payable, Limited: c.payable < c.nominal,
 		})
+	}
+	if !f.DryRun {
+		if err := charge(ctx, tx, partnerID, userID, charged); err != nil {
+			return nil, err
+		}
 	}
 	return awards, nil
 }
@@ -376,7 +378,7 @@ func lockBudgets(ctx context.Context, tx bun.IDB, partnerID uuid.UUID, matched [
 
 // userTotal is what one user got from one capped campaign.
 type userTotal struct {
-	bun.BaseModel `bun:"table:campaign_user_totals"`
+	bun.BaseModel `bun:"table:campaign_user_totals,alias:t"`
 
 	PartnerID    uuid.UUID `bun:"partner_id,type:uuid"`
 	CampaignCode string    `bun:"campaign_code"`
@@ -398,66 +400,92 @@ func userTotals(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, ma
 	if len(codes) == 0 {
 		return nil, nil
 	}
-	if !dryRun {
-		rows := make([]userTotal, 0, len(codes))
+	var rows []userTotal
+	if dryRun {
+		err := tx.NewSelect().Model(&rows).
+			Where("partner_id = ? AND user_id = ? AND campaign_code IN (?)", partnerID, userID, bun.List(codes)).
+			Scan(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read campaign user totals: %w", err)
+		}
+	} else {
+		// One statement creates the missing rows and locks them all (the
+		// no-op DO UPDATE takes the row lock and returns the current
+		// total), in code order.
+		rows = make([]userTotal, 0, len(codes))
 		for _, code := range codes {
 			rows = append(rows, userTotal{PartnerID: partnerID, CampaignCode: code, UserID: userID})
 		}
 		_, err := tx.NewInsert().Model(&rows).
-			On("CONFLICT (partner_id, campaign_code, user_id) DO NOTHING").Exec(ctx)
+			On("CONFLICT (partner_id, campaign_code, user_id) DO UPDATE").
+			Set("points = t.points").
+			Returning("points").Exec(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("create campaign user totals: %w", err)
+			return nil, fmt.Errorf("lock campaign user totals: %w", err)
 		}
-	}
-	var rows []struct {
-		Code   string `bun:"campaign_code"`
-		Points int64  `bun:"points"`
-	}
-	q := tx.NewSelect().Table("campaign_user_totals").Column("campaign_code", "points").
-		Where("partner_id = ? AND user_id = ? AND campaign_code IN (?)", partnerID, userID, bun.List(codes)).
-		Order("campaign_code")
-	if !dryRun {
-		q = q.For("UPDATE")
-	}
-	if err := q.Scan(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("lock campaign user totals: %w", err)
 	}
 	out := make(map[string]int64, len(rows))
 	for _, r := range rows {
-		out[r.Code] = r.Points
+		out[r.CampaignCode] = r.Points
 	}
 	return out, nil
 }
 
-// charge adds c.payable to the campaign's spent points and the user's
-// total. The UPDATEs are conditional: under the locks they always match,
-// and should a caller ever skip the locks they fail rather than overpay.
-func charge(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, c *candidate) error {
-	if c.BudgetPoints != nil {
-		res, err := tx.NewUpdate().Table("campaigns").
-			Set("spent_points = spent_points + ?", c.payable).
-			Where("partner_id = ? AND code = ?", partnerID, c.Code).
-			Where("budget_points IS NOT NULL AND spent_points + ? <= budget_points", c.payable).
-			Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("charge campaign %s: %w", c.Code, err)
+// charge adds each candidate's payable to its campaign's spent points and
+// the user's total, one UPDATE per table. The UPDATEs are conditional:
+// under the locks they always match, and should a caller ever skip the
+// locks they fail rather than overpay.
+func charge(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, paid []*candidate) error {
+	var budgets, caps []*candidate
+	for _, c := range paid {
+		if c.BudgetPoints != nil {
+			budgets = append(budgets, c)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("charge campaign %s: budget changed under its lock", c.Code)
+		if c.UserCapPoints != nil {
+			caps = append(caps, c)
 		}
 	}
-	if c.UserCapPoints != nil {
-		res, err := tx.NewUpdate().Table("campaign_user_totals").
-			Set("points = points + ?", c.payable).
-			Where("partner_id = ? AND campaign_code = ? AND user_id = ?", partnerID, c.Code, userID).
-			Where("points + ? <= ?", c.payable, *c.UserCapPoints).
-			Exec(ctx)
+	if len(budgets) > 0 {
+		values, args := valuesList(budgets, func(c *candidate) int64 { return 0 })
+		args = append(args, partnerID)
+		res, err := tx.NewRaw(`UPDATE campaigns AS c SET spent_points = c.spent_points + v.pts
+			FROM (VALUES `+values+`) AS v (code, pts, cap)
+			WHERE c.partner_id = ? AND c.code = v.code
+			AND c.budget_points IS NOT NULL AND c.spent_points + v.pts <= c.budget_points`, args...).Exec(ctx)
 		if err != nil {
-			return fmt.Errorf("charge campaign %s user total: %w", c.Code, err)
+			return fmt.Errorf("charge campaign budgets: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("charge campaign %s user total: changed under its lock", c.Code)
+		if n, _ := res.RowsAffected(); n != int64(len(budgets)) {
+			return errors.New("charge campaign budgets: a budget changed under its lock")
+		}
+	}
+	if len(caps) > 0 {
+		values, args := valuesList(caps, func(c *candidate) int64 { return *c.UserCapPoints })
+		args = append(args, partnerID, userID)
+		res, err := tx.NewRaw(`UPDATE campaign_user_totals AS t SET points = t.points + v.pts
+			FROM (VALUES `+values+`) AS v (code, pts, cap)
+			WHERE t.partner_id = ? AND t.user_id = ? AND t.campaign_code = v.code AND t.points + v.pts <= v.cap`, args...).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("charge campaign user totals: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != int64(len(caps)) {
+			return errors.New("charge campaign user totals: a total changed under its lock")
 		}
 	}
 	return nil
+}
+
+// valuesList is "(?, ?::bigint, ?::bigint), ..." and its arguments: each
+// candidate's code, payable points and cap(c).
+func valuesList(list []*candidate, cap func(*candidate) int64) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 3*len(list)+2)
+	for i, c := range list {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?::bigint, ?::bigint)")
+		args = append(args, c.Code, c.payable, cap(c))
+	}
+	return b.String(), args
 }
