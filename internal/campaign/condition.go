@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/cel-go/cel"
@@ -74,6 +75,9 @@ var env = sync.OnceValues(func() (*cel.Env, error) {
 	)
 })
 
+// compiles counts Compile calls (tests check earns never compile).
+var compiles atomic.Int64
+
 // Condition is a compiled condition, safe for concurrent use.
 type Condition struct {
 	Source string
@@ -88,6 +92,7 @@ type Condition struct {
 // column, 1-based, in the message) or CONDITION_TOO_COSTLY, on the
 // "condition" field.
 func Compile(src string, limits Limits) (*Condition, error) {
+	compiles.Add(1)
 	limits = limits.withDefaults()
 	if len(src) > MaxConditionLen {
 		return nil, apperr.Field(apperr.CodeInvalidCondition, "condition", "condition must be at most %d bytes", MaxConditionLen)
