@@ -136,6 +136,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking, Program: a.Program,
 		Export: a.Export, Content: a.Content, Webhooks: a.Webhooks, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
 		Catalog: a.Catalog, Vouchers: a.Vouchers, Merchants: a.Merchants, MaxUploadBytes: cfg.MaxUploadBytes,
+		Campaigns: a.Campaigns,
 		PartnerAuth: &auth.PartnerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now,
 			Origins: &auth.OriginChecker{Resolver: a.Resolver, TTL: cfg.OriginDNSTTL, StaleFor: time.Hour, Now: a.now},

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/perkshq/perks/internal/bulk"
+	"github.com/perkshq/perks/internal/campaign"
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/content"
@@ -42,6 +43,7 @@ type Services struct {
 	Vouchers  *voucher.Service
 	Export    *export.Service
 	Program   *program.Service
+	Campaigns *campaign.Service
 }
 
 // NewServices builds every domain service on db with keys (no HTTP, no
@@ -59,6 +61,7 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s.Ledger = &ledger.Service{Events: s.Events, Now: now}
 	s.Earning = &earning.Service{Ledger: s.Ledger, Users: s.Users, Now: now}
 	s.Program = &program.Service{Now: now}
+	s.Campaigns = &campaign.Service{Now: now}
 	s.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: now}
 	s.Catalog = &catalog.Service{Merchants: s.Merchants, Now: now}
 	s.Vouchers = &voucher.Service{Catalog: s.Catalog, Ledger: s.Ledger, Events: s.Events, Keys: keys, Now: now}

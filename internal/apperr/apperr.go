@@ -105,6 +105,17 @@ const (
 	CodeEarnCancelled       Code = "EARN_CANCELLED"
 )
 
+// Campaign errors (issue 14): a campaign's condition is a CEL expression
+// checked when the campaign is saved.
+const (
+	// CodeInvalidCondition: the condition does not parse, names an unknown
+	// variable or field, or is not a bool; the detail gives line and column.
+	CodeInvalidCondition Code = "INVALID_CONDITION"
+	// CodeConditionTooCostly: the condition's estimated evaluation cost is
+	// above the limit (large comprehensions, nested loops over lists).
+	CodeConditionTooCostly Code = "CONDITION_TOO_COSTLY"
+)
+
 // Catalog and voucher errors.
 const (
 	CodeOutOfStock       Code = "OUT_OF_STOCK"

@@ -72,6 +72,9 @@ var catalog = map[Code]Info{
 	CodeEarnNotPending:      {409, "Earn not pending", "The earn was never pending, or its points are already available (confirmed, or activated on their date); to take them back use a reversal."},
 	CodeEarnCancelled:       {409, "Earn cancelled", "The pending earn was cancelled; its points are gone. Earn again with a new reference."},
 
+	CodeInvalidCondition:   {400, "Invalid condition", "Fix the campaign's `condition` (a CEL expression returning a bool) at the line and column given in `detail`; see docs/program.md for its variables."},
+	CodeConditionTooCostly: {400, "Condition too costly", "Simplify the campaign's `condition`: its estimated cost (in `detail`) is above the limit; avoid nested comprehensions over lists."},
+
 	CodeOutOfStock:       {409, "Out of stock", "The gift ran out; nothing was charged."},
 	CodeLimitReached:     {422, "Limit reached", "The user already claimed this gift as many times as allowed."},
 	CodeGiftUnavailable:  {422, "Gift unavailable", "The gift is retired or outside its claim window."},

@@ -332,6 +332,9 @@ var bodyOverrides = map[string]func(f *fuzzer) any{
 	"POST /integrations/actions/multistore": func(*fuzzer) any {
 		return map[string]any{"items": []any{map[string]any{"externalUserId": "fuzz-user", "action": "purchase", "points": 1, "reference": "fuzz-ms-1"}}}
 	},
+	"PUT /integrations/campaigns/{code}": func(*fuzzer) any {
+		return map[string]any{"name": "Fuzz", "bonus": 5, "actions": []any{"purchase"}, "condition": "earn.points > 0"}
+	},
 	"POST /merchant/redemptions": func(f *fuzzer) any {
 		return map[string]any{"code": f.voucherCode, "otp": f.otp}
 	},

@@ -12,6 +12,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/bulk"
+	"github.com/perkshq/perks/internal/campaign"
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/database"
@@ -36,6 +37,7 @@ type API struct {
 	Ledger       *ledger.Service
 	Earning      *earning.Service
 	Program      *program.Service
+	Campaigns    *campaign.Service
 	Bulk         *bulk.Service
 	Ranking      *ranking.Service
 	Export       *export.Service
@@ -313,4 +315,5 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodGet, "/me", a.Consumer(a.me))
 	a.registerWebhooks(rt)
 	a.registerCatalog(rt)
+	a.registerCampaigns(rt)
 }

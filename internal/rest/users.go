@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -21,6 +22,9 @@ type upsertUserRequest struct {
 	LastName       *string `json:"lastName"`
 	Locale         *string `json:"locale"`
 	CountryCode    *string `json:"countryCode"`
+	// Attributes replace the user's custom attributes when present (null:
+	// unchanged); see user.ValidateAttributes.
+	Attributes json.RawMessage `json:"attributes"`
 }
 
 type upsertUserResponse struct {
@@ -44,6 +48,7 @@ func (a *API) upsertUser(w *Write) (int, any, error) {
 	profile, err := user.Normalize(user.Profile{
 		Email: req.Email, DisplayName: req.DisplayName, FirstName: req.FirstName,
 		LastName: req.LastName, Locale: req.Locale, CountryCode: req.CountryCode,
+		Attributes: attributesInput(req.Attributes),
 	})
 	if err != nil {
 		return 0, nil, err
@@ -75,6 +80,10 @@ type userView struct {
 	AnonymisedAt   *time.Time `json:"anonymisedAt"`
 	CreatedAt      time.Time  `json:"createdAt"`
 	UpdatedAt      time.Time  `json:"updatedAt"`
+
+	// Attributes are the custom attributes ({} when none, and once
+	// anonymised).
+	Attributes json.RawMessage `json:"attributes"`
 }
 
 func newUserView(u *user.User) userView {
@@ -82,7 +91,23 @@ func newUserView(u *user.User) userView {
 		UserID: u.ID, ExternalUserID: u.ExternalID, Email: u.Email, DisplayName: u.DisplayName,
 		FirstName: u.FirstName, LastName: u.LastName, Locale: u.Locale, CountryCode: u.CountryCode,
 		Anonymised: u.Anonymised(), AnonymisedAt: u.AnonymisedAt, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
+		Attributes: attributesView(u.Attributes),
 	}
+}
+
+// attributesInput is nil (unchanged) for an absent or null attributes.
+func attributesInput(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return nil
+	}
+	return raw
+}
+
+func attributesView(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return json.RawMessage("{}")
+	}
+	return raw
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -33,20 +34,23 @@ import (
 type User struct {
 	bun.BaseModel `bun:"table:users,alias:u"`
 
-	PartnerID        uuid.UUID  `bun:"partner_id,pk,type:uuid"`
-	ID               uuid.UUID  `bun:"id,pk,type:uuid"`
-	ExternalIDHash   []byte     `bun:"external_id_hash"`
-	ExternalID       *string    `bun:"external_id"`
-	Email            *string    `bun:"email"`
-	DisplayName      *string    `bun:"display_name"`
-	FirstName        *string    `bun:"first_name"`
-	LastName         *string    `bun:"last_name"`
-	Locale           *string    `bun:"locale"`
-	CountryCode      *string    `bun:"country_code"`
-	AnonymisedAt     *time.Time `bun:"anonymised_at"`
-	TokensValidAfter *time.Time `bun:"tokens_valid_after"`
-	CreatedAt        time.Time  `bun:"created_at"`
-	UpdatedAt        time.Time  `bun:"updated_at"`
+	PartnerID      uuid.UUID `bun:"partner_id,pk,type:uuid"`
+	ID             uuid.UUID `bun:"id,pk,type:uuid"`
+	ExternalIDHash []byte    `bun:"external_id_hash"`
+	ExternalID     *string   `bun:"external_id"`
+	Email          *string   `bun:"email"`
+	DisplayName    *string   `bun:"display_name"`
+	FirstName      *string   `bun:"first_name"`
+	LastName       *string   `bun:"last_name"`
+	Locale         *string   `bun:"locale"`
+	CountryCode    *string   `bun:"country_code"`
+	// Attributes are the partner's custom attributes (ValidateAttributes):
+	// no personal data by contract; {} once anonymised.
+	Attributes       json.RawMessage `bun:"attributes,type:jsonb,nullzero"`
+	AnonymisedAt     *time.Time      `bun:"anonymised_at"`
+	TokensValidAfter *time.Time      `bun:"tokens_valid_after"`
+	CreatedAt        time.Time       `bun:"created_at"`
+	UpdatedAt        time.Time       `bun:"updated_at"`
 }
 
 // Anonymised reports whether the user's personal data was erased.
@@ -61,6 +65,9 @@ type Profile struct {
 	LastName    *string
 	Locale      *string
 	CountryCode *string
+	// Attributes, when set, replace the user's custom attributes (a JSON
+	// object, see ValidateAttributes); {} clears them.
+	Attributes json.RawMessage
 }
 
 // MaxExternalIDLen bounds external user ids (in characters).
@@ -169,6 +176,13 @@ func Normalize(p Profile) (Profile, error) {
 		}
 		out.CountryCode = &v
 	}
+	if p.Attributes != nil {
+		a, err := ValidateAttributes(p.Attributes)
+		if err != nil {
+			return out, err
+		}
+		out.Attributes = a
+	}
 	return out, nil
 }
 
@@ -236,7 +250,7 @@ func (s *Service) UpsertTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, 
 	u := &User{
 		PartnerID: partnerID, ID: uuid.New(), ExternalIDHash: s.hash(partnerID, externalID), ExternalID: &externalID,
 		Email: p.Email, DisplayName: p.DisplayName, FirstName: p.FirstName, LastName: p.LastName,
-		Locale: p.Locale, CountryCode: p.CountryCode, CreatedAt: now, UpdatedAt: now,
+		Locale: p.Locale, CountryCode: p.CountryCode, Attributes: p.Attributes, CreatedAt: now, UpdatedAt: now,
 	}
 	// A user re-created after an erasure of the same external id starts with
 	// the erasure's token watermark: tokens issued before the erasure stay
@@ -279,6 +293,9 @@ func (s *Service) UpsertTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, 
 	set("last_name", p.LastName)
 	set("locale", p.Locale)
 	set("country_code", p.CountryCode)
+	if p.Attributes != nil {
+		q = q.Set("attributes = ?::jsonb", string(p.Attributes))
+	}
 	if _, err := q.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("update user: %w", err)
 	}
@@ -309,7 +326,7 @@ func (s *Service) anonymiseRowTx(ctx context.Context, tx bun.Tx, u *User) error 
 	now := s.Now().UTC()
 	res, err := tx.NewUpdate().Model(u).
 		Set("external_id = NULL, email = NULL, display_name = NULL, first_name = NULL").
-		Set("last_name = NULL, locale = NULL, country_code = NULL").
+		Set("last_name = NULL, locale = NULL, country_code = NULL, attributes = '{}'").
 		Set("anonymised_at = ?, updated_at = ?", now, now).
 		Set("tokens_valid_after = greatest(tokens_valid_after, ?)", TokenWatermark(now)).
 		Where("partner_id = ? AND id = ? AND anonymised_at IS NULL", u.PartnerID, u.ID).
