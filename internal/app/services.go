@@ -62,6 +62,7 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s.Earning = &earning.Service{Ledger: s.Ledger, Users: s.Users, Now: now}
 	s.Program = &program.Service{Now: now}
 	s.Campaigns = &campaign.Service{Now: now}
+	s.Earning.Campaigns = s.Campaigns.EarnModifier()
 	s.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: now}
 	s.Catalog = &catalog.Service{Merchants: s.Merchants, Now: now}
 	s.Vouchers = &voucher.Service{Catalog: s.Catalog, Ledger: s.Ledger, Events: s.Events, Keys: keys, Now: now}
