@@ -18,6 +18,7 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/ranking"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
@@ -42,6 +43,7 @@ type Services struct {
 	Vouchers  *voucher.Service
 	Export    *export.Service
 	Program   *program.Service
+	Tiers     *tier.Service
 }
 
 // NewServices builds every domain service on db with keys (no HTTP, no
@@ -59,6 +61,8 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s.Ledger = &ledger.Service{Events: s.Events, Now: now}
 	s.Earning = &earning.Service{Ledger: s.Ledger, Users: s.Users, Now: now}
 	s.Program = &program.Service{Now: now}
+	s.Tiers = &tier.Service{Events: s.Events, Now: now}
+	s.Earning.Tiers = s.Tiers
 	s.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: now}
 	s.Catalog = &catalog.Service{Merchants: s.Merchants, Now: now}
 	s.Vouchers = &voucher.Service{Catalog: s.Catalog, Ledger: s.Ledger, Events: s.Events, Keys: keys, Now: now}

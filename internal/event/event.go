@@ -28,6 +28,8 @@ const (
 	VoucherExpired   = "voucher.expired"
 	VoucherCancelled = "voucher.cancelled"
 	BulkJobCompleted = "bulk_job.completed"
+	// TierChanged: a user moved between tiers (internal/tier).
+	TierChanged = "tier.changed"
 )
 
 // Types is every event type. Webhook endpoints can subscribe only to these,
@@ -35,6 +37,7 @@ const (
 var Types = []string{
 	UserCreated, UserUpdated, UserAnonymised, UserErased, PointsEarned, PointsAdjusted,
 	VoucherClaimed, VoucherRedeemed, VoucherExpired, VoucherCancelled, BulkJobCompleted,
+	TierChanged,
 }
 
 // Event is one row of the outbox. Data carries ids and non-personal facts

@@ -19,6 +19,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/tier"
 )
 
 // Expiry modes.
@@ -54,12 +55,18 @@ type Policy struct {
 	// its month, so that a statement can say "expire on 31 Dec".
 	ExpiryRoundToMonthEnd bool `bun:"expiry_round_to_month_end"`
 	// ExpiryDates (fixed only) are "MM-DD" dates, sorted, without duplicates.
-	ExpiryDates       []string  `bun:"expiry_dates,array"`
-	PendingDays       int       `bun:"pending_days"`
-	NegativeBalance   string    `bun:"negative_balance"`
-	ExpiryWarningDays int       `bun:"expiry_warning_days"`
-	CreatedAt         time.Time `bun:"created_at"`
-	UpdatedAt         time.Time `bun:"updated_at"`
+	ExpiryDates       []string `bun:"expiry_dates,array"`
+	PendingDays       int      `bun:"pending_days"`
+	NegativeBalance   string   `bun:"negative_balance"`
+	ExpiryWarningDays int      `bun:"expiry_warning_days"`
+	// Tier policy (internal/tier): the qualifying basis (lifetime,
+	// rolling12, calendarYear), the downgrade (never, periodEnd, immediate)
+	// and periodEnd's grace days.
+	TierBasis     string    `bun:"tier_basis"`
+	TierDowngrade string    `bun:"tier_downgrade"`
+	TierGraceDays int       `bun:"tier_grace_days"`
+	CreatedAt     time.Time `bun:"created_at"`
+	UpdatedAt     time.Time `bun:"updated_at"`
 }
 
 // Default is the policy of a partner that never set one.
@@ -67,6 +74,7 @@ func Default(partnerID uuid.UUID) Policy {
 	return Policy{
 		PartnerID: partnerID, ExpiryMode: ExpiryNone, ExpiryDates: []string{},
 		NegativeBalance: NegativeForbid, ExpiryWarningDays: 30,
+		TierBasis: tier.BasisLifetime, TierDowngrade: tier.DowngradeNever,
 	}
 }
 
@@ -80,6 +88,9 @@ type Input struct {
 	PendingDays           int
 	NegativeBalance       string
 	ExpiryWarningDays     int
+	TierBasis             string
+	TierDowngrade         string
+	TierGraceDays         int
 }
 
 func invalid(field, format string, args ...any) error {
@@ -176,6 +187,9 @@ func (in Input) Validate() error {
 	if in.ExpiryWarningDays < 0 || in.ExpiryWarningDays > MaxWarningDays {
 		return invalid("expiryWarningDays", "expiryWarningDays must be a whole number from 0 to %d", MaxWarningDays)
 	}
+	if err := tier.ValidatePolicy(in.TierBasis, in.TierDowngrade, in.TierGraceDays); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -212,6 +226,13 @@ func (s *Service) Get(ctx context.Context, db bun.IDB, partnerID uuid.UUID) (Pol
 // changes nothing. Lots already created keep the dates they were given: a
 // policy applies to points earned after it changed.
 func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, in Input) (Policy, error) {
+	// Callers written before tiers leave the tier policy empty: the default.
+	if in.TierBasis == "" {
+		in.TierBasis = tier.BasisLifetime
+	}
+	if in.TierDowngrade == "" {
+		in.TierDowngrade = tier.DowngradeNever
+	}
 	if err := in.Validate(); err != nil {
 		return Policy{}, err
 	}
@@ -225,6 +246,7 @@ func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, in I
 		PartnerID: partnerID, ExpiryMode: in.ExpiryMode, ExpiryDays: clone(in.ExpiryDays),
 		ExpiryRoundToMonthEnd: in.ExpiryRoundToMonthEnd, ExpiryDates: dates, PendingDays: in.PendingDays,
 		NegativeBalance: in.NegativeBalance, ExpiryWarningDays: in.ExpiryWarningDays, CreatedAt: now, UpdatedAt: now,
+		TierBasis: in.TierBasis, TierDowngrade: in.TierDowngrade, TierGraceDays: in.TierGraceDays,
 	}
 	_, err := db.NewInsert().Model(&p).
 		On("CONFLICT (partner_id) DO UPDATE").
@@ -232,6 +254,7 @@ func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, in I
 		Set("expiry_round_to_month_end = EXCLUDED.expiry_round_to_month_end, expiry_dates = EXCLUDED.expiry_dates").
 		Set("pending_days = EXCLUDED.pending_days, negative_balance = EXCLUDED.negative_balance").
 		Set("expiry_warning_days = EXCLUDED.expiry_warning_days, updated_at = EXCLUDED.updated_at").
+		Set("tier_basis = EXCLUDED.tier_basis, tier_downgrade = EXCLUDED.tier_downgrade, tier_grace_days = EXCLUDED.tier_grace_days").
 		Returning("created_at, updated_at").
 		Exec(ctx)
 	if err != nil {

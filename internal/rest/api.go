@@ -23,6 +23,7 @@ import (
 	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/request"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
@@ -36,6 +37,7 @@ type API struct {
 	Ledger       *ledger.Service
 	Earning      *earning.Service
 	Program      *program.Service
+	Tiers        *tier.Service
 	Bulk         *bulk.Service
 	Ranking      *ranking.Service
 	Export       *export.Service
@@ -297,6 +299,8 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodDelete, "/integrations/earning-rules/{code}", a.PartnerWrite(a.deleteRule))
 	rt.Handle(http.MethodGet, "/integrations/program", a.Partner(a.getProgram))
 	rt.Handle(http.MethodPut, "/integrations/program", a.PartnerWrite(a.putProgram))
+	rt.Handle(http.MethodGet, "/integrations/tiers", a.Partner(a.getTiers))
+	rt.Handle(http.MethodPut, "/integrations/tiers", a.PartnerWrite(a.putTiers))
 	rt.Handle(http.MethodPost, "/integrations/actions/multistore", a.PartnerWriteLimit(multistoreBodyLimit, a.multistore))
 	rt.Handle(http.MethodPost, "/integrations/users/multidelete", a.PartnerWriteLimit(multideleteBodyLimit, a.multidelete))
 	rt.Handle(http.MethodGet, "/integrations/jobs/{id}", a.Partner(a.getJob))

@@ -19,6 +19,9 @@ type programRequest struct {
 	PendingDays           *int     `json:"pendingDays"`
 	NegativeBalance       *string  `json:"negativeBalance"`
 	ExpiryWarningDays     *int     `json:"expiryWarningDays"`
+	TierBasis             *string  `json:"tierBasis"`
+	TierDowngrade         *string  `json:"tierDowngrade"`
+	TierGraceDays         *int     `json:"tierGraceDays"`
 }
 
 type programView struct {
@@ -29,6 +32,9 @@ type programView struct {
 	PendingDays           int        `json:"pendingDays"`
 	NegativeBalance       string     `json:"negativeBalance"`
 	ExpiryWarningDays     int        `json:"expiryWarningDays"`
+	TierBasis             string     `json:"tierBasis"`
+	TierDowngrade         string     `json:"tierDowngrade"`
+	TierGraceDays         int        `json:"tierGraceDays"`
 	UpdatedAt             *time.Time `json:"updatedAt"`
 }
 
@@ -37,6 +43,7 @@ func newProgramView(p program.Policy) programView {
 		ExpiryMode: p.ExpiryMode, ExpiryDays: p.ExpiryDays, ExpiryRoundToMonthEnd: p.ExpiryRoundToMonthEnd,
 		ExpiryDates: p.ExpiryDates, PendingDays: p.PendingDays, NegativeBalance: p.NegativeBalance,
 		ExpiryWarningDays: p.ExpiryWarningDays,
+		TierBasis:         p.TierBasis, TierDowngrade: p.TierDowngrade, TierGraceDays: p.TierGraceDays,
 	}
 	if v.ExpiryDates == nil {
 		v.ExpiryDates = []string{}
@@ -69,6 +76,16 @@ func (a *API) putProgram(w *Write) (int, any, error) {
 	in := program.Input{
 		ExpiryMode: def.ExpiryMode, ExpiryDays: req.ExpiryDays, ExpiryDates: req.ExpiryDates,
 		PendingDays: def.PendingDays, NegativeBalance: def.NegativeBalance, ExpiryWarningDays: def.ExpiryWarningDays,
+		TierBasis: def.TierBasis, TierDowngrade: def.TierDowngrade, TierGraceDays: def.TierGraceDays,
+	}
+	if req.TierBasis != nil {
+		in.TierBasis = *req.TierBasis
+	}
+	if req.TierDowngrade != nil {
+		in.TierDowngrade = *req.TierDowngrade
+	}
+	if req.TierGraceDays != nil {
+		in.TierGraceDays = *req.TierGraceDays
 	}
 	if req.ExpiryMode != nil {
 		in.ExpiryMode = *req.ExpiryMode
