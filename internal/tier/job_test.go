@@ -166,7 +166,7 @@ func TestUpgradeRacesReview(t *testing.T) {
 	b.earning.Ledger.Now = clock
 	b.putTiers(t)
 	b.policy(t, tier.BasisRolling12, tier.DowngradeImmediate, 0, 0)
-	const users = 12
+	const users = 30
 	ext := func(i int) string { return fmt.Sprintf("u%d", i) }
 	for i := range users {
 		b.user(t, ext(i))
@@ -184,7 +184,7 @@ func TestUpgradeRacesReview(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for k := range 3 {
-				p := int64(40 * (i%4 + k))
+				p := int64(250 * (i%4 + k))
 				if p == 0 {
 					continue
 				}
@@ -277,4 +277,64 @@ func mustTx(t *testing.T, db *bun.DB) bun.Tx {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tx.Rollback() })
 	return tx
+}
+
+// TestUpgradeWaitsForReview is the interleaving the race test can only hope
+// for, made deterministic: a review locks a gold user whose points left the
+// window and lowers them (without seeing an earn in flight), the earn that
+// brings them back to gold blocks on the row, then goes on after the review
+// commits. The earn must compare against the review's result, not against
+// what its snapshot saw (gold, "no change"): the user ends gold.
+func TestUpgradeWaitsForReview(t *testing.T) {
+	t.Parallel()
+	db := dbtest.NewDB(t)
+	ctx := context.Background()
+	var (
+		mu  sync.Mutex
+		now = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	setupTx := mustTx(t, db.Bun)
+	b := setupOn(t, setupTx)
+	b.tiers.Now, b.earning.Now, b.earning.Ledger.Now = clock, clock, clock
+	b.putTiers(t)
+	b.policy(t, tier.BasisRolling12, tier.DowngradeImmediate, 0, 0)
+	u := b.user(t, "alice")
+	b.earn(t, "alice", 1000)
+	require.NoError(t, setupTx.Commit())
+	mu.Lock()
+	now = time.Date(2027, 3, 2, 0, 0, 0, 0, time.UTC)
+	mu.Unlock()
+
+	review := mustTx(t, db.Bun)
+	_, changes, err := b.tiers.ReviewDueTx(ctx, review, clock(), 10)
+	require.NoError(t, err)
+	require.Len(t, changes, 1, "the review lowers alice, not yet committed")
+
+	earned := make(chan error, 1)
+	go func() {
+		earned <- db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			p := int64(1000)
+			_, err := b.earning.EarnTx(ctx, tx, b.partner, earning.EarnParams{ExternalUserID: "alice", Code: "buy", Points: &p})
+			return err
+		})
+	}()
+	// Wait until the earn waits for the review's row lock.
+	require.Eventually(t, func() bool {
+		select {
+		case err := <-earned:
+			t.Fatalf("the earn did not wait for the review: %v", err)
+		default:
+		}
+		var n int
+		err := db.Bun.NewRaw(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%user_tiers%'`).Scan(ctx, &n)
+		return err == nil && n > 0
+	}, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, review.Commit())
+	require.NoError(t, <-earned)
+
+	check := mustTx(t, db.Bun)
+	rb := &bundle{ctx: ctx, tx: check, tiers: b.tiers, partner: b.partner}
+	require.Equal(t, int64(1000), rb.qualifying(t, u))
+	require.Equal(t, "gold", rb.code(t, u))
 }
