@@ -1,4 +1,5 @@
 ALTER TABLE gifts DROP COLUMN min_tier;
+DROP FUNCTION tier_evaluate(timestamptz, uuid, uuid[]);
 DROP TABLE user_tiers;
 DROP TRIGGER ledger_entries_tier_points ON ledger_entries;
 DROP FUNCTION tier_points_track();

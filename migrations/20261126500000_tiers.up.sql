@@ -111,6 +111,57 @@ CREATE TABLE user_tiers (
     PRIMARY KEY (partner_id, user_id),
     FOREIGN KEY (partner_id, user_id) REFERENCES users (partner_id, id) ON DELETE CASCADE
 );
+-- Places users (us) of partner p on the tier their qualifying points give
+-- at `at`: up always, down only under the immediate policy; a user who stays
+-- on the base tier gets no row. Returns the moves. The comparison is in ON
+-- CONFLICT's WHERE, so it is made against the latest committed row, after
+-- waiting for a concurrent writer (a review): an upgrade racing a review is
+-- never lost, and a stale snapshot never decides. plpgsql with a forced
+-- generic plan: it runs on every earn, and planning the statement as a
+-- custom plan each time costs several times running it.
+CREATE FUNCTION tier_evaluate(at timestamptz, p uuid, us uuid[])
+RETURNS TABLE (out_partner_id uuid, out_user_id uuid, out_previous text, out_code text, out_up boolean)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+DECLARE
+    basis text; down text; grace integer; m timestamp; lo timestamp; pe timestamp; base text;
+BEGIN
+    SELECT t.code INTO base FROM tiers t WHERE t.partner_id = p AND t.rank = 0;
+    IF base IS NULL THEN
+        RETURN; -- the partner has no tiers
+    END IF;
+    SELECT coalesce(pp.tier_basis, 'lifetime'), coalesce(pp.tier_downgrade, 'never'), coalesce(pp.tier_grace_days, 0)
+        INTO basis, down, grace
+        FROM (VALUES (1)) one (x) LEFT JOIN program_policies pp ON pp.partner_id = p;
+    m := date_trunc('month', at AT TIME ZONE 'UTC');
+    lo := tier_window_start(basis, m);
+    pe := tier_period_end(basis, down, m);
+    RETURN QUERY
+    WITH q AS (
+        SELECT u.id AS uid, coalesce(sum(tp.points), 0)::bigint AS pts
+        FROM unnest(us) u (id)
+        LEFT JOIN tier_points tp ON tp.partner_id = p AND tp.user_id = u.id AND tp.month <= m AND tp.month >= lo
+        GROUP BY u.id
+    ), target AS (
+        SELECT q.uid, t.code AS tcode, t.rank AS trank FROM q CROSS JOIN LATERAL (
+            SELECT tr.code, tr.rank FROM tiers tr WHERE tr.partner_id = p AND tr.threshold <= q.pts ORDER BY tr.rank DESC LIMIT 1
+        ) t
+        LEFT JOIN user_tiers x ON x.partner_id = p AND x.user_id = q.uid
+        WHERE t.rank > 0 OR x.user_id IS NOT NULL
+    )
+    INSERT INTO user_tiers AS ut (partner_id, user_id, code, rank, previous, since, period_end, review_at)
+    SELECT p, target.uid, target.tcode, target.trank, base, at, pe AT TIME ZONE 'UTC',
+        (pe + make_interval(days => CASE WHEN down = 'periodEnd' THEN grace ELSE 0 END)) AT TIME ZONE 'UTC'
+    FROM target
+    ORDER BY target.uid
+    ON CONFLICT (partner_id, user_id) DO UPDATE SET previous = ut.code, code = EXCLUDED.code, rank = EXCLUDED.rank,
+        since = EXCLUDED.since, period_end = EXCLUDED.period_end, review_at = EXCLUDED.review_at
+    WHERE EXCLUDED.rank > ut.rank OR (EXCLUDED.rank < ut.rank AND down = 'immediate')
+    RETURNING ut.partner_id, ut.user_id, ut.previous, ut.code,
+        ut.rank > coalesce((SELECT t.rank FROM tiers t WHERE t.partner_id = ut.partner_id AND t.code = ut.previous), -1);
+END;
+$$;
+
 CREATE INDEX user_tiers_review_idx ON user_tiers (review_at) WHERE review_at IS NOT NULL;
 
 -- Gifts may require a minimum tier.

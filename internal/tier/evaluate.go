@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/event"
 )
 
@@ -20,44 +21,13 @@ type Change struct {
 	Up        bool      `bun:"up"`
 }
 
-// evaluateSQL places users on the tier their qualifying points give now, in
-// one statement: ?0 now, ?1 partner, ?2 users. It raises a user whose target
-// is above their tier, lowers them only under the immediate policy, and
-// inserts no row for a user who stays on the base tier (the common case:
-// one index probe). The comparison is in ON CONFLICT's WHERE, so it is made
-// against the latest committed row, after waiting for a concurrent writer
-// (the ReviewWorker): an upgrade racing a review can never be lost, and a
-// stale snapshot can never lower a tier.
-const evaluateSQL = `WITH pol AS (
-	SELECT coalesce(pp.tier_basis, 'lifetime') AS basis, coalesce(pp.tier_downgrade, 'never') AS down,
-	       coalesce(pp.tier_grace_days, 0) AS grace, date_trunc('month', ?0::timestamptz AT TIME ZONE 'UTC') AS m
-	FROM (VALUES (1)) one (x) LEFT JOIN program_policies pp ON pp.partner_id = ?1
-), q AS (
-	SELECT u.id AS user_id, coalesce(sum(tp.points), 0) AS pts
-	FROM unnest(?2::uuid[]) u (id) CROSS JOIN pol
-	LEFT JOIN tier_points tp ON tp.partner_id = ?1 AND tp.user_id = u.id
-		AND tp.month <= pol.m AND tp.month >= tier_window_start(pol.basis, pol.m)
-	GROUP BY u.id
-), target AS (
-	SELECT q.user_id, t.code, t.rank FROM q CROSS JOIN LATERAL (
-		SELECT code, rank FROM tiers WHERE partner_id = ?1 AND threshold <= q.pts ORDER BY rank DESC LIMIT 1
-	) t
-	WHERE t.rank > 0 OR EXISTS (SELECT 1 FROM user_tiers x WHERE x.partner_id = ?1 AND x.user_id = q.user_id)
-)
-INSERT INTO user_tiers AS ut (partner_id, user_id, code, rank, previous, since, period_end, review_at)
-SELECT ?1, target.user_id, target.code, target.rank, base.code, ?0,
-	tier_period_end(pol.basis, pol.down, pol.m) AT TIME ZONE 'UTC',
-	(tier_period_end(pol.basis, pol.down, pol.m) + make_interval(days => CASE WHEN pol.down = 'periodEnd' THEN pol.grace ELSE 0 END)) AT TIME ZONE 'UTC'
-FROM target CROSS JOIN pol CROSS JOIN (SELECT code FROM tiers WHERE partner_id = ?1 AND rank = 0) base
-ORDER BY target.user_id
-ON CONFLICT (partner_id, user_id) DO UPDATE SET previous = ut.code, code = EXCLUDED.code, rank = EXCLUDED.rank,
-	since = EXCLUDED.since, period_end = EXCLUDED.period_end, review_at = EXCLUDED.review_at
-WHERE EXCLUDED.rank > ut.rank OR (EXCLUDED.rank < ut.rank AND (SELECT down FROM pol) = 'immediate')
-RETURNING ut.partner_id, ut.user_id, ut.previous, ut.code,
-	ut.rank > coalesce((SELECT t.rank FROM tiers t WHERE t.partner_id = ut.partner_id AND t.code = ut.previous), -1) AS up`
+// evaluateSQL places users on the tier their qualifying points give now:
+// $1 now, $2 partner, $3 users. The work is the SQL function
+// tier_evaluate (migration 20261126500000), with a cached generic plan.
+const evaluateSQL = `SELECT * FROM tier_evaluate($1, $2, $3::uuid[])`
 
 // qualifyingSQL is a user's qualifying points in the window of ?0.
-const qualifyingSQL = `SELECT coalesce(sum(tp.points), 0) FROM tier_points tp
+const qualifyingSQL = `SELECT coalesce(sum(tp.points), 0)::bigint FROM tier_points tp
 	CROSS JOIN (SELECT coalesce((SELECT tier_basis FROM program_policies WHERE partner_id = ?1), 'lifetime') AS basis,
 		date_trunc('month', ?0::timestamptz AT TIME ZONE 'UTC') AS m) w
 	WHERE tp.partner_id = ?1 AND tp.user_id = ?2 AND tp.month <= w.m AND tp.month >= tier_window_start(w.basis, w.m)`
@@ -84,10 +54,24 @@ func (s *Service) EvaluateTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID
 	if len(userIDs) == 0 {
 		return nil, nil
 	}
-	var changes []Change
-	if err := tx.NewRaw(evaluateSQL, s.now(), partnerID, uuidArray(userIDs)).Scan(ctx, &changes); err != nil {
+	// Prepared (database.Query): it runs on every earn.
+	rows, err := database.Query(ctx, tx, evaluateSQL, s.now(), partnerID, uuidArray(userIDs))
+	if err != nil {
 		return nil, fmt.Errorf("evaluate tiers: %w", err)
 	}
+	defer rows.Close()
+	var changes []Change
+	for rows.Next() {
+		var c Change
+		if err := rows.Scan(&c.PartnerID, &c.UserID, &c.From, &c.To, &c.Up); err != nil {
+			return nil, fmt.Errorf("evaluate tiers: %w", err)
+		}
+		changes = append(changes, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evaluate tiers: %w", err)
+	}
+	rows.Close()
 	return changes, s.record(ctx, tx, changes)
 }
 
@@ -141,9 +125,9 @@ const reviewSQL = `WITH due AS (
 ), pts AS (
 	SELECT d.*,
 		(SELECT coalesce(sum(tp.points), 0) FROM tier_points tp WHERE tp.partner_id = d.partner_id AND tp.user_id = d.user_id
-			AND tp.month <= d.m AND tp.month >= tier_window_start(d.basis, d.m)) AS now_pts,
+			AND tp.month <= d.m AND tp.month >= tier_window_start(d.basis, d.m))::bigint AS now_pts,
 		(SELECT coalesce(sum(tp.points), 0) FROM tier_points tp WHERE tp.partner_id = d.partner_id AND tp.user_id = d.user_id
-			AND tp.month < (d.period_end AT TIME ZONE 'UTC') AND tp.month >= (d.period_end AT TIME ZONE 'UTC') - interval '12 months') AS prev_pts
+			AND tp.month < (d.period_end AT TIME ZONE 'UTC') AND tp.month >= (d.period_end AT TIME ZONE 'UTC') - interval '12 months')::bigint AS prev_pts
 	FROM due d
 ), target AS (
 	SELECT p.*, CASE WHEN p.down = 'never' OR t.code IS NULL THEN p.old_code ELSE t.code END AS code,

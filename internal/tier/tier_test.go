@@ -122,7 +122,7 @@ func setup(t *testing.T) *bundle {
 	return setupOn(t, tx)
 }
 
-func setupOn(t *testing.T, tx bun.Tx) *bundle {
+func setupOn(t testing.TB, tx bun.Tx) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := keyring.New(make([]byte, keyring.KeySize))
@@ -141,13 +141,13 @@ func setupOn(t *testing.T, tx bun.Tx) *bundle {
 }
 
 // standard tiers: base 0, silver 100, gold 1000.
-func (b *bundle) putTiers(t *testing.T) {
+func (b *bundle) putTiers(t testing.TB) {
 	t.Helper()
 	_, err := b.tiers.PutTx(b.ctx, b.tx, b.partner.ID, []tier.Input{in("base", 0), in("silver", 100), {Code: "gold", Name: "Gold", Threshold: 1000, Multiplier: 150}})
 	require.NoError(t, err)
 }
 
-func (b *bundle) policy(t *testing.T, basis, down string, grace, pendingDays int) {
+func (b *bundle) policy(t testing.TB, basis, down string, grace, pendingDays int) {
 	t.Helper()
 	_, err := (&program.Service{}).Put(b.ctx, b.tx, b.partner.ID, program.Input{
 		ExpiryMode: program.ExpiryNone, PendingDays: pendingDays, NegativeBalance: program.NegativeForbid, ExpiryWarningDays: 30,
@@ -156,14 +156,14 @@ func (b *bundle) policy(t *testing.T, basis, down string, grace, pendingDays int
 	require.NoError(t, err)
 }
 
-func (b *bundle) user(t *testing.T, ext string) uuid.UUID {
+func (b *bundle) user(t testing.TB, ext string) uuid.UUID {
 	t.Helper()
 	u, err := b.users.UpsertTx(b.ctx, b.tx, b.partner.ID, ext, user.Profile{})
 	require.NoError(t, err)
 	return u.User.ID
 }
 
-func (b *bundle) earn(t *testing.T, ext string, points int64) {
+func (b *bundle) earn(t testing.TB, ext string, points int64) {
 	t.Helper()
 	_, err := b.earning.EarnTx(b.ctx, b.tx, b.partner, earning.EarnParams{ExternalUserID: ext, Code: "buy", Points: &points})
 	require.NoError(t, err)
@@ -172,7 +172,7 @@ func (b *bundle) earn(t *testing.T, ext string, points int64) {
 
 // reverse writes a reverse entry of points (the reversal work writes them
 // through its own path; only the entry matters to tiers).
-func (b *bundle) reverse(t *testing.T, u uuid.UUID, points int64) {
+func (b *bundle) reverse(t testing.TB, u uuid.UUID, points int64) {
 	t.Helper()
 	_, err := b.tx.ExecContext(b.ctx, `INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, occurred_at, created_at)
 		VALUES (?, ?, 'reverse', ?, 0, ?, ?)`, b.partner.ID, u, -points, b.now, b.now)
@@ -180,14 +180,14 @@ func (b *bundle) reverse(t *testing.T, u uuid.UUID, points int64) {
 	b.now = b.now.Add(time.Second)
 }
 
-func (b *bundle) code(t *testing.T, u uuid.UUID) string {
+func (b *bundle) code(t testing.TB, u uuid.UUID) string {
 	t.Helper()
 	c, _, err := tier.CurrentTx(b.ctx, b.tx, b.partner.ID, u)
 	require.NoError(t, err)
 	return c.Code
 }
 
-func (b *bundle) qualifying(t *testing.T, u uuid.UUID) int64 {
+func (b *bundle) qualifying(t testing.TB, u uuid.UUID) int64 {
 	t.Helper()
 	n, err := b.tiers.QualifyingTx(b.ctx, b.tx, b.partner.ID, u)
 	require.NoError(t, err)
@@ -195,7 +195,7 @@ func (b *bundle) qualifying(t *testing.T, u uuid.UUID) int64 {
 }
 
 // changes lists the user's tier.changed events as "from>to".
-func (b *bundle) changes(t *testing.T, u uuid.UUID) []string {
+func (b *bundle) changes(t testing.TB, u uuid.UUID) []string {
 	t.Helper()
 	var evs []event.Event
 	require.NoError(t, b.tx.NewSelect().Model(&evs).Where("partner_id = ? AND user_id = ? AND type = ?", b.partner.ID, u, event.TierChanged).
