@@ -187,7 +187,16 @@ func (in Input) Validate() error {
 	if in.ExpiryWarningDays < 0 || in.ExpiryWarningDays > MaxWarningDays {
 		return invalid("expiryWarningDays", "expiryWarningDays must be a whole number from 0 to %d", MaxWarningDays)
 	}
-	if err := tier.ValidatePolicy(in.TierBasis, in.TierDowngrade, in.TierGraceDays); err != nil {
+	// An empty tier basis or downgrade is the default (callers written
+	// before tiers leave them empty).
+	basis, down := in.TierBasis, in.TierDowngrade
+	if basis == "" {
+		basis = tier.BasisLifetime
+	}
+	if down == "" {
+		down = tier.DowngradeNever
+	}
+	if err := tier.ValidatePolicy(basis, down, in.TierGraceDays); err != nil {
 		return err
 	}
 	return nil

@@ -19,10 +19,10 @@ type tierRequest struct {
 	Code      string `json:"code"`
 	Name      string `json:"name"`
 	Threshold int64  `json:"threshold"`
-	// Multiplier is read as the literal number so that 1.255 is refused,
-	// not rounded.
-	Multiplier *json.Number `json:"multiplier"`
-	Benefits   string       `json:"benefits"`
+	// Multiplier is read as the literal JSON text so that 1.255 (or "1.5",
+	// a string) is refused, not rounded or converted.
+	Multiplier json.RawMessage `json:"multiplier"`
+	Benefits   string          `json:"benefits"`
 }
 
 type tierView struct {
@@ -70,8 +70,8 @@ func (a *API) putTiers(w *Write) (int, any, error) {
 	in := make([]tier.Input, len(*req.Tiers))
 	for i, t := range *req.Tiers {
 		in[i] = tier.Input{Code: t.Code, Name: t.Name, Threshold: t.Threshold, Multiplier: tier.MultiplierScale, Benefits: t.Benefits}
-		if t.Multiplier != nil {
-			m, err := tier.ParseMultiplier(fmt.Sprintf("tiers[%d].multiplier", i), *t.Multiplier)
+		if len(t.Multiplier) > 0 && string(t.Multiplier) != "null" {
+			m, err := tier.ParseMultiplier(fmt.Sprintf("tiers[%d].multiplier", i), json.Number(t.Multiplier))
 			if err != nil {
 				return 0, nil, err
 			}
