@@ -1675,6 +1675,8 @@ enum UnavailableReason {
   GIFT_UNAVAILABLE
   "Not offered in the user's country (or the user's country is unknown)."
   NOT_IN_COUNTRY
+  "The gift requires a higher tier than the user's (its minTier)."
+  TIER_TOO_LOW
   "No units left."
   OUT_OF_STOCK
   "The partner's pool of codes is empty."

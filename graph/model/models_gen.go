@@ -413,6 +413,8 @@ const (
 	UnavailableReasonGiftUnavailable UnavailableReason = "GIFT_UNAVAILABLE"
 	// Not offered in the user's country (or the user's country is unknown).
 	UnavailableReasonNotInCountry UnavailableReason = "NOT_IN_COUNTRY"
+	// The gift requires a higher tier than the user's (its minTier).
+	UnavailableReasonTierTooLow UnavailableReason = "TIER_TOO_LOW"
 	// No units left.
 	UnavailableReasonOutOfStock UnavailableReason = "OUT_OF_STOCK"
 	// The partner's pool of codes is empty.
@@ -426,6 +428,7 @@ const (
 var AllUnavailableReason = []UnavailableReason{
 	UnavailableReasonGiftUnavailable,
 	UnavailableReasonNotInCountry,
+	UnavailableReasonTierTooLow,
 	UnavailableReasonOutOfStock,
 	UnavailableReasonCodesExhausted,
 	UnavailableReasonLimitReached,
@@ -434,7 +437,7 @@ var AllUnavailableReason = []UnavailableReason{
 
 func (e UnavailableReason) IsValid() bool {
 	switch e {
-	case UnavailableReasonGiftUnavailable, UnavailableReasonNotInCountry, UnavailableReasonOutOfStock, UnavailableReasonCodesExhausted, UnavailableReasonLimitReached, UnavailableReasonInsufficientPoints:
+	case UnavailableReasonGiftUnavailable, UnavailableReasonNotInCountry, UnavailableReasonTierTooLow, UnavailableReasonOutOfStock, UnavailableReasonCodesExhausted, UnavailableReasonLimitReached, UnavailableReasonInsufficientPoints:
 		return true
 	}
 	return false

@@ -1,9 +1,13 @@
 package rest_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/perkshq/perks/internal/apptest"
@@ -94,4 +98,51 @@ func TestTiersAPIBadInput(t *testing.T) {
 			require.Equal(t, before, dbtest.Snapshot(t, env.DB.Bun), "a rejected request changed the database")
 		})
 	}
+}
+
+// TestGiftMinTier: a gift with minTier is refused (TIER_TOO_LOW) to a user
+// below it, the catalog says why, and the same user claims it once an earn
+// lifts them to the tier; an unknown minTier is refused at PUT.
+func TestGiftMinTier(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	require.Equal(t, http.StatusOK, env.Partner("acme", http.MethodPut, "/integrations/tiers", []byte(threeTiers)).StatusCode)
+	res := env.Partner("acme", http.MethodPut, "/integrations/gifts/lounge",
+		[]byte(`{"title":"Lounge","costPoints":10,"codeSource":"none","minTier":"platinum"}`))
+	require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.Body)
+	require.Equal(t, "minTier", res.JSON(t)["field"])
+	res = env.Partner("acme", http.MethodPut, "/integrations/gifts/lounge",
+		[]byte(`{"title":"Lounge","costPoints":10,"codeSource":"none","minTier":"silver"}`))
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	require.Equal(t, "silver", res.JSON(t)["minTier"])
+	var giftID uuid.UUID
+	require.NoError(t, env.DB.Bun.NewRaw("SELECT id FROM gifts WHERE sku = 'lounge' AND partner_id = ?", env.PartnerID("acme")).Scan(context.Background(), &giftID))
+
+	env.FundedUser("acme", "ann", "SG", 0)
+	earn := func(points int) {
+		res := env.Partner("acme", http.MethodPost, "/integrations/actions",
+			[]byte(fmt.Sprintf(`{"externalUserId":"ann","action":"purchase","points":%d}`, points)))
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	}
+	earn(999)
+	tok := env.Token("acme", "ann", nil)
+	reason := func() any {
+		res := env.GraphQL(tok, `{ catalog { edges { node { sku canClaim reason } } } }`, nil)
+		require.Empty(t, res.Errors)
+		var d struct{ Catalog struct{ Edges []struct{ Node map[string]any } } }
+		require.NoError(t, json.Unmarshal(res.Data, &d))
+		for _, e := range d.Catalog.Edges {
+			if e.Node["sku"] == "lounge" {
+				return e.Node["reason"]
+			}
+		}
+		t.Fatal("lounge not in the catalog")
+		return nil
+	}
+	require.Equal(t, "TIER_TOO_LOW", reason())
+	require.Equal(t, "TIER_TOO_LOW", env.Claim(tok, giftID, "c1").ErrorCode())
+
+	earn(1) // 1000: silver
+	require.Nil(t, reason())
+	require.Empty(t, env.Claim(tok, giftID, "c2").Errors)
 }

@@ -302,6 +302,29 @@ func CurrentManyTx(ctx context.Context, db bun.IDB, partnerID uuid.UUID, userIDs
 	return out, nil
 }
 
+// RanksTx returns the user's tier rank (0, the base tier, without a row)
+// and the partner's tier codes by rank, in one query, for catalog.Viewer.
+func RanksTx(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID) (int, map[string]int, error) {
+	var rows []struct {
+		Code string `bun:"code"`
+		Rank int    `bun:"rank"`
+		Mine bool   `bun:"mine"`
+	}
+	if err := db.NewRaw(`SELECT t.code, t.rank, ut.user_id IS NOT NULL AS mine FROM tiers t
+		LEFT JOIN user_tiers ut ON ut.partner_id = t.partner_id AND ut.user_id = ? AND ut.code = t.code
+		WHERE t.partner_id = ?`, userID, partnerID).Scan(ctx, &rows); err != nil {
+		return 0, nil, fmt.Errorf("load tier ranks: %w", err)
+	}
+	mine, ranks := 0, make(map[string]int, len(rows))
+	for _, r := range rows {
+		ranks[r.Code] = r.Rank
+		if r.Mine {
+			mine = r.Rank
+		}
+	}
+	return mine, ranks, nil
+}
+
 // CodesTx returns the tier code of each user (base tier when they have no
 // row); empty when the partner has no tiers. For user info and exports.
 func CodesTx(ctx context.Context, db bun.IDB, partnerID uuid.UUID, userIDs []uuid.UUID) (map[uuid.UUID]string, error) {
