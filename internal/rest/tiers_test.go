@@ -129,7 +129,11 @@ func TestGiftMinTier(t *testing.T) {
 	reason := func() any {
 		res := env.GraphQL(tok, `{ catalog { edges { node { sku canClaim reason } } } }`, nil)
 		require.Empty(t, res.Errors)
-		var d struct{ Catalog struct{ Edges []struct{ Node map[string]any } } }
+		var d struct {
+			Catalog struct {
+				Edges []struct{ Node map[string]any }
+			}
+		}
 		require.NoError(t, json.Unmarshal(res.Data, &d))
 		for _, e := range d.Catalog.Edges {
 			if e.Node["sku"] == "lounge" {
