@@ -163,6 +163,12 @@ END;
 $$;
 
 CREATE INDEX user_tiers_review_idx ON user_tiers (review_at) WHERE review_at IS NOT NULL;
+-- The incremental export follows tier changes (a review's downgrade has no
+-- ledger entry to carry it): only a change of code moves the xid.
+ALTER TABLE user_tiers ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+CREATE TRIGGER user_tiers_set_xid BEFORE UPDATE ON user_tiers FOR EACH ROW
+    WHEN (OLD.code IS DISTINCT FROM NEW.code) EXECUTE FUNCTION set_row_xid();
+CREATE INDEX user_tiers_xid_idx ON user_tiers (partner_id, xid);
 
 -- Gifts may require a minimum tier.
 ALTER TABLE gifts ADD COLUMN min_tier text CHECK (min_tier ~ '^[a-z0-9][a-z0-9_.-]{0,63}$');
