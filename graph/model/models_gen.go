@@ -71,6 +71,14 @@ type LedgerEntryEdge struct {
 type Mutation struct {
 }
 
+// The next tier up and how far it is.
+type NextTier struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+	// Qualifying points still needed (0: reached, applied at the next earn or review).
+	PointsToGo int `json:"pointsToGo"`
+}
+
 // Relay-style paging information.
 type PageInfo struct {
 	// Whether more items follow this page.
@@ -141,6 +149,15 @@ type RedemptionCode struct {
 	ExpiresAt time.Time `json:"expiresAt"`
 	// The voucher it redeems.
 	Voucher *voucher.Voucher `json:"voucher"`
+}
+
+// A tier of the partner's program (docs/program.md, "Tiers").
+type Tier struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+	// Earn multiplier, such as 1.25.
+	Multiplier float64 `json:"multiplier"`
+	Benefits   string  `json:"benefits"`
 }
 
 // What triggerAction did.

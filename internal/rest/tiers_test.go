@@ -146,7 +146,14 @@ func TestGiftMinTier(t *testing.T) {
 	require.Equal(t, "TIER_TOO_LOW", reason())
 	require.Equal(t, "TIER_TOO_LOW", env.Claim(tok, giftID, "c1").ErrorCode())
 
+	me := func() string {
+		res := env.GraphQL(tok, `{ me { tier { code name multiplier } nextTier { code name pointsToGo } } }`, nil)
+		require.Empty(t, res.Errors)
+		return string(res.Data)
+	}
+	require.JSONEq(t, `{"me":{"tier":{"code":"member","name":"Member","multiplier":1},"nextTier":{"code":"silver","name":"Silver","pointsToGo":1}}}`, me())
 	earn(1) // 1000: silver
+	require.JSONEq(t, `{"me":{"tier":{"code":"silver","name":"Silver","multiplier":1.25},"nextTier":{"code":"gold","name":"Gold","pointsToGo":4000}}}`, me())
 	require.Nil(t, reason())
 	require.Empty(t, env.Claim(tok, giftID, "c2").Errors)
 }

@@ -351,3 +351,42 @@ func uuidArray(ids []uuid.UUID) string {
 	b.WriteByte('}')
 	return b.String()
 }
+
+// Progress is a user's tier and the next one up.
+type Progress struct {
+	Tier *Tier // nil: the partner has no tiers
+	Next *Tier // nil: at the top, or no tiers
+	// PointsToGo is the qualifying points still needed for Next (0 when
+	// already reached, pending the next evaluation).
+	PointsToGo int64
+}
+
+// ProgressTx returns the user's tier, the next tier and the qualifying
+// points still needed for it (for the consumer's "me" view).
+func (s *Service) ProgressTx(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID) (Progress, error) {
+	list, err := s.List(ctx, db, partnerID)
+	if err != nil || len(list) == 0 {
+		return Progress{}, err
+	}
+	c, _, err := CurrentTx(ctx, db, partnerID, userID)
+	if err != nil {
+		return Progress{}, err
+	}
+	var p Progress
+	for i := range list {
+		if list[i].Code == c.Code {
+			p.Tier = &list[i]
+			if i+1 < len(list) {
+				p.Next = &list[i+1]
+			}
+		}
+	}
+	if p.Next != nil {
+		q, err := s.QualifyingTx(ctx, db, partnerID, userID)
+		if err != nil {
+			return Progress{}, err
+		}
+		p.PointsToGo = max(p.Next.Threshold-q, 0)
+	}
+	return p, nil
+}
