@@ -327,7 +327,7 @@ func TestUpgradeWaitsForReview(t *testing.T) {
 		default:
 		}
 		var n int
-		err := db.Bun.NewRaw(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%user_tiers%'`).Scan(ctx, &n)
+		err := db.Bun.NewRaw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%tier_evaluate%'`).Scan(ctx, &n)
 		return err == nil && n > 0
 	}, 10*time.Second, 5*time.Millisecond)
 	require.NoError(t, review.Commit())
