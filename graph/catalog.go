@@ -13,6 +13,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/voucher"
 )
 
@@ -31,7 +32,13 @@ func (r *Resolver) availability(ctx context.Context, g *catalog.Gift) (apperr.Co
 	if err != nil {
 		return "", err
 	}
-	return g.Availability(r.Now(), catalog.Viewer{Country: c.User.CountryCode, Balance: balance, Claims: claims}), nil
+	v := catalog.Viewer{Country: c.User.CountryCode, Balance: balance, Claims: claims}
+	if g.MinTier != nil {
+		if v.TierRank, v.TierRanks, err = tier.RanksTx(ctx, r.DB.Bun, c.Partner.ID, c.User.ID); err != nil {
+			return "", err
+		}
+	}
+	return g.Availability(r.Now(), v), nil
 }
 
 // prefetchGifts primes the loaders with what a page of gifts will need,

@@ -141,6 +141,12 @@ type ComplexityRoot struct {
 		TriggerAction         func(childComplexity int, code string, idempotencyKey string) int
 	}
 
+	NextTier struct {
+		Code       func(childComplexity int) int
+		Name       func(childComplexity int) int
+		PointsToGo func(childComplexity int) int
+	}
+
 	PageInfo struct {
 		EndCursor   func(childComplexity int) int
 		HasNextPage func(childComplexity int) int
@@ -201,6 +207,13 @@ type ComplexityRoot struct {
 		Voucher   func(childComplexity int) int
 	}
 
+	Tier struct {
+		Benefits   func(childComplexity int) int
+		Code       func(childComplexity int) int
+		Multiplier func(childComplexity int) int
+		Name       func(childComplexity int) int
+	}
+
 	TriggerActionPayload struct {
 		Balance func(childComplexity int) int
 		Entry   func(childComplexity int) int
@@ -212,7 +225,9 @@ type ComplexityRoot struct {
 		Email          func(childComplexity int) int
 		ID             func(childComplexity int) int
 		LifetimePoints func(childComplexity int) int
+		NextTier       func(childComplexity int) int
 		Partner        func(childComplexity int) int
+		Tier           func(childComplexity int) int
 	}
 
 	Voucher struct {
@@ -292,6 +307,8 @@ type UserResolver interface {
 	Partner(ctx context.Context, obj *user.User) (*partner.Partner, error)
 	Balance(ctx context.Context, obj *user.User) (int, error)
 	LifetimePoints(ctx context.Context, obj *user.User) (int, error)
+	Tier(ctx context.Context, obj *user.User) (*model.Tier, error)
+	NextTier(ctx context.Context, obj *user.User) (*model.NextTier, error)
 }
 type VoucherResolver interface {
 	Gift(ctx context.Context, obj *voucher.Voucher) (*catalog.Gift, error)
@@ -695,6 +712,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.TriggerAction(childComplexity, args["code"].(string), args["idempotencyKey"].(string)), true
 
+	case "NextTier.code":
+		if e.ComplexityRoot.NextTier.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NextTier.Code(childComplexity), true
+	case "NextTier.name":
+		if e.ComplexityRoot.NextTier.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NextTier.Name(childComplexity), true
+	case "NextTier.pointsToGo":
+		if e.ComplexityRoot.NextTier.PointsToGo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NextTier.PointsToGo(childComplexity), true
+
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
 			break
@@ -982,6 +1018,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RedemptionCode.Voucher(childComplexity), true
 
+	case "Tier.benefits":
+		if e.ComplexityRoot.Tier.Benefits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tier.Benefits(childComplexity), true
+	case "Tier.code":
+		if e.ComplexityRoot.Tier.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tier.Code(childComplexity), true
+	case "Tier.multiplier":
+		if e.ComplexityRoot.Tier.Multiplier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tier.Multiplier(childComplexity), true
+	case "Tier.name":
+		if e.ComplexityRoot.Tier.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tier.Name(childComplexity), true
+
 	case "TriggerActionPayload.balance":
 		if e.ComplexityRoot.TriggerActionPayload.Balance == nil {
 			break
@@ -1025,12 +1086,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.LifetimePoints(childComplexity), true
+	case "User.nextTier":
+		if e.ComplexityRoot.User.NextTier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.NextTier(childComplexity), true
 	case "User.partner":
 		if e.ComplexityRoot.User.Partner == nil {
 			break
 		}
 
 		return e.ComplexityRoot.User.Partner(childComplexity), true
+	case "User.tier":
+		if e.ComplexityRoot.User.Tier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Tier(childComplexity), true
 
 	case "Voucher.cancelledAt":
 		if e.ComplexityRoot.Voucher.CancelledAt == nil {
@@ -1528,6 +1601,36 @@ type User {
   Points the user ever earned (the leaderboard's measure).
   """
   lifetimePoints: Int!
+  """
+  The user's tier; null when the partner has no tiers.
+  """
+  tier: Tier
+  """
+  The next tier up and the qualifying points still needed; null at the top
+  tier or when the partner has no tiers.
+  """
+  nextTier: NextTier
+}
+
+"""
+A tier of the partner's program (docs/program.md, "Tiers").
+"""
+type Tier {
+  code: String!
+  name: String!
+  "Earn multiplier, such as 1.25."
+  multiplier: Float!
+  benefits: String!
+}
+
+"""
+The next tier up and how far it is.
+"""
+type NextTier {
+  code: String!
+  name: String!
+  "Qualifying points still needed (0: reached, applied at the next earn or review)."
+  pointsToGo: Int!
 }
 
 """
@@ -1689,6 +1792,8 @@ enum UnavailableReason {
   GIFT_UNAVAILABLE
   "Not offered in the user's country (or the user's country is unknown)."
   NOT_IN_COUNTRY
+  "The gift requires a higher tier than the user's (its minTier)."
+  TIER_TOO_LOW
   "No units left."
   OUT_OF_STOCK
   "The partner's pool of codes is empty."
@@ -1990,6 +2095,18 @@ func (ec *executionContext) childFields_Merchant(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type Merchant", field.Name)
 }
 
+func (ec *executionContext) childFields_NextTier(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "code":
+		return ec.fieldContext_NextTier_code(ctx, field)
+	case "name":
+		return ec.fieldContext_NextTier_name(ctx, field)
+	case "pointsToGo":
+		return ec.fieldContext_NextTier_pointsToGo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NextTier", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -2084,6 +2201,20 @@ func (ec *executionContext) childFields_RedemptionCode(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type RedemptionCode", field.Name)
 }
 
+func (ec *executionContext) childFields_Tier(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "code":
+		return ec.fieldContext_Tier_code(ctx, field)
+	case "name":
+		return ec.fieldContext_Tier_name(ctx, field)
+	case "multiplier":
+		return ec.fieldContext_Tier_multiplier(ctx, field)
+	case "benefits":
+		return ec.fieldContext_Tier_benefits(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Tier", field.Name)
+}
+
 func (ec *executionContext) childFields_TriggerActionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "entry":
@@ -2108,6 +2239,10 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_balance(ctx, field)
 	case "lifetimePoints":
 		return ec.fieldContext_User_lifetimePoints(ctx, field)
+	case "tier":
+		return ec.fieldContext_User_tier(ctx, field)
+	case "nextTier":
+		return ec.fieldContext_User_nextTier(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -4144,6 +4279,75 @@ func (ec *executionContext) fieldContext_Mutation_requestRedemptionCode(ctx cont
 	return fc, nil
 }
 
+func (ec *executionContext) _NextTier_code(ctx context.Context, field graphql.CollectedField, obj *model.NextTier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NextTier_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NextTier_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NextTier", field, false, false, "String")
+}
+
+func (ec *executionContext) _NextTier_name(ctx context.Context, field graphql.CollectedField, obj *model.NextTier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NextTier_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NextTier_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NextTier", field, false, false, "String")
+}
+
+func (ec *executionContext) _NextTier_pointsToGo(ctx context.Context, field graphql.CollectedField, obj *model.NextTier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NextTier_pointsToGo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PointsToGo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NextTier_pointsToGo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NextTier", field, false, false, "Int")
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5360,6 +5564,98 @@ func (ec *executionContext) fieldContext_RedemptionCode_voucher(_ context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Tier_code(ctx context.Context, field graphql.CollectedField, obj *model.Tier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tier_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Tier_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Tier", field, false, false, "String")
+}
+
+func (ec *executionContext) _Tier_name(ctx context.Context, field graphql.CollectedField, obj *model.Tier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tier_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Tier_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Tier", field, false, false, "String")
+}
+
+func (ec *executionContext) _Tier_multiplier(ctx context.Context, field graphql.CollectedField, obj *model.Tier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tier_multiplier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Multiplier, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Tier_multiplier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Tier", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Tier_benefits(ctx context.Context, field graphql.CollectedField, obj *model.Tier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tier_benefits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Benefits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Tier_benefits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Tier", field, false, false, "String")
+}
+
 func (ec *executionContext) _TriggerActionPayload_entry(ctx context.Context, field graphql.CollectedField, obj *model.TriggerActionPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5560,6 +5856,70 @@ func (ec *executionContext) _User_lifetimePoints(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_User_lifetimePoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, true, true, "Int")
+}
+
+func (ec *executionContext) _User_tier(ctx context.Context, field graphql.CollectedField, obj *user.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_tier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Tier(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Tier) graphql.Marshaler {
+			return ec.marshalOTier2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐTier(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_tier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Tier(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_nextTier(ctx context.Context, field graphql.CollectedField, obj *user.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_nextTier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().NextTier(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.NextTier) graphql.Marshaler {
+			return ec.marshalONextTier2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐNextTier(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_nextTier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_NextTier(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Voucher_id(ctx context.Context, field graphql.CollectedField, obj *voucher.Voucher) (ret graphql.Marshaler) {
@@ -7627,6 +7987,49 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 	return out
 }
 
+var nextTierImplementors = []string{"NextTier"}
+
+func (ec *executionContext) _NextTier(ctx context.Context, sel ast.SelectionSet, obj *model.NextTier) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, nextTierImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("NextTier")
+		case "code":
+			out.Values[i] = ec._NextTier_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._NextTier_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pointsToGo":
+			out.Values[i] = ec._NextTier_pointsToGo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var pageInfoImplementors = []string{"PageInfo"}
 
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *model.PageInfo) graphql.Marshaler {
@@ -8051,6 +8454,54 @@ func (ec *executionContext) _RedemptionCode(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var tierImplementors = []string{"Tier"}
+
+func (ec *executionContext) _Tier(ctx context.Context, sel ast.SelectionSet, obj *model.Tier) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, tierImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Tier")
+		case "code":
+			out.Values[i] = ec._Tier_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._Tier_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "multiplier":
+			out.Values[i] = ec._Tier_multiplier(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "benefits":
+			out.Values[i] = ec._Tier_benefits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var triggerActionPayloadImplementors = []string{"TriggerActionPayload"}
 
 func (ec *executionContext) _TriggerActionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.TriggerActionPayload) graphql.Marshaler {
@@ -8132,6 +8583,18 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_lifetimePoints(ctx, field, obj)
+				})
+		case "tier":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_tier(ctx, field, obj)
+				})
+		case "nextTier":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_nextTier(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -8723,6 +9186,20 @@ func (ec *executionContext) marshalNClaimGiftPayload2ᚖgithubᚗcomᚋperkshq�
 		return graphql.Null
 	}
 	return ec._ClaimGiftPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) marshalNGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift(ctx context.Context, sel ast.SelectionSet, v *catalog.Gift) graphql.Marshaler {
@@ -9351,6 +9828,13 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) marshalONextTier2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐNextTier(ctx context.Context, sel ast.SelectionSet, v *model.NextTier) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._NextTier(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOProgramAction2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐProgramAction(ctx context.Context, sel ast.SelectionSet, v *model.ProgramAction) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -9374,6 +9858,13 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = ctx
 	res := graphql.MarshalString(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOTier2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐTier(ctx context.Context, sel ast.SelectionSet, v *model.Tier) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Tier(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {

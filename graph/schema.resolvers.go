@@ -21,6 +21,7 @@ import (
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/uptrace/bun"
@@ -556,6 +557,23 @@ func (r *userResolver) LifetimePoints(ctx context.Context, obj *user.User) (int,
 		return 0, err
 	}
 	return int(b.LifetimeEarned), nil
+}
+
+func (r *userResolver) Tier(ctx context.Context, obj *user.User) (*model.Tier, error) {
+	p, err := (&tier.Service{Now: r.Now}).ProgressTx(ctx, r.DB.Bun, obj.PartnerID, obj.ID)
+	if err != nil || p.Tier == nil {
+		return nil, err
+	}
+	m, _ := tier.FormatMultiplier(p.Tier.Multiplier).Float64()
+	return &model.Tier{Code: p.Tier.Code, Name: p.Tier.Name, Multiplier: m, Benefits: p.Tier.Benefits}, nil
+}
+
+func (r *userResolver) NextTier(ctx context.Context, obj *user.User) (*model.NextTier, error) {
+	p, err := (&tier.Service{Now: r.Now}).ProgressTx(ctx, r.DB.Bun, obj.PartnerID, obj.ID)
+	if err != nil || p.Next == nil {
+		return nil, err
+	}
+	return &model.NextTier{Code: p.Next.Code, Name: p.Next.Name, PointsToGo: int(p.PointsToGo)}, nil
 }
 
 func (r *voucherResolver) Gift(ctx context.Context, obj *voucher.Voucher) (*catalog.Gift, error) {

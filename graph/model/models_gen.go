@@ -71,6 +71,14 @@ type LedgerEntryEdge struct {
 type Mutation struct {
 }
 
+// The next tier up and how far it is.
+type NextTier struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+	// Qualifying points still needed (0: reached, applied at the next earn or review).
+	PointsToGo int `json:"pointsToGo"`
+}
+
 // Relay-style paging information.
 type PageInfo struct {
 	// Whether more items follow this page.
@@ -141,6 +149,15 @@ type RedemptionCode struct {
 	ExpiresAt time.Time `json:"expiresAt"`
 	// The voucher it redeems.
 	Voucher *voucher.Voucher `json:"voucher"`
+}
+
+// A tier of the partner's program (docs/program.md, "Tiers").
+type Tier struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+	// Earn multiplier, such as 1.25.
+	Multiplier float64 `json:"multiplier"`
+	Benefits   string  `json:"benefits"`
 }
 
 // What triggerAction did.
@@ -413,6 +430,8 @@ const (
 	UnavailableReasonGiftUnavailable UnavailableReason = "GIFT_UNAVAILABLE"
 	// Not offered in the user's country (or the user's country is unknown).
 	UnavailableReasonNotInCountry UnavailableReason = "NOT_IN_COUNTRY"
+	// The gift requires a higher tier than the user's (its minTier).
+	UnavailableReasonTierTooLow UnavailableReason = "TIER_TOO_LOW"
 	// No units left.
 	UnavailableReasonOutOfStock UnavailableReason = "OUT_OF_STOCK"
 	// The partner's pool of codes is empty.
@@ -426,6 +445,7 @@ const (
 var AllUnavailableReason = []UnavailableReason{
 	UnavailableReasonGiftUnavailable,
 	UnavailableReasonNotInCountry,
+	UnavailableReasonTierTooLow,
 	UnavailableReasonOutOfStock,
 	UnavailableReasonCodesExhausted,
 	UnavailableReasonLimitReached,
@@ -434,7 +454,7 @@ var AllUnavailableReason = []UnavailableReason{
 
 func (e UnavailableReason) IsValid() bool {
 	switch e {
-	case UnavailableReasonGiftUnavailable, UnavailableReasonNotInCountry, UnavailableReasonOutOfStock, UnavailableReasonCodesExhausted, UnavailableReasonLimitReached, UnavailableReasonInsufficientPoints:
+	case UnavailableReasonGiftUnavailable, UnavailableReasonNotInCountry, UnavailableReasonTierTooLow, UnavailableReasonOutOfStock, UnavailableReasonCodesExhausted, UnavailableReasonLimitReached, UnavailableReasonInsufficientPoints:
 		return true
 	}
 	return false

@@ -133,7 +133,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		a.Resolver = net.DefaultResolver
 	}
 	api := &rest.API{
-		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking, Program: a.Program,
+		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking, Program: a.Program, Tiers: a.Tiers,
 		Export: a.Export, Content: a.Content, Webhooks: a.Webhooks, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
 		Catalog: a.Catalog, Vouchers: a.Vouchers, Merchants: a.Merchants, MaxUploadBytes: cfg.MaxUploadBytes,
 		Campaigns: a.Campaigns,

@@ -14,6 +14,7 @@ import (
 	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/ranking"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
 )
@@ -32,6 +33,7 @@ func (s *Services) Workers(cfg *config.Config, db *database.DB, now func() time.
 	river.AddWorker(w, &webhook.PruneWorker{DB: db.Bun, Webhooks: s.Webhooks, Retention: cfg.WebhookRetention})
 	river.AddWorker(w, &voucher.ExpireWorker{DB: db.Bun, Vouchers: s.Vouchers})
 	river.AddWorker(w, &ledger.LotsWorker{DB: db.Bun, Now: now, Events: s.Events})
+	river.AddWorker(w, &tier.ReviewWorker{DB: db.Bun, Service: s.Tiers, Now: now})
 	return w
 }
 
@@ -44,6 +46,7 @@ func Periodic(cfg *config.Config) []*river.PeriodicJob {
 	p = append(p, webhook.Periodic()...)
 	p = append(p, voucher.Periodic()...)
 	p = append(p, ledger.Periodic()...)
+	p = append(p, tier.Periodic()...)
 	return p
 }
 

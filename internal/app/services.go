@@ -19,6 +19,7 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/ranking"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
@@ -44,6 +45,7 @@ type Services struct {
 	Export    *export.Service
 	Program   *program.Service
 	Campaigns *campaign.Service
+	Tiers     *tier.Service
 }
 
 // NewServices builds every domain service on db with keys (no HTTP, no
@@ -63,6 +65,9 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s.Program = &program.Service{Now: now}
 	s.Campaigns = &campaign.Service{Now: now}
 	s.Earning.Campaigns = s.Campaigns.EarnModifier()
+	s.Tiers = &tier.Service{Events: s.Events, Now: now}
+	s.Earning.Tiers = s.Tiers
+	s.Earning.Tier = earning.TierModifier()
 	s.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: now}
 	s.Catalog = &catalog.Service{Merchants: s.Merchants, Now: now}
 	s.Vouchers = &voucher.Service{Catalog: s.Catalog, Ledger: s.Ledger, Events: s.Events, Keys: keys, Now: now}

@@ -122,6 +122,7 @@ const (
 	CodeLimitReached     Code = "LIMIT_REACHED"
 	CodeGiftUnavailable  Code = "GIFT_UNAVAILABLE"
 	CodeNotInCountry     Code = "NOT_IN_COUNTRY"
+	CodeTierTooLow       Code = "TIER_TOO_LOW"
 	CodeCodesExhausted   Code = "CODES_EXHAUSTED"
 	CodeVoucherNotFound  Code = "VOUCHER_NOT_FOUND"
 	CodeVoucherNotActive Code = "VOUCHER_NOT_ACTIVE"

@@ -79,6 +79,7 @@ var catalog = map[Code]Info{
 	CodeLimitReached:     {422, "Limit reached", "The user already claimed this gift as many times as allowed."},
 	CodeGiftUnavailable:  {422, "Gift unavailable", "The gift is retired or outside its claim window."},
 	CodeNotInCountry:     {422, "Not in country", "The gift is not offered in the user's country."},
+	CodeTierTooLow:       {422, "Tier too low", "The gift requires a higher tier (its `minTier`) than the user's; see docs/program.md, \"Tiers\"."},
 	CodeCodesExhausted:   {409, "Codes exhausted", "The gift's code pool is empty; the partner must upload more codes. Nothing was charged."},
 	CodeVoucherNotFound:  {404, "Voucher not found", "Check the voucher id or code."},
 	CodeVoucherNotActive: {409, "Voucher not active", "The voucher was already redeemed, expired or cancelled."},

@@ -434,7 +434,8 @@ func (e *Env) WaitExportable() {
 		err := e.DB.Bun.NewRaw(`SELECT pg_snapshot_xmin(pg_current_snapshot()) > coalesce(greatest(
 			(SELECT xid FROM users ORDER BY xid DESC LIMIT 1),
 			(SELECT xid FROM ledger_entries ORDER BY xid DESC LIMIT 1),
-			(SELECT xid FROM vouchers ORDER BY xid DESC LIMIT 1)), '0'::xid8)`).Scan(context.Background(), &ok)
+			(SELECT xid FROM vouchers ORDER BY xid DESC LIMIT 1),
+			(SELECT xid FROM user_tiers ORDER BY xid DESC LIMIT 1)), '0'::xid8)`).Scan(context.Background(), &ok)
 		require.NoError(e.T, err)
 		if ok {
 			return

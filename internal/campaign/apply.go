@@ -266,15 +266,20 @@ func Vars(f Facts, u *UserFacts, at time.Time) map[string]any {
 	}
 }
 
-// LoadUserFacts reads the user's country and attributes (tier is left ""
-// for the caller that knows it).
+// LoadUserFacts reads the user's country, tier and attributes.
 func LoadUserFacts(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID) (*UserFacts, error) {
 	var row struct {
 		Country    sql.NullString  `bun:"country_code"`
 		Attributes json.RawMessage `bun:"attributes"`
+		Tier       sql.NullString  `bun:"tier"`
 	}
-	err := db.NewSelect().Table("users").Column("country_code", "attributes").
-		Where("partner_id = ? AND id = ?", partnerID, userID).Scan(ctx, &row)
+	// The tier is the user's user_tiers row, else the partner's base tier
+	// (rank 0), as tier.CurrentTx reads it; none when the partner has no
+	// tiers.
+	err := db.NewRaw(`SELECT u.country_code, u.attributes,
+		coalesce(ut.code, (SELECT t.code FROM tiers t WHERE t.partner_id = u.partner_id AND t.rank = 0)) AS tier
+		FROM users u LEFT JOIN user_tiers ut ON ut.partner_id = u.partner_id AND ut.user_id = u.id
+		WHERE u.partner_id = ? AND u.id = ?`, partnerID, userID).Scan(ctx, &row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return &UserFacts{}, nil
 	}
@@ -285,7 +290,7 @@ func LoadUserFacts(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID)
 	if err != nil {
 		return nil, fmt.Errorf("decode user attributes: %w", err)
 	}
-	return &UserFacts{Country: row.Country.String, Attributes: attrs}, nil
+	return &UserFacts{Country: row.Country.String, Tier: row.Tier.String, Attributes: attrs}, nil
 }
 
 // DecodeObject decodes a JSON object for conditions: whole numbers become

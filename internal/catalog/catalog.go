@@ -64,9 +64,11 @@ type Gift struct {
 	VoucherLifetimeSeconds *int       `bun:"voucher_lifetime_seconds"`
 	RefundOnExpiry         bool       `bun:"refund_on_expiry"`
 	Position               int        `bun:"position"`
-	RetiredAt              *time.Time `bun:"retired_at"`
-	CreatedAt              time.Time  `bun:"created_at"`
-	UpdatedAt              time.Time  `bun:"updated_at"`
+	// MinTier is the tier code a user needs at least (nil: any tier).
+	MinTier   *string    `bun:"min_tier"`
+	RetiredAt *time.Time `bun:"retired_at"`
+	CreatedAt time.Time  `bun:"created_at"`
+	UpdatedAt time.Time  `bun:"updated_at"`
 
 	Inserted bool `bun:"inserted,scanonly"`
 }
@@ -119,11 +121,22 @@ type Viewer struct {
 	Balance int64
 	// Claims is how many vouchers of this gift the user already has.
 	Claims int
+	// TierRank is the user's tier rank and TierRanks the partner's tier
+	// codes by rank (tier.RanksTx); needed only for gifts with a MinTier.
+	// A MinTier missing from TierRanks is above everyone: fail closed.
+	TierRank  int
+	TierRanks map[string]int
+}
+
+// MeetsTier reports whether v's tier is at least code.
+func (v Viewer) MeetsTier(code string) bool {
+	r, ok := v.TierRanks[code]
+	return ok && v.TierRank >= r
 }
 
 // Availability says whether v may claim g at t: "" when yes, otherwise
 // the code a claim would fail with. Precedence (first that applies):
-// GIFT_UNAVAILABLE, NOT_IN_COUNTRY, OUT_OF_STOCK, CODES_EXHAUSTED,
+// GIFT_UNAVAILABLE, NOT_IN_COUNTRY, TIER_TOO_LOW, OUT_OF_STOCK, CODES_EXHAUSTED,
 // LIMIT_REACHED, INSUFFICIENT_POINTS. A claim checks in the same order, so
 // the catalog and the claim tell the same story (except when a concurrent
 // claim takes the last unit in between).
@@ -133,6 +146,8 @@ func (g *Gift) Availability(t time.Time, v Viewer) apperr.Code {
 		return apperr.CodeGiftUnavailable
 	case !g.OffersCountry(v.Country):
 		return apperr.CodeNotInCountry
+	case g.MinTier != nil && !v.MeetsTier(*g.MinTier):
+		return apperr.CodeTierTooLow
 	case g.StockTotal != nil && g.ClaimedCount >= *g.StockTotal:
 		return apperr.CodeOutOfStock
 	case g.CodeSource == SourcePool && g.CodesAvailable <= 0:
@@ -206,6 +221,8 @@ type GiftInput struct {
 	RefundOnExpiry         bool
 	Merchants              []string
 	Position               int
+	// MinTier is a tier code of the partner's list (nil: any tier).
+	MinTier *string
 }
 
 func (in *GiftInput) normalize() error {
@@ -331,6 +348,15 @@ func (s *Service) PutGiftTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID,
 	if err != nil {
 		return nil, false, err
 	}
+	if in.MinTier != nil {
+		var known bool
+		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM tiers WHERE partner_id = ? AND code = ?)", partnerID, *in.MinTier).Scan(ctx, &known); err != nil {
+			return nil, false, fmt.Errorf("check min tier: %w", err)
+		}
+		if !known {
+			return nil, false, apperr.Field(apperr.CodeInvalidField, "minTier", "minTier must be the code of one of your tiers (GET /integrations/tiers)")
+		}
+	}
 	// Lock an existing gift so no claim slips in between this check and
 	// the update: stock is the total and may not drop below what is claimed.
 	var claimed int
@@ -348,7 +374,7 @@ func (s *Service) PutGiftTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID,
 		PerUserLimit: clone(in.PerUserLimit), VisibleFrom: utc(in.VisibleFrom), VisibleUntil: utc(in.VisibleUntil),
 		ClaimableFrom: utc(in.ClaimableFrom), ClaimableUntil: utc(in.ClaimableUntil), Countries: in.Countries,
 		CodeSource: in.CodeSource, VoucherLifetimeSeconds: clone(in.VoucherLifetimeSeconds), RefundOnExpiry: in.RefundOnExpiry,
-		Position: in.Position, CreatedAt: now, UpdatedAt: now,
+		Position: in.Position, CreatedAt: now, UpdatedAt: now, MinTier: clone(in.MinTier),
 	}
 	if in.CodePattern != "" {
 		g.CodePattern = clone(&in.CodePattern)
@@ -363,6 +389,7 @@ func (s *Service) PutGiftTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID,
 		Set("code_source = EXCLUDED.code_source, code_pattern = EXCLUDED.code_pattern").
 		Set("voucher_lifetime_seconds = EXCLUDED.voucher_lifetime_seconds, refund_on_expiry = EXCLUDED.refund_on_expiry").
 		Set("position = EXCLUDED.position, retired_at = NULL, updated_at = EXCLUDED.updated_at").
+		Set("min_tier = EXCLUDED.min_tier").
 		Returning("*, (xmax = 0) AS inserted").
 		Scan(ctx)
 	if err != nil {

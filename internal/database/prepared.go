@@ -20,6 +20,7 @@ import (
 type runner interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 func unwrap(db bun.IDB) (runner, error) {
@@ -52,4 +53,13 @@ func Exec(ctx context.Context, db bun.IDB, query string, args ...any) (sql.Resul
 		return nil, err
 	}
 	return r.ExecContext(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+}
+
+// Query runs a prepared query returning rows; the caller closes them.
+func Query(ctx context.Context, db bun.IDB, query string, args ...any) (*sql.Rows, error) {
+	r, err := unwrap(db)
+	if err != nil {
+		return nil, err
+	}
+	return r.QueryContext(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/textcheck"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -86,6 +87,9 @@ type Service struct {
 	Ledger *ledger.Service
 	// Users resolves the partner's external user ids of earns.
 	Users *user.Service
+	// Tiers, when set, moves users up in the transaction of the earn that
+	// crosses a threshold (tier.EvaluateTx).
+	Tiers *tier.Service
 	Now   func() time.Time
 
 	// Tier and Campaigns are the breakdown's modifiers (see Modifier),

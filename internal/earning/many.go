@@ -527,6 +527,20 @@ func (s *Service) write(ctx context.Context, tx bun.Tx, b *batch) error {
 	if err := s.Ledger.Events.RecordTx(ctx, tx, events...); err != nil {
 		return err
 	}
+	// Tier upgrades of the batch's users, one statement for the batch.
+	if s.Tiers != nil {
+		seen := make(map[uuid.UUID]bool, len(b.accepted))
+		users := make([]uuid.UUID, 0, len(b.accepted))
+		for _, i := range b.accepted {
+			if u := b.items[i].UserID; !seen[u] {
+				seen[u] = true
+				users = append(users, u)
+			}
+		}
+		if _, err := s.Tiers.EvaluateTx(ctx, tx, b.p.ID, users...); err != nil {
+			return err
+		}
+	}
 	for i, j := range b.dupOf {
 		b.res[i].EntryID = b.res[j].EntryID
 	}

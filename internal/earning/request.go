@@ -212,11 +212,22 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 		return nil, err
 	}
 	availableAt, expiresAt, held := ep.lotDates(pol, r.overrides(), now, s.location(p))
-	return s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
+	e, err := s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
 		UserID: userID, Kind: ledger.KindEarn, Points: bd.Total, Reason: r.Name, ActionCode: r.Code,
 		Reference: ep.reference(), Metadata: ep.Metadata, OccurredAt: ep.OccurredAt,
 		AvailableAt: availableAt, ExpiresAt: expiresAt, Held: held, Breakdown: raw,
 	})
+	if err != nil {
+		return nil, err
+	}
+	// The entry's trigger counted its qualifying points: an earn that
+	// crosses a threshold upgrades in its own transaction.
+	if s.Tiers != nil && e.Kind == ledger.KindEarn {
+		if _, err := s.Tiers.EvaluateTx(ctx, tx, p.ID, userID); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
 // decide applies the rule's checks that need no lock to one earn; base

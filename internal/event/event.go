@@ -29,6 +29,8 @@ const (
 	VoucherExpired   = "voucher.expired"
 	VoucherCancelled = "voucher.cancelled"
 	BulkJobCompleted = "bulk_job.completed"
+	// TierChanged: a user moved between tiers (internal/tier).
+	TierChanged = "tier.changed"
 )
 
 // Pending points (docs/points.md, "Pending points: hold, confirm, cancel"):
@@ -46,6 +48,7 @@ var Types = []string{
 	UserCreated, UserUpdated, UserAnonymised, UserErased, PointsEarned, PointsAdjusted, PointsReversed,
 	VoucherClaimed, VoucherRedeemed, VoucherExpired, VoucherCancelled, BulkJobCompleted,
 	PointsPending, PointsActivated, PointsCancelled,
+	TierChanged,
 }
 
 // Event is one row of the outbox. Data carries ids and non-personal facts

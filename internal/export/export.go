@@ -224,6 +224,9 @@ const changedSQL = `WITH changed AS (
 	UNION
 	SELECT user_id FROM user_erasures
 	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND user_id > $4
+	UNION
+	SELECT user_id FROM user_tiers
+	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND user_id > $4
 )`
 
 // feedSQL streams the page's users in id order ($5: last user id of the
@@ -254,6 +257,11 @@ LEFT JOIN LATERAL (
 	WHERE e.partner_id = $1 AND e.user_id = u.id AND e.xid < $3::xid8
 	ORDER BY e.id DESC LIMIT 1
 ) b ON true
+LEFT JOIN LATERAL (
+	-- The user's tier code (the base tier without a row; NULL without tiers).
+	SELECT coalesce((SELECT ut.code FROM user_tiers ut WHERE ut.partner_id = $1 AND ut.user_id = u.id),
+		(SELECT t.code FROM tiers t WHERE t.partner_id = $1 AND t.rank = 0)) AS code
+) tr ON true
 WHERE c.user_id <= $5
 ORDER BY c.user_id`
 
@@ -276,7 +284,8 @@ const ndjsonSelect = `CASE WHEN u.id IS NULL THEN ` + erasedMarker + ` ELSE json
 		'createdAt', u.created_at, 'updatedAt', u.updated_at) END,
 	'balance', coalesce(b.balance_after, 0),
 	'actions', a.actions,
-	'gifts', gv.gifts)::text END`
+	'gifts', gv.gifts,
+	'tier', tr.code)::text END`
 
 const erasedMarker = `(SELECT json_build_object('userId', x.user_id, 'erased', true, 'erasedAt', x.erased_at,
 	'profile', NULL, 'balance', 0, 'actions', '[]'::json, 'gifts', '[]'::json)::text
@@ -285,7 +294,7 @@ const erasedMarker = `(SELECT json_build_object('userId', x.user_id, 'erased', t
 // CSVHeader names the CSV columns; actions is a JSON array. erasedAt is
 // set only on an erased user's row, whose other columns are empty (balance
 // 0, no actions or gifts).
-const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts,erasedAt"
+const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts,tier,erasedAt"
 
 func csvField(expr string) string {
 	// RFC 4180: quote every field, double inner quotes; NULL is empty.
@@ -319,6 +328,7 @@ var csvSelect = strings.Join([]string{
 	csvField("coalesce(b.balance_after, 0)"),
 	csvField("a.actions"),
 	csvField("gv.gifts"),
+	csvField("tr.code"),
 	csvField("CASE WHEN u.id IS NULL THEN (SELECT to_json(x.erased_at)#>>'{}' FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id) END"),
 }, ` || ',' || `)
 

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/text/currency"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/tier"
 )
 
 // Expiry modes.
@@ -61,9 +62,15 @@ type Policy struct {
 	ExpiryWarningDays int      `bun:"expiry_warning_days"`
 	// Currency is the program's ISO 4217 code (nil: none set): earns'
 	// amounts are whole minor units of it. Perks never converts currencies.
-	Currency  *string   `bun:"currency"`
-	CreatedAt time.Time `bun:"created_at"`
-	UpdatedAt time.Time `bun:"updated_at"`
+	Currency *string `bun:"currency"`
+	// Tier policy (internal/tier): the qualifying basis (lifetime,
+	// rolling12, calendarYear), the downgrade (never, periodEnd, immediate)
+	// and periodEnd's grace days.
+	TierBasis     string    `bun:"tier_basis"`
+	TierDowngrade string    `bun:"tier_downgrade"`
+	TierGraceDays int       `bun:"tier_grace_days"`
+	CreatedAt     time.Time `bun:"created_at"`
+	UpdatedAt     time.Time `bun:"updated_at"`
 }
 
 // Default is the policy of a partner that never set one.
@@ -71,6 +78,7 @@ func Default(partnerID uuid.UUID) Policy {
 	return Policy{
 		PartnerID: partnerID, ExpiryMode: ExpiryNone, ExpiryDates: []string{},
 		NegativeBalance: NegativeForbid, ExpiryWarningDays: 30,
+		TierBasis: tier.BasisLifetime, TierDowngrade: tier.DowngradeNever,
 	}
 }
 
@@ -85,7 +93,10 @@ type Input struct {
 	NegativeBalance       string
 	ExpiryWarningDays     int
 	// Currency is an ISO 4217 code such as EUR (nil: none).
-	Currency *string
+	Currency      *string
+	TierBasis     string
+	TierDowngrade string
+	TierGraceDays int
 }
 
 func invalid(field, format string, args ...any) error {
@@ -187,6 +198,18 @@ func (in Input) Validate() error {
 			return err
 		}
 	}
+	// An empty tier basis or downgrade is the default (callers written
+	// before tiers leave them empty).
+	basis, down := in.TierBasis, in.TierDowngrade
+	if basis == "" {
+		basis = tier.BasisLifetime
+	}
+	if down == "" {
+		down = tier.DowngradeNever
+	}
+	if err := tier.ValidatePolicy(basis, down, in.TierGraceDays); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -241,6 +264,13 @@ func (s *Service) Get(ctx context.Context, db bun.IDB, partnerID uuid.UUID) (Pol
 // changes nothing. Lots already created keep the dates they were given: a
 // policy applies to points earned after it changed.
 func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, in Input) (Policy, error) {
+	// Callers written before tiers leave the tier policy empty: the default.
+	if in.TierBasis == "" {
+		in.TierBasis = tier.BasisLifetime
+	}
+	if in.TierDowngrade == "" {
+		in.TierDowngrade = tier.DowngradeNever
+	}
 	if err := in.Validate(); err != nil {
 		return Policy{}, err
 	}
@@ -254,7 +284,8 @@ func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, in I
 		PartnerID: partnerID, ExpiryMode: in.ExpiryMode, ExpiryDays: clone(in.ExpiryDays),
 		ExpiryRoundToMonthEnd: in.ExpiryRoundToMonthEnd, ExpiryDates: dates, PendingDays: in.PendingDays,
 		NegativeBalance: in.NegativeBalance, ExpiryWarningDays: in.ExpiryWarningDays, CreatedAt: now, UpdatedAt: now,
-		Currency: clone(in.Currency),
+		Currency:  clone(in.Currency),
+		TierBasis: in.TierBasis, TierDowngrade: in.TierDowngrade, TierGraceDays: in.TierGraceDays,
 	}
 	_, err := db.NewInsert().Model(&p).
 		On("CONFLICT (partner_id) DO UPDATE").
@@ -263,6 +294,7 @@ func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, in I
 		Set("pending_days = EXCLUDED.pending_days, negative_balance = EXCLUDED.negative_balance").
 		Set("expiry_warning_days = EXCLUDED.expiry_warning_days, updated_at = EXCLUDED.updated_at").
 		Set("currency = EXCLUDED.currency").
+		Set("tier_basis = EXCLUDED.tier_basis, tier_downgrade = EXCLUDED.tier_downgrade, tier_grace_days = EXCLUDED.tier_grace_days").
 		Returning("created_at, updated_at").
 		Exec(ctx)
 	if err != nil {

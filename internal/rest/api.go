@@ -24,6 +24,7 @@ import (
 	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/request"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
@@ -38,6 +39,7 @@ type API struct {
 	Earning      *earning.Service
 	Program      *program.Service
 	Campaigns    *campaign.Service
+	Tiers        *tier.Service
 	Bulk         *bulk.Service
 	Ranking      *ranking.Service
 	Export       *export.Service
@@ -300,6 +302,8 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodGet, "/integrations/program", a.Partner(a.getProgram))
 	rt.Handle(http.MethodPut, "/integrations/program", a.PartnerWrite(a.putProgram))
 	rt.Handle(http.MethodPost, "/integrations/actions/{reference}/reverse", a.PartnerWrite(a.reverse))
+	rt.Handle(http.MethodGet, "/integrations/tiers", a.Partner(a.getTiers))
+	rt.Handle(http.MethodPut, "/integrations/tiers", a.PartnerWrite(a.putTiers))
 	rt.Handle(http.MethodPost, "/integrations/actions/multistore", a.PartnerWriteLimit(multistoreBodyLimit, a.multistore))
 	rt.Handle(http.MethodPost, "/integrations/actions/{reference}/confirm", a.PartnerWrite(a.confirmEarn))
 	rt.Handle(http.MethodPost, "/integrations/actions/{reference}/cancel", a.PartnerWrite(a.cancelEarn))

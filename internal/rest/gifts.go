@@ -64,6 +64,7 @@ type giftRequest struct {
 	RefundOnExpiry         bool            `json:"refundOnExpiry"`
 	Merchants              []string        `json:"merchants"`
 	Position               json.RawMessage `json:"position"`
+	MinTier                *string         `json:"minTier"`
 }
 
 type giftView struct {
@@ -92,6 +93,7 @@ type giftView struct {
 	RefundOnExpiry         bool       `json:"refundOnExpiry"`
 	Merchants              []string   `json:"merchants"`
 	Position               int        `json:"position"`
+	MinTier                *string    `json:"minTier"`
 	Retired                bool       `json:"retired"`
 	RetiredAt              *time.Time `json:"retiredAt"`
 	CreatedAt              time.Time  `json:"createdAt"`
@@ -105,7 +107,7 @@ func newGiftView(g *catalog.Gift, merchants []string) giftView {
 		PerUserLimit: g.PerUserLimit, VisibleFrom: g.VisibleFrom, VisibleUntil: g.VisibleUntil,
 		ClaimableFrom: g.ClaimableFrom, ClaimableUntil: g.ClaimableUntil, Countries: g.Countries,
 		CodeSource: g.CodeSource, CodePattern: g.CodePattern, VoucherLifetimeSeconds: g.VoucherLifetimeSeconds,
-		RefundOnExpiry: g.RefundOnExpiry, Merchants: merchants, Position: g.Position,
+		RefundOnExpiry: g.RefundOnExpiry, Merchants: merchants, Position: g.Position, MinTier: g.MinTier,
 		Retired: g.RetiredAt != nil, RetiredAt: g.RetiredAt, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
 	}
 	if v.Countries == nil {
@@ -172,7 +174,7 @@ func (a *API) putGift(w *Write) (int, any, error) {
 	}
 	in := catalog.GiftInput{
 		Title: *req.Title, CostPoints: cost, Countries: req.Countries, CodeSource: *req.CodeSource,
-		RefundOnExpiry: req.RefundOnExpiry, Merchants: req.Merchants,
+		RefundOnExpiry: req.RefundOnExpiry, Merchants: req.Merchants, MinTier: req.MinTier,
 	}
 	if req.Description != nil {
 		in.Description = *req.Description

@@ -20,6 +20,9 @@ type programRequest struct {
 	NegativeBalance       *string  `json:"negativeBalance"`
 	ExpiryWarningDays     *int     `json:"expiryWarningDays"`
 	Currency              *string  `json:"currency"`
+	TierBasis             *string  `json:"tierBasis"`
+	TierDowngrade         *string  `json:"tierDowngrade"`
+	TierGraceDays         *int     `json:"tierGraceDays"`
 }
 
 type programView struct {
@@ -31,6 +34,9 @@ type programView struct {
 	NegativeBalance       string     `json:"negativeBalance"`
 	ExpiryWarningDays     int        `json:"expiryWarningDays"`
 	Currency              *string    `json:"currency"`
+	TierBasis             string     `json:"tierBasis"`
+	TierDowngrade         string     `json:"tierDowngrade"`
+	TierGraceDays         int        `json:"tierGraceDays"`
 	UpdatedAt             *time.Time `json:"updatedAt"`
 }
 
@@ -39,6 +45,7 @@ func newProgramView(p program.Policy) programView {
 		ExpiryMode: p.ExpiryMode, ExpiryDays: p.ExpiryDays, ExpiryRoundToMonthEnd: p.ExpiryRoundToMonthEnd,
 		ExpiryDates: p.ExpiryDates, PendingDays: p.PendingDays, NegativeBalance: p.NegativeBalance,
 		ExpiryWarningDays: p.ExpiryWarningDays, Currency: p.Currency,
+		TierBasis: p.TierBasis, TierDowngrade: p.TierDowngrade, TierGraceDays: p.TierGraceDays,
 	}
 	if v.ExpiryDates == nil {
 		v.ExpiryDates = []string{}
@@ -71,6 +78,16 @@ func (a *API) putProgram(w *Write) (int, any, error) {
 	in := program.Input{
 		ExpiryMode: def.ExpiryMode, ExpiryDays: req.ExpiryDays, ExpiryDates: req.ExpiryDates,
 		PendingDays: def.PendingDays, NegativeBalance: def.NegativeBalance, ExpiryWarningDays: def.ExpiryWarningDays,
+		TierBasis: def.TierBasis, TierDowngrade: def.TierDowngrade, TierGraceDays: def.TierGraceDays,
+	}
+	if req.TierBasis != nil {
+		in.TierBasis = *req.TierBasis
+	}
+	if req.TierDowngrade != nil {
+		in.TierDowngrade = *req.TierDowngrade
+	}
+	if req.TierGraceDays != nil {
+		in.TierGraceDays = *req.TierGraceDays
 	}
 	if req.ExpiryMode != nil {
 		in.ExpiryMode = *req.ExpiryMode

@@ -63,3 +63,57 @@ func TestEarnAppliesCampaigns(t *testing.T) {
 	require.Equal(t, float64(30), res.JSON(t)["spent"])
 	require.Equal(t, float64(0), res.JSON(t)["remaining"])
 }
+
+// TestEarnWorkedExample is docs/program.md's worked example end to end: a
+// gold tier (x1.5) and a double-points weekend for gold members in
+// Singapore with a budget. A Singapore member earns the base; once gold,
+// the tier multiplies the rule's points and the campaign doubles that;
+// a gold member elsewhere gets the tier only. Every step is in the
+// breakdown, and a user of another partner is untouched by any of it.
+func TestEarnWorkedExample(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	put := func(path, body string) {
+		t.Helper()
+		res := env.Partner("acme", http.MethodPut, path, []byte(body))
+		require.Less(t, res.StatusCode, 300, "%s", res.Body)
+	}
+	put("/integrations/earning-rules/purchase", `{"name":"Purchase","points":1,"pointsPerAmount":100}`)
+	put("/integrations/tiers", `{"tiers":[{"code":"member","name":"Member"},{"code":"gold","name":"Gold","threshold":100,"multiplier":1.5}]}`)
+	put("/integrations/campaigns/double-weekend", `{"name":"Double points weekend","actions":["purchase"],"multiplier":2,
+		"condition":"user.tier == 'gold' && user.country == 'SG'","budget":10000,"perUserCap":500}`)
+	for _, u := range [][2]string{{"sg", "SG"}, {"fr", "FR"}} {
+		res := env.PartnerJSON("acme", http.MethodPost, "/integrations/users", map[string]any{"externalUserId": u[0], "countryCode": u[1]})
+		require.Less(t, res.StatusCode, 300, "%s", res.Body)
+	}
+	earn := func(user, ref string, amount int) (float64, []map[string]any) {
+		t.Helper()
+		res := env.PartnerJSON("acme", http.MethodPost, "/integrations/actions", map[string]any{
+			"externalUserId": user, "action": "purchase", "amount": amount, "reference": ref})
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+		got := res.JSON(t)
+		var steps []map[string]any
+		for _, s := range got["breakdown"].(map[string]any)["steps"].([]any) {
+			st := s.(map[string]any)
+			steps = append(steps, map[string]any{"kind": st["kind"], "code": st["code"], "points": st["points"]})
+		}
+		return got["points"].(float64), steps
+	}
+
+	// 150.00 as a member: 150 points, no step; it crosses gold's 100.
+	points, steps := earn("sg", "sg-1", 15000)
+	require.Equal(t, float64(150), points)
+	require.Empty(t, steps)
+	// 45.00 as gold in SG: 45, x1.5 = 67 (+22), doubled by the campaign (+67).
+	points, steps = earn("sg", "sg-2", 4500)
+	require.Equal(t, float64(134), points)
+	require.Equal(t, []map[string]any{
+		{"kind": "tier", "code": "gold", "points": float64(22)},
+		{"kind": "campaign", "code": "double-weekend", "points": float64(67)},
+	}, steps)
+	// Gold in France: the tier only.
+	_, _ = earn("fr", "fr-1", 15000)
+	points, steps = earn("fr", "fr-2", 4500)
+	require.Equal(t, float64(67), points)
+	require.Equal(t, []map[string]any{{"kind": "tier", "code": "gold", "points": float64(22)}}, steps)
+}

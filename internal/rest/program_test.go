@@ -21,6 +21,7 @@ func TestProgramPolicyAPI(t *testing.T) {
 		"expiryMode": "none", "expiryDays": nil, "expiryRoundToMonthEnd": false, "expiryDates": []any{},
 		"pendingDays": float64(0), "negativeBalance": "forbid", "expiryWarningDays": float64(30), "updatedAt": nil,
 		"currency": nil,
+		"tierBasis": "lifetime", "tierDowngrade": "never", "tierGraceDays": float64(0),
 	}
 	res := env.Partner("acme", http.MethodGet, "/integrations/program", nil)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
@@ -86,6 +87,10 @@ func TestProgramPolicyAPIBadInput(t *testing.T) {
 		{"negative balance", "/integrations/program", `{"negativeBalance":"sometimes"}`, "INVALID_FIELD", "negativeBalance"},
 		{"warning too long", "/integrations/program", `{"expiryWarningDays":366}`, "INVALID_FIELD", "expiryWarningDays"},
 		{"unknown field", "/integrations/program", `{"expiry":"none"}`, "UNKNOWN_FIELD", "expiry"},
+		{"tier basis", "/integrations/program", `{"tierBasis":"monthly"}`, "INVALID_FIELD", "tierBasis"},
+		{"tier downgrade", "/integrations/program", `{"tierDowngrade":"sometimes"}`, "INVALID_FIELD", "tierDowngrade"},
+		{"grace without periodEnd", "/integrations/program", `{"tierGraceDays":5}`, "INVALID_FIELD", "tierGraceDays"},
+		{"grace too long", "/integrations/program", `{"tierDowngrade":"periodEnd","tierGraceDays":366}`, "INVALID_FIELD", "tierGraceDays"},
 		{"rule pending negative", "/integrations/earning-rules/refund_window", `{"name":"W","points":5,"pendingDays":-1}`, "INVALID_FIELD", "pendingDays"},
 		{"rule pending too long", "/integrations/earning-rules/refund_window", `{"name":"W","points":5,"pendingDays":3651}`, "INVALID_FIELD", "pendingDays"},
 		{"rule expiry zero", "/integrations/earning-rules/refund_window", `{"name":"W","points":5,"expiryDays":0}`, "INVALID_FIELD", "expiryDays"},

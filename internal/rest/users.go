@@ -11,6 +11,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -128,6 +129,11 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPri
 		return err
 	}
 	info := userInfo{userView: newUserView(u), Balance: bal.Points, LifetimePoints: bal.LifetimeEarned, RecentEntries: make([]entryView, 0, len(recent))}
+	if c, ok, err := tier.CurrentTx(r.Context(), a.DB.Bun, p.Partner.ID, u.ID); err != nil {
+		return err
+	} else if ok {
+		info.Tier = &c.Code
+	}
 	for _, e := range recent {
 		info.RecentEntries = append(info.RecentEntries, newEntryView(&e))
 	}
@@ -145,6 +151,8 @@ type userInfo struct {
 	Balance        int64       `json:"balance"`
 	LifetimePoints int64       `json:"lifetimePoints"`
 	RecentEntries  []entryView `json:"recentEntries"`
+	// Tier is the user's tier code (null: the partner has no tiers).
+	Tier *string `json:"tier"`
 }
 
 type entryView struct {

@@ -28,6 +28,7 @@ import (
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -123,7 +124,13 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 	}
 	// Everything but the user's balance and claims, from a snapshot: cheap
 	// refusals before any lock. The gift row is checked again once locked.
-	if code := g.Availability(now, catalog.Viewer{Country: u.CountryCode, Balance: math.MaxInt64}); code != "" {
+	viewer := catalog.Viewer{Country: u.CountryCode, Balance: math.MaxInt64}
+	if g.MinTier != nil {
+		if viewer.TierRank, viewer.TierRanks, err = tier.RanksTx(ctx, tx, p.ID, u.ID); err != nil {
+			return nil, err
+		}
+	}
+	if code := g.Availability(now, viewer); code != "" {
 		return nil, unavailable(code, g)
 	}
 	if err := s.countClaim(ctx, tx, p.ID, u.ID, g); err != nil {
@@ -172,7 +179,12 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 	if locked.CodeSource != g.CodeSource {
 		return nil, apperr.New(apperr.CodeConflict, "gift %q changed while it was being claimed; retry", g.SKU)
 	}
-	if code := locked.Availability(now, catalog.Viewer{Country: u.CountryCode, Balance: math.MaxInt64}); code != "" && code != apperr.CodeOutOfStock && code != apperr.CodeCodesExhausted {
+	if locked.MinTier != nil && viewer.TierRanks == nil {
+		if viewer.TierRank, viewer.TierRanks, err = tier.RanksTx(ctx, tx, p.ID, u.ID); err != nil {
+			return nil, err
+		}
+	}
+	if code := locked.Availability(now, viewer); code != "" && code != apperr.CodeOutOfStock && code != apperr.CodeCodesExhausted {
 		// Changed by the partner while we waited for the lock (the unit we
 		// took may have been the last one, hence the two codes ignored).
 		return nil, unavailable(code, locked)
@@ -186,6 +198,8 @@ func unavailable(code apperr.Code, g *catalog.Gift) error {
 		return apperr.New(code, "gift %q cannot be claimed now (retired, hidden or outside its claim window)", g.SKU)
 	case apperr.CodeNotInCountry:
 		return apperr.New(code, "gift %q is not offered in your country", g.SKU)
+	case apperr.CodeTierTooLow:
+		return apperr.New(code, "gift %q requires the tier %q or higher", g.SKU, *g.MinTier)
 	case apperr.CodeOutOfStock:
 		return apperr.New(code, "gift %q is out of stock", g.SKU)
 	case apperr.CodeCodesExhausted:
