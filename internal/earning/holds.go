@@ -36,9 +36,18 @@ func (s *Service) ConfirmTx(ctx context.Context, tx bun.Tx, p *partner.Partner, 
 	if err := ValidateHoldReference(reference); err != nil {
 		return nil, err
 	}
-	return s.Ledger.ConfirmTx(ctx, tx, p.ID, reference, func(ctx context.Context, tx bun.Tx, earn *ledger.Entry, now time.Time) (*time.Time, error) {
+	h, err := s.Ledger.ConfirmTx(ctx, tx, p.ID, reference, func(ctx context.Context, tx bun.Tx, earn *ledger.Entry, now time.Time) (*time.Time, error) {
 		return s.heldExpiry(ctx, tx, p, earn, now)
 	})
+	if err != nil || h.Already {
+		return h, err
+	}
+	// The activation made the points qualify: a confirm that crosses a
+	// threshold upgrades in its own transaction, like an earn.
+	if err := s.evaluateTier(ctx, tx, p, h.Earn.UserID); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // heldExpiry dates the expiry of a held earn confirmed at now.

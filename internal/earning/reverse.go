@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
@@ -58,8 +59,28 @@ func (s *Service) ReverseTx(ctx context.Context, tx bun.Tx, p *partner.Partner, 
 	if err != nil {
 		return nil, err
 	}
-	return s.Ledger.ReverseTx(ctx, tx, p.ID, ledger.Reversal{
+	out, err := s.Ledger.ReverseTx(ctx, tx, p.ID, ledger.Reversal{
 		Reference: rp.Reference, Points: rp.Points, Reason: rp.Reason,
 		AllowNegative: pol.NegativeBalance == program.NegativeAllow,
 	})
+	if err != nil || out.Entry == nil {
+		return out, err
+	}
+	// Reversed points stop qualifying (the entry's trigger subtracted
+	// them): under the tier policy's immediate downgrade the user moves
+	// down in the reversal's own transaction.
+	if err := s.evaluateTier(ctx, tx, p, out.UserID); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// evaluateTier re-places a user on the partner's tiers after a write that
+// changed their qualifying points (tier.EvaluateTx); nothing without tiers.
+func (s *Service) evaluateTier(ctx context.Context, tx bun.Tx, p *partner.Partner, userID uuid.UUID) error {
+	if s.Tiers == nil {
+		return nil
+	}
+	_, err := s.Tiers.EvaluateTx(ctx, tx, p.ID, userID)
+	return err
 }
