@@ -1,0 +1,110 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+)
+
+// ExpiringLimit is how many upcoming expiry dates a summary lists. A
+// user with points expiring on more dates sees the soonest ones; the rest
+// are still in the balance and show up as the first ones expire.
+const ExpiringLimit = 3
+
+// Expiring is the points of a user that expire on one calendar day.
+type Expiring struct {
+	Points int64 `json:"points"`
+	// ExpiresAt is the first instant at which points of that day stop
+	// being spendable (expiry is exclusive: spendable strictly before).
+	// Several lots of one day with different instants (rolling expiry)
+	// are shown at the earliest: the user should spend before then.
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Summary is the points lifecycle of one user as the partner, the export
+// and the app show it.
+type Summary struct {
+	UserID uuid.UUID
+	// Balance is the available (spendable) balance.
+	Balance int64
+	// PendingPoints are earned but not yet spendable (pending lots).
+	PendingPoints int64
+	// LifetimePoints counts earns and positive adjustments once available.
+	LifetimePoints int64
+	// Expiring is the available points that will expire, grouped by the
+	// calendar day (in the partner's time zone) of their last spendable
+	// instant, soonest first, at most ExpiringLimit days. Points that
+	// never expire are not in it, nor pending points (they are listed once
+	// they activate, with the expiry their lot already has).
+	Expiring []Expiring
+}
+
+// ExpiringSQL returns, for the lateral join of a query that has the user
+// id as userExpr and the partner id as partnerExpr, a JSON array of
+// {points, expiresAt} (see Summary.Expiring) named expiring. The day of a
+// lot is the partner-local date of its last spendable microsecond, so a
+// lot expiring "at the end of 31 Dec" (midnight on 1 Jan) is of 31 Dec.
+// It reads the user's open available lots through point_lots_fifo_idx (at
+// most the lots still holding points), never a query per user.
+func ExpiringSQL(partnerExpr, userExpr, tzExpr string) string {
+	return `SELECT coalesce(json_agg(json_build_object('points', x.points, 'expiresAt', x.expires_at) ORDER BY x.expires_at), '[]'::json) AS expiring
+	FROM (
+		SELECT sum(l.remaining) AS points, min(l.expires_at) AS expires_at
+		FROM point_lots l
+		WHERE l.partner_id = ` + partnerExpr + ` AND l.user_id = ` + userExpr + `
+		  AND l.open AND NOT l.pending AND l.expires_at IS NOT NULL
+		GROUP BY ((l.expires_at - interval '1 microsecond') AT TIME ZONE ` + tzExpr + `)::date
+		ORDER BY min(l.expires_at)
+		LIMIT ` + fmt.Sprint(ExpiringLimit) + `
+	) x`
+}
+
+// SummaryOf returns one user's lifecycle summary (zeros when they never
+// had points).
+func (s *Service) SummaryOf(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID) (*Summary, error) {
+	m, err := s.SummariesOf(ctx, db, partnerID, []uuid.UUID{userID})
+	if err != nil {
+		return nil, err
+	}
+	return m[userID], nil
+}
+
+// SummariesOf returns the lifecycle summaries of many users of a partner
+// in one query (a page of the user list, say); every id asked for is in
+// the map, users without points with zeros. Ids of another partner's users
+// get zeros too: nothing of theirs is read.
+func (s *Service) SummariesOf(ctx context.Context, db bun.IDB, partnerID uuid.UUID, userIDs []uuid.UUID) (map[uuid.UUID]*Summary, error) {
+	out := make(map[uuid.UUID]*Summary, len(userIDs))
+	for _, id := range userIDs {
+		out[id] = &Summary{UserID: id, Expiring: []Expiring{}}
+	}
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		UserID         uuid.UUID  `bun:"user_id"`
+		Points         int64      `bun:"points"`
+		PendingPoints  int64      `bun:"pending_points"`
+		LifetimeEarned int64      `bun:"lifetime_earned"`
+		Expiring       []Expiring `bun:"expiring,type:json"`
+	}
+	err := db.NewRaw(`SELECT b.user_id, b.points, b.pending_points, b.lifetime_earned, x.expiring
+		FROM balances b
+		CROSS JOIN LATERAL (`+ExpiringSQL("b.partner_id", "b.user_id", "(SELECT p.timezone FROM partners p WHERE p.id = b.partner_id)")+`) x
+		WHERE b.partner_id = ? AND b.user_id = ANY(?::uuid[])`, partnerID, pgdialect.Array(userIDs)).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("load points summaries: %w", err)
+	}
+	for _, r := range rows {
+		sm := out[r.UserID]
+		sm.Balance, sm.PendingPoints, sm.LifetimePoints = r.Points, r.PendingPoints, r.LifetimeEarned
+		if r.Expiring != nil {
+			sm.Expiring = r.Expiring
+		}
+	}
+	return out, nil
+}
