@@ -33,6 +33,7 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/keyring"
+	"github.com/perkshq/perks/internal/ledger"
 )
 
 // Cursor is a position in a partner's change feed.
@@ -228,10 +229,15 @@ const changedSQL = `WITH changed AS (
 
 // feedSQL streams the page's users in id order ($5: last user id of the
 // page). %s is the select list of the format.
-const feedSQL = changedSQL + `
+var feedSQL = changedSQL + `, ptz AS (
+	SELECT timezone AS tz FROM partners WHERE id = $1
+)
 SELECT %s
 FROM changed c
+CROSS JOIN ptz
 LEFT JOIN users u ON u.partner_id = $1 AND u.id = c.user_id
+LEFT JOIN balances bl ON bl.partner_id = $1 AND bl.user_id = u.id
+LEFT JOIN LATERAL (` + expiringSQL + `) xp ON true
 LEFT JOIN LATERAL (
 	SELECT coalesce(json_agg(json_build_object(
 		'entryId', e.id, 'kind', e.kind, 'action', e.action_code, 'points', e.points,
@@ -256,6 +262,11 @@ LEFT JOIN LATERAL (
 WHERE c.user_id <= $5
 ORDER BY c.user_id`
 
+// expiringSQL is the user's next expiry days (ledger.ExpiringSQL): part
+// of the feed's one query, an index range over the user's open lots, never
+// a query per user.
+var expiringSQL = ledger.ExpiringSQL("$1", "u.id", "ptz.tz")
+
 // A user's profile is exported only when the user row itself changed in
 // the range (else it is null: unchanged), so a profile change is never
 // read twice.
@@ -274,17 +285,23 @@ const ndjsonSelect = `CASE WHEN u.id IS NULL THEN ` + erasedMarker + ` ELSE json
 		'anonymised', u.anonymised_at IS NOT NULL, 'anonymisedAt', u.anonymised_at,
 		'createdAt', u.created_at, 'updatedAt', u.updated_at) END,
 	'balance', coalesce(b.balance_after, 0),
+	'pendingPoints', coalesce(bl.pending_points, 0),
+	'lifetimePoints', coalesce(bl.lifetime_earned, 0),
+	'expiringPoints', xp.expiring,
 	'actions', a.actions,
 	'gifts', gv.gifts)::text END`
 
 const erasedMarker = `(SELECT json_build_object('userId', x.user_id, 'erased', true, 'erasedAt', x.erased_at,
-	'profile', NULL, 'balance', 0, 'actions', '[]'::json, 'gifts', '[]'::json)::text
+	'profile', NULL, 'balance', 0, 'pendingPoints', 0, 'lifetimePoints', 0, 'expiringPoints', '[]'::json,
+	'actions', '[]'::json, 'gifts', '[]'::json)::text
 	FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id)`
 
-// CSVHeader names the CSV columns; actions is a JSON array. erasedAt is
-// set only on an erased user's row, whose other columns are empty (balance
-// 0, no actions or gifts).
-const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts,erasedAt"
+// CSVHeader names the CSV columns; actions, gifts and expiringPoints are
+// JSON arrays. erasedAt is set only on an erased user's row, whose other
+// columns are empty (balance 0, no actions or gifts). The points lifecycle
+// columns came last (issue 13), after erasedAt, so readers of the older
+// columns by position are unaffected.
+const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts,erasedAt,pendingPoints,lifetimePoints,expiringPoints"
 
 func csvField(expr string) string {
 	// RFC 4180: quote every field, double inner quotes; NULL is empty.
@@ -319,6 +336,9 @@ var csvSelect = strings.Join([]string{
 	csvField("a.actions"),
 	csvField("gv.gifts"),
 	csvField("CASE WHEN u.id IS NULL THEN (SELECT to_json(x.erased_at)#>>'{}' FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id) END"),
+	csvField("coalesce(bl.pending_points, 0)"),
+	csvField("coalesce(bl.lifetime_earned, 0)"),
+	csvField("xp.expiring"),
 }, ` || ',' || `)
 
 // FeedQuery returns the NDJSON feed query with its $1..$5 parameters, for

@@ -102,8 +102,9 @@ func (s *Service) SummariesOf(ctx context.Context, db bun.IDB, partnerID uuid.UU
 	for _, r := range rows {
 		sm := out[r.UserID]
 		sm.Balance, sm.PendingPoints, sm.LifetimePoints = r.Points, r.PendingPoints, r.LifetimeEarned
-		if r.Expiring != nil {
-			sm.Expiring = r.Expiring
+		for _, x := range r.Expiring {
+			// JSON timestamps carry the session's offset: answer in UTC.
+			sm.Expiring = append(sm.Expiring, Expiring{Points: x.Points, ExpiresAt: x.ExpiresAt.UTC()})
 		}
 	}
 	return out, nil

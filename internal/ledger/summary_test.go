@@ -29,7 +29,7 @@ func TestSummaryOf(t *testing.T) {
 		want     ledger.Summary
 	}{
 		{
-			name: "no points",
+			name:  "no points",
 			setup: func(t *testing.T, b *txBundle) {},
 			want:  ledger.Summary{Expiring: []ledger.Expiring{}},
 		},

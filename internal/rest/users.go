@@ -93,7 +93,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPri
 	if err != nil {
 		return err
 	}
-	bal, err := a.Ledger.BalanceOf(r.Context(), a.DB.Bun, p.Partner.ID, u.ID)
+	sum, err := a.Ledger.SummaryOf(r.Context(), a.DB.Bun, p.Partner.ID, u.ID)
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPri
 	if err != nil {
 		return err
 	}
-	info := userInfo{userView: newUserView(u), Balance: bal.Points, LifetimePoints: bal.LifetimeEarned, RecentEntries: make([]entryView, 0, len(recent))}
+	info := userInfo{userView: newUserView(u), pointsView: newPointsView(sum), RecentEntries: make([]entryView, 0, len(recent))}
 	for _, e := range recent {
 		info.RecentEntries = append(info.RecentEntries, newEntryView(&e))
 	}
@@ -116,26 +116,46 @@ const recentEntries = 20
 // userInfo is seed 001 user/info: the profile, balance and recent history.
 type userInfo struct {
 	userView
-	Balance        int64       `json:"balance"`
-	LifetimePoints int64       `json:"lifetimePoints"`
-	RecentEntries  []entryView `json:"recentEntries"`
+	pointsView
+	RecentEntries []entryView `json:"recentEntries"`
+}
+
+// pointsView is a user's points lifecycle (ledger.Summary) as the partner
+// API shows it, in user/info and the user list alike.
+type pointsView struct {
+	// Balance is the available (spendable) balance.
+	Balance int64 `json:"balance"`
+	// PendingPoints are earned but not yet spendable.
+	PendingPoints int64 `json:"pendingPoints"`
+	// ExpiringPoints are the next expiry days, soonest first.
+	ExpiringPoints []ledger.Expiring `json:"expiringPoints"`
+	LifetimePoints int64             `json:"lifetimePoints"`
+}
+
+func newPointsView(s *ledger.Summary) pointsView {
+	return pointsView{Balance: s.Balance, PendingPoints: s.PendingPoints, ExpiringPoints: s.Expiring, LifetimePoints: s.LifetimePoints}
 }
 
 type entryView struct {
-	ID           int64     `json:"id"`
-	Kind         string    `json:"kind"`
-	Points       int64     `json:"points"`
-	BalanceAfter int64     `json:"balanceAfter"`
-	Reason       string    `json:"reason"`
-	Action       *string   `json:"action"`
-	Reference    *string   `json:"reference"`
-	OccurredAt   time.Time `json:"occurredAt"`
-	CreatedAt    time.Time `json:"createdAt"`
+	ID           int64   `json:"id"`
+	Kind         string  `json:"kind"`
+	Points       int64   `json:"points"`
+	BalanceAfter int64   `json:"balanceAfter"`
+	Reason       string  `json:"reason"`
+	Action       *string `json:"action"`
+	Reference    *string `json:"reference"`
+	// SourceType and SourceID say what inside Perks caused the entry: a
+	// voucher for a burn, the lot for an activate or expire, the earn for
+	// a reverse or cancel.
+	SourceType *string   `json:"sourceType"`
+	SourceID   *string   `json:"sourceId"`
+	OccurredAt time.Time `json:"occurredAt"`
+	CreatedAt  time.Time `json:"createdAt"`
 }
 
 func newEntryView(e *ledger.Entry) entryView {
 	return entryView{ID: e.ID, Kind: string(e.Kind), Points: e.Points, BalanceAfter: e.BalanceAfter, Reason: e.Reason,
-		Action: e.ActionCode, Reference: e.Reference, OccurredAt: e.OccurredAt, CreatedAt: e.CreatedAt}
+		Action: e.ActionCode, Reference: e.Reference, SourceType: e.SourceType, SourceID: e.SourceID, OccurredAt: e.OccurredAt, CreatedAt: e.CreatedAt}
 }
 
 // deleteUser is seed 000 step 6: anonymise, 204, history kept.
