@@ -109,3 +109,57 @@ func (s *Service) SummariesOf(ctx context.Context, db bun.IDB, partnerID uuid.UU
 	}
 	return out, nil
 }
+
+// SourceTypeLot and SourceTypeEntry name what an entry's source_id points
+// at: a lot (activate, expire) or another entry of the same user (a reverse
+// or cancel names the earn it undoes).
+const (
+	SourceTypeLot   = "lot"
+	SourceTypeEntry = "entry"
+)
+
+// LotsByIDs returns the user's lots with the given ids (history's "which
+// lot expired"). Ids of other users' lots are absent from the map.
+func (s *Service) LotsByIDs(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID, ids []int64) (map[int64]*Lot, error) {
+	var lots []Lot
+	if err := db.NewSelect().Model(&lots).Where("partner_id = ? AND user_id = ? AND id = ANY(?::bigint[])", partnerID, userID, pgdialect.Array(ids)).
+		Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load lots by id: %w", err)
+	}
+	out := make(map[int64]*Lot, len(lots))
+	for i := range lots {
+		out[lots[i].ID] = &lots[i]
+	}
+	return out, nil
+}
+
+// LotsBySourceEntries returns the lots the user's credits with the given
+// entry ids created (history's "when do these points expire"), by entry id.
+// Debits and pre-lots credits have none.
+func (s *Service) LotsBySourceEntries(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID, entryIDs []int64) (map[int64]*Lot, error) {
+	var lots []Lot
+	if err := db.NewSelect().Model(&lots).Where("partner_id = ? AND user_id = ? AND source_entry_id = ANY(?::bigint[])", partnerID, userID, pgdialect.Array(entryIDs)).
+		Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load lots by source entry: %w", err)
+	}
+	out := make(map[int64]*Lot, len(lots))
+	for i := range lots {
+		out[*lots[i].SourceEntryID] = &lots[i]
+	}
+	return out, nil
+}
+
+// EntriesByIDs returns the user's entries with the given ids (history's
+// "which earn did this reverse"). Other users' ids are absent.
+func (s *Service) EntriesByIDs(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID, ids []int64) (map[int64]*Entry, error) {
+	var es []Entry
+	if err := db.NewSelect().Model(&es).Where("partner_id = ? AND user_id = ? AND id = ANY(?::bigint[])", partnerID, userID, pgdialect.Array(ids)).
+		Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load entries by id: %w", err)
+	}
+	out := make(map[int64]*Entry, len(es))
+	for i := range es {
+		out[es[i].ID] = &es[i]
+	}
+	return out, nil
+}
