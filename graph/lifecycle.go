@@ -26,6 +26,9 @@ func lifecycleLoaders(r *Resolver, c *auth.ConsumerPrincipal, l *Loaders, wait d
 	l.LotsBySource = dataloadgen.NewMappedLoader(func(ctx context.Context, ids []int64) (map[int64]*ledger.Lot, error) {
 		return r.Ledger.LotsBySourceEntries(ctx, db, pid, uid, ids)
 	}, wait)
+	l.Summaries = dataloadgen.NewMappedLoader(func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*ledger.Summary, error) {
+		return r.Ledger.SummariesOf(ctx, db, pid, ids)
+	}, wait)
 	l.Entries = dataloadgen.NewMappedLoader(func(ctx context.Context, ids []int64) (map[int64]*ledger.Entry, error) {
 		return r.Ledger.EntriesByIDs(ctx, db, pid, uid, ids)
 	}, wait)
@@ -106,8 +109,12 @@ func entryKind(e *ledger.Entry) (model.EntryKind, error) {
 	return k, nil
 }
 
-// summary is User.pendingPoints and expiringPoints (one query each; a
-// query asking for both costs two primary-key reads).
+// summary is the lifecycle behind User.pendingPoints and expiringPoints:
+// one read for both, through the operation's loader (the user is always
+// the authenticated one; without loaders it reads directly).
 func summary(ctx context.Context, r *Resolver, partnerID, userID uuid.UUID) (*ledger.Summary, error) {
+	if l, c, err := loaders(ctx); err == nil && c.Partner.ID == partnerID {
+		return l.Summaries.Load(ctx, userID)
+	}
 	return r.Ledger.SummaryOf(ctx, r.DB.Bun, partnerID, userID)
 }

@@ -40,6 +40,8 @@ type Loaders struct {
 	Lots         *dataloadgen.Loader[int64, *ledger.Lot]
 	LotsBySource *dataloadgen.Loader[int64, *ledger.Lot]
 	Entries      *dataloadgen.Loader[int64, *ledger.Entry]
+	// Summaries: me's pendingPoints and expiringPoints share one read.
+	Summaries *dataloadgen.Loader[uuid.UUID, *ledger.Summary]
 
 	// The batch functions behind the loaders, for priming.
 	gifts     func(context.Context, []uuid.UUID) (map[uuid.UUID]*catalog.Gift, error)
