@@ -297,11 +297,12 @@ const erasedMarker = `(SELECT json_build_object('userId', x.user_id, 'erased', t
 	FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id)`
 
 // CSVHeader names the CSV columns; actions, gifts and expiringPoints are
-// JSON arrays. erasedAt is set only on an erased user's row, whose other
-// columns are empty (balance 0, no actions or gifts). The points lifecycle
-// columns came last (issue 13), after erasedAt, so readers of the older
-// columns by position are unaffected.
-const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts,erasedAt,pendingPoints,lifetimePoints,expiringPoints"
+// JSON arrays. erasedAt, the last column as documented, is set only on an
+// erased user's row, whose other columns are empty (balance and the
+// lifecycle's points 0, no actions, gifts or expiring points). The points
+// lifecycle columns (issue 13) were inserted just before erasedAt: every
+// older column but erasedAt keeps its position, and erasedAt stays last.
+const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts,pendingPoints,lifetimePoints,expiringPoints,erasedAt"
 
 func csvField(expr string) string {
 	// RFC 4180: quote every field, double inner quotes; NULL is empty.
@@ -335,10 +336,10 @@ var csvSelect = strings.Join([]string{
 	csvField("coalesce(b.balance_after, 0)"),
 	csvField("a.actions"),
 	csvField("gv.gifts"),
-	csvField("CASE WHEN u.id IS NULL THEN (SELECT to_json(x.erased_at)#>>'{}' FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id) END"),
 	csvField("coalesce(bl.pending_points, 0)"),
 	csvField("coalesce(bl.lifetime_earned, 0)"),
 	csvField("xp.expiring"),
+	csvField("CASE WHEN u.id IS NULL THEN (SELECT to_json(x.erased_at)#>>'{}' FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id) END"),
 }, ` || ',' || `)
 
 // FeedQuery returns the NDJSON feed query with its $1..$5 parameters, for

@@ -215,8 +215,8 @@ func TestUserPointsLifecycle(t *testing.T) {
 		for i, h := range recs[0] {
 			col[h] = i
 		}
-		require.Equal(t, "erasedAt", recs[0][16], "older columns keep their positions")
-		require.Equal(t, []string{"pendingPoints", "lifetimePoints", "expiringPoints"}, recs[0][17:])
+		require.Equal(t, "gifts", recs[0][15], "older columns keep their positions")
+		require.Equal(t, []string{"pendingPoints", "lifetimePoints", "expiringPoints", "erasedAt"}, recs[0][16:], "erasedAt stays last")
 		ids := userIDs(t, env)
 		seen := 0
 		for _, rec := range recs[1:] {
