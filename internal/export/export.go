@@ -229,15 +229,12 @@ const changedSQL = `WITH changed AS (
 
 // feedSQL streams the page's users in id order ($5: last user id of the
 // page). %s is the select list of the format.
-var feedSQL = changedSQL + `, ptz AS (
-	SELECT timezone AS tz FROM partners WHERE id = $1
-)
+var feedSQL = changedSQL + `, xp AS (` + expiringSQL + `)
 SELECT %s
 FROM changed c
-CROSS JOIN ptz
 LEFT JOIN users u ON u.partner_id = $1 AND u.id = c.user_id
 LEFT JOIN balances bl ON bl.partner_id = $1 AND bl.user_id = u.id
-LEFT JOIN LATERAL (` + expiringSQL + `) xp ON true
+LEFT JOIN xp ON xp.user_id = c.user_id
 LEFT JOIN LATERAL (
 	SELECT coalesce(json_agg(json_build_object(
 		'entryId', e.id, 'kind', e.kind, 'action', e.action_code, 'points', e.points,
@@ -262,10 +259,11 @@ LEFT JOIN LATERAL (
 WHERE c.user_id <= $5
 ORDER BY c.user_id`
 
-// expiringSQL is the user's next expiry days (ledger.ExpiringSQL): part
-// of the feed's one query, an index range over the user's open lots, never
-// a query per user.
-var expiringSQL = ledger.ExpiringSQL("$1", "u.id", "ptz.tz")
+// expiringSQL is the next expiry days of the page's users
+// (ledger.ExpiringByUserSQL): part of the feed's one query, one pass over
+// their expiring lots joined by user, never a query or a subplan per user.
+var expiringSQL = ledger.ExpiringByUserSQL("$1", "SELECT user_id FROM changed WHERE user_id <= $5",
+	"(SELECT timezone FROM partners WHERE id = $1)")
 
 // A user's profile is exported only when the user row itself changed in
 // the range (else it is null: unchanged), so a profile change is never
@@ -287,7 +285,7 @@ const ndjsonSelect = `CASE WHEN u.id IS NULL THEN ` + erasedMarker + ` ELSE json
 	'balance', coalesce(b.balance_after, 0),
 	'pendingPoints', coalesce(bl.pending_points, 0),
 	'lifetimePoints', coalesce(bl.lifetime_earned, 0),
-	'expiringPoints', xp.expiring,
+	'expiringPoints', coalesce(xp.expiring, '[]'::json),
 	'actions', a.actions,
 	'gifts', gv.gifts)::text END`
 
@@ -338,7 +336,7 @@ var csvSelect = strings.Join([]string{
 	csvField("gv.gifts"),
 	csvField("coalesce(bl.pending_points, 0)"),
 	csvField("coalesce(bl.lifetime_earned, 0)"),
-	csvField("xp.expiring"),
+	csvField("coalesce(xp.expiring, '[]'::json)"),
 	csvField("CASE WHEN u.id IS NULL THEN (SELECT to_json(x.erased_at)#>>'{}' FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id) END"),
 }, ` || ',' || `)
 

@@ -43,24 +43,32 @@ type Summary struct {
 	Expiring []Expiring
 }
 
-// ExpiringSQL returns, for the lateral join of a query that has the user
-// id as userExpr and the partner id as partnerExpr, a JSON array of
-// {points, expiresAt} (see Summary.Expiring) named expiring. The day of a
-// lot is the partner-local date of its last spendable microsecond, so a
-// lot expiring "at the end of 31 Dec" (midnight on 1 Jan) is of 31 Dec.
-// It reads the user's open available lots through point_lots_fifo_idx (at
-// most the lots still holding points), never a query per user.
-func ExpiringSQL(partnerExpr, userExpr, tzExpr string) string {
-	return `SELECT coalesce(json_agg(json_build_object('points', x.points, 'expiresAt', x.expires_at) ORDER BY x.expires_at), '[]'::json) AS expiring
+// ExpiringByUserSQL returns a query of (user_id, expiring) for the users
+// of userFilter (an expression usable as "l.user_id IN (...)" ) that have
+// expiring points: expiring is a JSON array of {points, expiresAt} (see
+// Summary.Expiring); users without are absent (read them as []). The day
+// of a lot is the partner-local date of its last spendable microsecond, so
+// a lot expiring "at the end of 31 Dec" (midnight on 1 Jan) is of 31 Dec.
+//
+// It is one set-based pass for any number of users (a page of the user
+// list, every user of an export): the lots come from point_lots_fifo_idx
+// or, when most of the partner's users are asked for, from
+// point_lots_expiry_idx, which holds only lots that can still expire, so a
+// program whose points never expire pays nothing for it.
+func ExpiringByUserSQL(partnerExpr, userFilter, tzExpr string) string {
+	return `SELECT x.user_id, json_agg(json_build_object('points', x.points, 'expiresAt', x.expires_at) ORDER BY x.expires_at) AS expiring
 	FROM (
-		SELECT sum(l.remaining) AS points, min(l.expires_at) AS expires_at
-		FROM point_lots l
-		WHERE l.partner_id = ` + partnerExpr + ` AND l.user_id = ` + userExpr + `
-		  AND l.open AND NOT l.pending AND l.expires_at IS NOT NULL
-		GROUP BY ((l.expires_at - interval '1 microsecond') AT TIME ZONE ` + tzExpr + `)::date
-		ORDER BY min(l.expires_at)
-		LIMIT ` + fmt.Sprint(ExpiringLimit) + `
-	) x`
+		SELECT d.user_id, d.points, d.expires_at, row_number() OVER (PARTITION BY d.user_id ORDER BY d.expires_at) AS rn
+		FROM (
+			SELECT l.user_id, sum(l.remaining) AS points, min(l.expires_at) AS expires_at
+			FROM point_lots l
+			WHERE l.partner_id = ` + partnerExpr + ` AND l.open AND NOT l.pending AND l.expires_at IS NOT NULL
+			  AND l.user_id IN (` + userFilter + `)
+			GROUP BY l.user_id, ((l.expires_at - interval '1 microsecond') AT TIME ZONE ` + tzExpr + `)::date
+		) d
+	) x
+	WHERE x.rn <= ` + fmt.Sprint(ExpiringLimit) + `
+	GROUP BY x.user_id`
 }
 
 // SummaryOf returns one user's lifecycle summary (zeros when they never
@@ -92,10 +100,11 @@ func (s *Service) SummariesOf(ctx context.Context, db bun.IDB, partnerID uuid.UU
 		LifetimeEarned int64      `bun:"lifetime_earned"`
 		Expiring       []Expiring `bun:"expiring,type:json"`
 	}
-	err := db.NewRaw(`SELECT b.user_id, b.points, b.pending_points, b.lifetime_earned, x.expiring
+	err := db.NewRaw(`WITH x AS (`+ExpiringByUserSQL("?0", "SELECT unnest(?1::uuid[])", "(SELECT p.timezone FROM partners p WHERE p.id = ?0)")+`)
+		SELECT b.user_id, b.points, b.pending_points, b.lifetime_earned, coalesce(x.expiring, '[]'::json) AS expiring
 		FROM balances b
-		CROSS JOIN LATERAL (`+ExpiringSQL("b.partner_id", "b.user_id", "(SELECT p.timezone FROM partners p WHERE p.id = b.partner_id)")+`) x
-		WHERE b.partner_id = ? AND b.user_id = ANY(?::uuid[])`, partnerID, pgdialect.Array(userIDs)).Scan(ctx, &rows)
+		LEFT JOIN x ON x.user_id = b.user_id
+		WHERE b.partner_id = ?0 AND b.user_id = ANY(?1::uuid[])`, partnerID, pgdialect.Array(userIDs)).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("load points summaries: %w", err)
 	}
