@@ -33,6 +33,8 @@ func TestComplexity(t *testing.T) {
 		{"a list's default first", `{ leaderboard { rank } }`, nil, 10},
 		{"around counts on each side", `{ ranking(around: 50) { rank above { rank } below { rank } } }`, nil, 1 + 50 + 50},
 		{"nested objects", `{ history(first: 100) { edges { node { id voucher { gift { merchants { id } } } } } } }`, nil, 1 + 100*(1+1+1+1+1)},
+		{"the points lifecycle: expiringPoints is one read", `{ me { balance pendingPoints expiringPoints { points expiresAt } } }`, nil, 1 + 1},
+		{"history's why-fields are an object each per entry", `{ history(first: 100) { edges { node { entryKind origin { id } lot { expiresAt } } } } }`, nil, 1 + 100*(1+1+1+1)},
 		{"unpaged lists count one item", `{ ads { id action { code } } }`, nil, 2},
 		{"140 aliased pages", "{" + repeat(140, " c%d: catalog(first: 100) { edges { node { id } } }") + " }", nil, 140 * 201},
 		{"fragments inherit the page size", `{ catalog(first: 100) { ...C } } fragment C on GiftConnection { edges { node { id } } }`, nil, 1 + 100*2},

@@ -41,6 +41,7 @@ type ResolverRoot interface {
 	Gift() GiftResolver
 	LedgerEntry() LedgerEntryResolver
 	Mutation() MutationResolver
+	PointLot() PointLotResolver
 	Program() ProgramResolver
 	Query() QueryResolver
 	User() UserResolver
@@ -64,6 +65,11 @@ type ComplexityRoot struct {
 	ClaimGiftPayload struct {
 		Balance func(childComplexity int) int
 		Voucher func(childComplexity int) int
+	}
+
+	ExpiringPoints struct {
+		ExpiresAt func(childComplexity int) int
+		Points    func(childComplexity int) int
 	}
 
 	Gift struct {
@@ -109,11 +115,15 @@ type ComplexityRoot struct {
 		BalanceAfter func(childComplexity int) int
 		Breakdown    func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
+		EntryKind    func(childComplexity int) int
 		ID           func(childComplexity int) int
 		Kind         func(childComplexity int) int
+		Lot          func(childComplexity int) int
 		OccurredAt   func(childComplexity int) int
+		Origin       func(childComplexity int) int
 		Points       func(childComplexity int) int
 		Reason       func(childComplexity int) int
+		Reference    func(childComplexity int) int
 		Voucher      func(childComplexity int) int
 	}
 
@@ -158,6 +168,15 @@ type ComplexityRoot struct {
 		LogoPath    func(childComplexity int) int
 		Name        func(childComplexity int) int
 		Slug        func(childComplexity int) int
+	}
+
+	PointLot struct {
+		AvailableAt func(childComplexity int) int
+		ExpiresAt   func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Pending     func(childComplexity int) int
+		Points      func(childComplexity int) int
+		Remaining   func(childComplexity int) int
 	}
 
 	Program struct {
@@ -223,10 +242,12 @@ type ComplexityRoot struct {
 		Balance        func(childComplexity int) int
 		DisplayName    func(childComplexity int) int
 		Email          func(childComplexity int) int
+		ExpiringPoints func(childComplexity int) int
 		ID             func(childComplexity int) int
 		LifetimePoints func(childComplexity int) int
 		NextTier       func(childComplexity int) int
 		Partner        func(childComplexity int) int
+		PendingPoints  func(childComplexity int) int
 		Tier           func(childComplexity int) int
 	}
 
@@ -274,8 +295,12 @@ type GiftResolver interface {
 type LedgerEntryResolver interface {
 	ID(ctx context.Context, obj *ledger.Entry) (string, error)
 	Kind(ctx context.Context, obj *ledger.Entry) (string, error)
+	EntryKind(ctx context.Context, obj *ledger.Entry) (model.EntryKind, error)
 
 	Action(ctx context.Context, obj *ledger.Entry) (*string, error)
+
+	Origin(ctx context.Context, obj *ledger.Entry) (*ledger.Entry, error)
+	Lot(ctx context.Context, obj *ledger.Entry) (*ledger.Lot, error)
 
 	Breakdown(ctx context.Context, obj *ledger.Entry) (*string, error)
 	Voucher(ctx context.Context, obj *ledger.Entry) (*voucher.Voucher, error)
@@ -287,6 +312,9 @@ type MutationResolver interface {
 	ClaimGift(ctx context.Context, giftID string, idempotencyKey string) (*model.ClaimGiftPayload, error)
 	RedeemVoucher(ctx context.Context, id string) (*voucher.Voucher, error)
 	RequestRedemptionCode(ctx context.Context, voucherID string) (*model.RedemptionCode, error)
+}
+type PointLotResolver interface {
+	ID(ctx context.Context, obj *ledger.Lot) (string, error)
 }
 type ProgramResolver interface {
 	Actions(ctx context.Context, obj *model.Program) ([]*model.ProgramAction, error)
@@ -307,6 +335,8 @@ type UserResolver interface {
 	Partner(ctx context.Context, obj *user.User) (*partner.Partner, error)
 	Balance(ctx context.Context, obj *user.User) (int, error)
 	LifetimePoints(ctx context.Context, obj *user.User) (int, error)
+	PendingPoints(ctx context.Context, obj *user.User) (int, error)
+	ExpiringPoints(ctx context.Context, obj *user.User) ([]*ledger.Expiring, error)
 	Tier(ctx context.Context, obj *user.User) (*model.Tier, error)
 	NextTier(ctx context.Context, obj *user.User) (*model.NextTier, error)
 }
@@ -389,6 +419,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ClaimGiftPayload.Voucher(childComplexity), true
+
+	case "ExpiringPoints.expiresAt":
+		if e.ComplexityRoot.ExpiringPoints.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExpiringPoints.ExpiresAt(childComplexity), true
+	case "ExpiringPoints.points":
+		if e.ComplexityRoot.ExpiringPoints.Points == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExpiringPoints.Points(childComplexity), true
 
 	case "Gift.canClaim":
 		if e.ComplexityRoot.Gift.CanClaim == nil {
@@ -574,6 +617,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LedgerEntry.CreatedAt(childComplexity), true
+	case "LedgerEntry.entryKind":
+		if e.ComplexityRoot.LedgerEntry.EntryKind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEntry.EntryKind(childComplexity), true
 	case "LedgerEntry.id":
 		if e.ComplexityRoot.LedgerEntry.ID == nil {
 			break
@@ -586,12 +635,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LedgerEntry.Kind(childComplexity), true
+	case "LedgerEntry.lot":
+		if e.ComplexityRoot.LedgerEntry.Lot == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEntry.Lot(childComplexity), true
 	case "LedgerEntry.occurredAt":
 		if e.ComplexityRoot.LedgerEntry.OccurredAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.LedgerEntry.OccurredAt(childComplexity), true
+	case "LedgerEntry.origin":
+		if e.ComplexityRoot.LedgerEntry.Origin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEntry.Origin(childComplexity), true
 	case "LedgerEntry.points":
 		if e.ComplexityRoot.LedgerEntry.Points == nil {
 			break
@@ -604,6 +665,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LedgerEntry.Reason(childComplexity), true
+	case "LedgerEntry.reference":
+		if e.ComplexityRoot.LedgerEntry.Reference == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEntry.Reference(childComplexity), true
 	case "LedgerEntry.voucher":
 		if e.ComplexityRoot.LedgerEntry.Voucher == nil {
 			break
@@ -774,6 +841,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Partner.Slug(childComplexity), true
+
+	case "PointLot.availableAt":
+		if e.ComplexityRoot.PointLot.AvailableAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PointLot.AvailableAt(childComplexity), true
+	case "PointLot.expiresAt":
+		if e.ComplexityRoot.PointLot.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PointLot.ExpiresAt(childComplexity), true
+	case "PointLot.id":
+		if e.ComplexityRoot.PointLot.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PointLot.ID(childComplexity), true
+	case "PointLot.pending":
+		if e.ComplexityRoot.PointLot.Pending == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PointLot.Pending(childComplexity), true
+	case "PointLot.points":
+		if e.ComplexityRoot.PointLot.Points == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PointLot.Points(childComplexity), true
+	case "PointLot.remaining":
+		if e.ComplexityRoot.PointLot.Remaining == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PointLot.Remaining(childComplexity), true
 
 	case "Program.actions":
 		if e.ComplexityRoot.Program.Actions == nil {
@@ -1074,6 +1178,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Email(childComplexity), true
+	case "User.expiringPoints":
+		if e.ComplexityRoot.User.ExpiringPoints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.ExpiringPoints(childComplexity), true
 	case "User.id":
 		if e.ComplexityRoot.User.ID == nil {
 			break
@@ -1098,6 +1208,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Partner(childComplexity), true
+	case "User.pendingPoints":
+		if e.ComplexityRoot.User.PendingPoints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.PendingPoints(childComplexity), true
 	case "User.tier":
 		if e.ComplexityRoot.User.Tier == nil {
 			break
@@ -1506,8 +1622,13 @@ One movement of points. Entries are never changed; corrections are new entries.
 type LedgerEntry {
   "Stable id of the entry."
   id: ID!
-  "earn, burn, refund, expire or adjust."
+  """
+  The kind in lowercase: earn, burn, refund, expire, adjust, pending,
+  activate, reverse or cancel (see ` + "`" + `entryKind` + "`" + `; more may be added).
+  """
   kind: String!
+  "The kind as an enum (the same value as ` + "`" + `kind` + "`" + `)."
+  entryKind: EntryKind!
   "Signed amount: positive adds points, negative removes them."
   points: Int!
   "The balance right after this entry."
@@ -1516,6 +1637,19 @@ type LedgerEntry {
   reason: String!
   "The action's code, for earns."
   action: String
+  "The partner's reference (an order number), when it sent one."
+  reference: String
+  """
+  The earn this entry acts on: for ACTIVATE and EXPIRE the credit of their
+  lot, for REVERSE and CANCEL the earn they undo. Null for the others.
+  """
+  origin: LedgerEntry
+  """
+  The lot the entry is about: for ACTIVATE and EXPIRE the lot that became
+  spendable or expired; for a credit (EARN, PENDING, REFUND, ADJUST up)
+  the lot it created, with its expiry. Null for spending entries.
+  """
+  lot: PointLot
   "When the underlying event happened."
   occurredAt: Time!
   "When Perks recorded the entry."
@@ -1602,6 +1736,17 @@ type User {
   """
   lifetimePoints: Int!
   """
+  Points earned but not spendable yet: held until a return window closes
+  or the partner confirms the purchase. Not part of ` + "`" + `balance` + "`" + `.
+  """
+  pendingPoints: Int!
+  """
+  The next expiry days, soonest first (at most 3): how many of the
+  spendable points expire on each calendar day (the program's time zone).
+  Empty when nothing expires. Points that never expire are not listed.
+  """
+  expiringPoints: [ExpiringPoints!]!
+  """
   The user's tier; null when the partner has no tiers.
   """
   tier: Tier
@@ -1631,6 +1776,64 @@ type NextTier {
   name: String!
   "Qualifying points still needed (0: reached, applied at the next earn or review)."
   pointsToGo: Int!
+}
+
+"""
+Points that expire on one day.
+"""
+type ExpiringPoints {
+  "How many points expire that day."
+  points: Int!
+  """
+  The first instant of that day at which they can no longer be spent
+  (spendable strictly before). Show its date in the user's time zone.
+  """
+  expiresAt: Time!
+}
+
+"""
+What a ledger entry records. More values may be added as the program
+grows: a client must show an unknown value as a generic movement of points
+(its ` + "`" + `points` + "`" + ` and ` + "`" + `reason` + "`" + `), never fail on it.
+"""
+enum EntryKind {
+  "Points earned with an action (spendable now)."
+  EARN
+  "Points spent on a gift."
+  BURN
+  "Points returned (a cancelled or expired voucher)."
+  REFUND
+  "The unspent rest of earned points whose time ran out; ` + "`" + `lot` + "`" + ` says which."
+  EXPIRE
+  "A correction by support, up or down."
+  ADJUST
+  "Points earned but held (not in the balance yet); ` + "`" + `lot.availableAt` + "`" + ` says until when."
+  PENDING
+  "Held points becoming spendable; ` + "`" + `origin` + "`" + ` is the held earn."
+  ACTIVATE
+  "Points of an earn taken back (the order was refunded); ` + "`" + `origin` + "`" + ` is the earn."
+  REVERSE
+  "Held points withdrawn before they became spendable; ` + "`" + `origin` + "`" + ` is the held earn."
+  CANCEL
+}
+
+"""
+A batch of points from one credit: how many are left, when they became
+or become spendable and when they expire.
+"""
+type PointLot {
+  "Stable id of the lot."
+  id: ID!
+  "Points the credit added."
+  points: Int!
+  "Points not yet spent or expired."
+  remaining: Int!
+  "Whether the points are still held (not spendable)."
+  pending: Boolean!
+  "When the points became (or become) spendable."
+  availableAt: Time!
+  "When the rest expires; null: never."
+  expiresAt: Time
 }
 
 """
@@ -1963,6 +2166,16 @@ func (ec *executionContext) childFields_ClaimGiftPayload(ctx context.Context, fi
 	return nil, fmt.Errorf("no field named %q was found under type ClaimGiftPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_ExpiringPoints(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "points":
+		return ec.fieldContext_ExpiringPoints_points(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_ExpiringPoints_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExpiringPoints", field.Name)
+}
+
 func (ec *executionContext) childFields_Gift(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2045,6 +2258,8 @@ func (ec *executionContext) childFields_LedgerEntry(ctx context.Context, field g
 		return ec.fieldContext_LedgerEntry_id(ctx, field)
 	case "kind":
 		return ec.fieldContext_LedgerEntry_kind(ctx, field)
+	case "entryKind":
+		return ec.fieldContext_LedgerEntry_entryKind(ctx, field)
 	case "points":
 		return ec.fieldContext_LedgerEntry_points(ctx, field)
 	case "balanceAfter":
@@ -2053,6 +2268,12 @@ func (ec *executionContext) childFields_LedgerEntry(ctx context.Context, field g
 		return ec.fieldContext_LedgerEntry_reason(ctx, field)
 	case "action":
 		return ec.fieldContext_LedgerEntry_action(ctx, field)
+	case "reference":
+		return ec.fieldContext_LedgerEntry_reference(ctx, field)
+	case "origin":
+		return ec.fieldContext_LedgerEntry_origin(ctx, field)
+	case "lot":
+		return ec.fieldContext_LedgerEntry_lot(ctx, field)
 	case "occurredAt":
 		return ec.fieldContext_LedgerEntry_occurredAt(ctx, field)
 	case "createdAt":
@@ -2131,6 +2352,24 @@ func (ec *executionContext) childFields_Partner(ctx context.Context, field graph
 		return ec.fieldContext_Partner_logoPath(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Partner", field.Name)
+}
+
+func (ec *executionContext) childFields_PointLot(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_PointLot_id(ctx, field)
+	case "points":
+		return ec.fieldContext_PointLot_points(ctx, field)
+	case "remaining":
+		return ec.fieldContext_PointLot_remaining(ctx, field)
+	case "pending":
+		return ec.fieldContext_PointLot_pending(ctx, field)
+	case "availableAt":
+		return ec.fieldContext_PointLot_availableAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_PointLot_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PointLot", field.Name)
 }
 
 func (ec *executionContext) childFields_Program(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2239,6 +2478,10 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_balance(ctx, field)
 	case "lifetimePoints":
 		return ec.fieldContext_User_lifetimePoints(ctx, field)
+	case "pendingPoints":
+		return ec.fieldContext_User_pendingPoints(ctx, field)
+	case "expiringPoints":
+		return ec.fieldContext_User_expiringPoints(ctx, field)
 	case "tier":
 		return ec.fieldContext_User_tier(ctx, field)
 	case "nextTier":
@@ -2998,6 +3241,52 @@ func (ec *executionContext) fieldContext_ClaimGiftPayload_balance(_ context.Cont
 	return graphql.NewScalarFieldContext("ClaimGiftPayload", field, false, false, "Int")
 }
 
+func (ec *executionContext) _ExpiringPoints_points(ctx context.Context, field graphql.CollectedField, obj *ledger.Expiring) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExpiringPoints_points(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Points, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExpiringPoints_points(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExpiringPoints", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ExpiringPoints_expiresAt(ctx context.Context, field graphql.CollectedField, obj *ledger.Expiring) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExpiringPoints_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExpiringPoints_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExpiringPoints", field, false, false, "Time")
+}
+
 func (ec *executionContext) _Gift_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3678,6 +3967,29 @@ func (ec *executionContext) fieldContext_LedgerEntry_kind(_ context.Context, fie
 	return graphql.NewScalarFieldContext("LedgerEntry", field, true, true, "String")
 }
 
+func (ec *executionContext) _LedgerEntry_entryKind(ctx context.Context, field graphql.CollectedField, obj *ledger.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEntry_entryKind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LedgerEntry().EntryKind(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.EntryKind) graphql.Marshaler {
+			return ec.marshalNEntryKind2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐEntryKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEntry_entryKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEntry", field, true, true, "EntryKind")
+}
+
 func (ec *executionContext) _LedgerEntry_points(ctx context.Context, field graphql.CollectedField, obj *ledger.Entry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3768,6 +4080,93 @@ func (ec *executionContext) _LedgerEntry_action(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_LedgerEntry_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("LedgerEntry", field, true, true, "String")
+}
+
+func (ec *executionContext) _LedgerEntry_reference(ctx context.Context, field graphql.CollectedField, obj *ledger.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEntry_reference(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reference, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEntry_reference(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEntry", field, false, false, "String")
+}
+
+func (ec *executionContext) _LedgerEntry_origin(ctx context.Context, field graphql.CollectedField, obj *ledger.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEntry_origin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LedgerEntry().Origin(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ledger.Entry) graphql.Marshaler {
+			return ec.marshalOLedgerEntry2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋledgerᚐEntry(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEntry_origin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LedgerEntry",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LedgerEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LedgerEntry_lot(ctx context.Context, field graphql.CollectedField, obj *ledger.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEntry_lot(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LedgerEntry().Lot(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ledger.Lot) graphql.Marshaler {
+			return ec.marshalOPointLot2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋledgerᚐLot(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEntry_lot(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LedgerEntry",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PointLot(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _LedgerEntry_occurredAt(ctx context.Context, field graphql.CollectedField, obj *ledger.Entry) (ret graphql.Marshaler) {
@@ -4507,6 +4906,144 @@ func (ec *executionContext) _Partner_logoPath(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Partner_logoPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Partner", field, false, false, "String")
+}
+
+func (ec *executionContext) _PointLot_id(ctx context.Context, field graphql.CollectedField, obj *ledger.Lot) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PointLot_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PointLot().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PointLot_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PointLot", field, true, true, "ID")
+}
+
+func (ec *executionContext) _PointLot_points(ctx context.Context, field graphql.CollectedField, obj *ledger.Lot) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PointLot_points(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Points, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PointLot_points(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PointLot", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PointLot_remaining(ctx context.Context, field graphql.CollectedField, obj *ledger.Lot) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PointLot_remaining(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Remaining, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PointLot_remaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PointLot", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PointLot_pending(ctx context.Context, field graphql.CollectedField, obj *ledger.Lot) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PointLot_pending(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pending, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PointLot_pending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PointLot", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _PointLot_availableAt(ctx context.Context, field graphql.CollectedField, obj *ledger.Lot) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PointLot_availableAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AvailableAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PointLot_availableAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PointLot", field, false, false, "Time")
+}
+
+func (ec *executionContext) _PointLot_expiresAt(ctx context.Context, field graphql.CollectedField, obj *ledger.Lot) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PointLot_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PointLot_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PointLot", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Program_name(ctx context.Context, field graphql.CollectedField, obj *model.Program) (ret graphql.Marshaler) {
@@ -5856,6 +6393,61 @@ func (ec *executionContext) _User_lifetimePoints(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_User_lifetimePoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, true, true, "Int")
+}
+
+func (ec *executionContext) _User_pendingPoints(ctx context.Context, field graphql.CollectedField, obj *user.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_pendingPoints(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().PendingPoints(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_pendingPoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "Int")
+}
+
+func (ec *executionContext) _User_expiringPoints(ctx context.Context, field graphql.CollectedField, obj *user.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_expiringPoints(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().ExpiringPoints(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ledger.Expiring) graphql.Marshaler {
+			return ec.marshalNExpiringPoints2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋledgerᚐExpiringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_expiringPoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExpiringPoints(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _User_tier(ctx context.Context, field graphql.CollectedField, obj *user.User) (ret graphql.Marshaler) {
@@ -7465,6 +8057,44 @@ func (ec *executionContext) _ClaimGiftPayload(ctx context.Context, sel ast.Selec
 	return out
 }
 
+var expiringPointsImplementors = []string{"ExpiringPoints"}
+
+func (ec *executionContext) _ExpiringPoints(ctx context.Context, sel ast.SelectionSet, obj *ledger.Expiring) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, expiringPointsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ExpiringPoints")
+		case "points":
+			out.Values[i] = ec._ExpiringPoints_points(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._ExpiringPoints_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var giftImplementors = []string{"Gift"}
 
 func (ec *executionContext) _Gift(ctx context.Context, sel ast.SelectionSet, obj *catalog.Gift) graphql.Marshaler {
@@ -7735,6 +8365,12 @@ func (ec *executionContext) _LedgerEntry(ctx context.Context, sel ast.SelectionS
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._LedgerEntry_kind(ctx, field, obj)
 				})
+		case "entryKind":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LedgerEntry_entryKind(ctx, field, obj)
+				})
 		case "points":
 			out.Values[i] = ec._LedgerEntry_points(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -7755,6 +8391,23 @@ func (ec *executionContext) _LedgerEntry(ctx context.Context, sel ast.SelectionS
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._LedgerEntry_action(ctx, field, obj)
+				})
+		case "reference":
+			out.Values[i] = ec._LedgerEntry_reference(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "origin":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LedgerEntry_origin(ctx, field, obj)
+				})
+		case "lot":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LedgerEntry_lot(ctx, field, obj)
 				})
 		case "occurredAt":
 			out.Values[i] = ec._LedgerEntry_occurredAt(ctx, field, obj)
@@ -8103,6 +8756,65 @@ func (ec *executionContext) _Partner(ctx context.Context, sel ast.SelectionSet, 
 			out.Values[i] = ec._Partner_logoPath(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var pointLotImplementors = []string{"PointLot"}
+
+func (ec *executionContext) _PointLot(ctx context.Context, sel ast.SelectionSet, obj *ledger.Lot) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, pointLotImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PointLot")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._PointLot_id(ctx, field, obj)
+				})
+		case "points":
+			out.Values[i] = ec._PointLot_points(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "remaining":
+			out.Values[i] = ec._PointLot_remaining(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pending":
+			out.Values[i] = ec._PointLot_pending(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "availableAt":
+			out.Values[i] = ec._PointLot_availableAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "expiresAt":
+			out.Values[i] = ec._PointLot_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -8583,6 +9295,18 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_lifetimePoints(ctx, field, obj)
+				})
+		case "pendingPoints":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_pendingPoints(ctx, field, obj)
+				})
+		case "expiringPoints":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_expiringPoints(ctx, field, obj)
 				})
 		case "tier":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -9186,6 +9910,40 @@ func (ec *executionContext) marshalNClaimGiftPayload2ᚖgithubᚗcomᚋperkshq�
 		return graphql.Null
 	}
 	return ec._ClaimGiftPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNEntryKind2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐEntryKind(ctx context.Context, v any) (model.EntryKind, error) {
+	var res model.EntryKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNEntryKind2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐEntryKind(ctx context.Context, sel ast.SelectionSet, v model.EntryKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNExpiringPoints2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋledgerᚐExpiringᚄ(ctx context.Context, sel ast.SelectionSet, v []*ledger.Expiring) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNExpiringPoints2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋledgerᚐExpiring(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNExpiringPoints2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋledgerᚐExpiring(ctx context.Context, sel ast.SelectionSet, v *ledger.Expiring) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ExpiringPoints!")
+		return graphql.Null
+	}
+	return ec._ExpiringPoints(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
@@ -9828,11 +10586,25 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) marshalOLedgerEntry2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋledgerᚐEntry(ctx context.Context, sel ast.SelectionSet, v *ledger.Entry) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._LedgerEntry(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalONextTier2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐNextTier(ctx context.Context, sel ast.SelectionSet, v *model.NextTier) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._NextTier(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOPointLot2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋledgerᚐLot(ctx context.Context, sel ast.SelectionSet, v *ledger.Lot) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._PointLot(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOProgramAction2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐProgramAction(ctx context.Context, sel ast.SelectionSet, v *model.ProgramAction) graphql.Marshaler {

@@ -11,6 +11,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/voucher"
 )
@@ -34,6 +35,13 @@ type Loaders struct {
 	ClaimCounts   *dataloadgen.Loader[uuid.UUID, int]
 	Vouchers      *dataloadgen.Loader[uuid.UUID, *voucher.Voucher]
 	Balances      *dataloadgen.Loader[uuid.UUID, int64]
+	// The points lifecycle of history entries (lifecycle.go): lots by id,
+	// lots by the credit that created them, entries by id.
+	Lots         *dataloadgen.Loader[int64, *ledger.Lot]
+	LotsBySource *dataloadgen.Loader[int64, *ledger.Lot]
+	Entries      *dataloadgen.Loader[int64, *ledger.Entry]
+	// Summaries: me's pendingPoints and expiringPoints share one read.
+	Summaries *dataloadgen.Loader[uuid.UUID, *ledger.Summary]
 
 	// The batch functions behind the loaders, for priming.
 	gifts     func(context.Context, []uuid.UUID) (map[uuid.UUID]*catalog.Gift, error)
@@ -93,6 +101,7 @@ func newLoaders(r *Resolver, c *auth.ConsumerPrincipal) *Loaders {
 	l.ClaimCounts = dataloadgen.NewMappedLoader(l.claims, wait)
 	l.Vouchers = dataloadgen.NewMappedLoader(l.vouchers, wait)
 	l.Balances = dataloadgen.NewMappedLoader(l.balances, wait)
+	lifecycleLoaders(r, c, l, wait)
 	return l
 }
 

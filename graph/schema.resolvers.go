@@ -113,8 +113,20 @@ func (r *ledgerEntryResolver) Kind(ctx context.Context, obj *ledger.Entry) (stri
 	return string(obj.Kind), nil
 }
 
+func (r *ledgerEntryResolver) EntryKind(ctx context.Context, obj *ledger.Entry) (model.EntryKind, error) {
+	return entryKind(obj)
+}
+
 func (r *ledgerEntryResolver) Action(ctx context.Context, obj *ledger.Entry) (*string, error) {
 	return obj.ActionCode, nil
+}
+
+func (r *ledgerEntryResolver) Origin(ctx context.Context, obj *ledger.Entry) (*ledger.Entry, error) {
+	return entryOrigin(ctx, obj)
+}
+
+func (r *ledgerEntryResolver) Lot(ctx context.Context, obj *ledger.Entry) (*ledger.Lot, error) {
+	return entryLot(ctx, obj)
 }
 
 func (r *ledgerEntryResolver) Breakdown(ctx context.Context, obj *ledger.Entry) (*string, error) {
@@ -250,6 +262,10 @@ func (r *mutationResolver) RequestRedemptionCode(ctx context.Context, voucherID 
 		return nil, err
 	}
 	return &model.RedemptionCode{Code: otp.Code, ExpiresAt: otp.ExpiresAt, Voucher: v}, nil
+}
+
+func (r *pointLotResolver) ID(ctx context.Context, obj *ledger.Lot) (string, error) {
+	return strconv.FormatInt(obj.ID, 10), nil
 }
 
 func (r *programResolver) Actions(ctx context.Context, obj *model.Program) ([]*model.ProgramAction, error) {
@@ -559,6 +575,26 @@ func (r *userResolver) LifetimePoints(ctx context.Context, obj *user.User) (int,
 	return int(b.LifetimeEarned), nil
 }
 
+func (r *userResolver) PendingPoints(ctx context.Context, obj *user.User) (int, error) {
+	s, err := summary(ctx, r.Resolver, obj.PartnerID, obj.ID)
+	if err != nil {
+		return 0, err
+	}
+	return int(s.PendingPoints), nil
+}
+
+func (r *userResolver) ExpiringPoints(ctx context.Context, obj *user.User) ([]*ledger.Expiring, error) {
+	s, err := summary(ctx, r.Resolver, obj.PartnerID, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*ledger.Expiring, len(s.Expiring))
+	for i := range s.Expiring {
+		out[i] = &s.Expiring[i]
+	}
+	return out, nil
+}
+
 func (r *userResolver) Tier(ctx context.Context, obj *user.User) (*model.Tier, error) {
 	p, err := (&tier.Service{Now: r.Now}).ProgressTx(ctx, r.DB.Bun, obj.PartnerID, obj.ID)
 	if err != nil || p.Tier == nil {
@@ -605,6 +641,8 @@ func (r *Resolver) LedgerEntry() LedgerEntryResolver { return &ledgerEntryResolv
 
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
+func (r *Resolver) PointLot() PointLotResolver { return &pointLotResolver{r} }
+
 func (r *Resolver) Program() ProgramResolver { return &programResolver{r} }
 
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
@@ -618,6 +656,7 @@ type (
 	giftResolver        struct{ *Resolver }
 	ledgerEntryResolver struct{ *Resolver }
 	mutationResolver    struct{ *Resolver }
+	pointLotResolver    struct{ *Resolver }
 	programResolver     struct{ *Resolver }
 	queryResolver       struct{ *Resolver }
 	userResolver        struct{ *Resolver }

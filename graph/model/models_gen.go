@@ -303,6 +303,87 @@ func (e DeleteMode) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// What a ledger entry records. More values may be added as the program
+// grows: a client must show an unknown value as a generic movement of points
+// (its `points` and `reason`), never fail on it.
+type EntryKind string
+
+const (
+	// Points earned with an action (spendable now).
+	EntryKindEarn EntryKind = "EARN"
+	// Points spent on a gift.
+	EntryKindBurn EntryKind = "BURN"
+	// Points returned (a cancelled or expired voucher).
+	EntryKindRefund EntryKind = "REFUND"
+	// The unspent rest of earned points whose time ran out; `lot` says which.
+	EntryKindExpire EntryKind = "EXPIRE"
+	// A correction by support, up or down.
+	EntryKindAdjust EntryKind = "ADJUST"
+	// Points earned but held (not in the balance yet); `lot.availableAt` says until when.
+	EntryKindPending EntryKind = "PENDING"
+	// Held points becoming spendable; `origin` is the held earn.
+	EntryKindActivate EntryKind = "ACTIVATE"
+	// Points of an earn taken back (the order was refunded); `origin` is the earn.
+	EntryKindReverse EntryKind = "REVERSE"
+	// Held points withdrawn before they became spendable; `origin` is the held earn.
+	EntryKindCancel EntryKind = "CANCEL"
+)
+
+var AllEntryKind = []EntryKind{
+	EntryKindEarn,
+	EntryKindBurn,
+	EntryKindRefund,
+	EntryKindExpire,
+	EntryKindAdjust,
+	EntryKindPending,
+	EntryKindActivate,
+	EntryKindReverse,
+	EntryKindCancel,
+}
+
+func (e EntryKind) IsValid() bool {
+	switch e {
+	case EntryKindEarn, EntryKindBurn, EntryKindRefund, EntryKindExpire, EntryKindAdjust, EntryKindPending, EntryKindActivate, EntryKindReverse, EntryKindCancel:
+		return true
+	}
+	return false
+}
+
+func (e EntryKind) String() string {
+	return string(e)
+}
+
+func (e *EntryKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = EntryKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid EntryKind", str)
+	}
+	return nil
+}
+
+func (e EntryKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *EntryKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e EntryKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // Which entries history returns.
 type HistoryKind string
 

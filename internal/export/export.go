@@ -33,6 +33,7 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/keyring"
+	"github.com/perkshq/perks/internal/ledger"
 )
 
 // Cursor is a position in a partner's change feed.
@@ -231,10 +232,12 @@ const changedSQL = `WITH changed AS (
 
 // feedSQL streams the page's users in id order ($5: last user id of the
 // page). %s is the select list of the format.
-const feedSQL = changedSQL + `
+var feedSQL = changedSQL + `, xp AS (` + expiringSQL + `)
 SELECT %s
 FROM changed c
 LEFT JOIN users u ON u.partner_id = $1 AND u.id = c.user_id
+LEFT JOIN balances bl ON bl.partner_id = $1 AND bl.user_id = u.id
+LEFT JOIN xp ON xp.user_id = c.user_id
 LEFT JOIN LATERAL (
 	SELECT coalesce(json_agg(json_build_object(
 		'entryId', e.id, 'kind', e.kind, 'action', e.action_code, 'points', e.points,
@@ -265,6 +268,12 @@ LEFT JOIN LATERAL (
 WHERE c.user_id <= $5
 ORDER BY c.user_id`
 
+// expiringSQL is the next expiry days of the page's users
+// (ledger.ExpiringByUserSQL): part of the feed's one query, one pass over
+// their expiring lots joined by user, never a query or a subplan per user.
+var expiringSQL = ledger.ExpiringByUserSQL("$1", "SELECT user_id FROM changed WHERE user_id <= $5",
+	"(SELECT timezone FROM partners WHERE id = $1)")
+
 // A user's profile is exported only when the user row itself changed in
 // the range (else it is null: unchanged), so a profile change is never
 // read twice.
@@ -283,18 +292,26 @@ const ndjsonSelect = `CASE WHEN u.id IS NULL THEN ` + erasedMarker + ` ELSE json
 		'anonymised', u.anonymised_at IS NOT NULL, 'anonymisedAt', u.anonymised_at,
 		'createdAt', u.created_at, 'updatedAt', u.updated_at) END,
 	'balance', coalesce(b.balance_after, 0),
+	'pendingPoints', coalesce(bl.pending_points, 0),
+	'lifetimePoints', coalesce(bl.lifetime_earned, 0),
+	'expiringPoints', coalesce(xp.expiring, '[]'::json),
 	'actions', a.actions,
 	'gifts', gv.gifts,
 	'tier', tr.code)::text END`
 
 const erasedMarker = `(SELECT json_build_object('userId', x.user_id, 'erased', true, 'erasedAt', x.erased_at,
-	'profile', NULL, 'balance', 0, 'actions', '[]'::json, 'gifts', '[]'::json)::text
+	'profile', NULL, 'balance', 0, 'pendingPoints', 0, 'lifetimePoints', 0, 'expiringPoints', '[]'::json,
+	'actions', '[]'::json, 'gifts', '[]'::json)::text
 	FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id)`
 
-// CSVHeader names the CSV columns; actions is a JSON array. erasedAt is
-// set only on an erased user's row, whose other columns are empty (balance
-// 0, no actions or gifts).
-const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts,tier,erasedAt"
+// CSVHeader names the CSV columns; actions, gifts and expiringPoints are
+// JSON arrays. erasedAt, the last column as documented, is set only on an
+// erased user's row, whose other columns are empty (balance and the
+// lifecycle's points 0, no actions, gifts or expiring points). Columns
+// added later (the points lifecycle's, then the tier) were inserted just
+// before erasedAt: every older column keeps its position, and erasedAt
+// stays last.
+const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts,pendingPoints,lifetimePoints,expiringPoints,tier,erasedAt"
 
 func csvField(expr string) string {
 	// RFC 4180: quote every field, double inner quotes; NULL is empty.
@@ -328,6 +345,9 @@ var csvSelect = strings.Join([]string{
 	csvField("coalesce(b.balance_after, 0)"),
 	csvField("a.actions"),
 	csvField("gv.gifts"),
+	csvField("coalesce(bl.pending_points, 0)"),
+	csvField("coalesce(bl.lifetime_earned, 0)"),
+	csvField("coalesce(xp.expiring, '[]'::json)"),
 	csvField("tr.code"),
 	csvField("CASE WHEN u.id IS NULL THEN (SELECT to_json(x.erased_at)#>>'{}' FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id) END"),
 }, ` || ',' || `)

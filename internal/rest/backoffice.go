@@ -327,8 +327,7 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrin
 
 type listedUser struct {
 	userView
-	Balance        int64 `json:"balance"`
-	LifetimePoints int64 `json:"lifetimePoints"`
+	pointsView
 }
 
 // listUsers is seed 001 user/infos: keyset pages by user id, filtered by
@@ -379,8 +378,18 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.PartnerP
 		Items      []listedUser `json:"items"`
 		NextCursor *string      `json:"nextCursor"`
 	}{Items: make([]listedUser, 0, len(rows))}
+	ids := make([]uuid.UUID, len(rows))
 	for i := range rows {
-		out.Items = append(out.Items, listedUser{userView: newUserView(&rows[i].User), Balance: rows[i].Points, LifetimePoints: rows[i].LifetimeEarned})
+		ids[i] = rows[i].ID
+	}
+	// One more query for the page's lifecycle (pending, expiring), not one
+	// per user.
+	sums, err := a.Ledger.SummariesOf(r.Context(), a.DB.Bun, p.Partner.ID, ids)
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		out.Items = append(out.Items, listedUser{userView: newUserView(&rows[i].User), pointsView: newPointsView(sums[rows[i].ID])})
 	}
 	if len(rows) == f.Limit {
 		c := base64.RawURLEncoding.EncodeToString(rows[len(rows)-1].ID[:])

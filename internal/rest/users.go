@@ -120,7 +120,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPri
 	if err != nil {
 		return err
 	}
-	bal, err := a.Ledger.BalanceOf(r.Context(), a.DB.Bun, p.Partner.ID, u.ID)
+	sum, err := a.Ledger.SummaryOf(r.Context(), a.DB.Bun, p.Partner.ID, u.ID)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPri
 	if err != nil {
 		return err
 	}
-	info := userInfo{userView: newUserView(u), Balance: bal.Points, LifetimePoints: bal.LifetimeEarned, RecentEntries: make([]entryView, 0, len(recent))}
+	info := userInfo{userView: newUserView(u), pointsView: newPointsView(sum), RecentEntries: make([]entryView, 0, len(recent))}
 	if c, ok, err := tier.CurrentTx(r.Context(), a.DB.Bun, p.Partner.ID, u.ID); err != nil {
 		return err
 	} else if ok {
@@ -148,23 +148,43 @@ const recentEntries = 20
 // userInfo is seed 001 user/info: the profile, balance and recent history.
 type userInfo struct {
 	userView
-	Balance        int64       `json:"balance"`
-	LifetimePoints int64       `json:"lifetimePoints"`
-	RecentEntries  []entryView `json:"recentEntries"`
+	pointsView
+	RecentEntries []entryView `json:"recentEntries"`
 	// Tier is the user's tier code (null: the partner has no tiers).
 	Tier *string `json:"tier"`
 }
 
+// pointsView is a user's points lifecycle (ledger.Summary) as the partner
+// API shows it, in user/info and the user list alike.
+type pointsView struct {
+	// Balance is the available (spendable) balance.
+	Balance int64 `json:"balance"`
+	// PendingPoints are earned but not yet spendable.
+	PendingPoints int64 `json:"pendingPoints"`
+	// ExpiringPoints are the next expiry days, soonest first.
+	ExpiringPoints []ledger.Expiring `json:"expiringPoints"`
+	LifetimePoints int64             `json:"lifetimePoints"`
+}
+
+func newPointsView(s *ledger.Summary) pointsView {
+	return pointsView{Balance: s.Balance, PendingPoints: s.PendingPoints, ExpiringPoints: s.Expiring, LifetimePoints: s.LifetimePoints}
+}
+
 type entryView struct {
-	ID           int64     `json:"id"`
-	Kind         string    `json:"kind"`
-	Points       int64     `json:"points"`
-	BalanceAfter int64     `json:"balanceAfter"`
-	Reason       string    `json:"reason"`
-	Action       *string   `json:"action"`
-	Reference    *string   `json:"reference"`
-	OccurredAt   time.Time `json:"occurredAt"`
-	CreatedAt    time.Time `json:"createdAt"`
+	ID           int64   `json:"id"`
+	Kind         string  `json:"kind"`
+	Points       int64   `json:"points"`
+	BalanceAfter int64   `json:"balanceAfter"`
+	Reason       string  `json:"reason"`
+	Action       *string `json:"action"`
+	Reference    *string `json:"reference"`
+	// SourceType and SourceID say what inside Perks caused the entry: a
+	// voucher for a burn, the lot for an activate or expire, the earn for
+	// a reverse or cancel.
+	SourceType *string   `json:"sourceType"`
+	SourceID   *string   `json:"sourceId"`
+	OccurredAt time.Time `json:"occurredAt"`
+	CreatedAt  time.Time `json:"createdAt"`
 	// Breakdown is how an earn's points were computed (null for other
 	// entries and for earns older than breakdowns).
 	Breakdown json.RawMessage `json:"breakdown"`
@@ -172,7 +192,8 @@ type entryView struct {
 
 func newEntryView(e *ledger.Entry) entryView {
 	v := entryView{ID: e.ID, Kind: string(e.Kind), Points: e.Points, BalanceAfter: e.BalanceAfter, Reason: e.Reason,
-		Action: e.ActionCode, Reference: e.Reference, OccurredAt: e.OccurredAt, CreatedAt: e.CreatedAt, Breakdown: e.Breakdown}
+		Action: e.ActionCode, Reference: e.Reference, SourceType: e.SourceType, SourceID: e.SourceID, OccurredAt: e.OccurredAt, CreatedAt: e.CreatedAt,
+		Breakdown: e.Breakdown}
 	if len(v.Breakdown) == 0 {
 		v.Breakdown = json.RawMessage("null")
 	}

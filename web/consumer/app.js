@@ -3,7 +3,7 @@
 // program, the ads, the catalog, the user's vouchers, their history and
 // the leaderboard, using only the public GraphQL API (see api.js).
 import { ApiError, gql, newKey, onSessionEnd, setPartnerHint, takeTokenFromURL } from './api.js';
-import { announce, clear, el, fmtDate, fmtNumber, fmtTime, setState } from './ui.js';
+import { announce, clear, el, fmtDate, fmtLastDay, fmtNumber, fmtTime, setState } from './ui.js';
 
 // ---------------------------------------------------------------------------
 // Operations
@@ -14,18 +14,22 @@ const VOUCHER_FIELDS = `fragment V on Voucher {
   gift { id sku title imageUrl redemption merchants { name } }
 }`;
 
+// The points lifecycle shown under the balance: held points and the next
+// expiry. Every query that refreshes the balance asks for it too.
+const ME_POINTS = 'balance pendingPoints expiringPoints { points expiresAt }';
+
 const Q_BOOT = `query Boot {
-  me { id displayName balance partner { slug displayName logoPath } }
+  me { id displayName ${ME_POINTS} partner { slug displayName logoPath } }
   program { name currencyName }
 }`;
 
 const Q_ADS = `query Ads {
-  me { balance }
+  me { ${ME_POINTS} }
   ads { id kind title body imageUrl link action { code name points remainingToday remainingLifetime availableAt } }
 }`;
 
 const Q_CATALOG = `query Catalog($after: String) {
-  me { balance }
+  me { ${ME_POINTS} }
   catalog(first: 20, after: $after) {
     edges { node { id sku title description imageUrl costPoints stock perUserLimit redemption claimedByMe canClaim reason merchants { name } } }
     pageInfo { hasNextPage endCursor }
@@ -42,7 +46,8 @@ ${VOUCHER_FIELDS}`;
 
 const Q_HISTORY = `query History($kind: HistoryKind!, $after: String) {
   history(kind: $kind, first: 20, after: $after) {
-    edges { node { id kind points balanceAfter reason occurredAt voucher { gift { title } } } }
+    edges { node { id kind points balanceAfter reason reference occurredAt voucher { gift { title } }
+      origin { reason reference occurredAt } lot { availableAt expiresAt } } }
     pageInfo { hasNextPage endCursor }
   }
 }`;
@@ -171,6 +176,21 @@ function setBalance(n) {
   b.dataset.value = String(n);
 }
 
+/** Shows the held points and the next expiry ("120 points expire on 31 Dec") of me. */
+function setLifecycle(me) {
+  const pending = $('pending');
+  const next = $('next-expiry');
+  const p = me.pendingPoints || 0;
+  pending.hidden = p === 0;
+  pending.textContent = p ? `${fmtNumber(p)} ${state.currency} pending` : '';
+  pending.dataset.value = String(p);
+  const x = (me.expiringPoints || [])[0];
+  next.hidden = !x;
+  next.textContent = x ? `${fmtNumber(x.points)} ${state.currency} expire on ${fmtLastDay(x.expiresAt)}` : '';
+  if (x) next.dataset.expiresAt = x.expiresAt;
+  $('points-lifecycle').hidden = pending.hidden && next.hidden;
+}
+
 // ---------------------------------------------------------------------------
 // Session
 // ---------------------------------------------------------------------------
@@ -241,6 +261,7 @@ async function boot() {
   $('greeting').textContent = me.displayName ? `Hi, ${me.displayName}` : 'Welcome';
   $('currency').textContent = state.currency;
   setBalance(me.balance);
+  setLifecycle(me);
   const logo = $('logo');
   const src = logoURL(me.partner.logoPath);
   if (src) {
@@ -340,6 +361,7 @@ async function loadAds() {
     return;
   }
   setBalance(data.me.balance);
+  setLifecycle(data.me);
   const list = $('ads');
   clear(list);
   if (data.ads.length === 0) {
@@ -427,6 +449,7 @@ async function loadCatalog(more) {
   }
   if (gen !== c.gen) return;
   setBalance(data.me.balance);
+  setLifecycle(data.me);
   const page = data.catalog.edges.map((e) => e.node);
   c.items = more ? c.items.concat(page) : page;
   c.cursor = data.catalog.pageInfo.endCursor;
@@ -804,7 +827,31 @@ function openVoucher(id) {
 // History (infinite scroll)
 // ---------------------------------------------------------------------------
 
-const KIND_LABELS = { earn: 'Earned', burn: 'Spent', refund: 'Refund', expire: 'Expired', adjust: 'Adjustment' };
+const KIND_LABELS = {
+  earn: 'Earned', burn: 'Spent', refund: 'Refund', expire: 'Expired', adjust: 'Adjustment',
+  pending: 'Pending', activate: 'Now available', reverse: 'Reversed', cancel: 'Cancelled',
+};
+
+/**
+ * Why an entry happened, from what it acts on (origin: the earn a reversal
+ * undid, whose points expired or became available) and its lot (when held
+ * points become available, when earned points expire). Unknown kinds get
+ * no detail: the row still shows their points and reason.
+ */
+function entryDetail(e) {
+  const from = e.origin ? e.origin.reason + (e.origin.reference ? ` (${e.origin.reference})` : '') : '';
+  const lot = e.lot || {};
+  switch (e.kind) {
+    case 'pending': return lot.availableAt ? `Available from ${fmtDate(lot.availableAt)}` : '';
+    case 'activate': return from ? `From: ${from}` : '';
+    case 'expire': return from ? `Unspent points of: ${from}, ${fmtDate(e.origin.occurredAt)}` : '';
+    case 'reverse': return from ? `Taken back: ${from}` : '';
+    case 'cancel': return from ? `Withdrawn: ${from}` : '';
+    case 'earn': case 'refund': case 'adjust':
+      return lot.expiresAt ? `Expire on ${fmtLastDay(lot.expiresAt)}` : '';
+    default: return '';
+  }
+}
 
 let historyObserver = null;
 
@@ -860,13 +907,17 @@ function historyRow(e) {
   let title = e.reason || KIND_LABELS[e.kind] || e.kind;
   if (about && e.kind === 'burn') title = `Claimed: ${about}`;
   else if (about && e.kind === 'refund') title = `Refunded: ${about}`;
-  return el('li', { class: 'entry', 'data-entry': e.id, 'data-kind': e.kind },
+  const detail = entryDetail(e);
+  // Held points (and their withdrawal) are outside the balance: shown apart.
+  const held = e.kind === 'pending' || e.kind === 'cancel';
+  return el('li', { class: 'entry' + (held ? ' held' : ''), 'data-entry': e.id, 'data-kind': e.kind },
     el('div', { class: 'entry-main' },
       el('span', { class: 'entry-title', text: title }),
       el('time', { class: 'muted small', datetime: e.occurredAt, text: `${KIND_LABELS[e.kind] || e.kind} · ${fmtDate(e.occurredAt)}` }),
+      detail ? el('span', { class: 'entry-detail muted small', text: detail }) : null,
     ),
     el('div', { class: 'entry-points' },
-      el('strong', { class: plus ? 'plus' : 'minus', text: (plus ? '+' : '−') + fmtNumber(Math.abs(e.points)) }),
+      el('strong', { class: held ? 'held' : plus ? 'plus' : 'minus', text: (plus ? '+' : '−') + fmtNumber(Math.abs(e.points)) }),
       el('span', { class: 'muted small', text: `Balance ${fmtNumber(e.balanceAfter)}` }),
     ),
   );

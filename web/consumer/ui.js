@@ -79,6 +79,20 @@ export function fmtDate(iso) {
   return iso ? dateFmt.format(new Date(iso)) : '';
 }
 
+const dayFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
+const dayYearFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
+
+/**
+ * The last day before an exclusive end such as an expiry (points that
+ * expire at midnight on 1 Jan "expire on 31 Dec"), in the user's locale and
+ * time zone, with the year only when it is not this year.
+ */
+export function fmtLastDay(iso) {
+  if (!iso) return '';
+  const d = new Date(new Date(iso).getTime() - 1);
+  return (d.getFullYear() === new Date().getFullYear() ? dayFmt : dayYearFmt).format(d);
+}
+
 export function fmtTime(iso) {
   return iso ? timeFmt.format(new Date(iso)) : '';
 }
