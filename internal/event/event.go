@@ -23,6 +23,8 @@ const (
 	UserErased       = "user.erased"
 	PointsEarned     = "points.earned"
 	PointsAdjusted   = "points.adjusted"
+	PointsExpired    = "points.expired"
+	PointsExpiring   = "points.expiring"
 	VoucherClaimed   = "voucher.claimed"
 	VoucherRedeemed  = "voucher.redeemed"
 	VoucherExpired   = "voucher.expired"
@@ -35,6 +37,7 @@ const (
 var Types = []string{
 	UserCreated, UserUpdated, UserAnonymised, UserErased, PointsEarned, PointsAdjusted,
 	VoucherClaimed, VoucherRedeemed, VoucherExpired, VoucherCancelled, BulkJobCompleted,
+	PointsExpired, PointsExpiring,
 }
 
 // Event is one row of the outbox. Data carries ids and non-personal facts

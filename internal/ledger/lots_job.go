@@ -7,6 +7,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
 
+	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/jobs"
 )
 
@@ -45,6 +46,9 @@ type LotsWorker struct {
 	DB    bun.IDB
 	Now   func() time.Time // nil: the wall clock
 	Batch int
+	// Events records points.expired (through the webhook outbox in the
+	// app); nil stores the events only.
+	Events *event.Recorder
 }
 
 // Work implements river.Worker.
@@ -68,7 +72,13 @@ func (w *LotsWorker) Run(ctx context.Context) (activated, expired int, err error
 	if activated, err = w.drain(ctx, now, batch, ActivateDueTx); err != nil {
 		return activated, 0, err
 	}
-	expired, err = w.drain(ctx, now, batch, ExpireDueTx)
+	ev := w.Events
+	if ev == nil {
+		ev = event.NewRecorder()
+	}
+	expired, err = w.drain(ctx, now, batch, func(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int, error) {
+		return ExpireDueTx(ctx, tx.(bun.Tx), ev, now, batch)
+	})
 	return activated, expired, err
 }
 
