@@ -113,5 +113,8 @@ func Periodic() []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(LotsInterval), func() (river.JobArgs, *river.InsertOpts) {
 			return LotsArgs{}, nil
 		}, &river.PeriodicJobOpts{ID: "ledger_lots", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(LotWarningsInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return LotWarningsArgs{}, nil
+		}, &river.PeriodicJobOpts{ID: "ledger_lot_warnings", RunOnStart: true}),
 	}
 }
