@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,6 +30,40 @@ func BenchmarkApply(b *testing.B) {
 			for range b.N {
 				err := bb.db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 					_, err := bb.ledger.ApplyTx(ctx, tx, bb.partner.ID, ledger.Change{UserID: u, Kind: kind, Points: 7, Reason: "bench"})
+					return err
+				})
+				require.NoError(b, err)
+			}
+		})
+	}
+}
+
+// BenchmarkBurnLots measures one burn transaction of a user holding 1, 3
+// or 10,000 spendable lots (with distinct expiries), each burn small enough
+// that the first lot or two cover it: what ledger_consume_lots's read costs
+// as the user's lots grow. The extra lots are inserted directly (their
+// entries do not matter to the burn).
+func BenchmarkBurnLots(b *testing.B) {
+	for _, lots := range []int{1, 3, 10_000} {
+		b.Run(fmt.Sprintf("lots=%d", lots), func(b *testing.B) {
+			bb := setup(b)
+			u := bb.user(b, "bench")
+			ctx := context.Background()
+			_, err := bb.apply(ctx, ledger.Change{UserID: u, Kind: ledger.KindEarn, Points: 1_000_000, Reason: "fund"})
+			require.NoError(b, err)
+			_, err = bb.db.Bun.NewRaw(`WITH l AS (
+				INSERT INTO point_lots (partner_id, user_id, points, remaining, available_at, expires_at)
+				SELECT ?0, ?1, 1000000, 1000000, now(), now() + i * interval '1 hour' FROM generate_series(1, ?2) i
+				RETURNING points)
+				UPDATE balances SET points = points + (SELECT coalesce(sum(points), 0) FROM l) WHERE partner_id = ?0 AND user_id = ?1`,
+				bb.partner.ID, u, lots-1).Exec(ctx)
+			require.NoError(b, err)
+			_, err = bb.db.Bun.ExecContext(ctx, "ANALYZE point_lots")
+			require.NoError(b, err)
+			b.ResetTimer()
+			for range b.N {
+				err := bb.db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+					_, err := bb.ledger.ApplyTx(ctx, tx, bb.partner.ID, ledger.Change{UserID: u, Kind: ledger.KindBurn, Points: 7, Reason: "bench"})
 					return err
 				})
 				require.NoError(b, err)
