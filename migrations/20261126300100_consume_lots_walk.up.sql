@@ -12,18 +12,21 @@ DECLARE
     got bigint := 0;
     ids bigint[] := '{}';
     pts bigint[] := '{}';
-    r record;
     t bigint;
+    -- A bound cursor, not FOR r IN SELECT: plpgsql plans declared cursors
+    -- for fast start (cursor_tuple_fraction), so the planner takes the
+    -- ordered index scan that EXIT can stop, where a plain query loop is
+    -- planned for all its rows (a sort of every lot once the user has many).
+    -- The LIMIT says the same: each lot holds at least one point.
+    lots CURSOR FOR SELECT l.id, l.remaining FROM point_lots l
+        WHERE l.partner_id = p AND l.user_id = u AND l.open AND NOT l.pending
+        ORDER BY l.expires_at NULLS LAST, l.id
+        LIMIT amount;
 BEGIN
     IF amount <= 0 THEN
         RETURN 0;
     END IF;
-    -- A cursor loop: rows come from the index scan one at a time, and
-    -- EXIT stops the scan.
-    FOR r IN SELECT l.id, l.remaining FROM point_lots l
-             WHERE l.partner_id = p AND l.user_id = u AND l.open AND NOT l.pending
-             ORDER BY l.expires_at NULLS LAST, l.id
-    LOOP
+    FOR r IN lots LOOP
         t := least(r.remaining, amount - got);
         ids := ids || r.id;
         pts := pts || t;

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -67,6 +68,42 @@ func BenchmarkBurnLots(b *testing.B) {
 					return err
 				})
 				require.NoError(b, err)
+			}
+		})
+	}
+}
+
+// BenchmarkConsumeLots measures ledger_consume_lots alone (one call of 7
+// points per op, inside one rolled-back transaction, so no commit and no
+// balance update blur it) for a user with 1, 3 or 10,000 spendable lots.
+func BenchmarkConsumeLots(b *testing.B) {
+	for _, lots := range []int{1, 3, 10_000} {
+		b.Run(fmt.Sprintf("lots=%d", lots), func(b *testing.B) {
+			bb := setupTx(b)
+			ctx := context.Background()
+			_, err := bb.tx.NewRaw(`INSERT INTO point_lots (partner_id, user_id, points, remaining, available_at, expires_at)
+				SELECT ?0, ?1, 1000000000, 1000000000, now(), now() + i * interval '1 hour' FROM generate_series(1, ?2) i`,
+				bb.partner, bb.user, lots).Exec(ctx)
+			require.NoError(b, err)
+			_, err = bb.tx.ExecContext(ctx, "ANALYZE point_lots")
+			require.NoError(b, err)
+			b.ResetTimer()
+			// Each call in a savepoint rolled back: the lots stay as they
+			// were, and the row versions it wrote are dead at once (in one
+			// transaction they would pile up in the lot's HOT chain).
+			rollback := errors.New("rollback")
+			for i := range b.N {
+				err := bb.tx.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+					var got int64
+					if err := tx.NewRaw("SELECT ledger_consume_lots(?, ?, 7, ?)", bb.partner, bb.user, i+1).Scan(ctx, &got); err != nil {
+						return err
+					}
+					if got != 7 {
+						return fmt.Errorf("consumed %d", got)
+					}
+					return rollback
+				})
+				require.ErrorIs(b, err, rollback)
 			}
 		})
 	}
