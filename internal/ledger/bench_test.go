@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
@@ -105,6 +106,44 @@ func BenchmarkConsumeLots(b *testing.B) {
 				})
 				require.ErrorIs(b, err, rollback)
 			}
+		})
+	}
+}
+
+// BenchmarkLotsWorkerExpire expires 50,000 due lots of 5,000 users with one
+// LotsWorker.Run per op (the fixture is reloaded between ops, untimed), in
+// batches of 1,000 and 5,000: the statement shape and batch size of the
+// expiry, at a size a quick run can afford (`make bench -scenario expiry`
+// does a million).
+func BenchmarkLotsWorkerExpire(b *testing.B) {
+	const users, perUser = 5_000, 10
+	for _, batch := range []int{1000, 2500, 5000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			bb := setup(b)
+			ctx := context.Background()
+			now := time.Now().UTC()
+			for range b.N {
+				b.StopTimer()
+				_, err := bb.db.Bun.NewRaw(`WITH u AS (
+					INSERT INTO users (partner_id, external_id_hash, external_id)
+					SELECT ?0, sha256(convert_to(gen_random_uuid()::text, 'UTF8')), 'b' || i FROM generate_series(1, ?1) i
+					RETURNING partner_id, id
+				), bal AS (
+					INSERT INTO balances (partner_id, user_id, points, lifetime_earned) SELECT partner_id, id, 10 * ?2, 10 * ?2 FROM u
+				)
+				INSERT INTO point_lots (partner_id, user_id, points, remaining, available_at, expires_at)
+				SELECT u.partner_id, u.id, 10, 10, ?3::timestamptz - interval '60 days', ?3::timestamptz - (k + i) * interval '1 second'
+				FROM u, generate_series(1, ?2) k, LATERAL (SELECT 0 AS i) x`, bb.partner.ID, users, perUser, now).Exec(ctx)
+				require.NoError(b, err)
+				_, err = bb.db.Bun.ExecContext(ctx, "VACUUM ANALYZE point_lots, balances")
+				require.NoError(b, err)
+				job := &ledger.LotsWorker{DB: bb.db.Bun, Now: func() time.Time { return now }, Batch: batch}
+				b.StartTimer()
+				_, n, err := job.Run(ctx)
+				require.NoError(b, err)
+				require.Equal(b, users*perUser, n)
+			}
+			b.ReportMetric(float64(users*perUser*b.N)/b.Elapsed().Seconds(), "lots/s")
 		})
 	}
 }

@@ -35,7 +35,8 @@ func (LotsArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: jobs.QueueMaintenance, MaxAttempts: 5, UniqueOpts: river.UniqueOpts{ByPeriod: LotsInterval}}
 }
 
-// LotsWorker works LotsArgs: ActivateDueTx, then ExpireDueTx, each in
+// LotsWorker works LotsArgs: ActivateDueTx, then ExpireDueTx (with its
+// points.expired events, through Events), each in
 // batches of Batch (LotsBatch when zero) until nothing is due, each batch
 // its own transaction. A crash loses at most the batch in flight (rolled
 // back) and the next run resumes where it stopped: due is a state of the
@@ -77,6 +78,7 @@ func (w *LotsWorker) Run(ctx context.Context) (activated, expired int, err error
 		ev = event.NewRecorder()
 	}
 	expired, err = w.drain(ctx, now, batch, func(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int, error) {
+		// drain passes the bun.Tx of its RunInTx; the outbox needs it as such.
 		return ExpireDueTx(ctx, tx.(bun.Tx), ev, now, batch)
 	})
 	return activated, expired, err
