@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,4 +202,56 @@ func TestLotWarningsResume(t *testing.T) {
 	var unwarned int
 	require.NoError(t, b.tx.NewRaw("SELECT count(*) FROM point_lots WHERE partner_id = ? AND warned_at IS NULL", b.partner).Scan(ctx, &unwarned))
 	require.Zero(t, unwarned)
+}
+
+// TestLotWarningsRaceBurns: burns drawing from many lots and warning runs at
+// once never deadlock (the job locks only lot rows, SKIP LOCKED), and every
+// lot is warned at most once, all of them in the end.
+func TestLotWarningsRaceBurns(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	b.ledger.Now = func() time.Time { return now }
+	u := b.user(t, "racer")
+	for i := range 40 {
+		exp := now.Add(time.Duration(10+i%5) * day)
+		_, err := b.apply(ctx, ledger.Change{UserID: u, Kind: ledger.KindEarn, Points: 10, Reason: "lot", ExpiresAt: &exp})
+		require.NoError(t, err)
+	}
+	job := &ledger.LotWarningsWorker{DB: b.db.Bun, Now: func() time.Time { return now }, Batch: 3}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if _, err := b.apply(ctx, ledger.Change{UserID: u, Kind: ledger.KindBurn, Points: 25, Reason: "race"}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for range 3 {
+		wg.Go(func() {
+			if _, err := job.Run(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	_, err := job.Run(ctx)
+	require.NoError(t, err)
+
+	var rows []struct {
+		LotID  int64 `bun:"lot_id"`
+		Events int   `bun:"events"`
+	}
+	require.NoError(t, b.db.Bun.NewRaw(`SELECT (data->>'lotId')::bigint AS lot_id, count(*) AS events FROM events
+		WHERE type = ? GROUP BY 1`, event.PointsExpiring).Scan(ctx, &rows))
+	for _, r := range rows {
+		require.Equal(t, 1, r.Events, "lot %d", r.LotID)
+	}
+	var open, unwarned int
+	require.NoError(t, b.db.Bun.NewRaw("SELECT count(*) FILTER (WHERE open), count(*) FILTER (WHERE open AND warned_at IS NULL) FROM point_lots").Scan(ctx, &open, &unwarned))
+	require.Zero(t, unwarned, "every open lot warned")
+	require.Equal(t, 15, open, "250 of 400 points burnt: 15 lots left")
+	require.GreaterOrEqual(t, len(rows), open)
+	require.NoError(t, ledger.CheckInvariants(ctx, b.db.Bun))
 }
