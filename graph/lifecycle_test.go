@@ -68,7 +68,7 @@ func setupLifecycle(t *testing.T) *lifecycleBundle {
 	require.NoError(t, a.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		_, err := ledger.ActivateDueTx(ctx, tx, nil, now.Add(time.Hour), 10)
 		require.NoError(t, err)
-		_, err = ledger.ExpireDueTx(ctx, tx, now.Add(2*time.Hour), 10)
+		_, err = ledger.ExpireDueTx(ctx, tx, nil, now.Add(2*time.Hour), 10)
 		require.NoError(t, err)
 		// kinds: a reverse of order-1 and a cancel of order-2; never: a
 		// reverse naming kinds' earn (another user's: must show no origin).

@@ -61,7 +61,7 @@ func TestWebviewPointsLifecycle(t *testing.T) {
 		// The quiz's 8 expire (the job's call, a moment ahead), and order
 		// 77 is refunded: 30 points reversed, written as the reversal
 		// service writes it (source: the earn).
-		if n, err := ledger.ExpireDueTx(ctx, tx, now.Add(time.Minute), 10); err != nil || n != 1 {
+		if n, err := ledger.ExpireDueTx(ctx, tx, nil, now.Add(time.Minute), 10); err != nil || n != 1 {
 			return fmt.Errorf("expired %d: %v", n, err)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, reason, source_type, source_id, occurred_at, created_at)

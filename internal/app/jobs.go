@@ -34,6 +34,7 @@ func (s *Services) Workers(cfg *config.Config, db *database.DB, now func() time.
 	river.AddWorker(w, &voucher.ExpireWorker{DB: db.Bun, Vouchers: s.Vouchers})
 	river.AddWorker(w, &ledger.LotsWorker{DB: db.Bun, Now: now, Events: s.Events})
 	river.AddWorker(w, &tier.ReviewWorker{DB: db.Bun, Service: s.Tiers, Now: now})
+	river.AddWorker(w, &ledger.LotWarningsWorker{DB: db.Bun, Now: now, Events: s.Events})
 	return w
 }
 

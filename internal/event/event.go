@@ -24,6 +24,8 @@ const (
 	PointsEarned     = "points.earned"
 	PointsAdjusted   = "points.adjusted"
 	PointsReversed   = "points.reversed"
+	PointsExpired    = "points.expired"
+	PointsExpiring   = "points.expiring"
 	VoucherClaimed   = "voucher.claimed"
 	VoucherRedeemed  = "voucher.redeemed"
 	VoucherExpired   = "voucher.expired"
@@ -49,6 +51,7 @@ var Types = []string{
 	VoucherClaimed, VoucherRedeemed, VoucherExpired, VoucherCancelled, BulkJobCompleted,
 	PointsPending, PointsActivated, PointsCancelled,
 	TierChanged,
+	PointsExpired, PointsExpiring,
 }
 
 // Event is one row of the outbox. Data carries ids and non-personal facts

@@ -64,7 +64,13 @@ func lockDueUsers(ctx context.Context, db bun.IDB, partners []uuid.UUID, ids []i
 // or after a crash, since it commits with the caller's tx) expires nothing
 // twice: a lot with remaining 0 is not due, and an index refuses a second
 // expire entry for a lot. Pending lots are activated first by ActivateDueTx.
-func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int, error) {
+//
+// Each expired lot gets a points.expired event, recorded through ev in the
+// same transaction with one statement for the whole batch (the statement
+// that expires returns what the events say; no round trip per lot), so
+// the events are exactly the expire entries: a rolled-back batch has
+// neither, a second run neither.
+func ExpireDueTx(ctx context.Context, tx bun.Tx, ev *event.Recorder, now time.Time, batch int) (int, error) {
 	now = now.UTC()
 	partners, ids, err := lockDueLots(ctx, tx, `SELECT partner_id, id FROM point_lots
 		WHERE open AND NOT pending AND expires_at IS NOT NULL AND expires_at <= ?
@@ -73,7 +79,14 @@ func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int
 		return 0, err
 	}
 	// Re-read under the locks: a burn may have drained a lot meanwhile.
-	var n int
+	var expired []struct {
+		PartnerID    uuid.UUID `bun:"partner_id"`
+		EntryID      int64     `bun:"entry_id"`
+		UserID       uuid.UUID `bun:"user_id"`
+		LotID        int64     `bun:"lot_id"`
+		Points       int64     `bun:"points"`
+		BalanceAfter int64     `bun:"balance_after"`
+	}
 	err = tx.NewRaw(`WITH due AS (
 		SELECT l.partner_id, l.id, l.user_id, l.remaining, l.expires_at,
 		       b.points - sum(l.remaining) OVER (PARTITION BY l.partner_id, l.user_id ORDER BY l.expires_at, l.id) AS after
@@ -92,7 +105,7 @@ func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int
 		OVERRIDING SYSTEM VALUE
 		SELECT partner_id, eid, user_id, 'expire', -remaining, after, 'points expired', 'lot', id::text, expires_at, ?
 		FROM num
-		RETURNING partner_id, id, source_id, points
+		RETURNING partner_id, id, user_id, source_id, points, balance_after
 	), lots AS (
 		UPDATE point_lots l SET remaining = 0 FROM due WHERE l.partner_id = due.partner_id AND l.id = due.id
 	), alloc AS (
@@ -102,11 +115,29 @@ func ExpireDueTx(ctx context.Context, tx bun.IDB, now time.Time, batch int) (int
 		FROM (SELECT partner_id, user_id, sum(remaining) AS total FROM due GROUP BY partner_id, user_id) s
 		WHERE b.partner_id = s.partner_id AND b.user_id = s.user_id
 	)
-	SELECT count(*) FROM ent`, pgdialect.Array(partners), pgdialect.Array(ids), now, now, now).Scan(ctx, &n)
+	SELECT partner_id, id AS entry_id, user_id, source_id::bigint AS lot_id, points, balance_after FROM ent ORDER BY id`,
+		pgdialect.Array(partners), pgdialect.Array(ids), now, now, now).Scan(ctx, &expired)
 	if err != nil {
 		return 0, fmt.Errorf("expire %d lots: %w", len(ids), err)
 	}
-	return n, nil
+	if ev == nil {
+		ev = &event.Recorder{}
+	}
+	events := make([]*event.Event, len(expired))
+	for i, x := range expired {
+		// Ids and amounts only (no personal data, see package event);
+		// points is the entry's, negative like a debit's.
+		data, err := json.Marshal(map[string]any{"userId": x.UserID, "lotId": x.LotID, "entryId": x.EntryID, "points": x.Points, "balance": x.BalanceAfter})
+		if err != nil {
+			return 0, fmt.Errorf("marshal points.expired: %w", err)
+		}
+		uid := x.UserID
+		events[i] = &event.Event{PartnerID: x.PartnerID, ID: uuid.New(), Type: event.PointsExpired, UserID: &uid, Data: data, CreatedAt: now}
+	}
+	if err := ev.RecordTx(ctx, tx, events...); err != nil {
+		return 0, fmt.Errorf("record points.expired: %w", err)
+	}
+	return len(expired), nil
 }
 
 // ActivateDueTx makes up to batch pending lots whose available_at is at or

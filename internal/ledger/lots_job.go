@@ -35,7 +35,8 @@ func (LotsArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: jobs.QueueMaintenance, MaxAttempts: 5, UniqueOpts: river.UniqueOpts{ByPeriod: LotsInterval}}
 }
 
-// LotsWorker works LotsArgs: ActivateDueTx, then ExpireDueTx, each in
+// LotsWorker works LotsArgs: ActivateDueTx, then ExpireDueTx (with its
+// points.expired events, through Events), each in
 // batches of Batch (LotsBatch when zero) until nothing is due, each batch
 // its own transaction. A crash loses at most the batch in flight (rolled
 // back) and the next run resumes where it stopped: due is a state of the
@@ -46,8 +47,8 @@ type LotsWorker struct {
 	DB    bun.IDB
 	Now   func() time.Time // nil: the wall clock
 	Batch int
-	// Events records the points.activated events (nil: stored without
-	// an outbox, for tests).
+	// Events records points.activated and points.expired (through the
+	// webhook outbox in the app); nil stores the events only.
 	Events *event.Recorder
 }
 
@@ -76,7 +77,7 @@ func (w *LotsWorker) Run(ctx context.Context) (activated, expired int, err error
 		return activated, 0, err
 	}
 	expired, err = w.drain(ctx, now, batch, func(ctx context.Context, tx bun.Tx, now time.Time, batch int) (int, error) {
-		return ExpireDueTx(ctx, tx, now, batch)
+		return ExpireDueTx(ctx, tx, w.Events, now, batch)
 	})
 	return activated, expired, err
 }
@@ -112,5 +113,8 @@ func Periodic() []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(LotsInterval), func() (river.JobArgs, *river.InsertOpts) {
 			return LotsArgs{}, nil
 		}, &river.PeriodicJobOpts{ID: "ledger_lots", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(LotWarningsInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return LotWarningsArgs{}, nil
+		}, &river.PeriodicJobOpts{ID: "ledger_lot_warnings", RunOnStart: true}),
 	}
 }

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/json"
 	"io/fs"
 	"math/rand/v2"
 	"slices"
@@ -33,7 +34,7 @@ type txBundle struct {
 	now     time.Time
 }
 
-func setupTx(t *testing.T) *txBundle {
+func setupTx(t testing.TB) *txBundle {
 	t.Helper()
 	ctx := context.Background()
 	tx := dbtest.Tx(t)
@@ -172,7 +173,7 @@ func TestLotsFollowReferenceModel(t *testing.T) {
 						}
 					}
 					for {
-						n, err := ledger.ExpireDueTx(ctx, b.tx, b.now, 2)
+						n, err := ledger.ExpireDueTx(ctx, b.tx, b.ledger.Events, b.now, 2)
 						require.NoError(t, err)
 						if n == 0 {
 							break
@@ -224,22 +225,22 @@ func TestExpireDueTx(t *testing.T) {
 	}
 	require.Equal(t, []int64{100, 0, 30, 10, 40}, remaining())
 
-	n, err := ledger.ExpireDueTx(ctx, b.tx, soon.Add(-time.Second), 10)
+	n, err := ledger.ExpireDueTx(ctx, b.tx, b.ledger.Events, soon.Add(-time.Second), 10)
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing is due before its time")
 
-	n, err = ledger.ExpireDueTx(ctx, b.tx, soon, 10)
+	n, err = ledger.ExpireDueTx(ctx, b.tx, b.ledger.Events, soon, 10)
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "b was spent whole: only d's remainder expires")
 	require.Equal(t, []int64{100, 0, 30, 0, 40}, remaining())
 
-	n, err = ledger.ExpireDueTx(ctx, b.tx, soon, 10)
+	n, err = ledger.ExpireDueTx(ctx, b.tx, b.ledger.Events, soon, 10)
 	require.NoError(t, err)
 	require.Zero(t, n, "idempotent")
 
 	// The held lot activates after a; the expiry is bounded by batch.
 	b.now = later.Add(2 * time.Hour)
-	n, err = ledger.ExpireDueTx(ctx, b.tx, b.now, 1)
+	n, err = ledger.ExpireDueTx(ctx, b.tx, b.ledger.Events, b.now, 1)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	n, err = ledger.ActivateDueTx(ctx, b.tx, nil, b.now, 10)
@@ -308,7 +309,7 @@ func TestBurnsRaceExpiry(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			err := b.db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-				_, err := ledger.ExpireDueTx(ctx, tx, exp, 5)
+				_, err := ledger.ExpireDueTx(ctx, tx, event.NewRecorder(), exp, 5)
 				return err
 			})
 			if err != nil {
@@ -319,7 +320,7 @@ func TestBurnsRaceExpiry(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, b.db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		for {
-			n, err := ledger.ExpireDueTx(ctx, tx, exp, 100)
+			n, err := ledger.ExpireDueTx(ctx, tx, event.NewRecorder(), exp, 100)
 			if err != nil || n == 0 {
 				return err
 			}
@@ -453,4 +454,116 @@ func TestBurnsRaceActivation(t *testing.T) {
 	require.NoError(t, ledger.CheckInvariants(ctx, b.db.Bun))
 	bal := b.balance(t, u)
 	require.Equal(t, int64(130), bal.LifetimeEarned+bal.PendingPoints, "every held point activated once or still held")
+}
+
+// TestExpireDueTxEmitsOneEventPerLot: every expire entry has exactly one
+// points.expired event naming its lot and entry, with the entry's amount and
+// balance; a drained lot and a second run emit none.
+func TestExpireDueTxEmitsOneEventPerLot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupTx(t)
+	soon := b.now.Add(24 * time.Hour)
+	b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 50, Reason: "a", ExpiresAt: &soon})
+	b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 20, Reason: "b", ExpiresAt: &soon})
+	b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 30, Reason: "c", ExpiresAt: &soon})
+	b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 5, Reason: "forever"})
+	b.apply(t, ledger.Change{Kind: ledger.KindBurn, Points: 60, Reason: "spend"}) // a whole, 10 of b
+
+	for range 3 { // batches of 1, then nothing: still one event per lot
+		_, err := ledger.ExpireDueTx(ctx, b.tx, b.ledger.Events, soon, 1)
+		require.NoError(t, err)
+	}
+
+	type payload struct {
+		UserID  uuid.UUID `json:"userId"`
+		LotID   int64     `json:"lotId"`
+		EntryID int64     `json:"entryId"`
+		Points  int64     `json:"points"`
+		Balance int64     `json:"balance"`
+	}
+	var evs []event.Event
+	require.NoError(t, b.tx.NewSelect().Model(&evs).Where("partner_id = ? AND type = ?", b.partner, event.PointsExpired).Scan(ctx))
+	var got []payload
+	for _, e := range evs {
+		var p payload
+		require.NoError(t, json.Unmarshal(e.Data, &p))
+		require.Equal(t, b.user, *e.UserID)
+		require.NotContains(t, string(e.Data), "u1", "no external id or other personal data")
+		got = append(got, p)
+	}
+	var want []payload
+	require.NoError(t, b.tx.NewRaw(`SELECT e.user_id, e.source_id::bigint AS lot_id, e.id AS entry_id, e.points, e.balance_after AS balance
+		FROM ledger_entries e WHERE e.partner_id = ? AND e.kind = 'expire' ORDER BY e.id`, b.partner).Scan(ctx, &want))
+	require.Len(t, want, 2, "b's 10 and c's 30; a was spent")
+	slices.SortFunc(got, func(x, y payload) int { return int(x.EntryID - y.EntryID) })
+	require.Equal(t, want, got)
+	require.Equal(t, []int64{-10, -30}, []int64{got[0].Points, got[1].Points})
+	require.Equal(t, int64(5), got[1].Balance)
+}
+
+// TestBurnSpendsDueLotsUntilTheJobRuns pins the rule of docs/points.md
+// ("Expiry"): a lot past its expires_at that the job has not expired yet is
+// still in the balance, so it stays spendable, and FIFO spends it first; the
+// job then expires only what is left of it.
+func TestBurnSpendsDueLotsUntilTheJobRuns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupTx(t)
+	exp := b.now.Add(time.Hour)
+	b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 30, Reason: "forever"})
+	b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 50, Reason: "due", ExpiresAt: &exp})
+
+	b.now = exp.Add(time.Minute) // due, the job has not run
+	b.apply(t, ledger.Change{Kind: ledger.KindBurn, Points: 60, Reason: "spend"})
+	lots, err := b.ledger.Lots(ctx, b.tx, b.partner, b.user)
+	require.NoError(t, err)
+	require.Equal(t, []int64{20, 0}, []int64{lots[0].Remaining, lots[1].Remaining}, "the due lot first, then the other")
+
+	n, err := ledger.ExpireDueTx(ctx, b.tx, b.ledger.Events, b.now, 10)
+	require.NoError(t, err)
+	require.Zero(t, n, "spent before the job ran: nothing left to expire")
+	bal, err := b.ledger.BalanceOf(ctx, b.tx, b.partner, b.user)
+	require.NoError(t, err)
+	require.Equal(t, int64(20), bal.Points)
+	require.NoError(t, ledger.CheckInvariants(ctx, b.tx))
+}
+
+// TestBurnWalksOnlyTheLotsItNeeds: ledger_consume_lots reads the user's
+// lots in FIFO order through the index and stops when the debit is covered,
+// so a burn of a user with 5,000 lots reads a handful of them, not all
+// (buffer reads of the lots table and its FIFO index, counted with the
+// transaction's statistics).
+func TestBurnWalksOnlyTheLotsItNeeds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupTx(t)
+	exp := b.now.Add(24 * time.Hour)
+	b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 10, Reason: "first", ExpiresAt: &exp})
+	_, err := b.tx.NewRaw(`WITH l AS (
+		INSERT INTO point_lots (partner_id, user_id, points, remaining, available_at, expires_at)
+		SELECT ?0, ?1, 10, 10, ?2, ?2::timestamptz + interval '2 days' + i * interval '1 minute' FROM generate_series(1, 5000) i
+		RETURNING points)
+		UPDATE balances SET points = points + (SELECT sum(points) FROM l) WHERE partner_id = ?0 AND user_id = ?1`,
+		b.partner, b.user, b.now).Exec(ctx)
+	require.NoError(t, err)
+	// With statistics that know the user has 5,000 lots, a plan for all of
+	// them would sort them rather than walk the index.
+	_, err = b.tx.ExecContext(ctx, "ANALYZE point_lots")
+	require.NoError(t, err)
+
+	read := func() (n int64) {
+		require.NoError(t, b.tx.NewRaw(`SELECT pg_stat_get_xact_blocks_fetched('point_lots'::regclass)
+			+ pg_stat_get_xact_blocks_fetched('point_lots_fifo_idx'::regclass)`).Scan(ctx, &n))
+		return n
+	}
+	before := read()
+	b.apply(t, ledger.Change{Kind: ledger.KindBurn, Points: 15, Reason: "spend"})
+	// Measured: 20 buffer reads walking (the two lots, the update's own),
+	// 151 with the window over every lot.
+	require.Less(t, read()-before, int64(50), "the burn reads the lots it draws from, not all 5,000")
+
+	lots, err := b.ledger.Lots(ctx, b.tx, b.partner, b.user)
+	require.NoError(t, err)
+	require.Equal(t, []int64{0, 5, 10}, []int64{lots[0].Remaining, lots[1].Remaining, lots[2].Remaining})
 }

@@ -58,7 +58,7 @@ func TestSummaryOf(t *testing.T) {
 				b.apply(t, ledger.Change{Kind: ledger.KindEarn, Points: 100, Reason: "a", ExpiresAt: day(2, 12)})
 				b.apply(t, ledger.Change{Kind: ledger.KindBurn, Points: 30, Reason: "claim"})
 				b.now = *day(3, 0)
-				n, err := ledger.ExpireDueTx(ctx, b.tx, b.now, 10)
+				n, err := ledger.ExpireDueTx(ctx, b.tx, nil, b.now, 10)
 				require.NoError(t, err)
 				require.Equal(t, 1, n)
 			},

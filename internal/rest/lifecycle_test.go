@@ -65,7 +65,7 @@ func setupLifecycle(t *testing.T) *lifecycleBundle {
 	require.NoError(t, a.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		_, err := ledger.ActivateDueTx(ctx, tx, nil, now.Add(time.Hour), 10)
 		require.NoError(t, err)
-		_, err = ledger.ExpireDueTx(ctx, tx, now.Add(2*time.Hour), 10)
+		_, err = ledger.ExpireDueTx(ctx, tx, nil, now.Add(2*time.Hour), 10)
 		require.NoError(t, err)
 		_, err = tx.ExecContext(ctx, `INSERT INTO ledger_entries (partner_id, user_id, kind, points, balance_after, reason, source_type, source_id, reference, occurred_at, created_at)
 			SELECT e.partner_id, e.user_id, k.kind, k.points, 0, k.kind || ' test', 'earn', e.id::text, NULL, now(), now()
