@@ -1,10 +1,13 @@
 package app
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/bulk"
@@ -32,7 +35,11 @@ func (s *Services) Workers(cfg *config.Config, db *database.DB, now func() time.
 	river.AddWorker(w, &webhook.ReplayWorker{DB: db.Bun, Webhooks: s.Webhooks})
 	river.AddWorker(w, &webhook.PruneWorker{DB: db.Bun, Webhooks: s.Webhooks, Retention: cfg.WebhookRetention})
 	river.AddWorker(w, &voucher.ExpireWorker{DB: db.Bun, Vouchers: s.Vouchers})
-	river.AddWorker(w, &ledger.LotsWorker{DB: db.Bun, Now: now, Events: s.Events})
+	river.AddWorker(w, &ledger.LotsWorker{DB: db.Bun, Now: now, Events: s.Events,
+		Activated: func(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, users []uuid.UUID) error {
+			_, err := s.Tiers.EvaluateTx(ctx, tx, partnerID, users...)
+			return err
+		}})
 	river.AddWorker(w, &tier.ReviewWorker{DB: db.Bun, Service: s.Tiers, Now: now})
 	river.AddWorker(w, &ledger.LotWarningsWorker{DB: db.Bun, Now: now, Events: s.Events})
 	return w

@@ -154,11 +154,17 @@ func ExpireDueTx(ctx context.Context, tx bun.Tx, ev *event.Recorder, now time.Ti
 // activation statement returns what the events carry, so there is no
 // round trip per lot.
 func ActivateDueTx(ctx context.Context, tx bun.Tx, ev *event.Recorder, now time.Time, batch int) (int, error) {
+	rows, err := activateDueTx(ctx, tx, ev, now, batch)
+	return len(rows), err
+}
+
+// activateDueTx is ActivateDueTx returning what it activated.
+func activateDueTx(ctx context.Context, tx bun.Tx, ev *event.Recorder, now time.Time, batch int) ([]activated, error) {
 	now = now.UTC()
 	partners, ids, err := lockDueLots(ctx, tx, `SELECT partner_id, id FROM point_lots WHERE pending AND available_at <= ?
 		ORDER BY available_at LIMIT ?`, now, batch)
 	if err != nil || len(ids) == 0 {
-		return 0, err
+		return nil, err
 	}
 	var rows []activated
 	err = tx.NewRaw(`WITH due AS (
@@ -195,7 +201,7 @@ func ActivateDueTx(ctx context.Context, tx bun.Tx, ev *event.Recorder, now time.
 	LEFT JOIN ledger_entries src ON src.partner_id = num.partner_id AND src.id = num.source_entry_id
 	ORDER BY num.eid`, pgdialect.Array(partners), pgdialect.Array(ids), now, now, now).Scan(ctx, &rows)
 	if err != nil {
-		return 0, fmt.Errorf("activate %d lots: %w", len(ids), err)
+		return nil, fmt.Errorf("activate %d lots: %w", len(ids), err)
 	}
 	if ev == nil {
 		ev = &event.Recorder{}
@@ -207,15 +213,15 @@ func ActivateDueTx(ctx context.Context, tx bun.Tx, ev *event.Recorder, now time.
 			"reference": r.Reference, "points": r.Points, "balance": r.Balance, "confirmed": false,
 		})
 		if err != nil {
-			return 0, fmt.Errorf("marshal points.activated: %w", err)
+			return nil, fmt.Errorf("marshal points.activated: %w", err)
 		}
 		uid := r.UserID
 		events[i] = &event.Event{PartnerID: r.PartnerID, ID: uuid.New(), Type: event.PointsActivated, UserID: &uid, Data: data, CreatedAt: now}
 	}
 	if err := ev.RecordTx(ctx, tx, events...); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return len(rows), nil
+	return rows, nil
 }
 
 // activated is one lot ActivateDueTx activated, for its event.

@@ -2,8 +2,11 @@ package ledger
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
 
@@ -50,6 +53,11 @@ type LotsWorker struct {
 	// Events records points.activated and points.expired (through the
 	// webhook outbox in the app); nil stores the events only.
 	Events *event.Recorder
+	// Activated, when set, is called in each activation batch's
+	// transaction with the users whose pending points became available,
+	// per partner: the app re-places them on the partner's tiers
+	// (tier.EvaluateTx), since activated points start to qualify.
+	Activated func(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, userIDs []uuid.UUID) error
 }
 
 // Work implements river.Worker.
@@ -71,7 +79,22 @@ func (w *LotsWorker) Run(ctx context.Context) (activated, expired int, err error
 		batch = LotsBatch
 	}
 	activate := func(ctx context.Context, tx bun.Tx, now time.Time, batch int) (int, error) {
-		return ActivateDueTx(ctx, tx, w.Events, now, batch)
+		rows, err := activateDueTx(ctx, tx, w.Events, now, batch)
+		if err != nil || w.Activated == nil {
+			return len(rows), err
+		}
+		byPartner := map[uuid.UUID][]uuid.UUID{}
+		for _, r := range rows {
+			if ids := byPartner[r.PartnerID]; !slices.Contains(ids, r.UserID) {
+				byPartner[r.PartnerID] = append(ids, r.UserID)
+			}
+		}
+		for p, users := range byPartner {
+			if err := w.Activated(ctx, tx, p, users); err != nil {
+				return 0, fmt.Errorf("after activating lots: %w", err)
+			}
+		}
+		return len(rows), nil
 	}
 	if activated, err = w.drain(ctx, now, batch, activate); err != nil {
 		return activated, 0, err

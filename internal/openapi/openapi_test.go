@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/perkshq/perks/internal/apptest"
+	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/openapi"
 )
 
@@ -46,4 +47,21 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 	require.Equal(t, "application/json", res.Header.Get("Content-Type"))
 	require.Contains(t, string(res.Body), `"openapi":"3.1.0"`)
 	apptest.ContractRouter(t) // the document loads and validates
+}
+
+// TestEventTypesAreDocumented: the EventType enum that webhook endpoint
+// requests are validated against lists exactly event.Types, so an endpoint
+// can subscribe to every event Perks sends (a new type added to
+// event.Types without the document would be refused).
+func TestEventTypesAreDocumented(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Enum []string `json:"enum"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(openapi.JSON(), &doc))
+	require.ElementsMatch(t, event.Types, doc.Components.Schemas["EventType"].Enum)
 }

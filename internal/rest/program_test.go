@@ -20,7 +20,7 @@ func TestProgramPolicyAPI(t *testing.T) {
 	defaults := map[string]any{
 		"expiryMode": "none", "expiryDays": nil, "expiryRoundToMonthEnd": false, "expiryDates": []any{},
 		"pendingDays": float64(0), "negativeBalance": "forbid", "expiryWarningDays": float64(30), "updatedAt": nil,
-		"currency": nil,
+		"currency":  nil,
 		"tierBasis": "lifetime", "tierDowngrade": "never", "tierGraceDays": float64(0),
 	}
 	res := env.Partner("acme", http.MethodGet, "/integrations/program", nil)

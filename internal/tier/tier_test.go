@@ -261,6 +261,30 @@ func TestPendingCountsWhenActivated(t *testing.T) {
 	require.Equal(t, int64(500), b.qualifying(t, u))
 }
 
+// TestActivationUpgrades: pending points that the lots job activates
+// move the user up in the activation's transaction (LotsWorker.Activated,
+// which the app wires to EvaluateTx), not at the user's next earn.
+func TestActivationUpgrades(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.policy(t, tier.BasisLifetime, tier.DowngradeNever, 0, 7)
+	b.putTiers(t)
+	u := b.user(t, "alice")
+	b.earn(t, "alice", 500)
+	require.Equal(t, "base", b.code(t, u))
+	b.now = b.now.AddDate(0, 0, 8)
+	job := &ledger.LotsWorker{DB: b.tx, Now: func() time.Time { return b.now },
+		Activated: func(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, users []uuid.UUID) error {
+			_, err := b.tiers.EvaluateTx(ctx, tx, partnerID, users...)
+			return err
+		}}
+	a, _, err := job.Run(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, a)
+	require.Equal(t, "silver", b.code(t, u))
+	require.Equal(t, []string{"base>silver"}, b.changes(t, u))
+}
+
 // TestUpgradeInEarnTx: the earn that crosses a threshold moves the user up
 // in its transaction, with one tier.changed event per move; the multiplier
 // follows.
