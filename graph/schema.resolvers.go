@@ -105,6 +105,10 @@ func (r *giftResolver) Reason(ctx context.Context, obj *catalog.Gift) (*model.Un
 	return &reason, nil
 }
 
+func (r *giftResolver) MinTier(ctx context.Context, obj *catalog.Gift) (*model.Tier, error) {
+	return r.minTier(ctx, obj)
+}
+
 func (r *ledgerEntryResolver) ID(ctx context.Context, obj *ledger.Entry) (string, error) {
 	return strconv.FormatInt(obj.ID, 10), nil
 }
@@ -600,8 +604,7 @@ func (r *userResolver) Tier(ctx context.Context, obj *user.User) (*model.Tier, e
 	if err != nil || p.Tier == nil {
 		return nil, err
 	}
-	m, _ := tier.FormatMultiplier(p.Tier.Multiplier).Float64()
-	return &model.Tier{Code: p.Tier.Code, Name: p.Tier.Name, Multiplier: m, Benefits: p.Tier.Benefits}, nil
+	return tierModel(p.Tier), nil
 }
 
 func (r *userResolver) NextTier(ctx context.Context, obj *user.User) (*model.NextTier, error) {
@@ -609,7 +612,7 @@ func (r *userResolver) NextTier(ctx context.Context, obj *user.User) (*model.Nex
 	if err != nil || p.Next == nil {
 		return nil, err
 	}
-	return &model.NextTier{Code: p.Next.Code, Name: p.Next.Name, PointsToGo: int(p.PointsToGo)}, nil
+	return &model.NextTier{Code: p.Next.Code, Name: p.Next.Name, PointsToGo: int(p.PointsToGo), Threshold: int(p.Next.Threshold)}, nil
 }
 
 func (r *voucherResolver) Gift(ctx context.Context, obj *voucher.Voucher) (*catalog.Gift, error) {

@@ -1,0 +1,57 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/perkshq/perks/graph/model"
+	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/tier"
+)
+
+// tierModel is a tier as GraphQL shows it.
+func tierModel(t *tier.Tier) *model.Tier {
+	m, _ := tier.FormatMultiplier(t.Multiplier).Float64()
+	return &model.Tier{Code: t.Code, Name: t.Name, Multiplier: m, Benefits: t.Benefits, Threshold: int(t.Threshold)}
+}
+
+// minTier is the tier a gift requires, read from the operation's tier
+// list (one query per operation, however many gifts ask). A minTier the
+// partner has since removed from its list resolves to null: the gift's
+// reason (TIER_TOO_LOW, fail closed) still says it cannot be claimed.
+func (r *Resolver) minTier(ctx context.Context, g *catalog.Gift) (*model.Tier, error) {
+	if g.MinTier == nil {
+		return nil, nil
+	}
+	l, c, err := loaders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list, err := l.Tiers.Load(ctx, c.Partner.ID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		if list[i].Code == *g.MinTier {
+			return tierModel(&list[i]), nil
+		}
+	}
+	return nil, nil
+}
+
+// tierLists is the batch function of Loaders.Tiers: the tier lists of the
+// partners asked (only ever the user's own).
+func tierLists(r *Resolver) func(context.Context, []uuid.UUID) (map[uuid.UUID][]tier.Tier, error) {
+	return func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]tier.Tier, error) {
+		out := make(map[uuid.UUID][]tier.Tier, len(ids))
+		for _, id := range ids {
+			list, err := (&tier.Service{Now: r.Now}).List(ctx, r.DB.Bun, id)
+			if err != nil {
+				return nil, err
+			}
+			out[id] = list
+		}
+		return out, nil
+	}
+}
