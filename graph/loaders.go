@@ -43,8 +43,10 @@ type Loaders struct {
 	Entries      *dataloadgen.Loader[int64, *ledger.Entry]
 	// Summaries: me's pendingPoints and expiringPoints share one read.
 	Summaries *dataloadgen.Loader[uuid.UUID, *ledger.Summary]
-	// Tiers: the partner's tier list, for gifts' minTier (tierview.go).
-	Tiers *dataloadgen.Loader[uuid.UUID, []tier.Tier]
+	// Tiers: the partner's tier list, for gifts' minTier; Progress: me's
+	// tier and nextTier share one read (tierview.go).
+	Tiers    *dataloadgen.Loader[uuid.UUID, []tier.Tier]
+	Progress *dataloadgen.Loader[uuid.UUID, *tier.Progress]
 
 	// The batch functions behind the loaders, for priming.
 	gifts     func(context.Context, []uuid.UUID) (map[uuid.UUID]*catalog.Gift, error)
@@ -106,6 +108,7 @@ func newLoaders(r *Resolver, c *auth.ConsumerPrincipal) *Loaders {
 	l.Balances = dataloadgen.NewMappedLoader(l.balances, wait)
 	lifecycleLoaders(r, c, l, wait)
 	l.Tiers = dataloadgen.NewMappedLoader(tierLists(r), wait)
+	l.Progress = dataloadgen.NewMappedLoader(progressOf(r, pid), wait)
 	return l
 }
 

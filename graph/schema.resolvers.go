@@ -21,7 +21,6 @@ import (
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
-	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/uptrace/bun"
@@ -600,7 +599,7 @@ func (r *userResolver) ExpiringPoints(ctx context.Context, obj *user.User) ([]*l
 }
 
 func (r *userResolver) Tier(ctx context.Context, obj *user.User) (*model.Tier, error) {
-	p, err := (&tier.Service{Now: r.Now}).ProgressTx(ctx, r.DB.Bun, obj.PartnerID, obj.ID)
+	p, err := progress(ctx, r.Resolver, obj.PartnerID, obj.ID)
 	if err != nil || p.Tier == nil {
 		return nil, err
 	}
@@ -608,7 +607,7 @@ func (r *userResolver) Tier(ctx context.Context, obj *user.User) (*model.Tier, e
 }
 
 func (r *userResolver) NextTier(ctx context.Context, obj *user.User) (*model.NextTier, error) {
-	p, err := (&tier.Service{Now: r.Now}).ProgressTx(ctx, r.DB.Bun, obj.PartnerID, obj.ID)
+	p, err := progress(ctx, r.Resolver, obj.PartnerID, obj.ID)
 	if err != nil || p.Next == nil {
 		return nil, err
 	}

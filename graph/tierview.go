@@ -55,3 +55,34 @@ func tierLists(r *Resolver) func(context.Context, []uuid.UUID) (map[uuid.UUID][]
 		return out, nil
 	}
 }
+
+// progress is the tier progress behind User.tier and nextTier: one read
+// for both (they are asked together), through the operation's loader
+// (the user is always the authenticated one; without loaders it reads
+// directly). The loader also primes the tier list for gifts' minTier.
+func progress(ctx context.Context, r *Resolver, partnerID, userID uuid.UUID) (tier.Progress, error) {
+	if l, c, err := loaders(ctx); err == nil && c.Partner.ID == partnerID {
+		p, err := l.Progress.Load(ctx, userID)
+		if err != nil || p == nil {
+			return tier.Progress{}, err
+		}
+		return *p, nil
+	}
+	return (&tier.Service{Now: r.Now}).ProgressTx(ctx, r.DB.Bun, partnerID, userID)
+}
+
+// progressOf is the batch function of Loaders.Progress for the users of
+// partnerID (only ever the authenticated user).
+func progressOf(r *Resolver, partnerID uuid.UUID) func(context.Context, []uuid.UUID) (map[uuid.UUID]*tier.Progress, error) {
+	return func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*tier.Progress, error) {
+		out := make(map[uuid.UUID]*tier.Progress, len(ids))
+		for _, id := range ids {
+			p, err := (&tier.Service{Now: r.Now}).ProgressTx(ctx, r.DB.Bun, partnerID, id)
+			if err != nil {
+				return nil, err
+			}
+			out[id] = &p
+		}
+		return out, nil
+	}
+}

@@ -101,3 +101,44 @@ func TestMeTierProgress(t *testing.T) {
 	require.Nil(t, a.Me.Tier)
 	require.Nil(t, a.Me.NextTier)
 }
+
+// TestTierFieldsShareReads: me's tier and nextTier cost one progress read
+// together (the webview asks for both in every balance refresh), and a
+// page of gifts reads the tier list for their minTier once, whatever the
+// page size.
+func TestTierFieldsShareReads(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	res := env.Partner("acme", http.MethodPut, "/integrations/tiers", []byte(`{"tiers":[{"code":"member","name":"Member"},`+
+		`{"code":"silver","name":"Silver","threshold":1000},{"code":"gold","name":"Gold","threshold":5000}]}`))
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
+	for i := range 6 {
+		min := []string{"silver", "gold"}[i%2]
+		res := env.Partner("acme", http.MethodPut, fmt.Sprintf("/integrations/gifts/tv-club-%d", i),
+			[]byte(fmt.Sprintf(`{"title":"Club %d","costPoints":10,"codeSource":"none","minTier":%q}`, i, min)))
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	}
+	env.FundedUser("acme", "tv-reads", "SG", 100)
+	tok := env.Token("acme", "tv-reads", nil)
+	require.Empty(t, env.GraphQL(tok, `{ me { id } }`, nil).Errors, "warm up: the user exists")
+
+	hook := &queryCounter{}
+	//lint:ignore SA1019 the app holds this *bun.DB: WithQueryHook would hook a copy it never uses
+	env.DB.Bun.AddQueryHook(hook)
+	count := func(q string, vars map[string]any) int64 {
+		t.Helper()
+		hook.n.Store(0)
+		hook.on.Store(true)
+		res := env.GraphQL(tok, q, vars)
+		hook.on.Store(false)
+		require.Empty(t, res.Errors, "%+v", res.Errors)
+		return hook.n.Load()
+	}
+	tierOnly := count(`{ me { tier { code } } }`, nil)
+	both := count(`{ me { tier { code threshold } nextTier { code pointsToGo threshold } } }`, nil)
+	require.Equal(t, tierOnly, both, "nextTier reuses tier's read")
+
+	const gifts = `query($n: Int!) { catalog(first: $n) { edges { node { sku minTier { name } } } } }`
+	one, six := count(gifts, map[string]any{"n": 1}), count(gifts, map[string]any{"n": 6})
+	require.Equal(t, one, six, "minTier reads the tier list once per operation")
+}
