@@ -34,6 +34,8 @@ func TestComplexity(t *testing.T) {
 		{"around counts on each side", `{ ranking(around: 50) { rank above { rank } below { rank } } }`, nil, 1 + 50 + 50},
 		{"nested objects", `{ history(first: 100) { edges { node { id voucher { gift { merchants { id } } } } } } }`, nil, 1 + 100*(1+1+1+1+1)},
 		{"the points lifecycle: expiringPoints is one read", `{ me { balance pendingPoints expiringPoints { points expiresAt } } }`, nil, 1 + 1},
+		{"the webview's catalog operation: me with its tier block, gifts with minTier", `{ me { balance pendingPoints expiringPoints { points expiresAt } tier { code name benefits threshold } nextTier { code name pointsToGo threshold } }
+		  catalog(first: 20) { edges { node { id sku title description imageUrl costPoints stock perUserLimit redemption claimedByMe canClaim reason minTier { name } merchants { name } } } pageInfo { hasNextPage endCursor } } }`, nil, (1 + 1 + 1 + 1) + (1 + 20*(1+1+1+1) + 1)},
 		{"history's why-fields are an object each per entry", `{ history(first: 100) { edges { node { entryKind origin { id } lot { expiresAt } } } } }`, nil, 1 + 100*(1+1+1+1)},
 		{"unpaged lists count one item", `{ ads { id action { code } } }`, nil, 2},
 		{"140 aliased pages", "{" + repeat(140, " c%d: catalog(first: 100) { edges { node { id } } }") + " }", nil, 140 * 201},

@@ -84,6 +84,7 @@ type ComplexityRoot struct {
 		ID                     func(childComplexity int) int
 		ImageURL               func(childComplexity int) int
 		Merchants              func(childComplexity int) int
+		MinTier                func(childComplexity int) int
 		PerUserLimit           func(childComplexity int) int
 		Reason                 func(childComplexity int) int
 		Redemption             func(childComplexity int) int
@@ -155,6 +156,7 @@ type ComplexityRoot struct {
 		Code       func(childComplexity int) int
 		Name       func(childComplexity int) int
 		PointsToGo func(childComplexity int) int
+		Threshold  func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -231,6 +233,7 @@ type ComplexityRoot struct {
 		Code       func(childComplexity int) int
 		Multiplier func(childComplexity int) int
 		Name       func(childComplexity int) int
+		Threshold  func(childComplexity int) int
 	}
 
 	TriggerActionPayload struct {
@@ -291,6 +294,7 @@ type GiftResolver interface {
 	ClaimedByMe(ctx context.Context, obj *catalog.Gift) (int, error)
 	CanClaim(ctx context.Context, obj *catalog.Gift) (bool, error)
 	Reason(ctx context.Context, obj *catalog.Gift) (*model.UnavailableReason, error)
+	MinTier(ctx context.Context, obj *catalog.Gift) (*model.Tier, error)
 }
 type LedgerEntryResolver interface {
 	ID(ctx context.Context, obj *ledger.Entry) (string, error)
@@ -499,6 +503,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Gift.Merchants(childComplexity), true
+	case "Gift.minTier":
+		if e.ComplexityRoot.Gift.MinTier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Gift.MinTier(childComplexity), true
 	case "Gift.perUserLimit":
 		if e.ComplexityRoot.Gift.PerUserLimit == nil {
 			break
@@ -797,6 +807,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.NextTier.PointsToGo(childComplexity), true
+	case "NextTier.threshold":
+		if e.ComplexityRoot.NextTier.Threshold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NextTier.Threshold(childComplexity), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1146,6 +1162,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Tier.Name(childComplexity), true
+	case "Tier.threshold":
+		if e.ComplexityRoot.Tier.Threshold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tier.Threshold(childComplexity), true
 
 	case "TriggerActionPayload.balance":
 		if e.ComplexityRoot.TriggerActionPayload.Balance == nil {
@@ -1766,6 +1788,12 @@ type Tier {
   "Earn multiplier, such as 1.25."
   multiplier: Float!
   benefits: String!
+  """
+  Qualifying points from which a user is placed in this tier (0 for the
+  base tier). With nextTier's threshold and pointsToGo it draws the
+  progress bar between the two tiers.
+  """
+  threshold: Int!
 }
 
 """
@@ -1776,6 +1804,11 @@ type NextTier {
   name: String!
   "Qualifying points still needed (0: reached, applied at the next earn or review)."
   pointsToGo: Int!
+  """
+  Qualifying points the next tier starts at: the user's qualifying points
+  are ` + "`" + `threshold - pointsToGo` + "`" + ` while pointsToGo is positive.
+  """
+  threshold: Int!
 }
 
 """
@@ -1985,6 +2018,12 @@ type Gift {
   canClaim: Boolean!
   "Why not, when canClaim is false: the code claimGift would fail with."
   reason: UnavailableReason
+  """
+  The lowest tier that may claim the gift (its minTier); null when any
+  tier may. A user below it gets reason TIER_TOO_LOW: show the tier's name
+  ("Gold members only").
+  """
+  minTier: Tier
 }
 
 """
@@ -2214,6 +2253,8 @@ func (ec *executionContext) childFields_Gift(ctx context.Context, field graphql.
 		return ec.fieldContext_Gift_canClaim(ctx, field)
 	case "reason":
 		return ec.fieldContext_Gift_reason(ctx, field)
+	case "minTier":
+		return ec.fieldContext_Gift_minTier(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Gift", field.Name)
 }
@@ -2324,6 +2365,8 @@ func (ec *executionContext) childFields_NextTier(ctx context.Context, field grap
 		return ec.fieldContext_NextTier_name(ctx, field)
 	case "pointsToGo":
 		return ec.fieldContext_NextTier_pointsToGo(ctx, field)
+	case "threshold":
+		return ec.fieldContext_NextTier_threshold(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type NextTier", field.Name)
 }
@@ -2450,6 +2493,8 @@ func (ec *executionContext) childFields_Tier(ctx context.Context, field graphql.
 		return ec.fieldContext_Tier_multiplier(ctx, field)
 	case "benefits":
 		return ec.fieldContext_Tier_benefits(ctx, field)
+	case "threshold":
+		return ec.fieldContext_Tier_threshold(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Tier", field.Name)
 }
@@ -3710,6 +3755,38 @@ func (ec *executionContext) fieldContext_Gift_reason(_ context.Context, field gr
 	return graphql.NewScalarFieldContext("Gift", field, true, true, "UnavailableReason")
 }
 
+func (ec *executionContext) _Gift_minTier(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Gift_minTier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Gift().MinTier(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Tier) graphql.Marshaler {
+			return ec.marshalOTier2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐTier(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Gift_minTier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Gift",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Tier(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _GiftConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.GiftConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4744,6 +4821,29 @@ func (ec *executionContext) _NextTier_pointsToGo(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_NextTier_pointsToGo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NextTier", field, false, false, "Int")
+}
+
+func (ec *executionContext) _NextTier_threshold(ctx context.Context, field graphql.CollectedField, obj *model.NextTier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NextTier_threshold(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Threshold, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NextTier_threshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("NextTier", field, false, false, "Int")
 }
 
@@ -6191,6 +6291,29 @@ func (ec *executionContext) _Tier_benefits(ctx context.Context, field graphql.Co
 }
 func (ec *executionContext) fieldContext_Tier_benefits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Tier", field, false, false, "String")
+}
+
+func (ec *executionContext) _Tier_threshold(ctx context.Context, field graphql.CollectedField, obj *model.Tier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tier_threshold(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Threshold, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Tier_threshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Tier", field, false, false, "Int")
 }
 
 func (ec *executionContext) _TriggerActionPayload_entry(ctx context.Context, field graphql.CollectedField, obj *model.TriggerActionPayload) (ret graphql.Marshaler) {
@@ -8201,6 +8324,12 @@ func (ec *executionContext) _Gift(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Gift_reason(ctx, field, obj)
 				})
+		case "minTier":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Gift_minTier(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8663,6 +8792,11 @@ func (ec *executionContext) _NextTier(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "pointsToGo":
 			out.Values[i] = ec._NextTier_pointsToGo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "threshold":
+			out.Values[i] = ec._NextTier_threshold(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9194,6 +9328,11 @@ func (ec *executionContext) _Tier(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "benefits":
 			out.Values[i] = ec._Tier_benefits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "threshold":
+			out.Values[i] = ec._Tier_threshold(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

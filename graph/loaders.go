@@ -13,6 +13,7 @@ import (
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/merchant"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/voucher"
 )
 
@@ -42,6 +43,10 @@ type Loaders struct {
 	Entries      *dataloadgen.Loader[int64, *ledger.Entry]
 	// Summaries: me's pendingPoints and expiringPoints share one read.
 	Summaries *dataloadgen.Loader[uuid.UUID, *ledger.Summary]
+	// Tiers: the partner's tier list, for gifts' minTier; Progress: me's
+	// tier and nextTier share one read (tierview.go).
+	Tiers    *dataloadgen.Loader[uuid.UUID, []tier.Tier]
+	Progress *dataloadgen.Loader[uuid.UUID, *tier.Progress]
 
 	// The batch functions behind the loaders, for priming.
 	gifts     func(context.Context, []uuid.UUID) (map[uuid.UUID]*catalog.Gift, error)
@@ -102,6 +107,8 @@ func newLoaders(r *Resolver, c *auth.ConsumerPrincipal) *Loaders {
 	l.Vouchers = dataloadgen.NewMappedLoader(l.vouchers, wait)
 	l.Balances = dataloadgen.NewMappedLoader(l.balances, wait)
 	lifecycleLoaders(r, c, l, wait)
+	l.Tiers = dataloadgen.NewMappedLoader(tierLists(r), wait)
+	l.Progress = dataloadgen.NewMappedLoader(progressOf(r, pid), wait)
 	return l
 }
 

@@ -21,7 +21,6 @@ import (
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
-	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/uptrace/bun"
@@ -103,6 +102,10 @@ func (r *giftResolver) Reason(ctx context.Context, obj *catalog.Gift) (*model.Un
 	}
 	reason := model.UnavailableReason(code)
 	return &reason, nil
+}
+
+func (r *giftResolver) MinTier(ctx context.Context, obj *catalog.Gift) (*model.Tier, error) {
+	return r.minTier(ctx, obj)
 }
 
 func (r *ledgerEntryResolver) ID(ctx context.Context, obj *ledger.Entry) (string, error) {
@@ -596,20 +599,19 @@ func (r *userResolver) ExpiringPoints(ctx context.Context, obj *user.User) ([]*l
 }
 
 func (r *userResolver) Tier(ctx context.Context, obj *user.User) (*model.Tier, error) {
-	p, err := (&tier.Service{Now: r.Now}).ProgressTx(ctx, r.DB.Bun, obj.PartnerID, obj.ID)
+	p, err := progress(ctx, r.Resolver, obj.PartnerID, obj.ID)
 	if err != nil || p.Tier == nil {
 		return nil, err
 	}
-	m, _ := tier.FormatMultiplier(p.Tier.Multiplier).Float64()
-	return &model.Tier{Code: p.Tier.Code, Name: p.Tier.Name, Multiplier: m, Benefits: p.Tier.Benefits}, nil
+	return tierModel(p.Tier), nil
 }
 
 func (r *userResolver) NextTier(ctx context.Context, obj *user.User) (*model.NextTier, error) {
-	p, err := (&tier.Service{Now: r.Now}).ProgressTx(ctx, r.DB.Bun, obj.PartnerID, obj.ID)
+	p, err := progress(ctx, r.Resolver, obj.PartnerID, obj.ID)
 	if err != nil || p.Next == nil {
 		return nil, err
 	}
-	return &model.NextTier{Code: p.Next.Code, Name: p.Next.Name, PointsToGo: int(p.PointsToGo)}, nil
+	return &model.NextTier{Code: p.Next.Code, Name: p.Next.Name, PointsToGo: int(p.PointsToGo), Threshold: int(p.Next.Threshold)}, nil
 }
 
 func (r *voucherResolver) Gift(ctx context.Context, obj *voucher.Voucher) (*catalog.Gift, error) {

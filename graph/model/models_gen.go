@@ -77,6 +77,9 @@ type NextTier struct {
 	Name string `json:"name"`
 	// Qualifying points still needed (0: reached, applied at the next earn or review).
 	PointsToGo int `json:"pointsToGo"`
+	// Qualifying points the next tier starts at: the user's qualifying points
+	// are `threshold - pointsToGo` while pointsToGo is positive.
+	Threshold int `json:"threshold"`
 }
 
 // Relay-style paging information.
@@ -158,6 +161,10 @@ type Tier struct {
 	// Earn multiplier, such as 1.25.
 	Multiplier float64 `json:"multiplier"`
 	Benefits   string  `json:"benefits"`
+	// Qualifying points from which a user is placed in this tier (0 for the
+	// base tier). With nextTier's threshold and pointsToGo it draws the
+	// progress bar between the two tiers.
+	Threshold int `json:"threshold"`
 }
 
 // What triggerAction did.

@@ -16,7 +16,9 @@ const VOUCHER_FIELDS = `fragment V on Voucher {
 
 // The points lifecycle shown under the balance: held points and the next
 // expiry. Every query that refreshes the balance asks for it too.
-const ME_POINTS = 'balance pendingPoints expiringPoints { points expiresAt }';
+const ME_POINTS = 'balance pendingPoints expiringPoints { points expiresAt }' +
+  // The tier block under it (setTier): an earn may lift the user a tier.
+  ' tier { code name benefits threshold } nextTier { code name pointsToGo threshold }';
 
 const Q_BOOT = `query Boot {
   me { id displayName ${ME_POINTS} partner { slug displayName logoPath } }
@@ -31,7 +33,7 @@ const Q_ADS = `query Ads {
 const Q_CATALOG = `query Catalog($after: String) {
   me { ${ME_POINTS} }
   catalog(first: 20, after: $after) {
-    edges { node { id sku title description imageUrl costPoints stock perUserLimit redemption claimedByMe canClaim reason merchants { name } } }
+    edges { node { id sku title description imageUrl costPoints stock perUserLimit redemption claimedByMe canClaim reason minTier { name } merchants { name } } }
     pageInfo { hasNextPage endCursor }
   }
 }`;
@@ -106,6 +108,7 @@ function reasonText(gift) {
     case 'LIMIT_REACHED':
       return gift.perUserLimit === 1 ? 'You already claimed this gift.' : `You claimed this gift the maximum number of times (${gift.perUserLimit}).`;
     case 'NOT_IN_COUNTRY': return 'Not available in your country.';
+    case 'TIER_TOO_LOW': return gift.minTier ? `${gift.minTier.name} members only.` : 'For members of a higher tier only.';
     case 'CODES_EXHAUSTED': return 'Temporarily unavailable: no codes are left right now. Check back soon.';
     case 'GIFT_UNAVAILABLE': return 'Not available to claim right now.';
     default: return 'Not available right now.';
@@ -120,6 +123,7 @@ function errorText(e) {
     case 'OUT_OF_STOCK': return 'Sorry, this gift just ran out of stock.';
     case 'LIMIT_REACHED': return 'You already claimed this gift as many times as allowed.';
     case 'NOT_IN_COUNTRY': return 'This gift is not available in your country.';
+    case 'TIER_TOO_LOW': return 'This gift is for members of a higher tier.';
     case 'CODES_EXHAUSTED': return 'No codes are left for this gift right now. Check back soon.';
     case 'GIFT_UNAVAILABLE':
     case 'GIFT_NOT_FOUND': return 'This gift is not available any more.';
@@ -189,6 +193,43 @@ function setLifecycle(me) {
   next.textContent = x ? `${fmtNumber(x.points)} ${state.currency} expire on ${fmtLastDay(x.expiresAt)}` : '';
   if (x) next.dataset.expiresAt = x.expiresAt;
   $('points-lifecycle').hidden = pending.hidden && next.hidden;
+}
+
+/**
+ * Shows the user's tier, its benefits and the progress to the next tier
+ * ("250 points to Gold" over a <progress> bar running from the current
+ * tier's threshold to the next one's), or the top-tier line. Hidden when
+ * the partner has no tiers (me.tier is null).
+ */
+function setTier(me) {
+  const box = $('tier');
+  const t = me.tier;
+  box.hidden = !t;
+  if (!t) {
+    delete box.dataset.tier;
+    return;
+  }
+  box.dataset.tier = t.code;
+  $('tier-name').textContent = t.name;
+  const benefits = $('tier-benefits');
+  benefits.textContent = t.benefits || '';
+  benefits.hidden = !t.benefits;
+  const n = me.nextTier;
+  $('tier-progress').hidden = !n;
+  $('tier-top').hidden = !!n;
+  if (!n) return;
+  // Qualifying points may sit below the current tier's threshold (a tier
+  // kept through a grace period) or reach the next one before the change
+  // is applied (pointsToGo 0): the bar is clamped to its ends.
+  const span = Math.max(n.threshold - t.threshold, 1);
+  const done = Math.min(Math.max(n.threshold - n.pointsToGo - t.threshold, 0), span);
+  const bar = $('tier-bar');
+  bar.max = span;
+  bar.value = done;
+  bar.dataset.qualifying = String(n.threshold - n.pointsToGo);
+  $('tier-to-go').textContent = n.pointsToGo > 0
+    ? `${fmtNumber(n.pointsToGo)} ${state.currency} to ${n.name}`
+    : `${n.name} reached: it applies with your next ${state.currency}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -262,6 +303,7 @@ async function boot() {
   $('currency').textContent = state.currency;
   setBalance(me.balance);
   setLifecycle(me);
+  setTier(me);
   const logo = $('logo');
   const src = logoURL(me.partner.logoPath);
   if (src) {
@@ -362,6 +404,7 @@ async function loadAds() {
   }
   setBalance(data.me.balance);
   setLifecycle(data.me);
+  setTier(data.me);
   const list = $('ads');
   clear(list);
   if (data.ads.length === 0) {
@@ -450,6 +493,7 @@ async function loadCatalog(more) {
   if (gen !== c.gen) return;
   setBalance(data.me.balance);
   setLifecycle(data.me);
+  setTier(data.me);
   const page = data.catalog.edges.map((e) => e.node);
   c.items = more ? c.items.concat(page) : page;
   c.cursor = data.catalog.pageInfo.endCursor;
