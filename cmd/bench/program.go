@@ -53,8 +53,9 @@ type benchPartner struct {
 // second tier at a threshold nobody reaches keeps the evaluation honest)
 // and runs two campaigns with conditions and budgets, both matching every
 // earn: x2 when `has(earn.amount) && earn.amount >= 1000`, and a bonus of
-// 5 when `user.country == 'SG'`. The plain partner has neither. Runs
-// alternate plain, program, plain, program at each client count so that
+// 5 when `user.country == 'SG'`. The plain partner has neither. A third
+// partner has the same program with campaigns without budgets. Runs
+// alternate plain, program, no-budget program, plain, ... at each client count so that
 // the order (checkpoints, autovacuum, the other tenants of the machine)
 // weighs on both alike; the cost is the extra time per earn, plain rate ÷
 // program rate − 1, over the two rounds. After the load it checks the
@@ -62,13 +63,21 @@ type benchPartner struct {
 // that each campaign's spent_points equals the sum of its awards in the
 // entries' breakdowns.
 func runEarnProgram(ctx context.Context, b *Bench) ([]Row, error) {
-	plain, err := setupProgramPartner(ctx, b, "bench-plain", false)
+	plain, err := setupProgramPartner(ctx, b, "bench-plain", false, false)
 	if err != nil {
 		return nil, fmt.Errorf("plain partner: %w", err)
 	}
-	prog, err := setupProgramPartner(ctx, b, "bench-program", true)
+	prog, err := setupProgramPartner(ctx, b, "bench-program", true, true)
 	if err != nil {
 		return nil, fmt.Errorf("program partner: %w", err)
+	}
+	// The same program with unbudgeted campaigns: a budget locks its
+	// campaign's row until the earn commits, so every earn of a budgeted
+	// campaign waits for the one before it; this row tells that
+	// serialisation from the rules' own work.
+	free, err := setupProgramPartner(ctx, b, "bench-nobudget", true, false)
+	if err != nil {
+		return nil, fmt.Errorf("no-budget partner: %w", err)
 	}
 
 	earn := func(bp *benchPartner, clients, round int) (float64, time.Duration, time.Duration, error) {
@@ -96,44 +105,47 @@ func runEarnProgram(ctx context.Context, b *Bench) ([]Row, error) {
 
 	var out []Row
 	for _, clients := range []int{16, 64} {
-		var plainN, progN float64 // earns over the rounds (rate × duration)
-		var last [2]Row
+		variants := []string{"plain earn (no tiers, no campaigns)", "program earn (x1.5 tier + 2 budgeted campaigns)", "program earn, campaigns without budgets"}
+		var sum [3]float64 // rates over the rounds
+		var idx [3]int     // each variant's last row
 		for round := 0; round < 2; round++ {
-			for k, bp := range []*benchPartner{plain, prog} {
+			var plainRate float64
+			for k, bp := range []*benchPartner{plain, prog, free} {
 				rate, p50, p99, err := earn(bp, clients, round)
 				if err != nil {
 					return nil, err
 				}
-				variant := "plain earn (no tiers, no campaigns)"
-				if k == 1 {
-					variant = "program earn (x1.5 tier + 2 campaigns)"
-					progN += rate
+				sum[k] += rate
+				r := Row{Scenario: "earn_program", Variant: fmt.Sprintf("%s, round %d", variants[k], round+1), Clients: clients, Rate: rate, Unit: "req/s", P50: p50, P99: p99}
+				if k == 0 {
+					plainRate = rate
 				} else {
-					plainN += rate
+					r.Note = fmt.Sprintf("cost +%.0f%% per earn", (plainRate/rate-1)*100)
 				}
-				last[k] = Row{Scenario: "earn_program", Variant: fmt.Sprintf("%s, round %d", variant, round+1), Clients: clients, Rate: rate, Unit: "req/s", P50: p50, P99: p99}
-				if k == 1 {
-					last[k].Note = fmt.Sprintf("cost +%.0f%% per earn (this round)", (last[0].Rate/rate-1)*100)
-				}
-				out = append(out, last[k])
+				idx[k] = len(out)
+				out = append(out, r)
 			}
 		}
-		out[len(out)-1].Note += fmt.Sprintf("; both rounds: +%.0f%%", (plainN/progN-1)*100)
+		for k := 1; k < 3; k++ {
+			out[idx[k]].Note += fmt.Sprintf("; both rounds +%.0f%%", (sum[0]/sum[k]-1)*100)
+		}
 	}
 
 	if err := ledger.CheckInvariants(ctx, b.DB.Bun); err != nil {
 		return nil, fmt.Errorf("after earn_program load: %w", err)
 	}
-	if err := checkProgramEarns(ctx, b, prog.p.ID); err != nil {
-		return nil, err
+	for _, bp := range []*benchPartner{prog, free} {
+		if err := checkProgramEarns(ctx, b, bp.p.ID, bp == prog); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
 
 // setupProgramPartner creates a partner with an HMAC secret, the rule
 // `purchase` (1 point per 1.00) and programUsers users in SG; with program
-// it also sets the tiers and the two campaigns.
-func setupProgramPartner(ctx context.Context, b *Bench, slug string, program bool) (*benchPartner, error) {
+// it also sets the tiers and the two campaigns, with budgets when asked.
+func setupProgramPartner(ctx context.Context, b *Bench, slug string, program, budgets bool) (*benchPartner, error) {
 	a := b.App
 	bp := &benchPartner{secret: []byte(slug + "-hmac-secret"), prefix: slug + "-"}
 	per := int64(100)
@@ -160,13 +172,17 @@ func setupProgramPartner(ctx context.Context, b *Bench, slug string, program boo
 		}); err != nil {
 			return err
 		}
-		budget := int64(campaign.MaxBudget)
+		var budget *int64
+		if budgets {
+			max := int64(campaign.MaxBudget)
+			budget = &max
+		}
 		x2, bonus := 200, int64(5)
 		for code, in := range map[string]campaign.Input{
 			"big-basket": {Name: "Double points on baskets of 10.00 or more", MultiplierHundredths: &x2,
-				Condition: "has(earn.amount) && earn.amount >= 1000", BudgetPoints: &budget, Stacking: campaign.StackAdditive, Enabled: true},
+				Condition: "has(earn.amount) && earn.amount >= 1000", BudgetPoints: budget, Stacking: campaign.StackAdditive, Enabled: true},
 			"sg-bonus": {Name: "Singapore bonus", BonusPoints: &bonus,
-				Condition: "user.country == 'SG'", BudgetPoints: &budget, Stacking: campaign.StackAdditive, Enabled: true},
+				Condition: "user.country == 'SG'", BudgetPoints: budget, Stacking: campaign.StackAdditive, Enabled: true},
 		} {
 			if _, _, err := a.Campaigns.PutTx(ctx, tx, p.ID, code, in); err != nil {
 				return fmt.Errorf("campaign %s: %w", code, err)
@@ -192,7 +208,7 @@ func setupProgramPartner(ctx context.Context, b *Bench, slug string, program boo
 // (every earn of the program partner got the tier and both campaigns: 49
 // points) and that each campaign's budget is exact: spent_points equals the
 // sum of its awards recorded in the entries' breakdowns.
-func checkProgramEarns(ctx context.Context, b *Bench, partnerID uuid.UUID) error {
+func checkProgramEarns(ctx context.Context, b *Bench, partnerID uuid.UUID, budgets bool) error {
 	var total, off int64
 	if err := b.DB.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE points <> $2) FROM ledger_entries WHERE partner_id = $1 AND kind = 'earn'`,
 		partnerID, programTotal).Scan(&total, &off); err != nil {
@@ -200,6 +216,9 @@ func checkProgramEarns(ctx context.Context, b *Bench, partnerID uuid.UUID) error
 	}
 	if total == 0 || off != 0 {
 		return fmt.Errorf("earn_program: %d of %d program earns did not award %d points", off, total, programTotal)
+	}
+	if !budgets {
+		return nil
 	}
 	rows, err := b.DB.Pool.Query(ctx, `SELECT c.code, c.spent_points, coalesce(s.awarded, 0)
 		FROM campaigns c LEFT JOIN (
