@@ -65,7 +65,7 @@ func TestEarnUserConditionCostsNoQuery(t *testing.T) {
 	// Each condition gets a partner of its own with the same tiers, rule
 	// and users; the condition is the only difference.
 	type setupResult struct {
-		p        *partner.Partner
+		p   *partner.Partner
 		vip uuid.UUID
 	}
 	setupPartner := func(t *testing.T, condition string) setupResult {
