@@ -55,10 +55,10 @@ type benchPartner struct {
 // earn: x2 when `has(earn.amount) && earn.amount >= 1000`, and a bonus of
 // 5 when `user.country == 'SG'`. The plain partner has neither. A third
 // partner has the same program with campaigns without budgets. Runs
-// alternate plain, program, no-budget program, plain, ... at each client count so that
-// the order (checkpoints, autovacuum, the other tenants of the machine)
-// weighs on both alike; the cost is the extra time per earn, plain rate ÷
-// program rate − 1, over the two rounds. After the load it checks the
+// alternate plain, budgeted, unbudgeted, plain, ... (two rounds) at each
+// client count so that the order (checkpoints, autovacuum, the other
+// tenants of the machine) weighs on all alike; the cost is the extra time
+// per earn, plain rate ÷ program rate − 1, over the two rounds. After the load it checks the
 // ledger invariants, that every program earn got all three steps, and
 // that each campaign's spent_points equals the sum of its awards in the
 // entries' breakdowns.
