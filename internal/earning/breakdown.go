@@ -15,6 +15,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/user"
 )
 
 // MaxAmount bounds an earn's amount in minor units: 2,000,000,000 (20
@@ -191,7 +192,12 @@ func BonusStep(kind, code, name string, bonus int64) Step {
 type Earn struct {
 	Partner *partner.Partner
 	UserID  uuid.UUID
-	Rule    *Rule
+	// User is the user's row when the earn read it (by external id), nil
+	// when the earn named the user by internal id: a modifier that needs
+	// the user's country or attributes reads them here instead of
+	// querying again.
+	User *user.User
+	Rule *Rule
 	// Params is the request: amount, metadata, occurredAt, reference.
 	Params *EarnParams
 	Now    time.Time
@@ -199,6 +205,12 @@ type Earn struct {
 	// running total before this modifier (Base plus the earlier steps).
 	Base   int64
 	Points int64
+	// Tier is the user's tier code before this earn as the tier modifier
+	// read it ("" when the partner has no tiers), and TierKnown says the
+	// tier modifier ran (TierModifier sets both), so the campaigns that
+	// follow it need not read the tier again.
+	Tier      string
+	TierKnown bool
 }
 
 // Modifier adds steps to an earn's breakdown, in the earn's transaction:

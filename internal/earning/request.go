@@ -186,7 +186,7 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 	if err := ep.Validate(now); err != nil {
 		return nil, err
 	}
-	userID, err := s.userTx(ctx, tx, p.ID, &ep)
+	u, userID, err := s.userTx(ctx, tx, p.ID, &ep)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +203,7 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 			return nil, err
 		}
 	}
-	bd, err := s.breakdownTx(ctx, tx, &Earn{Partner: p, UserID: userID, Rule: r, Params: &ep, Now: now}, r.base(&ep, pol.Currency))
+	bd, err := s.breakdownTx(ctx, tx, &Earn{Partner: p, UserID: userID, User: u, Rule: r, Params: &ep, Now: now}, r.base(&ep, pol.Currency))
 	if err != nil {
 		return nil, err
 	}
@@ -272,27 +272,28 @@ func (r *Rule) maxPoints() int64 {
 	return ledger.MaxPoints
 }
 
-// userTx resolves the user an earn names: UserID as given, or the
-// partner's ExternalUserID, created when CreateUser asks for it.
-func (s *Service) userTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, ep *EarnParams) (uuid.UUID, error) {
+// userTx resolves the user an earn names: UserID as given (no row read,
+// nil user), or the partner's ExternalUserID, created when CreateUser asks
+// for it (the row read, handed to the modifiers as Earn.User).
+func (s *Service) userTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, ep *EarnParams) (*user.User, uuid.UUID, error) {
 	if ep.UserID != uuid.Nil {
-		return ep.UserID, nil
+		return nil, ep.UserID, nil
 	}
 	u, err := s.Users.Get(ctx, tx, partnerID, ep.ExternalUserID)
 	if apperr.Is(err, apperr.CodeUserNotFound) && ep.CreateUser {
 		res, uerr := s.Users.UpsertTx(ctx, tx, partnerID, ep.ExternalUserID, user.Profile{})
 		if uerr != nil {
-			return uuid.Nil, uerr
+			return nil, uuid.Nil, uerr
 		}
 		u, err = res.User, nil
 	}
 	if err != nil {
-		return uuid.Nil, err
+		return nil, uuid.Nil, err
 	}
 	if err := earnable(u); err != nil {
-		return uuid.Nil, err
+		return nil, uuid.Nil, err
 	}
-	return u.ID, nil
+	return u, u.ID, nil
 }
 
 // earnable refuses an anonymised user: their row and history stay, but

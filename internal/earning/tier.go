@@ -14,12 +14,18 @@ import (
 // (MultiplierStep). A partner without tiers, or a tier of x1, adds no
 // step. The tier is the one the user holds before this earn: the earn that
 // crosses a threshold upgrades the user (Service.Tiers) and the next earn
-// gets the new multiplier, as in every tiered program.
+// gets the new multiplier, as in every tiered program. It records the
+// tier it read on the Earn (Tier, TierKnown) for the campaigns after it.
 func TierModifier() Modifier {
 	return ModifierFunc(func(ctx context.Context, tx bun.IDB, e *Earn) ([]Step, error) {
 		c, ok, err := tier.CurrentTx(ctx, tx, e.Partner.ID, e.UserID)
-		if err != nil || !ok || c.Multiplier == tier.MultiplierScale {
+		if err != nil {
 			return nil, err
+		}
+		// The campaigns' conditions (user.tier) reuse what was read.
+		e.Tier, e.TierKnown = c.Code, true
+		if !ok || c.Multiplier == tier.MultiplierScale {
+			return nil, nil
 		}
 		// Tier multipliers are in hundredths, the breakdown's in
 		// ten-thousandths.

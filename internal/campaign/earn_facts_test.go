@@ -1,0 +1,113 @@
+package campaign_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/perkshq/perks/internal/campaign"
+	"github.com/perkshq/perks/internal/dbtest"
+	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/keyring"
+	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/tier"
+	"github.com/perkshq/perks/internal/user"
+)
+
+// statementCounter counts the statements bun runs.
+type statementCounter struct{ n atomic.Int64 }
+
+func (c *statementCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+func (c *statementCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
+
+// TestEarnUserConditionCostsNoQuery: a campaign whose condition reads the
+// user (country, tier, attributes) costs an earn by external user id no
+// more statements than a campaign without a condition: the
+// campaigns take the user's row the earn resolved and the tier the tier
+// modifier read (earning.Earn.User, Tier) instead of loading them again,
+// and still see the right values (the condition holds only for the SG
+// silver VIP). An earn by internal user id has no row at hand: the
+// campaigns load the facts themselves and award the same.
+func TestEarnUserConditionCostsNoQuery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	// A bun handle of its own over the shared pool, so the hook counts this
+	// test's statements only.
+	counter := &statementCounter{}
+	hooked := bun.NewDB(dbtest.Shared(t).Bun.DB, pgdialect.New()).WithQueryHook(counter)
+	tx, err := hooked.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback() })
+
+	keys, err := keyring.New(make([]byte, keyring.KeySize))
+	require.NoError(t, err)
+	events := &event.Recorder{Now: clock}
+	users := &user.Service{Keys: keys, Events: events, Now: clock}
+	camps := &campaign.Service{Now: clock}
+	tiers := &tier.Service{Events: events, Now: clock}
+	svc := &earning.Service{Ledger: &ledger.Service{Events: events, Now: clock}, Users: users, Tiers: tiers, Now: clock,
+		Tier: earning.TierModifier(), Campaigns: camps.EarnModifier()}
+
+	// Each condition gets a partner of its own with the same tiers, rule
+	// and users; the condition is the only difference.
+	type setupResult struct {
+		p   *partner.Partner
+		vip uuid.UUID
+	}
+	setupPartner := func(t *testing.T, condition string) setupResult {
+		p, err := partner.NewService(keys).Upsert(ctx, tx, partner.CreateParams{Slug: "uf-" + uuid.NewString()[:8], Name: "UF"})
+		require.NoError(t, err)
+		_, _, err = svc.PutRule(ctx, tx, p.ID, "purchase", earning.RuleInput{Name: "Purchase", Points: 10, Enabled: true})
+		require.NoError(t, err)
+		_, err = tiers.PutTx(ctx, tx, p.ID, []tier.Input{{Code: "silver", Name: "Silver", Multiplier: 100}, {Code: "gold", Name: "Gold", Threshold: 1000, Multiplier: 100}})
+		require.NoError(t, err)
+		bonus := int64(5)
+		_, _, err = camps.PutTx(ctx, tx, p.ID, "bonus", campaign.Input{Name: "Bonus", BonusPoints: &bonus, Condition: condition, Stacking: campaign.StackAdditive, Enabled: true})
+		require.NoError(t, err)
+		sg, my := "SG", "MY"
+		vip, err := users.UpsertTx(ctx, tx, p.ID, "vip", user.Profile{CountryCode: &sg, Attributes: json.RawMessage(`{"vip":true}`)})
+		require.NoError(t, err)
+		_, err = users.UpsertTx(ctx, tx, p.ID, "plain", user.Profile{CountryCode: &my, Attributes: json.RawMessage(`{"vip":false}`)})
+		require.NoError(t, err)
+		return setupResult{p: p, vip: vip.User.ID}
+	}
+	earn := func(t *testing.T, p *partner.Partner, ep earning.EarnParams) (int64, int64) {
+		t.Helper()
+		ep.Code = "purchase"
+		before := counter.n.Load()
+		e, err := svc.EarnTx(ctx, tx, p, ep)
+		require.NoError(t, err)
+		return e.Points, counter.n.Load() - before
+	}
+
+	always := setupPartner(t, "")
+	onUser := setupPartner(t, "user.country == 'SG' && user.tier == 'silver' && user.attributes.vip == true")
+
+	pts, unconditional := earn(t, always.p, earning.EarnParams{ExternalUserID: "vip"})
+	require.Equal(t, int64(15), pts)
+	pts, userCond := earn(t, onUser.p, earning.EarnParams{ExternalUserID: "vip"})
+	require.Equal(t, int64(15), pts, "the SG silver VIP gets the bonus")
+	require.Equal(t, unconditional, userCond, "a condition on the user costs the earn no statement of its own")
+
+	pts, _ = earn(t, onUser.p, earning.EarnParams{ExternalUserID: "plain"})
+	require.Equal(t, int64(10), pts, "a user outside SG gets no bonus")
+
+	// By internal id: no user row at hand, the facts are loaded.
+	pts, byID := earn(t, onUser.p, earning.EarnParams{UserID: onUser.vip})
+	require.Equal(t, int64(15), pts)
+	require.Greater(t, byID, int64(0))
+}
