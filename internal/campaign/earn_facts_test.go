@@ -111,3 +111,62 @@ func TestEarnUserConditionCostsNoQuery(t *testing.T) {
 	require.Equal(t, int64(15), pts)
 	require.Greater(t, byID, int64(0))
 }
+
+// TestEarnWithoutProgramSkipsItsQueries: an earn of a partner without
+// tiers or campaigns runs none of their statements (the tier read, the
+// tier evaluation, the campaign read): the rule query says which parts the
+// partner uses. It still earns, and a partner that adds a campaign (or
+// tiers) is served by the very next earn.
+func TestEarnWithoutProgramSkipsItsQueries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	counter := &statementCounter{}
+	hooked := bun.NewDB(dbtest.Shared(t).Bun.DB, pgdialect.New()).WithQueryHook(counter)
+	tx, err := hooked.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback() })
+
+	keys, err := keyring.New(make([]byte, keyring.KeySize))
+	require.NoError(t, err)
+	events := &event.Recorder{Now: clock}
+	users := &user.Service{Keys: keys, Events: events, Now: clock}
+	camps := &campaign.Service{Now: clock}
+	tiers := &tier.Service{Events: events, Now: clock}
+	svc := &earning.Service{Ledger: &ledger.Service{Events: events, Now: clock}, Users: users, Tiers: tiers, Now: clock,
+		Tier: earning.TierModifier(), Campaigns: camps.EarnModifier()}
+	p, err := partner.NewService(keys).Upsert(ctx, tx, partner.CreateParams{Slug: "np-" + uuid.NewString()[:8], Name: "NP"})
+	require.NoError(t, err)
+	_, _, err = svc.PutRule(ctx, tx, p.ID, "purchase", earning.RuleInput{Name: "Purchase", Points: 10, Enabled: true})
+	require.NoError(t, err)
+	_, err = users.UpsertTx(ctx, tx, p.ID, "u", user.Profile{})
+	require.NoError(t, err)
+	earn := func() (int64, int64) {
+		t.Helper()
+		before := counter.n.Load()
+		e, err := svc.EarnTx(ctx, tx, p, earning.EarnParams{ExternalUserID: "u", Code: "purchase"})
+		require.NoError(t, err)
+		return e.Points, counter.n.Load() - before
+	}
+
+	pts, plain := earn()
+	require.Equal(t, int64(10), pts)
+	// bun's statements: the user, the rule with the policy and the parts,
+	// the points.earned event (the ledger's is a prepared pgx statement,
+	// not counted here). Before the parts, the tier and campaign reads
+	// came on top.
+	require.Equal(t, int64(3), plain)
+
+	bonus := int64(5)
+	_, _, err = camps.PutTx(ctx, tx, p.ID, "bonus", campaign.Input{Name: "Bonus", BonusPoints: &bonus, Stacking: campaign.StackAdditive, Enabled: true})
+	require.NoError(t, err)
+	pts, withCampaign := earn()
+	require.Equal(t, int64(15), pts, "the next earn applies the new campaign")
+	require.Greater(t, withCampaign, plain)
+
+	_, err = tiers.PutTx(ctx, tx, p.ID, []tier.Input{{Code: "member", Name: "Member", Multiplier: 200}})
+	require.NoError(t, err)
+	pts, _ = earn()
+	require.Equal(t, int64(25), pts, "and the new tier's multiplier: 10 x2 + 5")
+}

@@ -25,6 +25,9 @@ import (
 // less per earn of a partner with user conditions.
 func (s *Service) EarnModifier() earning.Modifier {
 	return earning.ModifierFunc(func(ctx context.Context, tx bun.IDB, e *earning.Earn) ([]earning.Step, error) {
+		if e.PartsKnown && !e.Parts.Campaigns {
+			return nil, nil // the partner has no enabled campaign
+		}
 		f := Facts{Action: e.Rule.Code, BasePoints: e.Points, Amount: e.Params.Amount, At: e.Now}
 		if !e.Params.OccurredAt.IsZero() {
 			f.At = e.Params.OccurredAt

@@ -211,6 +211,21 @@ type Earn struct {
 	// follow it need not read the tier again.
 	Tier      string
 	TierKnown bool
+	// Parts says which parts of a program the partner uses, when the earn
+	// read it with its rule (PartsKnown): the modifier of a part the
+	// partner does not use returns at once without its queries
+	// (TierModifier, campaign.Service.EarnModifier), so an earn of a
+	// partner without tiers or campaigns pays for neither. Unknown (the
+	// batch path) means every modifier looks for itself.
+	Parts      ProgramParts
+	PartsKnown bool
+}
+
+// ProgramParts are the optional parts of a partner's program an earn
+// would consult.
+type ProgramParts struct {
+	Tiers     bool // the partner has a tier list
+	Campaigns bool // the partner has an enabled campaign
 }
 
 // Modifier adds steps to an earn's breakdown, in the earn's transaction:

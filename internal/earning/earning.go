@@ -270,23 +270,29 @@ type ruleAndPolicy struct {
 	PolExpiryDates           []string `bun:"pol_expiry_dates,array,scanonly"`
 	PolPendingDays           *int     `bun:"pol_pending_days,scanonly"`
 	PolCurrency              *string  `bun:"pol_currency,scanonly"`
+	HasTiers                 bool     `bun:"has_tiers,scanonly"`
+	HasCampaigns             bool     `bun:"has_campaigns,scanonly"`
 }
 
-// ruleWithPolicy loads one rule and the partner's policy (program.Default
-// when it has none) in one round trip, for EarnTx.
-func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string) (*Rule, program.Policy, error) {
+// ruleWithPolicy loads one rule, the partner's policy (program.Default
+// when it has none) and which program parts the partner uses (two index
+// probes: tiers, enabled campaigns) in one round trip, for EarnTx.
+func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string) (*Rule, program.Policy, ProgramParts, error) {
 	var row ruleAndPolicy
 	err := db.NewRaw(`SELECT r.*, pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
 		pp.expiry_round_to_month_end AS pol_round, pp.expiry_dates AS pol_expiry_dates, pp.pending_days AS pol_pending_days,
-		pp.currency AS pol_currency
+		pp.currency AS pol_currency,
+		EXISTS (SELECT 1 FROM tiers t WHERE t.partner_id = r.partner_id) AS has_tiers,
+		EXISTS (SELECT 1 FROM campaigns c WHERE c.partner_id = r.partner_id AND c.enabled) AS has_campaigns
 		FROM earning_rules r LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
 		WHERE r.partner_id = ? AND r.code = ?`, partnerID, code).Scan(ctx, &row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, program.Policy{}, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
+		return nil, program.Policy{}, ProgramParts{}, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
 	}
 	if err != nil {
-		return nil, program.Policy{}, fmt.Errorf("load earning rule %s: %w", code, err)
+		return nil, program.Policy{}, ProgramParts{}, fmt.Errorf("load earning rule %s: %w", code, err)
 	}
+	parts := ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns}
 	pol := program.Default(partnerID)
 	if row.PolExpiryMode != nil {
 		pol.ExpiryMode, pol.ExpiryDays, pol.ExpiryDates = *row.PolExpiryMode, row.PolExpiryDays, row.PolExpiryDates
@@ -297,7 +303,7 @@ func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid
 		pol.Currency = row.PolCurrency
 	}
 	r := row.Rule
-	return &r, pol, nil
+	return &r, pol, parts, nil
 }
 
 // DisableRule switches a rule off; its history stays.

@@ -191,7 +191,7 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 		return nil, err
 	}
 	// The rule and the policy that dates its lot: one query.
-	r, pol, err := s.ruleWithPolicy(ctx, tx, p.ID, ep.Code)
+	r, pol, parts, err := s.ruleWithPolicy(ctx, tx, p.ID, ep.Code)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +203,7 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 			return nil, err
 		}
 	}
-	bd, err := s.breakdownTx(ctx, tx, &Earn{Partner: p, UserID: userID, User: u, Rule: r, Params: &ep, Now: now}, r.base(&ep, pol.Currency))
+	bd, err := s.breakdownTx(ctx, tx, &Earn{Partner: p, UserID: userID, User: u, Rule: r, Params: &ep, Now: now, Parts: parts, PartsKnown: true}, r.base(&ep, pol.Currency))
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,10 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 	}
 	// The entry's trigger counted its qualifying points: an earn that
 	// crosses a threshold upgrades in its own transaction.
-	if s.Tiers != nil && e.Kind == ledger.KindEarn {
+	// A partner without tiers has none to evaluate (a tier list PUT
+	// concurrently with this earn places the user itself, from what is
+	// committed; this earn's points count at the user's next earn).
+	if s.Tiers != nil && parts.Tiers && e.Kind == ledger.KindEarn {
 		if _, err := s.Tiers.EvaluateTx(ctx, tx, p.ID, userID); err != nil {
 			return nil, err
 		}

@@ -18,6 +18,12 @@ import (
 // tier it read on the Earn (Tier, TierKnown) for the campaigns after it.
 func TierModifier() Modifier {
 	return ModifierFunc(func(ctx context.Context, tx bun.IDB, e *Earn) ([]Step, error) {
+		if e.PartsKnown && !e.Parts.Tiers {
+			// No tiers: no step, and conditions see no tier without
+			// reading one.
+			e.Tier, e.TierKnown = "", true
+			return nil, nil
+		}
 		c, ok, err := tier.CurrentTx(ctx, tx, e.Partner.ID, e.UserID)
 		if err != nil {
 			return nil, err
