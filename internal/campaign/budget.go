@@ -63,10 +63,10 @@ func chargeBudget(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, 
 	if want <= 0 {
 		return 0, nil
 	}
-	if _, err := tx.NewRaw("SAVEPOINT campaign_budget").Exec(ctx); err != nil {
-		return 0, fmt.Errorf("charge campaign budget: %w", err)
-	}
-	res, err := tx.NewRaw(`UPDATE campaign_budget_slots SET spent = spent + ?
+	// One round trip for both statements: bun inlines the arguments, and
+	// pgx sends a query without arguments over the simple protocol, which
+	// takes several statements and reports the last one's row count.
+	res, err := tx.NewRaw(`SAVEPOINT campaign_budget; UPDATE campaign_budget_slots SET spent = spent + ?
 		WHERE partner_id = ? AND code = ? AND slot = ? AND spent + ? <= budget`,
 		want, partnerID, code, slotOf(userID), want).Exec(ctx)
 	if err != nil {
