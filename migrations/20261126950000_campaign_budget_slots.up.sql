@@ -18,13 +18,13 @@ CREATE TABLE campaign_budget_slots (
     FOREIGN KEY (partner_id, code) REFERENCES campaigns (partner_id, code) ON DELETE CASCADE
 );
 
--- Existing budgeted campaigns: 16 slots (campaign.BudgetSlots), budget and
+-- Existing budgeted campaigns: 32 slots (campaign.BudgetSlots), budget and
 -- spent each spread evenly (the first slots take the remainders, so each
 -- slot's spent stays within its budget), then spent_points moves to the slots.
 INSERT INTO campaign_budget_slots (partner_id, code, slot, budget, spent)
 SELECT c.partner_id, c.code, s,
-    c.budget_points / 16 + CASE WHEN s < c.budget_points % 16 THEN 1 ELSE 0 END,
-    c.spent_points / 16 + CASE WHEN s < c.spent_points % 16 THEN 1 ELSE 0 END
-FROM campaigns c, generate_series(0, 15) AS s
+    c.budget_points / 32 + CASE WHEN s < c.budget_points % 32 THEN 1 ELSE 0 END,
+    c.spent_points / 32 + CASE WHEN s < c.spent_points % 32 THEN 1 ELSE 0 END
+FROM campaigns c, generate_series(0, 31) AS s
 WHERE c.budget_points IS NOT NULL;
 UPDATE campaigns SET spent_points = 0 WHERE budget_points IS NOT NULL;

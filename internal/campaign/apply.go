@@ -123,7 +123,10 @@ func (c *candidate) nominalFor(base int64) int64 {
 //
 // Stacking: every matching additive campaign pays; of the matching bestOf
 // campaigns only the one paying the most (after budget and cap; ties: the
-// smallest code) does. Awards come sorted by code.
+// smallest code) does. Awards come sorted by code. What a budget has left
+// is read without a lock (LeftPoints) for that ranking: should concurrent
+// earns empty the chosen campaign's budget before its charge, the earn gets
+// nothing from it rather than the runner-up's award.
 //
 // With no active campaign, ApplyTx costs one indexed read.
 func (s *Service) ApplyTx(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, f Facts) ([]Award, error) {

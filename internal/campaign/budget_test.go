@@ -114,8 +114,8 @@ func TestBudgetFallbackNoDeadlock(t *testing.T) {
 	db := dbtest.NewDB(t)
 	svc := campaign.NewService()
 	p := newPartner(t, ctx, db.Bun)
-	// 16 slots of 10 points each.
-	_, _, err := svc.PutTx(ctx, db.Bun, p, "budget", campaign.Input{Name: "B", MultiplierHundredths: ptr(200), BudgetPoints: ptr(int64(160)), Stacking: campaign.StackAdditive, Enabled: true})
+	// Slots of 10 points each.
+	_, _, err := svc.PutTx(ctx, db.Bun, p, "budget", campaign.Input{Name: "B", MultiplierHundredths: ptr(200), BudgetPoints: ptr(int64(10 * campaign.BudgetSlots)), Stacking: campaign.StackAdditive, Enabled: true})
 	require.NoError(t, err)
 	const k = 9
 	uc, ua, ub := userInSlot(t, ctx, db.Bun, p, k), userInSlot(t, ctx, db.Bun, p, k), userInSlot(t, ctx, db.Bun, p, 2)
@@ -151,13 +151,13 @@ func TestBudgetFallbackNoDeadlock(t *testing.T) {
 
 	rows := slotsOf(t, ctx, db.Bun, p, "budget")
 	budget, spent := sumSlots(rows)
-	require.Equal(t, int64(160), budget)
+	require.Equal(t, int64(10*campaign.BudgetSlots), budget)
 	require.Equal(t, int64(25), spent)
 }
 
-// TestSmallBudgetStorm: a budget of 100 over 16 slots (shares of 6 and 7)
-// and awards of 7: most slots can never pay a whole award, so the fallback
-// runs on most earns. The campaign pays exactly 100 (fourteen awards of 7
+// TestSmallBudgetStorm: a budget of 100 over the slots (32 slots: shares of
+// 3 and 4) and awards of 7: no slot can pay a whole award, so every earn
+// goes through the fallback. The campaign pays exactly 100 (fourteen awards of 7
 // and one partial award of 2), every slot ends spent, and the slots, the
 // campaign's spent and the awards the committed earns got all agree.
 func TestSmallBudgetStorm(t *testing.T) {
@@ -269,7 +269,7 @@ func TestPutRespreadsBudget(t *testing.T) {
 		require.Equal(t, int64(45), c.SpentPoints)
 		check(budget, 45)
 	}
-	// 61 - 45 = 16 left: one point per slot, so 9 comes from the fallback.
+	// 61 - 45 = 16 left, at most 1 per slot: the 9 come from the fallback.
 	u := userInSlot(t, b.ctx, b.db, b.partner, 0)
 	require.Equal(t, map[string]int64{"grow": 9}, points(b.apply(t, u, campaign.Facts{Action: "purchase", BasePoints: 10})))
 	check(61, 54)
