@@ -206,7 +206,7 @@ func setupProgramPartner(ctx context.Context, b *Bench, slug string, program, bu
 
 // checkProgramEarns checks that the bench measured the rules it claims
 // (every earn of the program partner got the tier and both campaigns: 49
-// points) and that each campaign's budget is exact: spent_points equals the
+// points) and that each campaign's budget is exact: what it spent equals the
 // sum of its awards recorded in the entries' breakdowns.
 func checkProgramEarns(ctx context.Context, b *Bench, partnerID uuid.UUID, budgets bool) error {
 	var total, off int64
@@ -220,7 +220,10 @@ func checkProgramEarns(ctx context.Context, b *Bench, partnerID uuid.UUID, budge
 	if !budgets {
 		return nil
 	}
-	rows, err := b.DB.Pool.Query(ctx, `SELECT c.code, c.spent_points, coalesce(s.awarded, 0)
+	// What a campaign spent is its row's spent_points plus its budget
+	// slots' (issue 14's campaign_budget_slots).
+	rows, err := b.DB.Pool.Query(ctx, `SELECT c.code, c.spent_points + coalesce((SELECT sum(bs.spent) FROM campaign_budget_slots bs
+			WHERE bs.partner_id = c.partner_id AND bs.code = c.code), 0), coalesce(s.awarded, 0)
 		FROM campaigns c LEFT JOIN (
 			SELECT st->>'code' AS code, sum((st->>'points')::bigint) AS awarded
 			FROM ledger_entries e, jsonb_array_elements(e.breakdown->'steps') st

@@ -76,9 +76,13 @@ type candidate struct {
 	BonusPoints          *int64 `bun:"bonus_points"`
 	Condition            string `bun:"condition"`
 	BudgetPoints         *int64 `bun:"budget_points"`
-	SpentPoints          int64  `bun:"spent_points"`
 	UserCapPoints        *int64 `bun:"user_cap_points"`
 	Stacking             string `bun:"stacking"`
+	// LeftPoints is what the budget's slots had left when ApplyTx read
+	// them, without a lock (nil without a budget): it skips an exhausted
+	// budget, ranks bestOf campaigns and answers dry runs; the charge
+	// itself decides under the slots' locks.
+	LeftPoints *int64 `bun:"left_points,scanonly"`
 
 	nominal, payable int64
 }
@@ -105,19 +109,24 @@ func (c *candidate) nominalFor(base int64) int64 {
 // time (a missing key read without has(), a type mismatch, the runtime cost
 // limit) does not hold: a campaign never fails an earn.
 //
-// Budgets and caps are exact under concurrency: the budgeted campaigns'
-// rows and the user's totals are locked (in code order, so concurrent
-// earns cannot deadlock) and re-read before anything is charged, and each
-// charge is a conditional UPDATE that cannot take spent_points past the
-// budget. When less is left than the nominal award, the campaign pays what
-// is left (a partial award, Limited true): a budget of 10,000 pays exactly
-// 10,000 in total. The lock serialises the earns of one budgeted campaign
-// until their transactions end; campaigns without a budget or cap take no
-// lock and write nothing.
+// Budgets and caps are exact under concurrency without serialising a
+// campaign's earns. A budget is spread over BudgetSlots rows
+// (campaign_budget_slots); an earn charges the slot of its user (slotOf)
+// with one conditional UPDATE that cannot take the slot past its share, so
+// concurrent earns of different users mostly write different rows. Only
+// when that slot cannot pay the whole award does chargeBudget fall back to
+// every slot, locked in ascending order, taking what is left up to the award:
+// the last award of a budget may be partial (Limited true), and a budget of
+// 10,000 pays exactly 10,000 in total. The user's cap totals are locked (in
+// code order) before any slot, so two earns of one user take their turns.
+// Campaigns without a budget or cap take no lock and write nothing.
 //
 // Stacking: every matching additive campaign pays; of the matching bestOf
 // campaigns only the one paying the most (after budget and cap; ties: the
-// smallest code) does. Awards come sorted by code.
+// smallest code) does. Awards come sorted by code. What a budget has left
+// is read without a lock (LeftPoints) for that ranking: should concurrent
+// earns empty the chosen campaign's budget before its charge, the earn gets
+// nothing from it rather than the runner-up's award.
 //
 // With no active campaign, ApplyTx costs one indexed read.
 func (s *Service) ApplyTx(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, f Facts) ([]Award, error) {
@@ -127,7 +136,9 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.IDB, partnerID, userID uui
 	}
 	var cands []*candidate
 	err := tx.NewSelect().Model(&cands).
-		Column("code", "name", "multiplier_hundredths", "bonus_points", "condition", "budget_points", "spent_points", "user_cap_points", "stacking").
+		Column("code", "name", "multiplier_hundredths", "bonus_points", "condition", "budget_points", "user_cap_points", "stacking").
+		ColumnExpr(`CASE WHEN c.budget_points IS NOT NULL THEN coalesce((SELECT sum(s.budget - s.spent) FROM campaign_budget_slots s
+			WHERE s.partner_id = c.partner_id AND s.code = c.code), 0) END AS left_points`).
 		Where("partner_id = ? AND enabled", partnerID).
 		Where("starts_at IS NULL OR starts_at <= ?", at).
 		Where("ends_at IS NULL OR ends_at > ?", at).
@@ -143,11 +154,6 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.IDB, partnerID, userID uui
 	if err != nil || len(matched) == 0 {
 		return nil, err
 	}
-	if !f.DryRun {
-		if err := lockBudgets(ctx, tx, partnerID, matched); err != nil {
-			return nil, err
-		}
-	}
 	totals, err := userTotals(ctx, tx, partnerID, userID, matched, f.DryRun)
 	if err != nil {
 		return nil, err
@@ -157,7 +163,7 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.IDB, partnerID, userID uui
 	for _, c := range matched {
 		c.payable = c.nominal
 		if c.BudgetPoints != nil {
-			c.payable = min(c.payable, *c.BudgetPoints-c.SpentPoints)
+			c.payable = min(c.payable, *c.LeftPoints)
 		}
 		if c.UserCapPoints != nil {
 			c.payable = min(c.payable, *c.UserCapPoints-totals[c.Code])
@@ -178,9 +184,19 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.IDB, partnerID, userID uui
 	}
 	awards := make([]Award, 0, len(paid))
 	var charged []*candidate
-	for _, c := range matched { // code order
+	for _, c := range matched { // code order: the slots' locks follow it
 		if !containsCand(paid, c) {
 			continue
+		}
+		if c.BudgetPoints != nil && !f.DryRun {
+			got, err := chargeBudget(ctx, tx, partnerID, userID, c.Code, c.payable)
+			if err != nil {
+				return nil, err
+			}
+			c.payable = got
+			if got == 0 {
+				continue // spent by concurrent earns since the read
+			}
 		}
 		charged = append(charged, c)
 		awards = append(awards, Award{
@@ -189,7 +205,7 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.IDB, partnerID, userID uui
 		})
 	}
 	if !f.DryRun {
-		if err := charge(ctx, tx, partnerID, userID, charged); err != nil {
+		if err := chargeCaps(ctx, tx, partnerID, userID, charged); err != nil {
 			return nil, err
 		}
 	}
@@ -337,50 +353,6 @@ func convertNumbers(v any) any {
 	return v
 }
 
-// lockBudgets locks the budgeted campaigns among matched, in code order,
-// and refreshes their spent and budget: the read without lock may be
-// stale by now.
-func lockBudgets(ctx context.Context, tx bun.IDB, partnerID uuid.UUID, matched []*candidate) error {
-	var codes []string
-	byCode := map[string]*candidate{}
-	for _, c := range matched {
-		if c.BudgetPoints != nil {
-			codes = append(codes, c.Code)
-			byCode[c.Code] = c
-		}
-	}
-	if len(codes) == 0 {
-		return nil
-	}
-	var rows []struct {
-		Code   string `bun:"code"`
-		Spent  int64  `bun:"spent_points"`
-		Budget *int64 `bun:"budget_points"`
-	}
-	err := tx.NewSelect().Table("campaigns").Column("code", "spent_points", "budget_points").
-		Where("partner_id = ? AND code IN (?)", partnerID, bun.List(codes)).
-		Order("code").For("NO KEY UPDATE").Scan(ctx, &rows)
-	if err != nil {
-		return fmt.Errorf("lock campaign budgets: %w", err)
-	}
-	for _, c := range matched {
-		if c.BudgetPoints != nil {
-			// Deleted meanwhile: nothing left to pay.
-			c.SpentPoints, *c.BudgetPoints = 0, 0
-		}
-	}
-	for _, r := range rows {
-		c := byCode[r.Code]
-		c.SpentPoints = r.Spent
-		if r.Budget != nil {
-			*c.BudgetPoints = *r.Budget
-		} else {
-			c.BudgetPoints = nil // the budget was lifted meanwhile
-		}
-	}
-	return nil
-}
-
 // userTotal is what one user got from one capped campaign.
 type userTotal struct {
 	bun.BaseModel `bun:"table:campaign_user_totals,alias:t"`
@@ -436,32 +408,15 @@ func userTotals(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, ma
 	return out, nil
 }
 
-// charge adds each candidate's payable to its campaign's spent points and
-// the user's total, one UPDATE per table. The UPDATEs are conditional:
-// under the locks they always match, and should a caller ever skip the
-// locks they fail rather than overpay.
-func charge(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, paid []*candidate) error {
-	var budgets, caps []*candidate
+// chargeCaps adds each candidate's payable to the user's total of its
+// capped campaigns, in one UPDATE. It is conditional: under the totals'
+// locks (userTotals) it always matches, and should a caller ever skip the
+// locks it fails rather than overpay.
+func chargeCaps(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, paid []*candidate) error {
+	var caps []*candidate
 	for _, c := range paid {
-		if c.BudgetPoints != nil {
-			budgets = append(budgets, c)
-		}
 		if c.UserCapPoints != nil {
 			caps = append(caps, c)
-		}
-	}
-	if len(budgets) > 0 {
-		values, args := valuesList(budgets, func(c *candidate) int64 { return 0 })
-		args = append(args, partnerID)
-		res, err := tx.NewRaw(`UPDATE campaigns AS c SET spent_points = c.spent_points + v.pts
-			FROM (VALUES `+values+`) AS v (code, pts, cap)
-			WHERE c.partner_id = ? AND c.code = v.code
-			AND c.budget_points IS NOT NULL AND c.spent_points + v.pts <= c.budget_points`, args...).Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("charge campaign budgets: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != int64(len(budgets)) {
-			return errors.New("charge campaign budgets: a budget changed under its lock")
 		}
 	}
 	if len(caps) > 0 {

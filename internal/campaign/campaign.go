@@ -66,8 +66,10 @@ type Campaign struct {
 	MultiplierHundredths *int   `bun:"multiplier_hundredths"`
 	BonusPoints          *int64 `bun:"bonus_points"`
 	// Condition is a CEL expression; "" always holds.
-	Condition     string    `bun:"condition"`
-	BudgetPoints  *int64    `bun:"budget_points"`
+	Condition    string `bun:"condition"`
+	BudgetPoints *int64 `bun:"budget_points"`
+	// SpentPoints is what the campaign awarded: the row's spent_points
+	// plus its budget slots' (List, Get and PutTx add them up).
 	SpentPoints   int64     `bun:"spent_points"`
 	UserCapPoints *int64    `bun:"user_cap_points"`
 	Stacking      string    `bun:"stacking"`
@@ -240,9 +242,11 @@ func (s *Service) cache() *cache {
 // PutTx creates (created true) or replaces the campaign code. Refused input
 // (a bad field, a condition that does not compile or costs too much, an
 // action that names no earning rule, a budget below what was already
-// awarded) changes nothing. A replace keeps spent_points and the per-user
-// totals: editing a running campaign does not refill its budget; delete it
-// to start over.
+// awarded) changes nothing. A replace keeps what the campaign spent and the
+// per-user totals: editing a running campaign does not refill its budget;
+// delete it to start over. A budget is stored spread over BudgetSlots rows
+// (see chargeBudget); a new budget re-spreads the budget and what was spent
+// over them, under their locks, so the total stays exact.
 func (s *Service) PutTx(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string, in Input) (*Campaign, bool, error) {
 	if err := ValidateCode("code", code); err != nil {
 		return nil, false, err
@@ -273,26 +277,25 @@ func (s *Service) PutTx(ctx context.Context, db bun.IDB, partnerID uuid.UUID, co
 		BudgetPoints: clone(in.BudgetPoints), UserCapPoints: clone(in.UserCapPoints), Stacking: in.Stacking, Enabled: in.Enabled,
 		Version: 1, CreatedAt: now, UpdatedAt: now,
 	}
-	if in.BudgetPoints != nil {
-		// Lock the row (if any) and compare with what it already paid: a
-		// budget below that would make the table's check fail with a 500.
-		var spent int64
-		err := db.NewSelect().Table("campaigns").Column("spent_points").
-			Where("partner_id = ? AND code = ?", partnerID, code).For("UPDATE").Scan(ctx, &spent)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, false, fmt.Errorf("lock campaign: %w", err)
-		}
-		if spent > *in.BudgetPoints {
-			return nil, false, invalid("budget", "budget must be at least the %d points the campaign already awarded", spent)
-		}
+	// Lock the row and its budget's slots (if any) and read what the
+	// campaign already paid: a budget below that is refused, and the total
+	// moves between spent_points and the slots as the budget comes and goes.
+	spent, _, err := slotsSpent(ctx, db, partnerID, code)
+	if err != nil {
+		return nil, false, err
 	}
-	err := db.NewInsert().Model(c).
-		ExcludeColumn("spent_points").
+	if in.BudgetPoints != nil && spent > *in.BudgetPoints {
+		return nil, false, invalid("budget", "budget must be at least the %d points the campaign already awarded", spent)
+	}
+	if in.BudgetPoints == nil {
+		c.SpentPoints = spent // no slots: the row keeps the total
+	}
+	err = db.NewInsert().Model(c).
 		On("CONFLICT (partner_id, code) DO UPDATE").
 		Set("name = EXCLUDED.name, description = EXCLUDED.description").
 		Set("starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, actions = EXCLUDED.actions").
 		Set("multiplier_hundredths = EXCLUDED.multiplier_hundredths, bonus_points = EXCLUDED.bonus_points").
-		Set("condition = EXCLUDED.condition, budget_points = EXCLUDED.budget_points").
+		Set("condition = EXCLUDED.condition, budget_points = EXCLUDED.budget_points, spent_points = EXCLUDED.spent_points").
 		Set("user_cap_points = EXCLUDED.user_cap_points, stacking = EXCLUDED.stacking, enabled = EXCLUDED.enabled").
 		Set("version = c.version + 1, updated_at = EXCLUDED.updated_at").
 		Returning("*, (xmax = 0) AS inserted").
@@ -300,6 +303,10 @@ func (s *Service) PutTx(ctx context.Context, db bun.IDB, partnerID uuid.UUID, co
 	if err != nil {
 		return nil, false, fmt.Errorf("put campaign: %w", err)
 	}
+	if err := writeSlots(ctx, db, partnerID, code, c.BudgetPoints, spent); err != nil {
+		return nil, false, err
+	}
+	c.SpentPoints = spent
 	return c, c.Inserted, nil
 }
 
@@ -349,6 +356,9 @@ func (s *Service) List(ctx context.Context, db bun.IDB, partnerID uuid.UUID) ([]
 	if err != nil {
 		return nil, fmt.Errorf("list campaigns: %w", err)
 	}
+	if err := addSlotsSpent(ctx, db, partnerID, out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -369,10 +379,14 @@ func (s *Service) Get(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code
 	if err != nil {
 		return nil, fmt.Errorf("get campaign: %w", err)
 	}
-	return c, nil
+	one := []Campaign{*c}
+	if err := addSlotsSpent(ctx, db, partnerID, one); err != nil {
+		return nil, err
+	}
+	return &one[0], nil
 }
 
-// DeleteTx removes the campaign and its per-user totals (NOT_FOUND when
+// DeleteTx removes the campaign, its budget's slots and its per-user totals (NOT_FOUND when
 // there is none). Awards already made stay on the ledger entries that
 // carry them (by code and name); a campaign created later with the same
 // code starts with a fresh budget. To pause a campaign and keep its

@@ -399,6 +399,15 @@ func TestBudgetStorm(t *testing.T) {
 	var totals int64
 	require.NoError(t, db.Bun.NewRaw("SELECT coalesce(sum(points), 0) FROM campaign_user_totals WHERE partner_id = ?", p).Scan(ctx, &totals))
 	require.Equal(t, int64(10_000), totals)
+	// The budget's slots: all there, each within its share, spent in all.
+	rows := slotsOf(t, ctx, db.Bun, p, "storm")
+	require.Len(t, rows, campaign.BudgetSlots)
+	for _, r := range rows {
+		require.LessOrEqual(t, r.Spent, r.Budget)
+	}
+	budget, spent := sumSlots(rows)
+	require.Equal(t, int64(10_000), budget)
+	require.Equal(t, int64(10_000), spent)
 }
 
 // TestUserCapStorm: one user, 40 concurrent earns, a cap of 250: exactly
