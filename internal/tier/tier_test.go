@@ -261,6 +261,31 @@ func TestPendingCountsWhenActivated(t *testing.T) {
 	require.Equal(t, int64(500), b.qualifying(t, u))
 }
 
+// TestPendingReversalDoesNotLowerQualifying: reversing part of an earn
+// while it is still pending takes points that never qualified, so the
+// qualifying points stay; what activates later counts, and a reversal
+// after activation lowers them.
+func TestPendingReversalDoesNotLowerQualifying(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.policy(t, tier.BasisLifetime, tier.DowngradeNever, 0, 7)
+	u := b.user(t, "alice")
+	pts, thirty := int64(500), int64(300)
+	_, err := b.earning.EarnTx(b.ctx, b.tx, b.partner, earning.EarnParams{ExternalUserID: "alice", Code: "buy", Points: &pts, Reference: ptr("order-p")})
+	require.NoError(t, err)
+	_, err = b.earning.ReverseTx(b.ctx, b.tx, b.partner, earning.ReverseParams{Reference: "order-p", Points: &thirty, Reason: "partial refund"})
+	require.NoError(t, err)
+	require.Equal(t, int64(0), b.qualifying(t, u), "pending points never qualified, nor does their reversal")
+	b.now = b.now.AddDate(0, 0, 8)
+	_, _, err = (&ledger.LotsWorker{DB: b.tx, Now: func() time.Time { return b.now }}).Run(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(200), b.qualifying(t, u), "the 200 left activate")
+	fifty := int64(50)
+	_, err = b.earning.ReverseTx(b.ctx, b.tx, b.partner, earning.ReverseParams{Reference: "order-p", Points: &fifty, Reason: "refund"})
+	require.NoError(t, err)
+	require.Equal(t, int64(150), b.qualifying(t, u))
+}
+
 // TestActivationUpgrades: pending points that the lots job activates
 // move the user up in the activation's transaction (LotsWorker.Activated,
 // which the app wires to EvaluateTx), not at the user's next earn.
@@ -374,3 +399,5 @@ func TestEarnManyUpgrades(t *testing.T) {
 	require.Equal(t, "base", b.code(t, v))
 	require.Equal(t, int64(120), b.qualifying(t, u))
 }
+
+func ptr[T any](v T) *T { return &v }
