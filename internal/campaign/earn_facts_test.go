@@ -32,6 +32,42 @@ func (c *statementCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) c
 }
 func (c *statementCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
 
+// countedBundle is an earn pipeline wired as app.NewServices wires it
+// (tier and campaign modifiers), over a transaction of a bun handle of its
+// own whose statements counter counts (the shared pool's other users are
+// not counted), at a fixed clock.
+type countedBundle struct {
+	tx      bun.Tx
+	counter *statementCounter
+	keys    *keyring.Keyring
+	users   *user.Service
+	camps   *campaign.Service
+	tiers   *tier.Service
+	svc     *earning.Service
+}
+
+func setupCounted(t *testing.T) *countedBundle {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	b := &countedBundle{counter: &statementCounter{}}
+	hooked := bun.NewDB(dbtest.Shared(t).Bun.DB, pgdialect.New()).WithQueryHook(b.counter)
+	tx, err := hooked.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback() })
+	b.tx = tx
+	b.keys, err = keyring.New(make([]byte, keyring.KeySize))
+	require.NoError(t, err)
+	events := &event.Recorder{Now: clock}
+	b.users = &user.Service{Keys: b.keys, Events: events, Now: clock}
+	b.camps = &campaign.Service{Now: clock}
+	b.tiers = &tier.Service{Events: events, Now: clock}
+	b.svc = &earning.Service{Ledger: &ledger.Service{Events: events, Now: clock}, Users: b.users, Tiers: b.tiers, Now: clock,
+		Tier: earning.TierModifier(), Campaigns: b.camps.EarnModifier()}
+	return b
+}
+
 // TestEarnUserConditionCostsNoQuery: a campaign whose condition reads the
 // user (country, tier, attributes) costs an earn by external user id no
 // more statements than a campaign without a condition: the
@@ -43,24 +79,8 @@ func (c *statementCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
 func TestEarnUserConditionCostsNoQuery(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	// A bun handle of its own over the shared pool, so the hook counts this
-	// test's statements only.
-	counter := &statementCounter{}
-	hooked := bun.NewDB(dbtest.Shared(t).Bun.DB, pgdialect.New()).WithQueryHook(counter)
-	tx, err := hooked.BeginTx(ctx, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tx.Rollback() })
-
-	keys, err := keyring.New(make([]byte, keyring.KeySize))
-	require.NoError(t, err)
-	events := &event.Recorder{Now: clock}
-	users := &user.Service{Keys: keys, Events: events, Now: clock}
-	camps := &campaign.Service{Now: clock}
-	tiers := &tier.Service{Events: events, Now: clock}
-	svc := &earning.Service{Ledger: &ledger.Service{Events: events, Now: clock}, Users: users, Tiers: tiers, Now: clock,
-		Tier: earning.TierModifier(), Campaigns: camps.EarnModifier()}
+	b := setupCounted(t)
+	tx, counter, keys, users, camps, tiers, svc := b.tx, b.counter, b.keys, b.users, b.camps, b.tiers, b.svc
 
 	// Each condition gets a partner of its own with the same tiers, rule
 	// and users; the condition is the only difference.
@@ -120,22 +140,8 @@ func TestEarnUserConditionCostsNoQuery(t *testing.T) {
 func TestEarnWithoutProgramSkipsItsQueries(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	counter := &statementCounter{}
-	hooked := bun.NewDB(dbtest.Shared(t).Bun.DB, pgdialect.New()).WithQueryHook(counter)
-	tx, err := hooked.BeginTx(ctx, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tx.Rollback() })
-
-	keys, err := keyring.New(make([]byte, keyring.KeySize))
-	require.NoError(t, err)
-	events := &event.Recorder{Now: clock}
-	users := &user.Service{Keys: keys, Events: events, Now: clock}
-	camps := &campaign.Service{Now: clock}
-	tiers := &tier.Service{Events: events, Now: clock}
-	svc := &earning.Service{Ledger: &ledger.Service{Events: events, Now: clock}, Users: users, Tiers: tiers, Now: clock,
-		Tier: earning.TierModifier(), Campaigns: camps.EarnModifier()}
+	b := setupCounted(t)
+	tx, counter, keys, users, camps, tiers, svc := b.tx, b.counter, b.keys, b.users, b.camps, b.tiers, b.svc
 	p, err := partner.NewService(keys).Upsert(ctx, tx, partner.CreateParams{Slug: "np-" + uuid.NewString()[:8], Name: "NP"})
 	require.NoError(t, err)
 	_, _, err = svc.PutRule(ctx, tx, p.ID, "purchase", earning.RuleInput{Name: "Purchase", Points: 10, Enabled: true})
