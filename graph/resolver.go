@@ -15,6 +15,7 @@ import (
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
 )
@@ -34,5 +35,8 @@ type Resolver struct {
 	// catalog and vouchers resolver methods.
 	CatalogSvc *catalog.Service
 	VoucherSvc *voucher.Service
-	Now        func() time.Time
+	// TierSvc reads tiers and a user's progress (named so it does not
+	// clash with the tier resolver method).
+	TierSvc *tier.Service
+	Now     func() time.Time
 }

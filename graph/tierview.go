@@ -46,7 +46,7 @@ func tierLists(r *Resolver) func(context.Context, []uuid.UUID) (map[uuid.UUID][]
 	return func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]tier.Tier, error) {
 		out := make(map[uuid.UUID][]tier.Tier, len(ids))
 		for _, id := range ids {
-			list, err := (&tier.Service{Now: r.Now}).List(ctx, r.DB.Bun, id)
+			list, err := r.TierSvc.List(ctx, r.DB.Bun, id)
 			if err != nil {
 				return nil, err
 			}
@@ -68,7 +68,7 @@ func progress(ctx context.Context, r *Resolver, partnerID, userID uuid.UUID) (ti
 		}
 		return *p, nil
 	}
-	return (&tier.Service{Now: r.Now}).ProgressTx(ctx, r.DB.Bun, partnerID, userID)
+	return r.TierSvc.ProgressTx(ctx, r.DB.Bun, partnerID, userID)
 }
 
 // progressOf is the batch function of Loaders.Progress for the users of
@@ -77,7 +77,7 @@ func progressOf(r *Resolver, partnerID uuid.UUID) func(context.Context, []uuid.U
 	return func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*tier.Progress, error) {
 		out := make(map[uuid.UUID]*tier.Progress, len(ids))
 		for _, id := range ids {
-			p, err := (&tier.Service{Now: r.Now}).ProgressTx(ctx, r.DB.Bun, partnerID, id)
+			p, err := r.TierSvc.ProgressTx(ctx, r.DB.Bun, partnerID, id)
 			if err != nil {
 				return nil, err
 			}

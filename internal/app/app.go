@@ -158,7 +158,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	}
 	gql := graph.NewServer(&graph.Resolver{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Content: a.Content,
-		CatalogSvc: a.Catalog, VoucherSvc: a.Vouchers, Now: a.now,
+		CatalogSvc: a.Catalog, VoucherSvc: a.Vouchers, TierSvc: a.Tiers, Now: a.now,
 	}, graph.Options{
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
 		Timeout: cfg.GraphQLTimeout,
