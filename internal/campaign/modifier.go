@@ -24,10 +24,8 @@ import (
 // loaded (earning.Earn.User, Tier), not the database again: one round trip
 // less per earn of a partner with user conditions.
 func (s *Service) EarnModifier() earning.Modifier {
-	return earning.ModifierFunc(func(ctx context.Context, tx bun.IDB, e *earning.Earn) ([]earning.Step, error) {
-		if e.PartsKnown && !e.Parts.Campaigns {
-			return nil, nil // the partner has no enabled campaign
-		}
+	uses := func(p earning.ProgramParts) bool { return p.Campaigns }
+	return earning.PartModifier{Uses: uses, Modifier: earning.ModifierFunc(func(ctx context.Context, tx bun.IDB, e *earning.Earn) ([]earning.Step, error) {
 		f := Facts{Action: e.Rule.Code, BasePoints: e.Points, Amount: e.Params.Amount, At: e.Now}
 		if !e.Params.OccurredAt.IsZero() {
 			f.At = e.Params.OccurredAt
@@ -51,7 +49,7 @@ func (s *Service) EarnModifier() earning.Modifier {
 			return nil, err
 		}
 		return Steps(awards), nil
-	})
+	})}
 }
 
 // earnUserFacts are the user's facts from what the earn already read: the

@@ -212,11 +212,12 @@ type Earn struct {
 	Tier      string
 	TierKnown bool
 	// Parts says which parts of a program the partner uses, when the earn
-	// read it with its rule (PartsKnown): the modifier of a part the
-	// partner does not use returns at once without its queries
-	// (TierModifier, campaign.Service.EarnModifier), so an earn of a
-	// partner without tiers or campaigns pays for neither. Unknown (the
-	// batch path) means every modifier looks for itself.
+	// read it with its rule (PartsKnown): the PartModifier of a part the
+	// partner does not use is not called (TierModifier,
+	// campaign.Service.EarnModifier), so an earn of a
+	// partner without tiers or campaigns pays for neither (EarnTx reads
+	// the parts with its rule, a batch once per attempt). Unknown means
+	// every modifier looks for itself.
 	Parts      ProgramParts
 	PartsKnown bool
 }
@@ -236,6 +237,27 @@ type ProgramParts struct {
 // MultiplierStep and BonusStep for exact rounding), or none.
 type Modifier interface {
 	ApplyTx(ctx context.Context, tx bun.IDB, e *Earn) ([]Step, error)
+}
+
+// PartModifier is a Modifier that serves one part of a program (tiers,
+// campaigns): for an earn whose partner is known not to use it (Earn.Parts),
+// it is not called, and a batch needs no per-item savepoint for it. A plain
+// Modifier always runs.
+type PartModifier struct {
+	Modifier
+	// Uses says whether a partner with these parts needs the modifier.
+	Uses func(ProgramParts) bool
+}
+
+// active reports whether m runs for e.
+func active(m Modifier, e *Earn) bool {
+	if m == nil {
+		return false
+	}
+	if pm, ok := m.(PartModifier); ok && e.PartsKnown {
+		return pm.Uses(e.Parts)
+	}
+	return true
 }
 
 // ModifierFunc adapts a function to Modifier.
@@ -273,8 +295,13 @@ func (s *Service) breakdownTx(ctx context.Context, tx bun.IDB, e *Earn, base Bas
 	bd := Breakdown{Base: base, Steps: []Step{}}
 	running := base.Points
 	e.Base = base.Points
+	if e.PartsKnown && !e.Parts.Tiers {
+		// A partner without tiers: the user has none, and conditions
+		// need not read one.
+		e.Tier, e.TierKnown = "", true
+	}
 	for _, m := range []Modifier{s.Tier, s.Campaigns} {
-		if m == nil {
+		if !active(m, e) {
 			continue
 		}
 		e.Points = running

@@ -274,6 +274,24 @@ type ruleAndPolicy struct {
 	HasCampaigns             bool     `bun:"has_campaigns,scanonly"`
 }
 
+// partsSQL reads which program parts the partner r.partner_id uses (two
+// index probes), as has_tiers and has_campaigns.
+const partsSQL = `EXISTS (SELECT 1 FROM tiers t WHERE t.partner_id = r.partner_id) AS has_tiers,
+		EXISTS (SELECT 1 FROM campaigns c WHERE c.partner_id = r.partner_id AND c.enabled) AS has_campaigns`
+
+// partsOf reads which program parts a partner uses, for a batch of earns
+// (EarnTx reads them with its rule instead).
+func partsOf(ctx context.Context, db bun.IDB, partnerID uuid.UUID) (ProgramParts, error) {
+	var row struct {
+		HasTiers     bool `bun:"has_tiers"`
+		HasCampaigns bool `bun:"has_campaigns"`
+	}
+	if err := db.NewRaw(`SELECT `+partsSQL+` FROM (SELECT ?::uuid AS partner_id) r`, partnerID).Scan(ctx, &row); err != nil {
+		return ProgramParts{}, fmt.Errorf("read the partner's program parts: %w", err)
+	}
+	return ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns}, nil
+}
+
 // ruleWithPolicy loads one rule, the partner's policy (program.Default
 // when it has none) and which program parts the partner uses (two index
 // probes: tiers, enabled campaigns) in one round trip, for EarnTx.
@@ -282,8 +300,7 @@ func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid
 	err := db.NewRaw(`SELECT r.*, pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
 		pp.expiry_round_to_month_end AS pol_round, pp.expiry_dates AS pol_expiry_dates, pp.pending_days AS pol_pending_days,
 		pp.currency AS pol_currency,
-		EXISTS (SELECT 1 FROM tiers t WHERE t.partner_id = r.partner_id) AS has_tiers,
-		EXISTS (SELECT 1 FROM campaigns c WHERE c.partner_id = r.partner_id AND c.enabled) AS has_campaigns
+		`+partsSQL+`
 		FROM earning_rules r LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
 		WHERE r.partner_id = ? AND r.code = ?`, partnerID, code).Scan(ctx, &row)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -125,6 +125,10 @@ type batch struct {
 	// partner's time zone: they date each item's lot (program.Resolve).
 	policy program.Policy
 	loc    *time.Location
+	// parts are the program parts the partner uses, read once per
+	// attempt: an item's modifiers (and their savepoint) run only for
+	// parts in use.
+	parts ProgramParts
 	// Each accepted item's lot dates, set by decide.
 	availableAt []time.Time
 	expiresAt   []*time.Time
@@ -169,6 +173,9 @@ func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, i
 	}
 	var err error
 	if b.policy, err = s.policy(ctx, tx, p.ID); err != nil {
+		return nil, err
+	}
+	if b.parts, err = partsOf(ctx, tx, p.ID); err != nil {
 		return nil, err
 	}
 	refs := b.precheck()
@@ -386,15 +393,17 @@ func (b *batch) lockBalances(ctx context.Context, tx bun.Tx) error {
 // another user), then the caps and cooldown (admit), then its breakdown
 // (EarnTx's pipeline: modifiers, cap, NO_POINTS_EARNED), then the balance
 // ceiling. An accepted item updates the in-memory balance and counter, so
-// later items of the same user see it. It is in memory unless the service
-// has modifiers: then each item's modifiers run under a savepoint, undone
+// later items of the same user see it. It is in memory unless a modifier
+// is active for the partner (batch.parts): then each item's modifiers run
+// under a savepoint, undone
 // when the item is refused after them, so a refused item consumes no
 // campaign budget.
 func (s *Service) decide(ctx context.Context, tx bun.Tx, b *batch) error {
 	batchRef := map[string]int{} // reference -> accepted item
 	b.dupOf = map[int]int{}
 	b.touched = map[counterKey]bool{}
-	modifiers := s.Tier != nil || s.Campaigns != nil
+	probe := &Earn{Parts: b.parts, PartsKnown: true}
+	modifiers := active(s.Tier, probe) || active(s.Campaigns, probe)
 	for i, it := range b.items {
 		if b.res[i].Err != nil || b.repeatsReference(i, batchRef) {
 			continue
@@ -427,7 +436,8 @@ func (s *Service) decide(ctx context.Context, tx bun.Tx, b *batch) error {
 				return fmt.Errorf("savepoint: %w", err)
 			}
 		}
-		bd, err := s.breakdownTx(ctx, tx, &Earn{Partner: b.p, UserID: it.UserID, Rule: r, Params: &b.items[i].EarnParams, Now: b.now}, b.bases[i])
+		bd, err := s.breakdownTx(ctx, tx, &Earn{Partner: b.p, UserID: it.UserID, Rule: r, Params: &b.items[i].EarnParams, Now: b.now,
+			Parts: b.parts, PartsKnown: true}, b.bases[i])
 		if err != nil {
 			if uerr := undo(); uerr != nil {
 				return uerr
@@ -528,7 +538,7 @@ func (s *Service) write(ctx context.Context, tx bun.Tx, b *batch) error {
 		return err
 	}
 	// Tier upgrades of the batch's users, one statement for the batch.
-	if s.Tiers != nil {
+	if s.Tiers != nil && b.parts.Tiers {
 		seen := make(map[uuid.UUID]bool, len(b.accepted))
 		users := make([]uuid.UUID, 0, len(b.accepted))
 		for _, i := range b.accepted {

@@ -17,13 +17,7 @@ import (
 // gets the new multiplier, as in every tiered program. It records the
 // tier it read on the Earn (Tier, TierKnown) for the campaigns after it.
 func TierModifier() Modifier {
-	return ModifierFunc(func(ctx context.Context, tx bun.IDB, e *Earn) ([]Step, error) {
-		if e.PartsKnown && !e.Parts.Tiers {
-			// No tiers: no step, and conditions see no tier without
-			// reading one.
-			e.Tier, e.TierKnown = "", true
-			return nil, nil
-		}
+	return PartModifier{Uses: func(p ProgramParts) bool { return p.Tiers }, Modifier: ModifierFunc(func(ctx context.Context, tx bun.IDB, e *Earn) ([]Step, error) {
 		c, ok, err := tier.CurrentTx(ctx, tx, e.Partner.ID, e.UserID)
 		if err != nil {
 			return nil, err
@@ -37,5 +31,5 @@ func TierModifier() Modifier {
 		// ten-thousandths.
 		m := Multiplier(c.Multiplier) * (MultiplierOne / tier.MultiplierScale)
 		return []Step{MultiplierStep(StepTier, c.Code, c.Name, e.Points, m)}, nil
-	})
+	})}
 }
