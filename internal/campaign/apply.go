@@ -47,6 +47,11 @@ type Facts struct {
 	// DryRun computes the awards from the budgets and caps as they are,
 	// without locking or charging anything (the earn's dry run).
 	DryRun bool
+	// Candidates, when CandidatesKnown, are the campaigns that may apply
+	// as CandidatesSQL read them (with the earn's rule query; nil when
+	// none): ApplyTx does not read them again.
+	Candidates      []byte
+	CandidatesKnown bool
 }
 
 // Award is what one campaign adds to an earn.
@@ -68,24 +73,38 @@ type Award struct {
 // candidate is an active campaign covering the earn's action, as ApplyTx
 // reads it.
 type candidate struct {
-	bun.BaseModel `bun:"table:campaigns,alias:c"`
-
-	Code                 string `bun:"code"`
-	Name                 string `bun:"name"`
-	MultiplierHundredths *int   `bun:"multiplier_hundredths"`
-	BonusPoints          *int64 `bun:"bonus_points"`
-	Condition            string `bun:"condition"`
-	BudgetPoints         *int64 `bun:"budget_points"`
-	UserCapPoints        *int64 `bun:"user_cap_points"`
-	Stacking             string `bun:"stacking"`
+	Code                 string `json:"code"`
+	Name                 string `json:"name"`
+	MultiplierHundredths *int   `json:"multiplier"`
+	BonusPoints          *int64 `json:"bonus"`
+	Condition            string `json:"condition"`
+	BudgetPoints         *int64 `json:"budget"`
+	UserCapPoints        *int64 `json:"userCap"`
+	Stacking             string `json:"stacking"`
 	// LeftPoints is what the budget's slots had left when ApplyTx read
 	// them, without a lock (nil without a budget): it skips an exhausted
 	// budget, ranks bestOf campaigns and answers dry runs; the charge
 	// itself decides under the slots' locks.
-	LeftPoints *int64 `bun:"left_points,scanonly"`
+	LeftPoints *int64 `json:"left"`
 
 	nominal, payable int64
 }
+
+// CandidatesSQL is the SQL expression that reads the campaigns which may
+// apply to an earn, as a JSON array in code order (NULL for none): the
+// enabled ones whose window holds earn.at and that cover the rule r.code,
+// each with what its budget has left. It follows the contract of
+// earning.PartModifier.PrefetchSQL (r.partner_id, r.code, earn.at), so the
+// earn reads it with its rule query; ApplyTx runs it alone otherwise.
+const CandidatesSQL = `(SELECT json_agg(json_build_object(
+		'code', c.code, 'name', c.name, 'multiplier', c.multiplier_hundredths, 'bonus', c.bonus_points,
+		'condition', c.condition, 'budget', c.budget_points, 'userCap', c.user_cap_points, 'stacking', c.stacking,
+		'left', CASE WHEN c.budget_points IS NOT NULL THEN coalesce((SELECT sum(s.budget - s.spent) FROM campaign_budget_slots s
+			WHERE s.partner_id = c.partner_id AND s.code = c.code), 0) END) ORDER BY c.code)
+	FROM campaigns c
+	WHERE c.partner_id = r.partner_id AND c.enabled
+	AND (c.starts_at IS NULL OR c.starts_at <= earn.at) AND (c.ends_at IS NULL OR c.ends_at > earn.at)
+	AND (cardinality(c.actions) = 0 OR r.code = ANY(c.actions)))`
 
 // nominal is the campaign's award before budget and cap: multipliers
 // round down (the partner never pays a fraction of a point).
@@ -134,18 +153,24 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.IDB, partnerID, userID uui
 	if at.IsZero() {
 		at = s.now()
 	}
+	raw := f.Candidates
+	if !f.CandidatesKnown {
+		var col *string
+		err := tx.NewRaw(`SELECT `+CandidatesSQL+` FROM (SELECT ?::uuid AS partner_id, ?::text AS code) r
+			CROSS JOIN (SELECT ?::timestamptz AS at) earn`, partnerID, f.Action, at).Scan(ctx, &col)
+		if err != nil {
+			return nil, fmt.Errorf("load campaigns: %w", err)
+		}
+		if col != nil {
+			raw = []byte(*col)
+		}
+	}
+	if len(raw) == 0 {
+		return nil, nil
+	}
 	var cands []*candidate
-	err := tx.NewSelect().Model(&cands).
-		Column("code", "name", "multiplier_hundredths", "bonus_points", "condition", "budget_points", "user_cap_points", "stacking").
-		ColumnExpr(`CASE WHEN c.budget_points IS NOT NULL THEN coalesce((SELECT sum(s.budget - s.spent) FROM campaign_budget_slots s
-			WHERE s.partner_id = c.partner_id AND s.code = c.code), 0) END AS left_points`).
-		Where("partner_id = ? AND enabled", partnerID).
-		Where("starts_at IS NULL OR starts_at <= ?", at).
-		Where("ends_at IS NULL OR ends_at > ?", at).
-		Where("cardinality(actions) = 0 OR ? = ANY(actions)", f.Action).
-		Order("code").Scan(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load campaigns: %w", err)
+	if err := json.Unmarshal(raw, &cands); err != nil {
+		return nil, fmt.Errorf("decode campaigns: %w", err)
 	}
 	if len(cands) == 0 {
 		return nil, nil

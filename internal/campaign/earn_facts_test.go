@@ -137,7 +137,8 @@ func TestEarnUserConditionCostsNoQuery(t *testing.T) {
 // tiers or campaigns runs none of their statements (the tier read, the
 // tier evaluation, the campaign read): the rule query says which parts the
 // partner uses. It still earns, and a partner that adds a campaign (or
-// tiers) is served by the very next earn.
+// tiers) is served by the very next earn, whose rule query also reads the
+// campaigns and the tier: only a budget's charge costs a statement.
 func TestEarnWithoutProgramSkipsItsQueries(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -170,12 +171,21 @@ func TestEarnWithoutProgramSkipsItsQueries(t *testing.T) {
 	require.NoError(t, err)
 	pts, withCampaign := earn()
 	require.Equal(t, int64(15), pts, "the next earn applies the new campaign")
-	require.Greater(t, withCampaign, plain)
+	require.Equal(t, plain, withCampaign, "the campaigns come with the rule query: no statement of their own")
 
 	_, err = tiers.PutTx(ctx, tx, p.ID, []tier.Input{{Code: "member", Name: "Member", Multiplier: 200}})
 	require.NoError(t, err)
-	pts, _ = earn()
+	pts, withTiers := earn()
 	require.Equal(t, int64(25), pts, "and the new tier's multiplier: 10 x2 + 5")
+	require.Equal(t, plain, withTiers, "nor does the user's tier")
+
+	// A budget is charged by a statement of its own (campaign_budget_slots).
+	budget := int64(1000)
+	_, _, err = camps.PutTx(ctx, tx, p.ID, "budgeted", campaign.Input{Name: "Budgeted", BonusPoints: &bonus, BudgetPoints: &budget, Stacking: campaign.StackAdditive, Enabled: true})
+	require.NoError(t, err)
+	pts, withBudget := earn()
+	require.Equal(t, int64(30), pts)
+	require.Equal(t, plain+1, withBudget)
 }
 
 // TestEarnManyWithoutProgramIsSetBased: a batch of a partner without tiers

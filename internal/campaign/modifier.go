@@ -22,11 +22,14 @@ import (
 //
 // Conditions on the user read the user's row and tier the earn already
 // loaded (earning.Earn.User, Tier), not the database again: one round trip
-// less per earn of a partner with user conditions.
+// less per earn of a partner with user conditions. The campaigns that may
+// apply come with the earn's rule query (CandidatesSQL as the
+// PrefetchSQL): another round trip less.
 func (s *Service) EarnModifier() earning.Modifier {
 	uses := func(p earning.ProgramParts) bool { return p.Campaigns }
-	return earning.PartModifier{Uses: uses, Modifier: earning.ModifierFunc(func(ctx context.Context, tx bun.IDB, e *earning.Earn) ([]earning.Step, error) {
-		f := Facts{Action: e.Rule.Code, BasePoints: e.Points, Amount: e.Params.Amount, At: e.Now}
+	return earning.PartModifier{Uses: uses, PrefetchSQL: CandidatesSQL, Modifier: earning.ModifierFunc(func(ctx context.Context, tx bun.IDB, e *earning.Earn) ([]earning.Step, error) {
+		f := Facts{Action: e.Rule.Code, BasePoints: e.Points, Amount: e.Params.Amount, At: e.Now,
+			Candidates: e.Prefetched, CandidatesKnown: e.PrefetchKnown}
 		if !e.Params.OccurredAt.IsZero() {
 			f.At = e.Params.OccurredAt
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -220,6 +221,21 @@ type Earn struct {
 	// every modifier looks for itself.
 	Parts      ProgramParts
 	PartsKnown bool
+	// Prefetched is what the modifier being called read with the earn's
+	// rule query (PartModifier.PrefetchSQL), when PrefetchKnown: a JSON
+	// value, nil for SQL NULL. A modifier uses it instead of querying; a
+	// batch earn leaves PrefetchKnown false and the modifier reads for
+	// itself.
+	Prefetched    []byte
+	PrefetchKnown bool
+	// TierState is the user's tier as TierModifier found it in its
+	// prefetched read, nil when it did not: EarnTx asks it whether the
+	// earn may have moved the user (tier.EarnState.MayChange).
+	TierState *tier.EarnState
+
+	// prefetched are the rule query's reads, by modifier (Service.modifiers
+	// order); nil entries were not read.
+	prefetched []*[]byte
 }
 
 // ProgramParts are the optional parts of a partner's program an earn
@@ -247,6 +263,15 @@ type PartModifier struct {
 	Modifier
 	// Uses says whether a partner with these parts needs the modifier.
 	Uses func(ProgramParts) bool
+	// PrefetchSQL, when set, is one SQL expression (a json value or NULL)
+	// that EarnTx evaluates in its rule query, only for a partner the
+	// modifier serves, and hands to the modifier as Earn.Prefetched: what
+	// the modifier would read costs the earn no round trip. It may refer
+	// to r (the earning_rules row), pp (the partner's program_policies
+	// row, all NULL without one) and earn: earn.user_id (uuid), earn.at
+	// (timestamptz: the earn's occurredAt, else now) and earn.now
+	// (timestamptz).
+	PrefetchSQL string
 }
 
 // active reports whether m runs for e.
@@ -300,11 +325,15 @@ func (s *Service) breakdownTx(ctx context.Context, tx bun.IDB, e *Earn, base Bas
 		// need not read one.
 		e.Tier, e.TierKnown = "", true
 	}
-	for _, m := range []Modifier{s.Tier, s.Campaigns} {
+	for i, m := range s.modifiers() {
 		if !active(m, e) {
 			continue
 		}
 		e.Points = running
+		e.Prefetched, e.PrefetchKnown = nil, false
+		if i < len(e.prefetched) && e.prefetched[i] != nil {
+			e.Prefetched, e.PrefetchKnown = *e.prefetched[i], true
+		}
 		steps, err := m.ApplyTx(ctx, tx, e)
 		if err != nil {
 			return Breakdown{}, err
@@ -324,6 +353,9 @@ func (s *Service) breakdownTx(ctx context.Context, tx bun.IDB, e *Earn, base Bas
 	bd.Total = running
 	return bd, nil
 }
+
+// modifiers are the breakdown's modifiers in their fixed order.
+func (s *Service) modifiers() []Modifier { return []Modifier{s.Tier, s.Campaigns} }
 
 // capName says which cap applied.
 func capName(r *Rule) string {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,6 +101,12 @@ type Service struct {
 	Campaigns Modifier
 
 	zones sync.Map // time zone name -> *time.Location
+
+	// ruleSQL is the earn's rule query with the modifiers' prefetches
+	// (ruleQuery), built on first use.
+	ruleSQLOnce sync.Once
+	ruleSQL     string
+	rulePre     []int
 }
 
 // NewService returns a Service using the wall clock, for managing rules;
@@ -272,6 +279,10 @@ type ruleAndPolicy struct {
 	PolCurrency              *string  `bun:"pol_currency,scanonly"`
 	HasTiers                 bool     `bun:"has_tiers,scanonly"`
 	HasCampaigns             bool     `bun:"has_campaigns,scanonly"`
+	// Pre0 and Pre1 are the prefetched values of the first and second
+	// modifier (ruleQuery), as JSON text; NULL when not read or NULL.
+	Pre0 *string `bun:"pre_0,scanonly"`
+	Pre1 *string `bun:"pre_1,scanonly"`
 }
 
 // partsSQL reads which program parts the partner r.partner_id uses (two
@@ -293,21 +304,20 @@ func partsOf(ctx context.Context, db bun.IDB, partnerID uuid.UUID) (ProgramParts
 }
 
 // ruleWithPolicy loads one rule, the partner's policy (program.Default
-// when it has none) and which program parts the partner uses (two index
-// probes: tiers, enabled campaigns) in one round trip, for EarnTx.
-func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string) (*Rule, program.Policy, ProgramParts, error) {
+// when it has none), which program parts the partner uses (two index
+// probes: tiers, enabled campaigns) and what the modifiers of those parts
+// prefetch (PartModifier.PrefetchSQL: the user's tier, the campaigns that
+// may apply) in one round trip, for EarnTx. at is the instant campaign
+// windows are checked at (the earn's occurredAt, else now).
+func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string, userID uuid.UUID, at, now time.Time) (*Rule, program.Policy, ProgramParts, []*[]byte, error) {
 	var row ruleAndPolicy
-	err := db.NewRaw(`SELECT r.*, pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
-		pp.expiry_round_to_month_end AS pol_round, pp.expiry_dates AS pol_expiry_dates, pp.pending_days AS pol_pending_days,
-		pp.currency AS pol_currency,
-		`+partsSQL+`
-		FROM earning_rules r LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
-		WHERE r.partner_id = ? AND r.code = ?`, partnerID, code).Scan(ctx, &row)
+	query, pre := s.ruleQuery()
+	err := db.NewRaw(query, userID, at, now, partnerID, code).Scan(ctx, &row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, program.Policy{}, ProgramParts{}, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
+		return nil, program.Policy{}, ProgramParts{}, nil, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
 	}
 	if err != nil {
-		return nil, program.Policy{}, ProgramParts{}, fmt.Errorf("load earning rule %s: %w", code, err)
+		return nil, program.Policy{}, ProgramParts{}, nil, fmt.Errorf("load earning rule %s: %w", code, err)
 	}
 	parts := ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns}
 	pol := program.Default(partnerID)
@@ -319,8 +329,58 @@ func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid
 		}
 		pol.Currency = row.PolCurrency
 	}
+	var prefetched []*[]byte
+	if len(pre) > 0 {
+		prefetched = make([]*[]byte, len(s.modifiers()))
+		cols := []*string{row.Pre0, row.Pre1}
+		for _, i := range pre {
+			var b []byte
+			if cols[i] != nil {
+				b = []byte(*cols[i])
+			}
+			prefetched[i] = &b
+		}
+	}
 	r := row.Rule
-	return &r, pol, parts, nil
+	return &r, pol, parts, prefetched, nil
+}
+
+// ruleQuery is ruleWithPolicy's statement (arguments: user, at, now,
+// partner, code) and which modifiers' prefetches it reads (their index in
+// Service.modifiers, column pre_<index>), built once: the
+// modifiers are set when the service is wired. A PartModifier's
+// PrefetchSQL is guarded by the parts it serves, so a partner without
+// tiers or campaigns evaluates none of it.
+func (s *Service) ruleQuery() (string, []int) {
+	s.ruleSQLOnce.Do(func() {
+		var cols strings.Builder
+		for i, m := range s.modifiers() {
+			pm, ok := m.(PartModifier)
+			if !ok || pm.PrefetchSQL == "" {
+				continue
+			}
+			var guards []string
+			if pm.Uses(ProgramParts{Tiers: true}) {
+				guards = append(guards, "parts.has_tiers")
+			}
+			if pm.Uses(ProgramParts{Campaigns: true}) {
+				guards = append(guards, "parts.has_campaigns")
+			}
+			if len(guards) == 0 {
+				continue
+			}
+			fmt.Fprintf(&cols, ",\n\t\tCASE WHEN %s THEN (%s)::text END AS pre_%d", strings.Join(guards, " OR "), pm.PrefetchSQL, i)
+			s.rulePre = append(s.rulePre, i)
+		}
+		s.ruleSQL = `SELECT r.*, pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
+		pp.expiry_round_to_month_end AS pol_round, pp.expiry_dates AS pol_expiry_dates, pp.pending_days AS pol_pending_days,
+		pp.currency AS pol_currency, parts.has_tiers, parts.has_campaigns` + cols.String() + `
+		FROM earning_rules r LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
+		CROSS JOIN LATERAL (SELECT ` + partsSQL + `) parts
+		CROSS JOIN (SELECT ?::uuid AS user_id, ?::timestamptz AS at, ?::timestamptz AS now) earn
+		WHERE r.partner_id = ? AND r.code = ?`
+	})
+	return s.ruleSQL, s.rulePre
 }
 
 // DisableRule switches a rule off; its history stays.

@@ -55,7 +55,7 @@ func (s *Service) heldExpiry(ctx context.Context, tx bun.Tx, p *partner.Partner,
 	none := 0
 	o := program.Overrides{PendingDays: &none}
 	var pol program.Policy
-	r, rpol, _, err := s.ruleWithPolicy(ctx, tx, p.ID, deref(earn.ActionCode))
+	r, rpol, _, _, err := s.ruleWithPolicy(ctx, tx, p.ID, deref(earn.ActionCode), earn.UserID, now, now)
 	switch {
 	case err == nil:
 		pol, o.ExpiryDays = rpol, r.ExpiryDays

@@ -190,8 +190,13 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 	if err != nil {
 		return nil, err
 	}
-	// The rule and the policy that dates its lot: one query.
-	r, pol, parts, err := s.ruleWithPolicy(ctx, tx, p.ID, ep.Code)
+	// The rule, the policy that dates its lot and what the tier and
+	// campaign steps need: one query.
+	at := now
+	if !ep.OccurredAt.IsZero() {
+		at = ep.OccurredAt
+	}
+	r, pol, parts, prefetched, err := s.ruleWithPolicy(ctx, tx, p.ID, ep.Code, userID, at, now)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +208,8 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 			return nil, err
 		}
 	}
-	bd, err := s.breakdownTx(ctx, tx, &Earn{Partner: p, UserID: userID, User: u, Rule: r, Params: &ep, Now: now, Parts: parts, PartsKnown: true}, r.base(&ep, pol.Currency))
+	earn := &Earn{Partner: p, UserID: userID, User: u, Rule: r, Params: &ep, Now: now, Parts: parts, PartsKnown: true, prefetched: prefetched}
+	bd, err := s.breakdownTx(ctx, tx, earn, r.base(&ep, pol.Currency))
 	if err != nil {
 		return nil, err
 	}
@@ -224,8 +230,10 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 	// crosses a threshold upgrades in its own transaction.
 	// A partner without tiers has none to evaluate (a tier list PUT
 	// concurrently with this earn places the user itself, from what is
-	// committed; this earn's points count at the user's next earn).
-	if s.Tiers != nil && parts.Tiers && e.Kind == ledger.KindEarn {
+	// committed; this earn's points count at the user's next earn), and an
+	// earn that cannot have moved the user skips the evaluation
+	// (tier.EarnState.MayChange).
+	if s.Tiers != nil && parts.Tiers && e.Kind == ledger.KindEarn && earn.TierState.MayChange(e.LifetimeAfter, now) {
 		if _, err := s.Tiers.EvaluateTx(ctx, tx, p.ID, userID); err != nil {
 			return nil, err
 		}

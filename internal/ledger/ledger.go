@@ -81,6 +81,12 @@ type Entry struct {
 	// points become available; nil when held until confirmed (and on
 	// entries read back: the lot has the date).
 	PendingUntil *time.Time `bun:"-"`
+	// LifetimeAfter is, on a credit ApplyTx just wrote, the user's
+	// lifetime earned points once it moved the balance, under the balance
+	// row's lock: it counts every credit committed before this one, so an
+	// earn can tell how much the user gained since it last read the row
+	// (tier.EarnState.MayChange); 0 on other entries.
+	LifetimeAfter int64 `bun:"-"`
 	// Breakdown is how an earn's points were computed (earning.Breakdown
 	// as JSON); nil on other entries and on earns older than it.
 	Breakdown json.RawMessage `bun:"breakdown,type:jsonb,nullzero"`
@@ -243,7 +249,7 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, c
 	if err == nil && delta < 0 {
 		err = row.Scan(&e.ID, &e.BalanceAfter, &allocated)
 	} else if err == nil {
-		err = row.Scan(&e.ID, &e.BalanceAfter)
+		err = row.Scan(&e.ID, &e.BalanceAfter, &e.LifetimeAfter)
 	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -317,7 +323,7 @@ const appendLot = `
 	FROM entry, LATERAL (SELECT coalesce($14::timestamptz > $4, true) AS pending) p,
 	LATERAL (SELECT p.pending, CASE WHEN p.pending THEN $3 ELSE least($3, greatest(entry.balance_after, 0)) END AS remaining) r
 )
-SELECT id, balance_after FROM entry`
+SELECT entry.id, entry.balance_after, moved.lifetime_earned FROM entry, moved`
 
 // creditSQL adds points ($5: lifetime increment), creating the balance row
 // on a user's first points, and their lot.
@@ -325,7 +331,7 @@ const creditSQL = `WITH moved AS (
 	INSERT INTO balances AS b (partner_id, user_id, points, lifetime_earned, updated_at) VALUES ($1, $2, $3, $5, $4)
 	ON CONFLICT (partner_id, user_id) DO UPDATE
 	SET points = b.points + EXCLUDED.points, lifetime_earned = b.lifetime_earned + EXCLUDED.lifetime_earned, updated_at = EXCLUDED.updated_at
-	RETURNING points
+	RETURNING points, lifetime_earned
 ), entry AS (` + appendCreditEntry + `
 	RETURNING id, balance_after` + appendLot
 
@@ -336,7 +342,7 @@ const pendingSQL = `WITH moved AS (
 	INSERT INTO balances AS b (partner_id, user_id, pending_points, updated_at) VALUES ($1, $2, $3, $4)
 	ON CONFLICT (partner_id, user_id) DO UPDATE
 	SET pending_points = b.pending_points + EXCLUDED.pending_points, updated_at = EXCLUDED.updated_at
-	RETURNING points, $5::bigint AS unused
+	RETURNING points, lifetime_earned, $5::bigint AS unused
 ), entry AS (` + appendCreditEntry + `
 	RETURNING id, balance_after` + appendLot
 

@@ -164,6 +164,9 @@ func TestUpgradeRacesReview(t *testing.T) {
 	b := setupOn(t, tx)
 	b.tiers.Now, b.earning.Now = clock, clock
 	b.earning.Ledger.Now = clock
+	// Wired as in the app: the earns read the tier with their rule query
+	// and skip the evaluation when they cannot have moved the user.
+	b.earning.Tier = earning.TierModifier()
 	b.putTiers(t)
 	b.policy(t, tier.BasisRolling12, tier.DowngradeImmediate, 0, 0)
 	const users = 30
