@@ -133,7 +133,7 @@ func (c *candidate) nominalFor(base int64) int64 {
 // (campaign_budget_slots); an earn charges the slot of its user (slotOf)
 // with one conditional UPDATE that cannot take the slot past its share, so
 // concurrent earns of different users mostly write different rows. Only
-// when that slot cannot pay the whole award does chargeBudget fall back to
+// when that slot cannot pay the whole award does chargeBudgets fall back to
 // every slot, locked in ascending order, taking what is left up to the award:
 // the last award of a budget may be partial (Limited true), and a budget of
 // 10,000 pays exactly 10,000 in total. The user's cap totals are locked (in
@@ -207,21 +207,21 @@ func (s *Service) ApplyTx(ctx context.Context, tx bun.IDB, partnerID, userID uui
 	if best != nil {
 		paid = append(paid, best)
 	}
+	// Code order: the slots' locks follow it.
+	var budgeted []*candidate
+	for _, c := range matched {
+		if c.BudgetPoints != nil && !f.DryRun && containsCand(paid, c) {
+			budgeted = append(budgeted, c)
+		}
+	}
+	if err := chargeBudgets(ctx, tx, partnerID, userID, budgeted); err != nil {
+		return nil, err
+	}
 	awards := make([]Award, 0, len(paid))
 	var charged []*candidate
-	for _, c := range matched { // code order: the slots' locks follow it
-		if !containsCand(paid, c) {
-			continue
-		}
-		if c.BudgetPoints != nil && !f.DryRun {
-			got, err := chargeBudget(ctx, tx, partnerID, userID, c.Code, c.payable)
-			if err != nil {
-				return nil, err
-			}
-			c.payable = got
-			if got == 0 {
-				continue // spent by concurrent earns since the read
-			}
+	for _, c := range matched {
+		if !containsCand(paid, c) || c.payable == 0 {
+			continue // payable 0: spent by concurrent earns since the read
 		}
 		charged = append(charged, c)
 		awards = append(awards, Award{

@@ -8,13 +8,14 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // BudgetSlots is how many rows a campaign's budget is spread over
 // (campaign_budget_slots). Earns of users in different slots charge
 // different rows, so up to BudgetSlots earns of one budgeted campaign run
 // at once instead of one; more slots make every earn's read of what is left
-// sum more rows, and the fallback (chargeBudget) lock more rows near the end
+// sum more rows, and the fallback (chargeBudgets) lock more rows near the end
 // of a budget. 32 measured a lower p99 than 16 at 64 clients
 // (docs/benchmarks.md). The migration that created the table spread the
 // existing budgets over 32 slots; a PUT rewrites a campaign's slots to
@@ -41,71 +42,56 @@ func share(total int64, i int) int64 {
 	return s
 }
 
-// chargeBudget takes up to want points from the campaign's budget and
-// answers how many it took (0 when the budget is spent or gone), inside
-// tx.
+// chargeBudgets takes each candidate's payable points from its campaign's
+// budget, inside tx, and sets payable to what it took (0 when the budget
+// is spent or gone): one round trip for all of them, the SQL function
+// campaign_charge_budgets (migration 20261128100000), with cands in code
+// order.
 //
-// The common case is one conditional UPDATE of the user's slot, paying the
-// whole award. When that slot cannot, the UPDATE is rolled back to a
-// savepoint taken before it and one statement locks all the slots in
-// ascending slot order and takes what is left, slot after slot, up to want.
+// For each campaign, the common case is one conditional UPDATE of the
+// user's slot, paying the whole award. When that slot cannot, the UPDATE is
+// rolled back (a subtransaction of the function) and one statement locks
+// all the slots in ascending slot order and takes what is left, slot after
+// slot, up to the award.
 //
 // Why it cannot deadlock: the rollback matters. In READ COMMITTED an UPDATE
 // that waited for a concurrent writer locks the row's newest version before
 // re-checking its WHERE, and keeps that lock when the re-check fails; an
 // earn holding its own slot k while locking slots 0..k-1 would then wait for
-// an earn holding 0..k-1 and waiting for k. Rolling back to the savepoint
-// releases the row lock (PostgreSQL releases the locks taken after a
-// savepoint rolled back to), so each earn holds, per campaign, either its
+// an earn holding 0..k-1 and waiting for k. Rolling back the subtransaction
+// releases the row lock (PostgreSQL releases the locks taken in a
+// subtransaction rolled back), so each earn holds, per campaign, either its
 // own slot alone, having finished with the campaign, or an ascending prefix
 // of the slots: every wait is for a higher (campaign code, slot) than any
 // lock the waiter holds in that campaign, or for a slot whose holder needs
 // nothing more from it. Campaigns are charged in code order, after the
 // user's cap totals, so the order holds across campaigns too.
 // TestBudgetFallbackNoDeadlock runs the fallback under contention.
-func chargeBudget(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, code string, want int64) (int64, error) {
-	if want <= 0 {
-		return 0, nil
+func chargeBudgets(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, cands []*candidate) error {
+	if len(cands) == 0 {
+		return nil
 	}
-	// One round trip for both statements: bun inlines the arguments, and
-	// pgx sends a query without arguments over the simple protocol, which
-	// takes several statements and reports the last one's row count.
-	res, err := tx.NewRaw(`SAVEPOINT campaign_budget; UPDATE campaign_budget_slots SET spent = spent + ?
-		WHERE partner_id = ? AND code = ? AND slot = ? AND spent + ? <= budget`,
-		want, partnerID, code, slotOf(userID), want).Exec(ctx)
+	codes, wants := make([]string, len(cands)), make([]int64, len(cands))
+	for i, c := range cands {
+		codes[i], wants[i] = c.Code, c.payable
+	}
+	var got []int64
+	err := tx.NewRaw(`SELECT campaign_charge_budgets(?, ?::smallint, ?::text[], ?::bigint[])`,
+		partnerID, slotOf(userID), pgdialect.Array(codes), pgdialect.Array(wants)).Scan(ctx, pgdialect.Array(&got))
 	if err != nil {
-		return 0, fmt.Errorf("charge campaign budget slot: %w", err)
+		return fmt.Errorf("charge campaign budgets: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		return want, nil
+	if len(got) != len(cands) {
+		return fmt.Errorf("charge campaign budgets: %d answers for %d campaigns", len(got), len(cands))
 	}
-	if _, err := tx.NewRaw("ROLLBACK TO SAVEPOINT campaign_budget").Exec(ctx); err != nil {
-		return 0, fmt.Errorf("charge campaign budget: %w", err)
+	for i, c := range cands {
+		c.payable = got[i]
 	}
-	// s locks every slot in slot order (the sort feeds the row locks) and
-	// reads what each has left; t gives each slot what the award still
-	// needs after the slots before it.
-	var got int64
-	err = tx.NewRaw(`WITH s AS (
-			SELECT slot, budget - spent AS left_points FROM campaign_budget_slots
-			WHERE partner_id = ? AND code = ? ORDER BY slot FOR NO KEY UPDATE
-		), t AS (
-			SELECT slot, least(left_points, greatest(0, ?::bigint - coalesce(sum(left_points) OVER (ORDER BY slot ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))) AS take
-			FROM s
-		), u AS (
-			UPDATE campaign_budget_slots b SET spent = b.spent + t.take FROM t
-			WHERE b.partner_id = ? AND b.code = ? AND b.slot = t.slot AND t.take > 0
-			RETURNING t.take
-		)
-		SELECT coalesce(sum(take), 0)::bigint FROM u`, partnerID, code, want, partnerID, code).Scan(ctx, &got)
-	if err != nil {
-		return 0, fmt.Errorf("charge campaign budget slots: %w", err)
-	}
-	return got, nil
+	return nil
 }
 
 // slotsSpent locks the campaign's row and its slots (ascending, as
-// chargeBudget does) and answers what the campaign spent in all:
+// chargeBudgets does) and answers what the campaign spent in all:
 // spent_points plus the slots'. exists is false when there is no campaign.
 func slotsSpent(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string) (spent int64, exists bool, err error) {
 	var rows []int64

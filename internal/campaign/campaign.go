@@ -245,7 +245,7 @@ func (s *Service) cache() *cache {
 // awarded) changes nothing. A replace keeps what the campaign spent and the
 // per-user totals: editing a running campaign does not refill its budget;
 // delete it to start over. A budget is stored spread over BudgetSlots rows
-// (see chargeBudget); a new budget re-spreads the budget and what was spent
+// (see chargeBudgets); a new budget re-spreads the budget and what was spent
 // over them, under their locks, so the total stays exact.
 func (s *Service) PutTx(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string, in Input) (*Campaign, bool, error) {
 	if err := ValidateCode("code", code); err != nil {

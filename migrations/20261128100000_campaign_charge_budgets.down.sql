@@ -1,0 +1,1 @@
+DROP FUNCTION campaign_charge_budgets(uuid, smallint, text[], bigint[]);
