@@ -63,3 +63,25 @@ func Query(ctx context.Context, db bun.IDB, query string, args ...any) (*sql.Row
 	}
 	return r.QueryContext(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
 }
+
+// QueryRowModel runs a prepared query and scans its first row into dest
+// as bun scans a model (a struct, by column names), or answers
+// sql.ErrNoRows: for a hot-path read whose columns suit a model better than
+// a manual Scan.
+func QueryRowModel(ctx context.Context, db bun.IDB, dest any, query string, args ...any) error {
+	rows, err := Query(ctx, db, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := db.NewRaw("").DB().ScanRow(ctx, rows, dest); err != nil {
+		return err
+	}
+	return rows.Close()
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,8 +18,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/program"
@@ -311,8 +314,9 @@ func partsOf(ctx context.Context, db bun.IDB, partnerID uuid.UUID) (ProgramParts
 // windows are checked at (the earn's occurredAt, else now).
 func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string, userID uuid.UUID, at, now time.Time) (*Rule, program.Policy, ProgramParts, []*[]byte, error) {
 	var row ruleAndPolicy
-	query, pre := s.ruleQuery()
-	err := db.NewRaw(query, userID, at, now, partnerID, code).Scan(ctx, &row)
+	query, pre := s.ruleQuery(db.Dialect())
+	// Prepared: with the parts' reads it takes longer to plan than to run.
+	err := database.QueryRowModel(ctx, db, &row, query, userID, at, now, partnerID, code)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, program.Policy{}, ProgramParts{}, nil, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
 	}
@@ -345,14 +349,22 @@ func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid
 	return &r, pol, parts, prefetched, nil
 }
 
-// ruleQuery is ruleWithPolicy's statement (arguments: user, at, now,
-// partner, code) and which modifiers' prefetches it reads (their index in
+// ruleQuery is ruleWithPolicy's prepared statement ($1 user, $2 at, $3
+// now, $4 partner, $5 code) and which modifiers' prefetches it reads (their index in
 // Service.modifiers, column pre_<index>), built once: the
 // modifiers are set when the service is wired. A PartModifier's
 // PrefetchSQL is guarded by the parts it serves, so a partner without
 // tiers or campaigns evaluates none of it.
-func (s *Service) ruleQuery() (string, []int) {
+//
+// The rule's columns are listed, not r.*: a prepared r.* would fail its
+// next run after a migration adds a column ("cached plan must not change
+// result type").
+func (s *Service) ruleQuery(d schema.Dialect) (string, []int) {
 	s.ruleSQLOnce.Do(func() {
+		var ruleCols []string
+		for _, f := range d.Tables().Get(reflect.TypeFor[Rule]()).Fields {
+			ruleCols = append(ruleCols, "r."+string(f.SQLName))
+		}
 		var cols strings.Builder
 		for i, m := range s.modifiers() {
 			pm, ok := m.(PartModifier)
@@ -372,13 +384,13 @@ func (s *Service) ruleQuery() (string, []int) {
 			fmt.Fprintf(&cols, ",\n\t\tCASE WHEN %s THEN (%s)::text END AS pre_%d", strings.Join(guards, " OR "), pm.PrefetchSQL, i)
 			s.rulePre = append(s.rulePre, i)
 		}
-		s.ruleSQL = `SELECT r.*, pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
+		s.ruleSQL = `SELECT ` + strings.Join(ruleCols, ", ") + `, pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
 		pp.expiry_round_to_month_end AS pol_round, pp.expiry_dates AS pol_expiry_dates, pp.pending_days AS pol_pending_days,
 		pp.currency AS pol_currency, parts.has_tiers, parts.has_campaigns` + cols.String() + `
 		FROM earning_rules r LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
 		CROSS JOIN LATERAL (SELECT ` + partsSQL + `) parts
-		CROSS JOIN (SELECT ?::uuid AS user_id, ?::timestamptz AS at, ?::timestamptz AS now) earn
-		WHERE r.partner_id = ? AND r.code = ?`
+		CROSS JOIN (SELECT $1::uuid AS user_id, $2::timestamptz AS at, $3::timestamptz AS now) earn
+		WHERE r.partner_id = $4 AND r.code = $5`
 	})
 	return s.ruleSQL, s.rulePre
 }

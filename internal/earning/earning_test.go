@@ -525,6 +525,10 @@ func TestEarnFollowsPolicy(t *testing.T) {
 					rule: earning.RuleInput{Points: 10}, pendingDays: 7, expiryDays: 30},
 				{name: "rule overrides", policy: &program.Input{ExpiryMode: program.ExpiryRolling, ExpiryDays: ptr(30), PendingDays: 7},
 					rule: earning.RuleInput{Points: 10, PendingDays: ptr(0), ExpiryDays: ptr(90)}, expiryDays: 90},
+				// The policy's dates travel as an array column of the
+				// earn's (prepared) rule query.
+				{name: "fixed dates", policy: &program.Input{ExpiryMode: program.ExpiryFixed, ExpiryDates: []string{"12-31", "06-30"}},
+					rule: earning.RuleInput{Points: 10}, expiryDays: -1},
 			}
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
@@ -555,9 +559,17 @@ func TestEarnFollowsPolicy(t *testing.T) {
 						require.Equal(t, int64(10), bal.Points)
 						require.Equal(t, int64(0), bal.PendingPoints)
 					}
-					if tc.expiryDays == 0 {
+					switch tc.expiryDays {
+					case 0:
 						require.Nil(t, lot.ExpiresAt)
-					} else {
+					case -1: // the policy's next date
+						pol, err := (&program.Service{}).Get(b.ctx, b.tx, b.partner.ID)
+						require.NoError(t, err)
+						_, want := program.Resolve(pol, program.Overrides{}, b.now, time.UTC)
+						require.NotNil(t, want)
+						require.NotNil(t, lot.ExpiresAt)
+						require.True(t, lot.ExpiresAt.Equal(*want), "expires at %s, want %s", lot.ExpiresAt, want)
+					default:
 						require.NotNil(t, lot.ExpiresAt)
 						require.True(t, lot.ExpiresAt.Equal(b.now.AddDate(0, 0, tc.pendingDays+tc.expiryDays)), "expires at %s", lot.ExpiresAt)
 					}
