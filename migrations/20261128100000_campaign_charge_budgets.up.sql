@@ -1,31 +1,40 @@
 -- campaign_charge_budgets charges several budgeted campaigns of one earn in
 -- one call (one round trip instead of one per campaign): for each campaign,
 -- in the order given (campaign.ApplyTx passes code order), it takes wants[i]
--- from the user's slot with one conditional UPDATE and, only when that slot
--- cannot pay it all, from every slot in ascending order, up to wants[i]. It
+-- from one slot that can pay it all and that no concurrent earn holds (SKIP
+-- LOCKED, looking from the user's slot s on) and, only when there is none,
+-- from every slot in ascending order, waiting for them, up to wants[i]. It
 -- answers what each campaign paid (0 when its budget is spent or gone).
 --
--- Each campaign's slot UPDATE runs in its own subtransaction (the BEGIN ...
--- EXCEPTION block): when the slot cannot pay, the block raises and is rolled
--- back, which releases the row lock the UPDATE took (in READ COMMITTED an
--- UPDATE that waited for a concurrent writer keeps the lock of a row whose
--- re-check failed). So, as in campaign.chargeBudget before it, an earn holds
--- per campaign either its own slot alone, having finished with the campaign,
--- or an ascending prefix of the slots, and the all-slots pass cannot
--- deadlock (docs/program.md, "Budgets").
+-- Each campaign's first attempt runs in its own subtransaction (the BEGIN
+-- ... EXCEPTION block): when it finds no slot, the block raises and is
+-- rolled back, which releases any row lock it took (a row that a committed
+-- earn changed since the snapshot is locked before its condition is checked
+-- again, and stays locked when the check fails). So an earn waits only in
+-- the all-slots pass, holding per campaign either slots it is done with or
+-- an ascending prefix of the slots, and that pass cannot deadlock
+-- (docs/program.md, "Budgets").
 CREATE FUNCTION campaign_charge_budgets(p uuid, s smallint, codes text[], wants bigint[])
 RETURNS bigint[] LANGUAGE plpgsql AS $$
 DECLARE
     got bigint[] := array_fill(0::bigint, ARRAY[cardinality(codes)]);
     took bigint;
+    free smallint;
 BEGIN
     FOR i IN 1 .. cardinality(codes) LOOP
         CONTINUE WHEN wants[i] <= 0;
         BEGIN
-            UPDATE campaign_budget_slots SET spent = spent + wants[i]
-            WHERE partner_id = p AND code = codes[i] AND slot = s AND spent + wants[i] <= budget;
-            IF NOT FOUND THEN
-                RAISE EXCEPTION USING ERRCODE = 'PB001'; -- the slot cannot pay: roll back its lock
+            -- The first slot from the user's on that can pay it all and
+            -- that no other earn holds: earns never queue on a slot here.
+            SELECT slot INTO free FROM campaign_budget_slots
+            WHERE partner_id = p AND code = codes[i] AND spent + wants[i] <= budget
+            ORDER BY slot < s, slot LIMIT 1
+            FOR NO KEY UPDATE SKIP LOCKED;
+            IF FOUND THEN
+                UPDATE campaign_budget_slots SET spent = spent + wants[i]
+                WHERE partner_id = p AND code = codes[i] AND slot = free;
+            ELSE
+                RAISE EXCEPTION USING ERRCODE = 'PB001'; -- no slot can pay it all: drop any lock the search kept
             END IF;
             got[i] := wants[i];
         EXCEPTION WHEN SQLSTATE 'PB001' THEN

@@ -130,11 +130,11 @@ func (c *candidate) nominalFor(base int64) int64 {
 //
 // Budgets and caps are exact under concurrency without serialising a
 // campaign's earns. A budget is spread over BudgetSlots rows
-// (campaign_budget_slots); an earn charges the slot of its user (slotOf)
-// with one conditional UPDATE that cannot take the slot past its share, so
-// concurrent earns of different users mostly write different rows. Only
-// when that slot cannot pay the whole award does chargeBudgets fall back to
-// every slot, locked in ascending order, taking what is left up to the award:
+// (campaign_budget_slots); an earn charges the first slot from its user's
+// (slotOf) that can pay the whole award and that no concurrent earn holds
+// (SKIP LOCKED), so concurrent earns write different rows and never queue.
+// Only when no slot can does chargeBudgets fall back to every slot, locked
+// in ascending order, taking what is left up to the award:
 // the last award of a budget may be partial (Limited true), and a budget of
 // 10,000 pays exactly 10,000 in total. The user's cap totals are locked (in
 // code order) before any slot, so two earns of one user take their turns.

@@ -46,27 +46,13 @@ func share(total int64, i int) int64 {
 // budget, inside tx, and sets payable to what it took (0 when the budget
 // is spent or gone): one round trip for all of them, the SQL function
 // campaign_charge_budgets (migration 20261128100000), with cands in code
-// order.
-//
-// For each campaign, the common case is one conditional UPDATE of the
-// user's slot, paying the whole award. When that slot cannot, the UPDATE is
-// rolled back (a subtransaction of the function) and one statement locks
-// all the slots in ascending slot order and takes what is left, slot after
-// slot, up to the award.
-//
-// Why it cannot deadlock: the rollback matters. In READ COMMITTED an UPDATE
-// that waited for a concurrent writer locks the row's newest version before
-// re-checking its WHERE, and keeps that lock when the re-check fails; an
-// earn holding its own slot k while locking slots 0..k-1 would then wait for
-// an earn holding 0..k-1 and waiting for k. Rolling back the subtransaction
-// releases the row lock (PostgreSQL releases the locks taken in a
-// subtransaction rolled back), so each earn holds, per campaign, either its
-// own slot alone, having finished with the campaign, or an ascending prefix
-// of the slots: every wait is for a higher (campaign code, slot) than any
-// lock the waiter holds in that campaign, or for a slot whose holder needs
-// nothing more from it. Campaigns are charged in code order, after the
-// user's cap totals, so the order holds across campaigns too.
-// TestBudgetFallbackNoDeadlock runs the fallback under contention.
+// order. Per campaign it charges the first slot from the user's on that
+// can pay the whole award and that no concurrent earn holds (SKIP LOCKED:
+// no earn queues there), and only when there is none locks every slot in
+// ascending order and takes what is left, slot after slot, up to the award.
+// The migration's comment and docs/program.md ("Budgets and per-user
+// caps") say why that cannot deadlock; TestBudgetFallbackNoDeadlock and
+// TestBudgetStorm run it under contention.
 func chargeBudgets(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID, cands []*candidate) error {
 	if len(cands) == 0 {
 		return nil

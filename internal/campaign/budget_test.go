@@ -101,13 +101,50 @@ func TestBudgetDoesNotSerialise(t *testing.T) {
 	require.Equal(t, int64(90), c.SpentPoints)
 }
 
-// TestBudgetFallbackNoDeadlock sets up the interleaving that deadlocks
-// when an earn whose own slot fell short keeps that slot's lock while it
-// locks all the slots in order: C charges slot k and stays open; A (slot
-// k, an award slot k cannot pay once C commits) waits on k; B (another
-// slot that cannot pay its award) locks slots 0..k-1 and waits on k. C
-// commits: A must give slot k up before locking slot 0, which B holds.
-// Both earns are paid in full, from the other slots.
+// TestBudgetHeldSlotDoesNotWait: an earn whose user's slot another open
+// earn holds takes the next free slot instead of queueing on it (SKIP
+// LOCKED), so two users of one slot do not wait for each other either.
+func TestBudgetHeldSlotDoesNotWait(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.NewDB(t)
+	svc := campaign.NewService()
+	p := newPartner(t, ctx, db.Bun)
+	_, _, err := svc.PutTx(ctx, db.Bun, p, "budget", campaign.Input{Name: "B", MultiplierHundredths: ptr(200), BudgetPoints: ptr(int64(10 * campaign.BudgetSlots)), Stacking: campaign.StackAdditive, Enabled: true})
+	require.NoError(t, err)
+	const k = 9
+	u1, u2 := userInSlot(t, ctx, db.Bun, p, k), userInSlot(t, ctx, db.Bun, p, k)
+
+	first, err := db.Bun.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	defer func() { _ = first.Rollback() }()
+	awards, err := svc.ApplyTx(ctx, first, p, u1, campaign.Facts{Action: "purchase", BasePoints: 5})
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"budget": 5}, points(awards))
+
+	err = db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '2s'"); err != nil {
+			return err
+		}
+		awards, err := svc.ApplyTx(ctx, tx, p, u2, campaign.Facts{Action: "purchase", BasePoints: 6})
+		if err == nil {
+			require.Equal(t, map[string]int64{"budget": 6}, points(awards))
+		}
+		return err
+	})
+	require.NoError(t, err, "the second earn of slot %d must not wait for the first", k)
+	require.NoError(t, first.Commit())
+
+	rows := slotsOf(t, ctx, db.Bun, p, "budget")
+	require.Equal(t, int64(5), rows[k].Spent)
+	require.Equal(t, int64(6), rows[k+1].Spent, "the next slot paid")
+}
+
+// TestBudgetFallbackNoDeadlock: earns whose awards no single slot can pay
+// lock all the slots in order and wait for an open earn holding one of
+// them, while other earns keep taking free slots; once it commits, each is
+// paid in full from several slots, and nobody deadlocks (a deadlock aborts
+// one of them with 40P01).
 func TestBudgetFallbackNoDeadlock(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -118,7 +155,7 @@ func TestBudgetFallbackNoDeadlock(t *testing.T) {
 	_, _, err := svc.PutTx(ctx, db.Bun, p, "budget", campaign.Input{Name: "B", MultiplierHundredths: ptr(200), BudgetPoints: ptr(int64(10 * campaign.BudgetSlots)), Stacking: campaign.StackAdditive, Enabled: true})
 	require.NoError(t, err)
 	const k = 9
-	uc, ua, ub := userInSlot(t, ctx, db.Bun, p, k), userInSlot(t, ctx, db.Bun, p, k), userInSlot(t, ctx, db.Bun, p, 2)
+	uc, ua, ub, ud := userInSlot(t, ctx, db.Bun, p, k), userInSlot(t, ctx, db.Bun, p, k), userInSlot(t, ctx, db.Bun, p, 2), userInSlot(t, ctx, db.Bun, p, k)
 
 	c, err := db.Bun.BeginTx(ctx, nil)
 	require.NoError(t, err)
@@ -138,21 +175,25 @@ func TestBudgetFallbackNoDeadlock(t *testing.T) {
 		}()
 		return done
 	}
-	var aAwards, bAwards []campaign.Award
-	aDone := earn(ua, 8, &aAwards)
-	waitLockWaiters(t, ctx, db.Bun, 1) // A waits on slot k
-	bDone := earn(ub, 12, &bAwards)
-	waitLockWaiters(t, ctx, db.Bun, 2) // B holds 0..k-1, waits on slot k
+	var aAwards, bAwards, dAwards []campaign.Award
+	aDone := earn(ua, 12, &aAwards)
+	waitLockWaiters(t, ctx, db.Bun, 1) // A holds 0..k-1, waits on slot k
+	bDone := earn(ub, 15, &bAwards)
+	waitLockWaiters(t, ctx, db.Bun, 2) // B waits on slot 0
+	// An award one slot can pay does not queue behind them: D (slot k,
+	// held by C) takes the first free slot above k.
+	require.NoError(t, <-earn(ud, 4, &dAwards))
+	require.Equal(t, map[string]int64{"budget": 4}, points(dAwards))
 	require.NoError(t, c.Commit())
-	require.NoError(t, <-aDone) // a deadlock aborts one of them (40P01)
+	require.NoError(t, <-aDone)
 	require.NoError(t, <-bDone)
-	require.Equal(t, map[string]int64{"budget": 8}, points(aAwards))
-	require.Equal(t, map[string]int64{"budget": 12}, points(bAwards))
+	require.Equal(t, map[string]int64{"budget": 12}, points(aAwards))
+	require.Equal(t, map[string]int64{"budget": 15}, points(bAwards))
 
 	rows := slotsOf(t, ctx, db.Bun, p, "budget")
 	budget, spent := sumSlots(rows)
 	require.Equal(t, int64(10*campaign.BudgetSlots), budget)
-	require.Equal(t, int64(25), spent)
+	require.Equal(t, int64(5+12+15+4), spent)
 }
 
 // TestSmallBudgetStorm: a budget of 100 over the slots (32 slots: shares of
