@@ -120,14 +120,15 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	if cfg.WebhookAllowPriv && !cfg.Development() {
 		log.Warn("PERKS_WEBHOOK_ALLOW_PRIVATE is set in production: webhook endpoints may reach private networks")
 	}
+	a.Registry = prometheus.NewRegistry()
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Registry.MustRegister(newDBCollector(db, []string{jobs.QueueDefault, jobs.QueueMaintenance, webhook.Queue}))
+	a.JobMetrics = jobs.NewMetrics(a.Registry)
+
 	var err error
 	if a.Jobs, err = a.ConnectJobs(cfg, log, db, a.now); err != nil {
 		return nil, err
 	}
-
-	a.Registry = prometheus.NewRegistry()
-	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.Registry.MustRegister(newDBCollector(db))
 
 	if a.Resolver == nil {
 		a.Resolver = net.DefaultResolver
@@ -165,6 +166,10 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	})
 	a.Handler, a.Routes = httpserver.New(httpserver.Options{
 		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
+		// /metrics is never public in production: a token, or a listener
+		// of its own (Serve), or not at all.
+		Metrics:      cfg.MetricsAddr == "" && (cfg.MetricsToken != "" || cfg.Development()),
+		MetricsToken: cfg.MetricsToken,
 		Web: func(mux *http.ServeMux) {
 			web.Register(mux, web.Options{FrameAncestors: a.frameAncestors, Log: log})
 		},
@@ -208,11 +213,18 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    httpserver.ServerMaxHeaderBytes, // the 64 KiB limit answers problem+json (httpserver.MaxHeaderBytes)
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
+	metrics, err := a.listenMetrics()
+	if err != nil {
+		return err
+	}
 	if err := a.Jobs.Start(ctx); err != nil {
 		return fmt.Errorf("start river: %w", err)
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if metrics != nil {
+		go func() { errc <- metrics.srv.Serve(metrics.ln) }()
+	}
 	a.Log.Info("serving", "addr", ln.Addr().String(), "env", a.Config.Env, "workers", a.Config.Workers)
 
 	select {
@@ -224,9 +236,38 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
 	defer cancel()
 	httpErr := srv.Shutdown(sctx)
+	if metrics != nil {
+		httpErr = errors.Join(httpErr, metrics.srv.Shutdown(sctx))
+	}
 	riverErr := a.Jobs.Stop(sctx)
 	a.Log.Info("stopped")
 	return errors.Join(httpErr, riverErr)
+}
+
+// metricsServer is the listener of its own that serves /metrics
+// (PERKS_METRICS_ADDR).
+type metricsServer struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// listenMetrics opens PERKS_METRICS_ADDR when set (nil otherwise), and
+// warns when production serves no metrics at all.
+func (a *App) listenMetrics() (*metricsServer, error) {
+	if a.Config.MetricsAddr == "" {
+		if !a.Config.Development() && a.Config.MetricsToken == "" {
+			a.Log.Warn("/metrics is off: set PERKS_METRICS_ADDR or PERKS_METRICS_TOKEN to scrape it")
+		}
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", a.Config.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", httpserver.MetricsHandler(a.Registry, a.Config.MetricsToken, a.Log))
+	a.Log.Info("serving metrics", "addr", ln.Addr().String())
+	return &metricsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}, nil
 }
 
 // WorkOnly runs River alone (`perks serve --workers-only`).

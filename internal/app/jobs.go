@@ -71,6 +71,7 @@ func (s *Services) ConnectJobs(cfg *config.Config, log *slog.Logger, db *databas
 		FetchPollInterval: cfg.FetchPollInt,
 		Queues:            map[string]int{webhook.Queue: cfg.WebhookWorkers},
 		Periodic:          Periodic(cfg),
+		Metrics:           s.JobMetrics,
 	})
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/export"
+	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/merchant"
@@ -46,6 +47,10 @@ type Services struct {
 	Program   *program.Service
 	Campaigns *campaign.Service
 	Tiers     *tier.Service
+
+	// JobMetrics, when set before ConnectJobs, observes the jobs this
+	// process works (the server sets it; operator commands leave it nil).
+	JobMetrics *jobs.Metrics
 }
 
 // NewServices builds every domain service on db with keys (no HTTP, no

@@ -30,7 +30,11 @@ type Config struct {
 	// at rest and derives the keyed hashes of external user ids.
 	MasterKey  string
 	SecretsDir string
-	LogLevel   string
+	// MetricsAddr, when set, is a listener of its own for /metrics, and
+	// MetricsToken a bearer token /metrics requires (see PERKS_METRICS_*).
+	MetricsAddr  string
+	MetricsToken string
+	LogLevel     string
 
 	MaxBodyBytes     int64
 	MaxUploadBytes   int64
@@ -79,6 +83,8 @@ type variable struct {
 var vars = []variable{
 	{"DATABASE_URL", "", "PostgreSQL URL. Unset under `make run`/`make test`: a private cluster under .data/ is started.", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
 	{"PERKS_ADDR", ":4000", "HTTP listen address.", func(c *Config, v string) error { c.Addr = v; return nil }},
+	{"PERKS_METRICS_ADDR", "", "Listen address of a separate listener serving only /metrics (for example `127.0.0.1:9090`, reachable by the scraper, not the public). When set, the main listener does not serve /metrics.", func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
+	{"PERKS_METRICS_TOKEN", "", "Bearer token that /metrics requires (`Authorization: Bearer <token>`), on whichever listener serves it. In production /metrics is served only with this token or on PERKS_METRICS_ADDR; in development it is open.", func(c *Config, v string) error { c.MetricsToken = v; return nil }},
 	{"PERKS_ENV", EnvDevelopment, "`development` or `production`. Production refuses to start without PERKS_MASTER_KEY and turns off GraphiQL and introspection.", func(c *Config, v string) error {
 		if v != EnvDevelopment && v != EnvProduction {
 			return fmt.Errorf("must be %q or %q", EnvDevelopment, EnvProduction)

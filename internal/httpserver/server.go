@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -27,7 +28,13 @@ type Options struct {
 	GraphQL  http.Handler
 	GraphiQL bool
 	Registry *prometheus.Registry
-	Log      *slog.Logger
+	// Metrics says whether this handler serves /metrics (the main
+	// listener does unless a metrics listener of its own is set), and
+	// MetricsToken the bearer token it then requires ("" for none: only in
+	// development, see app.New).
+	Metrics      bool
+	MetricsToken string
+	Log          *slog.Logger
 	// Web mounts extra handlers (the consumer webview, the merchant page).
 	Web func(mux *http.ServeMux)
 }
@@ -44,7 +51,9 @@ func New(o Options) (http.Handler, []string) {
 		rest.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
 	rt.Handle(http.MethodGet, "/readyz", http.HandlerFunc(o.ready))
-	rt.Handle(http.MethodGet, "/metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	if o.Metrics {
+		rt.Handle(http.MethodGet, "/metrics", MetricsHandler(o.Registry, o.MetricsToken, o.Log))
+	}
 	rt.Handle(http.MethodGet, "/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "public, max-age=300")
@@ -55,6 +64,25 @@ func New(o Options) (http.Handler, []string) {
 	}
 	routes := rt.Routes()
 	return Observe(limitHeaders(refuseControlInURL(rt.Finish(), o.Log), MaxHeaderBytes), o.Log, NewMetrics(o.Registry)), routes
+}
+
+// MetricsHandler serves reg's metrics, to requests carrying "Authorization:
+// Bearer <token>" when token is set (compared in constant time; anything
+// else is 401 UNAUTHENTICATED, the token never logged).
+func MetricsHandler(reg *prometheus.Registry, token string, log *slog.Logger) http.Handler {
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			rest.WriteError(w, r, log, apperr.New(apperr.CodeUnauthenticated, "/metrics needs the bearer token of PERKS_METRICS_TOKEN"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // graphql authenticates the consumer token when one is sent and leaves the

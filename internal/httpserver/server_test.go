@@ -242,3 +242,62 @@ func (c *watchedConn) Read(b []byte) (int, error) {
 	}
 	return c.Conn.Read(b)
 }
+
+// TestMetricsAccess: /metrics is open in development only. Production
+// serves it with the bearer token of PERKS_METRICS_TOKEN, or on the
+// listener of PERKS_METRICS_ADDR (never on the public one then), or not at
+// all; the queue gauges come from index probes and are always there.
+func TestMetricsAccess(t *testing.T) {
+	t.Parallel()
+	get := func(env *apptest.Env, base, auth string) *apptest.Response {
+		req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		return env.Do(req)
+	}
+	t.Run("production without token or listener: off", func(t *testing.T) {
+		t.Parallel()
+		env := apptest.New(t, apptest.Options{Env: map[string]string{"PERKS_ENV": "production"}})
+		require.Equal(t, http.StatusNotFound, get(env, env.Server.URL, "").StatusCode)
+	})
+	t.Run("token", func(t *testing.T) {
+		t.Parallel()
+		env := apptest.New(t, apptest.Options{Env: map[string]string{"PERKS_ENV": "production", "PERKS_METRICS_TOKEN": "s3cret-scrape"}})
+		r := get(env, env.Server.URL, "")
+		require.Equal(t, http.StatusUnauthorized, r.StatusCode)
+		require.Equal(t, "UNAUTHENTICATED", r.Code())
+		require.NotContains(t, string(r.Body), "s3cret-scrape")
+		require.Equal(t, http.StatusUnauthorized, get(env, env.Server.URL, "Bearer wrong").StatusCode)
+		r = get(env, env.Server.URL, "Bearer s3cret-scrape")
+		require.Equal(t, http.StatusOK, r.StatusCode)
+		for _, want := range []string{`perks_river_queue_lag_seconds{queue="webhook"} 0`, `perks_river_queue_available_jobs{queue="default"} 0`} {
+			require.Contains(t, string(r.Body), want)
+		}
+		require.NotContains(t, env.Logs.String(), "s3cret-scrape")
+	})
+	t.Run("listener of its own", func(t *testing.T) {
+		t.Parallel()
+		probe, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := probe.Addr().String()
+		require.NoError(t, probe.Close())
+		env := apptest.New(t, apptest.Options{Env: map[string]string{"PERKS_METRICS_ADDR": addr}})
+		require.Equal(t, http.StatusNotFound, get(env, env.Server.URL, "").StatusCode, "not on the public listener, even in development")
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- env.App.Serve(ctx, ln) }()
+		require.Eventually(t, func() bool {
+			res, err := http.Get("http://" + addr + "/metrics")
+			if err != nil {
+				return false
+			}
+			res.Body.Close()
+			return res.StatusCode == http.StatusOK
+		}, 5*time.Second, 20*time.Millisecond)
+		cancel()
+		require.NoError(t, <-done)
+	})
+}

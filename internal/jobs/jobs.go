@@ -20,6 +20,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/database"
@@ -98,6 +99,8 @@ type Options struct {
 	// Queues are worked next to the default and maintenance queues, with
 	// the given number of workers each (domain queues such as webhooks).
 	Queues map[string]int
+	// Metrics, when set, observes every job this process works.
+	Metrics *Metrics
 }
 
 // Clients are the two River clients over the one pool.
@@ -127,6 +130,9 @@ func New(db *database.DB, workers *river.Workers, o Options) (*Clients, error) {
 		RescueStuckJobsAfter:        RescueStuckJobsAfter,
 		CompletedJobRetentionPeriod: 24 * time.Hour,
 		PeriodicJobs:                o.Periodic,
+	}
+	if o.Metrics != nil {
+		cfg.Middleware = []rivertype.Middleware{o.Metrics}
 	}
 	if o.Work {
 		cfg.Queues = map[string]river.QueueConfig{
