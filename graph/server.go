@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"strings"
 	"time"
@@ -39,6 +40,8 @@ type Options struct {
 	// Timeout is the deadline of one operation's resolvers (Timeout
 	// when zero).
 	Timeout time.Duration
+	// Metrics, when set, gets the operations' metrics (operationMetrics).
+	Metrics prometheus.Registerer
 }
 
 // NewServer builds the GraphQL handler: POST only (GET serves GraphiQL in
@@ -55,6 +58,9 @@ func NewServer(r *Resolver, o Options) *handler.Server {
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.AroundOperations(withLoaders(r))
 	srv.AroundResponses(deadline(o.Timeout))
+	if o.Metrics != nil {
+		srv.AroundResponses(newOperationMetrics(o.Metrics).around)
+	}
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	} else {

@@ -162,7 +162,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		CatalogSvc: a.Catalog, VoucherSvc: a.Vouchers, TierSvc: a.Tiers, Now: a.now,
 	}, graph.Options{
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
-		Timeout: cfg.GraphQLTimeout,
+		Timeout: cfg.GraphQLTimeout, Metrics: a.Registry,
 	})
 	a.Handler, a.Routes = httpserver.New(httpserver.Options{
 		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,

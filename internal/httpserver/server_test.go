@@ -29,6 +29,9 @@ func TestOpsEndpoints(t *testing.T) {
 	require.Equal(t, http.StatusOK, ready.StatusCode, "%s", ready.Body)
 
 	env.Consumer("", http.MethodGet, "/me", nil) // one request to count
+	tok := env.Token("acme", "metrics-user", nil)
+	require.Empty(t, env.GraphQL(tok, `query Profile { me { id } }`, nil).Errors)
+	require.Equal(t, "UNAUTHENTICATED", env.GraphQL("", `{ me { id } }`, nil).ErrorCode())
 	m := get("/metrics")
 	require.Equal(t, http.StatusOK, m.StatusCode)
 	for _, want := range []string{
@@ -36,6 +39,9 @@ func TestOpsEndpoints(t *testing.T) {
 		"perks_http_request_duration_seconds_bucket",
 		"perks_db_pool_max_conns",
 		"perks_db_pool_acquired_conns",
+		`perks_graphql_operations_total{operation="Profile",outcome="ok",type="query"} 1`,
+		`perks_graphql_operations_total{operation="anonymous",outcome="UNAUTHENTICATED",type="query"} 1`,
+		`perks_graphql_operation_duration_seconds_count{operation="Profile",type="query"} 1`,
 		"go_goroutines",
 	} {
 		require.Contains(t, string(m.Body), want)
