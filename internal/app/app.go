@@ -26,6 +26,7 @@ import (
 	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/portal"
 	"github.com/perkshq/perks/internal/ratelimit"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/webhook"
@@ -48,6 +49,9 @@ type App struct {
 	Now      func() time.Time
 	// Resolver resolves host names of partners' allowed origins.
 	Resolver auth.Resolver
+	// Portal is the partner portal (/portal); tests set its Overview slot
+	// or sign-in limit through it.
+	Portal *portal.Portal
 }
 
 // LoadKeyring returns the master keyring: PERKS_MASTER_KEY, or in development
@@ -155,6 +159,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		},
 		TrustedProxies:  cfg.TrustedProxies,
 		BackendTokenTTL: cfg.BackendTokenTTL,
+		Audit:           a.Audit,
 	}
 	gql := graph.NewServer(&graph.Resolver{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Content: a.Content,
@@ -167,6 +172,11 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
 		Web: func(mux *http.ServeMux) {
 			web.Register(mux, web.Options{FrameAncestors: a.frameAncestors, Log: log})
+			a.Portal = &portal.Portal{
+				DB: db.Bun, Accounts: a.Accounts, Audit: a.Audit, Partners: a.Partners, Log: log,
+				BaseURL: cfg.PublicBaseURL, Secure: !cfg.Development(), Limiter: &ratelimit.Limiter{Now: a.now},
+			}
+			a.Portal.Register(mux)
 		},
 	})
 	return a, nil
