@@ -9,11 +9,12 @@ import (
 
 	"github.com/perkshq/perks/internal/account"
 	"github.com/perkshq/perks/internal/audit"
+	"github.com/perkshq/perks/internal/mailer"
 	"github.com/perkshq/perks/internal/portal"
 )
 
 const portalDescription = `invite creates a partner portal account (or re-invites one not yet active)
-and prints its activation link: single use, valid 72 hours; inviting again
+and prints its activation link, or mails it when PERKS_SMTP_URL is set: single use, valid 72 hours; inviting again
 prints a new link and retires the old one. The link's host is
 PERKS_PUBLIC_BASE_URL. The invitation is audited as "cli".
 
@@ -63,7 +64,20 @@ func portalInvite(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 	w := cmd.Root().Writer
+	link := portal.ActivationLink(o.cfg.PublicBaseURL, inv.Token)
+	until := inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC")
+	if o.cfg.SMTPURL != "" {
+		m, err := mailer.New(o.cfg.SMTPURL, o.cfg.SMTPFrom)
+		if err != nil {
+			return err
+		}
+		if err := m.SendActivation(ctx, inv.Account.Email, link, inv.ExpiresAt); err != nil {
+			return fmt.Errorf("the invitation is recorded but the mail failed (run invite again for a new link): %w", err)
+		}
+		fmt.Fprintf(w, "invited %s as %s of %s; the activation link was mailed (single use, until %s)\n", inv.Account.Email, inv.Account.Role, p.Slug, until)
+		return nil
+	}
 	fmt.Fprintf(w, "invited %s as %s of %s; send them this activation link (single use, until %s):\n%s\n",
-		inv.Account.Email, inv.Account.Role, p.Slug, inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"), portal.ActivationLink(o.cfg.PublicBaseURL, inv.Token))
+		inv.Account.Email, inv.Account.Role, p.Slug, until, link)
 	return nil
 }

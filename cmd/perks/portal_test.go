@@ -11,6 +11,7 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/apptest"
+	"github.com/perkshq/perks/internal/mailer/mailertest"
 )
 
 // TestPortalInvite: `perks portal invite` prints a working activation link;
@@ -63,4 +64,26 @@ func TestPortalInvite(t *testing.T) {
 	require.ErrorContains(t, err, "INVALID_FIELD", out)
 	require.Equal(t, 1, env.Count("accounts", "true"))
 	require.Equal(t, 2, env.Count("audit_log", "action = 'account.invite' AND actor_label = 'cli'"))
+}
+
+// TestPortalInviteMails: with PERKS_SMTP_URL the link is mailed, not printed.
+func TestPortalInviteMails(t *testing.T) {
+	t.Parallel()
+	penv := testEnv{}
+	env := apptest.New(t)
+	smtp := mailertest.Start(t)
+	penv.set("DATABASE_URL", env.DBURL)
+	penv.set("PERKS_SMTP_URL", smtp.URL())
+	penv.set("PERKS_SMTP_FROM", "perks@example.test")
+	var out, errb bytes.Buffer
+	require.NoError(t, penv.run(context.Background(), []string{"portal", "invite", "--partner", "acme", "--email", "mailme@acme.example"}, &out, &errb), errb.String())
+	require.Contains(t, out.String(), "the activation link was mailed")
+	require.NotContains(t, out.String(), "token=")
+	msgs := smtp.Messages()
+	require.Len(t, msgs, 1)
+	require.Equal(t, "<mailme@acme.example>", msgs[0].To)
+	tok := regexp.MustCompile(`/portal/activate\?token=(\S+)`).FindStringSubmatch(msgs[0].Body)
+	require.NotNil(t, tok, msgs[0].Body)
+	_, _, err := env.App.Accounts.ActivationOffer(context.Background(), env.DB.Bun, tok[1])
+	require.NoError(t, err, "the mailed link works")
 }

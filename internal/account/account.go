@@ -262,6 +262,23 @@ func (s *Service) InviteTx(ctx context.Context, db bun.IDB, p InviteParams) (*In
 	return &Invitation{Account: a, Token: tok, ExpiresAt: exp}, nil
 }
 
+// ReissueTx is the self-service "send me a new link": it issues a new
+// activation link for the still-invited account of realm with this
+// address, to be sent only to that address (which is the proof). Nil and
+// no error when there is no such account, so the caller answers the same
+// either way.
+func (s *Service) ReissueTx(ctx context.Context, db bun.IDB, realm, email string) (*Invitation, error) {
+	a := new(Account)
+	err := db.NewSelect().Model(a).Where("realm = ? AND lower(email) = lower(?) AND status = ?", realm, strings.TrimSpace(email), StatusInvited).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load account: %w", err)
+	}
+	return s.InviteTx(ctx, db, InviteParams{Realm: a.Realm, RealmID: a.Scope(), Email: a.Email, Role: a.Role, Actor: a.Actor()})
+}
+
 type activation struct {
 	bun.BaseModel `bun:"table:account_activations"`
 

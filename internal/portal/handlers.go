@@ -64,6 +64,10 @@ type activateData struct {
 func (p *Portal) activatePage(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
 	a, enr, err := p.Accounts.ActivationOffer(r.Context(), p.DB, tok)
+	if apperr.Is(err, apperr.CodeTokenInvalid) {
+		p.linkExpired(w, r, "")
+		return
+	}
 	if err != nil {
 		p.fail(w, r, err, 0, "")
 		return
@@ -97,6 +101,48 @@ func (p *Portal) activate(w http.ResponseWriter, r *http.Request) {
 	}
 	p.render(w, r, http.StatusOK, "message", &view{Title: "Account activated",
 		Notice: "Your account " + a.Email + " is active. Sign in with your password and the code from your authenticator app."})
+}
+
+// linkExpired explains a used or expired link and, when mail is
+// configured, offers to mail a new one to the invited address.
+func (p *Portal) linkExpired(w http.ResponseWriter, r *http.Request, notice string) {
+	v := &view{Title: "This link does not work any more", CSRF: p.preAuthCSRF(w, r), Notice: notice, Data: p.Mailer != nil}
+	if notice == "" {
+		v.Error = "This activation link was used or has expired."
+	}
+	p.render(w, r, http.StatusUnauthorized, "link-expired", v)
+}
+
+// resendLink mails a new activation link to an invited address. The
+// answer is the same whether or not the address is invited.
+func (p *Portal) resendLink(w http.ResponseWriter, r *http.Request) {
+	if !p.checkPreAuthCSRF(r) {
+		p.fail(w, r, nil, http.StatusForbidden, "This form has expired or did not come from the portal. Reload the page and try again.")
+		return
+	}
+	if p.limited(w, r) {
+		return
+	}
+	if p.Mailer == nil {
+		p.linkExpired(w, r, "")
+		return
+	}
+	var inv *account.Invitation
+	err := p.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		inv, err = p.Accounts.ReissueTx(ctx, tx, account.RealmPartner, r.PostFormValue("email"))
+		return err
+	})
+	if err != nil {
+		p.fail(w, r, err, 0, "")
+		return
+	}
+	if inv != nil {
+		if err := p.Mailer.SendActivation(r.Context(), inv.Account.Email, ActivationLink(p.BaseURL, inv.Token), inv.ExpiresAt); err != nil {
+			p.Log.ErrorContext(r.Context(), "portal: sending activation mail failed", "account_id", inv.Account.ID, "error", err.Error())
+		}
+	}
+	p.linkExpired(w, r, "If an invitation is waiting for this address, a new link is on its way to it.")
 }
 
 // reActivate shows the activation form again with an error.

@@ -137,6 +137,7 @@ func (p *Portal) Register(mux *http.ServeMux) {
 	h("POST "+Path+"/sign-in", p.signIn)
 	h("GET "+Path+"/activate", p.activatePage)
 	h("POST "+Path+"/activate", p.activate)
+	h("POST "+Path+"/activate/resend", p.resendLink)
 	h("POST "+Path+"/sign-out", p.authed("", p.signOut))
 	h("POST "+Path+"/sign-out-everywhere", p.authed("", p.signOutEverywhere))
 	h("GET "+Path+"/team", p.authed(account.PermTeam, p.team))
@@ -242,7 +243,7 @@ var funcs = template.FuncMap{
 var pages = map[string]*template.Template{}
 
 func init() {
-	for _, name := range []string{"sign-in", "activate", "overview", "team", "audit", "api-access", "message"} {
+	for _, name := range []string{"sign-in", "activate", "overview", "team", "audit", "api-access", "message", "link-expired"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+name+".html"))
 	}
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/perkshq/perks/internal/audit"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/demo"
+	"github.com/perkshq/perks/internal/mailer"
+	"github.com/perkshq/perks/internal/mailer/mailertest"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/portal"
 )
@@ -493,3 +495,35 @@ func TestAuditLog(t *testing.T) {
 }
 
 func encodeB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestExpiredLinkIsReRequested: an expired link offers to mail a new one
+// (with SMTP configured); the answer never says whether the address is
+// invited, only an invited address gets mail, and the new link works.
+func TestExpiredLinkIsReRequested(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	smtp := mailertest.Start(t)
+	m, err := mailer.New(smtp.URL(), "perks@example.test")
+	require.NoError(t, err)
+	b.env.App.Portal.Mailer = m
+	old := b.invite(t, b.acme, "late@acme.example", account.RoleSupport)
+	b.env.Clock.Advance(73 * time.Hour)
+
+	br := newBrowser(t, b.env)
+	pg := br.get("/portal/activate?token=" + url.QueryEscape(old))
+	require.Equal(t, http.StatusUnauthorized, pg.Status)
+	require.Contains(t, pg.Body, `id="resend"`)
+	csrf := pg.csrf(t)
+	for _, email := range []string{"nobody@acme.example", "LATE@acme.example"} {
+		res := br.post("/portal/activate/resend", url.Values{"csrf": {csrf}, "email": {email}})
+		require.Equal(t, http.StatusUnauthorized, res.Status)
+		require.Contains(t, res.Body, "If an invitation is waiting for this address")
+	}
+	require.Equal(t, http.StatusForbidden, br.post("/portal/activate/resend", url.Values{"email": {"late@acme.example"}}).Status)
+	msgs := smtp.Messages()
+	require.Len(t, msgs, 1)
+	require.Equal(t, "<late@acme.example>", msgs[0].To)
+	tok := regexp.MustCompile(`/portal/activate\?token=(\S+)`).FindStringSubmatch(msgs[0].Body)
+	require.NotNil(t, tok)
+	b.activate(t, br, tok[1])
+}
