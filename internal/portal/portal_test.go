@@ -476,6 +476,9 @@ func TestAuditLog(t *testing.T) {
 	// A partner API write is audited with the credential as actor.
 	ar := b.env.Partner("acme", http.MethodPut, "/integrations/earning-rules/portal-audit", []byte(`{"name":"Audit rule","points":5}`))
 	require.Less(t, ar.StatusCode, 300, "%s", ar.Body)
+	b.env.FundedUser("acme", "ext-person-42", "SG", 10)
+	ar = b.env.Partner("acme", http.MethodPost, "/integrations/users/ext-person-42/adjustments", []byte(`{"points":5,"reason":"goodwill"}`))
+	require.Less(t, ar.StatusCode, 300, "%s", ar.Body)
 
 	pg := owner.get("/portal/audit")
 	require.Equal(t, http.StatusOK, pg.Status)
@@ -492,6 +495,8 @@ func TestAuditLog(t *testing.T) {
 	require.NotContains(t, csv.Body, apiKey)
 	require.Contains(t, csv.Body, `""fields"": [""name"", ""points""]`, "the body summary names the fields")
 	require.NotContains(t, csv.Body, "Audit rule", "never the values")
+	require.Contains(t, csv.Body, "/integrations/users/{externalUserId}/adjustments")
+	require.NotContains(t, csv.Body, "ext-person-42", "no end user's external id: erasure must not miss it")
 }
 
 func encodeB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/uptrace/bun"
 
@@ -57,10 +58,16 @@ func (a *API) auditWrite(ctx context.Context, tx bun.IDB, r *http.Request, p *au
 	if action == "" {
 		action = r.Method + " " + r.URL.Path
 	}
+	// The end user's external id is personal data that erasure removes
+	// everywhere: the target names the route's user slot instead.
+	target := r.URL.Path
+	if ext := r.PathValue("externalUserId"); ext != "" {
+		target = strings.Replace(target, "/users/"+ext, "/users/{externalUserId}", 1)
+	}
 	_, err := a.Audit.RecordTx(ctx, tx, audit.Change{
 		Realm: audit.RealmPartner, RealmID: p.Partner.ID,
 		Actor:  audit.Actor{Kind: audit.ActorCredential, ID: p.CredentialID.String(), Label: p.Scheme + " credential"},
-		Action: action, Target: r.URL.Path, After: map[string]any{"request": summary},
+		Action: action, Target: target, After: map[string]any{"request": summary},
 	})
 	return err
 }
