@@ -16,6 +16,9 @@ echo
 echo "Webview of acme's demo user (seed 000 step 4; the token is valid 24 hours):"
 echo "  $(./bin/perks token mint --partner acme --sub usr_demo_001 --email demo@acme.example.test --display-name 'Demo User' --ttl 24h --webview)"
 echo "  (any token works: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/consumer#token=\$JWT)"
+echo "Partner portal: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/portal (docs/portal.md). acme's owner activates with:"
+./bin/perks portal invite --partner acme --email owner@acme.example.test --name 'Acme Owner' 2>/dev/null | sed 's/^/  /' \
+  || echo "  (owner@acme.example.test is already active: sign in at ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/portal)"
 echo "Merchant page: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/merchant (paste the acme-store API key printed above and the contents of its private key file)"
 echo
 exec ./bin/perks serve

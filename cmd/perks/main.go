@@ -100,6 +100,7 @@ func newApp(r runner) *cli.Command {
 			exportCommand(r.lookup()),
 			webhookCommand(),
 			merchantCommand(),
+			portalCommand(),
 		},
 		// urfave/cli must never exit the process: main decides.
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},

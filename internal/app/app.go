@@ -25,7 +25,9 @@ import (
 	"github.com/perkshq/perks/internal/httpserver"
 	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/keyring"
+	"github.com/perkshq/perks/internal/mailer"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/portal"
 	"github.com/perkshq/perks/internal/ratelimit"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/webhook"
@@ -48,6 +50,9 @@ type App struct {
 	Now      func() time.Time
 	// Resolver resolves host names of partners' allowed origins.
 	Resolver auth.Resolver
+	// Portal is the partner portal (/portal); tests set its Overview slot
+	// or sign-in limit through it.
+	Portal *portal.Portal
 }
 
 // LoadKeyring returns the master keyring: PERKS_MASTER_KEY, or in development
@@ -156,6 +161,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		},
 		TrustedProxies:  cfg.TrustedProxies,
 		BackendTokenTTL: cfg.BackendTokenTTL,
+		Audit:           a.Audit,
 	}
 	gql := graph.NewServer(&graph.Resolver{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Content: a.Content,
@@ -164,6 +170,14 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
 		Timeout: cfg.GraphQLTimeout, Metrics: a.Registry,
 	})
+	var mail portal.Mailer
+	if cfg.SMTPURL != "" {
+		m, err := mailer.New(cfg.SMTPURL, cfg.SMTPFrom)
+		if err != nil {
+			return nil, err
+		}
+		mail = m
+	}
 	a.Handler, a.Routes = httpserver.New(httpserver.Options{
 		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
 		// /metrics is never public in production: a token, or a listener
@@ -172,6 +186,11 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		MetricsToken: cfg.MetricsToken,
 		Web: func(mux *http.ServeMux) {
 			web.Register(mux, web.Options{FrameAncestors: a.frameAncestors, Log: log})
+			a.Portal = &portal.Portal{
+				DB: db.Bun, Accounts: a.Accounts, Audit: a.Audit, Partners: a.Partners, Log: log,
+				BaseURL: cfg.PublicBaseURL, Secure: !cfg.Development(), Limiter: &ratelimit.Limiter{Now: a.now}, Mailer: mail,
+			}
+			a.Portal.Register(mux)
 		},
 	})
 	return a, nil

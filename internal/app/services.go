@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/perkshq/perks/internal/account"
+	"github.com/perkshq/perks/internal/audit"
 	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/campaign"
 	"github.com/perkshq/perks/internal/catalog"
@@ -47,6 +49,8 @@ type Services struct {
 	Program   *program.Service
 	Campaigns *campaign.Service
 	Tiers     *tier.Service
+	Audit     *audit.Log
+	Accounts  *account.Service
 
 	// JobMetrics, when set before ConnectJobs, observes the jobs this
 	// process works (the server sets it; operator commands leave it nil).
@@ -85,6 +89,8 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	}
 	s.Events.Outbox = s.Webhooks
 	s.Export = &export.Service{Pool: db.Pool, Keys: keys}
+	s.Audit = &audit.Log{Now: now}
+	s.Accounts = &account.Service{Keys: keys, Audit: s.Audit, Now: now}
 	return s
 }
 

@@ -69,6 +69,10 @@ type Config struct {
 	JWKSMinRefresh             time.Duration
 	JWKSTTL                    time.Duration
 	OriginDNSTTL               time.Duration
+
+	// Portal mail (internal/mailer); empty SMTPURL: none.
+	SMTPURL  string
+	SMTPFrom string
 }
 
 // Development reports whether the binary runs with development conveniences
@@ -146,6 +150,8 @@ var vars = []variable{
 	{"PERKS_JWKS_TTL", "15m", "Age after which a cached JWKS is fetched again on its next use (the last good set is kept if that fails).", durVar(func(c *Config, d time.Duration) { c.JWKSTTL = d })},
 	{"PERKS_ORIGIN_DNS_TTL", "60s", "How long the resolved addresses of host names in partners' allowed origins are cached.", durVar(func(c *Config, d time.Duration) { c.OriginDNSTTL = d })},
 	{"PERKS_PUBLIC_BASE_URL", "http://localhost:4000", "The externally visible base URL, used in printed instructions and docs links.", func(c *Config, v string) error { c.PublicBaseURL = strings.TrimRight(v, "/"); return nil }},
+	{"PERKS_SMTP_URL", "", "SMTP server for portal mail (activation links): smtp://user:pass@host:587 (STARTTLS), smtps://... (TLS), smtp+plain://host:1025 (development relays). Empty: links are shown to whoever invites.", func(c *Config, v string) error { c.SMTPURL = v; return nil }},
+	{"PERKS_SMTP_FROM", "", "Sender address of portal mail (required with PERKS_SMTP_URL).", func(c *Config, v string) error { c.SMTPFrom = v; return nil }},
 }
 
 func intVar(f func(*Config, int)) func(*Config, string) error {

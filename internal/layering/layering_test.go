@@ -29,6 +29,7 @@ var notDomain = map[string]bool{
 	"internal/dbtest":     true, // test helper: test databases
 	"internal/httpserver": true, // transport: routes, middleware
 	"internal/rest":       true, // transport: the REST API
+	"internal/portal":     true, // transport: the partner portal pages
 	"internal/jobs":       true, // River wiring: checked by its own rule
 	"internal/layering":   true, // this test
 }

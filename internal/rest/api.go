@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/audit"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/campaign"
@@ -61,6 +62,8 @@ type API struct {
 	TrustedProxies []*net.IPNet
 	// BackendTokenTTL is the lifetime of POST /auth/token's tokens.
 	BackendTokenTTL time.Duration
+	// Audit, when set, records every successful partner write (audit.go).
+	Audit *audit.Log
 }
 
 func (a *API) now() time.Time {

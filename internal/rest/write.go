@@ -91,6 +91,11 @@ func (a *API) PartnerWriteLimit(limit int64, h WriteHandler) http.Handler {
 			if err != nil {
 				return idempotency.Response{}, err
 			}
+			if a.Audit != nil {
+				if err := a.auditWrite(ctx, op.Tx, r, p, body); err != nil {
+					return idempotency.Response{}, err
+				}
+			}
 			out := idempotency.Response{Status: st, UserID: w.UserID}
 			if out.Body, err = encodeBody(v); err != nil {
 				return idempotency.Response{}, err
