@@ -41,3 +41,22 @@ func run(t *testing.T, dir, workdir, tool string, args ...string) ([]byte, error
 	}
 	return stdout.Bytes(), err
 }
+
+// runNode runs a compiled script with node in dir, with vars added to the
+// environment, and returns its standard output.
+func runNode(t *testing.T, dir string, vars map[string]string, script string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command("node", script)
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		t.Logf("node %s: %v\nstdout:\n%s\nstderr:\n%s", script, err, truncate(stdout.String(), 6000), truncate(stderr.String(), 4000))
+	}
+	return stdout.Bytes(), err
+}
