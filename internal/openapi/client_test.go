@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -99,8 +100,12 @@ func TestGeneratedClientCallsEveryOperation(t *testing.T) {
 		"PERKS_MERCHANT_SEED":      base64.RawURLEncoding.EncodeToString(seed),
 		"PERKS_MERCHANT_PUBLIC":    base64.RawURLEncoding.EncodeToString(pub),
 	}
+	vars["PERKS_EXAMPLES_OUT"] = filepath.Join(dir, "examples.out.json")
 	out, err = runNode(t, dir, vars, "out/every_operation.js")
 	require.NoError(t, err, "every_operation: %s", out)
+	if os.Getenv("PERKS_UPDATE_EXAMPLES") == "1" {
+		updateExamples(t, filepath.Join(dir, "examples.out.json"), filepath.Join(filepath.Dir(file), "examples.json"))
+	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	require.Equal(t, "done", lines[len(lines)-1])
 	called := map[string]bool{}
@@ -137,4 +142,80 @@ func TestGeneratedClientCallsEveryOperation(t *testing.T) {
 	require.Contains(t, string(out), "usr_42 has")
 	res := env.PartnerJSON("acme", http.MethodGet, "/integrations/users/usr_42", nil)
 	require.Equal(t, http.StatusOK, res.StatusCode)
+}
+
+// updateExamples stores the script's first exchange of each operation and
+// status as the document's examples (examples.json), with secrets and
+// tokens replaced by placeholders.
+func updateExamples(t *testing.T, recorded, target string) {
+	b, err := os.ReadFile(recorded)
+	require.NoError(t, err)
+	var exchanges []struct {
+		Method, Path, ContentType, Request, Response string
+		Status                                       int
+	}
+	require.NoError(t, json.Unmarshal(b, &exchanges))
+	examples := map[string]*openapi.Example{}
+	for _, x := range exchanges {
+		if x.Status >= 300 {
+			continue // error examples are derived from internal/apperr
+		}
+		key := x.Method + " " + x.Path
+		ex := examples[key]
+		if ex == nil {
+			ex = &openapi.Example{Responses: map[string]openapi.ExampleResponse{}}
+			examples[key] = ex
+		}
+		if len(ex.Request) == 0 && x.Request != "" {
+			ex.Request = scrub(t, []byte(x.Request))
+		}
+		status := strconv.Itoa(x.Status) + " " + x.ContentType
+		if _, ok := ex.Responses[status]; ok || x.Response == "" {
+			continue
+		}
+		body := json.RawMessage(x.Response)
+		if x.ContentType != "application/json" {
+			body, err = json.Marshal(x.Response)
+			require.NoError(t, err)
+		} else {
+			body = scrub(t, body)
+		}
+		ex.Responses[status] = openapi.ExampleResponse{Body: body}
+	}
+	out, err := json.MarshalIndent(examples, "", "  ")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(target, append(out, '\n'), 0o644))
+	t.Logf("wrote %d examples to %s", len(examples), target)
+}
+
+// scrub replaces the values of secret-bearing fields.
+func scrub(t *testing.T, b []byte) json.RawMessage {
+	var v any
+	require.NoError(t, json.Unmarshal(b, &v))
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				if _, ok := e.(string); ok && k == "otp" {
+					v[k] = "123456"
+					continue
+				}
+				if s, ok := e.(string); ok && (k == "secret" || k == "token") {
+					prefix, _, _ := strings.Cut(s, "_")
+					v[k] = prefix + "_EXAMPLEONLY0123456789abcdefghijklmnopqrstuv"
+					continue
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	out, err := json.Marshal(v)
+	require.NoError(t, err)
+	return out
 }

@@ -40,6 +40,27 @@ import (
 //go:embed openapi.yaml
 var source []byte
 
+// examplesJSON are real exchanges of every operation, recorded from the
+// generated client's run against a test server
+// (TestGeneratedClientCallsEveryOperation with PERKS_UPDATE_EXAMPLES=1):
+// "METHOD /path" to the request body and the answer of each status.
+//
+//go:embed examples.json
+var examplesJSON []byte
+
+// Example is one recorded operation: its request body (null without one)
+// and its answers by "status content-type".
+type Example struct {
+	Request   json.RawMessage            `json:"request,omitempty"`
+	Responses map[string]ExampleResponse `json:"responses"`
+}
+
+// ExampleResponse is one recorded answer: JSON, or a JSON string for a
+// text answer (NDJSON, CSV).
+type ExampleResponse struct {
+	Body json.RawMessage `json:"body"`
+}
+
 var document []byte
 
 func init() {
@@ -47,7 +68,11 @@ func init() {
 	if err := yaml.Unmarshal(source, &v); err != nil {
 		panic(fmt.Sprintf("openapi.yaml: %v", err))
 	}
-	if err := complete(v); err != nil {
+	var examples map[string]Example
+	if err := json.Unmarshal(examplesJSON, &examples); err != nil {
+		panic(fmt.Sprintf("examples.json: %v", err))
+	}
+	if err := complete(v, examples); err != nil {
 		panic(fmt.Sprintf("openapi.yaml: %v", err))
 	}
 	b, err := json.Marshal(v)
@@ -134,8 +159,10 @@ var methods = []string{"get", "put", "post", "delete", "patch", "head", "options
 
 // complete derives the error answers, headers and parameters of every
 // operation (see the package comment).
-func complete(doc map[string]any) error {
+func complete(doc map[string]any, examples map[string]Example) error {
 	catalog := apperr.Codes()
+	components, _ := doc["components"].(map[string]any)
+	shared, _ := components["responses"].(map[string]any)
 	paths, _ := doc["paths"].(map[string]any)
 	defaultSecurity, _ := doc["security"].([]any)
 	for path, item := range paths {
@@ -183,6 +210,9 @@ func complete(doc map[string]any) error {
 				}
 				codes[code] = true
 			}
+			if err := addExamples(op, shared, examples[where]); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
 			if err := addErrorResponses(op, codes, catalog, where); err != nil {
 				return err
 			}
@@ -190,14 +220,81 @@ func complete(doc map[string]any) error {
 			addAuthParameters(op, scheme)
 		}
 	}
-	components, _ := doc["components"].(map[string]any)
-	shared, _ := components["responses"].(map[string]any)
-	for _, r := range shared {
-		if r, ok := r.(map[string]any); ok {
-			addRateLimitHeaders(r)
+	// Every shared response was inlined with its operation's example.
+	delete(components, "responses")
+	return nil
+}
+
+// addExamples inlines the operation's shared ($ref) responses, so each
+// can carry its own example, and adds the recorded request and answers as
+// examples where the document has none written by hand.
+func addExamples(op map[string]any, shared map[string]any, ex Example) error {
+	responses, _ := op["responses"].(map[string]any)
+	for status, r := range responses {
+		rm, ok := r.(map[string]any)
+		if !ok {
+			continue
+		}
+		if ref, ok := rm["$ref"].(string); ok {
+			target, ok := shared[strings.TrimPrefix(ref, "#/components/responses/")]
+			if !ok {
+				return fmt.Errorf("response %s: unknown %s", status, ref)
+			}
+			rm = deepCopy(target).(map[string]any)
+			responses[status] = rm
+		}
+		content, _ := rm["content"].(map[string]any)
+		for ct, m := range content {
+			rec, ok := ex.Responses[status+" "+ct]
+			media, _ := m.(map[string]any)
+			if !ok || media == nil {
+				continue
+			}
+			if _, ok := media["examples"]; ok {
+				continue
+			}
+			if _, ok := media["example"]; ok {
+				continue
+			}
+			var body any
+			if err := json.Unmarshal(rec.Body, &body); err != nil {
+				return fmt.Errorf("example %s %s: %w", status, ct, err)
+			}
+			media["example"] = body
+		}
+	}
+	if body, ok := op["requestBody"].(map[string]any); ok && len(ex.Request) > 0 {
+		content, _ := body["content"].(map[string]any)
+		if media, ok := content["application/json"].(map[string]any); ok {
+			_, many := media["examples"]
+			if _, one := media["example"]; !many && !one {
+				var v any
+				if err := json.Unmarshal(ex.Request, &v); err != nil {
+					return fmt.Errorf("request example: %w", err)
+				}
+				media["example"] = v
+			}
 		}
 	}
 	return nil
+}
+
+func deepCopy(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = deepCopy(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = deepCopy(e)
+		}
+		return out
+	}
+	return v
 }
 
 func asSlice(v any) []any { s, _ := v.([]any); return s }

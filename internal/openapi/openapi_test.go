@@ -240,3 +240,52 @@ func TestEveryPropertyIsDescribed(t *testing.T) {
 	sort.Strings(missing)
 	require.Empty(t, missing, "%d properties without a description", len(missing))
 }
+
+// TestEveryOperationHasExamples: every operation shows a request example
+// (when it takes a JSON body) and an example of each answer with a body,
+// errors included, so a reader and a mock server see real exchanges.
+// Recorded examples come from examples.json (see openapi.go).
+func TestEveryOperationHasExamples(t *testing.T) {
+	t.Parallel()
+	type media struct {
+		Example  any            `json:"example"`
+		Examples map[string]any `json:"examples"`
+	}
+	has := func(m media) bool { return m.Example != nil || len(m.Examples) > 0 }
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(openapi.JSON(), &doc))
+	var missing []string
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			if method == "parameters" {
+				continue
+			}
+			var op struct {
+				RequestBody *struct {
+					Content map[string]media `json:"content"`
+				} `json:"requestBody"`
+				Responses map[string]struct {
+					Content map[string]media `json:"content"`
+				} `json:"responses"`
+			}
+			require.NoError(t, json.Unmarshal(raw, &op))
+			where := strings.ToUpper(method) + " " + path
+			if op.RequestBody != nil {
+				if m, ok := op.RequestBody.Content["application/json"]; ok && !has(m) {
+					missing = append(missing, where+" request")
+				}
+			}
+			for status, r := range op.Responses {
+				for ct, m := range r.Content {
+					if !has(m) {
+						missing = append(missing, where+" "+status+" "+ct)
+					}
+				}
+			}
+		}
+	}
+	sort.Strings(missing)
+	require.Empty(t, missing)
+}

@@ -5,7 +5,8 @@
 // server: it prints one line per call ("METHOD /path/template status") and
 // exits non-zero on the first unexpected answer. The Go test checks that
 // the calls cover every documented operation.
-import createClient from "openapi-fetch";
+import createClient, { type Middleware } from "openapi-fetch";
+import { writeFileSync } from "node:fs";
 import { createHmac, createHash, createPrivateKey, sign as edSign } from "node:crypto";
 import type { paths } from "./schema.js";
 import { perksClient } from "./perks.js";
@@ -17,6 +18,28 @@ const env = (name: string): string => {
 };
 const baseUrl = env("PERKS_URL");
 const perks = perksClient(baseUrl, env("PERKS_PARTNER_SLUG"), env("PERKS_HMAC_SECRET"));
+
+// recorder keeps the first exchange of each operation and status: with
+// PERKS_UPDATE_EXAMPLES=1 the Go test stores them as the document's
+// examples (internal/openapi/examples.json).
+type Exchange = { method: string; path: string; status: number; contentType: string; request: string; response: string };
+const exchanges: Exchange[] = [];
+const sent = new WeakMap<Request, string>();
+const recorder: Middleware = {
+  async onRequest({ request }) {
+    sent.set(request, request.body ? await request.clone().text() : "");
+    return undefined;
+  },
+  async onResponse({ request, response, schemaPath }) {
+    exchanges.push({
+      method: request.method, path: schemaPath, status: response.status,
+      contentType: (response.headers.get("Content-Type") ?? "").split(";")[0] ?? "",
+      request: sent.get(request) ?? "", response: await response.clone().text(),
+    });
+    return undefined;
+  },
+};
+perks.use(recorder);
 
 // check records a call and fails the run on an unexpected status.
 function check(method: string, path: string, res: { response: Response; error?: unknown }, ...want: number[]): void {
@@ -38,6 +61,9 @@ const gift = env("PERKS_GIFT_SKU");
 check("POST", "/integrations/users", await perks.POST("/integrations/users", {
   body: { externalUserId: user, email: "ts@acme.example.test", displayName: "TS Client", countryCode: "SG", attributes: { plan: "gold" } },
 }), 201);
+check("POST", "/integrations/users", await perks.POST("/integrations/users", {
+  body: { externalUserId: user, displayName: "TS Client", locale: "en-SG" },
+}), 200);
 check("GET", "/integrations/users", await perks.GET("/integrations/users", { params: { query: { limit: 10, country: "SG" } } }));
 const info = await perks.GET("/integrations/users/{externalUserId}", { params: { path: { externalUserId: user } } });
 check("GET", "/integrations/users/{externalUserId}", info);
@@ -49,6 +75,9 @@ check("GET", "/integrations/program", await perks.GET("/integrations/program"));
 check("PUT", "/integrations/earning-rules/{code}", await perks.PUT("/integrations/earning-rules/{code}", {
   params: { path: { code: "ts_purchase" } }, body: { name: "Purchase", points: 1, pointsPerAmount: 100 },
 }), 201);
+check("PUT", "/integrations/earning-rules/{code}", await perks.PUT("/integrations/earning-rules/{code}", {
+  params: { path: { code: "ts_purchase" } }, body: { name: "Purchase", description: "One point per 1.00 spent", points: 1, pointsPerAmount: 100, maxPoints: 5000 },
+}), 200);
 check("GET", "/integrations/earning-rules", await perks.GET("/integrations/earning-rules", { params: { query: { includeDisabled: true } } }));
 check("PUT", "/integrations/tiers", await perks.PUT("/integrations/tiers", {
   body: { tiers: [{ code: "member", name: "Member" }, { code: "gold", name: "Gold", threshold: 5000, multiplier: 1.5 }] },
@@ -57,6 +86,9 @@ check("GET", "/integrations/tiers", await perks.GET("/integrations/tiers"));
 check("PUT", "/integrations/campaigns/{code}", await perks.PUT("/integrations/campaigns/{code}", {
   params: { path: { code: "ts_bonus" } }, body: { name: "Big basket", bonus: 5, condition: "has(earn.amount) && earn.amount >= 10000" },
 }), 201);
+check("PUT", "/integrations/campaigns/{code}", await perks.PUT("/integrations/campaigns/{code}", {
+  params: { path: { code: "ts_bonus" } }, body: { name: "Big basket", bonus: 5, condition: "has(earn.amount) && earn.amount >= 10000", budget: 100000, perUserCap: 50 },
+}), 200);
 check("GET", "/integrations/campaigns", await perks.GET("/integrations/campaigns"));
 check("GET", "/integrations/campaigns/{code}", await perks.GET("/integrations/campaigns/{code}", { params: { path: { code: "ts_bonus" } } }));
 
@@ -66,6 +98,9 @@ check("POST", "/integrations/webhook-endpoints", endpoint, 201);
 const endpointId = must(endpoint.data?.id, "endpoint id");
 
 // Points.
+check("POST", "/integrations/actions", await perks.POST("/integrations/actions", {
+  params: { query: { dryRun: true } }, body: { externalUserId: user, action: "ts_purchase", amount: 12550 },
+}), 200);
 const earn = await perks.POST("/integrations/actions", { body: { externalUserId: user, action: "ts_purchase", amount: 12550, reference: "ts-order-1" } });
 check("POST", "/integrations/actions", earn, 201);
 if (earn.data && "entryId" in earn.data && earn.data.breakdown === undefined) throw new Error("no breakdown");
@@ -91,6 +126,7 @@ check("POST", "/integrations/actions/multistore", job, 202);
 const jobId = must(job.data && "jobId" in job.data ? job.data.jobId : undefined, "job id");
 check("GET", "/integrations/jobs/{id}", await perks.GET("/integrations/jobs/{id}", { params: { path: { id: jobId }, query: { limit: 10 } } }));
 check("GET", "/integrations/exports/users", await perks.GET("/integrations/exports/users", { params: { query: { limit: 10 } }, parseAs: "text" }));
+check("GET", "/integrations/exports/users", await perks.GET("/integrations/exports/users", { params: { query: { limit: 2 } }, headers: { Accept: "text/csv" }, parseAs: "text" }));
 
 // Webhooks.
 check("GET", "/integrations/webhook-endpoints", await perks.GET("/integrations/webhook-endpoints"));
@@ -98,6 +134,9 @@ check("GET", "/integrations/webhook-endpoints/{id}", await perks.GET("/integrati
 check("PUT", "/integrations/webhook-endpoints/{id}", await perks.PUT("/integrations/webhook-endpoints/{id}", {
   params: { path: { id: endpointId } }, body: { url: "http://127.0.0.1:9/ts-client", eventTypes: ["points.earned", "points.pending", "points.adjusted"], enabled: true },
 }));
+check("PUT", "/integrations/webhook-endpoints/{id}", await perks.PUT("/integrations/webhook-endpoints/{id}", {
+  params: { path: { id: "5b0c8f8e-2d1a-4c3b-9e7f-60a1b2c3d4e5" } }, body: { url: "http://127.0.0.1:9/ts-client-2", description: "Created under our id" },
+}), 201);
 check("POST", "/integrations/webhook-endpoints/{id}/rotate-secret", await perks.POST("/integrations/webhook-endpoints/{id}/rotate-secret", {
   params: { path: { id: endpointId } }, body: { gracePeriodSeconds: 3600 },
 }));
@@ -115,6 +154,9 @@ check("POST", "/integrations/events/replay", await perks.POST("/integrations/eve
 check("PUT", "/integrations/ads/{id}", await perks.PUT("/integrations/ads/{id}", {
   params: { path: { id: "ts-ad" } }, body: { kind: "news", title: "Double points weekend", body: "On every purchase.", priority: 10, countries: ["SG"] },
 }), 201);
+check("PUT", "/integrations/ads/{id}", await perks.PUT("/integrations/ads/{id}", {
+  params: { path: { id: "ts-ad" } }, body: { kind: "news", title: "Double points weekend", body: "On every purchase, Saturday and Sunday.", priority: 10, countries: ["SG", "MY"] },
+}));
 check("GET", "/integrations/ads", await perks.GET("/integrations/ads"));
 check("GET", "/integrations/ads/{id}", await perks.GET("/integrations/ads/{id}", { params: { path: { id: "ts-ad" } } }));
 
@@ -122,6 +164,9 @@ check("GET", "/integrations/ads/{id}", await perks.GET("/integrations/ads/{id}",
 check("PUT", "/integrations/gifts/{sku}", await perks.PUT("/integrations/gifts/{sku}", {
   params: { path: { sku: "ts-gift" } }, body: { title: "Coffee", costPoints: 50, codeSource: "pool", stock: 100 },
 }), 201);
+check("PUT", "/integrations/gifts/{sku}", await perks.PUT("/integrations/gifts/{sku}", {
+  params: { path: { sku: "ts-gift" } }, body: { title: "Coffee", description: "Any size, any shop", costPoints: 50, codeSource: "pool", stock: 200 },
+}));
 check("GET", "/integrations/gifts", await perks.GET("/integrations/gifts"));
 check("GET", "/integrations/gifts/{sku}", await perks.GET("/integrations/gifts/{sku}", { params: { path: { sku: "ts-gift" } } }));
 check("POST", "/integrations/gifts/{sku}/codes", await perks.POST("/integrations/gifts/{sku}/codes", { params: { path: { sku: "ts-gift" } }, body: { codes: ["TS-0001", "TS-0002"] } }));
@@ -132,6 +177,7 @@ check("POST", "/integrations/vouchers/{id}/cancel", await perks.POST("/integrati
 // Merchant: Ed25519 over timestamp, method, path and query, body hash, key.
 const merchantKey = createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", d: env("PERKS_MERCHANT_SEED"), x: env("PERKS_MERCHANT_PUBLIC") }, format: "jwk" });
 const merchant = createClient<paths>({ baseUrl });
+merchant.use(recorder);
 merchant.use({
   async onRequest({ request }) {
     const body = request.body ? await request.clone().text() : "";
@@ -153,6 +199,7 @@ check("POST", "/merchant/redemptions", await merchant.POST("/merchant/redemption
 
 // Consumer: the partner-minted token the app holds.
 const consumer = createClient<paths>({ baseUrl, headers: { Authorization: `Bearer ${env("PERKS_CONSUMER_TOKEN")}` } });
+consumer.use(recorder);
 const me = await consumer.GET("/me");
 check("GET", "/me", me);
 if (!me.data?.partner.slug) throw new Error("no partner in /me");
@@ -162,7 +209,9 @@ const b64url = (b: Buffer | string): string => Buffer.from(b).toString("base64ur
 const claims = { iss: env("PERKS_PARTNER_ID"), sub: "", iat: Math.floor(Date.now() / 1000), data_body: "", htm: "POST", htu: `${baseUrl}/auth/token` };
 const input = `${b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${b64url(JSON.stringify(claims))}`;
 const jwt = `${input}.${b64url(createHmac("sha256", env("PERKS_REQUEST_JWT_SECRET")).update(input).digest())}`;
-const token = await createClient<paths>({ baseUrl }).POST("/auth/token", { headers: { Authorization: `Bearer ${jwt}` } });
+const exchange = createClient<paths>({ baseUrl });
+exchange.use(recorder);
+const token = await exchange.POST("/auth/token", { headers: { Authorization: `Bearer ${jwt}` } });
 check("POST", "/auth/token", token);
 if (!token.data?.token) throw new Error("no back-end token");
 
@@ -180,4 +229,6 @@ check("DELETE", "/integrations/users/{externalUserId}", await perks.DELETE("/int
 const missing = await perks.GET("/integrations/users/{externalUserId}", { params: { path: { externalUserId: "ts-nobody" } } });
 const notFound: "USER_NOT_FOUND" | undefined = missing.response.status === 404 && missing.error?.code === "USER_NOT_FOUND" ? missing.error.code : undefined;
 if (notFound !== "USER_NOT_FOUND") throw new Error(`want USER_NOT_FOUND, got ${missing.response.status} ${JSON.stringify(missing.error)}`);
+const out = process.env.PERKS_EXAMPLES_OUT;
+if (out) writeFileSync(out, JSON.stringify(exchanges));
 console.log("done");
