@@ -2,8 +2,12 @@
 # Installs the Debian packages the project needs when they are missing:
 # the PostgreSQL server binaries (initdb/pg_ctl) for the private clusters,
 # openssl and xxd for the test that runs seed 000's signing pipeline, and
-# Chromium for the browser tests of the webview and the merchant page.
+# Chromium for the browser tests of the webview and the merchant page, and
+# Node.js with the pinned OpenAPI tools of tools/openapi (Spectral, Redocly,
+# openapi-typescript, openapi-fetch, TypeScript) that internal/openapi's
+# tests run.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 need=()
 have_pg() {
   command -v initdb >/dev/null 2>&1 && return 0
@@ -14,6 +18,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v xxd >/dev/null 2>&1 || need+=(xxd)
 # Headless Chromium for the webview and merchant-page browser tests.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# Node.js and npm for the OpenAPI lint and generated-client tests.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing packages: ${need[*]}; install them with: sudo apt-get install -y ${need[*]}" >&2
@@ -22,4 +29,9 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+# The OpenAPI tools, exactly as package-lock.json pins them; skipped when
+# the installed tree already matches the lock file.
+if ! cmp -s tools/openapi/package-lock.json tools/openapi/node_modules/.package-lock.json.src 2>/dev/null; then
+  (cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.package-lock.json.src)
 fi

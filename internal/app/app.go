@@ -184,6 +184,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		// of its own (Serve), or not at all.
 		Metrics:      cfg.MetricsAddr == "" && (cfg.MetricsToken != "" || cfg.Development()),
 		MetricsToken: cfg.MetricsToken,
+		PublicURL:    cfg.PublicBaseURL,
 		Web: func(mux *http.ServeMux) {
 			web.Register(mux, web.Options{FrameAncestors: a.frameAncestors, Log: log})
 			a.Portal = &portal.Portal{

@@ -37,6 +37,14 @@ func ContractRouter(t testing.TB) routers.Router {
 			return
 		}
 		raw.(map[string]any)["openapi"] = "3.0.3"
+		// 3.1-only parts 3.0 has no place for: webhooks (the requests
+		// Perks sends, not routes it serves) and the license identifier.
+		delete(raw.(map[string]any), "webhooks")
+		if info, ok := raw.(map[string]any)["info"].(map[string]any); ok {
+			if lic, ok := info["license"].(map[string]any); ok {
+				delete(lic, "identifier")
+			}
+		}
 		// Match any host: tests serve on random ports.
 		raw.(map[string]any)["servers"] = []any{map[string]any{"url": "/"}}
 		b, _ := json.Marshal(to30(raw))
@@ -130,7 +138,10 @@ func contract(t testing.TB, h http.Handler) http.Handler {
 			Request: vr, PathParams: params, Route: route,
 			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
 		}
-		if rec.Code < 300 {
+		// An operation whose items fail alone (x-items-fail-alone) accepts
+		// a request with malformed items: each is refused in its result,
+		// so only requests without them must match the document.
+		if _, partial := route.Operation.Extensions["x-items-fail-alone"]; rec.Code < 300 && !(partial && itemsFailed(rec)) {
 			if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
 				t.Errorf("openapi: request %s %s does not match the document: %v", r.Method, r.URL.Path, err)
 			}
@@ -147,6 +158,18 @@ func contract(t testing.TB, h http.Handler) http.Handler {
 			t.Errorf("openapi: response %d to %s %s does not match the document: %v\n%s", rec.Code, r.Method, r.URL.Path, err, truncate(rec.Body.String(), 600))
 		}
 	})
+}
+
+// itemsFailed reports whether an answer says some items failed: a 200 with
+// a failed count, or a 202 (a job whose items are checked as it runs).
+func itemsFailed(rec *httptest.ResponseRecorder) bool {
+	if rec.Code == http.StatusAccepted {
+		return true
+	}
+	var res struct {
+		Failed int `json:"failed"`
+	}
+	return json.Unmarshal(rec.Body.Bytes(), &res) == nil && res.Failed > 0
 }
 
 func truncate(s string, n int) string {

@@ -37,6 +37,9 @@ type Options struct {
 	Log          *slog.Logger
 	// Web mounts extra handlers (the consumer webview, the merchant page).
 	Web func(mux *http.ServeMux)
+	// PublicURL is the deployment's public base URL: /openapi.json lists
+	// it as the document's server, so generated clients call it.
+	PublicURL string
 }
 
 // New builds the root handler and lists the routes it serves.
@@ -54,10 +57,11 @@ func New(o Options) (http.Handler, []string) {
 	if o.Metrics {
 		rt.Handle(http.MethodGet, "/metrics", MetricsHandler(o.Registry, o.MetricsToken, o.Log))
 	}
+	apiDoc := openapi.JSONFor(o.PublicURL)
 	rt.Handle(http.MethodGet, "/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "public, max-age=300")
-		_, _ = w.Write(openapi.JSON())
+		_, _ = w.Write(apiDoc)
 	}))
 	if o.Web != nil {
 		o.Web(rt.Mux())
