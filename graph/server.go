@@ -69,6 +69,7 @@ func NewServer(r *Resolver, o Options) *handler.Server {
 		limits.MaxComplexity = o.MaxComplexity
 	}
 	limits.Introspection = o.Introspection
+	srv.Use(newPersistedQueries(PersistedQueries)) // before the guard: it measures the stored text
 	srv.Use(newDocumentGuard(limits))
 	srv.SetErrorPresenter(presenter(o.Log, o.Introspection))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
