@@ -109,6 +109,13 @@ func presenter(log *slog.Logger, suggestions bool) graphql.ErrorPresenterFunc {
 			if e.Reason != "" {
 				gqlErr.Extensions["reason"] = e.Reason
 			}
+			if r := apperr.AuthReason(e.Code); r != "" {
+				// One family for every consumer auth failure, so a client
+				// library tests one member to refresh or sign out (the
+				// code stays what it was for existing clients).
+				gqlErr.Extensions["family"] = apperr.FamilyUnauthenticated
+				gqlErr.Extensions["authReason"] = r
+			}
 			return gqlErr
 		}
 		if database.Unavailable(err) {
