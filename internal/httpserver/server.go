@@ -30,13 +30,21 @@ type Options struct {
 	Log      *slog.Logger
 	// Web mounts extra handlers (the consumer webview, the merchant page).
 	Web func(mux *http.ServeMux)
+	// CORS, when set, lets the origins partners list call /graphql from
+	// a browser (preflight on OPTIONS /graphql).
+	CORS *CORS
 }
 
 // New builds the root handler and lists the routes it serves.
 func New(o Options) (http.Handler, []string) {
 	rt := rest.NewRouter(o.Log)
 	o.API.Register(rt)
-	rt.Handle(http.MethodPost, "/graphql", o.graphql())
+	if o.CORS != nil {
+		rt.Handle(http.MethodPost, "/graphql", o.CORS.wrap(o.graphql()))
+		rt.Handle(http.MethodOptions, "/graphql", o.CORS.preflight(o.Log))
+	} else {
+		rt.Handle(http.MethodPost, "/graphql", o.graphql())
+	}
 	if o.GraphiQL {
 		rt.Handle(http.MethodGet, "/graphql", playground.Handler("Perks GraphQL", "/graphql"))
 	}
