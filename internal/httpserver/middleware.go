@@ -95,7 +95,7 @@ func Observe(next http.Handler, log *slog.Logger, m *Metrics) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.ErrorContext(r.Context(), "panic", "request_id", id, "panic", v)
+				log.ErrorContext(r.Context(), "panic", "code", string(apperr.CodeInternal), "request_id", id, "panic", v)
 				if sw.status == 0 {
 					rest.WriteError(sw, r, log, apperr.New(apperr.CodeInternal, "internal error"))
 				}
@@ -120,6 +120,9 @@ func Observe(next http.Handler, log *slog.Logger, m *Metrics) http.Handler {
 				slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
 				slog.String("partner_id", info.Partner()),
 				slog.String("remote", r.RemoteAddr),
+				// The code of an error answer (REST problem, or the first
+				// GraphQL error), "" otherwise.
+				slog.String("code", info.Code()),
 			)
 		}()
 		next.ServeHTTP(sw, r)

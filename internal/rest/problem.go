@@ -46,7 +46,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		case database.Unavailable(err):
 			// An outage, not a bug: logged once as a warning, answered 503
 			// so clients and load balancers retry.
-			log.WarnContext(r.Context(), "database unavailable", "request_id", request.ID(r.Context()),
+			log.WarnContext(r.Context(), "database unavailable", "code", string(apperr.CodeDatabaseUnavailable), "request_id", request.ID(r.Context()),
 				"method", r.Method, "route", r.Pattern, "error", err.Error())
 			e = apperr.New(apperr.CodeDatabaseUnavailable, "the database is unavailable; nothing was changed, retry later")
 			e.RetryAfterSeconds = DatabaseRetryAfterSeconds
@@ -57,11 +57,12 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			// back: not an internal error, and nobody reads the answer.
 			e = apperr.New(apperr.CodeUnavailable, "the request was cancelled")
 		default:
-			log.ErrorContext(r.Context(), "internal error", "request_id", request.ID(r.Context()),
+			log.ErrorContext(r.Context(), "internal error", "code", string(apperr.CodeInternal), "request_id", request.ID(r.Context()),
 				"method", r.Method, "route", r.Pattern, "error", err.Error())
 			e = apperr.New(apperr.CodeInternal, "internal error")
 		}
 	}
+	request.From(r.Context()).SetCode(string(e.Code))
 	info := apperr.Lookup(e.Code)
 	if e.RetryAfterSeconds > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
