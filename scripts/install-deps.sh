@@ -14,6 +14,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v xxd >/dev/null 2>&1 || need+=(xxd)
 # Headless Chromium for the webview and merchant-page browser tests.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# Node for the GraphQL schema check (graphql-inspector, tools/graphql).
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing packages: ${need[*]}; install them with: sudo apt-get install -y ${need[*]}" >&2
@@ -22,4 +25,8 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+# The pinned npm tools of the GraphQL schema check (scripts/schema-check.sh).
+if [ ! -d "$(dirname "$0")/../tools/graphql/node_modules/@graphql-inspector/core" ]; then
+  npm ci --prefix "$(dirname "$0")/../tools/graphql" --no-audit --no-fund >&2
 fi
