@@ -42,12 +42,13 @@ func TestErrorLinesCarryCodeAndRequestID(t *testing.T) {
 			bare = line
 		}
 	}
-	for res, code := range map[*apptest.Response]string{rest: "USER_NOT_FOUND", gql: "UNAUTHENTICATED", ok: ""} {
+	for res, code := range map[*apptest.Response]string{rest: "USER_NOT_FOUND", gql: "UNAUTHENTICATED"} {
 		id := res.Header.Get("X-Request-Id")
 		require.NotEmpty(t, id)
 		require.Contains(t, lines, id)
 		require.Equal(t, code, lines[id]["code"], "access line of %s", id)
 	}
+	require.NotContains(t, lines[ok.Header.Get("X-Request-Id")], "code", "a success has no code")
 	require.Equal(t, "INTERNAL", bare["code"])
 	require.Equal(t, "-", bare["request_id"])
 }
