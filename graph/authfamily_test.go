@@ -50,3 +50,22 @@ func TestConsumerAuthErrorsShareOneFamily(t *testing.T) {
 	require.Equal(t, "INVALID_FIELD", res.ErrorCode())
 	require.NotContains(t, res.Errors[0].Extensions, "family")
 }
+
+// TestRESTConsumerAuthErrorsShareOneFamily: the consumer REST routes (/me)
+// carry the same family and authReason in their problem documents; partner
+// authentication failures do not (they are no consumer's session).
+func TestRESTConsumerAuthErrorsShareOneFamily(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	expired := env.Token("acme", "fam-rest", map[string]any{"iat": env.Now().Add(-2 * time.Hour).Unix(), "exp": env.Now().Add(-time.Hour).Unix()})
+	for token, reason := range map[string]string{"": "missing", "not-a-jwt": "invalid", expired: "expired"} {
+		m := env.Consumer(token, http.MethodGet, "/me", nil).JSON(t)
+		require.Equal(t, "UNAUTHENTICATED", m["family"], reason)
+		require.Equal(t, reason, m["authReason"])
+	}
+	req, err := http.NewRequest(http.MethodGet, env.Server.URL+"/integrations/program", nil)
+	require.NoError(t, err)
+	res := env.Do(req)
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+	require.NotContains(t, res.JSON(t), "family")
+}

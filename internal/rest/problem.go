@@ -26,7 +26,12 @@ type Problem struct {
 	Detail    string `json:"detail"`
 	Field     string `json:"field,omitempty"`
 	Reason    string `json:"reason,omitempty"`
-	RequestID string `json:"requestId"`
+	// Family and AuthReason: on consumer authentication failures only,
+	// "UNAUTHENTICATED" and missing, invalid, expired, revoked or
+	// anonymised (apperr.AuthReason), as GraphQL's extensions.
+	Family     string `json:"family,omitempty"`
+	AuthReason string `json:"authReason,omitempty"`
+	RequestID  string `json:"requestId"`
 }
 
 // ProblemTypeBase prefixes problem types; the fragment is the code, which
@@ -40,6 +45,12 @@ const DatabaseRetryAfterSeconds = 5
 // WriteError answers with the problem for err. Errors that are not
 // *apperr.Error are logged once, with the request id, and shown as INTERNAL.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	writeError(w, r, log, err, false)
+}
+
+// writeError is WriteError; consumerAuth marks a consumer token's refusal,
+// which also carries the UNAUTHENTICATED family and its authReason.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, consumerAuth bool) {
 	e := apperr.As(err)
 	if e == nil {
 		switch {
@@ -67,10 +78,16 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if e.RetryAfterSeconds > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
 	}
-	writeJSON(w, "application/problem+json", info.Status, Problem{
+	p := Problem{
 		Type: ProblemTypeBase + string(e.Code), Title: info.Title, Status: info.Status, Code: string(e.Code),
 		Detail: e.Message, Field: e.Field, Reason: e.Reason, RequestID: request.ID(r.Context()),
-	})
+	}
+	if consumerAuth {
+		if p.AuthReason = apperr.AuthReason(e.Code); p.AuthReason != "" {
+			p.Family = apperr.FamilyUnauthenticated
+		}
+	}
+	writeJSON(w, "application/problem+json", info.Status, p)
 }
 
 // WriteJSON answers with v as application/json.
