@@ -19,19 +19,20 @@ import (
 
 // Problem is an RFC 9457 problem document with Perks' extensions.
 type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Code   string `json:"code"`
-	Detail string `json:"detail"`
-	Field  string `json:"field,omitempty"`
-	Reason string `json:"reason,omitempty"`
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Code      string `json:"code"`
+	Detail    string `json:"detail"`
+	Field     string `json:"field,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	RequestID string `json:"requestId"`
+
 	// Family and AuthReason: on consumer authentication failures only,
 	// "UNAUTHENTICATED" and missing, invalid, expired, revoked or
 	// anonymised (apperr.AuthReason), as GraphQL's extensions.
 	Family     string `json:"family,omitempty"`
 	AuthReason string `json:"authReason,omitempty"`
-	RequestID  string `json:"requestId"`
 }
 
 // ProblemTypeBase prefixes problem types; the fragment is the code, which
