@@ -8,7 +8,7 @@ PG_PORT ?= 54320
 TEST_PG_DATA ?= .data/test-postgres
 TEST_PG_PORT ?= 54329
 
-.PHONY: all build run db-start db-stop test test-go vet staticcheck generate check-generated bench clean
+.PHONY: all build run db-start db-stop test test-go vet staticcheck generate check-generated schema-check bench clean
 
 all: build
 
@@ -30,8 +30,8 @@ db-stop:
 	@scripts/pgcluster.sh stop $(PG_DATA)
 	@scripts/pgcluster.sh stop $(TEST_PG_DATA)
 
-## test: generated code is current, vet, staticcheck, then every test with -race
-test: check-generated vet staticcheck test-go
+## test: generated code is current, vet, staticcheck, the GraphQL schema check, then every test with -race
+test: check-generated vet staticcheck schema-check test-go
 
 test-go:
 	@TEST_PG_DATA=$(TEST_PG_DATA) TEST_PG_PORT=$(TEST_PG_PORT) scripts/test.sh
@@ -45,6 +45,10 @@ staticcheck:
 ## generate: gqlgen code and River's schema migration
 generate:
 	$(GO) generate ./...
+
+## schema-check: graphql-inspector: no undeclared breaking change against graph/schema.released.graphqls
+schema-check:
+	@scripts/schema-check.sh
 
 ## check-generated: fail when `make generate` changes anything
 check-generated:

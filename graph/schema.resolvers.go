@@ -347,7 +347,7 @@ func (r *queryResolver) History(ctx context.Context, kind *model.HistoryKind, fi
 	if err != nil {
 		return nil, err
 	}
-	conn := &model.LedgerEntryConnection{PageInfo: &model.PageInfo{HasNextPage: len(entries) > limit}}
+	conn := &model.LedgerEntryConnection{PageInfo: newPageInfo(after, len(entries) > limit)}
 	if len(entries) > limit {
 		entries = entries[:limit]
 	}
@@ -366,7 +366,7 @@ func (r *queryResolver) History(ctx context.Context, kind *model.HistoryKind, fi
 	for i := range entries {
 		cur := encodeCursor("e", entries[i].ID)
 		conn.Edges = append(conn.Edges, &model.LedgerEntryEdge{Cursor: cur, Node: &entries[i]})
-		conn.PageInfo.EndCursor = &cur
+		addCursor(conn.PageInfo, cur)
 	}
 	return conn, nil
 }
@@ -465,7 +465,7 @@ func (r *queryResolver) Catalog(ctx context.Context, first *int, after *string, 
 	if err != nil {
 		return nil, err
 	}
-	conn := &model.GiftConnection{PageInfo: &model.PageInfo{HasNextPage: len(gifts) > limit}}
+	conn := &model.GiftConnection{PageInfo: newPageInfo(after, len(gifts) > limit)}
 	if len(gifts) > limit {
 		gifts = gifts[:limit]
 	}
@@ -474,7 +474,7 @@ func (r *queryResolver) Catalog(ctx context.Context, first *int, after *string, 
 	for i := range gifts {
 		cur := catalog.Cursor{Position: gifts[i].Position, SKU: gifts[i].SKU}.Encode()
 		conn.Edges = append(conn.Edges, &model.GiftEdge{Cursor: cur, Node: &gifts[i]})
-		conn.PageInfo.EndCursor = &cur
+		addCursor(conn.PageInfo, cur)
 	}
 	return conn, nil
 }
@@ -521,7 +521,7 @@ func (r *queryResolver) Vouchers(ctx context.Context, status *model.VoucherStatu
 	if err != nil {
 		return nil, err
 	}
-	conn := &model.VoucherConnection{PageInfo: &model.PageInfo{HasNextPage: len(vs) > limit}}
+	conn := &model.VoucherConnection{PageInfo: newPageInfo(after, len(vs) > limit)}
 	if len(vs) > limit {
 		vs = vs[:limit]
 	}
@@ -536,7 +536,7 @@ func (r *queryResolver) Vouchers(ctx context.Context, status *model.VoucherStatu
 	for i := range vs {
 		cur := encodeCursor("v", vs[i].Seq)
 		conn.Edges = append(conn.Edges, &model.VoucherEdge{Cursor: cur, Node: &vs[i]})
-		conn.PageInfo.EndCursor = &cur
+		addCursor(conn.PageInfo, cur)
 	}
 	return conn, nil
 }

@@ -75,10 +75,11 @@ func NewServer(r *Resolver, o Options) *handler.Server {
 		limits.MaxComplexity = o.MaxComplexity
 	}
 	limits.Introspection = o.Introspection
+	srv.Use(newPersistedQueries(PersistedQueries)) // before the guard: it measures the stored text
 	srv.Use(newDocumentGuard(limits))
 	srv.SetErrorPresenter(presenter(o.Log, o.Introspection))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
-		o.Log.ErrorContext(ctx, "graphql panic", "request_id", request.ID(ctx), "panic", fmt.Sprint(v))
+		o.Log.ErrorContext(ctx, "graphql panic", "code", string(apperr.CodeInternal), "request_id", request.ID(ctx), "panic", fmt.Sprint(v))
 		return apperr.New(apperr.CodeInternal, "internal error")
 	})
 	return srv
@@ -94,55 +95,71 @@ func NewServer(r *Resolver, o Options) *handler.Server {
 // always suggests).
 func presenter(log *slog.Logger, suggestions bool) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
-		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
-		var existing *gqlerror.Error
-		if errors.As(err, &existing) && existing.Extensions["code"] != nil && apperr.As(err) == nil {
-			if !suggestions {
-				gqlErr.Message = stripSuggestions(gqlErr.Message)
-			}
-			return gqlErr // parser/validation errors already carry a code
+		gqlErr := present(ctx, log, suggestions, err)
+		if code, ok := gqlErr.Extensions["code"].(string); ok {
+			request.From(ctx).SetCode(code) // for the access log
 		}
-		if e := apperr.As(err); e != nil {
-			gqlErr.Message = e.Message
-			gqlErr.Extensions = map[string]any{"code": string(e.Code)}
-			if e.Field != "" {
-				gqlErr.Extensions["field"] = e.Field
-			}
-			if e.RetryAfterSeconds > 0 {
-				gqlErr.Extensions["retryAfterSeconds"] = e.RetryAfterSeconds
-			}
-			if e.Reason != "" {
-				gqlErr.Extensions["reason"] = e.Reason
-			}
-			return gqlErr
-		}
-		if database.Unavailable(err) {
-			log.WarnContext(ctx, "database unavailable", "request_id", request.ID(ctx), "error", err.Error())
-			gqlErr.Message = "the database is unavailable; nothing was changed, retry later"
-			gqlErr.Extensions = map[string]any{"code": string(apperr.CodeDatabaseUnavailable), "retryAfterSeconds": 5}
-			return gqlErr
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			gqlErr.Message = "the operation timed out"
-			gqlErr.Extensions = map[string]any{"code": string(apperr.CodeTimeout)}
-			return gqlErr
-		}
-		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, sql.ErrTxDone)) {
-			// The client went away: database/sql rolled the transaction
-			// back. Nobody reads this answer and nothing is wrong here.
-			log.DebugContext(ctx, "graphql request cancelled", "request_id", request.ID(ctx))
-			gqlErr.Message = "the request was cancelled"
-			gqlErr.Extensions = map[string]any{"code": string(apperr.CodeUnavailable)}
-			return gqlErr
-		}
-		if errors.As(err, &existing) && existing.Rule != "" {
-			return gqlErr
-		}
-		log.ErrorContext(ctx, "graphql internal error", "request_id", request.ID(ctx), "error", err.Error())
-		gqlErr.Message = "internal error"
-		gqlErr.Extensions = map[string]any{"code": string(apperr.CodeInternal), "requestId": request.ID(ctx)}
 		return gqlErr
 	}
+}
+
+// present is the presenter's mapping of one error.
+func present(ctx context.Context, log *slog.Logger, suggestions bool, err error) *gqlerror.Error {
+	gqlErr := graphql.DefaultErrorPresenter(ctx, err)
+	var existing *gqlerror.Error
+	if errors.As(err, &existing) && existing.Extensions["code"] != nil && apperr.As(err) == nil {
+		if !suggestions {
+			gqlErr.Message = stripSuggestions(gqlErr.Message)
+		}
+		return gqlErr // parser/validation errors already carry a code
+	}
+	if e := apperr.As(err); e != nil {
+		gqlErr.Message = e.Message
+		gqlErr.Extensions = map[string]any{"code": string(e.Code)}
+		if e.Field != "" {
+			gqlErr.Extensions["field"] = e.Field
+		}
+		if e.RetryAfterSeconds > 0 {
+			gqlErr.Extensions["retryAfterSeconds"] = e.RetryAfterSeconds
+		}
+		if e.Reason != "" {
+			gqlErr.Extensions["reason"] = e.Reason
+		}
+		if r := apperr.AuthReason(e.Code); r != "" {
+			// One family for every consumer auth failure, so a client
+			// library tests one member to refresh or sign out (the
+			// code stays what it was for existing clients).
+			gqlErr.Extensions["family"] = apperr.FamilyUnauthenticated
+			gqlErr.Extensions["authReason"] = r
+		}
+		return gqlErr
+	}
+	if database.Unavailable(err) {
+		log.WarnContext(ctx, "database unavailable", "code", string(apperr.CodeDatabaseUnavailable), "request_id", request.ID(ctx), "error", err.Error())
+		gqlErr.Message = "the database is unavailable; nothing was changed, retry later"
+		gqlErr.Extensions = map[string]any{"code": string(apperr.CodeDatabaseUnavailable), "retryAfterSeconds": 5}
+		return gqlErr
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		gqlErr.Message = "the operation timed out"
+		gqlErr.Extensions = map[string]any{"code": string(apperr.CodeTimeout)}
+		return gqlErr
+	}
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, sql.ErrTxDone)) {
+		// The client went away: database/sql rolled the transaction
+		// back. Nobody reads this answer and nothing is wrong here.
+		log.DebugContext(ctx, "graphql request cancelled", "request_id", request.ID(ctx))
+		gqlErr.Message = "the request was cancelled"
+		gqlErr.Extensions = map[string]any{"code": string(apperr.CodeUnavailable)}
+		return gqlErr
+	}
+	if errors.As(err, &existing) && existing.Rule != "" {
+		return gqlErr
+	}
+	log.ErrorContext(ctx, "graphql internal error", "code", string(apperr.CodeInternal), "request_id", request.ID(ctx), "error", err.Error())
+	gqlErr.Message = "internal error"
+	gqlErr.Extensions = map[string]any{"code": string(apperr.CodeInternal), "requestId": request.ID(ctx)}
+	return gqlErr
 }
 
 // validationRules is gqlparser's rule set, with the variants of its rules

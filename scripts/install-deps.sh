@@ -18,7 +18,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v xxd >/dev/null 2>&1 || need+=(xxd)
 # Headless Chromium for the webview and merchant-page browser tests.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-# Node.js and npm for the OpenAPI lint and generated-client tests.
+# Node.js and npm for the OpenAPI lint and generated-client tests and the
+# GraphQL schema check (graphql-inspector, tools/graphql).
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
@@ -34,4 +35,8 @@ fi
 # the installed tree already matches the lock file.
 if ! cmp -s tools/openapi/package-lock.json tools/openapi/node_modules/.package-lock.json.src 2>/dev/null; then
   (cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.package-lock.json.src)
+fi
+# The pinned npm tools of the GraphQL schema check (scripts/schema-check.sh).
+if [ ! -d tools/graphql/node_modules/@graphql-inspector/core ]; then
+  npm ci --prefix tools/graphql --no-audit --no-fund --loglevel=error >&2
 fi

@@ -103,6 +103,12 @@ func TestOperatorCLI(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, p.FrameAncestors)
 
+	// Which browser origins may call /graphql (CORS): none until set.
+	require.Contains(t, perks("partner", "show", "--partner", "initech"), "cors origins:             (none)")
+	out = perks("partner", "set", "--partner", "initech", "--cors-origins", "https://App.Initech.example.test, http://localhost:3000")
+	require.Contains(t, out, "cors origins:             https://app.initech.example.test,http://localhost:3000")
+	require.Contains(t, fails("partner", "set", "--partner", "initech", "--cors-origins", "https://*.initech.example.test").Error(), "corsOrigins")
+
 	// Ed25519: the pair is generated, the private key and API key shown once.
 	out = perks("partner", "credential", "create", "--partner", "initech", "--kind", "ed25519", "--description", "prod")
 	apiKey := regexp.MustCompile(`X-API-Key, shown once\): (\S+)`).FindStringSubmatch(out)

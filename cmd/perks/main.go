@@ -89,7 +89,7 @@ func newApp(r runner) *cli.Command {
 		Description: "Configuration comes from the environment (`perks serve --help` lists it).\n" +
 			"Operator commands take the partner as --partner SLUG; lists print a table, or JSON with --json.",
 		Reader: r.stdin, Writer: r.stdout, ErrWriter: r.stderr,
-		Metadata: map[string]any{envMetadata: r.lookup()},
+		Metadata: map[string]any{envMetadata: r.lookup(), waitMetadata: r.wait, nowMetadata: r.now},
 		Commands: []*cli.Command{
 			serveCommand(),
 			migrateCommand(),
@@ -101,6 +101,8 @@ func newApp(r runner) *cli.Command {
 			webhookCommand(),
 			merchantCommand(),
 			portalCommand(),
+			jobsCommand(),
+			doctorCommand(),
 		},
 		// urfave/cli must never exit the process: main decides.
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},

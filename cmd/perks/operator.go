@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v3"
 
@@ -26,6 +27,11 @@ type runner struct {
 	stdout, stderr io.Writer
 	// lookupEnv reads the environment (os.LookupEnv when nil).
 	lookupEnv func(string) (string, bool)
+	// wait, when set, replaces the pause between two polls of
+	// `perks jobs watch` (tests advance the job there).
+	wait func(ctx context.Context, d time.Duration) error
+	// now, when set, is this host's clock for `perks doctor` (tests skew it).
+	now func() time.Time
 }
 
 // run builds a fresh command tree (urfave/cli commands hold their parse

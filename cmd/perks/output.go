@@ -49,3 +49,9 @@ func orAll(v []string) string {
 	}
 	return strings.Join(v, ",")
 }
+
+// printJSONCompact writes v as one line of JSON (streams such as
+// `perks jobs watch --json`: one object per line).
+func printJSONCompact(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}

@@ -65,6 +65,7 @@ func partnerCommand() *cli.Command {
 					&cli.StringFlag{Name: "issuer", Usage: "iss of consumer tokens; empty = none"},
 					&cli.StringFlag{Name: "jwks-url", Usage: "JWKS URL of consumer token keys; empty = none"},
 					&cli.StringFlag{Name: "frame-ancestors", Usage: "comma-separated CSP sources that may frame the webview ('self', https://host); empty = none"},
+					&cli.StringFlag{Name: "cors-origins", Usage: "comma-separated exact browser origins that may call /graphql (https://app.example.com); empty = none"},
 				},
 				Action: partnerSet,
 			},
@@ -212,6 +213,7 @@ func printPartner(w io.Writer, cfg *config.Config, p *partner.Partner) {
 	fmt.Fprintf(tw, "max token lifetime:\t%s\n", p.MaxTokenLifetime())
 	fmt.Fprintf(tw, "jwks url:\t%s\n", str(p.JWKSURL))
 	fmt.Fprintf(tw, "frame ancestors:\t%s\n", frameAncestorsText(p.FrameAncestors))
+	fmt.Fprintf(tw, "cors origins:\t%s\n", orNone(p.CORSOrigins))
 	tw.Flush()
 }
 
@@ -294,6 +296,8 @@ func partnerSet(ctx context.Context, cmd *cli.Command) error {
 			c.JWKSURL = str(name)
 		case "frame-ancestors":
 			c.FrameAncestors = list(name)
+		case "cors-origins":
+			c.CORSOrigins = list(name)
 		}
 	}
 	if ferr != nil {
@@ -434,4 +438,12 @@ func credentialEnable(ctx context.Context, cmd *cli.Command, enabled bool) error
 	}
 	fmt.Fprintf(stdout, "credential %s %s\n", cid, onOff(enabled))
 	return nil
+}
+
+// orNone is a list, or "(none)" when empty.
+func orNone(v []string) string {
+	if len(v) == 0 {
+		return "(none)"
+	}
+	return strings.Join(v, ",")
 }

@@ -82,11 +82,19 @@ type NextTier struct {
 	Threshold int `json:"threshold"`
 }
 
-// Relay-style paging information.
+// Relay paging information (the Relay cursor connections specification).
+// Connections page forward only (`first`/`after`): lists run newest first or
+// in the partner's order, and a client shows more by appending.
 type PageInfo struct {
 	// Whether more items follow this page.
 	HasNextPage bool `json:"hasNextPage"`
-	// The cursor of the last item of this page, to pass as `after`.
+	// Whether items come before this page: true when `after` was given (the page
+	// follows at least the item the cursor names), false on the first page.
+	// Backward paging (`last`/`before`) is not offered; see docs/graphql.md.
+	HasPreviousPage bool `json:"hasPreviousPage"`
+	// The cursor of the first item of this page; null when the page is empty.
+	StartCursor *string `json:"startCursor,omitempty"`
+	// The cursor of the last item of this page, to pass as `after`; null when the page is empty.
 	EndCursor *string `json:"endCursor,omitempty"`
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/portal"
 	"github.com/perkshq/perks/internal/ratelimit"
+	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/webhook"
 	"github.com/perkshq/perks/web"
@@ -117,6 +118,9 @@ func WithResolver(r auth.Resolver) Option { return func(a *App) { a.Resolver = r
 
 // New builds the application on an open database.
 func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Keyring, opts ...Option) (*App, error) {
+	// Every warning and error line carries request_id and every error line
+	// a code, whoever logs it (River included).
+	log = slog.New(request.LogHandler(log.Handler()))
 	a := &App{Config: cfg, Log: log, DB: db, Keys: keys, Now: time.Now}
 	for _, o := range opts {
 		o(a)
@@ -185,6 +189,10 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		Metrics:      cfg.MetricsAddr == "" && (cfg.MetricsToken != "" || cfg.Development()),
 		MetricsToken: cfg.MetricsToken,
 		PublicURL:    cfg.PublicBaseURL,
+		CORS: &httpserver.CORS{
+			Origins: func(ctx context.Context) ([]string, error) { return a.Partners.CORSOrigins(ctx, db.Bun) },
+			Now:     a.now, Log: log,
+		},
 		Web: func(mux *http.ServeMux) {
 			web.Register(mux, web.Options{FrameAncestors: a.frameAncestors, Log: log})
 			a.Portal = &portal.Portal{

@@ -23,6 +23,8 @@ func Markdown() string {
 	b.WriteString("**GraphQL** puts the code in `errors[].extensions.code` (and `extensions.field` when there is one). ")
 	b.WriteString("GraphQL also uses gqlgen's own codes for documents that do not parse or validate ")
 	b.WriteString("(`GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`); documents over the limits of docs/graphql.md are refused before validation with the codes below (HTTP 422, or 400 with `Accept: application/graphql-response+json`).\n\n")
+	b.WriteString("Consumer auth failures (`UNAUTHENTICATED`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `TOKEN_REVOKED`, `USER_ANONYMISED`) also carry, in GraphQL, `extensions.family: \"UNAUTHENTICATED\"` and `extensions.authReason` (`missing`, `invalid`, `expired`, `revoked`, `anonymised`): see docs/graphql.md. ")
+	b.WriteString("APQ requests for an unknown hash answer `PERSISTED_QUERY_NOT_FOUND` (gqlgen's code, which APQ clients look for).\n\n")
 	b.WriteString("Internal errors are logged once with the request id and shown only as `INTERNAL`. ")
 	b.WriteString("When the database cannot be reached (an outage, a failover) the answer is `503 DATABASE_UNAVAILABLE` with `Retry-After`, and nothing was changed.\n\n")
 	b.WriteString("## Bad input is refused, never altered\n\n")

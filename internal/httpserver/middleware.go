@@ -95,7 +95,7 @@ func Observe(next http.Handler, log *slog.Logger, m *Metrics) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.ErrorContext(r.Context(), "panic", "request_id", id, "panic", v)
+				log.ErrorContext(r.Context(), "panic", "code", string(apperr.CodeInternal), "request_id", id, "panic", v)
 				if sw.status == 0 {
 					rest.WriteError(sw, r, log, apperr.New(apperr.CodeInternal, "internal error"))
 				}
@@ -111,7 +111,7 @@ func Observe(next http.Handler, log *slog.Logger, m *Metrics) http.Handler {
 			elapsed := time.Since(start)
 			m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
 			m.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
-			log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			attrs := []slog.Attr{
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
 				slog.String("route", route),
@@ -120,7 +120,13 @@ func Observe(next http.Handler, log *slog.Logger, m *Metrics) http.Handler {
 				slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
 				slog.String("partner_id", info.Partner()),
 				slog.String("remote", r.RemoteAddr),
-			)
+			}
+			if code := info.Code(); code != "" {
+				// The code of an error answer (REST problem, or the
+				// first GraphQL error).
+				attrs = append(attrs, slog.String("code", code))
+			}
+			log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 		}()
 		next.ServeHTTP(sw, r)
 	})

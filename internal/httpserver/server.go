@@ -17,6 +17,7 @@ import (
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/openapi"
+	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/textcheck"
 )
@@ -40,13 +41,21 @@ type Options struct {
 	// PublicURL is the deployment's public base URL: /openapi.json lists
 	// it as the document's server, so generated clients call it.
 	PublicURL string
+	// CORS, when set, lets the origins partners list call /graphql from
+	// a browser (preflight on OPTIONS /graphql).
+	CORS *CORS
 }
 
 // New builds the root handler and lists the routes it serves.
 func New(o Options) (http.Handler, []string) {
 	rt := rest.NewRouter(o.Log)
 	o.API.Register(rt)
-	rt.Handle(http.MethodPost, "/graphql", o.graphql())
+	if o.CORS != nil {
+		rt.Handle(http.MethodPost, "/graphql", o.CORS.wrap(o.graphql()))
+		rt.Handle(http.MethodOptions, "/graphql", o.CORS.preflight(o.Log))
+	} else {
+		rt.Handle(http.MethodPost, "/graphql", o.graphql())
+	}
 	if o.GraphiQL {
 		rt.Handle(http.MethodGet, "/graphql", playground.Handler("Perks GraphQL", "/graphql"))
 	}
@@ -103,14 +112,14 @@ func (o Options) graphql() http.Handler {
 		// Variables reach the database as they are: the same control
 		// character rule as every REST body (textcheck.JSON).
 		if err := textcheck.JSON("", body); err != nil {
-			writeGraphQLError(w, apperr.As(err))
+			writeGraphQLError(w, r, apperr.As(err))
 			return
 		}
 		ctx := r.Context()
 		if tok, _ := auth.TokenFromHeaders(r.Header); tok != "" || r.Header.Get(auth.HeaderAuthorization) != "" {
 			c, err := o.API.AuthenticateConsumer(w, r)
 			if e := apperr.As(err); e != nil && e.Code == apperr.CodeRateLimited {
-				writeGraphQLError(w, e)
+				writeGraphQLError(w, r, e)
 				return
 			}
 			ctx = auth.WithConsumer(ctx, c, err)
@@ -125,7 +134,8 @@ func (o Options) graphql() http.Handler {
 // writeGraphQLError answers a request refused before execution (rate
 // limited) with the HTTP status of its code, Retry-After, and a GraphQL
 // response body carrying extensions.code.
-func writeGraphQLError(w http.ResponseWriter, e *apperr.Error) {
+func writeGraphQLError(w http.ResponseWriter, r *http.Request, e *apperr.Error) {
+	request.From(r.Context()).SetCode(string(e.Code))
 	ext := map[string]any{"code": string(e.Code)}
 	if e.RetryAfterSeconds > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))

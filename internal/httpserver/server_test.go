@@ -127,7 +127,7 @@ func TestProductionHidesDevelopmentTools(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, env.Server.URL+"/graphql", nil)
 	r := env.Do(req)
 	require.Equal(t, http.StatusMethodNotAllowed, r.StatusCode)
-	require.Equal(t, "POST", r.Header.Get("Allow"))
+	require.Equal(t, "OPTIONS, POST", r.Header.Get("Allow"), "OPTIONS: the CORS preflight")
 }
 
 // TestGracefulShutdown: cancelling Serve's context lets an in-flight request

@@ -50,6 +50,8 @@ type Controls struct {
 	JWKSURL *string
 	// FrameAncestors: which origins may frame the webview; empty: none.
 	FrameAncestors *[]string
+	// CORSOrigins: which browser origins may call /graphql; empty: none.
+	CORSOrigins *[]string
 }
 
 var hostnameRE = regexp.MustCompile(`^(?i)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.?$`)
@@ -151,6 +153,13 @@ func ValidateFrameAncestors(list []string) ([]string, error) {
 }
 
 func (c *Controls) validate() error {
+	if c.CORSOrigins != nil {
+		out, err := ValidateCORSOrigins(*c.CORSOrigins)
+		if err != nil {
+			return err
+		}
+		c.CORSOrigins = &out
+	}
 	if c.FrameAncestors != nil {
 		out, err := ValidateFrameAncestors(*c.FrameAncestors)
 		if err != nil {
@@ -240,6 +249,9 @@ func (s *Service) UpdateControls(ctx context.Context, db bun.IDB, partnerID uuid
 	}
 	if c.FrameAncestors != nil {
 		q = q.Set("frame_ancestors = ?", pgArray(*c.FrameAncestors))
+	}
+	if c.CORSOrigins != nil {
+		q = q.Set("cors_origins = ?", pgArray(*c.CORSOrigins))
 	}
 	limit := func(col string, v *int) {
 		switch {

@@ -56,6 +56,10 @@ type Partner struct {
 	// FrameAncestors lists the CSP frame-ancestors sources allowed to
 	// frame the partner's webview; empty means none.
 	FrameAncestors []string `bun:"frame_ancestors,array"`
+	// CORSOrigins lists the exact browser origins (https://app.example.com)
+	// allowed to call /graphql from a page of their own; empty means none
+	// but the webview's own origin (see ValidateCORSOrigin).
+	CORSOrigins []string `bun:"cors_origins,array"`
 	// Rate limits per replica; nil means the configured default, 0 unlimited.
 	RateLimitPerMinute         *int      `bun:"rate_limit_per_minute"`
 	RateLimitBurst             *int      `bun:"rate_limit_burst"`
@@ -167,7 +171,7 @@ func (s *Service) Upsert(ctx context.Context, db bun.IDB, p CreateParams) (*Part
 	row := &Partner{
 		ID: uuid.New(), Slug: p.Slug, Name: p.Name, DisplayName: p.DisplayName, LogoPath: p.LogoPath,
 		ProgramName: p.ProgramName, CurrencyName: p.CurrencyName, MaxTokenLifetimeSeconds: 7 * 24 * 3600,
-		Timezone: "UTC", APIEnabled: true, AllowedOrigins: []string{}, AllowedSchemes: []string{},
+		Timezone: "UTC", APIEnabled: true, AllowedOrigins: []string{}, AllowedSchemes: []string{}, CORSOrigins: []string{},
 		FrameAncestors: []string{},
 	}
 	if p.Issuer != "" {

@@ -17,6 +17,7 @@ type Info struct {
 	ID        string
 	partnerID atomic.Value
 	route     atomic.Value
+	code      atomic.Value
 }
 
 // SetPartner records the authenticated partner for the access log.
@@ -24,6 +25,13 @@ func (i *Info) SetPartner(id string) { i.partnerID.Store(id) }
 
 // Partner returns the recorded partner id or "".
 func (i *Info) Partner() string { s, _ := i.partnerID.Load().(string); return s }
+
+// SetCode records the error code the request was answered with (the
+// first one, for a GraphQL answer with several errors) for the access log.
+func (i *Info) SetCode(code string) { i.code.CompareAndSwap(nil, code) }
+
+// Code returns the recorded error code or "".
+func (i *Info) Code() string { s, _ := i.code.Load().(string); return s }
 
 // SetRoute records the matched route pattern (for metrics labels).
 func (i *Info) SetRoute(r string) { i.route.Store(r) }

@@ -261,7 +261,7 @@ func (a *API) Consumer(h ConsumerHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := a.AuthenticateConsumer(w, r)
 		if err != nil {
-			WriteError(w, r, a.Log, err)
+			writeError(w, r, a.Log, err, true)
 			return
 		}
 		if err := h(w, r.WithContext(auth.WithConsumer(r.Context(), c, nil)), c); err != nil {

@@ -27,6 +27,12 @@ type Problem struct {
 	Field     string `json:"field,omitempty"`
 	Reason    string `json:"reason,omitempty"`
 	RequestID string `json:"requestId"`
+
+	// Family and AuthReason: on consumer authentication failures only,
+	// "UNAUTHENTICATED" and missing, invalid, expired, revoked or
+	// anonymised (apperr.AuthReason), as GraphQL's extensions.
+	Family     string `json:"family,omitempty"`
+	AuthReason string `json:"authReason,omitempty"`
 }
 
 // ProblemTypeBase prefixes problem types; the fragment is the code, which
@@ -40,13 +46,19 @@ const DatabaseRetryAfterSeconds = 5
 // WriteError answers with the problem for err. Errors that are not
 // *apperr.Error are logged once, with the request id, and shown as INTERNAL.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	writeError(w, r, log, err, false)
+}
+
+// writeError is WriteError; consumerAuth marks a consumer token's refusal,
+// which also carries the UNAUTHENTICATED family and its authReason.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, consumerAuth bool) {
 	e := apperr.As(err)
 	if e == nil {
 		switch {
 		case database.Unavailable(err):
 			// An outage, not a bug: logged once as a warning, answered 503
 			// so clients and load balancers retry.
-			log.WarnContext(r.Context(), "database unavailable", "request_id", request.ID(r.Context()),
+			log.WarnContext(r.Context(), "database unavailable", "code", string(apperr.CodeDatabaseUnavailable), "request_id", request.ID(r.Context()),
 				"method", r.Method, "route", r.Pattern, "error", err.Error())
 			e = apperr.New(apperr.CodeDatabaseUnavailable, "the database is unavailable; nothing was changed, retry later")
 			e.RetryAfterSeconds = DatabaseRetryAfterSeconds
@@ -57,19 +69,26 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			// back: not an internal error, and nobody reads the answer.
 			e = apperr.New(apperr.CodeUnavailable, "the request was cancelled")
 		default:
-			log.ErrorContext(r.Context(), "internal error", "request_id", request.ID(r.Context()),
+			log.ErrorContext(r.Context(), "internal error", "code", string(apperr.CodeInternal), "request_id", request.ID(r.Context()),
 				"method", r.Method, "route", r.Pattern, "error", err.Error())
 			e = apperr.New(apperr.CodeInternal, "internal error")
 		}
 	}
+	request.From(r.Context()).SetCode(string(e.Code))
 	info := apperr.Lookup(e.Code)
 	if e.RetryAfterSeconds > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
 	}
-	writeJSON(w, "application/problem+json", info.Status, Problem{
+	p := Problem{
 		Type: ProblemTypeBase + string(e.Code), Title: info.Title, Status: info.Status, Code: string(e.Code),
 		Detail: e.Message, Field: e.Field, Reason: e.Reason, RequestID: request.ID(r.Context()),
-	})
+	}
+	if consumerAuth {
+		if p.AuthReason = apperr.AuthReason(e.Code); p.AuthReason != "" {
+			p.Family = apperr.FamilyUnauthenticated
+		}
+	}
+	writeJSON(w, "application/problem+json", info.Status, p)
 }
 
 // WriteJSON answers with v as application/json.

@@ -117,7 +117,9 @@ func (a *API) listEndpoints(w http.ResponseWriter, r *http.Request, p *auth.Part
 	for i := range eps {
 		out[i] = newEndpointView(&eps[i], "")
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"data": out})
+	// items is the envelope of every list (docs/api.md#lists); data is the
+	// same array under its old name, kept for existing clients.
+	WriteJSON(w, http.StatusOK, map[string]any{"items": out, "data": out})
 	return nil
 }
 
@@ -302,7 +304,8 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, p *auth.Par
 	if next != "" {
 		nextCursor = &next
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"data": out, "nextCursor": nextCursor})
+	// items, as every list; data is the deprecated old name.
+	WriteJSON(w, http.StatusOK, map[string]any{"items": out, "data": out, "nextCursor": nextCursor})
 	return nil
 }
 
