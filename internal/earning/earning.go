@@ -99,7 +99,23 @@ type Service struct {
 	Tier      Modifier
 	Campaigns Modifier
 
+	// Referrals, when set, is the referral program's hook
+	// (referral.Service), called in the transaction of an earn (EarnTx,
+	// only for a partner with an enabled referral policy: the program
+	// parts probe, no extra query otherwise) and of a reversal or cancel
+	// of an earn (ReverseTx, CancelTx).
+	Referrals ReferralHook
+
 	zones sync.Map // time zone name -> *time.Location
+}
+
+// ReferralHook is what the earn paths tell the referral program:
+// EarnedTx after an earn's entry (it may qualify the user's referral and
+// write its rewards), EarnUndoneTx after a reversal or cancel of the earn
+// earnEntryID (it cancels rewards that earn qualified, still on hold).
+type ReferralHook interface {
+	EarnedTx(ctx context.Context, tx bun.Tx, p *partner.Partner, e *ledger.Entry, amount *int64) error
+	EarnUndoneTx(ctx context.Context, tx bun.Tx, p *partner.Partner, earnEntryID int64) error
 }
 
 // NewService returns a Service using the wall clock, for managing rules;
@@ -272,12 +288,14 @@ type ruleAndPolicy struct {
 	PolCurrency              *string  `bun:"pol_currency,scanonly"`
 	HasTiers                 bool     `bun:"has_tiers,scanonly"`
 	HasCampaigns             bool     `bun:"has_campaigns,scanonly"`
+	HasReferrals             bool     `bun:"has_referrals,scanonly"`
 }
 
-// partsSQL reads which program parts the partner r.partner_id uses (two
-// index probes), as has_tiers and has_campaigns.
+// partsSQL reads which program parts the partner r.partner_id uses (three
+// index probes), as has_tiers, has_campaigns and has_referrals.
 const partsSQL = `EXISTS (SELECT 1 FROM tiers t WHERE t.partner_id = r.partner_id) AS has_tiers,
-		EXISTS (SELECT 1 FROM campaigns c WHERE c.partner_id = r.partner_id AND c.enabled) AS has_campaigns`
+		EXISTS (SELECT 1 FROM campaigns c WHERE c.partner_id = r.partner_id AND c.enabled) AS has_campaigns,
+		EXISTS (SELECT 1 FROM referral_policies rp WHERE rp.partner_id = r.partner_id AND rp.enabled) AS has_referrals`
 
 // partsOf reads which program parts a partner uses, for a batch of earns
 // (EarnTx reads them with its rule instead).
@@ -309,7 +327,7 @@ func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid
 	if err != nil {
 		return nil, program.Policy{}, ProgramParts{}, fmt.Errorf("load earning rule %s: %w", code, err)
 	}
-	parts := ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns}
+	parts := ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns, Referrals: row.HasReferrals}
 	pol := program.Default(partnerID)
 	if row.PolExpiryMode != nil {
 		pol.ExpiryMode, pol.ExpiryDays, pol.ExpiryDates = *row.PolExpiryMode, row.PolExpiryDays, row.PolExpiryDates

@@ -1,0 +1,3 @@
+DROP TABLE referrals;
+DROP TABLE referral_codes;
+DROP TABLE referral_policies;
