@@ -349,4 +349,3 @@ func (c *statementCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) c
 func (c *statementCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
 
 func ptr[T any](v T) *T { return &v }
-
