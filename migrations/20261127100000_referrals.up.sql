@@ -31,6 +31,8 @@ CREATE TABLE referral_codes (
     -- Stored upper case: codes are case-insensitive.
     code text NOT NULL CHECK (code ~ '^[A-Z0-9_-]{3,64}$'),
     created_at timestamptz NOT NULL,
+    -- The incremental export follows codes: a new or changed code moves it.
+    xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     PRIMARY KEY (partner_id, user_id),
     UNIQUE (partner_id, code),
     FOREIGN KEY (partner_id, user_id) REFERENCES users (partner_id, id) ON DELETE CASCADE
@@ -56,6 +58,8 @@ CREATE TABLE referrals (
     qualified_at timestamptz,
     rewarded_at timestamptz,
     cancelled_at timestamptz,
+    -- The incremental export follows referrals: only a status change moves it.
+    xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     PRIMARY KEY (partner_id, id),
     -- One referrer per user: the first attribution wins.
     UNIQUE (partner_id, referee_id),
@@ -66,3 +70,10 @@ CREATE TABLE referrals (
 CREATE INDEX referrals_referrer_idx ON referrals (partner_id, referrer_id, id);
 CREATE INDEX referrals_qualifying_idx ON referrals (partner_id, qualifying_entry_id) WHERE qualifying_entry_id IS NOT NULL;
 CREATE INDEX referrals_hold_idx ON referrals (hold_until) WHERE status = 'qualified';
+
+CREATE TRIGGER referral_codes_set_xid BEFORE UPDATE ON referral_codes FOR EACH ROW
+    WHEN (OLD.code IS DISTINCT FROM NEW.code) EXECUTE FUNCTION set_row_xid();
+CREATE INDEX referral_codes_xid_idx ON referral_codes (partner_id, xid);
+CREATE TRIGGER referrals_set_xid BEFORE UPDATE ON referrals FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION set_row_xid();
+CREATE INDEX referrals_xid_idx ON referrals (partner_id, xid);

@@ -101,6 +101,8 @@ type Referral struct {
 	QualifiedAt       *time.Time `bun:"qualified_at"`
 	RewardedAt        *time.Time `bun:"rewarded_at"`
 	CancelledAt       *time.Time `bun:"cancelled_at"`
+	// Xid is the export's change tracking (set by the database).
+	Xid string `bun:"xid,scanonly"`
 }
 
 // DefaultApplyLimit bounds applyReferralCode per user: 5 at once, then one
