@@ -116,6 +116,9 @@ type Service struct {
 type ReferralHook interface {
 	EarnedTx(ctx context.Context, tx bun.Tx, p *partner.Partner, e *ledger.Entry, amount *int64) error
 	EarnUndoneTx(ctx context.Context, tx bun.Tx, p *partner.Partner, earnEntryID int64) error
+	// EarnedManyTx is EarnedTx for a batch (EarnManyTx): entries in input
+	// order, amounts[i] the amount of entries[i].
+	EarnedManyTx(ctx context.Context, tx bun.Tx, p *partner.Partner, entries []*ledger.Entry, amounts []*int64) error
 }
 
 // NewService returns a Service using the wall clock, for managing rules;
@@ -303,11 +306,12 @@ func partsOf(ctx context.Context, db bun.IDB, partnerID uuid.UUID) (ProgramParts
 	var row struct {
 		HasTiers     bool `bun:"has_tiers"`
 		HasCampaigns bool `bun:"has_campaigns"`
+		HasReferrals bool `bun:"has_referrals"`
 	}
 	if err := db.NewRaw(`SELECT `+partsSQL+` FROM (SELECT ?::uuid AS partner_id) r`, partnerID).Scan(ctx, &row); err != nil {
 		return ProgramParts{}, fmt.Errorf("read the partner's program parts: %w", err)
 	}
-	return ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns}, nil
+	return ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns, Referrals: row.HasReferrals}, nil
 }
 
 // ruleWithPolicy loads one rule, the partner's policy (program.Default

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/event"
@@ -118,6 +119,41 @@ func (s *Service) EarnedTx(ctx context.Context, tx bun.Tx, p *partner.Partner, e
 	}
 	if !pending {
 		return s.emit(ctx, tx, event.ReferralRewarded, &r, nil)
+	}
+	return nil
+}
+
+// EarnedManyTx is EarnedTx for a batch of earns (multistore, bulk): one
+// query finds which of the batch's users have a pending referral, then
+// each of their earns, in input order, is offered to EarnedTx (the first
+// that qualifies wins, as for single earns). A batch without such users
+// costs that one query.
+func (s *Service) EarnedManyTx(ctx context.Context, tx bun.Tx, p *partner.Partner, entries []*ledger.Entry, amounts []*int64) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	users := make([]uuid.UUID, 0, len(entries))
+	for _, e := range entries {
+		users = append(users, e.UserID)
+	}
+	var pending []uuid.UUID
+	if err := tx.NewRaw(`SELECT referee_id FROM referrals WHERE partner_id = ? AND referee_id = ANY(?) AND status = 'pending'`,
+		p.ID, pgdialect.Array(users)).Scan(ctx, &pending); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("find pending referrals of a batch: %w", err)
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	want := make(map[uuid.UUID]bool, len(pending))
+	for _, u := range pending {
+		want[u] = true
+	}
+	for i, e := range entries {
+		if want[e.UserID] {
+			if err := s.EarnedTx(ctx, tx, p, e, amounts[i]); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

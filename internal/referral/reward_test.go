@@ -349,3 +349,32 @@ func (c *statementCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) c
 func (c *statementCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
 
 func ptr[T any](v T) *T { return &v }
+
+// TestBatchEarnQualifies: earns through EarnManyTx (multistore, bulk)
+// qualify referrals like single earns: two qualifying items of one
+// referee in a batch reward once; a user without a referral is untouched.
+func TestBatchEarnQualifies(t *testing.T) {
+	t.Parallel()
+	b, tx := setup(t)
+	b.policy(t, tx, referral.Policy{ReferrerPoints: 500, RefereePoints: 200})
+	a := b.user(t, tx, "a", "")
+	c := b.referred(t, tx, a, "c")
+	b.user(t, tx, "z", "")
+	item := func(ext, ref string, amount int64) earning.ManyItem {
+		return earning.ManyItem{EarnParams: earning.EarnParams{ExternalUserID: ext, Code: "buy", Amount: &amount, Reference: &ref}}
+	}
+	res, err := b.earning.EarnManyTx(b.ctx, tx, b.partner, []earning.ManyItem{item("z", "m-0", 1000), item("c", "m-1", 1000), item("c", "m-2", 3000)})
+	require.NoError(t, err)
+	for _, r := range res {
+		require.Nil(t, r.Err)
+	}
+	r := b.referralOf(t, tx, c.ID)
+	require.Equal(t, referral.StatusRewarded, r.Status)
+	require.Equal(t, *res[1].EntryID, *r.QualifyingEntryID, "the first qualifying item in input order")
+	av, _ := b.balance(t, tx, a.ID)
+	require.Equal(t, int64(500), av)
+	av, _ = b.balance(t, tx, c.ID)
+	require.Equal(t, int64(10+30+200), av)
+	require.Equal(t, 1, b.eventCount(t, tx, event.ReferralRewarded))
+	require.NoError(t, ledger.CheckInvariants(b.ctx, tx))
+}
