@@ -77,3 +77,17 @@ CREATE INDEX referral_codes_xid_idx ON referral_codes (partner_id, xid);
 CREATE TRIGGER referrals_set_xid BEFORE UPDATE ON referrals FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION set_row_xid();
 CREATE INDEX referrals_xid_idx ON referrals (partner_id, xid);
+
+-- Anonymising a user erases what could identify them here too: their code
+-- (a partner may have set it from the name, seed 003's JOETESTERSON) and
+-- the copies of it on the referrals they made. A revived user draws a new
+-- code on first read. Erasure needs nothing: the rows cascade.
+CREATE FUNCTION referral_anonymise() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM referral_codes WHERE partner_id = NEW.partner_id AND user_id = NEW.id;
+    UPDATE referrals SET code = '-' WHERE partner_id = NEW.partner_id AND referrer_id = NEW.id;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER users_referral_anonymise AFTER UPDATE OF anonymised_at ON users FOR EACH ROW
+    WHEN (OLD.anonymised_at IS NULL AND NEW.anonymised_at IS NOT NULL) EXECUTE FUNCTION referral_anonymise();

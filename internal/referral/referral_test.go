@@ -294,3 +294,28 @@ func TestVelocityAlert(t *testing.T) {
 		require.Equal(t, want, b.eventCount(t, tx, event.ReferralVelocity), "a new window alerts again")
 	}
 }
+
+// TestAnonymiseForgetsTheCode: anonymising a referrer removes their code
+// (a partner's code may spell their name) and its copies on their
+// referrals; the referrals stay; a revived user draws a new code.
+func TestAnonymiseForgetsTheCode(t *testing.T) {
+	t.Parallel()
+	b, tx := setup(t)
+	joe := b.user(t, tx, "joe", "")
+	_, err := b.ref.SetCodeTx(b.ctx, tx, b.partner.ID, joe.ID, "referralCode", "JOETESTERSON")
+	require.NoError(t, err)
+	amy := b.user(t, tx, "amy", "")
+	_, err = b.ref.AttributeTx(b.ctx, tx, b.partner.ID, amy, "code", "JOETESTERSON", referral.SourceAPI)
+	require.NoError(t, err)
+
+	require.NoError(t, b.users.AnonymiseUserTx(b.ctx, tx, joe))
+	code, err := b.ref.CodeOf(b.ctx, tx, b.partner.ID, joe.ID)
+	require.NoError(t, err)
+	require.Empty(t, code)
+	r := b.referralOf(t, tx, amy.ID)
+	require.Equal(t, joe.ID, r.ReferrerID, "the referral stays")
+	require.Equal(t, "-", r.Code)
+	_, err = b.ref.AttributeTx(b.ctx, tx, b.partner.ID, b.user(t, tx, "cat", ""), "code", "JOETESTERSON", referral.SourceAPI)
+	requireCode(t, err, apperr.CodeReferralCodeNotFound)
+	require.NotEqual(t, "JOETESTERSON", b.code(t, tx, joe))
+}
