@@ -62,6 +62,11 @@ type ComplexityRoot struct {
 		Title    func(childComplexity int) int
 	}
 
+	ApplyReferralCodePayload struct {
+		AlreadyApplied func(childComplexity int) int
+		Status         func(childComplexity int) int
+	}
+
 	ClaimGiftPayload struct {
 		Balance func(childComplexity int) int
 		Voucher func(childComplexity int) int
@@ -144,6 +149,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		ApplyReferralCode     func(childComplexity int, code string) int
 		ClaimGift             func(childComplexity int, giftID string, idempotencyKey string) int
 		DeleteMe              func(childComplexity int, mode *model.DeleteMode) int
 		Logout                func(childComplexity int) int
@@ -230,6 +236,22 @@ type ComplexityRoot struct {
 		Voucher   func(childComplexity int) int
 	}
 
+	Referral struct {
+		CreatedAt    func(childComplexity int) int
+		Cursor       func(childComplexity int) int
+		HoldUntil    func(childComplexity int) int
+		QualifiedAt  func(childComplexity int) int
+		RewardPoints func(childComplexity int) int
+		Status       func(childComplexity int) int
+	}
+
+	ReferralStats struct {
+		Invited       func(childComplexity int) int
+		PointsEarned  func(childComplexity int) int
+		PointsPending func(childComplexity int) int
+		Qualified     func(childComplexity int) int
+	}
+
 	Tier struct {
 		Benefits   func(childComplexity int) int
 		Code       func(childComplexity int) int
@@ -253,6 +275,10 @@ type ComplexityRoot struct {
 		NextTier       func(childComplexity int) int
 		Partner        func(childComplexity int) int
 		PendingPoints  func(childComplexity int) int
+		ReferralCode   func(childComplexity int) int
+		ReferralLink   func(childComplexity int) int
+		ReferralStats  func(childComplexity int) int
+		Referrals      func(childComplexity int, first *int, after *string) int
 		Tier           func(childComplexity int) int
 	}
 
@@ -315,6 +341,7 @@ type MutationResolver interface {
 	TriggerAction(ctx context.Context, code string, idempotencyKey string) (*model.TriggerActionPayload, error)
 	DeleteMe(ctx context.Context, mode *model.DeleteMode) (bool, error)
 	Logout(ctx context.Context) (bool, error)
+	ApplyReferralCode(ctx context.Context, code string) (*model.ApplyReferralCodePayload, error)
 	ClaimGift(ctx context.Context, giftID string, idempotencyKey string) (*model.ClaimGiftPayload, error)
 	RedeemVoucher(ctx context.Context, id string) (*voucher.Voucher, error)
 	RequestRedemptionCode(ctx context.Context, voucherID string) (*model.RedemptionCode, error)
@@ -345,6 +372,10 @@ type UserResolver interface {
 	ExpiringPoints(ctx context.Context, obj *user.User) ([]*ledger.Expiring, error)
 	Tier(ctx context.Context, obj *user.User) (*model.Tier, error)
 	NextTier(ctx context.Context, obj *user.User) (*model.NextTier, error)
+	ReferralCode(ctx context.Context, obj *user.User) (string, error)
+	ReferralLink(ctx context.Context, obj *user.User) (*string, error)
+	Referrals(ctx context.Context, obj *user.User, first *int, after *string) ([]*model.Referral, error)
+	ReferralStats(ctx context.Context, obj *user.User) (*model.ReferralStats, error)
 }
 type VoucherResolver interface {
 	Gift(ctx context.Context, obj *voucher.Voucher) (*catalog.Gift, error)
@@ -412,6 +443,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Ad.Title(childComplexity), true
+
+	case "ApplyReferralCodePayload.alreadyApplied":
+		if e.ComplexityRoot.ApplyReferralCodePayload.AlreadyApplied == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApplyReferralCodePayload.AlreadyApplied(childComplexity), true
+	case "ApplyReferralCodePayload.status":
+		if e.ComplexityRoot.ApplyReferralCodePayload.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApplyReferralCodePayload.Status(childComplexity), true
 
 	case "ClaimGiftPayload.balance":
 		if e.ComplexityRoot.ClaimGiftPayload.Balance == nil {
@@ -729,6 +773,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Merchant.Name(childComplexity), true
 
+	case "Mutation.applyReferralCode":
+		if e.ComplexityRoot.Mutation.ApplyReferralCode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_applyReferralCode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ApplyReferralCode(childComplexity, args["code"].(string)), true
 	case "Mutation.claimGift":
 		if e.ComplexityRoot.Mutation.ClaimGift == nil {
 			break
@@ -1152,6 +1207,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RedemptionCode.Voucher(childComplexity), true
 
+	case "Referral.createdAt":
+		if e.ComplexityRoot.Referral.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Referral.CreatedAt(childComplexity), true
+	case "Referral.cursor":
+		if e.ComplexityRoot.Referral.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Referral.Cursor(childComplexity), true
+	case "Referral.holdUntil":
+		if e.ComplexityRoot.Referral.HoldUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Referral.HoldUntil(childComplexity), true
+	case "Referral.qualifiedAt":
+		if e.ComplexityRoot.Referral.QualifiedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Referral.QualifiedAt(childComplexity), true
+	case "Referral.rewardPoints":
+		if e.ComplexityRoot.Referral.RewardPoints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Referral.RewardPoints(childComplexity), true
+	case "Referral.status":
+		if e.ComplexityRoot.Referral.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Referral.Status(childComplexity), true
+
+	case "ReferralStats.invited":
+		if e.ComplexityRoot.ReferralStats.Invited == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReferralStats.Invited(childComplexity), true
+	case "ReferralStats.pointsEarned":
+		if e.ComplexityRoot.ReferralStats.PointsEarned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReferralStats.PointsEarned(childComplexity), true
+	case "ReferralStats.pointsPending":
+		if e.ComplexityRoot.ReferralStats.PointsPending == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReferralStats.PointsPending(childComplexity), true
+	case "ReferralStats.qualified":
+		if e.ComplexityRoot.ReferralStats.Qualified == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReferralStats.Qualified(childComplexity), true
+
 	case "Tier.benefits":
 		if e.ComplexityRoot.Tier.Benefits == nil {
 			break
@@ -1250,6 +1367,35 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.PendingPoints(childComplexity), true
+	case "User.referralCode":
+		if e.ComplexityRoot.User.ReferralCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.ReferralCode(childComplexity), true
+	case "User.referralLink":
+		if e.ComplexityRoot.User.ReferralLink == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.ReferralLink(childComplexity), true
+	case "User.referralStats":
+		if e.ComplexityRoot.User.ReferralStats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.ReferralStats(childComplexity), true
+	case "User.referrals":
+		if e.ComplexityRoot.User.Referrals == nil {
+			break
+		}
+
+		args, err := ec.field_User_referrals_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.Referrals(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "User.tier":
 		if e.ComplexityRoot.User.Tier == nil {
 			break
@@ -1558,6 +1704,19 @@ type Mutation {
   partner's back end mints a new token for the next session. Always true.
   """
   logout: Boolean!
+  """
+  Attributes the user to the friend whose referral code they enter, within
+  the program's attribution window after joining (docs/referrals.md). One
+  referrer per user: the first wins. Errors carry extensions.code:
+  REFERRAL_CODE_NOT_FOUND, REFERRAL_ALREADY_ATTRIBUTED,
+  REFERRAL_WINDOW_CLOSED, SELF_REFERRAL, REFERRAL_LOOP, INVALID_FIELD,
+  RATE_LIMITED (5 attempts, then one a minute; with
+  extensions.retryAfterSeconds).
+  """
+  applyReferralCode(
+    "The friend's code, as shared (case-insensitive)."
+    code: String!
+  ): ApplyReferralCodePayload!
 }
 
 """
@@ -1801,6 +1960,86 @@ type User {
   tier or when the partner has no tiers.
   """
   nextTier: NextTier
+  """
+  The user's referral code, to share with friends (docs/referrals.md): set
+  by the partner (seed 003's referralCode) or drawn from the program's
+  pattern, in readable characters. Codes are case-insensitive.
+  """
+  referralCode: String!
+  """
+  The share link with the code (the program's link template); null when
+  the program has none.
+  """
+  referralLink: String
+  """
+  The users this user referred, newest first.
+  """
+  referrals(
+    "Page size, 1 to 100."
+    first: Int = 20
+    "The cursor of the last referral of the previous page."
+    after: String
+  ): [Referral!]!
+  """
+  What the user's referrals added up to.
+  """
+  referralStats: ReferralStats!
+}
+
+"""
+A user this user referred. The friend's identity is not shown.
+"""
+type Referral {
+  "Opaque cursor to pass as ` + "`" + `after` + "`" + ` for the referrals after this one."
+  cursor: String!
+  status: ReferralStatus!
+  "The referrer's reward (0 while pending, or when a cap withheld it)."
+  rewardPoints: Int!
+  "When the friend was attributed to the user."
+  createdAt: Time!
+  "When the referral qualified; null while pending."
+  qualifiedAt: Time
+  "Until when the reward is held (pending points); null when not held."
+  holdUntil: Time
+}
+
+"""
+Where a referral stands. Clients should have a default branch: values may
+be added.
+"""
+enum ReferralStatus {
+  "The friend joined; the referral has not qualified yet."
+  PENDING
+  "Qualified; the rewards are pending until holdUntil."
+  QUALIFIED
+  "The rewards are available."
+  REWARDED
+  "The qualifying purchase was undone during the hold: no reward."
+  CANCELLED
+}
+
+"""
+A referrer's summary.
+"""
+type ReferralStats {
+  "Friends attributed to the user."
+  invited: Int!
+  "Referrals that qualified (held or rewarded)."
+  qualified: Int!
+  "Reward points available to the user."
+  pointsEarned: Int!
+  "Reward points still held."
+  pointsPending: Int!
+}
+
+"""
+The result of applyReferralCode.
+"""
+type ApplyReferralCodePayload {
+  "The user's referral, now attributed."
+  status: ReferralStatus!
+  "True when this same code had been applied before (nothing changed)."
+  alreadyApplied: Boolean!
 }
 
 """
@@ -2219,6 +2458,16 @@ func (ec *executionContext) childFields_Ad(ctx context.Context, field graphql.Co
 	return nil, fmt.Errorf("no field named %q was found under type Ad", field.Name)
 }
 
+func (ec *executionContext) childFields_ApplyReferralCodePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "status":
+		return ec.fieldContext_ApplyReferralCodePayload_status(ctx, field)
+	case "alreadyApplied":
+		return ec.fieldContext_ApplyReferralCodePayload_alreadyApplied(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ApplyReferralCodePayload", field.Name)
+}
+
 func (ec *executionContext) childFields_ClaimGiftPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "voucher":
@@ -2511,6 +2760,38 @@ func (ec *executionContext) childFields_RedemptionCode(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type RedemptionCode", field.Name)
 }
 
+func (ec *executionContext) childFields_Referral(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_Referral_cursor(ctx, field)
+	case "status":
+		return ec.fieldContext_Referral_status(ctx, field)
+	case "rewardPoints":
+		return ec.fieldContext_Referral_rewardPoints(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Referral_createdAt(ctx, field)
+	case "qualifiedAt":
+		return ec.fieldContext_Referral_qualifiedAt(ctx, field)
+	case "holdUntil":
+		return ec.fieldContext_Referral_holdUntil(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Referral", field.Name)
+}
+
+func (ec *executionContext) childFields_ReferralStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "invited":
+		return ec.fieldContext_ReferralStats_invited(ctx, field)
+	case "qualified":
+		return ec.fieldContext_ReferralStats_qualified(ctx, field)
+	case "pointsEarned":
+		return ec.fieldContext_ReferralStats_pointsEarned(ctx, field)
+	case "pointsPending":
+		return ec.fieldContext_ReferralStats_pointsPending(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReferralStats", field.Name)
+}
+
 func (ec *executionContext) childFields_Tier(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "code":
@@ -2559,6 +2840,14 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_tier(ctx, field)
 	case "nextTier":
 		return ec.fieldContext_User_nextTier(ctx, field)
+	case "referralCode":
+		return ec.fieldContext_User_referralCode(ctx, field)
+	case "referralLink":
+		return ec.fieldContext_User_referralLink(ctx, field)
+	case "referrals":
+		return ec.fieldContext_User_referrals(ctx, field)
+	case "referralStats":
+		return ec.fieldContext_User_referralStats(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -2724,6 +3013,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 // endregion ************************** internal!.gotpl ***************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_Mutation_applyReferralCode_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "code",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["code"] = arg0
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_claimGift_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -3015,6 +3318,28 @@ func (ec *executionContext) field_Query_vouchers_args(ctx context.Context, rawAr
 	return args, nil
 }
 
+func (ec *executionContext) field_User_referrals_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field___Directive_args_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3257,6 +3582,52 @@ func (ec *executionContext) fieldContext_Ad_action(_ context.Context, field grap
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _ApplyReferralCodePayload_status(ctx context.Context, field graphql.CollectedField, obj *model.ApplyReferralCodePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApplyReferralCodePayload_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ReferralStatus) graphql.Marshaler {
+			return ec.marshalNReferralStatus2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐReferralStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApplyReferralCodePayload_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApplyReferralCodePayload", field, false, false, "ReferralStatus")
+}
+
+func (ec *executionContext) _ApplyReferralCodePayload_alreadyApplied(ctx context.Context, field graphql.CollectedField, obj *model.ApplyReferralCodePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApplyReferralCodePayload_alreadyApplied(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AlreadyApplied, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApplyReferralCodePayload_alreadyApplied(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApplyReferralCodePayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _ClaimGiftPayload_voucher(ctx context.Context, field graphql.CollectedField, obj *model.ClaimGiftPayload) (ret graphql.Marshaler) {
@@ -4649,6 +5020,50 @@ func (ec *executionContext) _Mutation_logout(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Mutation_logout(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Boolean")
+}
+
+func (ec *executionContext) _Mutation_applyReferralCode(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_applyReferralCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ApplyReferralCode(ctx, fc.Args["code"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ApplyReferralCodePayload) graphql.Marshaler {
+			return ec.marshalNApplyReferralCodePayload2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐApplyReferralCodePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_applyReferralCode(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ApplyReferralCodePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_applyReferralCode_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Mutation_claimGift(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -6275,6 +6690,236 @@ func (ec *executionContext) fieldContext_RedemptionCode_voucher(_ context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Referral_cursor(ctx context.Context, field graphql.CollectedField, obj *model.Referral) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Referral_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Referral_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Referral", field, false, false, "String")
+}
+
+func (ec *executionContext) _Referral_status(ctx context.Context, field graphql.CollectedField, obj *model.Referral) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Referral_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ReferralStatus) graphql.Marshaler {
+			return ec.marshalNReferralStatus2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐReferralStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Referral_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Referral", field, false, false, "ReferralStatus")
+}
+
+func (ec *executionContext) _Referral_rewardPoints(ctx context.Context, field graphql.CollectedField, obj *model.Referral) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Referral_rewardPoints(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RewardPoints, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Referral_rewardPoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Referral", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Referral_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.Referral) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Referral_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Referral_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Referral", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Referral_qualifiedAt(ctx context.Context, field graphql.CollectedField, obj *model.Referral) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Referral_qualifiedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QualifiedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Referral_qualifiedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Referral", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Referral_holdUntil(ctx context.Context, field graphql.CollectedField, obj *model.Referral) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Referral_holdUntil(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HoldUntil, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Referral_holdUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Referral", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ReferralStats_invited(ctx context.Context, field graphql.CollectedField, obj *model.ReferralStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReferralStats_invited(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Invited, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReferralStats_invited(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReferralStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReferralStats_qualified(ctx context.Context, field graphql.CollectedField, obj *model.ReferralStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReferralStats_qualified(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Qualified, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReferralStats_qualified(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReferralStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReferralStats_pointsEarned(ctx context.Context, field graphql.CollectedField, obj *model.ReferralStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReferralStats_pointsEarned(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PointsEarned, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReferralStats_pointsEarned(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReferralStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReferralStats_pointsPending(ctx context.Context, field graphql.CollectedField, obj *model.ReferralStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReferralStats_pointsPending(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PointsPending, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReferralStats_pointsPending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReferralStats", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Tier_code(ctx context.Context, field graphql.CollectedField, obj *model.Tier) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6706,6 +7351,128 @@ func (ec *executionContext) fieldContext_User_nextTier(_ context.Context, field 
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_NextTier(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_referralCode(ctx context.Context, field graphql.CollectedField, obj *user.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_referralCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().ReferralCode(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_referralCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "String")
+}
+
+func (ec *executionContext) _User_referralLink(ctx context.Context, field graphql.CollectedField, obj *user.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_referralLink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().ReferralLink(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_referralLink(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "String")
+}
+
+func (ec *executionContext) _User_referrals(ctx context.Context, field graphql.CollectedField, obj *user.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_referrals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().Referrals(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Referral) graphql.Marshaler {
+			return ec.marshalNReferral2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐReferralᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_referrals(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Referral(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_referrals_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_referralStats(ctx context.Context, field graphql.CollectedField, obj *user.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_referralStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().ReferralStats(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ReferralStats) graphql.Marshaler {
+			return ec.marshalNReferralStats2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐReferralStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_referralStats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReferralStats(ctx, field)
 		},
 	}
 	return fc, nil
@@ -8216,6 +8983,44 @@ func (ec *executionContext) _Ad(ctx context.Context, sel ast.SelectionSet, obj *
 	return out
 }
 
+var applyReferralCodePayloadImplementors = []string{"ApplyReferralCodePayload"}
+
+func (ec *executionContext) _ApplyReferralCodePayload(ctx context.Context, sel ast.SelectionSet, obj *model.ApplyReferralCodePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, applyReferralCodePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ApplyReferralCodePayload")
+		case "status":
+			out.Values[i] = ec._ApplyReferralCodePayload_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "alreadyApplied":
+			out.Values[i] = ec._ApplyReferralCodePayload_alreadyApplied(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var claimGiftPayloadImplementors = []string{"ClaimGiftPayload"}
 
 func (ec *executionContext) _ClaimGiftPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ClaimGiftPayload) graphql.Marshaler {
@@ -8805,6 +9610,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "applyReferralCode":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_applyReferralCode(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "claimGift":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_claimGift(ctx, field)
@@ -9384,6 +10196,112 @@ func (ec *executionContext) _RedemptionCode(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var referralImplementors = []string{"Referral"}
+
+func (ec *executionContext) _Referral(ctx context.Context, sel ast.SelectionSet, obj *model.Referral) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, referralImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Referral")
+		case "cursor":
+			out.Values[i] = ec._Referral_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._Referral_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rewardPoints":
+			out.Values[i] = ec._Referral_rewardPoints(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._Referral_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "qualifiedAt":
+			out.Values[i] = ec._Referral_qualifiedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "holdUntil":
+			out.Values[i] = ec._Referral_holdUntil(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var referralStatsImplementors = []string{"ReferralStats"}
+
+func (ec *executionContext) _ReferralStats(ctx context.Context, sel ast.SelectionSet, obj *model.ReferralStats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, referralStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReferralStats")
+		case "invited":
+			out.Values[i] = ec._ReferralStats_invited(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "qualified":
+			out.Values[i] = ec._ReferralStats_qualified(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pointsEarned":
+			out.Values[i] = ec._ReferralStats_pointsEarned(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pointsPending":
+			out.Values[i] = ec._ReferralStats_pointsPending(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var tierImplementors = []string{"Tier"}
 
 func (ec *executionContext) _Tier(ctx context.Context, sel ast.SelectionSet, obj *model.Tier) graphql.Marshaler {
@@ -9542,6 +10460,30 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_nextTier(ctx, field, obj)
+				})
+		case "referralCode":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_referralCode(ctx, field, obj)
+				})
+		case "referralLink":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_referralLink(ctx, field, obj)
+				})
+		case "referrals":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_referrals(ctx, field, obj)
+				})
+		case "referralStats":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_referralStats(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -10113,6 +11055,14 @@ func (ec *executionContext) marshalNAdKind2githubᚗcomᚋperkshqᚋperksᚋgrap
 	return v
 }
 
+func (ec *executionContext) marshalNApplyReferralCodePayload2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐApplyReferralCodePayload(ctx context.Context, sel ast.SelectionSet, v *model.ApplyReferralCodePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ApplyReferralCodePayload!")
+		return graphql.Null
+	}
+	return ec._ApplyReferralCodePayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -10439,6 +11389,48 @@ func (ec *executionContext) marshalNRedemptionCode2ᚖgithubᚗcomᚋperkshqᚋp
 		return graphql.Null
 	}
 	return ec._RedemptionCode(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReferral2ᚕᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐReferralᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Referral) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReferral2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐReferral(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNReferral2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐReferral(ctx context.Context, sel ast.SelectionSet, v *model.Referral) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Referral!")
+		return graphql.Null
+	}
+	return ec._Referral(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReferralStats2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐReferralStats(ctx context.Context, sel ast.SelectionSet, v *model.ReferralStats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReferralStats!")
+		return graphql.Null
+	}
+	return ec._ReferralStats(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNReferralStatus2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐReferralStatus(ctx context.Context, v any) (model.ReferralStatus, error) {
+	var res model.ReferralStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNReferralStatus2githubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐReferralStatus(ctx context.Context, sel ast.SelectionSet, v model.ReferralStatus) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {

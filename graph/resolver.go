@@ -15,6 +15,7 @@ import (
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
+	"github.com/perkshq/perks/internal/referral"
 	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
@@ -38,5 +39,7 @@ type Resolver struct {
 	// TierSvc reads tiers and a user's progress (named so it does not
 	// clash with the tier resolver method).
 	TierSvc *tier.Service
-	Now     func() time.Time
+	// Referrals runs the referral program (codes, attribution, stats).
+	Referrals *referral.Service
+	Now       func() time.Time
 }

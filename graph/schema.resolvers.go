@@ -201,6 +201,10 @@ func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
 	return err == nil, err
 }
 
+func (r *mutationResolver) ApplyReferralCode(ctx context.Context, code string) (*model.ApplyReferralCodePayload, error) {
+	return r.applyReferralCode(ctx, code)
+}
+
 func (r *mutationResolver) ClaimGift(ctx context.Context, giftID string, idempotencyKey string) (*model.ClaimGiftPayload, error) {
 	c, err := consumer(ctx)
 	if err != nil {
@@ -612,6 +616,22 @@ func (r *userResolver) NextTier(ctx context.Context, obj *user.User) (*model.Nex
 		return nil, err
 	}
 	return &model.NextTier{Code: p.Next.Code, Name: p.Next.Name, PointsToGo: int(p.PointsToGo), Threshold: int(p.Next.Threshold)}, nil
+}
+
+func (r *userResolver) ReferralCode(ctx context.Context, obj *user.User) (string, error) {
+	return r.referralCode(ctx, obj)
+}
+
+func (r *userResolver) ReferralLink(ctx context.Context, obj *user.User) (*string, error) {
+	return r.referralLink(ctx, obj)
+}
+
+func (r *userResolver) Referrals(ctx context.Context, obj *user.User, first *int, after *string) ([]*model.Referral, error) {
+	return r.referrals(ctx, obj, first, after)
+}
+
+func (r *userResolver) ReferralStats(ctx context.Context, obj *user.User) (*model.ReferralStats, error) {
+	return r.referralStats(ctx, obj)
 }
 
 func (r *voucherResolver) Gift(ctx context.Context, obj *voucher.Voucher) (*catalog.Gift, error) {

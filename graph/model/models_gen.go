@@ -15,6 +15,14 @@ import (
 	"github.com/perkshq/perks/internal/voucher"
 )
 
+// The result of applyReferralCode.
+type ApplyReferralCodePayload struct {
+	// The user's referral, now attributed.
+	Status ReferralStatus `json:"status"`
+	// True when this same code had been applied before (nothing changed).
+	AlreadyApplied bool `json:"alreadyApplied"`
+}
+
 // What claimGift did.
 type ClaimGiftPayload struct {
 	// The new voucher.
@@ -160,6 +168,33 @@ type RedemptionCode struct {
 	ExpiresAt time.Time `json:"expiresAt"`
 	// The voucher it redeems.
 	Voucher *voucher.Voucher `json:"voucher"`
+}
+
+// A user this user referred. The friend's identity is not shown.
+type Referral struct {
+	// Opaque cursor to pass as `after` for the referrals after this one.
+	Cursor string         `json:"cursor"`
+	Status ReferralStatus `json:"status"`
+	// The referrer's reward (0 while pending, or when a cap withheld it).
+	RewardPoints int `json:"rewardPoints"`
+	// When the friend was attributed to the user.
+	CreatedAt time.Time `json:"createdAt"`
+	// When the referral qualified; null while pending.
+	QualifiedAt *time.Time `json:"qualifiedAt,omitempty"`
+	// Until when the reward is held (pending points); null when not held.
+	HoldUntil *time.Time `json:"holdUntil,omitempty"`
+}
+
+// A referrer's summary.
+type ReferralStats struct {
+	// Friends attributed to the user.
+	Invited int `json:"invited"`
+	// Referrals that qualified (held or rewarded).
+	Qualified int `json:"qualified"`
+	// Reward points available to the user.
+	PointsEarned int `json:"pointsEarned"`
+	// Reward points still held.
+	PointsPending int `json:"pointsPending"`
 }
 
 // A tier of the partner's program (docs/program.md, "Tiers").
@@ -513,6 +548,71 @@ func (e *RedemptionChannel) UnmarshalJSON(b []byte) error {
 }
 
 func (e RedemptionChannel) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a referral stands. Clients should have a default branch: values may
+// be added.
+type ReferralStatus string
+
+const (
+	// The friend joined; the referral has not qualified yet.
+	ReferralStatusPending ReferralStatus = "PENDING"
+	// Qualified; the rewards are pending until holdUntil.
+	ReferralStatusQualified ReferralStatus = "QUALIFIED"
+	// The rewards are available.
+	ReferralStatusRewarded ReferralStatus = "REWARDED"
+	// The qualifying purchase was undone during the hold: no reward.
+	ReferralStatusCancelled ReferralStatus = "CANCELLED"
+)
+
+var AllReferralStatus = []ReferralStatus{
+	ReferralStatusPending,
+	ReferralStatusQualified,
+	ReferralStatusRewarded,
+	ReferralStatusCancelled,
+}
+
+func (e ReferralStatus) IsValid() bool {
+	switch e {
+	case ReferralStatusPending, ReferralStatusQualified, ReferralStatusRewarded, ReferralStatusCancelled:
+		return true
+	}
+	return false
+}
+
+func (e ReferralStatus) String() string {
+	return string(e)
+}
+
+func (e *ReferralStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ReferralStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ReferralStatus", str)
+	}
+	return nil
+}
+
+func (e ReferralStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ReferralStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ReferralStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

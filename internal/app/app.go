@@ -146,7 +146,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking, Program: a.Program, Tiers: a.Tiers,
 		Export: a.Export, Content: a.Content, Webhooks: a.Webhooks, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
 		Catalog: a.Catalog, Vouchers: a.Vouchers, Merchants: a.Merchants, MaxUploadBytes: cfg.MaxUploadBytes,
-		Campaigns: a.Campaigns,
+		Campaigns: a.Campaigns, Referrals: a.Referrals,
 		PartnerAuth: &auth.PartnerAuthenticator{
 			DB: db.Bun, Partners: a.Partners, Skew: cfg.SignatureSkew, Now: a.now,
 			Origins: &auth.OriginChecker{Resolver: a.Resolver, TTL: cfg.OriginDNSTTL, StaleFor: time.Hour, Now: a.now},
@@ -169,7 +169,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	}
 	gql := graph.NewServer(&graph.Resolver{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Content: a.Content,
-		CatalogSvc: a.Catalog, VoucherSvc: a.Vouchers, TierSvc: a.Tiers, Now: a.now,
+		CatalogSvc: a.Catalog, VoucherSvc: a.Vouchers, TierSvc: a.Tiers, Referrals: a.Referrals, Now: a.now,
 	}, graph.Options{
 		MaxDepth: cfg.GraphQLMaxDepth, MaxComplexity: cfg.GraphQLMaxCost, Introspection: cfg.Development(), Log: log,
 		Timeout: cfg.GraphQLTimeout, Metrics: a.Registry,

@@ -22,6 +22,8 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/ranking"
+	"github.com/perkshq/perks/internal/ratelimit"
+	"github.com/perkshq/perks/internal/referral"
 	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 	"github.com/perkshq/perks/internal/voucher"
@@ -49,6 +51,7 @@ type Services struct {
 	Program   *program.Service
 	Campaigns *campaign.Service
 	Tiers     *tier.Service
+	Referrals *referral.Service
 	Audit     *audit.Log
 	Accounts  *account.Service
 
@@ -77,6 +80,8 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s.Tiers = &tier.Service{Events: s.Events, Now: now}
 	s.Earning.Tiers = s.Tiers
 	s.Earning.Tier = earning.TierModifier()
+	s.Referrals = &referral.Service{Ledger: s.Ledger, Events: s.Events, Keys: keys, Limiter: &ratelimit.Limiter{Now: now}, Now: now}
+	s.Earning.Referrals = s.Referrals
 	s.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: now}
 	s.Catalog = &catalog.Service{Merchants: s.Merchants, Now: now}
 	s.Vouchers = &voucher.Service{Catalog: s.Catalog, Ledger: s.Ledger, Events: s.Events, Keys: keys, Now: now}

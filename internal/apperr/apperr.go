@@ -116,6 +116,24 @@ const (
 	CodeConditionTooCostly Code = "CONDITION_TOO_COSTLY"
 )
 
+// Referral errors (issue 15, docs/referrals.md).
+const (
+	// CodeReferralCodeNotFound: no user of the partner has this code.
+	CodeReferralCodeNotFound Code = "REFERRAL_CODE_NOT_FOUND"
+	// CodeReferralCodeTaken: another user of the partner has this code.
+	CodeReferralCodeTaken Code = "REFERRAL_CODE_TAKEN"
+	// CodeReferralAlreadyAttributed: the user already has a referrer.
+	CodeReferralAlreadyAttributed Code = "REFERRAL_ALREADY_ATTRIBUTED"
+	// CodeReferralWindowClosed: the user was created too long ago.
+	CodeReferralWindowClosed Code = "REFERRAL_WINDOW_CLOSED"
+	// CodeSelfReferral: the code is the user's own, or a user with the
+	// same email's.
+	CodeSelfReferral Code = "SELF_REFERRAL"
+	// CodeReferralLoop: the referrer was (directly or not) referred by
+	// the user.
+	CodeReferralLoop Code = "REFERRAL_LOOP"
+)
+
 // Catalog and voucher errors.
 const (
 	CodeOutOfStock       Code = "OUT_OF_STOCK"

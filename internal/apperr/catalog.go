@@ -75,6 +75,13 @@ var catalog = map[Code]Info{
 	CodeInvalidCondition:   {400, "Invalid condition", "Fix the campaign's `condition` (a CEL expression returning a bool) at the line and column given in `detail`; see docs/program.md for its variables."},
 	CodeConditionTooCostly: {400, "Condition too costly", "Simplify the campaign's `condition`: its estimated cost (in `detail`) is above the limit; avoid nested comprehensions over lists."},
 
+	CodeReferralCodeNotFound:      {404, "Referral code not found", "No user of this program has this referral code; check it (codes are case-insensitive). Nothing was changed."},
+	CodeReferralCodeTaken:         {409, "Referral code taken", "Another user of this program already has this referral code; choose another one. Nothing was changed."},
+	CodeReferralAlreadyAttributed: {409, "Already referred", "The user already has a referrer (the first attribution wins); nothing was changed."},
+	CodeReferralWindowClosed:      {422, "Referral window closed", "A referral code can only be applied within the program's attribution window after the user joined (`attributionWindowDays` of the referral policy)."},
+	CodeSelfReferral:              {422, "Self-referral", "A user cannot use their own referral code, nor one of a user with the same email address."},
+	CodeReferralLoop:              {422, "Referral loop", "The code's owner was referred (directly or through others) by this user: referrals cannot form a loop."},
+
 	CodeOutOfStock:       {409, "Out of stock", "The gift ran out; nothing was charged."},
 	CodeLimitReached:     {422, "Limit reached", "The user already claimed this gift as many times as allowed."},
 	CodeGiftUnavailable:  {422, "Gift unavailable", "The gift is retired or outside its claim window."},

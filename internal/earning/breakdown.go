@@ -243,6 +243,7 @@ type Earn struct {
 type ProgramParts struct {
 	Tiers     bool // the partner has a tier list
 	Campaigns bool // the partner has an enabled campaign
+	Referrals bool // the partner has an enabled referral policy
 }
 
 // Modifier adds steps to an earn's breakdown, in the earn's transaction:

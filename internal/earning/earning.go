@@ -103,6 +103,13 @@ type Service struct {
 	Tier      Modifier
 	Campaigns Modifier
 
+	// Referrals, when set, is the referral program's hook
+	// (referral.Service), called in the transaction of an earn (EarnTx,
+	// only for a partner with an enabled referral policy: the program
+	// parts probe, no extra query otherwise) and of a reversal or cancel
+	// of an earn (ReverseTx, CancelTx).
+	Referrals ReferralHook
+
 	zones sync.Map // time zone name -> *time.Location
 
 	// ruleSQL is the earn's rule query with the modifiers' prefetches
@@ -110,6 +117,18 @@ type Service struct {
 	ruleSQLOnce sync.Once
 	ruleSQL     string
 	rulePre     []int
+}
+
+// ReferralHook is what the earn paths tell the referral program:
+// EarnedTx after an earn's entry (it may qualify the user's referral and
+// write its rewards), EarnUndoneTx after a reversal or cancel of the earn
+// earnEntryID (it cancels rewards that earn qualified, still on hold).
+type ReferralHook interface {
+	EarnedTx(ctx context.Context, tx bun.Tx, p *partner.Partner, e *ledger.Entry, amount *int64) error
+	EarnUndoneTx(ctx context.Context, tx bun.Tx, p *partner.Partner, earnEntryID int64) error
+	// EarnedManyTx is EarnedTx for a batch (EarnManyTx): entries in input
+	// order, amounts[i] the amount of entries[i].
+	EarnedManyTx(ctx context.Context, tx bun.Tx, p *partner.Partner, entries []*ledger.Entry, amounts []*int64) error
 }
 
 // NewService returns a Service using the wall clock, for managing rules;
@@ -282,16 +301,18 @@ type ruleAndPolicy struct {
 	PolCurrency              *string  `bun:"pol_currency,scanonly"`
 	HasTiers                 bool     `bun:"has_tiers,scanonly"`
 	HasCampaigns             bool     `bun:"has_campaigns,scanonly"`
+	HasReferrals             bool     `bun:"has_referrals,scanonly"`
 	// Pre0 and Pre1 are the prefetched values of the first and second
 	// modifier (ruleQuery), as JSON text; NULL when not read or NULL.
 	Pre0 *string `bun:"pre_0,scanonly"`
 	Pre1 *string `bun:"pre_1,scanonly"`
 }
 
-// partsSQL reads which program parts the partner r.partner_id uses (two
-// index probes), as has_tiers and has_campaigns.
+// partsSQL reads which program parts the partner r.partner_id uses (three
+// index probes), as has_tiers, has_campaigns and has_referrals.
 const partsSQL = `EXISTS (SELECT 1 FROM tiers t WHERE t.partner_id = r.partner_id) AS has_tiers,
-		EXISTS (SELECT 1 FROM campaigns c WHERE c.partner_id = r.partner_id AND c.enabled) AS has_campaigns`
+		EXISTS (SELECT 1 FROM campaigns c WHERE c.partner_id = r.partner_id AND c.enabled) AS has_campaigns,
+		EXISTS (SELECT 1 FROM referral_policies rp WHERE rp.partner_id = r.partner_id AND rp.enabled) AS has_referrals`
 
 // partsOf reads which program parts a partner uses, for a batch of earns
 // (EarnTx reads them with its rule instead).
@@ -299,11 +320,12 @@ func partsOf(ctx context.Context, db bun.IDB, partnerID uuid.UUID) (ProgramParts
 	var row struct {
 		HasTiers     bool `bun:"has_tiers"`
 		HasCampaigns bool `bun:"has_campaigns"`
+		HasReferrals bool `bun:"has_referrals"`
 	}
 	if err := db.NewRaw(`SELECT `+partsSQL+` FROM (SELECT ?::uuid AS partner_id) r`, partnerID).Scan(ctx, &row); err != nil {
 		return ProgramParts{}, fmt.Errorf("read the partner's program parts: %w", err)
 	}
-	return ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns}, nil
+	return ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns, Referrals: row.HasReferrals}, nil
 }
 
 // ruleWithPolicy loads one rule, the partner's policy (program.Default
@@ -323,7 +345,7 @@ func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid
 	if err != nil {
 		return nil, program.Policy{}, ProgramParts{}, nil, fmt.Errorf("load earning rule %s: %w", code, err)
 	}
-	parts := ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns}
+	parts := ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns, Referrals: row.HasReferrals}
 	pol := program.Default(partnerID)
 	if row.PolExpiryMode != nil {
 		pol.ExpiryMode, pol.ExpiryDays, pol.ExpiryDates = *row.PolExpiryMode, row.PolExpiryDays, row.PolExpiryDates
@@ -386,7 +408,7 @@ func (s *Service) ruleQuery(d schema.Dialect) (string, []int) {
 		}
 		s.ruleSQL = `SELECT ` + strings.Join(ruleCols, ", ") + `, pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
 		pp.expiry_round_to_month_end AS pol_round, pp.expiry_dates AS pol_expiry_dates, pp.pending_days AS pol_pending_days,
-		pp.currency AS pol_currency, parts.has_tiers, parts.has_campaigns` + cols.String() + `
+		pp.currency AS pol_currency, parts.has_tiers, parts.has_campaigns, parts.has_referrals` + cols.String() + `
 		FROM earning_rules r LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
 		CROSS JOIN LATERAL (SELECT ` + partsSQL + `) parts
 		CROSS JOIN (SELECT $1::uuid AS user_id, $2::timestamptz AS at, $3::timestamptz AS now) earn

@@ -81,7 +81,15 @@ func (s *Service) CancelTx(ctx context.Context, tx bun.Tx, p *partner.Partner, r
 	if err := ValidateHoldReason(reason); err != nil {
 		return nil, err
 	}
-	return s.Ledger.CancelTx(ctx, tx, p.ID, reference, reason)
+	h, err := s.Ledger.CancelTx(ctx, tx, p.ID, reference, reason)
+	if err != nil || h.Already || s.Referrals == nil {
+		return h, err
+	}
+	// A referral this earn qualified loses its rewards still on hold.
+	if err := s.Referrals.EarnUndoneTx(ctx, tx, p, h.Earn.ID); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // ValidateHoldReason checks a cancel's optional reason.

@@ -551,6 +551,20 @@ func (s *Service) write(ctx context.Context, tx bun.Tx, b *batch) error {
 			return err
 		}
 	}
+	// Referrals the batch's earns qualify, as EarnTx's; only partners
+	// with an enabled referral policy ask.
+	if s.Referrals != nil && b.parts.Referrals {
+		entries := make([]*ledger.Entry, 0, len(b.accepted))
+		amounts := make([]*int64, 0, len(b.accepted))
+		for _, i := range b.accepted {
+			it := &b.items[i]
+			entries = append(entries, &ledger.Entry{ID: *b.res[i].EntryID, UserID: it.UserID, ActionCode: &it.Code})
+			amounts = append(amounts, it.Amount)
+		}
+		if err := s.Referrals.EarnedManyTx(ctx, tx, b.p, entries, amounts); err != nil {
+			return err
+		}
+	}
 	for i, j := range b.dupOf {
 		b.res[i].EntryID = b.res[j].EntryID
 	}

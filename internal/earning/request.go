@@ -238,6 +238,13 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 			return nil, err
 		}
 	}
+	// The user's referral may qualify with this earn (its rewards are
+	// written in this transaction); only partners with referrals ask.
+	if s.Referrals != nil && parts.Referrals {
+		if err := s.Referrals.EarnedTx(ctx, tx, p, e, ep.Amount); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 

@@ -63,8 +63,19 @@ func (s *Service) ReverseTx(ctx context.Context, tx bun.Tx, p *partner.Partner, 
 		Reference: rp.Reference, Points: rp.Points, Reason: rp.Reason,
 		AllowNegative: pol.NegativeBalance == program.NegativeAllow,
 	})
-	if err != nil || out.Entry == nil {
+	if err != nil {
 		return out, err
+	}
+	// A referral this earn qualified loses its rewards still on hold,
+	// even when this reversal could take nothing (forbid, balance 0): the
+	// qualifying purchase was refunded all the same.
+	if s.Referrals != nil {
+		if err := s.Referrals.EarnUndoneTx(ctx, tx, p, out.EarnEntryID); err != nil {
+			return nil, err
+		}
+	}
+	if out.Entry == nil {
+		return out, nil
 	}
 	// Reversed points stop qualifying (the entry's trigger subtracted
 	// them): under the tier policy's immediate downgrade the user moves

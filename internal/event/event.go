@@ -44,6 +44,19 @@ const (
 	PointsCancelled = "points.cancelled"
 )
 
+// Referrals (docs/referrals.md): a user attributed to a referrer, the
+// referral qualifying (its rewards pending for the hold period), the
+// rewards becoming available, a pending reward cancelled (its qualifying
+// earn reversed or cancelled), and a referrer attributing many users in a
+// short time (a fraud signal for the partner to review).
+const (
+	ReferralCreated   = "referral.created"
+	ReferralQualified = "referral.qualified"
+	ReferralRewarded  = "referral.rewarded"
+	ReferralCancelled = "referral.cancelled"
+	ReferralVelocity  = "referral.velocity_exceeded"
+)
+
 // Types is every event type. Webhook endpoints can subscribe only to these,
 // and docs/webhooks.md documents each one (a test checks): add new types here.
 var Types = []string{
@@ -52,6 +65,7 @@ var Types = []string{
 	PointsPending, PointsActivated, PointsCancelled,
 	TierChanged,
 	PointsExpired, PointsExpiring,
+	ReferralCreated, ReferralQualified, ReferralRewarded, ReferralCancelled, ReferralVelocity,
 }
 
 // Event is one row of the outbox. Data carries ids and non-personal facts

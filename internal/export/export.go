@@ -228,6 +228,15 @@ const changedSQL = `WITH changed AS (
 	UNION
 	SELECT user_id FROM user_tiers
 	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND user_id > $4
+	UNION
+	SELECT user_id FROM referral_codes
+	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND user_id > $4
+	UNION
+	SELECT referrer_id FROM referrals
+	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND referrer_id > $4
+	UNION
+	SELECT referee_id FROM referrals
+	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND referee_id > $4
 )`
 
 // feedSQL streams the page's users in id order ($5: last user id of the
@@ -265,6 +274,17 @@ LEFT JOIN LATERAL (
 	SELECT coalesce((SELECT ut.code FROM user_tiers ut WHERE ut.partner_id = $1 AND ut.user_id = u.id),
 		(SELECT t.code FROM tiers t WHERE t.partner_id = $1 AND t.rank = 0)) AS code
 ) tr ON true
+LEFT JOIN LATERAL (
+	-- The user's referral code, who referred them (by code), and the
+	-- referrals they made that changed in the range (docs/referrals.md).
+	SELECT (SELECT rc.code FROM referral_codes rc WHERE rc.partner_id = $1 AND rc.user_id = u.id) AS code,
+		(SELECT rb.code FROM referrals rb WHERE rb.partner_id = $1 AND rb.referee_id = u.id) AS referred_by,
+		(SELECT coalesce(json_agg(json_build_object(
+			'referralId', r.id, 'refereeUserId', r.referee_id, 'status', r.status, 'referrerPoints', r.referrer_points,
+			'createdAt', r.created_at, 'qualifiedAt', r.qualified_at, 'rewardedAt', r.rewarded_at, 'cancelledAt', r.cancelled_at)
+			ORDER BY r.id), '[]'::json)
+		 FROM referrals r WHERE r.partner_id = $1 AND r.referrer_id = u.id AND r.xid >= $2::xid8 AND r.xid < $3::xid8) AS referrals
+) rf ON true
 WHERE c.user_id <= $5
 ORDER BY c.user_id`
 
@@ -297,21 +317,25 @@ const ndjsonSelect = `CASE WHEN u.id IS NULL THEN ` + erasedMarker + ` ELSE json
 	'expiringPoints', coalesce(xp.expiring, '[]'::json),
 	'actions', a.actions,
 	'gifts', gv.gifts,
-	'tier', tr.code)::text END`
+	'tier', tr.code,
+	'referralCode', rf.code,
+	'referredBy', rf.referred_by,
+	'referrals', rf.referrals)::text END`
 
 const erasedMarker = `(SELECT json_build_object('userId', x.user_id, 'erased', true, 'erasedAt', x.erased_at,
 	'profile', NULL, 'balance', 0, 'pendingPoints', 0, 'lifetimePoints', 0, 'expiringPoints', '[]'::json,
-	'actions', '[]'::json, 'gifts', '[]'::json)::text
+	'actions', '[]'::json, 'gifts', '[]'::json, 'referrals', '[]'::json)::text
 	FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id)`
 
 // CSVHeader names the CSV columns; actions, gifts and expiringPoints are
 // JSON arrays. erasedAt, the last column as documented, is set only on an
 // erased user's row, whose other columns are empty (balance and the
 // lifecycle's points 0, no actions, gifts or expiring points). Columns
-// added later (the points lifecycle's, then the tier) were inserted just
+// added later (the points lifecycle's, then the tier, then the referral
+// columns) were inserted just
 // before erasedAt: every older column keeps its position, and erasedAt
 // stays last.
-const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts,pendingPoints,lifetimePoints,expiringPoints,tier,erasedAt"
+const CSVHeader = "userId,profileChanged,externalUserId,email,displayName,firstName,lastName,locale,countryCode,anonymised,anonymisedAt,createdAt,updatedAt,balance,actions,gifts,pendingPoints,lifetimePoints,expiringPoints,tier,referralCode,referredBy,referrals,erasedAt"
 
 func csvField(expr string) string {
 	// RFC 4180: quote every field, double inner quotes; NULL is empty.
@@ -349,6 +373,9 @@ var csvSelect = strings.Join([]string{
 	csvField("coalesce(bl.lifetime_earned, 0)"),
 	csvField("coalesce(xp.expiring, '[]'::json)"),
 	csvField("tr.code"),
+	csvField("rf.code"),
+	csvField("rf.referred_by"),
+	csvField("CASE WHEN u.id IS NOT NULL THEN rf.referrals END"),
 	csvField("CASE WHEN u.id IS NULL THEN (SELECT to_json(x.erased_at)#>>'{}' FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id) END"),
 }, ` || ',' || `)
 

@@ -335,6 +335,9 @@ var bodyOverrides = map[string]func(f *fuzzer) any{
 	"PUT /integrations/campaigns/{code}": func(*fuzzer) any {
 		return map[string]any{"name": "Fuzz", "bonus": 5, "actions": []any{"purchase"}, "condition": "earn.points > 0"}
 	},
+	"PUT /integrations/referral-policy": func(*fuzzer) any {
+		return map[string]any{"qualifyAction": "purchase", "referrerPoints": 1, "refereePoints": 1, "codePattern": "FZ-####", "linkTemplate": "https://example.com/r/{code}", "holdDays": 1}
+	},
 	"POST /merchant/redemptions": func(f *fuzzer) any {
 		return map[string]any{"code": f.voucherCode, "otp": f.otp}
 	},

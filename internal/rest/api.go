@@ -24,6 +24,7 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/program"
 	"github.com/perkshq/perks/internal/ranking"
+	"github.com/perkshq/perks/internal/referral"
 	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
@@ -41,6 +42,7 @@ type API struct {
 	Program      *program.Service
 	Campaigns    *campaign.Service
 	Tiers        *tier.Service
+	Referrals    *referral.Service
 	Bulk         *bulk.Service
 	Ranking      *ranking.Service
 	Export       *export.Service
@@ -304,6 +306,8 @@ func (a *API) Register(rt *Router) {
 	rt.Handle(http.MethodDelete, "/integrations/earning-rules/{code}", a.PartnerWrite(a.deleteRule))
 	rt.Handle(http.MethodGet, "/integrations/program", a.Partner(a.getProgram))
 	rt.Handle(http.MethodPut, "/integrations/program", a.PartnerWrite(a.putProgram))
+	rt.Handle(http.MethodGet, "/integrations/referral-policy", a.Partner(a.getReferralPolicy))
+	rt.Handle(http.MethodPut, "/integrations/referral-policy", a.PartnerWrite(a.putReferralPolicy))
 	rt.Handle(http.MethodPost, "/integrations/actions/{reference}/reverse", a.PartnerWrite(a.reverse))
 	rt.Handle(http.MethodGet, "/integrations/tiers", a.Partner(a.getTiers))
 	rt.Handle(http.MethodPut, "/integrations/tiers", a.PartnerWrite(a.putTiers))

@@ -216,7 +216,7 @@ func TestUserPointsLifecycle(t *testing.T) {
 			col[h] = i
 		}
 		require.Equal(t, "gifts", recs[0][15], "older columns keep their positions")
-		require.Equal(t, []string{"pendingPoints", "lifetimePoints", "expiringPoints", "tier", "erasedAt"}, recs[0][16:], "erasedAt stays last")
+		require.Equal(t, []string{"pendingPoints", "lifetimePoints", "expiringPoints", "tier", "referralCode", "referredBy", "referrals", "erasedAt"}, recs[0][16:], "erasedAt stays last")
 		ids := userIDs(t, env)
 		seen := 0
 		for _, rec := range recs[1:] {

@@ -11,6 +11,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/referral"
 	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/user"
 )
@@ -26,6 +27,11 @@ type upsertUserRequest struct {
 	// Attributes replace the user's custom attributes when present (null:
 	// unchanged); see user.ValidateAttributes.
 	Attributes json.RawMessage `json:"attributes"`
+	// ReferralCode sets the user's own referral code (seed 003's
+	// referralCode); ReferredBy attributes the user to the owner of that
+	// code (docs/referrals.md).
+	ReferralCode *string `json:"referralCode"`
+	ReferredBy   *string `json:"referredBy"`
 }
 
 type upsertUserResponse struct {
@@ -59,6 +65,18 @@ func (a *API) upsertUser(w *Write) (int, any, error) {
 		return 0, nil, err
 	}
 	w.UserID = &res.User.ID
+	// Referral fields, in the upsert's transaction: a refused code or
+	// attribution refuses the whole upsert (it changes nothing).
+	if req.ReferralCode != nil {
+		if _, err := a.Referrals.SetCodeTx(w.Ctx, w.Tx, w.Partner.Partner.ID, res.User.ID, "referralCode", *req.ReferralCode); err != nil {
+			return 0, nil, err
+		}
+	}
+	if req.ReferredBy != nil {
+		if _, err := a.Referrals.AttributeTx(w.Ctx, w.Tx, w.Partner.Partner.ID, res.User, "referredBy", *req.ReferredBy, referral.SourceAPI); err != nil {
+			return 0, nil, err
+		}
+	}
 	status := http.StatusOK
 	if res.Created {
 		status = http.StatusCreated
@@ -137,6 +155,9 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.PartnerPri
 	for _, e := range recent {
 		info.RecentEntries = append(info.RecentEntries, newEntryView(&e))
 	}
+	if info.Referral, err = a.referralInfoOf(r, p.Partner.ID, u.ID); err != nil {
+		return err
+	}
 	WriteJSON(w, http.StatusOK, info)
 	return nil
 }
@@ -152,6 +173,8 @@ type userInfo struct {
 	RecentEntries []entryView `json:"recentEntries"`
 	// Tier is the user's tier code (null: the partner has no tiers).
 	Tier *string `json:"tier"`
+	// Referral is the user's referral code, link, referrer and referrals.
+	Referral *referralInfo `json:"referral"`
 }
 
 // pointsView is a user's points lifecycle (ledger.Summary) as the partner

@@ -54,6 +54,11 @@ const Q_HISTORY = `query History($kind: HistoryKind!, $after: String) {
   }
 }`;
 
+// The "Invite friends" panel (docs/referrals.md).
+const Q_INVITE = `query Invite {
+  me { referralCode referralLink referralStats { invited qualified pointsEarned } }
+}`;
+
 const Q_RANKING = `query Ranking {
   ranking(around: 3) {
     rank lifetimePoints refreshedAt
@@ -196,6 +201,57 @@ function setLifecycle(me) {
 }
 
 /**
+ * Loads the "Invite friends" panel: the user's referral code with a copy
+ * button, the share link when the program has one, and how many friends
+ * joined and qualified. The panel stays hidden if it cannot be loaded: it
+ * is an extra, not a reason to fail the page.
+ */
+async function loadInvite() {
+  let data;
+  try {
+    data = await gql(Q_INVITE);
+  } catch {
+    return;
+  }
+  const me = data.me;
+  const box = $('invite');
+  box.dataset.code = me.referralCode;
+  $('invite-value').value = me.referralCode;
+  const row = $('invite-link-row');
+  const link = $('invite-link');
+  row.hidden = !me.referralLink;
+  if (me.referralLink) {
+    link.href = me.referralLink;
+    link.textContent = me.referralLink;
+  }
+  const st = me.referralStats;
+  $('invite-stats').textContent = st.invited === 0
+    ? 'No friends have joined with your code yet.'
+    : `${fmtNumber(st.invited)} joined, ${fmtNumber(st.qualified)} qualified, ${fmtNumber(st.pointsEarned)} ${state.currency} earned.`;
+  box.hidden = false;
+}
+
+/**
+ * Copies the share link (or the code, without a link) to the clipboard;
+ * where the Clipboard API is refused, selects the code so the user can
+ * copy it themselves.
+ */
+async function copyInvite() {
+  const link = $('invite-link-row').hidden ? '' : $('invite-link').href;
+  const text = link || $('invite-value').value;
+  try {
+    await navigator.clipboard.writeText(text);
+    $('invite').dataset.copied = text;
+    announce(link ? 'Link copied' : 'Code copied');
+  } catch {
+    const input = $('invite-value');
+    input.focus();
+    input.select();
+    announce('Copy it from the selected code');
+  }
+}
+
+/**
  * Shows the user's tier, its benefits and the progress to the next tier
  * ("250 points to Gold" over a <progress> bar running from the current
  * tier's threshold to the next one's), or the top-tier line. Hidden when
@@ -317,6 +373,7 @@ async function boot() {
   delete document.body.dataset.session;
   document.body.dataset.ready = 'true';
   loadAds();
+  loadInvite();
   loadCatalog(false);
   if (currentTab() !== 'rewards') showPanel(currentTab());
 }
@@ -1055,6 +1112,7 @@ function start() {
   setPartnerHint(new URLSearchParams(window.location.search).get('partner'));
   setupTabs();
   setupHistory();
+  $('invite-copy').addEventListener('click', copyInvite);
   setupLogout();
   $('catalog-more').addEventListener('click', () => loadCatalog(true));
   $('vouchers-more').addEventListener('click', () => loadVouchers(true));
