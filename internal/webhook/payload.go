@@ -59,6 +59,9 @@ func (s *Service) buildData(ev *event.Event, u *user.User) (json.RawMessage, err
 			return nil, fmt.Errorf("event %s data is not a JSON object: %w", ev.ID, err)
 		}
 	}
+	if data == nil { // stored as JSON null: an event emitted without data
+		data = map[string]any{}
+	}
 	data["userId"] = ev.UserID
 	data["externalUserId"] = nil
 	isUserEvent := strings.HasPrefix(ev.Type, "user.")
