@@ -53,6 +53,34 @@ func (c *markerCounter) get(m string) int {
 	return c.counts[m]
 }
 
+type batchBundle struct {
+	db      *bun.DB
+	counter *markerCounter
+	svc     *webhook.Service
+	worker  *webhook.DeliverWorker
+	partner *partner.Partner
+	events  *event.Recorder
+	users   *user.Service
+}
+
+func setupBatch(t *testing.T) *batchBundle {
+	t.Helper()
+	ctx := context.Background()
+	shared := dbtest.NewDB(t)
+	counter := &markerCounter{counts: map[string]int{}}
+	db := bun.NewDB(shared.SQL, pgdialect.New())
+	db.AddQueryHook(counter)
+	keys, err := keyring.New(make([]byte, keyring.KeySize))
+	require.NoError(t, err)
+	p, err := partner.NewService(keys).Upsert(ctx, db, partner.CreateParams{Slug: "batch", Name: "Batch"})
+	require.NoError(t, err)
+	policy := &webhook.URLPolicy{AllowPrivate: true}
+	svc := &webhook.Service{Keys: keys, Policy: policy, Sender: webhook.NewSender(policy), Jobs: noJobs{}}
+	rec := &event.Recorder{Outbox: svc, Now: time.Now}
+	svc.Users = &user.Service{Keys: keys, Events: rec, Now: time.Now}
+	return &batchBundle{db: db, counter: counter, svc: svc, worker: &webhook.DeliverWorker{DB: db, Webhooks: svc}, partner: p, events: rec, users: svc.Users}
+}
+
 // TestConcurrentDeliveriesShareStatements: deliveries worked at the same
 // time by the queue's workers are loaded and recorded in a few statements,
 // not two each, and every one still gets its own outcome: a success with
@@ -64,32 +92,7 @@ func TestConcurrentDeliveriesShareStatements(t *testing.T) {
 	ctx := context.Background()
 	const n = 40
 
-	type bundle struct {
-		db      *bun.DB
-		counter *markerCounter
-		svc     *webhook.Service
-		worker  *webhook.DeliverWorker
-		partner *partner.Partner
-		events  *event.Recorder
-		users   *user.Service
-	}
-	setup := func(t *testing.T) *bundle {
-		t.Helper()
-		shared := dbtest.NewDB(t)
-		counter := &markerCounter{counts: map[string]int{}}
-		db := bun.NewDB(shared.SQL, pgdialect.New())
-		db.AddQueryHook(counter)
-		keys, err := keyring.New(make([]byte, keyring.KeySize))
-		require.NoError(t, err)
-		p, err := partner.NewService(keys).Upsert(ctx, db, partner.CreateParams{Slug: "batch", Name: "Batch"})
-		require.NoError(t, err)
-		policy := &webhook.URLPolicy{AllowPrivate: true}
-		svc := &webhook.Service{Keys: keys, Policy: policy, Sender: webhook.NewSender(policy), Jobs: noJobs{}}
-		rec := &event.Recorder{Outbox: svc, Now: time.Now}
-		svc.Users = &user.Service{Keys: keys, Events: rec, Now: time.Now}
-		return &bundle{db: db, counter: counter, svc: svc, worker: &webhook.DeliverWorker{DB: db, Webhooks: svc}, partner: p, events: rec, users: svc.Users}
-	}
-	b := setup(t)
+	b := setupBatch(t)
 
 	// The receiver holds every request until all n are in flight, so the
 	// workers' attempts end together, as under load; its answer depends on
@@ -241,4 +244,71 @@ func deliveryID(t *testing.T, db bun.IDB, ev *event.Event, ep *webhook.Endpoint)
 	require.NoError(t, db.NewRaw("SELECT id FROM webhook_deliveries WHERE partner_id = ? AND event_id = ? AND endpoint_id = ?",
 		ev.PartnerID, ev.ID, ep.ID).Scan(context.Background(), &id))
 	return id
+}
+
+// TestFailedBatchRecordsOneByOne: when a batch of records fails (here one
+// delivery deleted while its request was out, so its attempt cannot be
+// logged), the others are still recorded, one by one, and only the one
+// that cannot be recorded fails its job: a receiver that answered is not
+// sent the delivery again.
+func TestFailedBatchRecordsOneByOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const n = 12
+	b := setupBatch(t)
+
+	var inFlight atomic.Int32
+	all := make(chan struct{})
+	var gone atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.ReadAll(req.Body)
+		if inFlight.Add(1) == n {
+			_, err := b.db.NewRaw("DELETE FROM webhook_deliveries WHERE partner_id = ? AND event_id = ?", b.partner.ID, gone.Load()).Exec(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			close(all)
+		}
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	t.Cleanup(srv.Close)
+	tx := mustTx(t, b.db)
+	ep, _, err := b.svc.CreateEndpointTx(ctx, tx, b.partner.ID, webhook.EndpointParams{URL: srv.URL, Enabled: true})
+	require.NoError(t, err)
+	var evs []*event.Event
+	for i := 0; i < n; i++ {
+		ev, err := b.events.EmitTx(ctx, tx, b.partner.ID, event.BulkJobCompleted, nil, map[string]int{"n": i})
+		require.NoError(t, err)
+		evs = append(evs, ev)
+	}
+	require.NoError(t, tx.Commit())
+	gone.Store(evs[3].ID)
+
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, ev := range evs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.worker.Work(ctx, &river.Job[webhook.DeliverArgs]{
+				JobRow: &rivertype.JobRow{ID: int64(i + 1), Attempt: 1, MaxAttempts: webhook.MaxAttempts},
+				Args:   webhook.DeliverArgs{PartnerID: b.partner.ID, EventID: ev.ID, EndpointID: ep.ID},
+			})
+		}()
+	}
+	wg.Wait()
+	for i, ev := range evs {
+		if i == 3 {
+			require.Error(t, errs[i], "the deleted delivery's attempt cannot be logged")
+			continue
+		}
+		require.NoError(t, errs[i], "event %d", i)
+		d, atts, err := b.svc.Delivery(ctx, b.db, b.partner.ID, deliveryID(t, b.db, ev, ep))
+		require.NoError(t, err)
+		require.Equal(t, webhook.StatusSucceeded, d.Status, "event %d", i)
+		require.Len(t, atts, 1)
+	}
 }

@@ -251,7 +251,11 @@ func (s *Service) deliver(ctx context.Context, db bun.IDB, group *deliveryBatche
 	// cancelled (a graceful shutdown), or it would be sent again.
 	rec := newAttemptRecord(args, t, now, &res, status, reason, out.NextAttempt)
 	if group != nil && reason == "" {
-		_, err = group.record.do(ctx, rec)
+		var recErr error
+		recErr, err = group.record.do(ctx, rec)
+		if err == nil {
+			err = recErr
+		}
 	} else {
 		// Disabling an endpoint is rare and locks it: alone, so a batch
 		// never locks endpoints in an order another batch could reverse.
@@ -430,7 +434,7 @@ const maxBatch = 256
 // concurrent deliveries (batcher).
 type deliveryBatches struct {
 	load   *batcher[DeliverArgs, *target]
-	record *batcher[attemptRecord, struct{}]
+	record *batcher[attemptRecord, error] // each record's own outcome
 }
 
 func newDeliveryBatches(db bun.IDB) *deliveryBatches {
@@ -444,25 +448,28 @@ func newDeliveryBatches(db bun.IDB) *deliveryBatches {
 				return loadTargets(ctx, db, keys)
 			},
 		},
-		record: &batcher[attemptRecord, struct{}]{
+		record: &batcher[attemptRecord, error]{
 			max: maxBatch,
 			timeout: func(ctx context.Context) (context.Context, context.CancelFunc) {
 				return context.WithTimeout(ctx, recordTimeout)
 			},
-			run: func(ctx context.Context, recs []attemptRecord) ([]struct{}, error) {
-				err := recordAttempts(ctx, db, recs)
-				if err != nil && len(recs) > 1 {
-					// A batch fails whole (a deadlock with a replay that
-					// updates the same deliveries in another order, say):
-					// the receivers have answered, so record one by one
-					// rather than fail every job and send them all again.
-					for i := range recs {
-						if err = recordAttempts(ctx, db, recs[i:i+1]); err != nil {
-							break
-						}
+			run: func(ctx context.Context, recs []attemptRecord) ([]error, error) {
+				errs := make([]error, len(recs))
+				if err := recordAttempts(ctx, db, recs); err == nil || len(recs) == 1 {
+					for i := range errs {
+						errs[i] = err
 					}
+					return errs, nil
 				}
-				return make([]struct{}, len(recs)), err
+				// A batch fails whole (a deadlock with a replay that
+				// updates the same deliveries in another order, a delivery
+				// deleted meanwhile): the receivers have answered, so
+				// record one by one rather than fail every job and send
+				// them all again.
+				for i := range recs {
+					errs[i] = recordAttempts(ctx, db, recs[i:i+1])
+				}
+				return errs, nil
 			},
 		},
 	}
