@@ -68,8 +68,7 @@ func setupBatch(t *testing.T) *batchBundle {
 	ctx := context.Background()
 	shared := dbtest.NewDB(t)
 	counter := &markerCounter{counts: map[string]int{}}
-	db := bun.NewDB(shared.SQL, pgdialect.New())
-	db.AddQueryHook(counter)
+	db := bun.NewDB(shared.SQL, pgdialect.New()).WithQueryHook(counter)
 	keys, err := keyring.New(make([]byte, keyring.KeySize))
 	require.NoError(t, err)
 	p, err := partner.NewService(keys).Upsert(ctx, db, partner.CreateParams{Slug: "batch", Name: "Batch"})
