@@ -12,8 +12,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/user"
 )
 
 // Queue is the River queue of deliveries, apart from other jobs so that slow
@@ -89,8 +91,12 @@ type Outcome struct {
 	Err         error
 }
 
-// target is everything an attempt needs, read in one query.
+// target is everything an attempt needs, read in one query: the delivery,
+// its event, endpoint and partner and, for an event about a user, the user
+// (the payload carries their current external id and, for user.* events,
+// profile).
 type target struct {
+	Ord                     int        `bun:"ord"`
 	DeliveryID              uuid.UUID  `bun:"delivery_id"`
 	Status                  string     `bun:"status"`
 	Generation              int        `bun:"generation"`
@@ -105,6 +111,62 @@ type target struct {
 	SecretSealed            []byte     `bun:"secret_sealed"`
 	PreviousSecretSealed    []byte     `bun:"previous_secret_sealed"`
 	PreviousSecretExpiresAt *time.Time `bun:"previous_secret_expires_at"`
+
+	UserFound        bool       `bun:"user_found"`
+	UserExternalID   *string    `bun:"user_external_id"`
+	UserEmail        *string    `bun:"user_email"`
+	UserDisplayName  *string    `bun:"user_display_name"`
+	UserFirstName    *string    `bun:"user_first_name"`
+	UserLastName     *string    `bun:"user_last_name"`
+	UserLocale       *string    `bun:"user_locale"`
+	UserCountryCode  *string    `bun:"user_country_code"`
+	UserAnonymisedAt *time.Time `bun:"user_anonymised_at"`
+}
+
+// user returns the event's user as loaded with the target, nil when the
+// event is about nobody or the user was erased.
+func (t *target) user() *user.User {
+	if !t.UserFound || t.EventUserID == nil {
+		return nil
+	}
+	return &user.User{
+		ID: *t.EventUserID, ExternalID: t.UserExternalID, Email: t.UserEmail, DisplayName: t.UserDisplayName,
+		FirstName: t.UserFirstName, LastName: t.UserLastName, Locale: t.UserLocale, CountryCode: t.UserCountryCode,
+		AnonymisedAt: t.UserAnonymisedAt,
+	}
+}
+
+// loadTargets reads the targets of many delivery jobs in one query, in the
+// order of keys; a nil entry is a delivery that no longer exists (endpoint
+// deleted, log pruned).
+func loadTargets(ctx context.Context, db bun.IDB, keys []DeliverArgs) ([]*target, error) {
+	partners, events, endpoints := make([]uuid.UUID, len(keys)), make([]uuid.UUID, len(keys)), make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		partners[i], events[i], endpoints[i] = k.PartnerID, k.EventID, k.EndpointID
+	}
+	var rows []target
+	err := db.NewRaw(`
+		SELECT k.ord, d.id AS delivery_id, d.status, d.generation, d.attempt_count, p.slug AS partner_slug,
+			e.type AS event_type, e.data AS event_data, e.user_id AS event_user_id, e.created_at AS event_created_at,
+			ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at,
+			u.id IS NOT NULL AS user_found, u.external_id AS user_external_id, u.email AS user_email,
+			u.display_name AS user_display_name, u.first_name AS user_first_name, u.last_name AS user_last_name,
+			u.locale AS user_locale, u.country_code AS user_country_code, u.anonymised_at AS user_anonymised_at
+		FROM unnest(?::uuid[], ?::uuid[], ?::uuid[]) WITH ORDINALITY AS k (partner_id, event_id, endpoint_id, ord)
+		JOIN webhook_deliveries d ON d.partner_id = k.partner_id AND d.event_id = k.event_id AND d.endpoint_id = k.endpoint_id
+		JOIN webhook_endpoints ep ON ep.partner_id = d.partner_id AND ep.id = d.endpoint_id
+		JOIN events e ON e.partner_id = d.partner_id AND e.id = d.event_id
+		JOIN partners p ON p.id = d.partner_id
+		LEFT JOIN users u ON u.partner_id = e.partner_id AND u.id = e.user_id`,
+		pgdialect.Array(partners), pgdialect.Array(events), pgdialect.Array(endpoints)).Scan(ctx, &rows)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("load %d webhook deliveries: %w", len(keys), err)
+	}
+	out := make([]*target, len(keys))
+	for i := range rows {
+		out[rows[i].Ord-1] = &rows[i]
+	}
+	return out, nil
 }
 
 // Deliver makes attempt number attempt (River's count, 1-based) of a
@@ -113,22 +175,28 @@ type target struct {
 // not be made or recorded (the database failed); River then retries the job
 // on the same schedule.
 func (s *Service) Deliver(ctx context.Context, db bun.IDB, args DeliverArgs, attempt, maxAttempts int) (Outcome, error) {
-	var t target
-	err := db.NewRaw(`
-		SELECT d.id AS delivery_id, d.status, d.generation, d.attempt_count, p.slug AS partner_slug,
-			e.type AS event_type, e.data AS event_data, e.user_id AS event_user_id, e.created_at AS event_created_at,
-			ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at
-		FROM webhook_deliveries d
-		JOIN webhook_endpoints ep ON ep.partner_id = d.partner_id AND ep.id = d.endpoint_id
-		JOIN events e ON e.partner_id = d.partner_id AND e.id = d.event_id
-		JOIN partners p ON p.id = d.partner_id
-		WHERE d.partner_id = ? AND d.event_id = ? AND d.endpoint_id = ?`,
-		args.PartnerID, args.EventID, args.EndpointID).Scan(ctx, &t)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Outcome{}, nil // endpoint deleted or log pruned: nothing to send
+	return s.deliver(ctx, db, nil, args, attempt, maxAttempts)
+}
+
+// deliver is Deliver, loading and recording through group, when given,
+// in one statement with the other workers' deliveries of the moment.
+func (s *Service) deliver(ctx context.Context, db bun.IDB, group *deliveryBatches, args DeliverArgs, attempt, maxAttempts int) (Outcome, error) {
+	var t *target
+	var err error
+	if group != nil {
+		t, err = group.load.do(ctx, args)
+	} else {
+		var ts []*target
+		ts, err = loadTargets(ctx, db, []DeliverArgs{args})
+		if err == nil {
+			t = ts[0]
+		}
 	}
 	if err != nil {
 		return Outcome{}, fmt.Errorf("load delivery of event %s to endpoint %s: %w", args.EventID, args.EndpointID, err)
+	}
+	if t == nil {
+		return Outcome{}, nil // endpoint deleted or log pruned: nothing to send
 	}
 	if t.Generation != args.Generation || t.Status != StatusPending {
 		return Outcome{}, nil // superseded by a replay, or already done
@@ -145,7 +213,7 @@ func (s *Service) Deliver(ctx context.Context, db bun.IDB, args DeliverArgs, att
 	}
 
 	ev := &event.Event{PartnerID: args.PartnerID, ID: args.EventID, Type: t.EventType, UserID: t.EventUserID, Data: t.EventData, CreatedAt: t.EventCreatedAt}
-	body, err := s.buildPayload(ctx, db, ev, t.PartnerSlug)
+	body, err := s.payloadFor(ev, t.PartnerSlug, t.user())
 	if err != nil {
 		return Outcome{}, fmt.Errorf("build payload of event %s: %w", args.EventID, err)
 	}
@@ -181,9 +249,21 @@ func (s *Service) Deliver(ctx context.Context, db bun.IDB, args DeliverArgs, att
 	}
 	// The receiver has answered: record that even if the job is being
 	// cancelled (a graceful shutdown), or it would be sent again.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := s.record(rctx, db, args, &t, now, &res, status, reason, out.NextAttempt); err != nil {
+	rec := newAttemptRecord(args, t, now, &res, status, reason, out.NextAttempt)
+	if group != nil && reason == "" {
+		var recErr error
+		recErr, err = group.record.do(ctx, rec)
+		if err == nil {
+			err = recErr
+		}
+	} else {
+		// Disabling an endpoint is rare and locks it: alone, so a batch
+		// never locks endpoints in an order another batch could reverse.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		err = recordAttempts(rctx, db, []attemptRecord{rec})
+		cancel()
+	}
+	if err != nil {
 		return Outcome{}, err
 	}
 	if reason != "" {
@@ -215,71 +295,184 @@ func failure(r *Result) string {
 	return r.Err
 }
 
-// record logs the attempt, moves the delivery on and, after a 410, disables
-// the endpoint, in one statement (atomic, one round trip: this runs once per
-// delivery). The delivery update is conditional on the generation, so a
-// replay that happened meanwhile is not overwritten; the attempt is logged
-// either way.
-func (s *Service) record(ctx context.Context, db bun.IDB, args DeliverArgs, t *target, now time.Time, res *Result, status, reason string, next time.Time) error {
-	latency := int(res.Latency / time.Millisecond)
-	var statusCode *int
-	var body, attErr, lastErr, disabledReason *string
+// recordTimeout bounds recording attempts, which runs detached from the
+// job's context.
+const recordTimeout = 5 * time.Second
+
+// attemptRecord is what recordAttempts writes for one attempt.
+type attemptRecord struct {
+	PartnerID      uuid.UUID
+	DeliveryID     uuid.UUID
+	EndpointID     uuid.UUID
+	Generation     int
+	Attempt        int
+	At             time.Time
+	StatusCode     *int
+	LatencyMS      int
+	Body           *string
+	Err            *string
+	SubjectUserID  *uuid.UUID // set when Body must be dropped if the user is gone or anonymised
+	Status         string
+	LastError      *string
+	NextAttemptAt  *time.Time
+	CompletedAt    *time.Time
+	DisabledReason *string
+}
+
+func newAttemptRecord(args DeliverArgs, t *target, now time.Time, res *Result, status, reason string, next time.Time) attemptRecord {
+	r := attemptRecord{
+		PartnerID: args.PartnerID, DeliveryID: t.DeliveryID, EndpointID: args.EndpointID, Generation: args.Generation,
+		Attempt: t.AttemptCount + 1, At: now, LatencyMS: int(res.Latency / time.Millisecond), Status: status,
+	}
 	if res.StatusCode != 0 {
-		statusCode, body = &res.StatusCode, &res.Body
+		code, body := res.StatusCode, res.Body
+		r.StatusCode, r.Body = &code, &body
 	}
 	if res.Err != "" {
-		attErr = &res.Err
+		e := res.Err
+		r.Err = &e
 	}
 	if !res.Succeeded() {
 		msg := failure(res)
-		lastErr = &msg
+		r.LastError = &msg
 	}
 	if reason != "" {
-		disabledReason = &reason
+		r.DisabledReason = &reason
 	}
-	var nextAt, completedAt *time.Time
 	if !next.IsZero() {
-		nextAt = &next
+		r.NextAttemptAt = &next
 	}
 	if status != StatusPending {
-		completedAt = &now
+		r.CompletedAt = &now
 	}
-	// The receiver's answer is kept only while the event's user is still
-	// there and not anonymised, checked in this very statement: a receiver
-	// may echo the payload (personal data) back, and the user may have been
-	// anonymised while the request was in flight, after the anonymisation
-	// scrubbed the log (scrubUserTx). FOR SHARE waits for an anonymisation
-	// or erasure in progress, then sees its outcome; one that starts after
-	// us waits for our row lock, then scrubs what we wrote. Only answers with
-	// a body about a user pay for the lock.
-	var userID *uuid.UUID
-	if body != nil && t.EventUserID != nil {
-		userID = t.EventUserID
+	if r.Body != nil && t.EventUserID != nil {
+		r.SubjectUserID = t.EventUserID
+	}
+	return r
+}
+
+// recordAttempts logs attempts, moves their deliveries on and, after a
+// 410, disables the endpoint, in one statement for all of them (atomic, one
+// round trip). Each delivery update is conditional on the generation, so a
+// replay that happened meanwhile is not overwritten; the attempt is logged
+// either way.
+//
+// The receiver's answer is kept only while the event's user is still there
+// and not anonymised, checked in this very statement: a receiver may echo
+// the payload (personal data) back, and the user may have been anonymised
+// while the request was in flight, after the anonymisation scrubbed the log
+// (scrubUserTx). FOR SHARE waits for an anonymisation or erasure in
+// progress, then sees its outcome; one that starts after us waits for our
+// row lock, then scrubs what we wrote. Only answers with a body about a
+// user pay for the lock.
+func recordAttempts(ctx context.Context, db bun.IDB, recs []attemptRecord) error {
+	n := len(recs)
+	// Nullable columns go as arrays of pointers: bun writes a nil element
+	// as NULL (it cannot for sql.Null* values).
+	var (
+		partners, deliveries, endpoints  = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+		generations, attempts, latencies = make([]int, n), make([]int, n), make([]int, n)
+		ats                              = make([]time.Time, n)
+		codes                            = make([]*int, n)
+		bodies, errs, lastErrs, reasons  = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		subjects                         = make([]*string, n)
+		statuses                         = make([]string, n)
+		nexts, completed                 = make([]*time.Time, n), make([]*time.Time, n)
+	)
+	for i, r := range recs {
+		partners[i], deliveries[i], endpoints[i] = r.PartnerID, r.DeliveryID, r.EndpointID
+		generations[i], attempts[i], latencies[i], ats[i], statuses[i] = r.Generation, r.Attempt, r.LatencyMS, r.At, r.Status
+		codes[i], bodies[i], errs[i], lastErrs[i], reasons[i] = r.StatusCode, r.Body, r.Err, r.LastError, r.DisabledReason
+		if r.SubjectUserID != nil {
+			id := r.SubjectUserID.String()
+			subjects[i] = &id
+		}
+		nexts[i], completed[i] = r.NextAttemptAt, r.CompletedAt
 	}
 	_, err := db.NewRaw(`
-		WITH subject AS MATERIALIZED (
-			SELECT 1 FROM users WHERE ?::uuid IS NOT NULL AND partner_id = ? AND id = ? AND anonymised_at IS NULL
+		WITH r AS MATERIALIZED (
+			SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int[], ?::int[], ?::timestamptz[], ?::int[], ?::int[],
+				?::text[], ?::text[], ?::uuid[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[])
+				AS r (partner_id, delivery_id, endpoint_id, generation, attempt, at, status_code, latency_ms,
+				body, err, user_id, status, last_error, next_at, completed_at, disabled_reason)
+		), subject AS MATERIALIZED (
+			SELECT u.partner_id, u.id FROM users u
+			WHERE (u.partner_id, u.id) IN (SELECT partner_id, user_id FROM r WHERE user_id IS NOT NULL)
+				AND u.anonymised_at IS NULL
 			FOR SHARE
 		), attempt AS (
 			INSERT INTO webhook_attempts (partner_id, delivery_id, attempt, attempted_at, status_code, latency_ms, response_body, error)
-			VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ?::uuid IS NULL OR EXISTS (SELECT FROM subject) THEN ?::text END, ?)
+			SELECT r.partner_id, r.delivery_id, r.attempt, r.at, r.status_code, r.latency_ms,
+				CASE WHEN r.user_id IS NULL OR EXISTS (SELECT FROM subject s WHERE s.partner_id = r.partner_id AND s.id = r.user_id) THEN r.body END,
+				r.err
+			FROM r
 		), endpoint AS (
-			UPDATE webhook_endpoints SET enabled = false, disabled_reason = ?, updated_at = ?
-			WHERE ?::text IS NOT NULL AND partner_id = ? AND id = ?
+			UPDATE webhook_endpoints ep SET enabled = false, disabled_reason = r.disabled_reason, updated_at = r.at
+			FROM r WHERE r.disabled_reason IS NOT NULL AND ep.partner_id = r.partner_id AND ep.id = r.endpoint_id
 		)
-		UPDATE webhook_deliveries SET status = ?, attempt_count = attempt_count + 1,
-			last_attempt_at = ?, last_status_code = ?, last_error = ?, next_attempt_at = ?,
-			updated_at = ?, completed_at = ?
-		WHERE partner_id = ? AND id = ? AND generation = ?`,
-		userID, args.PartnerID, userID,
-		args.PartnerID, t.DeliveryID, t.AttemptCount+1, now, statusCode, latency, userID, body, attErr,
-		disabledReason, now, disabledReason, args.PartnerID, args.EndpointID,
-		status, now, statusCode, lastErr, nextAt, now, completedAt,
-		args.PartnerID, t.DeliveryID, args.Generation).Exec(ctx)
+		UPDATE webhook_deliveries d SET status = r.status, attempt_count = d.attempt_count + 1,
+			last_attempt_at = r.at, last_status_code = r.status_code, last_error = r.last_error, next_attempt_at = r.next_at,
+			updated_at = r.at, completed_at = r.completed_at
+		FROM r WHERE d.partner_id = r.partner_id AND d.id = r.delivery_id AND d.generation = r.generation`,
+		pgdialect.Array(partners), pgdialect.Array(deliveries), pgdialect.Array(endpoints),
+		pgdialect.Array(generations), pgdialect.Array(attempts), pgdialect.Array(ats), pgdialect.Array(codes), pgdialect.Array(latencies),
+		pgdialect.Array(bodies), pgdialect.Array(errs), pgdialect.Array(subjects), pgdialect.Array(statuses), pgdialect.Array(lastErrs),
+		pgdialect.Array(nexts), pgdialect.Array(completed), pgdialect.Array(reasons)).Exec(ctx)
 	if err != nil {
-		return fmt.Errorf("record attempt of delivery %s: %w", t.DeliveryID, err)
+		if n == 1 {
+			return fmt.Errorf("record attempt of delivery %s: %w", recs[0].DeliveryID, err)
+		}
+		return fmt.Errorf("record %d webhook attempts: %w", n, err)
 	}
 	return nil
+}
+
+// maxBatch bounds the deliveries loaded or recorded in one statement.
+const maxBatch = 256
+
+// deliveryBatches group the loads and records of one worker set's
+// concurrent deliveries (batcher).
+type deliveryBatches struct {
+	load   *batcher[DeliverArgs, *target]
+	record *batcher[attemptRecord, error] // each record's own outcome
+}
+
+func newDeliveryBatches(db bun.IDB) *deliveryBatches {
+	return &deliveryBatches{
+		load: &batcher[DeliverArgs, *target]{
+			max: maxBatch,
+			timeout: func(ctx context.Context) (context.Context, context.CancelFunc) {
+				return context.WithTimeout(ctx, Timeout)
+			},
+			run: func(ctx context.Context, keys []DeliverArgs) ([]*target, error) {
+				return loadTargets(ctx, db, keys)
+			},
+		},
+		record: &batcher[attemptRecord, error]{
+			max: maxBatch,
+			timeout: func(ctx context.Context) (context.Context, context.CancelFunc) {
+				return context.WithTimeout(ctx, recordTimeout)
+			},
+			run: func(ctx context.Context, recs []attemptRecord) ([]error, error) {
+				errs := make([]error, len(recs))
+				if err := recordAttempts(ctx, db, recs); err == nil || len(recs) == 1 {
+					for i := range errs {
+						errs[i] = err
+					}
+					return errs, nil
+				}
+				// A batch fails whole (a deadlock with a replay that
+				// updates the same deliveries in another order, a delivery
+				// deleted meanwhile): the receivers have answered, so
+				// record one by one rather than fail every job and send
+				// them all again.
+				for i := range recs {
+					errs[i] = recordAttempts(ctx, db, recs[i:i+1])
+				}
+				return errs, nil
+			},
+		},
+	}
 }
 
 // DeliverWorker works delivery jobs. It is thin: Service.Deliver makes the
@@ -289,6 +482,9 @@ type DeliverWorker struct {
 	DB       bun.IDB
 	Webhooks *Service
 
+	batchesOnce sync.Once
+	batches     *deliveryBatches
+
 	// nextRetry hands the retry time chosen by Deliver (schedule, jitter,
 	// Retry-After) to NextRetry, which River calls right after Work
 	// returns, on the same worker, for the same job.
@@ -297,7 +493,8 @@ type DeliverWorker struct {
 
 // Work implements river.Worker.
 func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
-	out, err := w.Webhooks.Deliver(ctx, w.DB, job.Args, job.Attempt, job.MaxAttempts)
+	w.batchesOnce.Do(func() { w.batches = newDeliveryBatches(w.DB) })
+	out, err := w.Webhooks.deliver(ctx, w.DB, w.batches, job.Args, job.Attempt, job.MaxAttempts)
 	if err != nil {
 		if job.Attempt >= job.MaxAttempts {
 			w.Webhooks.giveUp(ctx, w.DB, job.Args)

@@ -1,17 +1,15 @@
 package webhook
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 
-	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/user"
 )
 
 // Payload is the JSON body of every delivery.
@@ -29,11 +27,13 @@ type PartnerRef struct {
 	Slug string    `json:"slug"`
 }
 
-// buildPayload renders the body of ev from current state. The event row
-// holds ids and non-personal facts; personal data is read now, so an
-// anonymised user's events carry none, however late they are (re)sent.
-func (s *Service) buildPayload(ctx context.Context, db bun.IDB, ev *event.Event, slug string) ([]byte, error) {
-	data, err := s.buildData(ctx, db, ev)
+// payloadFor renders the body of ev from current state, with u the event's
+// user as read now (nil when erased or when the event is about nobody). The
+// event row holds ids and non-personal facts; personal data is read at each
+// attempt, so an anonymised user's events carry none, however late they are
+// (re)sent.
+func (s *Service) payloadFor(ev *event.Event, slug string, u *user.User) ([]byte, error) {
+	data, err := s.buildData(ev, u)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func (s *Service) buildPayload(ctx context.Context, db bun.IDB, ev *event.Event,
 // buildData passes the stored data through and, for events about a user,
 // adds userId and externalUserId (null once anonymised); user.* events also
 // get the profile, unless the user is anonymised.
-func (s *Service) buildData(ctx context.Context, db bun.IDB, ev *event.Event) (json.RawMessage, error) {
+func (s *Service) buildData(ev *event.Event, u *user.User) (json.RawMessage, error) {
 	if ev.UserID == nil || s.Users == nil {
 		if len(ev.Data) == 0 {
 			return json.RawMessage("{}"), nil
@@ -59,12 +59,11 @@ func (s *Service) buildData(ctx context.Context, db bun.IDB, ev *event.Event) (j
 			return nil, fmt.Errorf("event %s data is not a JSON object: %w", ev.ID, err)
 		}
 	}
+	if data == nil { // stored as JSON null: an event emitted without data
+		data = map[string]any{}
+	}
 	data["userId"] = ev.UserID
 	data["externalUserId"] = nil
-	u, err := s.Users.ByID(ctx, db, ev.PartnerID, *ev.UserID)
-	if err != nil && !apperr.Is(err, apperr.CodeUserNotFound) {
-		return nil, err
-	}
 	isUserEvent := strings.HasPrefix(ev.Type, "user.")
 	if u == nil {
 		// Erased: nothing left to say but the id.
