@@ -46,6 +46,22 @@ type order struct {
 
 func newOrder() *order { return &order{users: map[uuid.UUID]key{}} }
 
+// buildOrder makes the list of keys (one per user) in one sort: inserting
+// a million keys one by one would walk the blocks a million times.
+func buildOrder(keys []key) *order {
+	o := &order{users: make(map[uuid.UUID]key, len(keys))}
+	slices.SortFunc(keys, key.compare)
+	for _, k := range keys {
+		o.users[k.id] = k
+	}
+	for len(keys) > 0 {
+		n := min(blockSize, len(keys))
+		o.blocks = append(o.blocks, slices.Clone(keys[:n]))
+		keys = keys[n:]
+	}
+	return o
+}
+
 func (o *order) len() int { return len(o.users) }
 
 // block returns the index of the block where k belongs (the first whose

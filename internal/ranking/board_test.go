@@ -66,4 +66,19 @@ func TestOrderMatchesSort(t *testing.T) {
 		check()
 	}
 	require.Greater(t, len(o.blocks), 1, "blocks split")
+
+	// A list built in one sort (the first load) is the same list, and
+	// takes changes the same way.
+	keys := make([]key, 0, len(model))
+	for _, k := range model {
+		keys = append(keys, k)
+	}
+	built := buildOrder(keys)
+	require.Equal(t, o.slice(0, o.len()), built.slice(0, built.len()))
+	for _, id := range ids[:500] {
+		score := int64(rng.IntN(200)) + 1
+		o.set(id, score, 7)
+		built.set(id, score, 7)
+	}
+	require.Equal(t, o.slice(0, o.len()), built.slice(0, built.len()))
 }

@@ -25,6 +25,7 @@ package ranking
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"time"
@@ -156,55 +157,95 @@ func (s *Service) syncEvery() time.Duration {
 	return DefaultSyncEvery
 }
 
-// change is a balance written (or a user erased) since the last read.
-type change struct {
-	UserID uuid.UUID `bun:"user_id,type:uuid"`
-	Score  int64     `bun:"score"`
-	Since  time.Time `bun:"since"`
-	Erased bool      `bun:"erased"`
-	Xmin   string    `bun:"xmin"`
-}
-
 // changesSQL reads, in one snapshot, the balances written and the users
-// erased by transactions at or above ?1 (every row on the first load: xid
-// 0), and that snapshot's oldest running transaction, the next watermark.
-// A row with no lifetime points is read too (it leaves the board), except
-// on the first load.
+// erased by transactions at or above ?1, and that snapshot's oldest
+// running transaction (the row without a user), the next watermark. A
+// balance with no lifetime points is read too: it leaves the board.
 const changesSQL = `WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin)
-	SELECT b.user_id, b.lifetime_earned AS score, u.created_at AS since, false AS erased, w.xmin
-	FROM balances b JOIN users u ON u.partner_id = b.partner_id AND u.id = b.user_id, w
-	WHERE b.partner_id = ?0 AND b.xid >= ?1::xid8 AND (?2 OR b.lifetime_earned > 0)
+	SELECT b.user_id, b.lifetime_earned, u.created_at, false, NULL
+	FROM balances b JOIN users u ON u.partner_id = b.partner_id AND u.id = b.user_id
+	WHERE b.partner_id = ? AND b.xid >= ?::xid8
 	UNION ALL
-	SELECT e.user_id, 0, 'epoch', true, w.xmin FROM user_erasures e, w WHERE e.partner_id = ?0 AND e.xid >= ?1::xid8 AND ?2
+	SELECT e.user_id, 0, 'epoch', true, NULL FROM user_erasures e WHERE e.partner_id = ? AND e.xid >= ?::xid8
 	UNION ALL
 	SELECT NULL, 0, 'epoch', true, w.xmin FROM w`
 
-// sync applies the changes since the board's watermark (b.load held).
+// loadSQL reads every ranked user of the partner and the watermark, in
+// one snapshot (the first load; a join PostgreSQL hashes, where the xid
+// range of changesSQL would walk an index over every balance).
+const loadSQL = `WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin)
+	SELECT b.user_id, b.lifetime_earned, u.created_at, false, NULL
+	FROM balances b JOIN users u ON u.partner_id = b.partner_id AND u.id = b.user_id
+	WHERE b.partner_id = ? AND b.lifetime_earned > 0
+	UNION ALL
+	SELECT NULL, 0, 'epoch', true, w.xmin FROM w`
+
+// sync applies the changes since the board's watermark, or loads it
+// whole the first time (b.load held). Rows are scanned by hand: a million
+// of them through bun's reflection cost seconds.
 func (s *Service) sync(ctx context.Context, db bun.IDB, partnerID uuid.UUID, b *board) error {
 	now := s.now()
 	b.mu.RLock()
 	from, loaded := b.xmin, b.loaded
 	b.mu.RUnlock()
-	if !loaded {
-		from = "0"
+	var rows *sql.Rows
+	var err error
+	if loaded {
+		rows, err = db.QueryContext(ctx, changesSQL, partnerID, from, partnerID, from)
+	} else {
+		rows, err = db.QueryContext(ctx, loadSQL, partnerID)
 	}
-	var rows []change
-	if err := db.NewRaw(changesSQL, partnerID, from, loaded).Scan(ctx, &rows); err != nil {
+	if err != nil {
 		return fmt.Errorf("read leaderboard changes: %w", err)
+	}
+	defer rows.Close()
+	type change struct {
+		user   uuid.UUID
+		score  int64
+		since  int64
+		erased bool
+	}
+	var changes []change
+	var xmin string
+	for rows.Next() {
+		var id uuid.NullUUID
+		var c change
+		var at time.Time
+		var wm sql.NullString
+		if err := rows.Scan(&id, &c.score, &at, &c.erased, &wm); err != nil {
+			return fmt.Errorf("read leaderboard changes: %w", err)
+		}
+		if !id.Valid {
+			xmin = wm.String
+			continue
+		}
+		c.user, c.since = id.UUID, at.UnixNano()
+		changes = append(changes, c)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read leaderboard changes: %w", err)
+	}
+	if !loaded {
+		keys := make([]key, len(changes))
+		for i, c := range changes {
+			keys[i] = key{score: c.score, since: c.since, id: c.user}
+		}
+		o := buildOrder(keys)
+		b.mu.Lock()
+		b.o, b.xmin, b.loaded, b.syncedAt = o, xmin, true, now
+		b.mu.Unlock()
+		return nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, r := range rows {
-		switch {
-		case r.UserID == uuid.Nil: // the watermark row
-			b.xmin = r.Xmin
-		case r.Erased:
-			b.o.drop(r.UserID)
-		default:
-			b.o.set(r.UserID, r.Score, r.Since.UnixNano())
+	for _, c := range changes {
+		if c.erased {
+			b.o.drop(c.user)
+		} else {
+			b.o.set(c.user, c.score, c.since)
 		}
 	}
-	b.loaded, b.syncedAt = true, now
+	b.xmin, b.syncedAt = xmin, now
 	return nil
 }
 
