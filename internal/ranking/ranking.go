@@ -15,7 +15,7 @@
 // rank reflects an earn within about a second on every replica. While one
 // request reads the changes, concurrent requests answer from the board as
 // it was (RefreshedAt says when). The first request for a partner loads it
-// (about 1.5 s for 1,000,000 users); boards unused for IdleAfter are
+// (one query and one sort; Load does it ahead of requests); boards unused for IdleAfter are
 // dropped. Memory: about 100 bytes per ranked user per replica.
 //
 // Ties share a rank (competition ranking: 1, 2, 2, 4). Within a tie, earlier
