@@ -130,7 +130,7 @@ func run() error {
 	}
 	defer os.RemoveAll(secrets)
 	cfg, err := config.Load(func(k string) string {
-		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "true", "PERKS_RANKING_REFRESH": "24h", "PERKS_RATE_LIMIT_PER_MINUTE": "0", "PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE": "0", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true"}[k]
+		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "true", "PERKS_RATE_LIMIT_PER_MINUTE": "0", "PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE": "0", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true"}[k]
 	})
 	if err != nil {
 		return err

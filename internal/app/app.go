@@ -160,6 +160,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		},
 		RateLimits: &rest.RateLimits{
 			Limiter:  &ratelimit.Limiter{Now: a.now},
+			Shared:   a.sharedLimiter(cfg, db, log),
 			Partner:  ratelimit.Limit{PerMinute: cfg.RateLimitPerMinute, Burst: cfg.RateLimitBurst},
 			Consumer: ratelimit.Limit{PerMinute: cfg.ConsumerRateLimitPerMinute, Burst: cfg.ConsumerRateLimitBurst},
 		},

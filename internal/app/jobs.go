@@ -52,7 +52,6 @@ func Periodic(cfg *config.Config) []*river.PeriodicJob {
 	var p []*river.PeriodicJob
 	p = append(p, auth.Periodic()...)
 	p = append(p, idempotency.Periodic()...)
-	p = append(p, ranking.Periodic(cfg.RankingRefresh))
 	p = append(p, webhook.Periodic()...)
 	p = append(p, voucher.Periodic()...)
 	p = append(p, ledger.Periodic()...)

@@ -85,7 +85,7 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: now}
 	s.Catalog = &catalog.Service{Merchants: s.Merchants, Now: now}
 	s.Vouchers = &voucher.Service{Catalog: s.Catalog, Ledger: s.Ledger, Events: s.Events, Keys: keys, Now: now}
-	s.Ranking = &ranking.Service{}
+	s.Ranking = &ranking.Service{Now: now, SyncEvery: cfg.RankingRefresh}
 	s.Content = &content.Service{Earning: s.Earning, Now: now}
 	s.Bulk = &bulk.Service{Users: s.Users, Earning: s.Earning, Partners: s.Partners, Events: s.Events, Now: now}
 	policy := WebhookPolicy(cfg)

@@ -109,8 +109,14 @@ type Env struct {
 	Acme    *demo.Result
 	Globex  *demo.Result
 
-	sigMu   sync.Mutex
-	sigUsed map[string]bool
+	// sigs is shared with the Env's replicas (one replay cache).
+	sigs *signatures
+}
+
+// signatures are the timestamps used to sign each body (timestampFor).
+type signatures struct {
+	mu   sync.Mutex
+	used map[string]bool
 }
 
 // SyncBuffer is a goroutine-safe log sink.
@@ -200,7 +206,7 @@ func New(t testing.TB, opts ...Options) *Env {
 	})
 	return &Env{
 		T: t, App: a, DB: db, DBURL: url, Server: srv, Clock: clock, Logs: logs, Secrets: secrets,
-		Acme: &results[0], Globex: &results[1],
+		Acme: &results[0], Globex: &results[1], sigs: &signatures{used: map[string]bool{}},
 	}
 }
 
@@ -238,18 +244,15 @@ func (e *Env) SignV1(secret string, body []byte) string {
 // timestampFor picks the latest second, at or before now and within the
 // skew window, not yet used to sign this body with this secret.
 func (e *Env) timestampFor(secret string, body []byte) string {
-	e.sigMu.Lock()
-	defer e.sigMu.Unlock()
-	if e.sigUsed == nil {
-		e.sigUsed = map[string]bool{}
-	}
+	e.sigs.mu.Lock()
+	defer e.sigs.mu.Unlock()
 	sum := sha256.Sum256(body)
 	now := e.Now().Unix()
 	for back := int64(0); back < 280; back++ {
 		ts := strconv.FormatInt(now-back, 10)
 		k := secret + "|" + ts + "|" + hex.EncodeToString(sum[:])
-		if !e.sigUsed[k] {
-			e.sigUsed[k] = true
+		if !e.sigs.used[k] {
+			e.sigs.used[k] = true
 			return ts
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/earning"
@@ -136,19 +137,50 @@ func (s *Service) createJobTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUI
 	if _, err := tx.NewInsert().Model(j).ExcludeColumn("started_at", "finished_at").Exec(ctx); err != nil {
 		return nil, fmt.Errorf("create %s job: %w", kind, err)
 	}
-	for start := 0; start < len(items); start += 5000 {
-		chunk := items[start:min(start+5000, len(items))]
-		for i := range chunk {
-			chunk[i].PartnerID, chunk[i].JobID, chunk[i].Status = partnerID, j.ID, "pending"
-		}
-		if _, err := tx.NewInsert().Model(&chunk).ExcludeColumn("entry_id").Exec(ctx); err != nil {
-			return nil, fmt.Errorf("store %d job items: %w", len(chunk), err)
-		}
+	if err := storeItems(ctx, tx, partnerID, j.ID, items); err != nil {
+		return nil, err
 	}
 	if err := s.Jobs.InsertTx(ctx, tx, WorkArgs{PartnerID: partnerID, JobID: j.ID}, nil); err != nil {
 		return nil, err
 	}
 	return j, nil
+}
+
+// storeItems stores a job's items in one statement over column arrays:
+// bun's multi-row VALUES spent more time formatting and parsing 10,000
+// rows than PostgreSQL spent inserting them.
+func storeItems(ctx context.Context, tx bun.Tx, partnerID, jobID uuid.UUID, items []Item) error {
+	n := len(items)
+	var (
+		pos     = make([]int, n)
+		hashes  = make([][]byte, n)
+		actions = make([]*string, n)
+		points  = make([]*int64, n)
+		amounts = make([]*int64, n)
+		refs    = make([]*string, n)
+		at      = make([]*time.Time, n)
+		codes   = make([]*string, n)
+		until   = make([]*time.Time, n)
+		held    = make([]bool, n)
+	)
+	for i := range items {
+		it := &items[i]
+		it.PartnerID, it.JobID, it.Status = partnerID, jobID, "pending"
+		pos[i], hashes[i], actions[i], points[i], amounts[i] = it.Position, it.UserHash, it.ActionCode, it.Points, it.Amount
+		refs[i], at[i], codes[i], until[i], held[i] = it.Reference, it.OccurredAt, it.ErrorCode, it.PendingUntil, it.Held
+	}
+	_, err := tx.NewRaw(`INSERT INTO bulk_job_items (partner_id, job_id, position, user_hash, action_code, points, amount, reference,
+			occurred_at, status, error_code, pending_until, held)
+		SELECT ?, ?, t.pos, t.hash, t.action, t.points, t.amount, t.ref, t.at, 'pending', t.code, t.until, t.held
+		FROM unnest(?::int[], ?::bytea[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::boolean[])
+			AS t(pos, hash, action, points, amount, ref, at, code, until, held)`,
+		partnerID, jobID, pgdialect.Array(pos), pgdialect.Array(hashes), pgdialect.Array(actions), pgdialect.Array(points),
+		pgdialect.Array(amounts), pgdialect.Array(refs), pgdialect.Array(at), pgdialect.Array(codes), pgdialect.Array(until),
+		pgdialect.Array(held)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("store %d job items: %w", n, err)
+	}
+	return nil
 }
 
 // EnqueueMultistoreTx stores a multistore as a job: each item's error code

@@ -73,6 +73,9 @@ type Config struct {
 	// Portal mail (internal/mailer); empty SMTPURL: none.
 	SMTPURL  string
 	SMTPFrom string
+	// RateLimitShared keeps the buckets in PostgreSQL (limits hold across
+	// replicas); false keeps them per replica, in memory.
+	RateLimitShared bool
 }
 
 // Development reports whether the binary runs with development conveniences
@@ -138,11 +141,12 @@ var vars = []variable{
 	{"PERKS_WEBHOOK_MAX_WORKERS", "50", "Concurrent webhook deliveries per process (the River `webhook` queue).", intVar(func(c *Config, n int) { c.WebhookWorkers = n })},
 	{"PERKS_RIVER_FETCH_COOLDOWN", "5ms", "Shortest pause between two River job fetches while jobs keep coming; lower delivers faster at more database load (see `make bench`).", durVar(func(c *Config, d time.Duration) { c.FetchCooldown = d })},
 	{"PERKS_RIVER_FETCH_POLL_INTERVAL", "100ms", "How often River polls for jobs when no insert notification arrives (scheduled retries, missed notifications).", durVar(func(c *Config, d time.Duration) { c.FetchPollInt = d })},
-	{"PERKS_RANKING_REFRESH", "60s", "How often the leaderboard is recomputed (ranks are as of the last refresh).", durVar(func(c *Config, d time.Duration) { c.RankingRefresh = d })},
-	{"PERKS_RATE_LIMIT_PER_MINUTE", "60000", "Default sustained rate of a partner's back-end calls, per replica (token bucket; 0 = unlimited). Partners can override it (`perks partner set --rate-limit`).", nonNegIntVar(func(c *Config, n int) { c.RateLimitPerMinute = n })},
-	{"PERKS_RATE_LIMIT_BURST", "1000", "Default burst (bucket size) of a partner's back-end calls, per replica (0 = one minute's worth).", nonNegIntVar(func(c *Config, n int) { c.RateLimitBurst = n })},
-	{"PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE", "60000", "Default sustained rate of all consumer (end-user) calls of one partner, per replica; a separate bucket from the back end's (0 = unlimited).", nonNegIntVar(func(c *Config, n int) { c.ConsumerRateLimitPerMinute = n })},
-	{"PERKS_CONSUMER_RATE_LIMIT_BURST", "1000", "Default burst of a partner's consumer calls, per replica (0 = one minute's worth).", nonNegIntVar(func(c *Config, n int) { c.ConsumerRateLimitBurst = n })},
+	{"PERKS_RANKING_REFRESH", "1s", "How old a replica's in-memory leaderboard of a partner may get before a request brings it up to date from the balances changed since (ranks are as of refreshedAt).", durVar(func(c *Config, d time.Duration) { c.RankingRefresh = d })},
+	{"PERKS_RATE_LIMIT_PER_MINUTE", "60000", "Default sustained rate of a partner's back-end calls, across all replicas (token bucket; 0 = unlimited; see PERKS_RATE_LIMIT_SHARED). Partners can override it (`perks partner set --rate-limit`).", nonNegIntVar(func(c *Config, n int) { c.RateLimitPerMinute = n })},
+	{"PERKS_RATE_LIMIT_BURST", "1000", "Default burst (bucket size) of a partner's back-end calls (0 = one minute's worth).", nonNegIntVar(func(c *Config, n int) { c.RateLimitBurst = n })},
+	{"PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE", "60000", "Default sustained rate of all consumer (end-user) calls of one partner; a separate bucket from the back end's (0 = unlimited).", nonNegIntVar(func(c *Config, n int) { c.ConsumerRateLimitPerMinute = n })},
+	{"PERKS_CONSUMER_RATE_LIMIT_BURST", "1000", "Default burst of a partner's consumer calls (0 = one minute's worth).", nonNegIntVar(func(c *Config, n int) { c.ConsumerRateLimitBurst = n })},
+	{"PERKS_RATE_LIMIT_SHARED", "true", "Keep rate-limit buckets in PostgreSQL so limits hold across replicas (each replica leases up to a fiftieth of a bucket at a time; docs/backoffice.md). false: buckets per replica, in memory (N replicas allow N times the limit).", boolVar(func(c *Config, b bool) { c.RateLimitShared = b })},
 	{"PERKS_BACKEND_TOKEN_TTL", "1h", "Lifetime of the back-end tokens `POST /auth/token` issues (request-JWT scheme, seed 001).", durVar(func(c *Config, d time.Duration) { c.BackendTokenTTL = d })},
 	{"PERKS_JWKS_TIMEOUT", "5s", "Timeout of one fetch of a partner's JWKS URL.", durVar(func(c *Config, d time.Duration) { c.JWKSTimeout = d })},
 	{"PERKS_JWKS_MAX_BYTES", "65536", "Largest JWKS document accepted.", intVar(func(c *Config, n int) { c.JWKSMaxBytes = int64(n) })},

@@ -14,6 +14,7 @@ import (
 // that is not business state.
 var volatile = map[string][]string{
 	"replay_cache":         nil, // every accepted signature is remembered
+	"rate_limit_buckets":   nil, // every authenticated call counts, refused or not
 	"partner_credentials":  {"last_used_at"},
 	"merchant_credentials": {"last_used_at"},
 }

@@ -368,16 +368,38 @@ func (b *batch) lockBalances(ctx context.Context, tx bun.Tx) error {
 	}
 	users := keys(userSet)
 	slices.SortFunc(users, compareUUID)
+	// Most users of a batch already have a balance row: lock those first,
+	// and only insert (then lock) the missing ones. An INSERT ... ON
+	// CONFLICT over the whole batch cost a speculative insertion per row
+	// (about a tenth of a chunk's time) to create nothing.
+	if err := b.lockBalanceRows(ctx, tx, users); err != nil {
+		return err
+	}
+	var missing []uuid.UUID
+	for _, u := range users {
+		if b.balances[u] == nil {
+			missing = append(missing, u)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
 	_, err := tx.NewRaw(`INSERT INTO balances (partner_id, user_id) SELECT ?, u FROM unnest(?::uuid[]) AS u
-		ORDER BY u ON CONFLICT DO NOTHING`, b.p.ID, pgdialect.Array(users)).Exec(ctx)
+		ORDER BY u ON CONFLICT DO NOTHING`, b.p.ID, pgdialect.Array(missing)).Exec(ctx)
 	if err != nil {
 		if isForeignKeyViolation(err) {
 			return fmt.Errorf("batch names a user that does not exist: %w", err)
 		}
 		return fmt.Errorf("create balances: %w", err)
 	}
+	return b.lockBalanceRows(ctx, tx, missing)
+}
+
+// lockBalanceRows locks the existing balance rows of users (sorted),
+// ordered by user, into b.balances.
+func (b *batch) lockBalanceRows(ctx context.Context, tx bun.Tx, users []uuid.UUID) error {
 	var rows []ledger.Balance
-	err = tx.NewRaw(`SELECT b.* FROM balances b WHERE b.partner_id = ? AND b.user_id = ANY(?::uuid[])
+	err := tx.NewRaw(`SELECT b.* FROM balances b WHERE b.partner_id = ? AND b.user_id = ANY(?::uuid[])
 		ORDER BY b.user_id FOR UPDATE`, b.p.ID, pgdialect.Array(users)).Scan(ctx, &rows)
 	if err != nil {
 		return fmt.Errorf("lock balances: %w", err)

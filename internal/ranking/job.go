@@ -8,7 +8,10 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// RefreshArgs refreshes the leaderboard.
+// RefreshArgs brings the leaderboards of the replica that works it up to
+// date. Boards now keep themselves up to date (see the package comment), so
+// nothing schedules it any more; the worker stays registered for jobs
+// inserted by earlier versions.
 type RefreshArgs struct{}
 
 // Kind implements river.JobArgs.
@@ -33,10 +36,3 @@ func (w *RefreshWorker) Work(ctx context.Context, _ *river.Job[RefreshArgs]) err
 
 // Timeout allows for large partners.
 func (w *RefreshWorker) Timeout(*river.Job[RefreshArgs]) time.Duration { return 10 * time.Minute }
-
-// Periodic refreshes every interval.
-func Periodic(interval time.Duration) *river.PeriodicJob {
-	return river.NewPeriodicJob(river.PeriodicInterval(interval), func() (river.JobArgs, *river.InsertOpts) {
-		return RefreshArgs{}, nil
-	}, &river.PeriodicJobOpts{ID: "refresh_leaderboard", RunOnStart: true})
-}

@@ -1,11 +1,22 @@
 // Package ranking is the leaderboard: users ranked by lifetime points.
 //
-// Ranks come from the leaderboard materialized view, refreshed concurrently
-// by a periodic River job, so that a user's rank and their neighbours are two
-// index lookups whatever the number of users (counting the users above
-// someone live would scan up to the whole partner per request). The price is
-// freshness: ranks are as of the last refresh (RefreshedAt says when), and a
-// user who just earned their first points appears after the next refresh.
+// Each replica keeps, per partner it is asked about, an order-statistics
+// list of the ranked users in memory (order), loaded once from balances
+// and then kept up to date from the rows changed since (the balances'
+// and user_erasures' xid change tracking, as the export reads it: rows
+// whose writing transaction is at or above the oldest transaction running
+// at the last read, so a change that commits late is never missed). A
+// rank, the neighbours and the top are then a few microseconds of memory,
+// whatever the number of users, and only the display names of the users
+// shown are read from the database.
+//
+// Freshness: a board is brought up to date by the first request that finds
+// it older than SyncEvery (PERKS_RANKING_REFRESH, 1 s by default), so a
+// rank reflects an earn within about a second on every replica. While one
+// request reads the changes, concurrent requests answer from the board as
+// it was (RefreshedAt says when). The first request for a partner loads it
+// (one query and one sort; Load does it ahead of requests); boards unused for IdleAfter are
+// dropped. Memory: about 100 bytes per ranked user per replica.
 //
 // Ties share a rank (competition ranking: 1, 2, 2, 4). Within a tie, earlier
 // members come first, then by user id, so lists are deterministic. Users with
@@ -15,12 +26,13 @@ package ranking
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
 )
@@ -48,20 +60,257 @@ type Around struct {
 // MaxAround bounds n in Around.
 const MaxAround = 50
 
-// Service reads and refreshes the leaderboard.
-type Service struct{}
+// Defaults of Service.
+const (
+	DefaultSyncEvery = time.Second
+	DefaultIdleAfter = 10 * time.Minute
+)
 
-const selectEntries = `SELECT l.user_id, u.external_id, u.display_name, l.score, l.rank, l.position, l.refreshed_at
-	FROM leaderboard l JOIN users u ON u.partner_id = l.partner_id AND u.id = l.user_id`
+// Service reads the leaderboard. The zero value works (time.Now, the
+// defaults above).
+type Service struct {
+	Now func() time.Time
+	// SyncEvery is how old a board may get before a request brings it up
+	// to date.
+	SyncEvery time.Duration
+	// IdleAfter drops boards nobody asked about for that long.
+	IdleAfter time.Duration
+
+	mu     sync.Mutex
+	boards map[uuid.UUID]*board
+}
+
+// board is one partner's leaderboard on this replica.
+type board struct {
+	load sync.Mutex // held while loading, and while reading changes
+	mu   sync.RWMutex
+	o    *order
+	// xmin is the oldest transaction running when the board was last
+	// read: changes at or above it are read again next time.
+	xmin     string
+	syncedAt time.Time
+	usedAt   time.Time
+	loaded   bool
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// board returns the partner's board, loaded and no older than SyncEvery
+// (unless another request is reading its changes right now).
+func (s *Service) board(ctx context.Context, db bun.IDB, partnerID uuid.UUID) (*board, error) {
+	now := s.now()
+	s.mu.Lock()
+	if s.boards == nil {
+		s.boards = map[uuid.UUID]*board{}
+	}
+	idle := s.IdleAfter
+	if idle <= 0 {
+		idle = DefaultIdleAfter
+	}
+	for id, b := range s.boards {
+		if b.loaded && id != partnerID && now.Sub(b.used()) > idle {
+			delete(s.boards, id)
+		}
+	}
+	b := s.boards[partnerID]
+	if b == nil {
+		b = &board{o: newOrder()}
+		s.boards[partnerID] = b
+	}
+	s.mu.Unlock()
+
+	b.mu.Lock()
+	b.usedAt = now
+	loaded, stale := b.loaded, now.Sub(b.syncedAt) >= s.syncEvery()
+	b.mu.Unlock()
+	switch {
+	case !loaded:
+		b.load.Lock() // every request waits for the first load
+		defer b.load.Unlock()
+		if err := s.sync(ctx, db, partnerID, b); err != nil {
+			return nil, err
+		}
+	case stale && b.load.TryLock(): // others answer from the board as it is
+		defer b.load.Unlock()
+		if err := s.sync(ctx, db, partnerID, b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func (b *board) used() time.Time {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.usedAt
+}
+
+func (s *Service) syncEvery() time.Duration {
+	if s.SyncEvery > 0 {
+		return s.SyncEvery
+	}
+	return DefaultSyncEvery
+}
+
+// changesSQL reads, in one snapshot, the balances written and the users
+// erased by transactions at or above ?1, and that snapshot's oldest
+// running transaction (the row without a user), the next watermark. A
+// balance with no lifetime points is read too: it leaves the board.
+const changesSQL = `WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin)
+	SELECT b.user_id, b.lifetime_earned, u.created_at, false, NULL
+	FROM balances b JOIN users u ON u.partner_id = b.partner_id AND u.id = b.user_id
+	WHERE b.partner_id = ? AND b.xid >= ?::xid8
+	UNION ALL
+	SELECT e.user_id, 0, 'epoch', true, NULL FROM user_erasures e WHERE e.partner_id = ? AND e.xid >= ?::xid8
+	UNION ALL
+	SELECT NULL, 0, 'epoch', true, w.xmin FROM w`
+
+// loadSQL reads every ranked user of the partner and the watermark, in
+// one snapshot (the first load; a join PostgreSQL hashes, where the xid
+// range of changesSQL would walk an index over every balance).
+const loadSQL = `WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin)
+	SELECT b.user_id, b.lifetime_earned, u.created_at, false, NULL
+	FROM balances b JOIN users u ON u.partner_id = b.partner_id AND u.id = b.user_id
+	WHERE b.partner_id = ? AND b.lifetime_earned > 0
+	UNION ALL
+	SELECT NULL, 0, 'epoch', true, w.xmin FROM w`
+
+// sync applies the changes since the board's watermark, or loads it
+// whole the first time (b.load held). Rows are scanned by hand: a million
+// of them through bun's reflection cost seconds.
+func (s *Service) sync(ctx context.Context, db bun.IDB, partnerID uuid.UUID, b *board) error {
+	now := s.now()
+	b.mu.RLock()
+	from, loaded := b.xmin, b.loaded
+	b.mu.RUnlock()
+	var rows *sql.Rows
+	var err error
+	if loaded {
+		rows, err = db.QueryContext(ctx, changesSQL, partnerID, from, partnerID, from)
+	} else {
+		rows, err = db.QueryContext(ctx, loadSQL, partnerID)
+	}
+	if err != nil {
+		return fmt.Errorf("read leaderboard changes: %w", err)
+	}
+	defer rows.Close()
+	type change struct {
+		user   uuid.UUID
+		score  int64
+		since  int64
+		erased bool
+	}
+	var changes []change
+	var xmin string
+	for rows.Next() {
+		var id uuid.NullUUID
+		var c change
+		var at time.Time
+		var wm sql.NullString
+		if err := rows.Scan(&id, &c.score, &at, &c.erased, &wm); err != nil {
+			return fmt.Errorf("read leaderboard changes: %w", err)
+		}
+		if !id.Valid {
+			xmin = wm.String
+			continue
+		}
+		c.user, c.since = id.UUID, at.UnixNano()
+		changes = append(changes, c)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read leaderboard changes: %w", err)
+	}
+	if !loaded {
+		keys := make([]key, len(changes))
+		for i, c := range changes {
+			keys[i] = key{score: c.score, since: c.since, id: c.user}
+		}
+		o := buildOrder(keys)
+		b.mu.Lock()
+		b.o, b.xmin, b.loaded, b.syncedAt = o, xmin, true, now
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range changes {
+		if c.erased {
+			b.o.drop(c.user)
+		} else {
+			b.o.set(c.user, c.score, c.since)
+		}
+	}
+	b.xmin, b.syncedAt = xmin, now
+	return nil
+}
+
+// Refresh brings every board this replica holds up to date now (tests and
+// the bench use it as a sync point; requests do it on their own).
+func (s *Service) Refresh(ctx context.Context, db bun.IDB) error {
+	s.mu.Lock()
+	ids := make([]uuid.UUID, 0, len(s.boards))
+	for id := range s.boards {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		if err := s.Load(ctx, db, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Load loads the partner's board (or brings it up to date) now, so that
+// the first request does not pay for it.
+func (s *Service) Load(ctx context.Context, db bun.IDB, partnerID uuid.UUID) error {
+	b, err := s.board(ctx, db, partnerID)
+	if err != nil {
+		return err
+	}
+	b.load.Lock()
+	defer b.load.Unlock()
+	return s.sync(ctx, db, partnerID, b)
+}
+
+// line is a board entry before its user's names are read.
+type line struct {
+	k        key
+	rank     int64
+	position int64
+}
 
 // Top returns the first n entries.
 func (s *Service) Top(ctx context.Context, db bun.IDB, partnerID uuid.UUID, n int) ([]Entry, error) {
-	var out []Entry
-	err := db.NewRaw(selectEntries+` WHERE l.partner_id = ? AND l.position <= ? ORDER BY l.position`, partnerID, n).Scan(ctx, &out)
+	b, err := s.board(ctx, db, partnerID)
 	if err != nil {
-		return nil, fmt.Errorf("leaderboard top: %w", err)
+		return nil, err
 	}
-	return out, nil
+	b.mu.RLock()
+	lines := b.lines(0, n)
+	at := b.syncedAt
+	b.mu.RUnlock()
+	return named(ctx, db, partnerID, lines, at)
+}
+
+// lines returns the entries at positions [from, to) with their ranks
+// (b.mu held).
+func (b *board) lines(from, to int) []line {
+	keys := b.o.slice(from, to)
+	out := make([]line, len(keys))
+	var rank int64
+	for i, k := range keys {
+		if i == 0 || k.score != keys[i-1].score {
+			rank = b.o.rank(k.score)
+		}
+		out[i] = line{k: k, rank: rank, position: int64(max(from, 0) + i + 1)}
+	}
+	return out
 }
 
 // Around returns the user's entry and up to n entries above and below.
@@ -69,35 +318,77 @@ func (s *Service) Around(ctx context.Context, db bun.IDB, partnerID, userID uuid
 	if n < 0 || n > MaxAround {
 		return nil, apperr.Field(apperr.CodeInvalidField, "n", "n must be between 0 and %d", MaxAround)
 	}
-	me := new(Entry)
-	err := db.NewRaw(selectEntries+` WHERE l.partner_id = ? AND l.user_id = ?`, partnerID, userID).Scan(ctx, me)
-	if errors.Is(err, sql.ErrNoRows) {
+	b, err := s.board(ctx, db, partnerID)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.RLock()
+	k, ok := b.o.users[userID]
+	var lines []line
+	if ok {
+		pos := b.o.position(k)
+		lines = b.lines(pos-n, pos+n+1)
+	}
+	at := b.syncedAt
+	b.mu.RUnlock()
+	if !ok {
 		return &Around{}, nil
 	}
+	entries, err := named(ctx, db, partnerID, lines, at)
 	if err != nil {
-		return nil, fmt.Errorf("leaderboard entry: %w", err)
+		return nil, err
 	}
-	var near []Entry
-	err = db.NewRaw(selectEntries+` WHERE l.partner_id = ? AND l.position BETWEEN ? AND ? AND l.position <> ? ORDER BY l.position`,
-		partnerID, me.Position-int64(n), me.Position+int64(n), me.Position).Scan(ctx, &near)
-	if err != nil {
-		return nil, fmt.Errorf("leaderboard neighbours: %w", err)
-	}
-	out := &Around{Me: me, RefreshedAt: &me.RefreshedAt}
-	for _, e := range near {
-		if e.Position < me.Position {
+	out := &Around{RefreshedAt: &at}
+	for i := range entries {
+		e := entries[i]
+		switch {
+		case e.UserID == userID:
+			out.Me = &e
+		case out.Me == nil:
 			out.Above = append(out.Above, e)
-		} else {
+		default:
 			out.Below = append(out.Below, e)
 		}
+	}
+	if out.Me == nil { // erased since the board's last read
+		return &Around{}, nil
 	}
 	return out, nil
 }
 
-// Refresh recomputes the leaderboard without blocking readers.
-func (s *Service) Refresh(ctx context.Context, db bun.IDB) error {
-	if _, err := db.ExecContext(ctx, "REFRESH MATERIALIZED VIEW CONCURRENTLY leaderboard"); err != nil {
-		return fmt.Errorf("refresh leaderboard: %w", err)
+// named reads the external ids and display names of lines' users (one
+// query) and returns their entries; a user erased since the board was read
+// is left out.
+func named(ctx context.Context, db bun.IDB, partnerID uuid.UUID, lines []line, at time.Time) ([]Entry, error) {
+	if len(lines) == 0 {
+		return nil, nil
 	}
-	return nil
+	ids := make([]uuid.UUID, len(lines))
+	for i, l := range lines {
+		ids[i] = l.k.id
+	}
+	var users []struct {
+		ID          uuid.UUID `bun:"id,type:uuid"`
+		ExternalID  *string   `bun:"external_id"`
+		DisplayName *string   `bun:"display_name"`
+	}
+	err := db.NewRaw("SELECT id, external_id, display_name FROM users WHERE partner_id = ? AND id = ANY(?::uuid[])",
+		partnerID, pgdialect.Array(ids)).Scan(ctx, &users)
+	if err != nil {
+		return nil, fmt.Errorf("leaderboard names: %w", err)
+	}
+	byID := make(map[uuid.UUID]int, len(users))
+	for i, u := range users {
+		byID[u.ID] = i
+	}
+	out := make([]Entry, 0, len(lines))
+	for _, l := range lines {
+		i, ok := byID[l.k.id]
+		if !ok {
+			continue
+		}
+		out = append(out, Entry{UserID: l.k.id, ExternalID: users[i].ExternalID, DisplayName: users[i].DisplayName,
+			Score: l.k.score, Rank: l.rank, Position: l.position, RefreshedAt: at})
+	}
+	return out, nil
 }

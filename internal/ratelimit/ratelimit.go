@@ -1,10 +1,12 @@
-// Package ratelimit is an in-process token-bucket limiter keyed by string
-// (a partner, or a partner's consumers).
+// Package ratelimit holds token-bucket limiters keyed by partner and scope
+// (a partner's back end, or its consumers).
 //
-// Buckets live in the memory of one replica: with N replicas behind a load
-// balancer a partner can send up to N times its limit in total. That is the
-// documented trade-off for not putting a database or cache round trip on
-// every request; operators size limits per replica.
+// Shared keeps the buckets in PostgreSQL, so limits hold across replicas,
+// and leases tokens in batches so that a busy partner does not cost a
+// round trip per request (see Shared). Limiter is the in-process bucket:
+// Shared's fallback when the database fails, and the whole limiter when
+// PERKS_RATE_LIMIT_SHARED is false (then N replicas allow N times the
+// limit).
 package ratelimit
 
 import (

@@ -187,7 +187,7 @@ func (a *API) partnerLimit(limit int64, deferReplay bool, h PartnerHandler) http
 			return
 		}
 		request.From(r.Context()).SetPartner(p.Partner.ID.String())
-		if err := a.RateLimits.Take(w, p.Partner, false); err != nil {
+		if err := a.RateLimits.Take(r.Context(), w, p.Partner, false); err != nil {
 			WriteError(w, r, a.Log, err)
 			return
 		}
@@ -239,7 +239,7 @@ func (a *API) authToken(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		request.From(r.Context()).SetPartner(p.Partner.ID.String())
-		if err := a.RateLimits.Take(w, p.Partner, false); err != nil {
+		if err := a.RateLimits.Take(r.Context(), w, p.Partner, false); err != nil {
 			return err
 		}
 		tok, _, err := a.Partners.IssueBackendToken(r.Context(), a.DB.Bun, p.Partner.ID, p.CredentialID, a.BackendTokenTTL)
@@ -286,7 +286,7 @@ func (a *API) AuthenticateConsumer(w http.ResponseWriter, r *http.Request) (*aut
 		return nil, err
 	}
 	request.From(r.Context()).SetPartner(c.Partner.ID.String())
-	if err := a.RateLimits.Take(w, c.Partner, true); err != nil {
+	if err := a.RateLimits.Take(r.Context(), w, c.Partner, true); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -15,7 +16,10 @@ import (
 // RateLimits are the configured defaults; a partner's own columns override
 // them.
 type RateLimits struct {
-	Limiter  *ratelimit.Limiter
+	Limiter *ratelimit.Limiter
+	// Shared, when set, holds the buckets in PostgreSQL so that limits
+	// hold across replicas (Limiter is then only its fallback).
+	Shared   *ratelimit.Shared
 	Partner  ratelimit.Limit
 	Consumer ratelimit.Limit
 }
@@ -46,19 +50,24 @@ func (rl *RateLimits) limitFor(p *partner.Partner, consumer bool) ratelimit.Limi
 // so clients can pace themselves) and returns RATE_LIMITED when the bucket
 // is empty. Back end and consumers have separate buckets, so a burst of app
 // traffic never starves the partner's server-to-server calls.
-func (rl *RateLimits) Take(w http.ResponseWriter, p *partner.Partner, consumer bool) error {
-	if rl == nil || rl.Limiter == nil {
+func (rl *RateLimits) Take(ctx context.Context, w http.ResponseWriter, p *partner.Partner, consumer bool) error {
+	if rl == nil || (rl.Limiter == nil && rl.Shared == nil) {
 		return nil
 	}
 	lim := rl.limitFor(p, consumer)
 	if lim.Unlimited() {
 		return nil
 	}
-	key := "partner:"
+	scope := "partner"
 	if consumer {
-		key = "consumer:"
+		scope = "consumer"
 	}
-	res := rl.Limiter.Allow(key+p.ID.String(), lim)
+	var res ratelimit.Result
+	if rl.Shared != nil {
+		res = rl.Shared.Allow(ctx, p.ID, scope, lim)
+	} else {
+		res = rl.Limiter.Allow(scope+":"+p.ID.String(), lim)
+	}
 	h := w.Header()
 	h.Set("RateLimit-Limit", strconv.Itoa(res.Limit))
 	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
