@@ -17,6 +17,7 @@ import (
 	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/ranking"
+	"github.com/perkshq/perks/internal/report"
 	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
@@ -42,6 +43,7 @@ func (s *Services) Workers(cfg *config.Config, db *database.DB, now func() time.
 		}})
 	river.AddWorker(w, &tier.ReviewWorker{DB: db.Bun, Service: s.Tiers, Now: now})
 	river.AddWorker(w, &ledger.LotWarningsWorker{DB: db.Bun, Now: now, Events: s.Events})
+	river.AddWorker(w, &report.FoldWorker{DB: db.Bun, Now: now})
 	return w
 }
 
@@ -55,6 +57,7 @@ func Periodic(cfg *config.Config) []*river.PeriodicJob {
 	p = append(p, voucher.Periodic()...)
 	p = append(p, ledger.Periodic()...)
 	p = append(p, tier.Periodic()...)
+	p = append(p, report.Periodic()...)
 	return p
 }
 
