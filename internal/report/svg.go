@@ -245,8 +245,8 @@ func LineChartSVG(c LineChart) template.HTML {
 	if n > 0 {
 		step := (n + 4) / 5
 		for i := 0; i < n; i += step {
-			if n-1-i < step/2 && i != 0 {
-				continue
+			if i != 0 && n-1-i <= step/2 {
+				break // the last label (drawn below) or too close to it
 			}
 			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#333333">%s</text>`, x(i), chartH-padB+16, esc(c.Labels[i]))
 		}
