@@ -1,10 +1,12 @@
 DROP INDEX vouchers_report_redeemed_idx;
 DROP INDEX vouchers_report_claimed_idx;
+DROP TRIGGER webhook_attempts_report ON webhook_attempts;
+DROP FUNCTION report_track_attempts();
 DROP TRIGGER ledger_entries_report_delete ON ledger_entries;
 DROP FUNCTION report_track_delete();
 DROP TRIGGER ledger_entries_report_insert ON ledger_entries;
 DROP FUNCTION report_track_insert();
 DROP FUNCTION report_kind(text, bigint, text);
 DROP TABLE report_user_days;
-DROP TABLE report_ledger_deltas;
-DROP TABLE report_ledger_days;
+DROP TABLE report_deltas;
+DROP TABLE report_days;

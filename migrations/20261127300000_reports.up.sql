@@ -4,17 +4,18 @@
 --
 -- Days are the partner's calendar days (partners.timezone when the entry is
 -- written). The triggers never update a shared row: every statement appends
--- its per-day sums to report_ledger_deltas (a heap without index, cheap to
+-- its per-day sums to report_deltas (a heap without index, cheap to
 -- append, no row lock that concurrent writers of one partner would queue
--- on); report.FoldWorker folds them into report_ledger_days every minute,
+-- on); report.FoldWorker folds them into report_days every minute,
 -- and readers add the few deltas not yet folded, so reports are exact.
 
 -- kind is a report kind: the entry kind, except adjust split by sign
 -- (adjust_up, adjust_down), reverse of a still-pending earn (reverse_pending),
 -- erased (available points removed by erasing users, negative), erased_pending
 -- (their pending points), and active (users newly active that day: points
--- holds the count).
-CREATE TABLE report_ledger_days (
+-- holds the count); webhook_succeeded and webhook_failed count webhook
+-- delivery attempts (points holds the count), from webhook_attempts.
+CREATE TABLE report_days (
     partner_id uuid NOT NULL REFERENCES partners (id) ON DELETE CASCADE,
     day date NOT NULL,
     kind text NOT NULL,
@@ -23,7 +24,7 @@ CREATE TABLE report_ledger_days (
     PRIMARY KEY (partner_id, day, kind)
 );
 
-CREATE TABLE report_ledger_deltas (
+CREATE TABLE report_deltas (
     partner_id uuid NOT NULL,
     day date NOT NULL,
     kind text NOT NULL,
@@ -44,7 +45,7 @@ CREATE TABLE report_user_days (
 
 --bun:split
 
--- The report kind of an entry (see report_ledger_days).
+-- The report kind of an entry (see report_days).
 CREATE FUNCTION report_kind(kind text, points bigint, source_type text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN kind = 'adjust' AND points > 0 THEN 'adjust_up'
@@ -70,7 +71,7 @@ BEGIN
         ON CONFLICT DO NOTHING
         RETURNING partner_id, day
     )
-    INSERT INTO report_ledger_deltas (partner_id, day, kind, points, entries)
+    INSERT INTO report_deltas (partner_id, day, kind, points, entries)
     SELECT n.partner_id, n.day, n.kind, sum(n.points), count(*) FROM n GROUP BY 1, 2, 3
     UNION ALL
     SELECT act.partner_id, act.day, 'active', count(*), count(*) FROM act GROUP BY 1, 2;
@@ -101,7 +102,7 @@ BEGIN
                count(*) FILTER (WHERE o.kind IN ('pending', 'cancel', 'reverse_pending')) AS pend_n
         FROM o GROUP BY 1, 2
     )
-    INSERT INTO report_ledger_deltas (partner_id, day, kind, points, entries)
+    INSERT INTO report_deltas (partner_id, day, kind, points, entries)
     SELECT s.partner_id, s.day, 'erased', -s.avail, s.avail_n FROM s WHERE s.avail_n > 0
     UNION ALL
     SELECT s.partner_id, s.day, 'erased_pending', -s.pend, s.pend_n FROM s WHERE s.pend_n > 0;
@@ -111,21 +112,47 @@ $$;
 CREATE TRIGGER ledger_entries_report_delete AFTER DELETE ON ledger_entries
     REFERENCING OLD TABLE AS old_entries FOR EACH STATEMENT EXECUTE FUNCTION report_track_delete();
 
+-- Webhook delivery attempts are appended, never updated (but a scrub of
+-- their response body): a statement-level trigger counts them per day, so
+-- the success rate never reads the deliveries, whose status changes on
+-- every attempt (an index on it would cost the delivery path HOT updates).
+-- An attempt succeeded when the endpoint answered 2xx.
+CREATE FUNCTION report_track_attempts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO report_deltas (partner_id, day, kind, points, entries)
+    SELECT a.partner_id, (a.attempted_at AT TIME ZONE p.timezone)::date,
+           CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'webhook_succeeded' ELSE 'webhook_failed' END,
+           count(*), count(*)
+    FROM new_attempts a JOIN partners p ON p.id = a.partner_id
+    GROUP BY 1, 2, 3;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER webhook_attempts_report AFTER INSERT ON webhook_attempts
+    REFERENCING NEW TABLE AS new_attempts FOR EACH STATEMENT EXECUTE FUNCTION report_track_attempts();
+
 --bun:split
 
 -- The history written before reports existed.
-INSERT INTO report_ledger_days (partner_id, day, kind, points, entries)
+INSERT INTO report_days (partner_id, day, kind, points, entries)
 SELECT x.partner_id, x.day, x.kind, sum(x.points), count(*)
 FROM (SELECT e.partner_id, (e.created_at AT TIME ZONE p.timezone)::date AS day,
              report_kind(e.kind, e.points, e.source_type) AS kind, e.points
       FROM ledger_entries e JOIN partners p ON p.id = e.partner_id) x
 GROUP BY 1, 2, 3;
 
-INSERT INTO report_ledger_days (partner_id, day, kind, points, entries)
+INSERT INTO report_days (partner_id, day, kind, points, entries)
 SELECT e.partner_id, (e.created_at AT TIME ZONE p.timezone)::date, 'active', count(DISTINCT e.user_id), count(DISTINCT e.user_id)
 FROM ledger_entries e JOIN partners p ON p.id = e.partner_id
 WHERE e.kind IN ('earn', 'pending', 'burn')
 GROUP BY 1, 2;
+
+INSERT INTO report_days (partner_id, day, kind, points, entries)
+SELECT a.partner_id, (a.attempted_at AT TIME ZONE p.timezone)::date,
+       CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'webhook_succeeded' ELSE 'webhook_failed' END,
+       count(*), count(*)
+FROM webhook_attempts a JOIN partners p ON p.id = a.partner_id
+GROUP BY 1, 2, 3;
 
 INSERT INTO report_user_days (partner_id, day, user_id)
 SELECT DISTINCT e.partner_id, (e.created_at AT TIME ZONE p.timezone)::date, e.user_id

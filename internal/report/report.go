@@ -6,10 +6,11 @@
 //
 // The ledger figures never scan ledger entries: statement-level triggers on
 // ledger_entries (migration 20261127300000_reports) append per-day sums to
-// report_ledger_deltas, FoldTx folds them into report_ledger_days (the
+// report_deltas, FoldTx folds them into report_days (the
 // FoldWorker, every minute), and the readers add the deltas not yet folded,
 // so a report is exact and reads at most a few thousand rows per year of
-// history. Gifts and webhooks read their own tables through indexes on the
+// history; webhook delivery attempts are counted the same way (a trigger
+// on webhook_attempts). Top gifts read the vouchers through indexes on the
 // period. Days are the partner's calendar days (see docs/reports.md).
 package report
 
@@ -163,16 +164,15 @@ type GiftRow struct {
 	Redemptions int64  `json:"redemptions"`
 }
 
-// WebhookDay counts the deliveries created on a day by their state now.
-// SuccessRate is succeeded / (succeeded + failed + disabled), nil when none
-// of that day's deliveries has finished.
+// WebhookDay counts the webhook delivery attempts made on a day: Succeeded
+// when the endpoint answered 2xx, Failed otherwise (an error status, a
+// timeout, a refused connection). SuccessRate is Succeeded / Attempts, nil
+// on a day without attempts.
 type WebhookDay struct {
 	Day         string   `json:"day"`
-	Deliveries  int64    `json:"deliveries"`
+	Attempts    int64    `json:"attempts"`
 	Succeeded   int64    `json:"succeeded"`
 	Failed      int64    `json:"failed"`
-	Disabled    int64    `json:"disabled"`
-	Pending     int64    `json:"pending"`
 	SuccessRate *float64 `json:"successRate"`
 }
 
@@ -193,13 +193,13 @@ type kindSum struct {
 }
 
 // ledgerDays reads the rollup (folded days plus deltas not yet folded) of
-// the range, per day and kind.
+// the range, per day and kind (ledger and webhook kinds).
 func ledgerDays(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([]kindSum, error) {
 	var rows []kindSum
 	err := db.NewRaw(`SELECT day, kind, sum(points)::bigint AS points FROM (
-		SELECT day, kind, points FROM report_ledger_days WHERE partner_id = ?0 AND day BETWEEN ?1 AND ?2
+		SELECT day, kind, points FROM report_days WHERE partner_id = ?0 AND day BETWEEN ?1 AND ?2
 		UNION ALL
-		SELECT day, kind, points FROM report_ledger_deltas WHERE partner_id = ?0 AND day BETWEEN ?1 AND ?2
+		SELECT day, kind, points FROM report_deltas WHERE partner_id = ?0 AND day BETWEEN ?1 AND ?2
 	) x GROUP BY 1, 2`, partnerID, r.From, r.To).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("read daily ledger figures: %w", err)
@@ -259,9 +259,9 @@ func Points(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([]Po
 func Liability(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([]LiabilityDay, error) {
 	var opening []kindSum
 	err := db.NewRaw(`SELECT ?1::date AS day, kind, sum(points)::bigint AS points FROM (
-		SELECT kind, points FROM report_ledger_days WHERE partner_id = ?0 AND day < ?1
+		SELECT kind, points FROM report_days WHERE partner_id = ?0 AND day < ?1
 		UNION ALL
-		SELECT kind, points FROM report_ledger_deltas WHERE partner_id = ?0 AND day < ?1
+		SELECT kind, points FROM report_deltas WHERE partner_id = ?0 AND day < ?1
 	) x GROUP BY kind`, partnerID, r.From).Scan(ctx, &opening)
 	if err != nil {
 		return nil, fmt.Errorf("read opening ledger figures: %w", err)
@@ -349,25 +349,12 @@ func TopGifts(ctx context.Context, db bun.IDB, partnerID uuid.UUID, tz string, r
 	return out, nil
 }
 
-// Webhooks counts the deliveries created on every day of the range by their
-// state now (a delivery still retrying is pending).
-func Webhooks(ctx context.Context, db bun.IDB, partnerID uuid.UUID, tz string, r Range) ([]WebhookDay, error) {
-	lo, hi := r.bounds(tz)
-	var rows []struct {
-		Day       time.Time `bun:"day"`
-		Total     int64     `bun:"total"`
-		Succeeded int64     `bun:"succeeded"`
-		Failed    int64     `bun:"failed"`
-		Disabled  int64     `bun:"disabled"`
-	}
-	err := db.NewRaw(`SELECT (created_at AT TIME ZONE ?3)::date AS day, count(*) AS total,
-		count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
-		count(*) FILTER (WHERE status = 'failed') AS failed,
-		count(*) FILTER (WHERE status = 'disabled') AS disabled
-	FROM webhook_deliveries WHERE partner_id = ?0 AND created_at >= ?1 AND created_at < ?2
-	GROUP BY 1`, partnerID, lo, hi, location(tz).String()).Scan(ctx, &rows)
+// Webhooks counts the delivery attempts of every day of the range (from
+// the rollup the trigger on webhook_attempts keeps).
+func Webhooks(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([]WebhookDay, error) {
+	rows, err := ledgerDays(ctx, db, partnerID, r)
 	if err != nil {
-		return nil, fmt.Errorf("read webhook deliveries: %w", err)
+		return nil, err
 	}
 	out := make([]WebhookDay, r.Days())
 	for i := range out {
@@ -378,11 +365,18 @@ func Webhooks(ctx context.Context, db bun.IDB, partnerID uuid.UUID, tz string, r
 		if i < 0 || i >= len(out) {
 			continue
 		}
+		switch s.Kind {
+		case "webhook_succeeded":
+			out[i].Succeeded += s.Points
+		case "webhook_failed":
+			out[i].Failed += s.Points
+		}
+	}
+	for i := range out {
 		d := &out[i]
-		d.Deliveries, d.Succeeded, d.Failed, d.Disabled = s.Total, s.Succeeded, s.Failed, s.Disabled
-		d.Pending = s.Total - s.Succeeded - s.Failed - s.Disabled
-		if done := s.Succeeded + s.Failed + s.Disabled; done > 0 {
-			rate := float64(s.Succeeded) / float64(done)
+		d.Attempts = d.Succeeded + d.Failed
+		if d.Attempts > 0 {
+			rate := float64(d.Succeeded) / float64(d.Attempts)
 			d.SuccessRate = &rate
 		}
 	}
@@ -426,7 +420,7 @@ func Run(ctx context.Context, db bun.IDB, partnerID uuid.UUID, name string, r Ra
 	case NameTopGifts:
 		res.Rows, err = TopGifts(ctx, db, partnerID, tz, r, TopGiftsLimit)
 	case NameWebhooks:
-		res.Rows, err = Webhooks(ctx, db, partnerID, tz, r)
+		res.Rows, err = Webhooks(ctx, db, partnerID, r)
 	default:
 		return nil, apperr.New(apperr.CodeReportNotFound, "no report is called %q", name)
 	}
@@ -470,13 +464,13 @@ func (res *Result) Table() [][]string {
 		}
 		return out
 	case []WebhookDay:
-		out := [][]string{{"day", "deliveries", "succeeded", "failed", "disabled", "pending", "successRate"}}
+		out := [][]string{{"day", "attempts", "succeeded", "failed", "successRate"}}
 		for _, d := range rows {
 			rate := ""
 			if d.SuccessRate != nil {
 				rate = strconv.FormatFloat(*d.SuccessRate, 'f', 4, 64)
 			}
-			out = append(out, []string{d.Day, i(d.Deliveries, 10), i(d.Succeeded, 10), i(d.Failed, 10), i(d.Disabled, 10), i(d.Pending, 10), rate})
+			out = append(out, []string{d.Day, i(d.Attempts, 10), i(d.Succeeded, 10), i(d.Failed, 10), rate})
 		}
 		return out
 	}
@@ -519,7 +513,7 @@ func Overview(ctx context.Context, db bun.IDB, partnerID uuid.UUID, from, to tim
 	if o.TopGifts, err = TopGifts(ctx, db, partnerID, tz, r, TopGiftsLimit); err != nil {
 		return nil, err
 	}
-	if o.Webhooks, err = Webhooks(ctx, db, partnerID, tz, r); err != nil {
+	if o.Webhooks, err = Webhooks(ctx, db, partnerID, r); err != nil {
 		return nil, err
 	}
 	return o, nil

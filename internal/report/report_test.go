@@ -222,8 +222,8 @@ func TestReportsAreTenantScoped(t *testing.T) {
 	require.Equal(t, "America/New_York", o.Timezone)
 }
 
-// TestTopGiftsAndWebhooks reads claims, redemptions and deliveries of the
-// period in the partner's days.
+// TestTopGiftsAndWebhooks reads claims, redemptions and webhook delivery
+// attempts of the period in the partner's days.
 func TestTopGiftsAndWebhooks(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
@@ -274,27 +274,39 @@ func TestTopGiftsAndWebhooks(t *testing.T) {
 	var ep uuid.UUID
 	require.NoError(t, b.db.NewRaw(`INSERT INTO webhook_endpoints (partner_id, url, secret_sealed) VALUES (?, 'https://example.com/h', '\x00') RETURNING id`,
 		b.partner).Scan(b.ctx, &ep))
-	delivery := func(at, status string) {
+	var ev, dl uuid.UUID
+	require.NoError(t, b.db.NewRaw(`INSERT INTO events (partner_id, type) VALUES (?, 'points.earned') RETURNING id`, b.partner).Scan(b.ctx, &ev))
+	require.NoError(t, b.db.NewRaw(`INSERT INTO webhook_deliveries (partner_id, event_id, endpoint_id, event_type, created_at, updated_at)
+		VALUES (?, ?, ?, 'points.earned', now(), now()) RETURNING id`, b.partner, ev, ep).Scan(b.ctx, &dl))
+	attempt := func(at string, status *int, failure *string) {
 		c, err := time.ParseInLocation("2006-01-02 15:04", at, b.loc)
 		require.NoError(t, err)
-		var ev uuid.UUID
-		require.NoError(t, b.db.NewRaw(`INSERT INTO events (partner_id, type, created_at) VALUES (?, 'points.earned', ?) RETURNING id`, b.partner, c).Scan(b.ctx, &ev))
-		_, err = b.db.NewRaw(`INSERT INTO webhook_deliveries (partner_id, event_id, endpoint_id, event_type, status, created_at, updated_at)
-			VALUES (?, ?, ?, 'points.earned', ?, ?, ?)`, b.partner, ev, ep, status, c, c).Exec(b.ctx)
+		_, err = b.db.NewRaw(`INSERT INTO webhook_attempts (partner_id, delivery_id, attempt, attempted_at, status_code, latency_ms, error)
+			VALUES (?, ?, 1, ?, ?, 5, ?)`, b.partner, dl, c, status, failure).Exec(b.ctx)
 		require.NoError(t, err)
 	}
-	delivery("2026-03-02 09:00", "succeeded")
-	delivery("2026-03-02 22:00", "succeeded") // 03:00 UTC the next day
-	delivery("2026-03-02 23:00", "failed")
-	delivery("2026-03-02 23:30", "pending")
-	delivery("2026-03-03 10:00", "pending")
-	hooks, err := report.Webhooks(b.ctx, b.db, b.partner, "America/New_York", rng("2026-03-02", "2026-03-03"))
-	require.NoError(t, err)
-	rate := 2.0 / 3
-	require.Equal(t, []report.WebhookDay{
-		{Day: "2026-03-02", Deliveries: 4, Succeeded: 2, Failed: 1, Pending: 1, SuccessRate: &rate},
-		{Day: "2026-03-03", Deliveries: 1, Pending: 1},
-	}, hooks)
+	code := func(c int) *int { return &c }
+	timeout := "timeout"
+	attempt("2026-03-02 09:00", code(200), nil)
+	attempt("2026-03-02 22:00", code(204), nil) // 03:00 UTC the next day
+	attempt("2026-03-02 23:00", code(500), nil)
+	attempt("2026-03-02 23:30", nil, &timeout)
+	attempt("2026-03-03 10:00", code(410), nil)
+	attempt("2026-03-05 10:00", code(200), nil) // after the period
+	check := func(t *testing.T) {
+		hooks, err := report.Webhooks(b.ctx, b.db, b.partner, rng("2026-03-02", "2026-03-04"))
+		require.NoError(t, err)
+		half, zero := 0.5, 0.0
+		require.Equal(t, []report.WebhookDay{
+			{Day: "2026-03-02", Attempts: 4, Succeeded: 2, Failed: 2, SuccessRate: &half},
+			{Day: "2026-03-03", Attempts: 1, Failed: 1, SuccessRate: &zero},
+			{Day: "2026-03-04"},
+		}, hooks)
+		require.NoError(t, report.CheckInvariants(b.ctx, b.db))
+	}
+	t.Run("unfolded", check)
+	fold(t, b.db, time.Now())
+	t.Run("folded", check)
 }
 
 func TestParseRange(t *testing.T) {

@@ -401,7 +401,7 @@ func (o *OverviewData) Charts() []Chart {
 		{Name: NameTopGifts, Title: "Top gifts", SVG: BarChartSVG(BarChart{ID: "chart-gifts", Title: "Top gifts",
 			Desc: fmt.Sprintf("Gifts claimed most from %s to %s", o.From, o.To), XLabel: "Claims", Bars: bars})},
 	}
-	desc := "Share of each day's finished webhook deliveries that succeeded; days without one are gaps"
+	desc := "Share of each day's webhook delivery attempts that the endpoint acknowledged (2xx); days without attempts are gaps"
 	charts = append(charts, Chart{Name: NameWebhooks, Title: "Webhook success rate", SVG: LineChartSVG(LineChart{ID: "chart-webhooks",
 		Title: "Webhook success rate", Desc: desc, XLabel: period, YLabel: "Success rate", Labels: days, Percent: true,
 		Series: []Series{{"Success rate", rate}}})})
