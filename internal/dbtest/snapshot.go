@@ -16,6 +16,11 @@ var volatile = map[string][]string{
 	"replay_cache":         nil, // every accepted signature is remembered
 	"partner_credentials":  {"last_used_at"},
 	"merchant_credentials": {"last_used_at"},
+	// The reports' rollup is derived from the ledger (which is compared)
+	// and folded by a periodic job at any moment.
+	"report_days":      nil,
+	"report_deltas":    nil,
+	"report_user_days": nil,
 }
 
 // Snapshot fingerprints every business table (River's and bun's own tables
