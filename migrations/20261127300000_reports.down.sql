@@ -1,5 +1,9 @@
-DROP INDEX vouchers_report_redeemed_idx;
-DROP INDEX vouchers_report_claimed_idx;
+DROP TRIGGER vouchers_report_redemption ON vouchers;
+DROP FUNCTION report_track_redemption();
+DROP TRIGGER vouchers_report_claims ON vouchers;
+DROP FUNCTION report_track_claims();
+DROP TABLE report_gift_deltas;
+DROP TABLE report_gift_days;
 DROP TRIGGER webhook_attempts_report ON webhook_attempts;
 DROP FUNCTION report_track_attempts();
 DROP TRIGGER ledger_entries_report_delete ON ledger_entries;

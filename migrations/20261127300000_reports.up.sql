@@ -161,6 +161,68 @@ WHERE e.kind IN ('earn', 'pending', 'burn') AND e.created_at >= now() - interval
 
 --bun:split
 
--- Top gifts: claims and redemptions of a period, read from the index alone.
-CREATE INDEX vouchers_report_claimed_idx ON vouchers (partner_id, claimed_at) INCLUDE (gift_id, cost_points);
-CREATE INDEX vouchers_report_redeemed_idx ON vouchers (partner_id, redeemed_at) INCLUDE (gift_id) WHERE redeemed_at IS NOT NULL;
+-- Top gifts: claims and redemptions per partner, day and gift, kept like
+-- the ledger's (deltas appended by triggers, folded by report.FoldTx), so a
+-- year of claims is a few thousand rows, not every voucher.
+CREATE TABLE report_gift_days (
+    partner_id uuid NOT NULL REFERENCES partners (id) ON DELETE CASCADE,
+    day date NOT NULL,
+    gift_id uuid NOT NULL,
+    claims bigint NOT NULL,
+    points bigint NOT NULL,
+    redemptions bigint NOT NULL,
+    PRIMARY KEY (partner_id, day, gift_id)
+);
+
+CREATE TABLE report_gift_deltas (
+    partner_id uuid NOT NULL,
+    day date NOT NULL,
+    gift_id uuid NOT NULL,
+    claims bigint NOT NULL,
+    points bigint NOT NULL,
+    redemptions bigint NOT NULL
+);
+
+--bun:split
+
+-- Claims on the day of the claim; a voucher written already redeemed (none
+-- is today, but a backfill or an import might) counts on its redemption day.
+CREATE FUNCTION report_track_claims() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO report_gift_deltas (partner_id, day, gift_id, claims, points, redemptions)
+    SELECT v.partner_id, (v.claimed_at AT TIME ZONE p.timezone)::date, v.gift_id, count(*), sum(v.cost_points), 0
+    FROM new_vouchers v JOIN partners p ON p.id = v.partner_id GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT v.partner_id, (v.redeemed_at AT TIME ZONE p.timezone)::date, v.gift_id, 0, 0, count(*)
+    FROM new_vouchers v JOIN partners p ON p.id = v.partner_id WHERE v.redeemed_at IS NOT NULL GROUP BY 1, 2, 3;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER vouchers_report_claims AFTER INSERT ON vouchers
+    REFERENCING NEW TABLE AS new_vouchers FOR EACH STATEMENT EXECUTE FUNCTION report_track_claims();
+
+-- A redemption updates one voucher: a row trigger that fires only when
+-- redeemed_at is set (a column list and a WHEN: OTP requests and other
+-- updates of vouchers pay nothing).
+CREATE FUNCTION report_track_redemption() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO report_gift_deltas (partner_id, day, gift_id, claims, points, redemptions)
+    SELECT NEW.partner_id, (NEW.redeemed_at AT TIME ZONE p.timezone)::date, NEW.gift_id, 0, 0, 1
+    FROM partners p WHERE p.id = NEW.partner_id;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER vouchers_report_redemption AFTER UPDATE OF redeemed_at ON vouchers
+    FOR EACH ROW WHEN (OLD.redeemed_at IS NULL AND NEW.redeemed_at IS NOT NULL)
+    EXECUTE FUNCTION report_track_redemption();
+
+--bun:split
+
+INSERT INTO report_gift_days (partner_id, day, gift_id, claims, points, redemptions)
+SELECT partner_id, day, gift_id, sum(claims), sum(points), sum(redemptions) FROM (
+    SELECT v.partner_id, (v.claimed_at AT TIME ZONE p.timezone)::date AS day, v.gift_id, 1 AS claims, v.cost_points AS points, 0 AS redemptions
+    FROM vouchers v JOIN partners p ON p.id = v.partner_id
+    UNION ALL
+    SELECT v.partner_id, (v.redeemed_at AT TIME ZONE p.timezone)::date, v.gift_id, 0, 0, 1
+    FROM vouchers v JOIN partners p ON p.id = v.partner_id WHERE v.redeemed_at IS NOT NULL
+) x GROUP BY 1, 2, 3;

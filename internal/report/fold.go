@@ -23,8 +23,9 @@ const FoldInterval = 10 * time.Second
 // which may be a day off UTC) can still meet a user again.
 const UserDaysKept = 2
 
-// FoldTx moves every delta into report_days, one upsert per
-// (partner, day, kind), and forgets who was active on days that are over.
+// FoldTx moves every delta into report_days (one upsert per partner, day
+// and kind) and report_gift_days (per partner, day and gift), and forgets
+// who was active on days that are over.
 // It says how many deltas it folded. Deltas are deleted and added in one
 // statement, so a reader sees them either unfolded or folded, never both or
 // neither; two concurrent folds never fold a delta twice (the second waits
@@ -44,6 +45,21 @@ func FoldTx(ctx context.Context, tx bun.Tx, now time.Time) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("fold report deltas: %w", err)
 	}
+	var gifts int64
+	err = tx.NewRaw(`WITH d AS (
+		DELETE FROM report_gift_deltas RETURNING partner_id, day, gift_id, claims, points, redemptions
+	), f AS (
+		INSERT INTO report_gift_days AS t (partner_id, day, gift_id, claims, points, redemptions)
+		SELECT partner_id, day, gift_id, sum(claims), sum(points), sum(redemptions) FROM d GROUP BY 1, 2, 3
+		ORDER BY 1, 2, 3
+		ON CONFLICT (partner_id, day, gift_id) DO UPDATE SET claims = t.claims + EXCLUDED.claims,
+			points = t.points + EXCLUDED.points, redemptions = t.redemptions + EXCLUDED.redemptions
+	)
+	SELECT count(*) FROM d`).Scan(ctx, &gifts)
+	if err != nil {
+		return 0, fmt.Errorf("fold report gift deltas: %w", err)
+	}
+	n += gifts
 	keep := dateOf(now.UTC()).AddDate(0, 0, -UserDaysKept)
 	if _, err := tx.NewRaw("DELETE FROM report_user_days WHERE day < ?", keep).Exec(ctx); err != nil {
 		return 0, fmt.Errorf("prune report user days: %w", err)
@@ -92,8 +108,10 @@ func Periodic() []*river.PeriodicJob {
 
 // CheckInvariants verifies, for every partner, that the outstanding points
 // of the rollup (folded and not) equal the sum of the balances, its pending
-// points the sum of pending_points, and, for the kinds erasure does not
-// touch, that the rollup equals the entries. It returns the first mismatch.
+// points the sum of pending_points, and, unless users of the partner were
+// erased (their entries and vouchers are gone, their history stays), that
+// the rollup equals the entries per kind and the vouchers per gift. It
+// returns the first mismatch.
 func CheckInvariants(ctx context.Context, db bun.IDB) error {
 	var bad []string
 	err := db.NewRaw(`WITH r AS (
@@ -124,6 +142,18 @@ func CheckInvariants(ctx context.Context, db bun.IDB) error {
 	WHERE coalesce(r.kind, ent.kind) NOT IN ('active', 'erased', 'erased_pending', 'webhook_succeeded', 'webhook_failed')
 	  AND NOT EXISTS (SELECT 1 FROM r e WHERE e.partner_id = coalesce(r.partner_id, ent.partner_id) AND e.kind IN ('erased', 'erased_pending'))
 	  AND (coalesce(r.points, 0) <> coalesce(ent.points, 0) OR coalesce(r.entries, 0) <> coalesce(ent.entries, 0))
+	UNION ALL
+	SELECT format('partner %s gift %s: rollup %s claims of %s points and %s redemptions, vouchers %s, %s and %s',
+		coalesce(g.partner_id, v.partner_id), coalesce(g.gift_id, v.gift_id), coalesce(g.claims, 0), coalesce(g.points, 0),
+		coalesce(g.redemptions, 0), coalesce(v.claims, 0), coalesce(v.points, 0), coalesce(v.redemptions, 0))
+	FROM (SELECT partner_id, gift_id, sum(claims) AS claims, sum(points) AS points, sum(redemptions) AS redemptions FROM (
+			SELECT partner_id, gift_id, claims, points, redemptions FROM report_gift_days
+			UNION ALL SELECT partner_id, gift_id, claims, points, redemptions FROM report_gift_deltas) x GROUP BY 1, 2) g
+	FULL JOIN (SELECT partner_id, gift_id, count(*) AS claims, sum(cost_points) AS points, count(redeemed_at) AS redemptions
+			FROM vouchers GROUP BY 1, 2) v ON v.partner_id = g.partner_id AND v.gift_id = g.gift_id
+	WHERE NOT EXISTS (SELECT 1 FROM r e WHERE e.partner_id = coalesce(g.partner_id, v.partner_id) AND e.kind IN ('erased', 'erased_pending'))
+	  AND (coalesce(g.claims, 0) <> coalesce(v.claims, 0) OR coalesce(g.points, 0) <> coalesce(v.points, 0)
+	       OR coalesce(g.redemptions, 0) <> coalesce(v.redemptions, 0))
 	LIMIT 1`).Scan(ctx, &bad)
 	if err != nil {
 		return fmt.Errorf("check report invariants: %w", err)

@@ -9,9 +9,9 @@
 // report_deltas, FoldTx folds them into report_days (the
 // FoldWorker, every minute), and the readers add the deltas not yet folded,
 // so a report is exact and reads at most a few thousand rows per year of
-// history; webhook delivery attempts are counted the same way (a trigger
-// on webhook_attempts). Top gifts read the vouchers through indexes on the
-// period. Days are the partner's calendar days (see docs/reports.md).
+// history; webhook delivery attempts (a trigger on webhook_attempts) and
+// gift claims and redemptions (triggers on vouchers) are counted the same
+// way. Days are the partner's calendar days (see docs/reports.md).
 package report
 
 import (
@@ -318,31 +318,23 @@ func ActiveUsers(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) 
 	return out, nil
 }
 
-// bounds are the instants the range starts and ends in time zone tz.
-func (r Range) bounds(tz string) (time.Time, time.Time) {
-	l := location(tz)
-	lo := time.Date(r.From.Year(), r.From.Month(), r.From.Day(), 0, 0, 0, 0, l)
-	hi := time.Date(r.To.Year(), r.To.Month(), r.To.Day(), 0, 0, 0, 0, l).AddDate(0, 0, 1)
-	return lo, hi
-}
-
 // TopGifts lists up to limit gifts by claims made in the range (then
-// redemptions, then SKU), with the vouchers of any gift redeemed in the
-// range. Gifts neither claimed nor redeemed are left out.
-func TopGifts(ctx context.Context, db bun.IDB, partnerID uuid.UUID, tz string, r Range, limit int) ([]GiftRow, error) {
-	lo, hi := r.bounds(tz)
+// redemptions, then SKU), with the vouchers of each redeemed in the range.
+// Gifts neither claimed nor redeemed are left out. It reads the gift rollup
+// (folded and not), never the vouchers.
+func TopGifts(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range, limit int) ([]GiftRow, error) {
 	out := []GiftRow{}
-	err := db.NewRaw(`WITH c AS (
-		SELECT gift_id, count(*) AS claims, sum(cost_points) AS points FROM vouchers
-		WHERE partner_id = ?0 AND claimed_at >= ?1 AND claimed_at < ?2 GROUP BY gift_id
-	), d AS (
-		SELECT gift_id, count(*) AS redemptions FROM vouchers
-		WHERE partner_id = ?0 AND redeemed_at >= ?1 AND redeemed_at < ?2 GROUP BY gift_id
+	err := db.NewRaw(`WITH x AS (
+		SELECT gift_id, sum(claims) AS claims, sum(points) AS points, sum(redemptions) AS redemptions FROM (
+			SELECT gift_id, claims, points, redemptions FROM report_gift_days WHERE partner_id = ?0 AND day BETWEEN ?1 AND ?2
+			UNION ALL
+			SELECT gift_id, claims, points, redemptions FROM report_gift_deltas WHERE partner_id = ?0 AND day BETWEEN ?1 AND ?2
+		) d GROUP BY gift_id
 	)
-	SELECT g.sku, g.title, coalesce(c.claims, 0) AS claims, coalesce(c.points, 0) AS points, coalesce(d.redemptions, 0) AS redemptions
-	FROM c FULL JOIN d ON d.gift_id = c.gift_id
-	JOIN gifts g ON g.partner_id = ?0 AND g.id = coalesce(c.gift_id, d.gift_id)
-	ORDER BY 3 DESC, 5 DESC, g.sku LIMIT ?3`, partnerID, lo, hi, limit).Scan(ctx, &out)
+	SELECT g.sku, g.title, x.claims, x.points, x.redemptions
+	FROM x JOIN gifts g ON g.partner_id = ?0 AND g.id = x.gift_id
+	WHERE x.claims > 0 OR x.redemptions > 0
+	ORDER BY x.claims DESC, x.redemptions DESC, g.sku LIMIT ?3`, partnerID, r.From, r.To, limit).Scan(ctx, &out)
 	if err != nil {
 		return nil, fmt.Errorf("read top gifts: %w", err)
 	}
@@ -418,7 +410,7 @@ func Run(ctx context.Context, db bun.IDB, partnerID uuid.UUID, name string, r Ra
 	case NameActiveUsers:
 		res.Rows, err = ActiveUsers(ctx, db, partnerID, r)
 	case NameTopGifts:
-		res.Rows, err = TopGifts(ctx, db, partnerID, tz, r, TopGiftsLimit)
+		res.Rows, err = TopGifts(ctx, db, partnerID, r, TopGiftsLimit)
 	case NameWebhooks:
 		res.Rows, err = Webhooks(ctx, db, partnerID, r)
 	default:
@@ -510,7 +502,7 @@ func Overview(ctx context.Context, db bun.IDB, partnerID uuid.UUID, from, to tim
 	if o.ActiveUsers, err = ActiveUsers(ctx, db, partnerID, r); err != nil {
 		return nil, err
 	}
-	if o.TopGifts, err = TopGifts(ctx, db, partnerID, tz, r, TopGiftsLimit); err != nil {
+	if o.TopGifts, err = TopGifts(ctx, db, partnerID, r, TopGiftsLimit); err != nil {
 		return nil, err
 	}
 	if o.Webhooks, err = Webhooks(ctx, db, partnerID, r); err != nil {

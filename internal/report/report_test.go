@@ -256,20 +256,36 @@ func TestTopGiftsAndWebhooks(t *testing.T) {
 		require.NoError(t, err)
 	}
 	voucher(g1, "2026-03-02 10:00", "")
-	voucher(g1, "2026-03-02 23:59", "2026-03-03 08:00")
+	voucher(g1, "2026-03-02 23:59", "")
+	// Redeemed later, as the merchant path does: an update of the voucher.
+	redeemed, err := time.ParseInLocation("2006-01-02 15:04", "2026-03-03 08:00", b.loc)
+	require.NoError(t, err)
+	_, err = b.db.NewRaw(`UPDATE vouchers SET otp_attempts = 1 WHERE partner_id = ? AND cost_points = 20`, b.partner).Exec(b.ctx)
+	require.NoError(t, err) // an update that is not a redemption counts nothing
+	_, err = b.db.NewRaw(`UPDATE vouchers SET status = 'redeemed', redeemed_at = ? WHERE partner_id = ? AND cost_points = 20`, redeemed, b.partner).Exec(b.ctx)
+	require.NoError(t, err)
 	voucher(g2, "2026-03-03 12:00", "")
 	voucher(g3, "2026-02-20 12:00", "2026-03-02 01:00") // claimed before, redeemed in the period
 	voucher(g2, "2026-03-04 00:00", "")                 // the day after the period (New York)
 
-	gifts, err := report.TopGifts(b.ctx, b.db, b.partner, "America/New_York", rng("2026-03-02", "2026-03-03"), 10)
-	require.NoError(t, err)
-	require.Equal(t, []report.GiftRow{
-		{SKU: "A", Title: "=Coffee", Claims: 2, Points: 30, Redemptions: 1},
-		{SKU: "B", Title: "Tea", Claims: 1, Points: 30},
-		{SKU: "C", Title: "Old", Redemptions: 1},
-	}, gifts)
-	res := &report.Result{Rows: gifts}
-	require.Equal(t, []string{"A", "'=Coffee", "2", "30", "1"}, res.Table()[1], "a formula-like title is defused in CSV")
+	checkGifts := func(t *testing.T) {
+		gifts, err := report.TopGifts(b.ctx, b.db, b.partner, rng("2026-03-02", "2026-03-03"), 10)
+		require.NoError(t, err)
+		require.Equal(t, []report.GiftRow{
+			{SKU: "A", Title: "=Coffee", Claims: 2, Points: 30, Redemptions: 1},
+			{SKU: "B", Title: "Tea", Claims: 1, Points: 30},
+			{SKU: "C", Title: "Old", Redemptions: 1},
+		}, gifts)
+		res := &report.Result{Rows: gifts}
+		require.Equal(t, []string{"A", "'=Coffee", "2", "30", "1"}, res.Table()[1], "a formula-like title is defused in CSV")
+		top1, err := report.TopGifts(b.ctx, b.db, b.partner, rng("2026-03-02", "2026-03-03"), 1)
+		require.NoError(t, err)
+		require.Len(t, top1, 1)
+		require.NoError(t, report.CheckInvariants(b.ctx, b.db))
+	}
+	t.Run("gifts unfolded", checkGifts)
+	fold(t, b.db, time.Now())
+	t.Run("gifts folded", checkGifts)
 
 	var ep uuid.UUID
 	require.NoError(t, b.db.NewRaw(`INSERT INTO webhook_endpoints (partner_id, url, secret_sealed) VALUES (?, 'https://example.com/h', '\x00') RETURNING id`,
