@@ -215,6 +215,10 @@ func Points(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([]Po
 	if err != nil {
 		return nil, err
 	}
+	return pointsOf(rows, r), nil
+}
+
+func pointsOf(rows []kindSum, r Range) []PointsDay {
 	out := make([]PointsDay, r.Days())
 	for i := range out {
 		out[i].Day = r.day(i).Format(dayLayout)
@@ -249,7 +253,7 @@ func Points(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([]Po
 			d.Net += s.Points
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Liability gives the outstanding and pending points at the end of every day
@@ -257,6 +261,19 @@ func Points(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([]Po
 // With every delta folded or not, it ends at the sum of the balances
 // (CheckInvariants).
 func Liability(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([]LiabilityDay, error) {
+	opening, err := openingSums(ctx, db, partnerID, r)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := ledgerDays(ctx, db, partnerID, r)
+	if err != nil {
+		return nil, err
+	}
+	return liabilityOf(opening, rows, r), nil
+}
+
+// openingSums sums the rollup per kind before the range.
+func openingSums(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([]kindSum, error) {
 	var opening []kindSum
 	err := db.NewRaw(`SELECT ?1::date AS day, kind, sum(points)::bigint AS points FROM (
 		SELECT kind, points FROM report_days WHERE partner_id = ?0 AND day < ?1
@@ -266,10 +283,10 @@ func Liability(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([
 	if err != nil {
 		return nil, fmt.Errorf("read opening ledger figures: %w", err)
 	}
-	rows, err := ledgerDays(ctx, db, partnerID, r)
-	if err != nil {
-		return nil, err
-	}
+	return opening, nil
+}
+
+func liabilityOf(opening, rows []kindSum, r Range) []LiabilityDay {
 	avail, pend := make([]int64, r.Days()), make([]int64, r.Days())
 	var a0, p0 int64
 	add := func(kind string, pts int64, a, p *int64) {
@@ -297,7 +314,7 @@ func Liability(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([
 		p0 += pend[i]
 		out[i] = LiabilityDay{Day: r.day(i).Format(dayLayout), Outstanding: a0, Pending: p0}
 	}
-	return out, nil
+	return out
 }
 
 // ActiveUsers gives how many users earned or spent on every day of the range.
@@ -306,6 +323,10 @@ func ActiveUsers(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) 
 	if err != nil {
 		return nil, err
 	}
+	return activeOf(rows, r), nil
+}
+
+func activeOf(rows []kindSum, r Range) []ActiveDay {
 	out := make([]ActiveDay, r.Days())
 	for i := range out {
 		out[i].Day = r.day(i).Format(dayLayout)
@@ -315,7 +336,7 @@ func ActiveUsers(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) 
 			out[i].Users += s.Points
 		}
 	}
-	return out, nil
+	return out
 }
 
 // TopGifts lists up to limit gifts by claims made in the range (then
@@ -348,6 +369,10 @@ func Webhooks(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([]
 	if err != nil {
 		return nil, err
 	}
+	return webhooksOf(rows, r), nil
+}
+
+func webhooksOf(rows []kindSum, r Range) []WebhookDay {
 	out := make([]WebhookDay, r.Days())
 	for i := range out {
 		out[i].Day = r.day(i).Format(dayLayout)
@@ -372,7 +397,7 @@ func Webhooks(ctx context.Context, db bun.IDB, partnerID uuid.UUID, r Range) ([]
 			d.SuccessRate = &rate
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Result is one report as the partner API answers it.
@@ -493,19 +518,17 @@ func Overview(ctx context.Context, db bun.IDB, partnerID uuid.UUID, from, to tim
 		return nil, err
 	}
 	o := &OverviewData{From: r.From.Format(dayLayout), To: r.To.Format(dayLayout), Timezone: tz}
-	if o.Points, err = Points(ctx, db, partnerID, r); err != nil {
+	// One read of the day rollup serves four reports.
+	rows, err := ledgerDays(ctx, db, partnerID, r)
+	if err != nil {
 		return nil, err
 	}
-	if o.Liability, err = Liability(ctx, db, partnerID, r); err != nil {
+	opening, err := openingSums(ctx, db, partnerID, r)
+	if err != nil {
 		return nil, err
 	}
-	if o.ActiveUsers, err = ActiveUsers(ctx, db, partnerID, r); err != nil {
-		return nil, err
-	}
+	o.Points, o.Liability, o.ActiveUsers, o.Webhooks = pointsOf(rows, r), liabilityOf(opening, rows, r), activeOf(rows, r), webhooksOf(rows, r)
 	if o.TopGifts, err = TopGifts(ctx, db, partnerID, r, TopGiftsLimit); err != nil {
-		return nil, err
-	}
-	if o.Webhooks, err = Webhooks(ctx, db, partnerID, r); err != nil {
 		return nil, err
 	}
 	return o, nil

@@ -171,6 +171,15 @@ func TestLedgerReportsByDay(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []report.ActiveDay{{"2026-03-01", 0}, {"2026-03-02", 2}, {"2026-03-03", 1}, {"2026-03-04", 1}, {"2026-03-05", 0}, {"2026-03-06", 0}}, act)
 		require.NoError(t, report.CheckInvariants(b.ctx, b.db))
+
+		// The Overview reads the rollup once and gives the same figures.
+		o, err := report.Overview(b.ctx, b.db, b.partner, r.From, r.To)
+		require.NoError(t, err)
+		require.Equal(t, pts, o.Points)
+		require.Equal(t, liab, o.Liability)
+		require.Equal(t, act, o.ActiveUsers)
+		require.Len(t, o.Webhooks, r.Days())
+		require.Equal(t, "2026-03-01", o.From)
 	}
 	t.Run("unfolded", check)
 	require.Positive(t, fold(t, b.db, b.now))
