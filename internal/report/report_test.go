@@ -34,7 +34,7 @@ type bundle struct {
 // setup makes a partner in New York (UTC-5 in March, before DST) whose
 // ledger writes at b.now; db is a rolled-back transaction unless a database
 // is given (for tests that commit).
-func setup(t *testing.T, db bun.IDB) *bundle {
+func setup(t testing.TB, db bun.IDB) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	if db == nil {
@@ -63,12 +63,12 @@ func (b *bundle) at(day string, hour, minute int) {
 	b.now = d.Add(time.Duration(hour)*time.Hour + time.Duration(minute)*time.Minute)
 }
 
-func (b *bundle) tx(t *testing.T, fn func(tx bun.Tx) error) {
+func (b *bundle) tx(t testing.TB, fn func(tx bun.Tx) error) {
 	t.Helper()
 	require.NoError(t, b.db.RunInTx(b.ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(tx) }))
 }
 
-func (b *bundle) user(t *testing.T, ext string) uuid.UUID {
+func (b *bundle) user(t testing.TB, ext string) uuid.UUID {
 	t.Helper()
 	var id uuid.UUID
 	b.tx(t, func(tx bun.Tx) error {
@@ -81,7 +81,7 @@ func (b *bundle) user(t *testing.T, ext string) uuid.UUID {
 	return id
 }
 
-func (b *bundle) apply(t *testing.T, c ledger.Change) {
+func (b *bundle) apply(t testing.TB, c ledger.Change) {
 	t.Helper()
 	b.tx(t, func(tx bun.Tx) error { _, err := b.ledger.ApplyTx(b.ctx, tx, b.partner, c); return err })
 }
