@@ -16,7 +16,7 @@
 -- holds the count); webhook_succeeded and webhook_failed count webhook
 -- delivery attempts (points holds the count), from webhook_attempts.
 CREATE TABLE report_days (
-    partner_id uuid NOT NULL REFERENCES partners (id) ON DELETE CASCADE,
+    partner_id uuid NOT NULL, -- no foreign key: derived, and the fold must never fail on it
     day date NOT NULL,
     kind text NOT NULL,
     points bigint NOT NULL,
@@ -165,7 +165,7 @@ WHERE e.kind IN ('earn', 'pending', 'burn') AND e.created_at >= now() - interval
 -- the ledger's (deltas appended by triggers, folded by report.FoldTx), so a
 -- year of claims is a few thousand rows, not every voucher.
 CREATE TABLE report_gift_days (
-    partner_id uuid NOT NULL REFERENCES partners (id) ON DELETE CASCADE,
+    partner_id uuid NOT NULL, -- no foreign key: derived, and the fold must never fail on it
     day date NOT NULL,
     gift_id uuid NOT NULL,
     claims bigint NOT NULL,
