@@ -43,4 +43,3 @@ func BenchmarkRollupCost(b *testing.B) {
 		}
 	}
 }
-
