@@ -18,6 +18,7 @@ import (
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/referral"
+	"github.com/perkshq/perks/internal/report"
 	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
@@ -44,6 +45,7 @@ func (s *Services) Workers(cfg *config.Config, db *database.DB, now func() time.
 	river.AddWorker(w, &tier.ReviewWorker{DB: db.Bun, Service: s.Tiers, Now: now})
 	river.AddWorker(w, &ledger.LotWarningsWorker{DB: db.Bun, Now: now, Events: s.Events})
 	river.AddWorker(w, &referral.RewardWorker{DB: db.Bun, Service: s.Referrals, Now: now})
+	river.AddWorker(w, &report.FoldWorker{DB: db.Bun, Now: now})
 	return w
 }
 
@@ -57,6 +59,7 @@ func Periodic(cfg *config.Config) []*river.PeriodicJob {
 	p = append(p, ledger.Periodic()...)
 	p = append(p, tier.Periodic()...)
 	p = append(p, referral.Periodic()...)
+	p = append(p, report.Periodic()...)
 	return p
 }
 

@@ -159,6 +159,12 @@ const (
 	CodeWebhookEndpointDisabled Code = "WEBHOOK_ENDPOINT_DISABLED"
 )
 
+// Report errors (GET /integrations/reports/{name}).
+const (
+	CodeReportNotFound   Code = "REPORT_NOT_FOUND"
+	CodeInvalidDateRange Code = "INVALID_DATE_RANGE"
+)
+
 // Server-side errors.
 const (
 	CodeInternal    Code = "INTERNAL"

@@ -101,6 +101,9 @@ var catalog = map[Code]Info{
 	CodeWebhookEndpointLimit:    {422, "Webhook endpoint limit", "Delete an endpoint you no longer use, or subscribe one endpoint to several event types."},
 	CodeWebhookEndpointDisabled: {409, "Webhook endpoint disabled", "Enable the endpoint (`PUT /integrations/webhook-endpoints/{id}` with `\"enabled\": true`) before replaying to it."},
 
+	CodeReportNotFound:   {404, "Report not found", "Use one of the report names listed in docs/reports.md: `points`, `liability`, `active-users`, `top-gifts`, `webhooks`."},
+	CodeInvalidDateRange: {400, "Invalid date range", "Send `from` and `to` as calendar days (`YYYY-MM-DD`, the partner's time zone) with `from` not after `to`, at most 366 days apart."},
+
 	CodeInternal:            {500, "Internal error", "Retry later; if it persists, contact support with the `requestId`."},
 	CodeUnavailable:         {503, "Service unavailable", "Retry later with backoff."},
 	CodeTimeout:             {504, "Timeout", "Retry later; the operation did not finish in time and was rolled back."},

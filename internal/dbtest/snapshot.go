@@ -17,6 +17,11 @@ var volatile = map[string][]string{
 	"rate_limit_buckets":   nil, // every authenticated call counts, refused or not
 	"partner_credentials":  {"last_used_at"},
 	"merchant_credentials": {"last_used_at"},
+	// The reports' rollup is derived from the ledger (which is compared)
+	// and folded by a periodic job at any moment.
+	"report_days":      nil,
+	"report_deltas":    nil,
+	"report_user_days": nil,
 }
 
 // Snapshot fingerprints every business table (River's and bun's own tables

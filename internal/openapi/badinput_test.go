@@ -280,6 +280,8 @@ func (f *fuzzer) pathValue(op operation, name string) string {
 		return "fuzz-user"
 	case name == "sku":
 		return "fuzz-pool"
+	case name == "name" && strings.HasPrefix(op.path, "/integrations/reports/"):
+		return "points"
 	case name == "reference" && strings.HasSuffix(op.path, "/reverse"):
 		return "fuzz-reverse" // earned by newFuzzer
 	case name == "code" && strings.HasPrefix(op.path, "/merchant/"):

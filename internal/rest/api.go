@@ -327,4 +327,5 @@ func (a *API) Register(rt *Router) {
 	a.registerWebhooks(rt)
 	a.registerCatalog(rt)
 	a.registerCampaigns(rt)
+	a.registerReports(rt)
 }

@@ -1,0 +1,16 @@
+DROP TRIGGER vouchers_report_redemption ON vouchers;
+DROP FUNCTION report_track_redemption();
+DROP TRIGGER vouchers_report_claims ON vouchers;
+DROP FUNCTION report_track_claims();
+DROP TABLE report_gift_deltas;
+DROP TABLE report_gift_days;
+DROP TRIGGER webhook_attempts_report ON webhook_attempts;
+DROP FUNCTION report_track_attempts();
+DROP TRIGGER ledger_entries_report_delete ON ledger_entries;
+DROP FUNCTION report_track_delete();
+DROP TRIGGER ledger_entries_report_insert ON ledger_entries;
+DROP FUNCTION report_track_insert();
+DROP FUNCTION report_kind(text, bigint, text);
+DROP TABLE report_user_days;
+DROP TABLE report_deltas;
+DROP TABLE report_days;
