@@ -133,6 +133,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Registry.MustRegister(newDBCollector(db, []string{jobs.QueueDefault, jobs.QueueMaintenance, webhook.Queue}))
 	a.JobMetrics = jobs.NewMetrics(a.Registry)
+	a.Webhooks.Metrics = webhook.NewMetrics(a.Registry)
 
 	var err error
 	if a.Jobs, err = a.ConnectJobs(cfg, log, db, a.now); err != nil {

@@ -266,6 +266,7 @@ func (s *Service) deliver(ctx context.Context, db bun.IDB, group *deliveryBatche
 	if err != nil {
 		return Outcome{}, err
 	}
+	s.Metrics.observe(t.PartnerSlug, status, out.Retry, res.Latency)
 	if reason != "" {
 		s.log().Warn("webhook endpoint disabled", "partner", args.PartnerID, "endpoint", args.EndpointID, "reason", reason)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"net/http"
 	"strings"
 	"testing"
@@ -128,6 +129,8 @@ func TestDeliverySignedPerStandardWebhooks(t *testing.T) {
 func TestRetriesWithGrowingDelaysThenSucceeds(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	reg := prometheus.NewRegistry()
+	b.svc.Metrics = webhook.NewMetrics(reg)
 	rcv := newReceiver(t, 500, 502, 503, 200)
 	ep, _ := b.endpoint(t, rcv.URL)
 	ev := b.emit(t, event.UserCreated, nil)
@@ -170,6 +173,28 @@ func TestRetriesWithGrowingDelaysThenSucceeds(t *testing.T) {
 		ids[r.Header.Get("webhook-id")] = true
 	}
 	require.Equal(t, map[string]bool{ev.ID.String(): true}, ids, "webhook-id is stable across retries")
+
+	// Each recorded attempt is counted for the partner, by outcome.
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	got, timed := map[string]float64{}, uint64(0)
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			require.Equal(t, b.partner.Slug, labels["partner"])
+			switch f.GetName() {
+			case "perks_webhook_attempts_total":
+				got[labels["outcome"]] = m.GetCounter().GetValue()
+			case "perks_webhook_attempt_duration_seconds":
+				timed += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	require.Equal(t, map[string]float64{webhook.AttemptRetrying: 3, webhook.AttemptDelivered: 1}, got)
+	require.Equal(t, uint64(4), timed)
 }
 
 // TestReceiverAnswers covers the outcomes that are not a plain retry.

@@ -134,6 +134,8 @@ type Service struct {
 	Sender *Sender
 	Log    *slog.Logger
 	Now    func() time.Time
+	// Metrics, when set, observes every recorded attempt.
+	Metrics *Metrics
 
 	// afterSend runs between the receiver's answer and recording the
 	// attempt; tests use it to kill a worker at the worst moment.
