@@ -51,8 +51,8 @@ type App struct {
 	Now      func() time.Time
 	// Resolver resolves host names of partners' allowed origins.
 	Resolver auth.Resolver
-	// Portal is the partner portal (/portal); tests set its Overview slot
-	// or sign-in limit through it.
+	// Portal is the partner portal (/portal); tests set its sign-in limit
+	// through it.
 	Portal *portal.Portal
 }
 
@@ -200,6 +200,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 			a.Portal = &portal.Portal{
 				DB: db.Bun, Accounts: a.Accounts, Audit: a.Audit, Partners: a.Partners, Log: log,
 				BaseURL: cfg.PublicBaseURL, Secure: !cfg.Development(), Limiter: &ratelimit.Limiter{Now: a.now}, Mailer: mail,
+				Now: a.now,
 			}
 			a.Portal.Register(mux)
 		},

@@ -1,19 +1,20 @@
 package portal
 
 import (
-	"bytes"
 	"context"
 	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/account"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/audit"
+	"github.com/perkshq/perks/internal/report"
 )
 
 // --- sign-in, activation, sign-out ---
@@ -178,19 +179,35 @@ func (p *Portal) signOutEverywhere(w http.ResponseWriter, r *http.Request) {
 
 // --- overview ---
 
+// overviewData is the Overview page: the period and its charts.
+type overviewData struct {
+	From, To, Timezone string
+	Charts             []report.Chart
+}
+
+// overview shows the program at a glance: report.Overview's figures over
+// the period of ?from=&to= (by default the last 30 days in the partner's
+// time zone), as the accessible SVG charts of package report. The same
+// figures are GET /integrations/reports/{name} for automation.
 func (p *Portal) overview(w http.ResponseWriter, r *http.Request) {
 	v := &view{Title: "Overview", Nav: "overview"}
-	// ===== Overview slot (helper P): package-level SVG chart renderers are
-	// called through Portal.Overview; the page shows a placeholder until
-	// it is set. =====
-	if p.Overview != nil {
-		var buf bytes.Buffer
-		if err := p.Overview(r.Context(), &buf, p.DB, current(r).Partner.ID); err != nil {
-			p.fail(w, r, err, 0, "")
-			return
-		}
-		v.Overview = template.HTML(buf.String()) //nolint:gosec // the renderer writes escaped, trusted markup
+	me := current(r)
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
 	}
+	q := r.URL.Query()
+	rg, err := report.ParseRange(q.Get("from"), q.Get("to"), report.Today(now(), me.Partner.Timezone))
+	if err != nil {
+		p.fail(w, r, err, 0, "")
+		return
+	}
+	o, err := report.Overview(r.Context(), p.DB, me.Partner.ID, rg.From, rg.To)
+	if err != nil {
+		p.fail(w, r, err, 0, "")
+		return
+	}
+	v.Data = overviewData{From: o.From, To: o.To, Timezone: o.Timezone, Charts: o.Charts()}
 	p.render(w, r, http.StatusOK, "overview", v)
 }
 

@@ -55,10 +55,6 @@ type Mailer interface {
 	SendActivation(ctx context.Context, to, link string, expires time.Time) error
 }
 
-// OverviewFunc renders the Overview page's body for a partner (helper P's
-// SVG charts plug in here). It writes trusted HTML; nil shows a placeholder.
-type OverviewFunc func(ctx context.Context, w io.Writer, db bun.IDB, partnerID uuid.UUID) error
-
 // Portal serves the partner portal.
 type Portal struct {
 	DB       bun.IDB
@@ -72,8 +68,9 @@ type Portal struct {
 	// development over plain http).
 	Secure bool
 	Mailer Mailer
-	// Overview is the Overview slot; see OverviewFunc.
-	Overview OverviewFunc
+	// Now is the clock (the Overview's default period ends today in the
+	// partner's time zone); nil is the wall clock.
+	Now func() time.Time
 	// Limiter and SignInLimit rate-limit sign-in and activation attempts
 	// per client address (on top of the per-account lockout).
 	Limiter     *ratelimit.Limiter
@@ -213,14 +210,13 @@ func (p *Portal) authed(perm account.Permission, fn http.HandlerFunc) http.Handl
 
 // view is what every page template gets.
 type view struct {
-	Title    string
-	Nav      string
-	Me       *signedIn
-	CSRF     string
-	Error    string
-	Notice   string
-	Overview template.HTML
-	Data     any
+	Title  string
+	Nav    string
+	Me     *signedIn
+	CSRF   string
+	Error  string
+	Notice string
+	Data   any
 }
 
 var funcs = template.FuncMap{

@@ -532,3 +532,33 @@ func TestExpiredLinkIsReRequested(t *testing.T) {
 	require.NotNil(t, tok)
 	b.activate(t, br, tok[1])
 }
+
+// TestOverviewCharts: the Overview shows the partner's own figures as SVG
+// charts over the period asked (the last 30 days by default), and refuses
+// a bad period with the report's code, in the page.
+func TestOverviewCharts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	viewer, _ := b.member(t, b.acme, "viewer@acme.example", account.RoleViewer)
+	b.env.FundedUser("acme", "chart-user", "SG", 4321)
+	b.env.FundedUser("globex", "other-user", "SG", 98765)
+
+	pg := viewer.get("/portal")
+	require.Equal(t, http.StatusOK, pg.Status)
+	require.Equal(t, 5, strings.Count(pg.Body, "<svg"), "points, liability, active users, top gifts, webhooks")
+	require.Contains(t, pg.Body, `role="img"`)
+	require.Contains(t, pg.Body, "4,321", "acme's issued points are described in words")
+	require.NotContains(t, pg.Body, "98,765", "never another partner's")
+	today := b.env.Now().UTC().Format("2006-01-02")
+	require.Contains(t, pg.Body, `name="to" value="`+today+`"`)
+
+	pg = viewer.get("/portal?from=" + today + "&to=" + today)
+	require.Equal(t, http.StatusOK, pg.Status)
+	require.Equal(t, 5, strings.Count(pg.Body, "<svg"))
+
+	pg = viewer.get("/portal?from=2020-01-01&to=" + today)
+	require.Equal(t, http.StatusBadRequest, pg.Status)
+	require.Contains(t, pg.Body, "366")
+	pg = viewer.get("/portal?from=yesterday")
+	require.Equal(t, http.StatusBadRequest, pg.Status)
+}
