@@ -79,6 +79,10 @@ check("PUT", "/integrations/earning-rules/{code}", await perks.PUT("/integration
   params: { path: { code: "ts_purchase" } }, body: { name: "Purchase", description: "One point per 1.00 spent", points: 1, pointsPerAmount: 100, maxPoints: 5000 },
 }), 200);
 check("GET", "/integrations/earning-rules", await perks.GET("/integrations/earning-rules", { params: { query: { includeDisabled: true } } }));
+check("PUT", "/integrations/referral-policy", await perks.PUT("/integrations/referral-policy", {
+  body: { qualifyAction: "ts_purchase", qualifyMinAmount: 2000, referrerPoints: 500, refereePoints: 100, holdDays: 14, monthlyCap: 10, linkTemplate: "https://shop.example/join?ref={code}", velocityLimit: 20, velocityWindowMinutes: 60 },
+}));
+check("GET", "/integrations/referral-policy", await perks.GET("/integrations/referral-policy"));
 check("PUT", "/integrations/tiers", await perks.PUT("/integrations/tiers", {
   body: { tiers: [{ code: "member", name: "Member" }, { code: "gold", name: "Gold", threshold: 5000, multiplier: 1.5 }] },
 }));
@@ -127,6 +131,11 @@ const jobId = must(job.data && "jobId" in job.data ? job.data.jobId : undefined,
 check("GET", "/integrations/jobs/{id}", await perks.GET("/integrations/jobs/{id}", { params: { path: { id: jobId }, query: { limit: 10 } } }));
 check("GET", "/integrations/exports/users", await perks.GET("/integrations/exports/users", { params: { query: { limit: 10 } }, parseAs: "text" }));
 check("GET", "/integrations/exports/users", await perks.GET("/integrations/exports/users", { params: { query: { limit: 2 } }, headers: { Accept: "text/csv" }, parseAs: "text" }));
+// Reports: yesterday and today (UTC, the test partner's time zone), so today's earns show.
+const today = new Date().toISOString().slice(0, 10);
+const yesterday = new Date(Date.now() - 86400000).toISOString().slice(0, 10);
+check("GET", "/integrations/reports/{name}", await perks.GET("/integrations/reports/{name}", { params: { path: { name: "points" }, query: { from: yesterday, to: today } } }));
+check("GET", "/integrations/reports/{name}", await perks.GET("/integrations/reports/{name}", { params: { path: { name: "active-users" }, query: { from: yesterday, to: today, format: "csv" } }, parseAs: "text" }));
 
 // Webhooks.
 check("GET", "/integrations/webhook-endpoints", await perks.GET("/integrations/webhook-endpoints"));
