@@ -132,9 +132,10 @@ func (c *candidate) nominalFor(base int64) int64 {
 // campaign's earns. A budget is spread over BudgetSlots rows
 // (campaign_budget_slots); an earn charges the first slot from its user's
 // (slotOf) that can pay the whole award and that no concurrent earn holds
-// (SKIP LOCKED), so concurrent earns write different rows and never queue.
-// Only when no slot can does chargeBudgets fall back to every slot, locked
-// in ascending order, taking what is left up to the award:
+// (SKIP LOCKED), so concurrent earns write different rows; only when every
+// slot that could pay is held does it queue on its own slot. Only when no
+// slot can pay does chargeBudgets fall back to every slot, locked in
+// ascending order, taking what is left up to the award:
 // the last award of a budget may be partial (Limited true), and a budget of
 // 10,000 pays exactly 10,000 in total. The user's cap totals are locked (in
 // code order) before any slot, so two earns of one user take their turns.

@@ -48,8 +48,9 @@ func share(total int64, i int) int64 {
 // campaign_charge_budgets (migration 20261128100000), with cands in code
 // order. Per campaign it charges the first slot from the user's on that
 // can pay the whole award and that no concurrent earn holds (SKIP LOCKED:
-// no earn queues there), and only when there is none locks every slot in
-// ascending order and takes what is left, slot after slot, up to the award.
+// no earn queues there), else the user's own slot, waiting for it, and only
+// when no slot can pay locks every slot in ascending order and takes what
+// is left, slot after slot, up to the award.
 // The migration's comment and docs/program.md ("Budgets and per-user
 // caps") say why that cannot deadlock; TestBudgetFallbackNoDeadlock and
 // TestBudgetStorm run it under contention.
