@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wneessen/go-mail"
@@ -76,8 +77,13 @@ func New(rawURL, from string) (*SMTP, error) {
 	return &SMTP{host: u.Hostname(), opts: opts, from: from}, nil
 }
 
-// Send sends one plain-text message.
+// Send sends one plain-text message. Its errors never carry the address
+// (go-mail's and the server's messages may quote it; callers log them).
 func (s *SMTP) Send(ctx context.Context, to, subject, body string) error {
+	return withoutAddress(s.send(ctx, to, subject, body), to)
+}
+
+func (s *SMTP) send(ctx context.Context, to, subject, body string) error {
 	m := mail.NewMsg()
 	if err := m.From(s.from); err != nil {
 		return fmt.Errorf("mail sender: %w", err)
@@ -97,6 +103,30 @@ func (s *SMTP) Send(ctx context.Context, to, subject, body string) error {
 		return fmt.Errorf("send mail: %w", err)
 	}
 	return nil
+}
+
+// addressError is an error whose text had the recipient's address
+// replaced; errors.Is and As still reach the original.
+type addressError struct {
+	msg string
+	err error
+}
+
+func (e *addressError) Error() string { return e.msg }
+func (e *addressError) Unwrap() error { return e.err }
+
+// withoutAddress hides to in err's text (as written, and lower-cased, as
+// servers often echo it).
+func withoutAddress(err error, to string) error {
+	if err == nil || to == "" {
+		return err
+	}
+	msg := err.Error()
+	clean := strings.ReplaceAll(strings.ReplaceAll(msg, to, "<recipient>"), strings.ToLower(to), "<recipient>")
+	if clean == msg {
+		return err
+	}
+	return &addressError{msg: clean, err: err}
 }
 
 // SendActivation mails an activation link (portal.Mailer).

@@ -2,6 +2,7 @@ package mailer_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,4 +40,18 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 	_, err := mailer.New("smtps://u:p@mail.example.test", "a@b.test")
 	require.NoError(t, err)
+}
+
+// TestErrorsNeverCarryTheAddress: the portal logs a failed send; neither
+// go-mail's message about a bad address nor a server that cannot be
+// reached may put the address into that line.
+func TestErrorsNeverCarryTheAddress(t *testing.T) {
+	t.Parallel()
+	m, err := mailer.New("smtp+plain://127.0.0.1:1", "perks@example.test")
+	require.NoError(t, err)
+	for _, to := range []string{"not an address ana.secret@example", "Ana.Secret@Example.test"} {
+		err := m.SendActivation(context.Background(), to, "https://x.test/a?token=t", time.Now())
+		require.Error(t, err)
+		require.NotContains(t, strings.ToLower(err.Error()), "ana.secret", err.Error())
+	}
 }
