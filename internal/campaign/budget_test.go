@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/campaign"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/dbtest"
 )
 
@@ -62,41 +63,67 @@ func waitLockWaiters(t *testing.T, ctx context.Context, db bun.IDB, n int) {
 	}, 10*time.Second, 5*time.Millisecond)
 }
 
+// budgetBundle is a partner with one campaign "budget" (x2, the given
+// budget) on a database of its own, for tests whose transactions commit.
+type budgetBundle struct {
+	ctx context.Context
+	db  *database.DB
+	svc *campaign.Service
+	p   uuid.UUID
+}
+
+func setupBudget(t *testing.T, budget int64) *budgetBundle {
+	t.Helper()
+	b := &budgetBundle{ctx: context.Background(), db: dbtest.NewDB(t), svc: campaign.NewService()}
+	b.p = newPartner(t, b.ctx, b.db.Bun)
+	_, _, err := b.svc.PutTx(b.ctx, b.db.Bun, b.p, "budget", campaign.Input{Name: "B", MultiplierHundredths: ptr(200), BudgetPoints: ptr(budget), Stacking: campaign.StackAdditive, Enabled: true})
+	require.NoError(t, err)
+	return b
+}
+
+// openEarn applies an earn of u in a transaction it leaves open (the test
+// commits it; cleanup rolls back what is left), and checks its award.
+func (b *budgetBundle) openEarn(t *testing.T, u uuid.UUID, base int64) bun.Tx {
+	t.Helper()
+	tx, err := b.db.Bun.BeginTx(b.ctx, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback() })
+	awards, err := b.svc.ApplyTx(b.ctx, tx, b.p, u, campaign.Facts{Action: "purchase", BasePoints: base})
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"budget": base}, points(awards))
+	return tx
+}
+
+// earnWithoutWaiting applies and commits an earn of u that may not wait
+// for a lock (lock_timeout 2 s fails it), and checks its award.
+func (b *budgetBundle) earnWithoutWaiting(t *testing.T, u uuid.UUID, base int64) error {
+	t.Helper()
+	return b.db.Bun.RunInTx(b.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '2s'"); err != nil {
+			return err
+		}
+		awards, err := b.svc.ApplyTx(ctx, tx, b.p, u, campaign.Facts{Action: "purchase", BasePoints: base})
+		if err == nil {
+			require.Equal(t, map[string]int64{"budget": base}, points(awards))
+		}
+		return err
+	})
+}
+
 // TestBudgetDoesNotSerialise: an earn of a budgeted campaign whose
 // transaction is still open does not hold up the earn of a user in another
 // slot (a single budget row locked until the commit did: the second earn
 // waited for the first one's commit).
 func TestBudgetDoesNotSerialise(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	db := dbtest.NewDB(t)
-	svc := campaign.NewService()
-	p := newPartner(t, ctx, db.Bun)
-	_, _, err := svc.PutTx(ctx, db.Bun, p, "budget", campaign.Input{Name: "B", MultiplierHundredths: ptr(200), BudgetPoints: ptr(int64(10_000)), Stacking: campaign.StackAdditive, Enabled: true})
-	require.NoError(t, err)
-	u1, u2 := userInSlot(t, ctx, db.Bun, p, 3), userInSlot(t, ctx, db.Bun, p, 11)
+	b := setupBudget(t, 10_000)
+	u1, u2 := userInSlot(t, b.ctx, b.db.Bun, b.p, 3), userInSlot(t, b.ctx, b.db.Bun, b.p, 11)
 
-	first, err := db.Bun.BeginTx(ctx, nil)
-	require.NoError(t, err)
-	defer func() { _ = first.Rollback() }()
-	awards, err := svc.ApplyTx(ctx, first, p, u1, campaign.Facts{Action: "purchase", BasePoints: 50})
-	require.NoError(t, err)
-	require.Equal(t, map[string]int64{"budget": 50}, points(awards))
-
+	first := b.openEarn(t, u1, 50)
 	// The first earn is still open: the second one must not wait for it.
-	err = db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '2s'"); err != nil {
-			return err
-		}
-		awards, err := svc.ApplyTx(ctx, tx, p, u2, campaign.Facts{Action: "purchase", BasePoints: 40})
-		if err == nil {
-			require.Equal(t, map[string]int64{"budget": 40}, points(awards))
-		}
-		return err
-	})
-	require.NoError(t, err)
+	require.NoError(t, b.earnWithoutWaiting(t, u2, 40))
 	require.NoError(t, first.Commit())
-	c, err := svc.Get(ctx, db.Bun, p, "budget")
+	c, err := b.svc.Get(b.ctx, b.db.Bun, b.p, "budget")
 	require.NoError(t, err)
 	require.Equal(t, int64(90), c.SpentPoints)
 }
@@ -106,36 +133,15 @@ func TestBudgetDoesNotSerialise(t *testing.T) {
 // LOCKED), so two users of one slot do not wait for each other either.
 func TestBudgetHeldSlotDoesNotWait(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	db := dbtest.NewDB(t)
-	svc := campaign.NewService()
-	p := newPartner(t, ctx, db.Bun)
-	_, _, err := svc.PutTx(ctx, db.Bun, p, "budget", campaign.Input{Name: "B", MultiplierHundredths: ptr(200), BudgetPoints: ptr(int64(10 * campaign.BudgetSlots)), Stacking: campaign.StackAdditive, Enabled: true})
-	require.NoError(t, err)
+	b := setupBudget(t, 10*campaign.BudgetSlots)
 	const k = 9
-	u1, u2 := userInSlot(t, ctx, db.Bun, p, k), userInSlot(t, ctx, db.Bun, p, k)
+	u1, u2 := userInSlot(t, b.ctx, b.db.Bun, b.p, k), userInSlot(t, b.ctx, b.db.Bun, b.p, k)
 
-	first, err := db.Bun.BeginTx(ctx, nil)
-	require.NoError(t, err)
-	defer func() { _ = first.Rollback() }()
-	awards, err := svc.ApplyTx(ctx, first, p, u1, campaign.Facts{Action: "purchase", BasePoints: 5})
-	require.NoError(t, err)
-	require.Equal(t, map[string]int64{"budget": 5}, points(awards))
-
-	err = db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '2s'"); err != nil {
-			return err
-		}
-		awards, err := svc.ApplyTx(ctx, tx, p, u2, campaign.Facts{Action: "purchase", BasePoints: 6})
-		if err == nil {
-			require.Equal(t, map[string]int64{"budget": 6}, points(awards))
-		}
-		return err
-	})
-	require.NoError(t, err, "the second earn of slot %d must not wait for the first", k)
+	first := b.openEarn(t, u1, 5)
+	require.NoError(t, b.earnWithoutWaiting(t, u2, 6), "the second earn of slot %d must not wait for the first", k)
 	require.NoError(t, first.Commit())
 
-	rows := slotsOf(t, ctx, db.Bun, p, "budget")
+	rows := slotsOf(t, b.ctx, b.db.Bun, b.p, "budget")
 	require.Equal(t, int64(5), rows[k].Spent)
 	require.Equal(t, int64(6), rows[k+1].Spent, "the next slot paid")
 }
@@ -147,22 +153,12 @@ func TestBudgetHeldSlotDoesNotWait(t *testing.T) {
 // one of them with 40P01).
 func TestBudgetFallbackNoDeadlock(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	db := dbtest.NewDB(t)
-	svc := campaign.NewService()
-	p := newPartner(t, ctx, db.Bun)
-	// Slots of 10 points each.
-	_, _, err := svc.PutTx(ctx, db.Bun, p, "budget", campaign.Input{Name: "B", MultiplierHundredths: ptr(200), BudgetPoints: ptr(int64(10 * campaign.BudgetSlots)), Stacking: campaign.StackAdditive, Enabled: true})
-	require.NoError(t, err)
+	b := setupBudget(t, 10*campaign.BudgetSlots) // slots of 10 points each
+	ctx, db, svc, p := b.ctx, b.db, b.svc, b.p
 	const k = 9
 	uc, ua, ub, ud := userInSlot(t, ctx, db.Bun, p, k), userInSlot(t, ctx, db.Bun, p, k), userInSlot(t, ctx, db.Bun, p, 2), userInSlot(t, ctx, db.Bun, p, k)
 
-	c, err := db.Bun.BeginTx(ctx, nil)
-	require.NoError(t, err)
-	defer func() { _ = c.Rollback() }()
-	awards, err := svc.ApplyTx(ctx, c, p, uc, campaign.Facts{Action: "purchase", BasePoints: 5})
-	require.NoError(t, err)
-	require.Equal(t, map[string]int64{"budget": 5}, points(awards))
+	c := b.openEarn(t, uc, 5)
 
 	earn := func(u uuid.UUID, base int64, out *[]campaign.Award) <-chan error {
 		done := make(chan error, 1)
