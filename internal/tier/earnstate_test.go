@@ -2,9 +2,11 @@ package tier_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
@@ -144,4 +146,45 @@ func TestConcurrentEarnsCrossTogether(t *testing.T) {
 	rb := &bundle{ctx: ctx, tx: check, tiers: b.tiers, partner: b.partner}
 	require.Equal(t, int64(120), rb.qualifying(t, u))
 	require.Equal(t, "silver", rb.code(t, u), "the second earn crossed silver's threshold of 100 with the first's points")
+}
+
+// TestEarnStateAgreesWithCurrentAndQualifying: the earn's prefetched tier
+// state (EarnStateSQL) restates currentSQL's tier and qualifyingSQL's
+// window in one expression; it must give what CurrentTx and QualifyingTx
+// give, for a user without a row, one with a row, and across a rolling
+// window that drops old months.
+func TestEarnStateAgreesWithCurrentAndQualifying(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.putTiers(t)
+	b.policy(t, tier.BasisRolling12, tier.DowngradePeriodEnd, 0, 0)
+	fresh := b.user(t, "fresh")
+	old := b.user(t, "old")
+	b.earn(t, "old", 700)
+	b.now = b.now.AddDate(0, 7, 0)
+	veteran := b.user(t, "veteran")
+	b.earn(t, "veteran", 400)
+	b.earn(t, "old", 350) // gold, with 700 of last year's points
+
+	state := func(u uuid.UUID) tier.EarnState {
+		var raw string
+		require.NoError(t, b.tx.NewRaw(`SELECT `+tier.EarnStateSQL+`::text
+			FROM (SELECT ?::uuid AS partner_id) r LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
+			CROSS JOIN (SELECT ?::uuid AS user_id, ?::timestamptz AS now) earn`, b.partner.ID, u, b.now).Scan(b.ctx, &raw))
+		var st tier.EarnState
+		require.NoError(t, json.Unmarshal([]byte(raw), &st))
+		return st
+	}
+	for _, when := range []time.Time{b.now, b.now.AddDate(0, 6, 0)} { // the second drops the 700
+		b.now = when
+		for _, u := range []uuid.UUID{fresh, veteran, old} {
+			st := state(u)
+			cur, ok, err := tier.CurrentTx(b.ctx, b.tx, b.partner.ID, u)
+			require.NoError(t, err)
+			require.True(t, ok)
+			require.Equal(t, cur, st.Current)
+			require.Equal(t, b.qualifying(t, u), st.Qualifying)
+		}
+	}
+	require.Equal(t, "gold", state(old).Code)
 }
