@@ -110,8 +110,6 @@ type Service struct {
 	// of an earn (ReverseTx, CancelTx).
 	Referrals ReferralHook
 
-	zones sync.Map // time zone name -> *time.Location
-
 	// ruleSQL is the earn's rule query with the modifiers' prefetches
 	// (ruleQuery), built on first use.
 	ruleSQLOnce sync.Once
@@ -491,22 +489,8 @@ func sameDay(a, b time.Time) bool {
 
 // day is the calendar day of t in the partner's time zone, as a UTC date.
 func (s *Service) day(p *partner.Partner, t time.Time) time.Time {
-	y, m, d := t.In(s.location(p)).Date()
+	y, m, d := t.In(p.Location()).Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-}
-
-// location is the partner's time zone (UTC when unset or unknown), cached.
-func (s *Service) location(p *partner.Partner) *time.Location {
-	loc := time.UTC
-	if p.Timezone != "" && p.Timezone != "UTC" {
-		if v, ok := s.zones.Load(p.Timezone); ok {
-			loc = v.(*time.Location)
-		} else if l, err := time.LoadLocation(p.Timezone); err == nil {
-			s.zones.Store(p.Timezone, l)
-			loc = l
-		}
-	}
-	return loc
 }
 
 // policy loads the partner's program policy (program.Default when it never

@@ -67,7 +67,7 @@ func (s *Service) heldExpiry(ctx context.Context, tx bun.Tx, p *partner.Partner,
 	default:
 		return nil, err
 	}
-	_, exp := program.Resolve(pol, o, now, s.location(p))
+	_, exp := program.Resolve(pol, o, now, p.Location())
 	return exp, nil
 }
 

@@ -166,7 +166,7 @@ func (b *batch) fail(i int, err error) {
 func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem) ([]ManyResult, error) {
 	now := s.Now().UTC()
 	b := &batch{p: p, items: items, now: now, today: s.day(p, now),
-		res: make([]ManyResult, len(items)), points: make([]int64, len(items)), bases: make([]Base, len(items)), loc: s.location(p),
+		res: make([]ManyResult, len(items)), points: make([]int64, len(items)), bases: make([]Base, len(items)), loc: p.Location(),
 		availableAt: make([]time.Time, len(items)), expiresAt: make([]*time.Time, len(items)), held: make([]bool, len(items))}
 	if err := b.loadRules(ctx, tx); err != nil {
 		return nil, err

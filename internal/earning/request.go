@@ -217,7 +217,7 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 	if err != nil {
 		return nil, err
 	}
-	availableAt, expiresAt, held := ep.lotDates(pol, r.overrides(), now, s.location(p))
+	availableAt, expiresAt, held := ep.lotDates(pol, r.overrides(), now, p.Location())
 	e, err := s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
 		UserID: userID, Kind: ledger.KindEarn, Points: bd.Total, Reason: r.Name, ActionCode: r.Code,
 		Reference: ep.reference(), Metadata: ep.Metadata, OccurredAt: ep.OccurredAt,

@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -116,12 +115,11 @@ type Service struct {
 	// Keys hashes emails for the self-referral guard.
 	Keys *keyring.Keyring
 	// Limiter and ApplyLimit rate-limit applyReferralCode per user
-	// (in memory, per replica, like every limiter of ratelimit).
+	// (in memory, per replica: unlike the partner and consumer limits,
+	// it is not shared through PostgreSQL).
 	Limiter    *ratelimit.Limiter
 	ApplyLimit ratelimit.Limit
 	Now        func() time.Time
-
-	zones sync.Map
 }
 
 // Policy loads the partner's referral policy; ok is false (and the policy
@@ -218,20 +216,4 @@ func (p Policy) Link(code string) string {
 		return ""
 	}
 	return strings.ReplaceAll(p.LinkTemplate, "{code}", url.QueryEscape(code))
-}
-
-// location is the partner's time zone (UTC when unset or unknown), cached.
-func (s *Service) location(tz string) *time.Location {
-	if tz == "" || tz == "UTC" {
-		return time.UTC
-	}
-	if v, ok := s.zones.Load(tz); ok {
-		return v.(*time.Location)
-	}
-	l, err := time.LoadLocation(tz)
-	if err != nil {
-		return time.UTC
-	}
-	s.zones.Store(tz, l)
-	return l
 }

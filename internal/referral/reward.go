@@ -87,7 +87,7 @@ func (s *Service) EarnedTx(ctx context.Context, tx bun.Tx, p *partner.Partner, e
 		return err
 	}
 	hold := pol.HoldDays
-	availableAt, expiresAt := program.Resolve(prog, program.Overrides{PendingDays: &hold}, now, s.location(p.Timezone))
+	availableAt, expiresAt := program.Resolve(prog, program.Overrides{PendingDays: &hold}, now, p.Location())
 	pending := availableAt.After(now)
 	for _, side := range []struct {
 		name   string

@@ -25,6 +25,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/partner"
 )
 
 // Report names, as in GET /integrations/reports/{name}.
@@ -107,12 +108,7 @@ func dateOf(t time.Time) time.Time {
 // Today is the current date in the time zone tz (UTC when tz is unknown).
 func Today(now time.Time, tz string) time.Time { return dateOf(now.In(location(tz))) }
 
-func location(tz string) *time.Location {
-	if l, err := time.LoadLocation(tz); err == nil && tz != "" {
-		return l
-	}
-	return time.UTC
-}
+func location(tz string) *time.Location { return partner.Location(tz) }
 
 // PointsDay is one day of points movements, each a positive number of
 // points. Net is the change of the outstanding (spendable) points that day.
