@@ -146,7 +146,11 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, "user.created", p.Type)
 	require.Equal(t, map[string]any{"userId": userID, "externalUserId": nil, "anonymised": true}, p.Data, "rebuilt from current state")
 
-	// Replay a window as a River job: both events of the endpoint.
+	// Replay a window as a River job: both events of the endpoint. The
+	// receiver has the replayed delivery before its attempt is recorded:
+	// until then the delivery is pending, not succeeded, and the window
+	// (of succeeded deliveries) would not take it.
+	waitJobsIdle(t, env)
 	from := env.Now().Add(-time.Hour).Format(time.RFC3339)
 	to := env.Now().Add(time.Hour).Format(time.RFC3339)
 	res = env.Partner("acme", http.MethodPost, "/integrations/events/replay", []byte(fmt.Sprintf(`{"from":%q,"to":%q,"status":"succeeded"}`, from, to)))
