@@ -88,6 +88,7 @@ func TestPortalInBrowser(t *testing.T) {
 	owner := newPage(t, steps)
 	activateInBrowser(t, env, owner, env.Server.URL+"/portal/activate?token="+url.QueryEscape(inv.Token), "owner@acme.example.test")
 	owner.shot("overview")
+	owner.axe("overview")
 
 	// API access: create a record, read the keys shown once.
 	owner.run("create API access", chromedp.Navigate(env.Server.URL+"/portal/api-access"), chromedp.WaitVisible("#create-credential"),
@@ -96,6 +97,7 @@ func TestPortalInBrowser(t *testing.T) {
 		chromedp.WaitVisible("#private-key"),
 	)
 	owner.shot("api-access-created")
+	owner.axe("api access, keys shown once")
 	apiKey := owner.text("#api-key")
 	var pemText string
 	owner.run("read the private key", chromedp.TextContent("#private-key", &pemText))
@@ -122,6 +124,7 @@ func TestPortalInBrowser(t *testing.T) {
 		chromedp.WaitVisible("#activation-link"),
 	)
 	owner.shot("team-invited")
+	owner.axe("team, link shown")
 	link := owner.text("#activation-link")
 	u, err := url.Parse(link)
 	require.NoError(t, err)
