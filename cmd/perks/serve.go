@@ -47,7 +47,16 @@ func serveCommand() *cli.Command {
 			if workersOnly {
 				cfg.Workers = true
 			}
-			a, err := app.New(cfg, log, db, keys)
+			var opts []app.Option
+			if cfg.ReadDatabaseURL != "" {
+				read, err := database.Open(ctx, cfg.ReadDatabaseURL, cfg.DBMaxConns)
+				if err != nil {
+					return fmt.Errorf("read database (PERKS_READ_DATABASE_URL): %w", err)
+				}
+				defer read.Close()
+				opts = append(opts, app.WithReadDB(read))
+			}
+			a, err := app.New(cfg, log, db, keys, opts...)
 			if err != nil {
 				return err
 			}
