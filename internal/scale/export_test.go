@@ -56,7 +56,7 @@ func (w *pageWriter) refs(t *testing.T) []string {
 // it catches up every earn has been exported exactly once.
 func TestExportOnALaggingStandby(t *testing.T) {
 	enabled(t)
-	in := install(t)
+	in := install(t, true)
 	one := startReplica(t, in.bin, in.dir, perksEnv(in.dir, in.primary.url), "primary-only")
 	ctx := context.Background()
 	c := acme(one.url)
