@@ -44,10 +44,11 @@ type App struct {
 	DB     *database.DB
 	// ReadDB, when set, is a streaming standby serving the export, user
 	// lists and ranking (PERKS_READ_DATABASE_URL).
-	ReadDB  *database.DB
-	Keys    *keyring.Keyring
-	Jobs    *jobs.Clients
-	Handler http.Handler
+	ReadDB   *database.DB
+	directDB *database.DB
+	Keys     *keyring.Keyring
+	Jobs     *jobs.Clients
+	Handler  http.Handler
 	// Routes lists the "METHOD /path" patterns the handler serves.
 	Routes   []string
 	Registry *prometheus.Registry
@@ -119,6 +120,10 @@ func WithClock(now func() time.Time) Option { return func(a *App) { a.Now = now 
 // WithResolver replaces DNS for allowed-origin host names (tests).
 func WithResolver(r auth.Resolver) Option { return func(a *App) { a.Resolver = r } }
 
+// WithDirectDB gives River's work client a connection that bypasses a
+// transaction pooler.
+func WithDirectDB(db *database.DB) Option { return func(a *App) { a.directDB = db } }
+
 // WithReadDB serves the lag-tolerant reads from a standby.
 func WithReadDB(db *database.DB) Option { return func(a *App) { a.ReadDB = db } }
 
@@ -132,6 +137,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		o(a)
 	}
 	a.Services = NewServices(cfg, log, db, keys, a.now)
+	a.DirectDB = a.directDB
 	if a.ReadDB != nil {
 		a.Export.Pool, a.Export.Primary = a.ReadDB.Pool, db.Pool
 	}
