@@ -8,7 +8,7 @@ PG_PORT ?= 54320
 TEST_PG_DATA ?= .data/test-postgres
 TEST_PG_PORT ?= 54329
 
-.PHONY: all build run db-start db-stop test test-go vet staticcheck generate check-generated schema-check bench clean
+.PHONY: all build run db-start db-stop test test-go test-scale bench-scale vet staticcheck generate check-generated schema-check bench clean
 
 all: build
 
@@ -35,6 +35,14 @@ test: check-generated vet staticcheck schema-check test-go
 
 test-go:
 	@TEST_PG_DATA=$(TEST_PG_DATA) TEST_PG_PORT=$(TEST_PG_PORT) scripts/test.sh
+
+## test-scale: three replicas behind one address, a streaming standby, PgBouncer (docs/scaling.md); own clusters, about two minutes
+test-scale:
+	PERKS_SCALE_TEST=1 $(GO) test -count=1 -timeout 15m -v ./internal/scale/
+
+## bench-scale: requests per second through 1 and 3 replicas, reads on the primary and the standby (docs/scaling.md)
+bench-scale:
+	PERKS_SCALE_TEST=1 PERKS_SCALE_MEASURE=1 $(GO) test -count=1 -timeout 15m -v -run TestMeasureReplicas ./internal/scale/
 
 vet:
 	$(GO) vet ./...

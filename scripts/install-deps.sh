@@ -16,6 +16,8 @@ have_pg() {
 have_pg || need+=(postgresql)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v xxd >/dev/null 2>&1 || need+=(xxd)
+# PgBouncer for the scale-out test behind a transaction pooler (make test-scale).
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 # Headless Chromium for the webview and merchant-page browser tests.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Node.js and npm for the OpenAPI lint and generated-client tests and the

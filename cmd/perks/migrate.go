@@ -70,7 +70,7 @@ func migrateCommand() *cli.Command {
 
 func migrateUp(ctx context.Context, cmd *cli.Command) error {
 	stderr := cmd.Root().ErrWriter
-	cfg, db, closeDB, err := open(ctx, cmd)
+	cfg, db, closeDB, err := openSession(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func migrateUp(ctx context.Context, cmd *cli.Command) error {
 
 func migrateStatus(ctx context.Context, cmd *cli.Command) error {
 	stdout := cmd.Root().Writer
-	_, db, closeDB, err := open(ctx, cmd)
+	_, db, closeDB, err := openSession(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func migrateDown(ctx context.Context, cmd *cli.Command) error {
 	if cfg.Env == config.EnvProduction && !cmd.Bool("allow-production") {
 		return errors.New("refusing to roll back with PERKS_ENV=production: down migrations drop tables and data; pass --allow-production if you mean it (take a backup first)")
 	}
-	_, db, closeDB, err := open(ctx, cmd)
+	_, db, closeDB, err := openSession(ctx, cmd)
 	if err != nil {
 		return err
 	}

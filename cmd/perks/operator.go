@@ -90,7 +90,28 @@ func open(ctx context.Context, cmd *cli.Command) (*config.Config, *database.DB, 
 	if cfg.DatabaseURL == "" {
 		return nil, nil, nil, errors.New("DATABASE_URL is unset (use `make run`, which starts a private PostgreSQL, or set it)")
 	}
-	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	db, err := database.OpenWith(ctx, cfg.DatabaseURL, database.Options{MaxConns: cfg.DBMaxConns, Pooled: cfg.Pooler != ""})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, db, db.Close, nil
+}
+
+// openSession is open for the commands that need a database session of
+// their own (migrations hold a session advisory lock): behind a
+// transaction pooler they connect to PERKS_DIRECT_DATABASE_URL.
+func openSession(ctx context.Context, cmd *cli.Command) (*config.Config, *database.DB, func(), error) {
+	cfg, err := config.Load(getenv(cmd))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if cfg.Pooler == "" {
+		return open(ctx, cmd)
+	}
+	if cfg.DirectDatabaseURL == "" {
+		return nil, nil, nil, errors.New("migrations hold a session lock, which a transaction pooler cannot keep: set PERKS_DIRECT_DATABASE_URL to a connection that bypasses it (docs/scaling.md)")
+	}
+	db, err := database.Open(ctx, cfg.DirectDatabaseURL, 2)
 	if err != nil {
 		return nil, nil, nil, err
 	}

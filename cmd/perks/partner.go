@@ -46,7 +46,7 @@ func partnerCommand() *cli.Command {
 				Name:  "set",
 				Usage: "change a partner's controls (only the flags given change)",
 				Description: "Only the flags given change. An empty value clears origins, schemes, audience, issuer,\n" +
-					"jwks-url and frame-ancestors; rate limits are per minute per replica, 0 = unlimited,\n" +
+					"jwks-url and frame-ancestors; rate limits are per minute across replicas, 0 = unlimited,\n" +
 					"`default` = the configured default; frame-ancestors says who may frame\n" +
 					"/consumer?partner=S (default 'none').",
 				Flags: []cli.Flag{
@@ -56,9 +56,9 @@ func partnerCommand() *cli.Command {
 					&cli.BoolFlag{Name: "require-request-binding", Usage: "refuse request JWTs without htm and htu claims"},
 					&cli.StringFlag{Name: "allowed-origins", Usage: "comma-separated IPs, CIDRs and host names; empty = any"},
 					&cli.StringFlag{Name: "schemes", Usage: "comma-separated schemes the partner may use (hmac,ed25519,request_jwt); empty = any"},
-					&cli.StringFlag{Name: "rate-limit", Usage: "back-end requests per minute per replica (`N|default`, 0 = unlimited)"},
+					&cli.StringFlag{Name: "rate-limit", Usage: "back-end requests per minute, across replicas (`N|default`, 0 = unlimited)"},
 					&cli.StringFlag{Name: "rate-limit-burst", Usage: "back-end burst (`N|default`)"},
-					&cli.StringFlag{Name: "consumer-rate-limit", Usage: "consumer requests per minute per replica (`N|default`, 0 = unlimited)"},
+					&cli.StringFlag{Name: "consumer-rate-limit", Usage: "consumer requests per minute, across replicas (`N|default`, 0 = unlimited)"},
 					&cli.StringFlag{Name: "consumer-rate-limit-burst", Usage: "consumer burst (`N|default`)"},
 					&cli.StringFlag{Name: "audience", Usage: "required aud of consumer tokens; empty = none"},
 					&cli.DurationFlag{Name: "max-token-lifetime", Usage: "longest consumer token lifetime (exp - iat), e.g. 168h"},

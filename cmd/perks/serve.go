@@ -35,7 +35,13 @@ func serveCommand() *cli.Command {
 			defer closeDB()
 			log := newLogger(stdout, cfg.LogLevel)
 			if cmd.Bool("migrate") {
-				if err := database.Migrate(ctx, db.Bun, log); err != nil {
+				_, mdb, closeM, err := openSession(ctx, cmd)
+				if err != nil {
+					return err
+				}
+				err = database.Migrate(ctx, mdb.Bun, log)
+				closeM()
+				if err != nil {
 					return err
 				}
 			}
@@ -47,7 +53,26 @@ func serveCommand() *cli.Command {
 			if workersOnly {
 				cfg.Workers = true
 			}
-			a, err := app.New(cfg, log, db, keys)
+			var opts []app.Option
+			if cfg.ReadDatabaseURL != "" {
+				read, err := database.Open(ctx, cfg.ReadDatabaseURL, cfg.DBMaxConns)
+				if err != nil {
+					return fmt.Errorf("read database (PERKS_READ_DATABASE_URL): %w", err)
+				}
+				defer read.Close()
+				opts = append(opts, app.WithReadDB(read))
+			}
+			if cfg.DirectDatabaseURL != "" {
+				// River's work client only: fetches, completions, the leader
+				// and the listener; the jobs themselves use the pooled database.
+				direct, err := database.Open(ctx, cfg.DirectDatabaseURL, 10)
+				if err != nil {
+					return fmt.Errorf("direct database (PERKS_DIRECT_DATABASE_URL): %w", err)
+				}
+				defer direct.Close()
+				opts = append(opts, app.WithDirectDB(direct))
+			}
+			a, err := app.New(cfg, log, db, keys, opts...)
 			if err != nil {
 				return err
 			}

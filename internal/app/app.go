@@ -39,12 +39,16 @@ import (
 // River's clients and the HTTP handler.
 type App struct {
 	*Services
-	Config  *config.Config
-	Log     *slog.Logger
-	DB      *database.DB
-	Keys    *keyring.Keyring
-	Jobs    *jobs.Clients
-	Handler http.Handler
+	Config *config.Config
+	Log    *slog.Logger
+	DB     *database.DB
+	// ReadDB, when set, is a streaming standby serving the export, user
+	// lists and ranking (PERKS_READ_DATABASE_URL).
+	ReadDB   *database.DB
+	directDB *database.DB
+	Keys     *keyring.Keyring
+	Jobs     *jobs.Clients
+	Handler  http.Handler
 	// Routes lists the "METHOD /path" patterns the handler serves.
 	Routes   []string
 	Registry *prometheus.Registry
@@ -116,6 +120,13 @@ func WithClock(now func() time.Time) Option { return func(a *App) { a.Now = now 
 // WithResolver replaces DNS for allowed-origin host names (tests).
 func WithResolver(r auth.Resolver) Option { return func(a *App) { a.Resolver = r } }
 
+// WithDirectDB gives River's work client a connection that bypasses a
+// transaction pooler.
+func WithDirectDB(db *database.DB) Option { return func(a *App) { a.directDB = db } }
+
+// WithReadDB serves the lag-tolerant reads from a standby.
+func WithReadDB(db *database.DB) Option { return func(a *App) { a.ReadDB = db } }
+
 // New builds the application on an open database.
 func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Keyring, opts ...Option) (*App, error) {
 	// Every warning and error line carries request_id and every error line
@@ -126,6 +137,10 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		o(a)
 	}
 	a.Services = NewServices(cfg, log, db, keys, a.now)
+	a.DirectDB = a.directDB
+	if a.ReadDB != nil {
+		a.Export.Pool, a.Export.Primary = a.ReadDB.Pool, db.Pool
+	}
 	if cfg.WebhookAllowPriv && !cfg.Development() {
 		log.Warn("PERKS_WEBHOOK_ALLOW_PRIVATE is set in production: webhook endpoints may reach private networks")
 	}
@@ -144,7 +159,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		a.Resolver = net.DefaultResolver
 	}
 	api := &rest.API{
-		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking, Program: a.Program, Tiers: a.Tiers,
+		DB: db, ReadDB: a.ReadDB, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Bulk: a.Bulk, Ranking: a.Ranking, Program: a.Program, Tiers: a.Tiers,
 		Export: a.Export, Content: a.Content, Webhooks: a.Webhooks, MaxBodyBytes: cfg.MaxBodyBytes, Log: log, Now: a.now,
 		Catalog: a.Catalog, Vouchers: a.Vouchers, Merchants: a.Merchants, MaxUploadBytes: cfg.MaxUploadBytes,
 		Campaigns: a.Campaigns, Referrals: a.Referrals,

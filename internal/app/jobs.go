@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"log/slog"
 	"time"
 
@@ -63,6 +64,13 @@ func Periodic(cfg *config.Config) []*river.PeriodicJob {
 	return p
 }
 
+func workPool(db *database.DB) *pgxpool.Pool {
+	if db == nil {
+		return nil
+	}
+	return db.Pool
+}
+
 // ConnectJobs builds River's clients with every worker and periodic job
 // and gives the services that insert jobs (bulk, webhook) the insert
 // client. With cfg.Workers unset the clients only insert (API-only
@@ -77,6 +85,8 @@ func (s *Services) ConnectJobs(cfg *config.Config, log *slog.Logger, db *databas
 		Queues:            map[string]int{webhook.Queue: cfg.WebhookWorkers},
 		Periodic:          Periodic(cfg),
 		Metrics:           s.JobMetrics,
+		WorkPool:          workPool(s.DirectDB),
+		PollOnly:          cfg.Pooler != "" && s.DirectDB == nil,
 	})
 	if err != nil {
 		return nil, err

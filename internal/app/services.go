@@ -58,6 +58,10 @@ type Services struct {
 	// JobMetrics, when set before ConnectJobs, observes the jobs this
 	// process works (the server sets it; operator commands leave it nil).
 	JobMetrics *jobs.Metrics
+	// DirectDB, when set before ConnectJobs, is a connection that bypasses
+	// a transaction pooler: River's work client fetches and listens on it
+	// (PERKS_DIRECT_DATABASE_URL).
+	DirectDB *database.DB
 }
 
 // NewServices builds every domain service on db with keys (no HTTP, no

@@ -24,8 +24,15 @@ const (
 // Config is everything the binary can be told from outside.
 type Config struct {
 	DatabaseURL string
-	Addr        string
-	Env         string
+	// ReadDatabaseURL, when set, is a streaming standby that serves the
+	// export, the user lists and the ranking (docs/scaling.md).
+	ReadDatabaseURL string
+	// Pooler says DATABASE_URL goes through a transaction pooler
+	// (PgBouncer); DirectDatabaseURL bypasses it for what needs a session.
+	Pooler            string
+	DirectDatabaseURL string
+	Addr              string
+	Env               string
 	// MasterKey is the base64 of 32 random bytes; it encrypts partner secrets
 	// at rest and derives the keyed hashes of external user ids.
 	MasterKey  string
@@ -89,6 +96,15 @@ type variable struct {
 
 var vars = []variable{
 	{"DATABASE_URL", "", "PostgreSQL URL. Unset under `make run`/`make test`: a private cluster under .data/ is started.", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{"PERKS_READ_DATABASE_URL", "", "PostgreSQL URL of a streaming standby (hot standby) that serves the reads that tolerate a little lag: the incremental export, user lists (`GET /integrations/users`) and the ranking. The export's cursor stays exact: its watermark comes from what the standby has applied, and a cursor the standby has not reached yet is read on the primary. Unset: everything reads the primary.", func(c *Config, v string) error { c.ReadDatabaseURL = v; return nil }},
+	{"PERKS_DATABASE_POOLER", "", "`transaction` when DATABASE_URL goes through a pooler in transaction mode (PgBouncer `pool_mode = transaction`): statements are not prepared by name and no session setting is sent; set `lock_timeout` on the role instead (docs/scaling.md). Empty: a direct connection.", func(c *Config, v string) error {
+		if v != "" && v != "transaction" {
+			return fmt.Errorf("must be empty or %q", "transaction")
+		}
+		c.Pooler = v
+		return nil
+	}},
+	{"PERKS_DIRECT_DATABASE_URL", "", "With PERKS_DATABASE_POOLER: a direct PostgreSQL URL (bypassing the pooler) for River's job fetching and its LISTEN/NOTIFY wake-ups, which need a session of their own. Unset: River polls every PERKS_RIVER_FETCH_POLL_INTERVAL instead of being woken.", func(c *Config, v string) error { c.DirectDatabaseURL = v; return nil }},
 	{"PERKS_ADDR", ":4000", "HTTP listen address.", func(c *Config, v string) error { c.Addr = v; return nil }},
 	{"PERKS_METRICS_ADDR", "", "Listen address of a separate listener serving only /metrics (for example `127.0.0.1:9090`, reachable by the scraper, not the public). When set, the main listener does not serve /metrics.", func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"PERKS_METRICS_TOKEN", "", "Bearer token that /metrics requires (`Authorization: Bearer <token>`), on whichever listener serves it. In production /metrics is served only with this token or on PERKS_METRICS_ADDR; in development it is open.", func(c *Config, v string) error { c.MetricsToken = v; return nil }},

@@ -39,6 +39,28 @@ const LockTimeout = "5s"
 // prepared and cached; QueryExecModeExec runs them unprepared in one round
 // trip instead (measured in `make bench`).
 func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
+	return OpenWith(ctx, url, Options{MaxConns: maxConns})
+}
+
+// Options adjust OpenWith.
+type Options struct {
+	MaxConns int32
+	// Pooled says url goes through a pooler in transaction mode (PgBouncer):
+	// consecutive transactions of one client connection may run on
+	// different server sessions, so nothing may rely on a session. The
+	// pool then sends no session setting at connect (PgBouncer refuses
+	// unknown startup parameters; lock_timeout must be set on the role),
+	// and the hot paths' statements are no longer prepared by name (a
+	// named statement exists only in the session that prepared it).
+	Pooled bool
+}
+
+// OpenWith connects to url with o.
+func OpenWith(ctx context.Context, url string, o Options) (*DB, error) {
+	maxConns := o.MaxConns
+	if o.Pooled {
+		named.Store(false)
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
@@ -55,7 +77,7 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 	// No request waits on a row lock for long: a duplicate idempotent request
 	// waiting for its original, or a claim waiting for a hot stock row, gives
 	// up after this and answers a retryable error instead of piling up.
-	if _, ok := cfg.ConnConfig.RuntimeParams["lock_timeout"]; !ok {
+	if _, ok := cfg.ConnConfig.RuntimeParams["lock_timeout"]; !ok && !o.Pooled {
 		cfg.ConnConfig.RuntimeParams["lock_timeout"] = LockTimeout
 	}
 	cfg.AfterConnect = scanTimesInUTC

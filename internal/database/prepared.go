@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
@@ -16,11 +17,29 @@ import (
 // pool therefore runs them unprepared; see Open); these statements bypass
 // bun and pass real $n parameters instead.
 //
+// Behind a transaction pooler (Options.Pooled) they run unprepared, like
+// every other statement: a statement prepared by name lives in one server
+// session, and the pooler gives the next transaction another.
+//
 // Runner is what they need of bun.DB and bun.Tx.
 type runner interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// named is false once a pooled database is opened: a process talks to one
+// primary, through the pooler or not.
+var named atomic.Bool
+
+func init() { named.Store(true) }
+
+// mode is how the hot paths' statements run.
+func mode() pgx.QueryExecMode {
+	if named.Load() {
+		return pgx.QueryExecModeCacheStatement
+	}
+	return pgx.QueryExecModeExec
 }
 
 func unwrap(db bun.IDB) (runner, error) {
@@ -43,7 +62,7 @@ func QueryRow(ctx context.Context, db bun.IDB, query string, args ...any) (*sql.
 	if err != nil {
 		return nil, err
 	}
-	return r.QueryRowContext(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...), nil
+	return r.QueryRowContext(ctx, query, append([]any{mode()}, args...)...), nil
 }
 
 // Exec runs a prepared statement.
@@ -52,7 +71,7 @@ func Exec(ctx context.Context, db bun.IDB, query string, args ...any) (sql.Resul
 	if err != nil {
 		return nil, err
 	}
-	return r.ExecContext(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+	return r.ExecContext(ctx, query, append([]any{mode()}, args...)...)
 }
 
 // Query runs a prepared query returning rows; the caller closes them.
@@ -61,7 +80,7 @@ func Query(ctx context.Context, db bun.IDB, query string, args ...any) (*sql.Row
 	if err != nil {
 		return nil, err
 	}
-	return r.QueryContext(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+	return r.QueryContext(ctx, query, append([]any{mode()}, args...)...)
 }
 
 // QueryRowModel runs a prepared query and scans its first row into dest

@@ -15,6 +15,14 @@
 // sequence order.
 //
 // Cursors are opaque and signed with the keyring, and bound to the partner.
+//
+// On a streaming standby the same rule holds with the standby's own
+// snapshot: its xmin is the oldest transaction that the standby has not
+// seen finish, so the range below it is complete there (transactions whose
+// first WAL record has not arrived count as running). A cursor made on a
+// server that is further ahead (the primary, or a standby with less lag)
+// may point past what this standby has applied; such a page is read on
+// the primary instead, so no client ever sees a row twice or misses one.
 package export
 
 import (
@@ -49,8 +57,12 @@ type Cursor struct {
 
 // Service reads the feed.
 type Service struct {
+	// Pool serves the export: the primary, or a standby.
 	Pool *pgxpool.Pool
-	Keys *keyring.Keyring
+	// Primary, when Pool is a standby, reads the pages the standby has
+	// not caught up with yet; nil means Pool is the primary.
+	Primary *pgxpool.Pool
+	Keys    *keyring.Keyring
 }
 
 // Encode signs a cursor.
@@ -120,19 +132,21 @@ type Writer interface {
 // in the format, ending with a cursor line, with memory independent of the
 // number of users.
 func (s *Service) Stream(ctx context.Context, cur Cursor, limit int, format Format, w Writer) (int, error) {
-	tx, err := s.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, to, err := s.begin(ctx, s.Pool)
 	if err != nil {
-		return 0, fmt.Errorf("begin export: %w", err)
+		return 0, err
+	}
+	if s.Primary != nil && (to < cur.From || to < cur.To) {
+		// The standby is behind the cursor: the primary has every row of
+		// the range.
+		_ = tx.Rollback(ctx)
+		if tx, to, err = s.begin(ctx, s.Primary); err != nil {
+			return 0, err
+		}
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-
-	var xmin string
-	if err := tx.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&xmin); err != nil {
-		return 0, fmt.Errorf("export snapshot: %w", err)
-	}
-	to, err := strconv.ParseUint(xmin, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("export snapshot xmin %q: %w", xmin, err)
+	if to < cur.From {
+		to = cur.From // nothing new yet; the cursor never moves back
 	}
 	if cur.To != 0 {
 		to = cur.To // finishing a range read in pages
@@ -382,3 +396,23 @@ var csvSelect = strings.Join([]string{
 // FeedQuery returns the NDJSON feed query with its $1..$5 parameters, for
 // the benchmark's COPY baseline.
 func FeedQuery() string { return fmt.Sprintf(feedSQL, ndjsonSelect) }
+
+// begin opens the export's read-only snapshot on pool and returns its
+// xmin, the upper bound of a new range.
+func (s *Service) begin(ctx context.Context, pool *pgxpool.Pool) (pgx.Tx, uint64, error) {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, 0, fmt.Errorf("begin export: %w", err)
+	}
+	var xmin string
+	if err := tx.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&xmin); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, 0, fmt.Errorf("export snapshot: %w", err)
+	}
+	to, err := strconv.ParseUint(xmin, 10, 64)
+	if err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, 0, fmt.Errorf("export snapshot xmin %q: %w", xmin, err)
+	}
+	return tx, to, nil
+}

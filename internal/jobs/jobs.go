@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -101,6 +102,13 @@ type Options struct {
 	Queues map[string]int
 	// Metrics, when set, observes every job this process works.
 	Metrics *Metrics
+	// WorkPool, when set, is the pool of the work client instead of the
+	// database's: a direct connection when the database's goes through a
+	// transaction pooler, since River's LISTEN needs a session.
+	WorkPool *pgxpool.Pool
+	// PollOnly fetches jobs every FetchPollInterval without listening for
+	// insert notifications (behind a transaction pooler without WorkPool).
+	PollOnly bool
 }
 
 // Clients are the two River clients over the one pool.
@@ -130,6 +138,7 @@ func New(db *database.DB, workers *river.Workers, o Options) (*Clients, error) {
 		RescueStuckJobsAfter:        RescueStuckJobsAfter,
 		CompletedJobRetentionPeriod: 24 * time.Hour,
 		PeriodicJobs:                o.Periodic,
+		PollOnly:                    o.PollOnly,
 	}
 	if o.Metrics != nil {
 		cfg.Middleware = []rivertype.Middleware{o.Metrics}
@@ -143,7 +152,11 @@ func New(db *database.DB, workers *river.Workers, o Options) (*Clients, error) {
 			cfg.Queues[name] = river.QueueConfig{MaxWorkers: n}
 		}
 	}
-	work, err := river.NewClient(riverpgxv5.New(db.Pool), cfg)
+	pool := db.Pool
+	if o.WorkPool != nil {
+		pool = o.WorkPool
+	}
+	work, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}

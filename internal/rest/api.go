@@ -34,7 +34,10 @@ import (
 
 // API holds what the REST handlers need.
 type API struct {
-	DB           *database.DB
+	DB *database.DB
+	// ReadDB serves the reads that tolerate a standby's lag (user lists,
+	// ranking); nil means DB.
+	ReadDB       *database.DB
 	Partners     *partner.Service
 	Users        *user.Service
 	Ledger       *ledger.Service
@@ -328,4 +331,12 @@ func (a *API) Register(rt *Router) {
 	a.registerCatalog(rt)
 	a.registerCampaigns(rt)
 	a.registerReports(rt)
+}
+
+// readDB is the database of the lag-tolerant reads.
+func (a *API) readDB() *database.DB {
+	if a.ReadDB != nil {
+		return a.ReadDB
+	}
+	return a.DB
 }

@@ -370,7 +370,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.PartnerP
 		}
 		f.HasBalance = &b
 	}
-	rows, err := a.Users.List(r.Context(), a.DB.Bun, p.Partner.ID, f)
+	rows, err := a.Users.List(r.Context(), a.readDB().Bun, p.Partner.ID, f)
 	if err != nil {
 		return err
 	}
@@ -384,7 +384,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.PartnerP
 	}
 	// One more query for the page's lifecycle (pending, expiring), not one
 	// per user.
-	sums, err := a.Ledger.SummariesOf(r.Context(), a.DB.Bun, p.Partner.ID, ids)
+	sums, err := a.Ledger.SummariesOf(r.Context(), a.readDB().Bun, p.Partner.ID, ids)
 	if err != nil {
 		return err
 	}
@@ -424,7 +424,7 @@ func (a *API) userRanking(w http.ResponseWriter, r *http.Request, p *auth.Partne
 	if err != nil {
 		return err
 	}
-	around, err := a.Ranking.Around(r.Context(), a.DB.Bun, p.Partner.ID, u.ID, n)
+	around, err := a.Ranking.Around(r.Context(), a.readDB().Bun, p.Partner.ID, u.ID, n)
 	if err != nil {
 		return err
 	}
