@@ -1,0 +1,122 @@
+package guides_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/perkshq/perks/internal/apptest"
+	"github.com/perkshq/perks/internal/guides"
+)
+
+// root is the repository's root directory.
+func root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// guideTests names the test that runs each guide; TestEveryGuideIsRun
+// checks that no guide under docs/migrate or docs/quickstart is missing.
+var guideTests = map[string]string{
+	"docs/migrate/seed-000.md": "TestMigrateSeed000",
+}
+
+// runGuide runs the guide at path (relative to the repository root) against
+// env's server, in a fresh directory holding the demo secrets as .secrets/
+// (as under `make run`) and the pinned npm packages of tools/guides. vars
+// are the guide's documented inputs; PERKS_URL is the server's URL. Guides
+// that call node skip when node is absent; with node but without the
+// packages they fail (scripts/install-deps.sh installs them).
+func runGuide(t *testing.T, env *apptest.Env, path string, vars map[string]string) *guides.Result {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(root(), path))
+	require.NoError(t, err)
+	dir := t.TempDir()
+	if needsNode(t, string(doc)) {
+		if _, err := exec.LookPath("node"); err != nil {
+			t.Skipf("%s runs node, which is not installed (scripts/install-deps.sh installs it)", path)
+		}
+		mods := filepath.Join(root(), "tools", "guides", "node_modules")
+		if _, err := os.Stat(filepath.Join(mods, "standardwebhooks")); err != nil {
+			t.Fatalf("the guides' npm packages are not installed in %s: run scripts/install-deps.sh (npm ci there)", filepath.Dir(mods))
+		}
+		require.NoError(t, os.Symlink(mods, filepath.Join(dir, "node_modules")))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"type": "module"}`), 0o600))
+	}
+	require.NoError(t, os.Symlink(env.Secrets, filepath.Join(dir, ".secrets")))
+	all := map[string]string{"PERKS_URL": env.Server.URL}
+	for k, v := range vars {
+		all[k] = v
+	}
+	res, err := guides.Run(context.Background(), string(doc), guides.Options{Dir: dir, Env: all, Timeout: 2 * time.Minute})
+	require.NoError(t, err, "%s", path)
+	return res
+}
+
+// needsNode reports whether a guide's run blocks or files use node.
+func needsNode(t *testing.T, doc string) bool {
+	blocks, err := guides.Parse(doc)
+	require.NoError(t, err)
+	for _, b := range blocks {
+		if (b.Run && strings.Contains(b.Body, "node ")) || strings.HasSuffix(b.File, ".mjs") || strings.HasSuffix(b.File, ".js") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestEveryGuideIsRun: every guide of docs/migrate and docs/quickstart has
+// run blocks and a test that runs it, and the README links each.
+func TestEveryGuideIsRun(t *testing.T) {
+	t.Parallel()
+	var found []string
+	for _, dir := range []string{"docs/migrate", "docs/quickstart"} {
+		entries, err := os.ReadDir(filepath.Join(root(), dir))
+		require.NoError(t, err)
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".md") && e.Name() != "README.md" {
+				found = append(found, dir+"/"+e.Name())
+			}
+		}
+	}
+	sort.Strings(found)
+	var want []string
+	for path := range guideTests {
+		want = append(want, path)
+	}
+	sort.Strings(want)
+	require.Equal(t, want, found, "guideTests lists every guide")
+	readme, err := os.ReadFile(filepath.Join(root(), "README.md"))
+	require.NoError(t, err)
+	for _, path := range found {
+		doc, err := os.ReadFile(filepath.Join(root(), path))
+		require.NoError(t, err)
+		blocks, err := guides.Parse(string(doc))
+		require.NoError(t, err, path)
+		runs := 0
+		for _, b := range blocks {
+			if b.Run {
+				runs++
+			}
+		}
+		require.Positive(t, runs, "%s has run blocks", path)
+		require.Contains(t, string(readme), "("+path+")", "the README links %s", path)
+	}
+}
+
+// TestMigrateSeed000 runs docs/migrate/seed-000.md: provision, mint with
+// jose, /me, the webview, a webhook endpoint, anonymise.
+func TestMigrateSeed000(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.Options{WallClock: true})
+	runGuide(t, env, "docs/migrate/seed-000.md", nil)
+	require.Equal(t, 1, env.Count("users", "partner_id = ? AND anonymised_at IS NOT NULL", env.Acme.Partner.ID))
+}
