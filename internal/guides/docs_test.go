@@ -15,6 +15,7 @@ import (
 
 	"github.com/perkshq/perks/internal/apptest"
 	"github.com/perkshq/perks/internal/guides"
+	"github.com/perkshq/perks/internal/partner"
 )
 
 // root is the repository's root directory.
@@ -27,6 +28,7 @@ func root() string {
 // checks that no guide under docs/migrate or docs/quickstart is missing.
 var guideTests = map[string]string{
 	"docs/migrate/seed-000.md": "TestMigrateSeed000",
+	"docs/migrate/seed-001.md": "TestMigrateSeed001",
 }
 
 // runGuide runs the guide at path (relative to the repository root) against
@@ -119,4 +121,20 @@ func TestMigrateSeed000(t *testing.T) {
 	env := apptest.New(t, apptest.Options{WallClock: true})
 	runGuide(t, env, "docs/migrate/seed-000.md", nil)
 	require.Equal(t, 1, env.Count("users", "partner_id = ? AND anonymised_at IS NOT NULL", env.Acme.Partner.ID))
+}
+
+// TestMigrateSeed001 runs docs/migrate/seed-001.md: seed 001's request JWT
+// (auth/token, buffer/store, user/info, ranking, infos, multidelete) and
+// its front-end paths over GraphQL with a partner-minted consumer token.
+func TestMigrateSeed001(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.Options{WallClock: true})
+	const secret = "guide-seed-001-request-jwt-secret-0123456789"
+	_, err := env.App.Partners.AddSharedSecret(context.Background(), env.DB.Bun, env.Acme.Partner.ID, partner.KindRequestJWT, "seed 001 guide", []byte(secret))
+	require.NoError(t, err)
+	runGuide(t, env, "docs/migrate/seed-001.md", map[string]string{
+		"PERKS_PARTNER_ID":         env.Acme.Partner.ID.String(),
+		"PERKS_REQUEST_JWT_SECRET": secret,
+	})
+	require.Equal(t, 1, env.Count("bulk_jobs", "partner_id = ? AND kind = 'multidelete'", env.Acme.Partner.ID))
 }
