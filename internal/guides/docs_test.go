@@ -2,12 +2,16 @@ package guides_test
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +33,56 @@ func root() string {
 var guideTests = map[string]string{
 	"docs/migrate/seed-000.md": "TestMigrateSeed000",
 	"docs/migrate/seed-001.md": "TestMigrateSeed001",
+	"docs/migrate/seed-002.md": "TestMigrateSeed002",
 }
+
+// raceEnabled is set when the test binary is built with -race, so the perks
+// command is built the same way and reuses the test's compiled packages.
+var raceEnabled bool
+
+// perksCLI is the perks command, built once per test binary for the guides
+// that run operator commands (perks key add, perks merchant create, ...).
+var perksCLI struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// TestMain removes the perks command built for the guides.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if perksCLI.dir != "" {
+		_ = os.RemoveAll(perksCLI.dir)
+	}
+	os.Exit(code)
+}
+
+// buildPerks builds cmd/perks and returns the directory holding it.
+func buildPerks(t *testing.T) string {
+	t.Helper()
+	perksCLI.once.Do(func() {
+		dir, err := os.MkdirTemp("", "perks-guides-bin-")
+		if err != nil {
+			perksCLI.err = err
+			return
+		}
+		perksCLI.dir = dir
+		args := []string{"build", "-o", filepath.Join(dir, "perks")}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/perks")...)
+		cmd.Dir = root()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			perksCLI.err = fmt.Errorf("go build ./cmd/perks: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, perksCLI.err)
+	return perksCLI.dir
+}
+
+// usesCLI matches a run block line that calls the perks command.
+var usesCLI = regexp.MustCompile(`(?m)^\s*perks\s`)
 
 // runGuide runs the guide at path (relative to the repository root) against
 // env's server, in a fresh directory holding the demo secrets as .secrets/
@@ -55,12 +108,31 @@ func runGuide(t *testing.T, env *apptest.Env, path string, vars map[string]strin
 	}
 	require.NoError(t, os.Symlink(env.Secrets, filepath.Join(dir, ".secrets")))
 	all := map[string]string{"PERKS_URL": env.Server.URL}
+	if runsCLI(t, string(doc)) {
+		// The operator's environment: the deployment's database and master key.
+		all["PATH"] = buildPerks(t) + string(os.PathListSeparator) + os.Getenv("PATH")
+		all["DATABASE_URL"] = env.DBURL
+		all["PERKS_MASTER_KEY"] = base64.StdEncoding.EncodeToString(env.MasterKey)
+		all["PERKS_SECRETS_DIR"] = env.Secrets
+	}
 	for k, v := range vars {
 		all[k] = v
 	}
 	res, err := guides.Run(context.Background(), string(doc), guides.Options{Dir: dir, Env: all, Timeout: 2 * time.Minute})
 	require.NoError(t, err, "%s", path)
 	return res
+}
+
+// runsCLI reports whether a guide's run blocks call the perks command.
+func runsCLI(t *testing.T, doc string) bool {
+	blocks, err := guides.Parse(doc)
+	require.NoError(t, err)
+	for _, b := range blocks {
+		if b.Run && usesCLI.MatchString(b.Body) {
+			return true
+		}
+	}
+	return false
 }
 
 // needsNode reports whether a guide's run blocks or files use node.
@@ -137,4 +209,14 @@ func TestMigrateSeed001(t *testing.T) {
 		"PERKS_REQUEST_JWT_SECRET": secret,
 	})
 	require.Equal(t, 1, env.Count("bulk_jobs", "partner_id = ? AND kind = 'multidelete'", env.Acme.Partner.ID))
+}
+
+// TestMigrateSeed002 runs docs/migrate/seed-002.md: seed 002's key pair
+// uploaded with perks key add, a kid-only widget token, the user created on
+// first use, and a rotation that retires the old key.
+func TestMigrateSeed002(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.Options{WallClock: true})
+	runGuide(t, env, "docs/migrate/seed-002.md", nil)
+	require.Equal(t, 1, env.Count("consumer_keys", "partner_id = ? AND kid = 'primary' AND NOT enabled", env.Acme.Partner.ID))
 }
