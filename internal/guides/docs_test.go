@@ -34,6 +34,7 @@ var guideTests = map[string]string{
 	"docs/migrate/seed-000.md": "TestMigrateSeed000",
 	"docs/migrate/seed-001.md": "TestMigrateSeed001",
 	"docs/migrate/seed-002.md": "TestMigrateSeed002",
+	"docs/migrate/seed-003.md": "TestMigrateSeed003",
 }
 
 // raceEnabled is set when the test binary is built with -race, so the perks
@@ -219,4 +220,15 @@ func TestMigrateSeed002(t *testing.T) {
 	env := apptest.New(t, apptest.Options{WallClock: true})
 	runGuide(t, env, "docs/migrate/seed-002.md", nil)
 	require.Equal(t, 1, env.Count("consumer_keys", "partner_id = ? AND kid = 'primary' AND NOT enabled", env.Acme.Partner.ID))
+}
+
+// TestMigrateSeed003 runs docs/migrate/seed-003.md: seed 003's HS256 user
+// JWT with a user object under the account's kid, in X-SaaSquatch-User-Token,
+// the server-side upsert with a referral code, a friend applying it, and a
+// token without exp once the key allows it.
+func TestMigrateSeed003(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.Options{WallClock: true})
+	runGuide(t, env, "docs/migrate/seed-003.md", nil)
+	require.Equal(t, 1, env.Count("users", "partner_id = ? AND first_name = 'John' AND last_name = 'Doe' AND locale = 'en-US'", env.Acme.Partner.ID))
 }
