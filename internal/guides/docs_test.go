@@ -35,6 +35,7 @@ var guideTests = map[string]string{
 	"docs/migrate/seed-001.md": "TestMigrateSeed001",
 	"docs/migrate/seed-002.md": "TestMigrateSeed002",
 	"docs/migrate/seed-003.md": "TestMigrateSeed003",
+	"docs/migrate/seed-004.md": "TestMigrateSeed004",
 }
 
 // raceEnabled is set when the test binary is built with -race, so the perks
@@ -231,4 +232,14 @@ func TestMigrateSeed003(t *testing.T) {
 	env := apptest.New(t, apptest.Options{WallClock: true})
 	runGuide(t, env, "docs/migrate/seed-003.md", nil)
 	require.Equal(t, 1, env.Count("users", "partner_id = ? AND first_name = 'John' AND last_name = 'Doe' AND locale = 'en-US'", env.Acme.Partner.ID))
+}
+
+// TestMigrateSeed004 runs docs/migrate/seed-004.md: an Ed25519 API access
+// record made with perks partner credential create, signed partner calls,
+// allowed origins, and a merchant redemption with the customer's OTP.
+func TestMigrateSeed004(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.Options{WallClock: true})
+	runGuide(t, env, "docs/migrate/seed-004.md", nil)
+	require.Equal(t, 1, env.Count("vouchers", "partner_id = ? AND redeemed_at IS NOT NULL", env.Acme.Partner.ID))
 }
