@@ -36,6 +36,7 @@ var guideTests = map[string]string{
 	"docs/migrate/seed-002.md": "TestMigrateSeed002",
 	"docs/migrate/seed-003.md": "TestMigrateSeed003",
 	"docs/migrate/seed-004.md": "TestMigrateSeed004",
+	"docs/quickstart/consumer-apollo.md": "TestQuickstartConsumerApollo",
 }
 
 // raceEnabled is set when the test binary is built with -race, so the perks
@@ -242,4 +243,14 @@ func TestMigrateSeed004(t *testing.T) {
 	env := apptest.New(t, apptest.Options{WallClock: true})
 	runGuide(t, env, "docs/migrate/seed-004.md", nil)
 	require.Equal(t, 1, env.Count("vouchers", "partner_id = ? AND redeemed_at IS NOT NULL", env.Acme.Partner.ID))
+}
+
+// TestQuickstartConsumerApollo runs docs/quickstart/consumer-apollo.md: a
+// token minted with jose, points from the back end, then Apollo Client
+// reads me and the catalog and claims a gift.
+func TestQuickstartConsumerApollo(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.Options{WallClock: true})
+	runGuide(t, env, "docs/quickstart/consumer-apollo.md", nil)
+	require.Equal(t, 1, env.Count("vouchers", "partner_id = ?", env.Acme.Partner.ID))
 }
