@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,12 +33,13 @@ func root() string {
 // guideTests names the test that runs each guide; TestEveryGuideIsRun
 // checks that no guide under docs/migrate or docs/quickstart is missing.
 var guideTests = map[string]string{
-	"docs/migrate/seed-000.md": "TestMigrateSeed000",
-	"docs/migrate/seed-001.md": "TestMigrateSeed001",
-	"docs/migrate/seed-002.md": "TestMigrateSeed002",
-	"docs/migrate/seed-003.md": "TestMigrateSeed003",
-	"docs/migrate/seed-004.md": "TestMigrateSeed004",
-	"docs/quickstart/consumer-apollo.md": "TestQuickstartConsumerApollo",
+	"docs/migrate/seed-000.md":            "TestMigrateSeed000",
+	"docs/migrate/seed-001.md":            "TestMigrateSeed001",
+	"docs/migrate/seed-002.md":            "TestMigrateSeed002",
+	"docs/migrate/seed-003.md":            "TestMigrateSeed003",
+	"docs/migrate/seed-004.md":            "TestMigrateSeed004",
+	"docs/quickstart/consumer-apollo.md":  "TestQuickstartConsumerApollo",
+	"docs/quickstart/webhook-receiver.md": "TestQuickstartWebhookReceiver",
 }
 
 // raceEnabled is set when the test binary is built with -race, so the perks
@@ -253,4 +256,18 @@ func TestQuickstartConsumerApollo(t *testing.T) {
 	env := apptest.New(t, apptest.Options{WallClock: true})
 	runGuide(t, env, "docs/quickstart/consumer-apollo.md", nil)
 	require.Equal(t, 1, env.Count("vouchers", "partner_id = ?", env.Acme.Partner.ID))
+}
+
+// TestQuickstartWebhookReceiver runs docs/quickstart/webhook-receiver.md: a
+// node receiver verifying real deliveries with the standardwebhooks
+// library, registered through the API, fed by River workers.
+func TestQuickstartWebhookReceiver(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.Options{WallClock: true, Workers: true})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	require.NoError(t, l.Close())
+	res := runGuide(t, env, "docs/quickstart/webhook-receiver.md", map[string]string{"PORT": port})
+	require.Contains(t, res.Outputs[len(res.Outputs)-2], "verified points.earned for usr_hook_1")
 }
