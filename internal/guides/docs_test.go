@@ -98,6 +98,12 @@ var usesCLI = regexp.MustCompile(`(?m)^\s*perks\s`)
 // packages they fail (scripts/install-deps.sh installs them).
 func runGuide(t *testing.T, env *apptest.Env, path string, vars map[string]string) *guides.Result {
 	t.Helper()
+	return runGuideWith(t, env, path, "guides", vars)
+}
+
+// runGuideWith is runGuide with the npm packages of tools/<tools>.
+func runGuideWith(t *testing.T, env *apptest.Env, path, tools string, vars map[string]string) *guides.Result {
+	t.Helper()
 	doc, err := os.ReadFile(filepath.Join(root(), path))
 	require.NoError(t, err)
 	dir := t.TempDir()
@@ -105,8 +111,8 @@ func runGuide(t *testing.T, env *apptest.Env, path string, vars map[string]strin
 		if _, err := exec.LookPath("node"); err != nil {
 			t.Skipf("%s runs node, which is not installed (scripts/install-deps.sh installs it)", path)
 		}
-		mods := filepath.Join(root(), "tools", "guides", "node_modules")
-		if _, err := os.Stat(filepath.Join(mods, "standardwebhooks")); err != nil {
+		mods := filepath.Join(root(), "tools", tools, "node_modules")
+		if _, err := os.Stat(filepath.Join(mods, ".package-lock.json")); err != nil {
 			t.Fatalf("the guides' npm packages are not installed in %s: run scripts/install-deps.sh (npm ci there)", filepath.Dir(mods))
 		}
 		require.NoError(t, os.Symlink(mods, filepath.Join(dir, "node_modules")))
@@ -153,30 +159,27 @@ func needsNode(t *testing.T, doc string) bool {
 	return false
 }
 
-// TestEveryGuideIsRun: every guide of docs/migrate and docs/quickstart has
-// run blocks and a test that runs it, and the README links each.
+// TestEveryGuideIsRun: every guide of docs/migrate and docs/quickstart has a
+// test that runs it, every guide has run blocks, and the README links each.
 func TestEveryGuideIsRun(t *testing.T) {
 	t.Parallel()
-	var found []string
 	for _, dir := range []string{"docs/migrate", "docs/quickstart"} {
 		entries, err := os.ReadDir(filepath.Join(root(), dir))
 		require.NoError(t, err)
 		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".md") && e.Name() != "README.md" {
-				found = append(found, dir+"/"+e.Name())
+			if path := dir + "/" + e.Name(); strings.HasSuffix(path, ".md") && e.Name() != "README.md" {
+				require.Contains(t, guideTests, path, "guideTests names the test that runs %s", path)
 			}
 		}
 	}
-	sort.Strings(found)
-	var want []string
-	for path := range guideTests {
-		want = append(want, path)
-	}
-	sort.Strings(want)
-	require.Equal(t, want, found, "guideTests lists every guide")
 	readme, err := os.ReadFile(filepath.Join(root(), "README.md"))
 	require.NoError(t, err)
-	for _, path := range found {
+	var paths []string
+	for path := range guideTests {
+		paths = append(paths, path)
+	}
+	sort.Strings(paths)
+	for _, path := range paths {
 		doc, err := os.ReadFile(filepath.Join(root(), path))
 		require.NoError(t, err)
 		blocks, err := guides.Parse(string(doc))
@@ -188,7 +191,7 @@ func TestEveryGuideIsRun(t *testing.T) {
 			}
 		}
 		require.Positive(t, runs, "%s has run blocks", path)
-		require.Contains(t, string(readme), "("+path+")", "the README links %s", path)
+		require.Regexp(t, `\]\(`+regexp.QuoteMeta(path)+`[)#]`, string(readme), "the README links %s", path)
 	}
 }
 
@@ -270,4 +273,14 @@ func TestQuickstartWebhookReceiver(t *testing.T) {
 	require.NoError(t, l.Close())
 	res := runGuide(t, env, "docs/quickstart/webhook-receiver.md", map[string]string{"PORT": port})
 	require.Contains(t, res.Outputs[len(res.Outputs)-2], "verified points.earned for usr_hook_1")
+}
+
+// TestQuickstartPartnerBackEnd runs the quickstart of docs/openapi.md as
+// written: openapi-typescript against the served document, the guide's
+// tsc command line, then the compiled quickstart.
+func TestQuickstartPartnerBackEnd(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.Options{WallClock: true})
+	runGuideWith(t, env, "docs/openapi.md", "openapi", nil)
+	require.Equal(t, 1, env.Count("users", "partner_id = ?", env.Acme.Partner.ID))
 }
