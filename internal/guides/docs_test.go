@@ -87,8 +87,9 @@ func buildPerks(t *testing.T) string {
 	return perksCLI.dir
 }
 
-// usesCLI matches a run block line that calls the perks command.
-var usesCLI = regexp.MustCompile(`(?m)^\s*perks\s`)
+// usesCLI matches a call of the perks command in a run block (at a line's
+// start, after a space, or in $(...), a pipe or a list).
+var usesCLI = regexp.MustCompile(`(^|[\s(;&|])perks\s`)
 
 // runGuide runs the guide at path (relative to the repository root) against
 // env's server, in a fresh directory holding the demo secrets as .secrets/
