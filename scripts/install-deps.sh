@@ -16,6 +16,9 @@ have_pg() {
 have_pg || need+=(postgresql)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v xxd >/dev/null 2>&1 || need+=(xxd)
+# curl and jq for the guides that internal/guides runs as written.
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v jq >/dev/null 2>&1 || need+=(jq)
 # Headless Chromium for the webview and merchant-page browser tests.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Node.js and npm for the OpenAPI lint and generated-client tests and the
