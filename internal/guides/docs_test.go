@@ -107,6 +107,11 @@ func runGuideWith(t *testing.T, env *apptest.Env, path, tools string, vars map[s
 	t.Helper()
 	doc, err := os.ReadFile(filepath.Join(root(), path))
 	require.NoError(t, err)
+	for _, tool := range []string{"bash", "curl", "openssl", "xxd", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil && (tool == "bash" || strings.Contains(string(doc), tool+" ")) {
+			t.Fatalf("%s uses %s, which is not installed (scripts/install-deps.sh installs it)", path, tool)
+		}
+	}
 	dir := t.TempDir()
 	if needsNode(t, string(doc)) {
 		if _, err := exec.LookPath("node"); err != nil {
