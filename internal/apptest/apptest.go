@@ -109,6 +109,10 @@ type Env struct {
 	Acme    *demo.Result
 	Globex  *demo.Result
 
+	// MasterKey is the keyring's master key: PERKS_MASTER_KEY (base64) for
+	// a perks command run against DBURL.
+	MasterKey []byte
+
 	// sigs is shared with the Env's replicas (one replay cache).
 	sigs *signatures
 }
@@ -206,7 +210,7 @@ func New(t testing.TB, opts ...Options) *Env {
 	})
 	return &Env{
 		T: t, App: a, DB: db, DBURL: url, Server: srv, Clock: clock, Logs: logs, Secrets: secrets,
-		Acme: &results[0], Globex: &results[1], sigs: &signatures{used: map[string]bool{}},
+		Acme: &results[0], Globex: &results[1], MasterKey: master, sigs: &signatures{used: map[string]bool{}},
 	}
 }
 

@@ -1,0 +1,5 @@
+//go:build race
+
+package guides_test
+
+func init() { raceEnabled = true }
