@@ -18,6 +18,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/locale"
 	"github.com/perkshq/perks/internal/voucher"
 )
 
@@ -65,6 +66,9 @@ type giftRequest struct {
 	Merchants              []string        `json:"merchants"`
 	Position               json.RawMessage `json:"position"`
 	MinTier                *string         `json:"minTier"`
+	// Translations give title and description per locale (docs/catalog.md,
+	// "Locales"); omitted or null: none.
+	Translations locale.Translations `json:"translations"`
 }
 
 type giftView struct {
@@ -94,10 +98,12 @@ type giftView struct {
 	Merchants              []string   `json:"merchants"`
 	Position               int        `json:"position"`
 	MinTier                *string    `json:"minTier"`
-	Retired                bool       `json:"retired"`
-	RetiredAt              *time.Time `json:"retiredAt"`
-	CreatedAt              time.Time  `json:"createdAt"`
-	UpdatedAt              time.Time  `json:"updatedAt"`
+	// Translations is always an object ({} when none).
+	Translations locale.Translations `json:"translations"`
+	Retired      bool                `json:"retired"`
+	RetiredAt    *time.Time          `json:"retiredAt"`
+	CreatedAt    time.Time           `json:"createdAt"`
+	UpdatedAt    time.Time           `json:"updatedAt"`
 }
 
 func newGiftView(g *catalog.Gift, merchants []string) giftView {
@@ -109,6 +115,10 @@ func newGiftView(g *catalog.Gift, merchants []string) giftView {
 		CodeSource: g.CodeSource, CodePattern: g.CodePattern, VoucherLifetimeSeconds: g.VoucherLifetimeSeconds,
 		RefundOnExpiry: g.RefundOnExpiry, Merchants: merchants, Position: g.Position, MinTier: g.MinTier,
 		Retired: g.RetiredAt != nil, RetiredAt: g.RetiredAt, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+		Translations: g.Translations,
+	}
+	if v.Translations == nil {
+		v.Translations = locale.Translations{}
 	}
 	if v.Countries == nil {
 		v.Countries = []string{}
@@ -174,7 +184,7 @@ func (a *API) putGift(w *Write) (int, any, error) {
 	}
 	in := catalog.GiftInput{
 		Title: *req.Title, CostPoints: cost, Countries: req.Countries, CodeSource: *req.CodeSource,
-		RefundOnExpiry: req.RefundOnExpiry, Merchants: req.Merchants, MinTier: req.MinTier,
+		RefundOnExpiry: req.RefundOnExpiry, Merchants: req.Merchants, MinTier: req.MinTier, Translations: req.Translations,
 	}
 	if req.Description != nil {
 		in.Description = *req.Description
@@ -314,11 +324,17 @@ type uploadResponse struct {
 }
 
 // uploadCodes adds codes to a pool gift: JSON {"codes": [...]} or text/csv
-// with one code per line and an optional "code" header line.
+// with one code per line and an optional "code" header line. With
+// ?async=true the upload becomes a codes bulk job (202 and its status URL,
+// as the portal's upload does) instead of being stored in the request.
 func (a *API) uploadCodes(w *Write) (int, any, error) {
 	sku := w.R.PathValue("sku")
 	if err := catalog.ValidateSKU("sku", sku); err != nil {
 		return 0, nil, err
+	}
+	async := w.R.URL.Query().Get("async")
+	if async != "" && async != "true" && async != "false" {
+		return 0, nil, apperr.Field(apperr.CodeInvalidField, "async", "async must be true or false")
 	}
 	var codes []string
 	mt, _, _ := mime.ParseMediaType(w.R.Header.Get("Content-Type"))
@@ -338,6 +354,13 @@ func (a *API) uploadCodes(w *Write) (int, any, error) {
 			return 0, nil, err
 		}
 		codes = req.Codes
+	}
+	if async == "true" {
+		j, err := a.Bulk.EnqueueCodesTx(w.Ctx, w.Tx, w.Partner.Partner.ID, sku, codes)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusAccepted, jobAccepted{JobID: j.ID, Kind: j.Kind, State: j.State, Total: j.Total, StatusURL: "/integrations/jobs/" + j.ID.String()}, nil
 	}
 	res, err := a.Catalog.UploadCodesTx(w.Ctx, w.Tx, w.Partner.Partner.ID, sku, codes)
 	if err != nil {
