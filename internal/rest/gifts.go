@@ -3,14 +3,10 @@ package rest
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -372,38 +368,9 @@ func (a *API) uploadCodes(w *Write) (int, any, error) {
 	return http.StatusOK, uploadResponse{SKU: sku, Received: res.Received, Inserted: res.Inserted, Duplicates: res.Duplicates, Available: res.Available}, nil
 }
 
-// parseCodesCSV reads one code per line; a first line "code" (any case) is
-// a header; blank lines are skipped; surrounding spaces are trimmed.
+// parseCodesCSV reads one code per line (catalog.ParseCodesCSV).
 func parseCodesCSV(body []byte) ([]string, error) {
-	r := csv.NewReader(bytes.NewReader(body))
-	r.FieldsPerRecord = -1
-	r.ReuseRecord = true
-	var codes []string
-	for line := 1; ; line++ {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, apperr.Field(apperr.CodeInvalidField, "codes", "malformed CSV: %s", err.Error())
-		}
-		if len(rec) != 1 {
-			l, _ := r.FieldPos(0)
-			return nil, apperr.Field(apperr.CodeInvalidField, "codes", "line %d has %d fields; send one code per line", l, len(rec))
-		}
-		c := strings.TrimSpace(rec[0])
-		if len(codes) == 0 && strings.EqualFold(c, "code") {
-			continue
-		}
-		if c == "" {
-			continue
-		}
-		codes = append(codes, c)
-		if len(codes) > catalog.MaxCodesPerUpload {
-			return nil, apperr.Field(apperr.CodeInvalidField, "codes", "at most %d codes per call; split the upload", catalog.MaxCodesPerUpload)
-		}
-	}
-	return codes, nil
+	return catalog.ParseCodesCSV(bytes.NewReader(body))
 }
 
 // partnerVoucherView is a voucher as its partner sees it. The code is left
