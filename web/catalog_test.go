@@ -94,18 +94,22 @@ func submit(pg *page, form string) chromedp.Action {
 }
 
 // docShot saves a 1024 × 900 PNG screenshot of the page for docs/portal.md
-// when PERKS_UPDATE_SCREENSHOTS=1.
-func docShot(t *testing.T, pg *page, name string) {
+// when PERKS_UPDATE_SCREENSHOTS=1, with the scrollTo element (an error
+// next to its field) in view.
+func docShot(t *testing.T, pg *page, name string, scrollTo ...string) {
 	t.Helper()
 	if os.Getenv("PERKS_UPDATE_SCREENSHOTS") != "1" {
 		return
 	}
 	var buf []byte
-	pg.run("doc screenshot "+name,
-		chromedp.EmulateViewport(1024, 900),
+	acts := []chromedp.Action{chromedp.EmulateViewport(1024, 900)}
+	for _, sel := range scrollTo {
+		acts = append(acts, chromedp.Evaluate(`document.querySelector("`+sel+`").scrollIntoView({block: "center"})`, nil))
+	}
+	pg.run("doc screenshot "+name, append(acts,
 		chromedp.CaptureScreenshot(&buf),
 		chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile),
-	)
+	)...)
 	require.NoError(t, os.WriteFile(filepath.Join("..", "docs", "img", "portal-"+name+".png"), buf, 0o644))
 }
 
@@ -207,7 +211,7 @@ func TestPortalCatalogInBrowser(t *testing.T) {
 		require.Equal(t, "true", invalid, c.name)
 		m.axe("gift refused: " + c.name)
 	}
-	docShot(t, m, "gift-refused")
+	docShot(t, m, "gift-refused", "#err-claimableUntil")
 	g, err = env.App.Catalog.GiftBySKU(context.Background(), env.DB.Bun, env.PartnerID("acme"), "cms-tea")
 	require.NoError(t, err)
 	require.Equal(t, 3, *g.StockTotal, "nothing changed")
@@ -273,7 +277,7 @@ func TestPortalCatalogInBrowser(t *testing.T) {
 	)
 	require.Contains(t, m.text("#err-condition"), "amout")
 	m.axe("campaign refused")
-	docShot(t, m, "campaigns")
+	docShot(t, m, "campaigns", "#err-condition")
 	require.Zero(t, env.Count("campaigns", "code = 'cms-double'"))
 	m.run("fix the condition", chromedp.SetValue("#f-condition", "earn.points > 5"),
 		submit(m, "#campaign-form"), chromedp.WaitVisible("#campaign-cms-double"))
