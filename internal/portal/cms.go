@@ -159,20 +159,8 @@ var cmsFuncs = template.FuncMap{
 	},
 	// readonly marks a field view read-only (the key of an existing item).
 	"readonly": func(on bool, v fieldView) fieldView { v.ReadOnly = on; return v },
-	// otherError is the refusal when no field of the form shows it.
-	"otherError": func(f *form, names ...string) string {
-		if f == nil || f.Err == nil {
-			return ""
-		}
-		for _, n := range names {
-			if f.fieldError(n) != "" {
-				return ""
-			}
-		}
-		return f.Err.Message
-	},
-	"join": strings.Join,
-	"add":  func(a, b int) int { return a + b },
+	"join":     strings.Join,
+	"add":      func(a, b int) int { return a + b },
 	"local": func(t *time.Time, loc *time.Location) string {
 		if t == nil {
 			return ""
@@ -302,12 +290,9 @@ func (ps *parsed) time(name string) *time.Time {
 	return nil
 }
 
+// list reads a list typed as words separated by commas, spaces or lines.
 func (ps *parsed) list(name string) []string {
-	var out []string
-	for _, s := range strings.FieldsFunc(ps.v.Get(name), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' }) {
-		out = append(out, s)
-	}
-	return out
+	return strings.FieldsFunc(ps.v.Get(name), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' })
 }
 
 // translations reads the translation rows tr.N.locale / tr.N.<field>: a

@@ -62,11 +62,6 @@ type giftData struct {
 	Upload *form
 }
 
-// giftFields are the gift form's fields in order (for otherError).
-var giftFields = []string{"sku", "title", "description", "imageUrl", "category", "costPoints", "stock", "perUserLimit",
-	"visibleFrom", "visibleUntil", "claimableFrom", "claimableUntil", "countries", "codeSource", "codePattern",
-	"voucherLifetimeSeconds", "refundOnExpiry", "merchants", "position", "minTier", "translations"}
-
 func giftValues(g *catalog.Gift, merchants []string, loc *time.Location) (url.Values, int) {
 	v := url.Values{}
 	v.Set("sku", g.SKU)
