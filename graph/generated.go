@@ -53,13 +53,13 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Ad struct {
-		Action   func(childComplexity int) int
-		Body     func(childComplexity int) int
-		ID       func(childComplexity int) int
-		ImageURL func(childComplexity int) int
-		Kind     func(childComplexity int) int
-		Link     func(childComplexity int) int
-		Title    func(childComplexity int) int
+		Action     func(childComplexity int) int
+		ID         func(childComplexity int) int
+		ImageURL   func(childComplexity int) int
+		Kind       func(childComplexity int) int
+		Link       func(childComplexity int) int
+		LocalBody  func(childComplexity int) int
+		LocalTitle func(childComplexity int) int
 	}
 
 	ApplyReferralCodePayload struct {
@@ -85,9 +85,10 @@ type ComplexityRoot struct {
 		ClaimedByMe            func(childComplexity int) int
 		CostPoints             func(childComplexity int) int
 		Countries              func(childComplexity int) int
-		Description            func(childComplexity int) int
 		ID                     func(childComplexity int) int
 		ImageURL               func(childComplexity int) int
+		LocalDescription       func(childComplexity int) int
+		LocalTitle             func(childComplexity int) int
 		Merchants              func(childComplexity int) int
 		MinTier                func(childComplexity int) int
 		PerUserLimit           func(childComplexity int) int
@@ -95,7 +96,6 @@ type ComplexityRoot struct {
 		Redemption             func(childComplexity int) int
 		Remaining              func(childComplexity int) int
 		SKU                    func(childComplexity int) int
-		Title                  func(childComplexity int) int
 		VoucherLifetimeSeconds func(childComplexity int) int
 	}
 
@@ -407,12 +407,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Ad.Action(childComplexity), true
-	case "Ad.body":
-		if e.ComplexityRoot.Ad.Body == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Ad.Body(childComplexity), true
 	case "Ad.id":
 		if e.ComplexityRoot.Ad.ID == nil {
 			break
@@ -437,12 +431,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Ad.Link(childComplexity), true
-	case "Ad.title":
-		if e.ComplexityRoot.Ad.Title == nil {
+	case "Ad.body":
+		if e.ComplexityRoot.Ad.LocalBody == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Ad.Title(childComplexity), true
+		return e.ComplexityRoot.Ad.LocalBody(childComplexity), true
+	case "Ad.title":
+		if e.ComplexityRoot.Ad.LocalTitle == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Ad.LocalTitle(childComplexity), true
 
 	case "ApplyReferralCodePayload.alreadyApplied":
 		if e.ComplexityRoot.ApplyReferralCodePayload.AlreadyApplied == nil {
@@ -525,12 +525,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Gift.Countries(childComplexity), true
-	case "Gift.description":
-		if e.ComplexityRoot.Gift.Description == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Gift.Description(childComplexity), true
 	case "Gift.id":
 		if e.ComplexityRoot.Gift.ID == nil {
 			break
@@ -543,6 +537,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Gift.ImageURL(childComplexity), true
+	case "Gift.description":
+		if e.ComplexityRoot.Gift.LocalDescription == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Gift.LocalDescription(childComplexity), true
+	case "Gift.title":
+		if e.ComplexityRoot.Gift.LocalTitle == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Gift.LocalTitle(childComplexity), true
 	case "Gift.merchants":
 		if e.ComplexityRoot.Gift.Merchants == nil {
 			break
@@ -585,12 +591,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Gift.SKU(childComplexity), true
-	case "Gift.title":
-		if e.ComplexityRoot.Gift.Title == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Gift.Title(childComplexity), true
 	case "Gift.voucherLifetimeSeconds":
 		if e.ComplexityRoot.Gift.VoucherLifetimeSeconds == nil {
 			break
@@ -3469,7 +3469,7 @@ func (ec *executionContext) _Ad_title(ctx context.Context, field graphql.Collect
 			return ec.fieldContext_Ad_title(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Title, nil
+			return obj.LocalTitle(ctx), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3480,7 +3480,7 @@ func (ec *executionContext) _Ad_title(ctx context.Context, field graphql.Collect
 	)
 }
 func (ec *executionContext) fieldContext_Ad_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Ad", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Ad", field, true, false, "String")
 }
 
 func (ec *executionContext) _Ad_body(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
@@ -3492,7 +3492,7 @@ func (ec *executionContext) _Ad_body(ctx context.Context, field graphql.Collecte
 			return ec.fieldContext_Ad_body(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Body, nil
+			return obj.LocalBody(ctx), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3503,7 +3503,7 @@ func (ec *executionContext) _Ad_body(ctx context.Context, field graphql.Collecte
 	)
 }
 func (ec *executionContext) fieldContext_Ad_body(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Ad", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Ad", field, true, false, "String")
 }
 
 func (ec *executionContext) _Ad_imageUrl(ctx context.Context, field graphql.CollectedField, obj *content.Ad) (ret graphql.Marshaler) {
@@ -3786,7 +3786,7 @@ func (ec *executionContext) _Gift_title(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_Gift_title(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Title, nil
+			return obj.LocalTitle(ctx), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3797,7 +3797,7 @@ func (ec *executionContext) _Gift_title(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Gift_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Gift", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Gift", field, true, false, "String")
 }
 
 func (ec *executionContext) _Gift_description(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
@@ -3809,7 +3809,7 @@ func (ec *executionContext) _Gift_description(ctx context.Context, field graphql
 			return ec.fieldContext_Gift_description(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Description, nil
+			return obj.LocalDescription(ctx), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3820,7 +3820,7 @@ func (ec *executionContext) _Gift_description(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_Gift_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Gift", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Gift", field, true, false, "String")
 }
 
 func (ec *executionContext) _Gift_imageUrl(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
@@ -8940,15 +8940,17 @@ func (ec *executionContext) _Ad(ctx context.Context, sel ast.SelectionSet, obj *
 					return ec._Ad_kind(ctx, field, obj)
 				})
 		case "title":
-			out.Values[i] = ec._Ad_title(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Ad_title(ctx, field, obj)
+				})
 		case "body":
-			out.Values[i] = ec._Ad_body(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Ad_body(ctx, field, obj)
+				})
 		case "imageUrl":
 			out.Values[i] = ec._Ad_imageUrl(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -9119,15 +9121,17 @@ func (ec *executionContext) _Gift(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "title":
-			out.Values[i] = ec._Gift_title(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Gift_title(ctx, field, obj)
+				})
 		case "description":
-			out.Values[i] = ec._Gift_description(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Gift_description(ctx, field, obj)
+				})
 		case "imageUrl":
 			out.Values[i] = ec._Gift_imageUrl(ctx, field, obj)
 			if out.Values[i] == graphql.Null {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/locale"
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/merchant"
@@ -138,6 +139,8 @@ func withLoaders(r *Resolver) graphql.OperationMiddleware {
 	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		if c, err := auth.ConsumerFrom(ctx); err == nil {
 			ctx = context.WithValue(ctx, loadersKey{}, newLoaders(r, c))
+			// Gift and ad text in the user's locale, else the partner's default.
+			ctx = locale.WithPreferences(ctx, c.User.Locale, c.Partner.DefaultLocale)
 		}
 		return next(ctx)
 	}

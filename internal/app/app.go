@@ -216,6 +216,8 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 				DB: db.Bun, Accounts: a.Accounts, Audit: a.Audit, Partners: a.Partners, Log: log,
 				BaseURL: cfg.PublicBaseURL, Secure: !cfg.Development(), Limiter: &ratelimit.Limiter{Now: a.now}, Mailer: mail,
 				Now: a.now,
+				CMS: &portal.CMS{Catalog: a.Catalog, Content: a.Content, Earning: a.Earning, Program: a.Program, Tiers: a.Tiers,
+					Campaigns: a.Campaigns, Referrals: a.Referrals, Bulk: a.Bulk},
 			}
 			a.Portal.Register(mux)
 		},

@@ -92,6 +92,7 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s.Ranking = &ranking.Service{Now: now, SyncEvery: cfg.RankingRefresh}
 	s.Content = &content.Service{Earning: s.Earning, Now: now}
 	s.Bulk = &bulk.Service{Users: s.Users, Earning: s.Earning, Partners: s.Partners, Events: s.Events, Now: now}
+	s.Bulk.Catalog = s.Catalog
 	policy := WebhookPolicy(cfg)
 	s.Webhooks = &webhook.Service{
 		Keys: keys, Users: s.Users, Policy: policy, Sender: webhook.NewSender(policy), Log: log, Now: now,

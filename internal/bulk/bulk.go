@@ -24,6 +24,7 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/partner"
@@ -44,6 +45,9 @@ const (
 const (
 	KindMultistore  = "multistore"
 	KindMultidelete = "multidelete"
+	// KindCodes adds uploaded voucher codes to a pool gift (the portal's
+	// CSV upload, or POST /integrations/gifts/{sku}/codes?async=true).
+	KindCodes = "codes"
 
 	StatePending   = "pending"
 	StateRunning   = "running"
@@ -94,6 +98,9 @@ type Item struct {
 	// PendingUntil and Held: the item's pendingUntil / pending: true.
 	PendingUntil *time.Time `bun:"pending_until"`
 	Held         bool       `bun:"held"`
+
+	// Code is a codes job's voucher code, cleared once processed.
+	Code *string `bun:"code"`
 }
 
 // Inserter inserts River jobs inside a bun transaction.
@@ -109,6 +116,8 @@ type Service struct {
 	Events   *event.Recorder
 	Jobs     Inserter
 	Now      func() time.Time
+	// Catalog stores the codes of KindCodes jobs.
+	Catalog *catalog.Service
 }
 
 // MultistoreTx earns the items now, in tx (earning.EarnManyTx resolves
@@ -162,21 +171,23 @@ func storeItems(ctx context.Context, tx bun.Tx, partnerID, jobID uuid.UUID, item
 		codes   = make([]*string, n)
 		until   = make([]*time.Time, n)
 		held    = make([]bool, n)
+		vcodes  = make([]*string, n)
 	)
 	for i := range items {
 		it := &items[i]
 		it.PartnerID, it.JobID, it.Status = partnerID, jobID, "pending"
 		pos[i], hashes[i], actions[i], points[i], amounts[i] = it.Position, it.UserHash, it.ActionCode, it.Points, it.Amount
 		refs[i], at[i], codes[i], until[i], held[i] = it.Reference, it.OccurredAt, it.ErrorCode, it.PendingUntil, it.Held
+		vcodes[i] = it.Code
 	}
 	_, err := tx.NewRaw(`INSERT INTO bulk_job_items (partner_id, job_id, position, user_hash, action_code, points, amount, reference,
-			occurred_at, status, error_code, pending_until, held)
-		SELECT ?, ?, t.pos, t.hash, t.action, t.points, t.amount, t.ref, t.at, 'pending', t.code, t.until, t.held
-		FROM unnest(?::int[], ?::bytea[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::boolean[])
-			AS t(pos, hash, action, points, amount, ref, at, code, until, held)`,
+			occurred_at, status, error_code, pending_until, held, code)
+		SELECT ?, ?, t.pos, t.hash, t.action, t.points, t.amount, t.ref, t.at, 'pending', t.code, t.until, t.held, t.vcode
+		FROM unnest(?::int[], ?::bytea[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::boolean[], ?::text[])
+			AS t(pos, hash, action, points, amount, ref, at, code, until, held, vcode)`,
 		partnerID, jobID, pgdialect.Array(pos), pgdialect.Array(hashes), pgdialect.Array(actions), pgdialect.Array(points),
 		pgdialect.Array(amounts), pgdialect.Array(refs), pgdialect.Array(at), pgdialect.Array(codes), pgdialect.Array(until),
-		pgdialect.Array(held)).Exec(ctx)
+		pgdialect.Array(held), pgdialect.Array(vcodes)).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("store %d job items: %w", n, err)
 	}

@@ -127,6 +127,9 @@ func (s *Service) ProcessChunk(ctx context.Context, db *bun.DB, partnerID, jobID
 		case KindMultidelete:
 			mode, _ := j.Params["mode"].(string)
 			err = s.processDeletes(ctx, tx, partnerID, items, mode)
+		case KindCodes:
+			sku, _ := j.Params["sku"].(string)
+			err = s.processCodes(ctx, tx, partnerID, sku, items)
 		default:
 			err = fmt.Errorf("unknown job kind %q", j.Kind)
 		}
@@ -233,7 +236,7 @@ func (s *Service) saveItems(ctx context.Context, tx bun.Tx, items []Item) error 
 	for i, it := range items {
 		pos[i], status[i], entry[i], code[i] = it.Position, it.Status, it.EntryID, it.ErrorCode
 	}
-	_, err := tx.NewRaw(`UPDATE bulk_job_items i SET status = t.status, entry_id = t.entry, error_code = t.code, user_hash = NULL
+	_, err := tx.NewRaw(`UPDATE bulk_job_items i SET status = t.status, entry_id = t.entry, error_code = t.code, user_hash = NULL, code = NULL
 		FROM unnest(?::int[], ?::text[], ?::bigint[], ?::text[]) AS t(pos, status, entry, code)
 		WHERE i.partner_id = ? AND i.job_id = ? AND i.position = t.pos`,
 		pgdialect.Array(pos), pgdialect.Array(status), pgdialect.Array(entry), pgdialect.Array(code),

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/locale"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/textcheck"
 )
@@ -65,12 +66,27 @@ type Gift struct {
 	RefundOnExpiry         bool       `bun:"refund_on_expiry"`
 	Position               int        `bun:"position"`
 	// MinTier is the tier code a user needs at least (nil: any tier).
-	MinTier   *string    `bun:"min_tier"`
-	RetiredAt *time.Time `bun:"retired_at"`
-	CreatedAt time.Time  `bun:"created_at"`
-	UpdatedAt time.Time  `bun:"updated_at"`
+	MinTier *string `bun:"min_tier"`
+	// Translations are the title and description per locale (package
+	// locale); never nil once loaded.
+	Translations locale.Translations `bun:"translations,type:jsonb"`
+	RetiredAt    *time.Time          `bun:"retired_at"`
+	CreatedAt    time.Time           `bun:"created_at"`
+	UpdatedAt    time.Time           `bun:"updated_at"`
 
 	Inserted bool `bun:"inserted,scanonly"`
+}
+
+// LocalTitle is the title in the reader's locale (locale.WithPreferences),
+// the base title when none is given: GraphQL's Gift.title.
+func (g *Gift) LocalTitle(ctx context.Context) string {
+	return g.Translations.Pick(ctx, "title", g.Title)
+}
+
+// LocalDescription is the description in the reader's locale: GraphQL's
+// Gift.description.
+func (g *Gift) LocalDescription(ctx context.Context) string {
+	return g.Translations.Pick(ctx, "description", g.Description)
 }
 
 // Remaining is the stock left, nil when unlimited.
@@ -223,6 +239,26 @@ type GiftInput struct {
 	Position               int
 	// MinTier is a tier code of the partner's list (nil: any tier).
 	MinTier *string
+	// Translations give title and description per locale (nil: none).
+	Translations locale.Translations
+}
+
+// TranslatableFields are a gift's fields that Translations may give, each
+// checked like the base field.
+var TranslatableFields = []locale.Field{
+	{Name: "title", Check: func(path, v string) (string, error) {
+		v = strings.TrimSpace(v)
+		if v == "" || utf8.RuneCountInString(v) > MaxTitle || hasControl(v) {
+			return "", apperr.Field(apperr.CodeInvalidField, path, "%s must be 1 to %d characters without control characters", path, MaxTitle)
+		}
+		return v, nil
+	}},
+	{Name: "description", Check: func(path, v string) (string, error) {
+		if !utf8.ValidString(v) || utf8.RuneCountInString(v) > MaxDescription {
+			return "", apperr.Field(apperr.CodeInvalidField, path, "%s must be at most %d characters", path, MaxDescription)
+		}
+		return v, textcheck.Multiline(path, v)
+	}},
 }
 
 func (in *GiftInput) normalize() error {
@@ -236,6 +272,11 @@ func (in *GiftInput) normalize() error {
 	if err := textcheck.Multiline("description", in.Description); err != nil {
 		return err
 	}
+	tr, err := locale.Normalize("translations", in.Translations, TranslatableFields)
+	if err != nil {
+		return err
+	}
+	in.Translations = tr
 	if err := textcheck.Line("imageUrl", in.ImageURL); err != nil {
 		return err
 	}
@@ -374,7 +415,7 @@ func (s *Service) PutGiftTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID,
 		PerUserLimit: clone(in.PerUserLimit), VisibleFrom: utc(in.VisibleFrom), VisibleUntil: utc(in.VisibleUntil),
 		ClaimableFrom: utc(in.ClaimableFrom), ClaimableUntil: utc(in.ClaimableUntil), Countries: in.Countries,
 		CodeSource: in.CodeSource, VoucherLifetimeSeconds: clone(in.VoucherLifetimeSeconds), RefundOnExpiry: in.RefundOnExpiry,
-		Position: in.Position, CreatedAt: now, UpdatedAt: now, MinTier: clone(in.MinTier),
+		Position: in.Position, CreatedAt: now, UpdatedAt: now, MinTier: clone(in.MinTier), Translations: in.Translations,
 	}
 	if in.CodePattern != "" {
 		g.CodePattern = clone(&in.CodePattern)
@@ -389,7 +430,7 @@ func (s *Service) PutGiftTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID,
 		Set("code_source = EXCLUDED.code_source, code_pattern = EXCLUDED.code_pattern").
 		Set("voucher_lifetime_seconds = EXCLUDED.voucher_lifetime_seconds, refund_on_expiry = EXCLUDED.refund_on_expiry").
 		Set("position = EXCLUDED.position, retired_at = NULL, updated_at = EXCLUDED.updated_at").
-		Set("min_tier = EXCLUDED.min_tier").
+		Set("min_tier = EXCLUDED.min_tier, translations = EXCLUDED.translations").
 		Returning("*, (xmax = 0) AS inserted").
 		Scan(ctx)
 	if err != nil {

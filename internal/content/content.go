@@ -19,6 +19,7 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/earning"
+	"github.com/perkshq/perks/internal/locale"
 	"github.com/perkshq/perks/internal/textcheck"
 )
 
@@ -45,8 +46,10 @@ type Ad struct {
 	VisibleFrom  *time.Time `bun:"visible_from"`
 	VisibleUntil *time.Time `bun:"visible_until"`
 	Countries    []string   `bun:"countries,array"`
-	CreatedAt    time.Time  `bun:"created_at"`
-	UpdatedAt    time.Time  `bun:"updated_at"`
+	// Translations are the title and body per locale (package locale).
+	Translations locale.Translations `bun:"translations,type:jsonb"`
+	CreatedAt    time.Time           `bun:"created_at"`
+	UpdatedAt    time.Time           `bun:"updated_at"`
 
 	Inserted bool `bun:"inserted,scanonly"`
 }
@@ -54,6 +57,32 @@ type Ad struct {
 // Visible reports whether the ad shows at t.
 func (a *Ad) Visible(t time.Time) bool {
 	return (a.VisibleFrom == nil || !t.Before(*a.VisibleFrom)) && (a.VisibleUntil == nil || t.Before(*a.VisibleUntil))
+}
+
+// LocalTitle is the title in the reader's locale (locale.WithPreferences),
+// the base title when none is given: GraphQL's Ad.title.
+func (a *Ad) LocalTitle(ctx context.Context) string {
+	return a.Translations.Pick(ctx, "title", a.Title)
+}
+
+// LocalBody is the body in the reader's locale: GraphQL's Ad.body.
+func (a *Ad) LocalBody(ctx context.Context) string { return a.Translations.Pick(ctx, "body", a.Body) }
+
+// TranslatableFields are an ad's fields that Translations may give, each
+// checked like the base field.
+var TranslatableFields = []locale.Field{
+	{Name: "title", Check: func(path, v string) (string, error) {
+		if v = strings.TrimSpace(v); v == "" || len(v) > 200 {
+			return "", apperr.Field(apperr.CodeInvalidField, path, "%s must be 1 to 200 characters", path)
+		}
+		return v, textcheck.Line(path, v)
+	}},
+	{Name: "body", Check: func(path, v string) (string, error) {
+		if len(v) > 5000 {
+			return "", apperr.Field(apperr.CodeInvalidField, path, "%s must be at most 5000 characters", path)
+		}
+		return v, textcheck.Multiline(path, v)
+	}},
 }
 
 // Service manages ads.
@@ -79,6 +108,8 @@ type Input struct {
 	Priority                      int
 	VisibleFrom, VisibleUntil     *time.Time
 	Countries                     []string
+	// Translations give title and body per locale (nil: none).
+	Translations locale.Translations
 }
 
 func checkURL(field string, v *string) error {
@@ -121,6 +152,10 @@ func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, id s
 	if len(in.Body) > 5000 {
 		return nil, false, apperr.Field(apperr.CodeInvalidField, "body", "body must be at most 5000 characters")
 	}
+	tr, err := locale.Normalize("translations", in.Translations, TranslatableFields)
+	if err != nil {
+		return nil, false, err
+	}
 	if err := checkURL("imageUrl", in.ImageURL); err != nil {
 		return nil, false, err
 	}
@@ -156,14 +191,14 @@ func (s *Service) Put(ctx context.Context, db bun.IDB, partnerID uuid.UUID, id s
 	ad := &Ad{
 		PartnerID: partnerID, ID: id, Kind: in.Kind, Title: in.Title, Body: in.Body, ImageURL: clone(in.ImageURL),
 		LinkURL: clone(in.LinkURL), ActionCode: clone(in.ActionCode), Priority: in.Priority, VisibleFrom: clone(in.VisibleFrom),
-		VisibleUntil: clone(in.VisibleUntil), Countries: countries, CreatedAt: now, UpdatedAt: now,
+		VisibleUntil: clone(in.VisibleUntil), Countries: countries, CreatedAt: now, UpdatedAt: now, Translations: tr,
 	}
-	err := db.NewInsert().Model(ad).
+	err = db.NewInsert().Model(ad).
 		On("CONFLICT (partner_id, id) DO UPDATE").
 		Set("kind = EXCLUDED.kind, title = EXCLUDED.title, body = EXCLUDED.body, image_url = EXCLUDED.image_url").
 		Set("link_url = EXCLUDED.link_url, action_code = EXCLUDED.action_code, priority = EXCLUDED.priority").
 		Set("visible_from = EXCLUDED.visible_from, visible_until = EXCLUDED.visible_until, countries = EXCLUDED.countries").
-		Set("updated_at = EXCLUDED.updated_at").
+		Set("translations = EXCLUDED.translations, updated_at = EXCLUDED.updated_at").
 		Returning("*, (xmax = 0) AS inserted").Scan(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("put ad %s: %w", id, err)

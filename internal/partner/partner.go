@@ -68,6 +68,10 @@ type Partner struct {
 	JWKSURL                    *string   `bun:"jwks_url"`
 	CreatedAt                  time.Time `bun:"created_at"`
 	UpdatedAt                  time.Time `bun:"updated_at"`
+
+	// DefaultLocale is the content locale shown to users whose own locale
+	// has no translation (nil: the base text); see package locale.
+	DefaultLocale *string `bun:"default_locale"`
 }
 
 // AllowsScheme reports whether the partner accepts a credential scheme.

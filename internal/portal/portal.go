@@ -75,6 +75,8 @@ type Portal struct {
 	// per client address (on top of the per-account lockout).
 	Limiter     *ratelimit.Limiter
 	SignInLimit ratelimit.Limit
+	// CMS serves the Catalog and content pages (cms.go).
+	CMS *CMS
 }
 
 // DefaultSignInLimit is the per-address sign-in rate.
@@ -149,6 +151,7 @@ func (p *Portal) Register(mux *http.ServeMux) {
 	h("POST "+Path+"/api-access/{id}/disable", p.authed(account.PermCredentials, p.enableCredential(false)))
 	h("POST "+Path+"/api-access/{id}/rotate", p.authed(account.PermCredentials, p.rotateCredential))
 	h("GET "+Path+"/assets/{file}", p.asset)
+	p.registerCMS(h)
 }
 
 // signedIn is the request's account, its partner and session.
@@ -339,6 +342,8 @@ func (p *Portal) asset(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasSuffix(name, ".css"):
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	case strings.HasSuffix(name, ".js"):
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 	default:
 		w.Header().Set("Content-Type", "application/octet-stream")
 	}

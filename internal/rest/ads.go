@@ -8,6 +8,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/content"
+	"github.com/perkshq/perks/internal/locale"
 )
 
 type adRequest struct {
@@ -21,6 +22,8 @@ type adRequest struct {
 	VisibleFrom  json.RawMessage `json:"visibleFrom"`
 	VisibleUntil json.RawMessage `json:"visibleUntil"`
 	Countries    []string        `json:"countries"`
+	// Translations give title and body per locale; omitted or null: none.
+	Translations locale.Translations `json:"translations"`
 }
 
 type adView struct {
@@ -35,8 +38,10 @@ type adView struct {
 	VisibleFrom  *time.Time `json:"visibleFrom"`
 	VisibleUntil *time.Time `json:"visibleUntil"`
 	Countries    []string   `json:"countries"`
-	CreatedAt    time.Time  `json:"createdAt"`
-	UpdatedAt    time.Time  `json:"updatedAt"`
+	// Translations is always an object ({} when none).
+	Translations locale.Translations `json:"translations"`
+	CreatedAt    time.Time           `json:"createdAt"`
+	UpdatedAt    time.Time           `json:"updatedAt"`
 }
 
 func newAdView(a *content.Ad) adView {
@@ -44,9 +49,13 @@ func newAdView(a *content.Ad) adView {
 	if countries == nil {
 		countries = []string{}
 	}
+	tr := a.Translations
+	if tr == nil {
+		tr = locale.Translations{}
+	}
 	return adView{ID: a.ID, Kind: a.Kind, Title: a.Title, Body: a.Body, ImageURL: a.ImageURL, Link: a.LinkURL,
 		Action: a.ActionCode, Priority: a.Priority, VisibleFrom: a.VisibleFrom, VisibleUntil: a.VisibleUntil,
-		Countries: countries, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+		Countries: countries, Translations: tr, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 }
 
 // putAd creates (201) or replaces (200) an ad with the partner's id.
@@ -65,7 +74,8 @@ func (a *API) putAd(w *Write) (int, any, error) {
 	if req.Title == nil {
 		return 0, nil, apperr.Field(apperr.CodeMissingField, "title", "title is required")
 	}
-	in := content.Input{Kind: *req.Kind, Title: *req.Title, ImageURL: req.ImageURL, LinkURL: req.Link, ActionCode: req.Action, Countries: req.Countries}
+	in := content.Input{Kind: *req.Kind, Title: *req.Title, ImageURL: req.ImageURL, LinkURL: req.Link, ActionCode: req.Action, Countries: req.Countries,
+		Translations: req.Translations}
 	if req.Body != nil {
 		in.Body = *req.Body
 	}

@@ -3,14 +3,10 @@ package rest
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,6 +14,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/locale"
 	"github.com/perkshq/perks/internal/voucher"
 )
 
@@ -65,6 +62,9 @@ type giftRequest struct {
 	Merchants              []string        `json:"merchants"`
 	Position               json.RawMessage `json:"position"`
 	MinTier                *string         `json:"minTier"`
+	// Translations give title and description per locale (docs/catalog.md,
+	// "Locales"); omitted or null: none.
+	Translations locale.Translations `json:"translations"`
 }
 
 type giftView struct {
@@ -94,10 +94,12 @@ type giftView struct {
 	Merchants              []string   `json:"merchants"`
 	Position               int        `json:"position"`
 	MinTier                *string    `json:"minTier"`
-	Retired                bool       `json:"retired"`
-	RetiredAt              *time.Time `json:"retiredAt"`
-	CreatedAt              time.Time  `json:"createdAt"`
-	UpdatedAt              time.Time  `json:"updatedAt"`
+	// Translations is always an object ({} when none).
+	Translations locale.Translations `json:"translations"`
+	Retired      bool                `json:"retired"`
+	RetiredAt    *time.Time          `json:"retiredAt"`
+	CreatedAt    time.Time           `json:"createdAt"`
+	UpdatedAt    time.Time           `json:"updatedAt"`
 }
 
 func newGiftView(g *catalog.Gift, merchants []string) giftView {
@@ -109,6 +111,10 @@ func newGiftView(g *catalog.Gift, merchants []string) giftView {
 		CodeSource: g.CodeSource, CodePattern: g.CodePattern, VoucherLifetimeSeconds: g.VoucherLifetimeSeconds,
 		RefundOnExpiry: g.RefundOnExpiry, Merchants: merchants, Position: g.Position, MinTier: g.MinTier,
 		Retired: g.RetiredAt != nil, RetiredAt: g.RetiredAt, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+		Translations: g.Translations,
+	}
+	if v.Translations == nil {
+		v.Translations = locale.Translations{}
 	}
 	if v.Countries == nil {
 		v.Countries = []string{}
@@ -174,7 +180,7 @@ func (a *API) putGift(w *Write) (int, any, error) {
 	}
 	in := catalog.GiftInput{
 		Title: *req.Title, CostPoints: cost, Countries: req.Countries, CodeSource: *req.CodeSource,
-		RefundOnExpiry: req.RefundOnExpiry, Merchants: req.Merchants, MinTier: req.MinTier,
+		RefundOnExpiry: req.RefundOnExpiry, Merchants: req.Merchants, MinTier: req.MinTier, Translations: req.Translations,
 	}
 	if req.Description != nil {
 		in.Description = *req.Description
@@ -314,11 +320,17 @@ type uploadResponse struct {
 }
 
 // uploadCodes adds codes to a pool gift: JSON {"codes": [...]} or text/csv
-// with one code per line and an optional "code" header line.
+// with one code per line and an optional "code" header line. With
+// ?async=true the upload becomes a codes bulk job (202 and its status URL,
+// as the portal's upload does) instead of being stored in the request.
 func (a *API) uploadCodes(w *Write) (int, any, error) {
 	sku := w.R.PathValue("sku")
 	if err := catalog.ValidateSKU("sku", sku); err != nil {
 		return 0, nil, err
+	}
+	async := w.R.URL.Query().Get("async")
+	if async != "" && async != "true" && async != "false" {
+		return 0, nil, apperr.Field(apperr.CodeInvalidField, "async", "async must be true or false")
 	}
 	var codes []string
 	mt, _, _ := mime.ParseMediaType(w.R.Header.Get("Content-Type"))
@@ -339,6 +351,13 @@ func (a *API) uploadCodes(w *Write) (int, any, error) {
 		}
 		codes = req.Codes
 	}
+	if async == "true" {
+		j, err := a.Bulk.EnqueueCodesTx(w.Ctx, w.Tx, w.Partner.Partner.ID, sku, codes)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusAccepted, jobAccepted{JobID: j.ID, Kind: j.Kind, State: j.State, Total: j.Total, StatusURL: "/integrations/jobs/" + j.ID.String()}, nil
+	}
 	res, err := a.Catalog.UploadCodesTx(w.Ctx, w.Tx, w.Partner.Partner.ID, sku, codes)
 	if err != nil {
 		return 0, nil, err
@@ -349,38 +368,9 @@ func (a *API) uploadCodes(w *Write) (int, any, error) {
 	return http.StatusOK, uploadResponse{SKU: sku, Received: res.Received, Inserted: res.Inserted, Duplicates: res.Duplicates, Available: res.Available}, nil
 }
 
-// parseCodesCSV reads one code per line; a first line "code" (any case) is
-// a header; blank lines are skipped; surrounding spaces are trimmed.
+// parseCodesCSV reads one code per line (catalog.ParseCodesCSV).
 func parseCodesCSV(body []byte) ([]string, error) {
-	r := csv.NewReader(bytes.NewReader(body))
-	r.FieldsPerRecord = -1
-	r.ReuseRecord = true
-	var codes []string
-	for line := 1; ; line++ {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, apperr.Field(apperr.CodeInvalidField, "codes", "malformed CSV: %s", err.Error())
-		}
-		if len(rec) != 1 {
-			l, _ := r.FieldPos(0)
-			return nil, apperr.Field(apperr.CodeInvalidField, "codes", "line %d has %d fields; send one code per line", l, len(rec))
-		}
-		c := strings.TrimSpace(rec[0])
-		if len(codes) == 0 && strings.EqualFold(c, "code") {
-			continue
-		}
-		if c == "" {
-			continue
-		}
-		codes = append(codes, c)
-		if len(codes) > catalog.MaxCodesPerUpload {
-			return nil, apperr.Field(apperr.CodeInvalidField, "codes", "at most %d codes per call; split the upload", catalog.MaxCodesPerUpload)
-		}
-	}
-	return codes, nil
+	return catalog.ParseCodesCSV(bytes.NewReader(body))
 }
 
 // partnerVoucherView is a voucher as its partner sees it. The code is left

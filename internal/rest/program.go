@@ -23,6 +23,9 @@ type programRequest struct {
 	TierBasis             *string  `json:"tierBasis"`
 	TierDowngrade         *string  `json:"tierDowngrade"`
 	TierGraceDays         *int     `json:"tierGraceDays"`
+	// DefaultLocale is the content locale shown when the user's has no
+	// translation (omitted or null: none, the base text).
+	DefaultLocale *string `json:"defaultLocale"`
 }
 
 type programView struct {
@@ -37,6 +40,7 @@ type programView struct {
 	TierBasis             string     `json:"tierBasis"`
 	TierDowngrade         string     `json:"tierDowngrade"`
 	TierGraceDays         int        `json:"tierGraceDays"`
+	DefaultLocale         *string    `json:"defaultLocale"`
 	UpdatedAt             *time.Time `json:"updatedAt"`
 }
 
@@ -64,7 +68,9 @@ func (a *API) getProgram(w http.ResponseWriter, r *http.Request, p *auth.Partner
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, newProgramView(pol))
+	v := newProgramView(pol)
+	v.DefaultLocale = p.Partner.DefaultLocale
+	WriteJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -109,5 +115,11 @@ func (a *API) putProgram(w *Write) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, newProgramView(pol), nil
+	dl, err := a.Program.SetDefaultLocale(w.Ctx, w.Tx, w.Partner.Partner.ID, req.DefaultLocale)
+	if err != nil {
+		return 0, nil, err
+	}
+	v := newProgramView(pol)
+	v.DefaultLocale = dl
+	return http.StatusOK, v, nil
 }

@@ -21,7 +21,7 @@ func TestProgramPolicyAPI(t *testing.T) {
 		"expiryMode": "none", "expiryDays": nil, "expiryRoundToMonthEnd": false, "expiryDates": []any{},
 		"pendingDays": float64(0), "negativeBalance": "forbid", "expiryWarningDays": float64(30), "updatedAt": nil,
 		"currency":  nil,
-		"tierBasis": "lifetime", "tierDowngrade": "never", "tierGraceDays": float64(0),
+		"tierBasis": "lifetime", "tierDowngrade": "never", "tierGraceDays": float64(0), "defaultLocale": nil,
 	}
 	res := env.Partner("acme", http.MethodGet, "/integrations/program", nil)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)

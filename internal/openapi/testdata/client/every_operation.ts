@@ -70,7 +70,7 @@ check("GET", "/integrations/users/{externalUserId}", info);
 check("GET", "/integrations/users/{externalUserId}/ranking", await perks.GET("/integrations/users/{externalUserId}/ranking", { params: { path: { externalUserId: user }, query: { n: 2 } } }));
 
 // Program, rules, tiers, campaigns.
-check("PUT", "/integrations/program", await perks.PUT("/integrations/program", { body: { expiryMode: "rolling", expiryDays: 365, pendingDays: 0, currency: "SGD" } }));
+check("PUT", "/integrations/program", await perks.PUT("/integrations/program", { body: { expiryMode: "rolling", expiryDays: 365, pendingDays: 0, currency: "SGD", defaultLocale: "en" } }));
 check("GET", "/integrations/program", await perks.GET("/integrations/program"));
 check("PUT", "/integrations/earning-rules/{code}", await perks.PUT("/integrations/earning-rules/{code}", {
   params: { path: { code: "ts_purchase" } }, body: { name: "Purchase", points: 1, pointsPerAmount: 100 },
@@ -164,7 +164,8 @@ check("PUT", "/integrations/ads/{id}", await perks.PUT("/integrations/ads/{id}",
   params: { path: { id: "ts-ad" } }, body: { kind: "news", title: "Double points weekend", body: "On every purchase.", priority: 10, countries: ["SG"] },
 }), 201);
 check("PUT", "/integrations/ads/{id}", await perks.PUT("/integrations/ads/{id}", {
-  params: { path: { id: "ts-ad" } }, body: { kind: "news", title: "Double points weekend", body: "On every purchase, Saturday and Sunday.", priority: 10, countries: ["SG", "MY"] },
+  params: { path: { id: "ts-ad" } }, body: { kind: "news", title: "Double points weekend", body: "On every purchase, Saturday and Sunday.", priority: 10, countries: ["SG", "MY"],
+    translations: { fr: { title: "Points doublés ce week-end", body: "Sur chaque achat, samedi et dimanche." } } },
 }));
 check("GET", "/integrations/ads", await perks.GET("/integrations/ads"));
 check("GET", "/integrations/ads/{id}", await perks.GET("/integrations/ads/{id}", { params: { path: { id: "ts-ad" } } }));
@@ -174,11 +175,13 @@ check("PUT", "/integrations/gifts/{sku}", await perks.PUT("/integrations/gifts/{
   params: { path: { sku: "ts-gift" } }, body: { title: "Coffee", costPoints: 50, codeSource: "pool", stock: 100 },
 }), 201);
 check("PUT", "/integrations/gifts/{sku}", await perks.PUT("/integrations/gifts/{sku}", {
-  params: { path: { sku: "ts-gift" } }, body: { title: "Coffee", description: "Any size, any shop", costPoints: 50, codeSource: "pool", stock: 200 },
+  params: { path: { sku: "ts-gift" } }, body: { title: "Coffee", description: "Any size, any shop", costPoints: 50, codeSource: "pool", stock: 200,
+    translations: { fr: { title: "Café", description: "Toutes tailles, toutes boutiques" } } },
 }));
 check("GET", "/integrations/gifts", await perks.GET("/integrations/gifts"));
 check("GET", "/integrations/gifts/{sku}", await perks.GET("/integrations/gifts/{sku}", { params: { path: { sku: "ts-gift" } } }));
 check("POST", "/integrations/gifts/{sku}/codes", await perks.POST("/integrations/gifts/{sku}/codes", { params: { path: { sku: "ts-gift" } }, body: { codes: ["TS-0001", "TS-0002"] } }));
+check("POST", "/integrations/gifts/{sku}/codes", await perks.POST("/integrations/gifts/{sku}/codes", { params: { path: { sku: "ts-gift" }, query: { async: true } }, body: { codes: ["TS-0003", "TS-0004"] } }), 202);
 const voucherId = env("PERKS_VOUCHER_ID");
 check("GET", "/integrations/vouchers/{id}", await perks.GET("/integrations/vouchers/{id}", { params: { path: { id: voucherId } } }));
 check("POST", "/integrations/vouchers/{id}/cancel", await perks.POST("/integrations/vouchers/{id}/cancel", { params: { path: { id: voucherId } }, body: { reason: "Customer request" } }));
