@@ -3,12 +3,14 @@ package portal_test
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/perkshq/perks/internal/account"
 	"github.com/perkshq/perks/internal/content"
+	"github.com/perkshq/perks/internal/portal"
 )
 
 // TestCMSRoles: every role may open the Catalog and content pages; only
@@ -120,4 +122,17 @@ func TestCMSSettingsAndForms(t *testing.T) {
 	// Audited with before and after.
 	require.Equal(t, 1, b.env.Count("audit_log", "action = 'tiers.put' AND actor_label = 'manager@acme.example'"))
 	require.Equal(t, 1, b.env.Count("audit_log", "action = 'ad.put' AND target = 'ad news-1'"))
+}
+
+// TestOversizedUploadIsTold: a code file over the portal's limit is
+// refused as too large (413), not as a form without its CSRF token.
+func TestOversizedUploadIsTold(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	m, _ := b.member(t, b.acme, "manager@acme.example", account.RoleManager)
+	csrf := m.csrfOf(t)
+	res := m.post("/portal/gifts/coffee/codes", url.Values{"csrf": {csrf}, "codes": {strings.Repeat("A", portal.MaxUploadBytes+1)}})
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.Status)
+	require.Contains(t, res.Body, "larger than the portal accepts")
+	require.Zero(t, b.env.Count("bulk_jobs", "partner_id = ?", b.acme.ID))
 }

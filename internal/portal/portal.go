@@ -23,6 +23,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -190,6 +191,10 @@ func (p *Portal) authed(perm account.Permission, fn http.HandlerFunc) http.Handl
 			return
 		}
 		if r.Method == http.MethodPost {
+			if tooLarge(r) {
+				p.fail(w, r, nil, http.StatusRequestEntityTooLarge, "This form is larger than the portal accepts. Send a smaller file (split it) and try again.")
+				return
+			}
 			got := r.PostFormValue("csrf")
 			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRFToken)) != 1 {
 				p.fail(w, r, nil, http.StatusForbidden, "This form has expired or did not come from the portal. Reload the page and try again.")
@@ -311,6 +316,20 @@ func (p *Portal) preAuthCSRF(w http.ResponseWriter, r *http.Request) string {
 	tok := account.NewToken()
 	http.SetCookie(w, &http.Cookie{Name: p.csrfCookie(), Value: tok, Path: "/", HttpOnly: true, Secure: p.Secure, SameSite: http.SameSiteStrictMode})
 	return tok
+}
+
+// tooLarge parses the form and reports whether its body passed the
+// route's limit (limitBody), so an oversized upload is told so rather than
+// refused as a form without its CSRF token.
+func tooLarge(r *http.Request) bool {
+	var err error
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		err = r.ParseMultipartForm(1 << 20)
+	} else {
+		err = r.ParseForm()
+	}
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
 }
 
 // checkPreAuthCSRF reports whether the form's token matches the cookie.
