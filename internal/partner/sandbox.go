@@ -175,17 +175,34 @@ func (s *Service) ResetSandboxTx(ctx context.Context, tx bun.IDB, id uuid.UUID) 
 	if err != nil {
 		return nil, err
 	}
+	// The ledger is append-only but for erasure (its trigger lets deletes
+	// through when perks.erasing is on, for this transaction only): a reset
+	// is the erasure of every user of the sandbox at once.
+	if _, err := tx.NewRaw("SELECT set_config('perks.erasing', 'on', true)").Exec(ctx); err != nil {
+		return nil, fmt.Errorf("reset sandbox: %w", err)
+	}
+	// Deleting rows fires triggers that write elsewhere (the ledger's
+	// report deltas): go round again until a pass deletes nothing. Only
+	// the first pass counts: later ones remove what the wipe itself wrote.
 	out := make(map[string]int64, len(order))
-	for _, table := range order {
-		res, err := tx.NewRaw("DELETE FROM ? WHERE partner_id = ?", bun.Ident(table), id).Exec(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("reset sandbox: wipe %s: %w", table, err)
+	for pass := 0; pass < 4; pass++ {
+		var deleted int64
+		for _, table := range order {
+			res, err := tx.NewRaw("DELETE FROM ? WHERE partner_id = ?", bun.Ident(table), id).Exec(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("reset sandbox: wipe %s: %w", table, err)
+			}
+			n, _ := res.RowsAffected()
+			deleted += n
+			if pass == 0 && n > 0 {
+				out[table] = n
+			}
 		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			out[table] = n
+		if pass > 0 && deleted == 0 {
+			return out, nil
 		}
 	}
-	return out, nil
+	return nil, errors.New("reset sandbox: rows keep appearing as others are deleted")
 }
 
 // wipeOrder returns the tables a reset empties, each after every table
