@@ -199,7 +199,7 @@ func (s *Service) ResetSandboxTx(ctx context.Context, tx bun.IDB, id uuid.UUID) 
 			}
 		}
 		if pass > 0 && deleted == 0 {
-			return out, nil
+			return out, cancelJobsTx(ctx, tx, id, out)
 		}
 	}
 	return nil, errors.New("reset sandbox: rows keep appearing as others are deleted")
@@ -289,4 +289,24 @@ func (s *Service) CreateSandboxTx(ctx context.Context, tx bun.IDB, id uuid.UUID)
 		return nil, err
 	}
 	return &NewSandbox{Sandbox: sb, Created: true, HMACSecret: secret}, nil
+}
+
+// cancelJobsTx deletes the sandbox's River jobs that are not running
+// (webhook deliveries, bulk jobs...): their rows are gone, so they would
+// only fail and retry for days. Jobs name their partner in a top-level
+// argument (partnerId, partner_id...): any top-level value equal to the
+// sandbox's id marks a job as the sandbox's. A running job ends on its own,
+// finding nothing.
+func cancelJobsTx(ctx context.Context, tx bun.IDB, id uuid.UUID, out map[string]int64) error {
+	res, err := tx.NewRaw(`DELETE FROM river_job j
+		WHERE j.state IN ('available', 'scheduled', 'retryable', 'pending')
+		AND jsonb_typeof(j.args) = 'object'
+		AND EXISTS (SELECT FROM jsonb_each_text(j.args) a WHERE a.value = ?)`, id.String()).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("reset sandbox: cancel jobs: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		out["river_job"] = n
+	}
+	return nil
 }

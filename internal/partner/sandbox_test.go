@@ -102,7 +102,17 @@ func TestResetSandbox(t *testing.T) {
 	require.Equal(t, http.StatusCreated, ep.StatusCode, "%s", ep.Body)
 	env.FundedUser("acme-sandbox", "tester", "SG", 1000)
 	env.PutGift("acme-sandbox", "sbx-gift", catalog.GiftInput{Title: "Gift", CostPoints: 10, CodeSource: catalog.SourceNone})
+	liveEP := env.PartnerJSON("acme", http.MethodPost, "/integrations/webhook-endpoints", map[string]any{"url": "http://127.0.0.1:1/live"})
+	require.Equal(t, http.StatusCreated, liveEP.StatusCode, "%s", liveEP.Body)
 	env.FundedUser("acme", "tester", "SG", 1000)
+	jobs := func(id uuid.UUID) int {
+		var n int
+		require.NoError(t, db.NewRaw("SELECT count(*) FROM river_job WHERE args->>'partnerId' = ?", id.String()).Scan(ctx, &n))
+		return n
+	}
+	liveJobs := jobs(acme.ID)
+	require.Positive(t, liveJobs)
+	require.Positive(t, jobs(sb.ID), "webhook deliveries queued for the sandbox")
 	liveBefore := tenantCounts(t, db, acme.ID)
 	before := tenantCounts(t, db, sb.ID)
 	require.Contains(t, before, "users")
@@ -131,6 +141,8 @@ func TestResetSandbox(t *testing.T) {
 	require.Equal(t, before["consumer_keys"], after["consumer_keys"])
 	require.Equal(t, before["webhook_endpoints"], after["webhook_endpoints"])
 	require.Equal(t, liveBefore, tenantCounts(t, db, acme.ID), "live untouched")
+	require.Zero(t, jobs(sb.ID), "the sandbox's queued jobs are cancelled")
+	require.Equal(t, liveJobs, jobs(acme.ID))
 
 	// The sandbox works after the reset, with the same credential.
 	res := env.Partner("acme-sandbox", http.MethodPost, "/integrations/users", []byte(`{"externalUserId":"tester"}`))
