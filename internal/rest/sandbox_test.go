@@ -63,6 +63,16 @@ func TestSandboxAnswersAreMarked(t *testing.T) {
 	require.Empty(t, res.Header.Get("Perks-Environment"))
 	require.NotContains(t, res.JSON(t), "extensions")
 
+	// The public program query names the sandbox by slug: marked too.
+	prog := func(slug string) map[string]any {
+		req, err := http.NewRequest(http.MethodPost, env.Server.URL+"/graphql", readCloser([]byte(`{"query":"query { program(partnerSlug: \"`+slug+`\") { name } }"}`)))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		return env.Do(req).JSON(t)
+	}
+	require.Equal(t, map[string]any{"environment": "sandbox"}, prog("acme-sandbox")["extensions"])
+	require.NotContains(t, prog("acme"), "extensions")
+
 	// /me (REST, consumer token).
 	res = env.Consumer(sandboxToken(t, env, "u1"), http.MethodGet, "/me", nil)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
