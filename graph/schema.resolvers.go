@@ -318,6 +318,7 @@ func (r *queryResolver) Program(ctx context.Context, partnerSlug *string) (*mode
 		if err != nil {
 			return nil, err
 		}
+		markEnvironment(ctx, p)
 		if err := p.CheckEnabled(partner.AudienceConsumer); err != nil {
 			return nil, err
 		}

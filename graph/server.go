@@ -58,6 +58,7 @@ func NewServer(r *Resolver, o Options) *handler.Server {
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.AroundOperations(withLoaders(r))
 	srv.AroundResponses(deadline(o.Timeout))
+	srv.AroundResponses(environmentExtension)
 	if o.Metrics != nil {
 		srv.AroundResponses(newOperationMetrics(o.Metrics).around)
 	}

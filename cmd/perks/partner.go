@@ -42,6 +42,7 @@ func partnerCommand() *cli.Command {
 			},
 			{Name: "list", Usage: "list the partners", Flags: []cli.Flag{jsonFlag()}, Action: partnerList},
 			{Name: "show", Usage: "show a partner's controls", Flags: []cli.Flag{partnerFlag()}, Action: partnerShow},
+			sandboxCommand(),
 			{
 				Name:  "set",
 				Usage: "change a partner's controls (only the flags given change)",

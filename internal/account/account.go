@@ -420,6 +420,9 @@ type Session struct {
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	ExpiresAt  time.Time
+	// Sandbox: the portal acts on the partner's sandbox, not the live
+	// partner (see SetSessionSandbox).
+	Sandbox bool
 }
 
 type sessionRow struct {
@@ -431,6 +434,7 @@ type sessionRow struct {
 	CreatedAt  time.Time `bun:"created_at"`
 	LastSeenAt time.Time `bun:"last_seen_at"`
 	ExpiresAt  time.Time `bun:"expires_at"`
+	Sandbox    bool      `bun:"sandbox"`
 }
 
 // dummyHash keeps an unknown address as slow as a wrong password.
@@ -556,7 +560,8 @@ func (s *Service) Session(ctx context.Context, db bun.IDB, tok string) (*Session
 			return nil, nil, fmt.Errorf("touch session: %w", err)
 		}
 	}
-	return &Session{TokenHash: row.TokenHash, AccountID: row.AccountID, CSRFToken: row.CSRFToken, CreatedAt: row.CreatedAt, LastSeenAt: row.LastSeenAt, ExpiresAt: row.ExpiresAt}, a, nil
+	return &Session{TokenHash: row.TokenHash, AccountID: row.AccountID, CSRFToken: row.CSRFToken, CreatedAt: row.CreatedAt, LastSeenAt: row.LastSeenAt, ExpiresAt: row.ExpiresAt,
+		Sandbox: row.Sandbox}, a, nil
 }
 
 // SignOut ends one session.

@@ -231,6 +231,8 @@ func (e *Env) HMACSecret(slug string) string {
 		return demo.Acme.HMACSecret
 	case demo.Globex.Slug:
 		return demo.Globex.HMACSecret
+	case demo.AcmeSandbox.Slug:
+		return demo.AcmeSandbox.HMACSecret
 	}
 	e.T.Fatalf("no secret for %s", slug)
 	return ""

@@ -27,6 +27,8 @@ func (e *Env) PartnerID(slug string) uuid.UUID {
 		return e.Acme.Partner.ID
 	case e.Globex.Spec.Slug:
 		return e.Globex.Partner.ID
+	case e.Acme.Sandbox.Slug:
+		return e.Acme.Sandbox.ID
 	}
 	e.T.Fatalf("unknown partner %s", slug)
 	return uuid.Nil

@@ -30,7 +30,7 @@ const CORSTTL = 30 * time.Second
 const corsAllowHeaders = "Authorization, Content-Type, Accept, X-Partner-Slug, X-SaaSquatch-User-Token, X-Request-Id, Apollographql-Client-Name, Apollographql-Client-Version"
 
 // corsExposeHeaders are the response headers a page may read.
-const corsExposeHeaders = "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+const corsExposeHeaders = "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Perks-Environment"
 
 // CORS lets browser apps on a partner's own domain call /graphql: an
 // Origin that some partner lists (partners.cors_origins, exact origins

@@ -72,6 +72,9 @@ type Partner struct {
 	// DefaultLocale is the content locale shown to users whose own locale
 	// has no translation (nil: the base text); see package locale.
 	DefaultLocale *string `bun:"default_locale"`
+	// SandboxOf is the live partner this partner is the sandbox of; nil
+	// for a live partner (see sandbox.go).
+	SandboxOf *uuid.UUID `bun:"sandbox_of,type:uuid"`
 }
 
 // AllowsScheme reports whether the partner accepts a credential scheme.
@@ -162,6 +165,9 @@ type CreateParams struct {
 func (s *Service) Upsert(ctx context.Context, db bun.IDB, p CreateParams) (*Partner, error) {
 	if !slugRE.MatchString(p.Slug) {
 		return nil, apperr.Field(apperr.CodeInvalidField, "slug", "slug must be 1-63 lowercase letters, digits, '-' or '_'")
+	}
+	if err := checkNotSandboxSlug(p.Slug); err != nil {
+		return nil, err
 	}
 	if p.Name == "" {
 		return nil, apperr.Field(apperr.CodeMissingField, "name", "name is required")

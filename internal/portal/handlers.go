@@ -224,7 +224,7 @@ func (p *Portal) team(w http.ResponseWriter, r *http.Request) {
 
 func (p *Portal) teamPage(w http.ResponseWriter, r *http.Request, status int, notice, errMsg, link string) {
 	me := current(r)
-	list, err := p.Accounts.List(r.Context(), p.DB, account.RealmPartner, me.Partner.ID)
+	list, err := p.Accounts.List(r.Context(), p.DB, account.RealmPartner, me.Account.Scope())
 	if err != nil {
 		p.fail(w, r, err, 0, "")
 		return
@@ -243,7 +243,7 @@ func (p *Portal) invite(w http.ResponseWriter, r *http.Request) {
 	err := p.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		inv, err = p.Accounts.InviteTx(ctx, tx, account.InviteParams{
-			Realm: account.RealmPartner, RealmID: me.Partner.ID, Email: r.PostFormValue("email"), Name: r.PostFormValue("name"),
+			Realm: account.RealmPartner, RealmID: me.Account.Scope(), Email: r.PostFormValue("email"), Name: r.PostFormValue("name"),
 			Role: r.PostFormValue("role"), Actor: me.actor(),
 		})
 		return err

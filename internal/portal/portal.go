@@ -153,6 +153,7 @@ func (p *Portal) Register(mux *http.ServeMux) {
 	h("POST "+Path+"/api-access/{id}/rotate", p.authed(account.PermCredentials, p.rotateCredential))
 	h("GET "+Path+"/assets/{file}", p.asset)
 	p.registerCMS(h)
+	p.registerSandbox(h)
 }
 
 // signedIn is the request's account, its partner and session.
@@ -202,6 +203,9 @@ func (p *Portal) authed(perm account.Permission, fn http.HandlerFunc) http.Handl
 			}
 		}
 		pt, err := p.Partners.ByID(r.Context(), p.DB, acc.Scope())
+		if err == nil && sess.Sandbox {
+			pt, err = p.sessionSandbox(r.Context(), tok, pt)
+		}
 		if err != nil {
 			p.fail(w, r, err, 0, "")
 			return

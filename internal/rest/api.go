@@ -190,6 +190,7 @@ func (a *API) partnerLimit(limit int64, deferReplay bool, h PartnerHandler) http
 			return
 		}
 		request.From(r.Context()).SetPartner(p.Partner.ID.String())
+		MarkEnvironment(w, p.Partner)
 		if err := a.RateLimits.Take(r.Context(), w, p.Partner, false); err != nil {
 			WriteError(w, r, a.Log, err)
 			return
@@ -242,6 +243,7 @@ func (a *API) authToken(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		request.From(r.Context()).SetPartner(p.Partner.ID.String())
+		MarkEnvironment(w, p.Partner)
 		if err := a.RateLimits.Take(r.Context(), w, p.Partner, false); err != nil {
 			return err
 		}
@@ -289,6 +291,7 @@ func (a *API) AuthenticateConsumer(w http.ResponseWriter, r *http.Request) (*aut
 		return nil, err
 	}
 	request.From(r.Context()).SetPartner(c.Partner.ID.String())
+	MarkEnvironment(w, c.Partner)
 	if err := a.RateLimits.Take(r.Context(), w, c.Partner, true); err != nil {
 		return nil, err
 	}
@@ -331,6 +334,7 @@ func (a *API) Register(rt *Router) {
 	a.registerCatalog(rt)
 	a.registerCampaigns(rt)
 	a.registerReports(rt)
+	a.registerSandbox(rt)
 }
 
 // readDB is the database of the lag-tolerant reads.

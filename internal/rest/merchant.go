@@ -46,6 +46,7 @@ func (a *API) merchant(deferReplay bool, h MerchantHandler) http.Handler {
 			return
 		}
 		request.From(r.Context()).SetPartner(m.Partner.ID.String())
+		MarkEnvironment(w, m.Partner)
 		ctx := context.WithValue(r.Context(), bodyKey{}, body)
 		if err := h(w, r.WithContext(ctx), m); err != nil {
 			WriteError(w, r, a.Log, err)

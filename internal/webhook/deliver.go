@@ -102,6 +102,7 @@ type target struct {
 	Generation              int        `bun:"generation"`
 	AttemptCount            int        `bun:"attempt_count"`
 	PartnerSlug             string     `bun:"partner_slug"`
+	PartnerSandbox          bool       `bun:"partner_sandbox"`
 	EventType               string     `bun:"event_type"`
 	EventData               []byte     `bun:"event_data"`
 	EventUserID             *uuid.UUID `bun:"event_user_id"`
@@ -147,6 +148,7 @@ func loadTargets(ctx context.Context, db bun.IDB, keys []DeliverArgs) ([]*target
 	var rows []target
 	err := db.NewRaw(`
 		SELECT k.ord, d.id AS delivery_id, d.status, d.generation, d.attempt_count, p.slug AS partner_slug,
+			p.sandbox_of IS NOT NULL AS partner_sandbox,
 			e.type AS event_type, e.data AS event_data, e.user_id AS event_user_id, e.created_at AS event_created_at,
 			ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at,
 			u.id IS NOT NULL AS user_found, u.external_id AS user_external_id, u.email AS user_email,
@@ -213,7 +215,7 @@ func (s *Service) deliver(ctx context.Context, db bun.IDB, group *deliveryBatche
 	}
 
 	ev := &event.Event{PartnerID: args.PartnerID, ID: args.EventID, Type: t.EventType, UserID: t.EventUserID, Data: t.EventData, CreatedAt: t.EventCreatedAt}
-	body, err := s.payloadFor(ev, t.PartnerSlug, t.user())
+	body, err := s.payloadFor(ev, t.PartnerSlug, t.PartnerSandbox, t.user())
 	if err != nil {
 		return Outcome{}, fmt.Errorf("build payload of event %s: %w", args.EventID, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -19,6 +20,11 @@ type Payload struct {
 	CreatedAt time.Time       `json:"createdAt"`
 	Partner   PartnerRef      `json:"partner"`
 	Data      json.RawMessage `json:"data"`
+	// Environment is "sandbox" in every payload of a sandbox's events and
+	// absent from live ones (docs/sandbox.md): an added optional field,
+	// covered by the signature, so receivers that ignore unknown fields
+	// are unaffected.
+	Environment string `json:"environment,omitempty"`
 }
 
 // PartnerRef names the partner an event belongs to.
@@ -32,14 +38,14 @@ type PartnerRef struct {
 // event row holds ids and non-personal facts; personal data is read at each
 // attempt, so an anonymised user's events carry none, however late they are
 // (re)sent.
-func (s *Service) payloadFor(ev *event.Event, slug string, u *user.User) ([]byte, error) {
+func (s *Service) payloadFor(ev *event.Event, slug string, sandbox bool, u *user.User) ([]byte, error) {
 	data, err := s.buildData(ev, u)
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(Payload{
 		ID: ev.ID, Type: ev.Type, CreatedAt: ev.CreatedAt.UTC(),
-		Partner: PartnerRef{ID: ev.PartnerID, Slug: slug}, Data: data,
+		Partner: PartnerRef{ID: ev.PartnerID, Slug: slug}, Data: data, Environment: environment(sandbox),
 	})
 }
 
@@ -85,4 +91,11 @@ func (s *Service) buildData(ev *event.Event, u *user.User) (json.RawMessage, err
 		}
 	}
 	return json.Marshal(data)
+}
+
+func environment(sandbox bool) string {
+	if sandbox {
+		return partner.EnvironmentSandbox
+	}
+	return ""
 }

@@ -135,6 +135,15 @@ check("GET", "/integrations/exports/users", await perks.GET("/integrations/expor
 const today = new Date().toISOString().slice(0, 10);
 const yesterday = new Date(Date.now() - 86400000).toISOString().slice(0, 10);
 check("GET", "/integrations/reports/{name}", await perks.GET("/integrations/reports/{name}", { params: { path: { name: "points" }, query: { from: yesterday, to: today } } }));
+// The sandbox: created (201, its first HMAC secret shown once), then shown, then reset.
+const sandbox = await perks.POST("/integrations/sandbox", {});
+check("POST", "/integrations/sandbox", sandbox, 201);
+if (sandbox.data?.environment !== "sandbox") throw new Error("no sandbox");
+// The same empty signed POST again: a new second, or it would be a replay.
+await new Promise((resolve) => setTimeout(resolve, 1100));
+check("POST", "/integrations/sandbox", await perks.POST("/integrations/sandbox", {}), 200);
+check("GET", "/integrations/sandbox", await perks.GET("/integrations/sandbox"));
+check("POST", "/integrations/sandbox/reset", await perks.POST("/integrations/sandbox/reset", {}));
 check("GET", "/integrations/reports/{name}", await perks.GET("/integrations/reports/{name}", { params: { path: { name: "active-users" }, query: { from: yesterday, to: today, format: "csv" } }, parseAs: "text" }));
 
 // Webhooks.
