@@ -194,7 +194,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	a.Usage = &report.RequestCounter{}
 	a.Handler, a.Routes = httpserver.New(httpserver.Options{
 		Usage: a.Usage,
-		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
+		DB:    db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
 		// /metrics is never public in production: a token, or a listener
 		// of its own (Serve), or not at all.
 		Metrics:      cfg.MetricsAddr == "" && (cfg.MetricsToken != "" || cfg.Development()),

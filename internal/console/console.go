@@ -235,7 +235,7 @@ var funcs = template.FuncMap{
 		}
 		return ""
 	},
-	"percent": func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
+	"percent":      func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
 	"partnerRoles": func() []string { return account.Roles(account.RealmPartner) },
 }
 
