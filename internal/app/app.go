@@ -193,8 +193,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	}
 	a.Usage = &report.RequestCounter{}
 	a.Handler, a.Routes = httpserver.New(httpserver.Options{
-		Usage: a.Usage,
-		DB:    db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
+		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
 		// /metrics is never public in production: a token, or a listener
 		// of its own (Serve), or not at all.
 		Metrics:      cfg.MetricsAddr == "" && (cfg.MetricsToken != "" || cfg.Development()),
@@ -204,6 +203,8 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 			Origins: func(ctx context.Context) ([]string, error) { return a.Partners.CORSOrigins(ctx, db.Bun) },
 			Now:     a.now, Log: log,
 		},
+		// Each partner's requests, for the console's usage charts.
+		Usage: a.Usage,
 		Web: func(mux *http.ServeMux) {
 			web.Register(mux, web.Options{FrameAncestors: a.frameAncestors, Log: log})
 			a.Portal = &portal.Portal{
