@@ -144,9 +144,10 @@ func (c *Console) setPartnerStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	action := r.PostFormValue("action")
+	var after *partner.Partner
 	err := c.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		p, err = c.Partners.SetStatusTx(ctx, tx, c.Audit, current(r).actor(), p.ID, action)
+		after, err = c.Partners.SetStatusTx(ctx, tx, c.Audit, current(r).actor(), p.ID, action)
 		return err
 	})
 	if err != nil {
@@ -157,7 +158,7 @@ func (c *Console) setPartnerStatus(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err, 0, "")
 		return
 	}
-	c.partnerView(w, r, p, http.StatusOK, statusNotice[action], "", "")
+	c.partnerView(w, r, after, http.StatusOK, statusNotice[action], "", "")
 }
 
 // inviteOwner invites someone as an owner of the partner's portal (the
