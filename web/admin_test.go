@@ -32,7 +32,7 @@ func docShot(p *page, name string) {
 		return
 	}
 	var buf []byte
-	p.run("doc screenshot "+name, chromedp.FullScreenshot(&buf, 70))
+	p.run("doc screenshot "+name, chromedp.FullScreenshot(&buf, 100)) // 100: PNG
 	require.NoError(p.t, os.WriteFile(filepath.Join("..", "docs", "img", name+".png"), buf, 0o644))
 }
 
