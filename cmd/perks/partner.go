@@ -37,9 +37,11 @@ func partnerCommand() *cli.Command {
 					&cli.StringFlag{Name: "issuer", Usage: "iss of the partner's consumer tokens (`URL`)"},
 					&cli.StringFlag{Name: "program", Usage: "program name"},
 					&cli.StringFlag{Name: "currency", Usage: "points currency name (default points)"},
+					&cli.BoolFlag{Name: "pending", Usage: "create it pending, as the console does: no API access until `perks partner approve`"},
 				},
 				Action: partnerCreate,
 			},
+			// approve, suspend, resume (admin.go)
 			{Name: "list", Usage: "list the partners", Flags: []cli.Flag{jsonFlag()}, Action: partnerList},
 			{Name: "show", Usage: "show a partner's controls", Flags: []cli.Flag{partnerFlag()}, Action: partnerShow},
 			sandboxCommand(),
@@ -120,11 +122,12 @@ func partnerCreate(ctx context.Context, cmd *cli.Command) error {
 	}
 	p, err := o.svc.Partners.Upsert(ctx, o.db.Bun, partner.CreateParams{
 		Slug: slug, Name: name, DisplayName: display, ProgramName: program, CurrencyName: currency, Issuer: issuer,
+		Status: pendingIf(cmd.Bool("pending")),
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "created partner %s (%s)\n", p.Slug, p.ID)
+	fmt.Fprintf(stdout, "created partner %s (%s), %s\n", p.Slug, p.ID, p.Status)
 	fmt.Fprintln(stdout, "next: `perks partner credential create --partner "+p.Slug+" --kind hmac|ed25519|request_jwt` and `perks key add`")
 	return nil
 }
@@ -202,6 +205,7 @@ func printPartner(w io.Writer, cfg *config.Config, p *partner.Partner) {
 	fmt.Fprintf(tw, "slug:\t%s\n", p.Slug)
 	fmt.Fprintf(tw, "id:\t%s\n", p.ID)
 	fmt.Fprintf(tw, "name:\t%s (%s)\n", p.Name, p.DisplayName)
+	fmt.Fprintf(tw, "status:\t%s\n", p.Status)
 	fmt.Fprintf(tw, "api access:\t%s\n", onOff(p.APIEnabled))
 	fmt.Fprintf(tw, "schemes:\t%s\n", orAll(p.AllowedSchemes))
 	fmt.Fprintf(tw, "require hmac v2:\t%v\n", p.RequireHMACV2)

@@ -21,6 +21,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/config"
+	"github.com/perkshq/perks/internal/console"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/httpserver"
 	"github.com/perkshq/perks/internal/jobs"
@@ -29,6 +30,7 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/portal"
 	"github.com/perkshq/perks/internal/ratelimit"
+	"github.com/perkshq/perks/internal/report"
 	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/rest"
 	"github.com/perkshq/perks/internal/webhook"
@@ -58,6 +60,11 @@ type App struct {
 	// Portal is the partner portal (/portal); tests set its sign-in limit
 	// through it.
 	Portal *portal.Portal
+	// Console is the platform console (/admin); Usage counts each
+	// partner's requests for its usage charts (flushed by Serve).
+	Console *console.Console
+	Usage   *report.RequestCounter
+	console consoleParts
 }
 
 // LoadKeyring returns the master keyring: PERKS_MASTER_KEY, or in development
@@ -199,6 +206,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		}
 		mail = m
 	}
+	a.Usage = &report.RequestCounter{}
 	a.Handler, a.Routes = httpserver.New(httpserver.Options{
 		DB: db, API: api, GraphQL: gql, GraphiQL: cfg.Development(), Registry: a.Registry, Log: log,
 		// /metrics is never public in production: a token, or a listener
@@ -210,6 +218,8 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 			Origins: func(ctx context.Context) ([]string, error) { return a.Partners.CORSOrigins(ctx, db.Bun) },
 			Now:     a.now, Log: log,
 		},
+		// Each partner's requests, for the console's usage charts.
+		Usage: a.Usage,
 		Web: func(mux *http.ServeMux) {
 			web.Register(mux, web.Options{FrameAncestors: a.frameAncestors, Log: log})
 			a.Portal = &portal.Portal{
@@ -220,6 +230,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 					Campaigns: a.Campaigns, Referrals: a.Referrals, Bulk: a.Bulk},
 			}
 			a.Portal.Register(mux)
+			a.mountConsole(mux, mail)
 		},
 	})
 	return a, nil
@@ -268,6 +279,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.Jobs.Start(ctx); err != nil {
 		return fmt.Errorf("start river: %w", err)
 	}
+	usageCtx, stopUsage := context.WithCancel(context.Background())
+	usageDone := make(chan struct{})
+	go func() { a.flushUsage(usageCtx); close(usageDone) }()
+	defer func() { stopUsage(); <-usageDone; a.StopBackground() }()
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if metrics != nil {

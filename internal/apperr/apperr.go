@@ -165,6 +165,13 @@ const (
 	CodeInvalidDateRange Code = "INVALID_DATE_RANGE"
 )
 
+// Partner onboarding errors (issue 17, the platform console): like
+// PARTNER_DISABLED, answered once a credential or token verified.
+const (
+	CodePartnerPending   Code = "PARTNER_PENDING"
+	CodePartnerSuspended Code = "PARTNER_SUSPENDED"
+)
+
 // Server-side errors.
 const (
 	CodeInternal    Code = "INTERNAL"

@@ -36,6 +36,8 @@ var catalog = map[Code]Info{
 	CodeUserAnonymised:         {403, "User anonymised", "The user was anonymised by the partner. Only the partner's `POST /integrations/users` revives them."},
 	CodeForbidden:              {403, "Forbidden", "The credential is valid but may not do this."},
 	CodePartnerDisabled:        {403, "Partner disabled", "API access is switched off for this partner; contact the platform operator."},
+	CodePartnerPending:         {403, "Partner not approved yet", "The platform operator has not approved this partner's onboarding yet: API access, consumer tokens and webhooks start once it does. Ask the platform operator (docs/admin.md)."},
+	CodePartnerSuspended:       {403, "Partner suspended", "The platform operator suspended this partner: API access, consumer tokens and webhooks are stopped until it is resumed. Contact the platform operator."},
 	CodeRateLimited:            {429, "Rate limited", "Wait for the number of seconds in `Retry-After`, then retry."},
 	CodeIdempotencyKeyNeeded:   {400, "Idempotency key required", "Send an `Idempotency-Key` header (a unique string of up to 255 characters) on every write."},
 	CodeOriginNotAllowed:       {403, "Origin not allowed", "Call from an address on the partner's allowed-origins list, or ask the platform operator to add yours (IP, CIDR or host name)."},

@@ -198,6 +198,7 @@ func New(t testing.TB, opts ...Options) *Env {
 	}
 	t.Cleanup(func() {
 		srv.Close()
+		a.StopBackground() // the console's River UI services, if a test opened it
 		if o.Workers {
 			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 			_ = a.Jobs.Stop(sctx)

@@ -56,7 +56,14 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// Usage, when set, counts every request an authenticated partner (or
+	// one of its users or merchants) made: the console's usage charts.
+	Usage UsageCounter
 }
+
+// UsageCounter counts requests per partner id (report.RequestCounter): it
+// runs on every request, so it must be cheap and never block.
+type UsageCounter interface{ Count(partnerID string) }
 
 // NewMetrics registers the HTTP metrics.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -111,6 +118,9 @@ func Observe(next http.Handler, log *slog.Logger, m *Metrics) http.Handler {
 			elapsed := time.Since(start)
 			m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
 			m.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+			if p := info.Partner(); p != "" && m.Usage != nil {
+				m.Usage.Count(p)
+			}
 			attrs := []slog.Attr{
 				slog.String("request_id", id),
 				slog.String("method", r.Method),

@@ -44,6 +44,9 @@ type Options struct {
 	// CORS, when set, lets the origins partners list call /graphql from
 	// a browser (preflight on OPTIONS /graphql).
 	CORS *CORS
+	// Usage, when set, counts the requests of each partner (the console's
+	// usage charts).
+	Usage UsageCounter
 }
 
 // New builds the root handler and lists the routes it serves.
@@ -76,7 +79,9 @@ func New(o Options) (http.Handler, []string) {
 		o.Web(rt.Mux())
 	}
 	routes := rt.Routes()
-	return Observe(limitHeaders(refuseControlInURL(rt.Finish(), o.Log), MaxHeaderBytes), o.Log, NewMetrics(o.Registry)), routes
+	m := NewMetrics(o.Registry)
+	m.Usage = o.Usage
+	return Observe(limitHeaders(refuseControlInURL(rt.Finish(), o.Log), MaxHeaderBytes), o.Log, m), routes
 }
 
 // MetricsHandler serves reg's metrics, to requests carrying "Authorization:

@@ -30,6 +30,7 @@ var notDomain = map[string]bool{
 	"internal/httpserver": true, // transport: routes, middleware
 	"internal/rest":       true, // transport: the REST API
 	"internal/portal":     true, // transport: the partner portal pages
+	"internal/console":    true, // transport: the platform console pages (/admin)
 	"internal/jobs":       true, // River wiring: checked by its own rule
 	"internal/layering":   true, // this test
 }

@@ -130,15 +130,15 @@ var (
 	partnerCodes = []apperr.Code{apperr.CodeUnauthenticated, apperr.CodeInvalidSignature,
 		apperr.CodeTimestampOutOfRange, apperr.CodeSignatureV2Required, apperr.CodeSignatureReused,
 		apperr.CodeRequestBindingRequired, apperr.CodeRequestBindingMismatch, apperr.CodeTokenInvalid,
-		apperr.CodeTokenExpired, apperr.CodeForbidden, apperr.CodePartnerDisabled,
+		apperr.CodeTokenExpired, apperr.CodeForbidden, apperr.CodePartnerDisabled, apperr.CodePartnerPending, apperr.CodePartnerSuspended,
 		apperr.CodeOriginNotAllowed, apperr.CodeSchemeNotAllowed, apperr.CodeRateLimited}
 	// A merchant's Ed25519-signed call.
 	merchantCodes = []apperr.Code{apperr.CodeUnauthenticated, apperr.CodeInvalidSignature,
-		apperr.CodeTimestampOutOfRange, apperr.CodeForbidden, apperr.CodePartnerDisabled, apperr.CodeRateLimited}
+		apperr.CodeTimestampOutOfRange, apperr.CodeForbidden, apperr.CodePartnerDisabled, apperr.CodePartnerPending, apperr.CodePartnerSuspended, apperr.CodeRateLimited}
 	// A consumer token's call.
 	consumerCodes = []apperr.Code{apperr.CodeUnauthenticated, apperr.CodeTokenInvalid,
 		apperr.CodeTokenExpired, apperr.CodeTokenRevoked, apperr.CodeUserAnonymised,
-		apperr.CodeForbidden, apperr.CodePartnerDisabled, apperr.CodeRateLimited}
+		apperr.CodeForbidden, apperr.CodePartnerDisabled, apperr.CodePartnerPending, apperr.CodePartnerSuspended, apperr.CodeRateLimited}
 	// A write (POST, PUT, DELETE): replay protection and Idempotency-Key.
 	writeCodes = []apperr.Code{apperr.CodeSignatureReplayed, apperr.CodeIdempotencyKeyNeeded,
 		apperr.CodeIdempotencyKeyInvalid, apperr.CodeIdempotencyKeyReused, apperr.CodeIdempotencyInProgress}

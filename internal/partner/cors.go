@@ -92,7 +92,7 @@ func ValidateCORSOrigins(list []string) ([]string, error) {
 // it; the token a page then sends names its partner.
 func (s *Service) CORSOrigins(ctx context.Context, db bun.IDB) ([]string, error) {
 	var out []string
-	err := db.NewRaw("SELECT DISTINCT unnest(cors_origins) FROM partners WHERE api_enabled").Scan(ctx, &out)
+	err := db.NewRaw("SELECT DISTINCT unnest(cors_origins) FROM partners WHERE api_enabled AND status = 'active'").Scan(ctx, &out)
 	if err != nil {
 		return nil, fmt.Errorf("list cors origins: %w", err)
 	}

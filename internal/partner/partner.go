@@ -44,7 +44,11 @@ type Partner struct {
 	MaxTokenLifetimeSeconds int       `bun:"max_token_lifetime_seconds"`
 	Timezone                string    `bun:"timezone"`
 	APIEnabled              bool      `bun:"api_enabled"`
-	RequireHMACV2           bool      `bun:"require_hmac_v2"`
+	// Status is the onboarding state the platform operator sets: pending,
+	// active or suspended (see status.go).
+	Status          string     `bun:"status"`
+	StatusChangedAt *time.Time `bun:"status_changed_at"`
+	RequireHMACV2   bool       `bun:"require_hmac_v2"`
 	// RequireRequestBinding refuses request JWTs without htm and htu.
 	RequireRequestBinding bool `bun:"require_request_binding"`
 	// AllowedOrigins lists the IPs, CIDRs and host names partner back-end
@@ -159,6 +163,10 @@ var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 type CreateParams struct {
 	Slug, Name, DisplayName, LogoPath, ProgramName, CurrencyName string
 	Issuer                                                       string
+	// Status of a new partner: StatusActive when empty (the CLI and the
+	// demo seed); the console creates partners StatusPending. Upserting an
+	// existing partner never changes its status.
+	Status string
 }
 
 // Upsert creates the partner or updates its descriptive fields, by slug.
@@ -182,7 +190,13 @@ func (s *Service) Upsert(ctx context.Context, db bun.IDB, p CreateParams) (*Part
 		ID: uuid.New(), Slug: p.Slug, Name: p.Name, DisplayName: p.DisplayName, LogoPath: p.LogoPath,
 		ProgramName: p.ProgramName, CurrencyName: p.CurrencyName, MaxTokenLifetimeSeconds: 7 * 24 * 3600,
 		Timezone: "UTC", APIEnabled: true, AllowedOrigins: []string{}, AllowedSchemes: []string{}, CORSOrigins: []string{},
-		FrameAncestors: []string{},
+		FrameAncestors: []string{}, Status: StatusActive,
+	}
+	if p.Status != "" {
+		if !validStatus(p.Status) {
+			return nil, apperr.Field(apperr.CodeInvalidField, "status", "status must be pending, active or suspended")
+		}
+		row.Status = p.Status
 	}
 	if p.Issuer != "" {
 		row.Issuer = &p.Issuer

@@ -21,7 +21,13 @@ const (
 // the credential is verified, so an unauthenticated caller never learns
 // whether a partner is switched off; the public program page (a slug, no
 // credential) calls it too, as a switched-off program is not shown.
+//
+// A partner that is pending (onboarding not approved) or suspended is
+// refused first, with PARTNER_PENDING or PARTNER_SUSPENDED (status.go).
 func (p *Partner) CheckEnabled(a Audience) error {
+	if err := p.checkStatus(a); err != nil {
+		return err
+	}
 	if p.APIEnabled {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -89,7 +90,16 @@ type Outcome struct {
 	Retry       bool
 	NextAttempt time.Time
 	Err         error
+	// Hold is set when nothing was sent because the partner is not active
+	// (onboarding pending, or suspended in the console): the delivery stays
+	// pending and the job is snoozed for Hold, without using an attempt.
+	Hold time.Duration
 }
+
+// HoldFor is how long a delivery of a partner that is not active waits
+// before it looks again (resuming the partner delivers within that time;
+// a replay from the partner portal delivers at once).
+var HoldFor = time.Hour
 
 // target is everything an attempt needs, read in one query: the delivery,
 // its event, endpoint and partner and, for an event about a user, the user
@@ -103,6 +113,7 @@ type target struct {
 	AttemptCount            int        `bun:"attempt_count"`
 	PartnerSlug             string     `bun:"partner_slug"`
 	PartnerSandbox          bool       `bun:"partner_sandbox"`
+	PartnerStatus           string     `bun:"partner_status"`
 	EventType               string     `bun:"event_type"`
 	EventData               []byte     `bun:"event_data"`
 	EventUserID             *uuid.UUID `bun:"event_user_id"`
@@ -148,7 +159,7 @@ func loadTargets(ctx context.Context, db bun.IDB, keys []DeliverArgs) ([]*target
 	var rows []target
 	err := db.NewRaw(`
 		SELECT k.ord, d.id AS delivery_id, d.status, d.generation, d.attempt_count, p.slug AS partner_slug,
-			p.sandbox_of IS NOT NULL AS partner_sandbox,
+			p.sandbox_of IS NOT NULL AS partner_sandbox, p.status AS partner_status,
 			e.type AS event_type, e.data AS event_data, e.user_id AS event_user_id, e.created_at AS event_created_at,
 			ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at,
 			u.id IS NOT NULL AS user_found, u.external_id AS user_external_id, u.email AS user_email,
@@ -202,6 +213,9 @@ func (s *Service) deliver(ctx context.Context, db bun.IDB, group *deliveryBatche
 	}
 	if t.Generation != args.Generation || t.Status != StatusPending {
 		return Outcome{}, nil // superseded by a replay, or already done
+	}
+	if t.PartnerStatus != "" && t.PartnerStatus != partner.StatusActive {
+		return Outcome{Hold: HoldFor}, nil // never sent, never counted
 	}
 	now := s.now()
 	if !t.Enabled {
@@ -503,6 +517,9 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 			w.Webhooks.giveUp(ctx, w.DB, job.Args)
 		}
 		return err
+	}
+	if out.Hold > 0 {
+		return river.JobSnooze(out.Hold)
 	}
 	if out.Retry {
 		w.nextRetry.Store(job.ID, out.NextAttempt)

@@ -1,0 +1,59 @@
+package merchant
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/perkshq/perks/internal/apperr"
+)
+
+// Listed is a merchant as the platform console lists it: with the partner
+// it serves. A merchant serving several partners has one row per partner,
+// under the same code (AttachTx).
+type Listed struct {
+	Merchant
+	PartnerSlug string `bun:"partner_slug"`
+	Admins      int    `bun:"admins"`
+}
+
+// ListAll lists every partner's merchants, by code then partner, with the
+// number of merchant-portal admins each has. Only the platform console
+// reads across partners.
+func (s *Service) ListAll(ctx context.Context, db bun.IDB) ([]Listed, error) {
+	var out []Listed
+	err := db.NewRaw(`SELECT m.*, p.slug AS partner_slug,
+		(SELECT count(*) FROM accounts a WHERE a.realm = 'merchant' AND a.realm_id = m.id AND a.role = 'admin' AND a.status <> 'removed') AS admins
+		FROM merchants m JOIN partners p ON p.id = m.partner_id ORDER BY m.code, p.slug`).Scan(ctx, &out)
+	if err != nil {
+		return nil, fmt.Errorf("list all merchants: %w", err)
+	}
+	return out, nil
+}
+
+// ByID loads a merchant by id alone (the console's forms carry it).
+func (s *Service) ByID(ctx context.Context, db bun.IDB, id uuid.UUID) (*Merchant, error) {
+	m := new(Merchant)
+	err := db.NewSelect().Model(m).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.CodeNotFound, "merchant not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load merchant: %w", err)
+	}
+	return m, nil
+}
+
+// AttachTx lets a merchant serve another partner: the same name and code
+// under that partner, with a credential of its own (returned once). A
+// merchant already serving the partner is a CONFLICT.
+func (s *Service) AttachTx(ctx context.Context, tx bun.Tx, m *Merchant, partnerID uuid.UUID) (*Merchant, *NewCredential, error) {
+	if m.PartnerID == partnerID {
+		return nil, nil, apperr.Field(apperr.CodeConflict, "partner", "merchant %q already serves this partner", m.Code)
+	}
+	return s.CreateTx(ctx, tx, partnerID, m.Name, m.Code)
+}
