@@ -168,6 +168,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		TrustedProxies:  cfg.TrustedProxies,
 		BackendTokenTTL: cfg.BackendTokenTTL,
 		Audit:           a.Audit,
+		Credentials:     a.Credentials,
 	}
 	gql := graph.NewServer(&graph.Resolver{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Content: a.Content,
@@ -202,6 +203,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 				BaseURL: cfg.PublicBaseURL, Secure: !cfg.Development(), Limiter: &ratelimit.Limiter{Now: a.now}, Mailer: mail,
 				Now: a.now,
 			}
+			a.Portal.Credentials, a.Portal.ConsumerAuth, a.Portal.Webhooks = a.Credentials, api.ConsumerAuth, a.Webhooks
 			a.Portal.Register(mux)
 		},
 	})

@@ -159,6 +159,16 @@ const (
 	CodeWebhookEndpointDisabled Code = "WEBHOOK_ENDPOINT_DISABLED"
 )
 
+// Credential errors (partner credentials and consumer keys).
+const (
+	// CodeCredentialInUse: the change would disable the credential that
+	// signed the request, locking the caller's back end out.
+	CodeCredentialInUse Code = "CREDENTIAL_IN_USE"
+	// CodeConsumerKeyExists: the partner already has a consumer key with
+	// this kid.
+	CodeConsumerKeyExists Code = "CONSUMER_KEY_EXISTS"
+)
+
 // Report errors (GET /integrations/reports/{name}).
 const (
 	CodeReportNotFound   Code = "REPORT_NOT_FOUND"

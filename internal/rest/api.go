@@ -16,6 +16,7 @@ import (
 	"github.com/perkshq/perks/internal/campaign"
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/content"
+	"github.com/perkshq/perks/internal/credential"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/export"
@@ -66,6 +67,8 @@ type API struct {
 	BackendTokenTTL time.Duration
 	// Audit, when set, records every successful partner write (audit.go).
 	Audit *audit.Log
+	// Credentials manages credentials and consumer keys (credentials.go).
+	Credentials *credential.Service
 }
 
 func (a *API) now() time.Time {
@@ -328,4 +331,5 @@ func (a *API) Register(rt *Router) {
 	a.registerCatalog(rt)
 	a.registerCampaigns(rt)
 	a.registerReports(rt)
+	a.registerCredentials(rt)
 }
