@@ -38,8 +38,11 @@ import (
 	"github.com/perkshq/perks/internal/account"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/audit"
+	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/credential"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ratelimit"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 //go:embed templates assets
@@ -75,6 +78,11 @@ type Portal struct {
 	// per client address (on top of the per-account lockout).
 	Limiter     *ratelimit.Limiter
 	SignInLimit ratelimit.Limit
+	// Credentials, ConsumerAuth and Webhooks serve the API access and
+	// Consumer authentication pages (credentials.go).
+	Credentials  *credential.Service
+	ConsumerAuth *auth.ConsumerAuthenticator
+	Webhooks     *webhook.Service
 }
 
 // DefaultSignInLimit is the per-address sign-in rate.
@@ -149,6 +157,7 @@ func (p *Portal) Register(mux *http.ServeMux) {
 	h("POST "+Path+"/api-access/{id}/disable", p.authed(account.PermCredentials, p.enableCredential(false)))
 	h("POST "+Path+"/api-access/{id}/rotate", p.authed(account.PermCredentials, p.rotateCredential))
 	h("GET "+Path+"/assets/{file}", p.asset)
+	p.registerCredentials(h)
 }
 
 // signedIn is the request's account, its partner and session.

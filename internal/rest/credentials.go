@@ -329,6 +329,10 @@ func (a *API) deleteJWKS(w *Write) (int, any, error) {
 	return http.StatusNoContent, nil, nil
 }
 
+// maxTestedToken is the longest token the tester takes: consumer calls
+// refuse longer ones anyway (auth's 8 KiB).
+const maxTestedToken = 8 << 10
+
 type verifyTokenRequest struct {
 	Token string `json:"token"`
 }
@@ -343,6 +347,9 @@ func (a *API) verifyConsumerToken(w http.ResponseWriter, r *http.Request, p *aut
 	}
 	if req.Token == "" {
 		return apperr.Field(apperr.CodeMissingField, "token", "token is required")
+	}
+	if len(req.Token) > maxTestedToken {
+		return apperr.Field(apperr.CodeInvalidField, "token", "a consumer token is at most %d bytes", maxTestedToken)
 	}
 	rep, err := a.ConsumerAuth.Inspect(r.Context(), p.Partner, req.Token)
 	if err != nil {
