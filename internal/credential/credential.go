@@ -255,3 +255,18 @@ func State(c *partner.Credential) map[string]any {
 	}
 	return m
 }
+
+// CallbackDescription names the webhook endpoint that is the partner's
+// callback URL (seed 004's API access record has one).
+const CallbackDescription = "Callback URL (API access)"
+
+// callbackNamespace derives the callback endpoint's id.
+var callbackNamespace = uuid.MustParse("7c1f0e55-2d7a-4d0f-9a43-5f4e0c2b6a11")
+
+// CallbackEndpointID is the id of the partner's callback URL endpoint: a
+// webhook endpoint like any other, whose id is derived from the partner,
+// so the portal's API access page and PUT
+// /integrations/webhook-endpoints/{id} edit the same one.
+func CallbackEndpointID(partnerID uuid.UUID) uuid.UUID {
+	return uuid.NewSHA1(callbackNamespace, partnerID[:])
+}
