@@ -167,6 +167,9 @@ const (
 	// CodeConsumerKeyExists: the partner already has a consumer key with
 	// this kid.
 	CodeConsumerKeyExists Code = "CONSUMER_KEY_EXISTS"
+	// CodeOriginsLockout: the new allowed origins would refuse the address
+	// the request came from.
+	CodeOriginsLockout Code = "ALLOWED_ORIGINS_LOCKOUT"
 )
 
 // Report errors (GET /integrations/reports/{name}).

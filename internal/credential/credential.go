@@ -270,3 +270,36 @@ var callbackNamespace = uuid.MustParse("7c1f0e55-2d7a-4d0f-9a43-5f4e0c2b6a11")
 func CallbackEndpointID(partnerID uuid.UUID) uuid.UUID {
 	return uuid.NewSHA1(callbackNamespace, partnerID[:])
 }
+
+// OriginCheck answers nil when the caller's address is allowed under the
+// allowed-origins list (auth.OriginChecker.Check with the request's client
+// address).
+type OriginCheck func(ctx context.Context, allowed []string) error
+
+// SetAllowedOriginsTx replaces the partner's allowed origins (IPs, CIDRs,
+// host names; empty allows any). With callerAllowed set (a partner API
+// call), a list that would refuse the caller's own address is refused with
+// ALLOWED_ORIGINS_LOCKOUT and nothing changes: the caller's back end would
+// be locked out. The portal passes nil (it is not the back end).
+func (s *Service) SetAllowedOriginsTx(ctx context.Context, db bun.IDB, partnerID uuid.UUID, list []string, callerAllowed OriginCheck) (*partner.Partner, error) {
+	if list == nil {
+		list = []string{}
+	}
+	if err := textcheck.Lines("allowedOrigins", list); err != nil {
+		return nil, err
+	}
+	p, err := s.Partners.UpdateControls(ctx, db, partnerID, partner.Controls{AllowedOrigins: &list})
+	if err != nil {
+		return nil, err
+	}
+	if callerAllowed != nil {
+		if err := callerAllowed(ctx, p.AllowedOrigins); err != nil {
+			if apperr.Is(err, apperr.CodeOriginNotAllowed) {
+				return nil, apperr.Field(apperr.CodeOriginsLockout, "allowedOrigins",
+					"these allowed origins would refuse the address this request came from; include it, or change them from an allowed address or the portal")
+			}
+			return nil, err
+		}
+	}
+	return p, nil
+}

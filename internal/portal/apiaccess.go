@@ -218,7 +218,7 @@ func (p *Portal) setOrigins(w http.ResponseWriter, r *http.Request) {
 	}
 	err := p.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
 		before := me.Partner.AllowedOrigins
-		after, err := p.Partners.UpdateControls(ctx, tx, me.Partner.ID, partner.Controls{AllowedOrigins: &list})
+		after, err := p.Credentials.SetAllowedOriginsTx(ctx, tx, me.Partner.ID, list, nil)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -32,6 +33,8 @@ func (a *API) registerCredentials(rt *Router) {
 	rt.Handle(http.MethodPost, "/integrations/consumer-keys/{kid}/rotate", a.PartnerWrite(a.rotateConsumerKey))
 	rt.Handle(http.MethodPut, "/integrations/consumer-jwks", a.PartnerWrite(a.putJWKS))
 	rt.Handle(http.MethodDelete, "/integrations/consumer-jwks", a.PartnerWrite(a.deleteJWKS))
+	rt.Handle(http.MethodGet, "/integrations/allowed-origins", a.Partner(a.getAllowedOrigins))
+	rt.Handle(http.MethodPut, "/integrations/allowed-origins", a.PartnerWrite(a.putAllowedOrigins))
 	// Testing a token changes nothing: a signed read, never audited (its
 	// body is a live credential of an end user).
 	rt.Handle(http.MethodPost, "/integrations/consumer-tokens/verify", a.Partner(a.verifyConsumerToken))
@@ -358,4 +361,41 @@ func (a *API) verifyConsumerToken(w http.ResponseWriter, r *http.Request, p *aut
 	w.Header().Set("Cache-Control", "no-store")
 	WriteJSON(w, http.StatusOK, rep)
 	return nil
+}
+
+type allowedOriginsBody struct {
+	AllowedOrigins []string `json:"allowedOrigins"`
+}
+
+func (a *API) getAllowedOrigins(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
+	list := p.Partner.AllowedOrigins
+	if list == nil {
+		list = []string{}
+	}
+	WriteJSON(w, http.StatusOK, allowedOriginsBody{AllowedOrigins: list})
+	return nil
+}
+
+// putAllowedOrigins replaces the allowed origins; a list that would refuse
+// this very request's address is refused (ALLOWED_ORIGINS_LOCKOUT).
+func (a *API) putAllowedOrigins(w *Write) (int, any, error) {
+	var req allowedOriginsBody
+	if err := DecodeJSON(w.R, w.Body, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.AllowedOrigins == nil {
+		return 0, nil, apperr.Field(apperr.CodeMissingField, "allowedOrigins", "allowedOrigins is required (an empty list allows any origin)")
+	}
+	ip := ClientIP(w.R, a.TrustedProxies)
+	check := func(ctx context.Context, list []string) error {
+		if a.PartnerAuth.Origins == nil {
+			return nil
+		}
+		return a.PartnerAuth.Origins.Check(ctx, list, ip)
+	}
+	p, err := a.Credentials.SetAllowedOriginsTx(w.Ctx, w.Tx, w.Partner.Partner.ID, req.AllowedOrigins, check)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, allowedOriginsBody{AllowedOrigins: p.AllowedOrigins}, nil
 }

@@ -444,3 +444,43 @@ func TestConsumerJWKSToggle(t *testing.T) {
 	put(true)
 	require.Equal(t, http.StatusOK, me(env, "Authorization", token).StatusCode)
 }
+
+// TestAllowedOriginsRoute: the partner sets its allowed origins over REST;
+// a list that would refuse the address of the request itself is refused
+// (ALLOWED_ORIGINS_LOCKOUT) and changes nothing; bad entries are refused.
+func TestAllowedOriginsRoute(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	get := func() []any {
+		res := env.Partner("acme", http.MethodGet, "/integrations/allowed-origins", nil)
+		require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
+		return res.JSON(t)["allowedOrigins"].([]any)
+	}
+	require.Empty(t, get())
+	before := dbtest.Snapshot(t, env.DB.Bun)
+	for name, c := range map[string]struct {
+		list   any
+		status int
+		code   string
+	}{
+		"locks the caller out": {[]string{"203.0.113.7"}, 409, "ALLOWED_ORIGINS_LOCKOUT"},
+		"not an origin":        {[]string{"127.0.0.1", "not a host!"}, 400, "INVALID_FIELD"},
+		"missing":              {nil, 400, "MISSING_FIELD"},
+	} {
+		body := map[string]any{}
+		if c.list != nil {
+			body["allowedOrigins"] = c.list
+		}
+		res := env.PartnerJSON("acme", http.MethodPut, "/integrations/allowed-origins", body)
+		require.Equal(t, c.status, res.StatusCode, "%s: %s", name, res.Body)
+		require.Equal(t, c.code, res.Code(), name)
+	}
+	require.Equal(t, before, dbtest.Snapshot(t, env.DB.Bun))
+
+	res := env.PartnerJSON("acme", http.MethodPut, "/integrations/allowed-origins", map[string]any{"allowedOrigins": []string{"203.0.113.7", "127.0.0.0/8"}})
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
+	require.Equal(t, []any{"203.0.113.7", "127.0.0.0/8"}, get())
+	res = env.PartnerJSON("acme", http.MethodPut, "/integrations/allowed-origins", map[string]any{"allowedOrigins": []string{}})
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
+	require.Empty(t, get())
+}

@@ -239,6 +239,9 @@ check("POST", "/integrations/consumer-keys/{kid}/disable", await perks.POST("/in
 check("POST", "/integrations/consumer-keys/{kid}/enable", await perks.POST("/integrations/consumer-keys/{kid}/enable", { params: { path: { kid: "ts-client-key" } } }));
 check("POST", "/integrations/consumer-keys/{kid}/rotate", await perks.POST("/integrations/consumer-keys/{kid}/rotate", { params: { path: { kid: "ts-client-key" } }, body: { kid: "ts-client-key-2", generateSecret: true } }), 201);
 check("PUT", "/integrations/consumer-jwks", await perks.PUT("/integrations/consumer-jwks", { body: { url: "https://keys.acme.example/.well-known/jwks.json", description: "TS client IdP", enabled: false } }));
+check("PUT", "/integrations/allowed-origins", await perks.PUT("/integrations/allowed-origins", { body: { allowedOrigins: ["127.0.0.1", "::1", "192.0.2.0/24"] } }));
+check("GET", "/integrations/allowed-origins", await perks.GET("/integrations/allowed-origins"));
+check("PUT", "/integrations/allowed-origins", await perks.PUT("/integrations/allowed-origins", { body: { allowedOrigins: [] } }));
 check("POST", "/integrations/consumer-tokens/verify", await perks.POST("/integrations/consumer-tokens/verify", { body: { token: env("PERKS_CONSUMER_TOKEN") } }));
 
 // Deletions last.
