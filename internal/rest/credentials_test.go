@@ -418,6 +418,16 @@ func TestConsumerTokenVerifyRoute(t *testing.T) {
 		}
 	}
 	require.NotContains(t, env.Logs.String(), "never-seen-user", "the token's claims are not logged")
+
+	// A user logged out after the token was issued: only the last check fails.
+	env.FundedUser("acme", "logged-out", "SG", 0)
+	old := env.Token("acme", "logged-out", map[string]any{"iat": env.Now().Add(-time.Minute).Unix()})
+	require.Equal(t, http.StatusNoContent, env.Partner("acme", http.MethodPost, "/integrations/users/logged-out/logout", nil).StatusCode)
+	r := verify(old)
+	require.Equal(t, "TOKEN_REVOKED", r.Code)
+	st := status(r)
+	require.Equal(t, "pass", st["subject"])
+	require.Equal(t, "fail", st["user"])
 }
 
 // TestConsumerJWKSToggle: a JWKS URL set over REST verifies its published
