@@ -35,6 +35,8 @@ type KeyParams struct {
 	GenerateSecret bool
 	// NoExpMaxAge > 0 accepts tokens without exp up to this age from iat.
 	NoExpMaxAge time.Duration
+	// Disabled adds the key switched off (seed 002's enabled toggle).
+	Disabled bool
 }
 
 // AddedKey is a new consumer key with what is shown once.
@@ -151,6 +153,12 @@ func (s *Service) AddKeyTx(ctx context.Context, db bun.IDB, partnerID uuid.UUID,
 	k, err := s.Partners.UpsertConsumerKey(ctx, db, partnerID, params)
 	if err != nil {
 		return nil, err
+	}
+	if p.Disabled {
+		if err := s.Partners.SetConsumerKeyEnabled(ctx, db, partnerID, p.Kid, false); err != nil {
+			return nil, err
+		}
+		k.Enabled = false
 	}
 	k.SecretSealed = nil
 	out.Key = k

@@ -118,14 +118,9 @@ func (p *Portal) addConsumerKey(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = p.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
 			var err error
+			kp.Disabled = !enabled
 			if added, err = p.Credentials.AddKeyTx(ctx, tx, me.Partner.ID, kp); err != nil {
 				return err
-			}
-			if !enabled {
-				if _, _, err := p.Credentials.SetKeyEnabledTx(ctx, tx, me.Partner.ID, kp.Kid, false); err != nil {
-					return err
-				}
-				added.Key.Enabled = false
 			}
 			return p.record(ctx, tx, me, "consumer_key.add", "consumer key "+kp.Kid, nil, credential.KeyState(added.Key))
 		})

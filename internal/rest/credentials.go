@@ -217,13 +217,15 @@ type consumerKeyRequest struct {
 	Secret             string `json:"secret"`
 	GenerateSecret     bool   `json:"generateSecret"`
 	NoExpMaxAgeSeconds *int   `json:"noExpMaxAgeSeconds"`
+	// Enabled (default true) adds the key switched off when false.
+	Enabled *bool `json:"enabled"`
 	// KeepOld (rotate only) keeps the old key enabled for an overlap.
 	KeepOld bool `json:"keepOld"`
 }
 
 func (r *consumerKeyRequest) params() (credential.KeyParams, error) {
 	p := credential.KeyParams{Kid: r.Kid, Description: r.Description, Algorithm: r.Algorithm, PublicKeyPEM: r.PublicKey,
-		Secret: r.Secret, GenerateSecret: r.GenerateSecret}
+		Secret: r.Secret, GenerateSecret: r.GenerateSecret, Disabled: r.Enabled != nil && !*r.Enabled}
 	if r.NoExpMaxAgeSeconds != nil {
 		if *r.NoExpMaxAgeSeconds < 0 || *r.NoExpMaxAgeSeconds > 366*24*3600 {
 			return p, apperr.Field(apperr.CodeInvalidField, "noExpMaxAgeSeconds", "noExpMaxAgeSeconds is 0 (exp required) to 31622400")

@@ -313,6 +313,14 @@ func TestConsumerKeyRoutes(t *testing.T) {
 	require.NoError(t, env.DB.Bun.NewRaw("SELECT count(*) FROM idempotency_keys WHERE position(convert_to(?, 'UTF8') in response_body) > 0", secret).Scan(ctx, &stored))
 	require.Zero(t, stored, "no secret at rest with the idempotency key")
 
+	// Added switched off: it verifies nothing until enabled.
+	off, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	res = env.PartnerJSON("acme", http.MethodPost, "/integrations/consumer-keys", map[string]any{"kid": "later", "publicKey": pubPEM(t, &off.PublicKey), "enabled": false})
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	require.Equal(t, false, res.JSON(t)["enabled"])
+	require.Equal(t, http.StatusUnauthorized, me(env, "Authorization", tok(off, jwt.SigningMethodRS256, "later", "seed-002-user")).StatusCode)
+
 	// Disable: the token stops verifying with the next request.
 	res = env.Partner("acme", http.MethodPost, "/integrations/consumer-keys/widget-2026/disable", nil)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
@@ -336,10 +344,10 @@ func TestConsumerKeyRoutes(t *testing.T) {
 	require.NotContains(t, string(res.Body), uploaded, "an uploaded secret is never echoed")
 	var after []string
 	require.NoError(t, env.DB.Bun.NewRaw("SELECT after::text FROM audit_log WHERE action = 'POST /integrations/consumer-keys' ORDER BY id").Scan(ctx, &after))
-	require.Len(t, after, 3)
+	require.Len(t, after, 4)
 	require.Contains(t, after[0], "sha256", "a body without a secret keeps its digest")
-	require.NotContains(t, after[2], "sha256")
-	require.NotContains(t, after[2], uploaded)
+	require.NotContains(t, after[3], "sha256")
+	require.NotContains(t, after[3], uploaded)
 
 	// JWKS URL with description and toggle.
 	res = env.PartnerJSON("acme", http.MethodPut, "/integrations/consumer-jwks", map[string]any{"url": "https://keys.acme.example/jwks.json", "description": "IdP", "enabled": false})
