@@ -241,7 +241,7 @@ func keyList(ctx context.Context, cmd *cli.Command) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Kid, k.Algorithm, onOff(k.Enabled), exp, k.CreatedAt.UTC().Format(time.RFC3339), k.Description)
 	}
 	if p.JWKSURL != nil {
-		fmt.Fprintf(tw, "(jwks)\t-\tenabled\trequired\t-\t%s\n", *p.JWKSURL)
+		fmt.Fprintf(tw, "(jwks)\t-\t%s\trequired\t-\t%s\n", onOff(!p.JWKSDisabled), *p.JWKSURL)
 	}
 	return tw.Flush()
 }

@@ -190,6 +190,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		TrustedProxies:  cfg.TrustedProxies,
 		BackendTokenTTL: cfg.BackendTokenTTL,
 		Audit:           a.Audit,
+		Credentials:     a.Credentials,
 	}
 	gql := graph.NewServer(&graph.Resolver{
 		DB: db, Partners: a.Partners, Users: a.Users, Ledger: a.Ledger, Earning: a.Earning, Ranks: a.Ranking, Content: a.Content,
@@ -229,6 +230,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 				CMS: &portal.CMS{Catalog: a.Catalog, Content: a.Content, Earning: a.Earning, Program: a.Program, Tiers: a.Tiers,
 					Campaigns: a.Campaigns, Referrals: a.Referrals, Bulk: a.Bulk},
 			}
+			a.Portal.Credentials, a.Portal.ConsumerAuth, a.Portal.Webhooks = a.Credentials, api.ConsumerAuth, a.Webhooks
 			a.Portal.Register(mux)
 			a.mountConsole(mux, mail)
 		},

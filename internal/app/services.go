@@ -11,6 +11,7 @@ import (
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/content"
+	"github.com/perkshq/perks/internal/credential"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
@@ -54,6 +55,9 @@ type Services struct {
 	Referrals *referral.Service
 	Audit     *audit.Log
 	Accounts  *account.Service
+	// Credentials manages partner credentials and consumer keys for the
+	// partner API and the portal.
+	Credentials *credential.Service
 
 	// JobMetrics, when set before ConnectJobs, observes the jobs this
 	// process works (the server sets it; operator commands leave it nil).
@@ -75,6 +79,7 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s := &Services{}
 	s.Events = &event.Recorder{Now: now}
 	s.Partners = &partner.Service{Keys: keys, Now: now, Log: log}
+	s.Credentials = &credential.Service{Partners: s.Partners, AllowHTTPJWKS: cfg.Development()}
 	s.Users = &user.Service{Keys: keys, Events: s.Events, Now: now, Erase: EraseSteps()}
 	s.Ledger = &ledger.Service{Events: s.Events, Now: now}
 	s.Earning = &earning.Service{Ledger: s.Ledger, Users: s.Users, Now: now}

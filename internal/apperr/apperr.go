@@ -159,6 +159,19 @@ const (
 	CodeWebhookEndpointDisabled Code = "WEBHOOK_ENDPOINT_DISABLED"
 )
 
+// Credential errors (partner credentials and consumer keys).
+const (
+	// CodeCredentialInUse: the change would disable the credential that
+	// signed the request, locking the caller's back end out.
+	CodeCredentialInUse Code = "CREDENTIAL_IN_USE"
+	// CodeConsumerKeyExists: the partner already has a consumer key with
+	// this kid.
+	CodeConsumerKeyExists Code = "CONSUMER_KEY_EXISTS"
+	// CodeOriginsLockout: the new allowed origins would refuse the address
+	// the request came from.
+	CodeOriginsLockout Code = "ALLOWED_ORIGINS_LOCKOUT"
+)
+
 // Report errors (GET /integrations/reports/{name}).
 const (
 	CodeReportNotFound   Code = "REPORT_NOT_FOUND"

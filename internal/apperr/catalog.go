@@ -103,6 +103,10 @@ var catalog = map[Code]Info{
 	CodeWebhookEndpointLimit:    {422, "Webhook endpoint limit", "Delete an endpoint you no longer use, or subscribe one endpoint to several event types."},
 	CodeWebhookEndpointDisabled: {409, "Webhook endpoint disabled", "Enable the endpoint (`PUT /integrations/webhook-endpoints/{id}` with `\"enabled\": true`) before replaying to it."},
 
+	CodeCredentialInUse:   {409, "Credential in use", "This credential signed the request: disabling it, or rotating it without `keepOld`, would lock your back end out. Rotate with `keepOld: true`, switch your back end to the new credential, then disable the old one with a request signed by the new one (or use the portal). Nothing was changed."},
+	CodeOriginsLockout:    {409, "Allowed origins lockout", "The allowed origins you sent would refuse the address this request came from, locking your back end out: include it (the IP, its CIDR or its host name), send the change from an allowed address, or use the portal. Nothing was changed."},
+	CodeConsumerKeyExists: {409, "Consumer key exists", "You already have a consumer key with this `kid`: rotate it (`POST /integrations/consumer-keys/{kid}/rotate`) or choose another kid. Nothing was changed."},
+
 	CodeReportNotFound:   {404, "Report not found", "Use one of the report names listed in docs/reports.md: `points`, `liability`, `active-users`, `top-gifts`, `webhooks`."},
 	CodeInvalidDateRange: {400, "Invalid date range", "Send `from` and `to` as calendar days (`YYYY-MM-DD`, the partner's time zone) with `from` not after `to`, at most 366 days apart."},
 

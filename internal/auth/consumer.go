@@ -168,58 +168,67 @@ var errPartnerUndetermined = tokenInvalid(ReasonPartnerUndetermined,
 // consumerAlgs are the algorithms consumer keys verify.
 var consumerAlgs = []string{partner.AlgRS256, partner.AlgES256, partner.AlgEdDSA, partner.AlgHS256}
 
-// Authenticate verifies token and returns the user it names, creating the
-// user on first sight. slugHint is the X-Partner-Slug header, which names
-// the partner of a token without a known iss (see resolvePartner).
-func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHint string) (*ConsumerPrincipal, error) {
+// verifyToken runs every check of Authenticate that does not touch the
+// user: format, algorithm, partner, key, signature, claims, the partner's
+// access switch and the subject. With only set (the portal's token tester)
+// the token is judged as that partner's: its iss must be the partner's
+// issuer or absent, and the kid is looked up among its keys only.
+func (a *ConsumerAuthenticator) verifyToken(ctx context.Context, token, slugHint string, only *partner.Partner) (*partner.Partner, *consumerClaims, time.Time, error) {
 	if token == "" {
-		return nil, apperr.New(apperr.CodeUnauthenticated, "a consumer token is required (Authorization: Bearer <token>)")
+		return nil, nil, time.Time{}, apperr.New(apperr.CodeUnauthenticated, "a consumer token is required (Authorization: Bearer <token>)")
 	}
 	if len(token) > maxTokenBytes {
-		return nil, tokenInvalid(ReasonMalformed, "the token is longer than %d bytes", maxTokenBytes)
+		return nil, nil, time.Time{}, tokenInvalid(ReasonMalformed, "the token is longer than %d bytes", maxTokenBytes)
 	}
 	unverified := &consumerClaims{}
 	parsed, _, err := jwt.NewParser().ParseUnverified(token, unverified)
 	if err != nil {
-		return nil, tokenInvalid(ReasonMalformed, "the token is not a well-formed JWT (three base64url parts, JSON header and claims)")
+		return nil, nil, time.Time{}, tokenInvalid(ReasonMalformed, "the token is not a well-formed JWT (three base64url parts, JSON header and claims)")
 	}
 	kid, kidOK := parsed.Header["kid"].(string)
 	alg, _ := parsed.Header["alg"].(string)
 	if _, present := parsed.Header["kid"]; present && (!kidOK || kid == "" || len(kid) > 200) {
 		// A malformed kid is not "no kid": refuse rather than try every key.
-		return nil, tokenInvalid(ReasonMalformed, "the token's kid header must be a string of 1 to 200 characters")
+		return nil, nil, time.Time{}, tokenInvalid(ReasonMalformed, "the token's kid header must be a string of 1 to 200 characters")
 	}
 	if !slices.Contains(consumerAlgs, alg) {
-		return nil, tokenInvalid(ReasonUnsupportedAlg, "the token's alg must be one of %s", strings.Join(consumerAlgs, ", "))
+		return nil, nil, time.Time{}, tokenInvalid(ReasonUnsupportedAlg, "the token's alg must be one of %s", strings.Join(consumerAlgs, ", "))
 	}
 
-	p, err := a.resolvePartner(ctx, unverified.Issuer, kid, slugHint)
+	var p *partner.Partner
+	if only != nil {
+		p = only
+		if unverified.Issuer != "" && (p.Issuer == nil || *p.Issuer != unverified.Issuer) {
+			return nil, nil, time.Time{}, tokenInvalid(ReasonUnknownIssuer, "the token's iss is not this partner's issuer (leave it out, or set the partner's issuer)")
+		}
+	} else {
+		p, err = a.resolvePartner(ctx, unverified.Issuer, kid, slugHint)
+	}
 	if err != nil {
-		return nil, err
+		return nil, nil, time.Time{}, err
 	}
 	keys, err := a.Partners.EnabledConsumerKeys(ctx, a.DB, p.ID, kid)
 	if err != nil {
-		return nil, err
+		return nil, nil, time.Time{}, err
 	}
-	if p.JWKSURL != nil && a.JWKS != nil && !(kid != "" && len(keys) > 0) {
+	if p.JWKSURL != nil && !p.JWKSDisabled && a.JWKS != nil && !(kid != "" && len(keys) > 0) {
 		// Published keys count as the partner's keys. A kid registered in
 		// Perks does not trigger a fetch; an unknown one refreshes the set
 		// (at most once per minimum interval).
 		keys = append(keys, a.JWKS.Keys(ctx, p.ID, *p.JWKSURL, kid)...)
 	}
 	if len(keys) == 0 && kid != "" {
-		return nil, tokenInvalid(ReasonUnknownKid, "the partner has no enabled key with the token's kid")
+		return nil, nil, time.Time{}, tokenInvalid(ReasonUnknownKid, "the partner has no enabled key with the token's kid")
 	}
 	claims, err := a.verify(token, p, alg, kid, keys)
 	if err != nil {
-		return nil, err
+		return nil, nil, time.Time{}, err
 	}
 	if err := p.CheckEnabled(partner.AudienceConsumer); err != nil {
-		return nil, err
+		return nil, nil, time.Time{}, err
 	}
-	sub := claims.subject()
-	if sub == "" {
-		return nil, tokenInvalid(ReasonNoSubject, "the token has no subject (sub or user.id)")
+	if claims.subject() == "" {
+		return nil, nil, time.Time{}, tokenInvalid(ReasonNoSubject, "the token has no subject (sub or user.id)")
 	}
 	// A token without exp verified only with its iat (see verify).
 	var issuedAt time.Time
@@ -228,6 +237,18 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 	} else {
 		issuedAt = claims.ExpiresAt.Add(-p.MaxTokenLifetime())
 	}
+	return p, claims, issuedAt, nil
+}
+
+// Authenticate verifies token and returns the user it names, creating the
+// user on first sight. slugHint is the X-Partner-Slug header, which names
+// the partner of a token without a known iss (see resolvePartner).
+func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHint string) (*ConsumerPrincipal, error) {
+	p, claims, issuedAt, err := a.verifyToken(ctx, token, slugHint, nil)
+	if err != nil {
+		return nil, err
+	}
+	sub := claims.subject()
 
 	var principal *ConsumerPrincipal
 	err = a.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {

@@ -129,6 +129,7 @@ type fuzzer struct {
 	now      time.Time
 	// state created for the valid requests
 	endpointID, voucherID, voucherCode string
+	credentialID                       string // an Ed25519 credential of acme (not the one signing)
 	jobID                              string // a bulk job, once a valid request created one
 	otp                                string // the merchant voucher's one-time code
 	keys                               int
@@ -149,7 +150,12 @@ func newFuzzer(t *testing.T, env *apptest.Env) *fuzzer {
 	require.Empty(t, claim.Errors)
 	f.voucherCode = *claim.Code
 	f.otp = env.RequestOTP(f.token, claim.VoucherID)
-	res := env.PartnerJSON("acme", http.MethodPost, "/integrations/webhook-endpoints", map[string]any{"url": "http://127.0.0.1:9/fuzz"})
+	res := env.PartnerJSON("acme", http.MethodPost, "/integrations/credentials", map[string]any{"kind": "ed25519", "description": "fuzz"})
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	f.credentialID = res.JSON(t)["id"].(string)
+	res = env.PartnerJSON("acme", http.MethodPost, "/integrations/consumer-keys", map[string]any{"kid": "fuzz-key", "generateSecret": true})
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	res = env.PartnerJSON("acme", http.MethodPost, "/integrations/webhook-endpoints", map[string]any{"url": "http://127.0.0.1:9/fuzz"})
 	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
 	f.endpointID = res.JSON(t)["id"].(string)
 	res = env.PartnerJSON("acme", http.MethodPost, "/integrations/actions", map[string]any{"externalUserId": "fuzz-user", "action": "purchase", "points": 5, "reference": "fuzz-reverse"})
@@ -296,6 +302,10 @@ func (f *fuzzer) pathValue(op operation, name string) string {
 		return f.voucherID
 	case strings.HasPrefix(op.path, "/integrations/webhook-endpoints/"):
 		return f.endpointID
+	case strings.HasPrefix(op.path, "/integrations/credentials/"):
+		return f.credentialID
+	case name == "kid":
+		return "fuzz-key"
 	case strings.HasPrefix(op.path, "/integrations/jobs/") && f.jobID != "":
 		return f.jobID
 	case strings.HasPrefix(op.path, "/integrations/events/"):
@@ -331,6 +341,18 @@ func (f *fuzzer) baseline(op operation) request {
 
 // bodyOverrides are valid bodies the generic generator cannot guess.
 var bodyOverrides = map[string]func(f *fuzzer) any{
+	"POST /integrations/credentials": func(*fuzzer) any {
+		return map[string]any{"kind": "hmac", "description": "fuzz"}
+	},
+	"POST /integrations/credentials/{id}/rotate": func(*fuzzer) any {
+		return map[string]any{"keepOld": true}
+	},
+	"POST /integrations/consumer-keys": func(*fuzzer) any {
+		return map[string]any{"kid": "fuzz-key-new", "description": "fuzz", "generateSecret": true}
+	},
+	"POST /integrations/consumer-keys/{kid}/rotate": func(*fuzzer) any {
+		return map[string]any{"kid": "fuzz-key-next", "generateSecret": true, "keepOld": true}
+	},
 	"POST /integrations/actions/multistore": func(*fuzzer) any {
 		return map[string]any{"items": []any{map[string]any{"externalUserId": "fuzz-user", "action": "purchase", "points": 1, "reference": "fuzz-ms-1"}}}
 	},

@@ -65,13 +65,18 @@ type Partner struct {
 	// but the webview's own origin (see ValidateCORSOrigin).
 	CORSOrigins []string `bun:"cors_origins,array"`
 	// Rate limits per replica; nil means the configured default, 0 unlimited.
-	RateLimitPerMinute         *int      `bun:"rate_limit_per_minute"`
-	RateLimitBurst             *int      `bun:"rate_limit_burst"`
-	ConsumerRateLimitPerMinute *int      `bun:"consumer_rate_limit_per_minute"`
-	ConsumerRateLimitBurst     *int      `bun:"consumer_rate_limit_burst"`
-	JWKSURL                    *string   `bun:"jwks_url"`
-	CreatedAt                  time.Time `bun:"created_at"`
-	UpdatedAt                  time.Time `bun:"updated_at"`
+	RateLimitPerMinute         *int    `bun:"rate_limit_per_minute"`
+	RateLimitBurst             *int    `bun:"rate_limit_burst"`
+	ConsumerRateLimitPerMinute *int    `bun:"consumer_rate_limit_per_minute"`
+	ConsumerRateLimitBurst     *int    `bun:"consumer_rate_limit_burst"`
+	JWKSURL                    *string `bun:"jwks_url"`
+	// JWKSDescription and JWKSDisabled describe the JWKS URL like a
+	// consumer key's description and toggle; a disabled URL is kept but
+	// its keys verify nothing.
+	JWKSDescription string    `bun:"jwks_description"`
+	JWKSDisabled    bool      `bun:"jwks_disabled"`
+	CreatedAt       time.Time `bun:"created_at"`
+	UpdatedAt       time.Time `bun:"updated_at"`
 
 	// DefaultLocale is the content locale shown to users whose own locale
 	// has no translation (nil: the base text); see package locale.

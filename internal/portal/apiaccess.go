@@ -2,8 +2,6 @@ package portal
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
 	"net/http"
 	"strings"
 
@@ -12,27 +10,48 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/audit"
+	"github.com/perkshq/perks/internal/credential"
+	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
-// The API access page is seed 004's table: Ed25519 credentials (API key
-// plus a key pair whose private key is shown once, or the partner's own
-// public key), enable/disable, rotate. It calls the partner service the CLI
-// (`perks partner credential`) calls, and audits each change in the same
-// transaction.
+// The API access page is seed 004's table: every partner credential
+// (Ed25519 API access records with an API key and a key pair whose private
+// key is shown once, or the partner's own public key; HMAC secrets; the
+// request-JWT credential of seed 001), enable/disable, rotate; the allowed
+// origins; and the callback URL with its event subscriptions (a webhook
+// endpoint). It calls internal/credential, internal/partner and
+// internal/webhook, the services behind /integrations/credentials, the
+// partner controls and /integrations/webhook-endpoints, and audits each
+// change in the same transaction.
 
 type apiAccessData struct {
 	Credentials []partner.Credential
 	// Created is shown once, right after creating or rotating.
-	Created *createdCredential
+	Created        *createdCredential
+	AllowedOrigins string
+	Callback       *webhook.Endpoint
+	CallbackID     uuid.UUID
+	EventTypes     []eventChoice
+}
+
+type eventChoice struct {
+	Type    string
+	Checked bool
 }
 
 type createdCredential struct {
 	ID            uuid.UUID
+	Kind          string
 	APIKey        string
 	PrivateKeyPEM string
 	PublicKey     string
+	Secret        string
 	PartnerSlug   string
+	PartnerID     uuid.UUID
+	// WebhookSecret is the callback endpoint's signing secret, shown once.
+	WebhookSecret string
 }
 
 func (p *Portal) apiAccess(w http.ResponseWriter, r *http.Request) {
@@ -41,82 +60,87 @@ func (p *Portal) apiAccess(w http.ResponseWriter, r *http.Request) {
 
 func (p *Portal) apiAccessPage(w http.ResponseWriter, r *http.Request, status int, notice, errMsg string, created *createdCredential) {
 	me := current(r)
-	creds, err := p.Partners.ListCredentials(r.Context(), p.DB, me.Partner.ID)
+	ctx := r.Context()
+	creds, err := p.Credentials.List(ctx, p.DB, me.Partner.ID)
 	if err != nil {
 		p.fail(w, r, err, 0, "")
 		return
 	}
-	p.render(w, r, status, "api-access", &view{Title: "API access", Nav: "api-access", Notice: notice, Error: errMsg,
-		Data: apiAccessData{Credentials: creds, Created: created}})
-}
-
-func credentialState(c *partner.Credential) map[string]any {
-	m := map[string]any{"id": c.ID, "kind": c.Kind, "description": c.Description, "enabled": c.Enabled}
-	if len(c.PublicKey) > 0 {
-		m["publicKey"] = base64.StdEncoding.EncodeToString(c.PublicKey)
-	}
-	return m
-}
-
-// createEd25519Tx creates the credential and its audit entry.
-func (p *Portal) createEd25519Tx(ctx context.Context, tx bun.Tx, me *signedIn, desc string, pub ed25519.PublicKey, action string, before any) (*partner.Ed25519Credential, error) {
-	c, err := p.Partners.CreateEd25519Credential(ctx, tx, me.Partner.ID, desc, pub)
+	// Reload the partner: a change on this request (origins) shows at once.
+	pt, err := p.Partners.ByID(ctx, p.DB, me.Partner.ID)
 	if err != nil {
-		return nil, err
-	}
-	after := credentialState(c.Credential)
-	_, err = p.Audit.RecordTx(ctx, tx, audit.Change{Realm: audit.RealmPartner, RealmID: me.Partner.ID, Actor: me.actor(),
-		Action: action, Target: "credential " + c.Credential.ID.String(), Before: before, After: after})
-	return c, err
-}
-
-func (p *Portal) created(me *signedIn, c *partner.Ed25519Credential) *createdCredential {
-	return &createdCredential{ID: c.Credential.ID, APIKey: c.APIKey, PrivateKeyPEM: c.PrivateKeyPEM,
-		PublicKey: base64.StdEncoding.EncodeToString(c.PublicKey), PartnerSlug: me.Partner.Slug}
-}
-
-func (p *Portal) createCredential(w http.ResponseWriter, r *http.Request) {
-	me := current(r)
-	desc := strings.TrimSpace(r.PostFormValue("description"))
-	if len(desc) > 200 {
-		p.apiAccessPage(w, r, http.StatusUnprocessableEntity, "", "The description is at most 200 characters.", nil)
+		p.fail(w, r, err, 0, "")
 		return
 	}
-	var pub ed25519.PublicKey
-	if text := strings.TrimSpace(r.PostFormValue("publicKey")); text != "" {
-		k, err := partner.ParseEd25519PublicKey(text)
-		if err != nil {
-			p.apiAccessPage(w, r, http.StatusUnprocessableEntity, "", apperr.As(err).Message, nil)
+	d := apiAccessData{Credentials: creds, Created: created, AllowedOrigins: strings.Join(pt.AllowedOrigins, "\n"),
+		CallbackID: credential.CallbackEndpointID(pt.ID)}
+	if p.Webhooks != nil {
+		ep, err := p.Webhooks.Endpoint(ctx, p.DB, pt.ID, d.CallbackID)
+		if err != nil && !apperr.Is(err, apperr.CodeNotFound) {
+			p.fail(w, r, err, 0, "")
 			return
 		}
-		pub = k
+		d.Callback = ep
 	}
-	var c *partner.Ed25519Credential
-	err := p.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		c, err = p.createEd25519Tx(ctx, tx, me, desc, pub, "credential.create", nil)
-		return err
-	})
-	if err != nil {
-		p.fail(w, r, err, 0, "")
-		return
+	for _, t := range event.Types {
+		c := eventChoice{Type: t}
+		if d.Callback != nil {
+			for _, s := range d.Callback.EventTypes {
+				c.Checked = c.Checked || s == t
+			}
+		}
+		d.EventTypes = append(d.EventTypes, c)
 	}
-	p.apiAccessPage(w, r, http.StatusCreated, "API access created. Copy the API key now: it is never shown again.", "", p.created(me, c))
+	p.render(w, r, status, "api-access", &view{Title: "API access", Nav: "api-access", Notice: notice, Error: errMsg, Data: d})
 }
 
-// findCredential loads one of the signed-in partner's credentials; another
-// partner's id is NOT_FOUND.
-func (p *Portal) findCredential(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID) (*partner.Credential, error) {
-	creds, err := p.Partners.ListCredentials(ctx, db, partnerID)
-	if err != nil {
-		return nil, err
+// apiAccessError shows a refusal on the page (4xx with the service's safe
+// message), or the generic failure page.
+func (p *Portal) apiAccessError(w http.ResponseWriter, r *http.Request, err error) {
+	if e := apperr.As(err); e != nil {
+		p.apiAccessPage(w, r, apperr.Lookup(e.Code).Status, "", e.Message, nil)
+		return
 	}
-	for i := range creds {
-		if creds[i].ID == id {
-			return &creds[i], nil
+	p.fail(w, r, err, 0, "")
+}
+
+func (p *Portal) record(ctx context.Context, tx bun.IDB, me *signedIn, action, target string, before, after any) error {
+	_, err := p.Audit.RecordTx(ctx, tx, audit.Change{Realm: audit.RealmPartner, RealmID: me.Partner.ID, Actor: me.actor(),
+		Action: action, Target: target, Before: before, After: after})
+	return err
+}
+
+func (p *Portal) created(me *signedIn, c *credential.Created) *createdCredential {
+	return &createdCredential{ID: c.Credential.ID, Kind: c.Credential.Kind, APIKey: c.APIKey, PrivateKeyPEM: c.PrivateKeyPEM,
+		PublicKey: c.PublicKey, Secret: c.Secret, PartnerSlug: me.Partner.Slug, PartnerID: me.Partner.ID}
+}
+
+// createCredential creates a record of the form's kind (ed25519 when
+// absent: the page's first form).
+func (p *Portal) createCredential(w http.ResponseWriter, r *http.Request) {
+	me := current(r)
+	kind := r.PostFormValue("kind")
+	if kind == "" {
+		kind = partner.KindEd25519
+	}
+	params := credential.CreateParams{Kind: kind, Description: r.PostFormValue("description"), PublicKey: r.PostFormValue("publicKey")}
+	var c *credential.Created
+	err := p.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if c, err = p.Credentials.CreateTx(ctx, tx, me.Partner.ID, params); err != nil {
+			return err
 		}
+		return p.record(ctx, tx, me, "credential.create", "credential "+c.Credential.ID.String(), nil, credential.State(c.Credential))
+	})
+	if err != nil {
+		p.apiAccessError(w, r, err)
+		return
 	}
-	return nil, apperr.New(apperr.CodeNotFound, "credential not found")
+	msg := "API access created. Copy the API key now: it is never shown again."
+	if kind != partner.KindEd25519 {
+		msg = "Secret created. Copy it now: it is never shown again."
+	}
+	p.apiAccessPage(w, r, http.StatusCreated, msg, "", p.created(me, c))
 }
 
 func (p *Portal) enableCredential(enabled bool) http.HandlerFunc {
@@ -125,66 +149,131 @@ func (p *Portal) enableCredential(enabled bool) http.HandlerFunc {
 		id, err := parseID(r)
 		if err == nil {
 			err = p.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-				c, err := p.findCredential(ctx, tx, me.Partner.ID, id)
+				// A portal user signs no API request: uuid.Nil.
+				before, after, err := p.Credentials.SetEnabledTx(ctx, tx, me.Partner.ID, id, enabled, uuid.Nil)
 				if err != nil {
 					return err
 				}
-				if err := p.Partners.SetCredentialEnabled(ctx, tx, me.Partner.ID, id, enabled); err != nil {
-					return err
-				}
-				before := credentialState(c)
-				c.Enabled = enabled
 				action := "credential.disable"
 				if enabled {
 					action = "credential.enable"
 				}
-				_, err = p.Audit.RecordTx(ctx, tx, audit.Change{Realm: audit.RealmPartner, RealmID: me.Partner.ID, Actor: me.actor(),
-					Action: action, Target: "credential " + id.String(), Before: before, After: credentialState(c)})
-				return err
+				return p.record(ctx, tx, me, action, "credential "+id.String(), credential.State(before), credential.State(after))
 			})
 		}
 		if err != nil {
-			if e := apperr.As(err); e != nil {
-				p.apiAccessPage(w, r, apperr.Lookup(e.Code).Status, "", e.Message, nil)
-				return
-			}
-			p.fail(w, r, err, 0, "")
+			p.apiAccessError(w, r, err)
 			return
 		}
 		p.apiAccessPage(w, r, http.StatusOK, "Saved.", "", nil)
 	}
 }
 
-// rotateCredential replaces an Ed25519 credential with a freshly generated
-// one and disables the old one in the same transaction. For an overlap,
-// create a second record instead and disable the first once switched.
+// rotateCredential replaces a credential with a new one of its kind (a new
+// pair, API key or secret, shown once) and disables the old one in the
+// same transaction; with keepOld the old one stays enabled for an overlap.
 func (p *Portal) rotateCredential(w http.ResponseWriter, r *http.Request) {
 	me := current(r)
 	id, err := parseID(r)
-	var c *partner.Ed25519Credential
+	keep := r.PostFormValue("keepOld") == "on"
+	var c *credential.Created
 	if err == nil {
 		err = p.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-			old, err := p.findCredential(ctx, tx, me.Partner.ID, id)
+			old, created, err := p.Credentials.RotateTx(ctx, tx, me.Partner.ID, id, credential.RotateParams{KeepOld: keep}, uuid.Nil)
 			if err != nil {
 				return err
 			}
-			if old.Kind != partner.KindEd25519 {
-				return apperr.New(apperr.CodeInvalidField, "only Ed25519 records rotate here")
+			c = created
+			before := credential.State(old)
+			if !keep {
+				old.Enabled = false
 			}
-			if err := p.Partners.SetCredentialEnabled(ctx, tx, me.Partner.ID, id, false); err != nil {
-				return err
-			}
-			c, err = p.createEd25519Tx(ctx, tx, me, old.Description, nil, "credential.rotate", credentialState(old))
-			return err
+			return p.record(ctx, tx, me, "credential.rotate", "credential "+old.ID.String(), before,
+				map[string]any{"old": credential.State(old), "new": credential.State(created.Credential)})
 		})
 	}
 	if err != nil {
-		if e := apperr.As(err); e != nil {
-			p.apiAccessPage(w, r, apperr.Lookup(e.Code).Status, "", e.Message, nil)
-			return
-		}
-		p.fail(w, r, err, 0, "")
+		p.apiAccessError(w, r, err)
 		return
 	}
-	p.apiAccessPage(w, r, http.StatusCreated, "Rotated: the old record is disabled. Copy the new API key and private key now: they are never shown again.", "", p.created(me, c))
+	msg := "Rotated: the old record is disabled. Copy the new credential now: it is never shown again."
+	if keep {
+		msg = "Rotated: the old record stays enabled until you disable it. Copy the new credential now: it is never shown again."
+	}
+	p.apiAccessPage(w, r, http.StatusCreated, msg, "", p.created(me, c))
+}
+
+// setOrigins replaces the allowed origins (one per line or comma
+// separated); empty allows any origin.
+func (p *Portal) setOrigins(w http.ResponseWriter, r *http.Request) {
+	me := current(r)
+	var list []string
+	for _, f := range strings.FieldsFunc(r.PostFormValue("allowedOrigins"), func(c rune) bool { return c == '\n' || c == ',' || c == '\r' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			list = append(list, f)
+		}
+	}
+	if list == nil {
+		list = []string{}
+	}
+	err := p.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
+		before := me.Partner.AllowedOrigins
+		after, err := p.Credentials.SetAllowedOriginsTx(ctx, tx, me.Partner.ID, list, nil)
+		if err != nil {
+			return err
+		}
+		return p.record(ctx, tx, me, "partner.allowed_origins", "partner "+me.Partner.Slug,
+			map[string]any{"allowedOrigins": before}, map[string]any{"allowedOrigins": after.AllowedOrigins})
+	})
+	if err != nil {
+		p.apiAccessError(w, r, err)
+		return
+	}
+	p.apiAccessPage(w, r, http.StatusOK, "Allowed origins saved.", "", nil)
+}
+
+// setCallback creates or updates the callback URL: the webhook endpoint
+// with the partner's callback id (credential.CallbackEndpointID), so the
+// REST API reaches it as PUT /integrations/webhook-endpoints/{id}.
+func (p *Portal) setCallback(w http.ResponseWriter, r *http.Request) {
+	me := current(r)
+	if err := r.ParseForm(); err != nil {
+		p.fail(w, r, nil, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	params := webhook.EndpointParams{URL: strings.TrimSpace(r.PostForm.Get("url")), Description: credential.CallbackDescription,
+		EventTypes: r.PostForm["eventTypes"], Enabled: r.PostForm.Get("enabled") == "on"}
+	id := credential.CallbackEndpointID(me.Partner.ID)
+	var secret string
+	err := p.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
+		before, err := p.Webhooks.Endpoint(ctx, tx, me.Partner.ID, id)
+		if err != nil && !apperr.Is(err, apperr.CodeNotFound) {
+			return err
+		}
+		ep, s, _, err := p.Webhooks.PutEndpointTx(ctx, tx, me.Partner.ID, id, params)
+		if err != nil {
+			return err
+		}
+		secret = s
+		var b any
+		if before != nil {
+			b = endpointState(before)
+		}
+		return p.record(ctx, tx, me, "webhook_endpoint.put", "webhook endpoint "+id.String(), b, endpointState(ep))
+	})
+	if err != nil {
+		p.apiAccessError(w, r, err)
+		return
+	}
+	var created *createdCredential
+	msg := "Callback URL saved."
+	if secret != "" {
+		created = &createdCredential{WebhookSecret: secret, PartnerSlug: me.Partner.Slug, PartnerID: me.Partner.ID}
+		msg = "Callback URL saved. Copy its signing secret now: it is never shown again."
+	}
+	p.apiAccessPage(w, r, http.StatusOK, msg, "", created)
+}
+
+func endpointState(e *webhook.Endpoint) map[string]any {
+	return map[string]any{"id": e.ID, "url": e.URL, "eventTypes": e.EventTypes, "enabled": e.Enabled}
 }

@@ -39,8 +39,11 @@ import (
 	"github.com/perkshq/perks/internal/account"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/audit"
+	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/credential"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ratelimit"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 //go:embed templates assets
@@ -78,6 +81,11 @@ type Portal struct {
 	SignInLimit ratelimit.Limit
 	// CMS serves the Catalog and content pages (cms.go).
 	CMS *CMS
+	// Credentials, ConsumerAuth and Webhooks serve the API access and
+	// Consumer authentication pages (credentials.go).
+	Credentials  *credential.Service
+	ConsumerAuth *auth.ConsumerAuthenticator
+	Webhooks     *webhook.Service
 }
 
 // DefaultSignInLimit is the per-address sign-in rate.
@@ -154,6 +162,7 @@ func (p *Portal) Register(mux *http.ServeMux) {
 	h("GET "+Path+"/assets/{file}", p.asset)
 	p.registerCMS(h)
 	p.registerSandbox(h)
+	p.registerCredentials(h)
 }
 
 // signedIn is the request's account, its partner and session.

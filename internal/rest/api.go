@@ -16,6 +16,7 @@ import (
 	"github.com/perkshq/perks/internal/campaign"
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/content"
+	"github.com/perkshq/perks/internal/credential"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/export"
@@ -69,6 +70,8 @@ type API struct {
 	BackendTokenTTL time.Duration
 	// Audit, when set, records every successful partner write (audit.go).
 	Audit *audit.Log
+	// Credentials manages credentials and consumer keys (credentials.go).
+	Credentials *credential.Service
 }
 
 func (a *API) now() time.Time {
@@ -334,6 +337,7 @@ func (a *API) Register(rt *Router) {
 	a.registerCatalog(rt)
 	a.registerCampaigns(rt)
 	a.registerReports(rt)
+	a.registerCredentials(rt)
 	a.registerSandbox(rt)
 }
 

@@ -236,6 +236,26 @@ const token = await exchange.POST("/auth/token", { headers: { Authorization: `Be
 check("POST", "/auth/token", token);
 if (!token.data?.token) throw new Error("no back-end token");
 
+// Credentials and consumer keys (docs/auth.md): what the portal's API
+// access and Consumer authentication pages do.
+const cred = await perks.POST("/integrations/credentials", { body: { kind: "hmac", description: "TS client rotation" } });
+check("POST", "/integrations/credentials", cred, 201);
+const credId = must(cred.data, "credential").id;
+check("GET", "/integrations/credentials", await perks.GET("/integrations/credentials"));
+check("POST", "/integrations/credentials/{id}/disable", await perks.POST("/integrations/credentials/{id}/disable", { params: { path: { id: credId } } }));
+check("POST", "/integrations/credentials/{id}/enable", await perks.POST("/integrations/credentials/{id}/enable", { params: { path: { id: credId } } }));
+check("POST", "/integrations/credentials/{id}/rotate", await perks.POST("/integrations/credentials/{id}/rotate", { params: { path: { id: credId } }, body: { keepOld: false } }), 201);
+check("POST", "/integrations/consumer-keys", await perks.POST("/integrations/consumer-keys", { body: { kid: "ts-client-key", description: "TS client", generateSecret: true } }), 201);
+check("GET", "/integrations/consumer-keys", await perks.GET("/integrations/consumer-keys"));
+check("POST", "/integrations/consumer-keys/{kid}/disable", await perks.POST("/integrations/consumer-keys/{kid}/disable", { params: { path: { kid: "ts-client-key" } } }));
+check("POST", "/integrations/consumer-keys/{kid}/enable", await perks.POST("/integrations/consumer-keys/{kid}/enable", { params: { path: { kid: "ts-client-key" } } }));
+check("POST", "/integrations/consumer-keys/{kid}/rotate", await perks.POST("/integrations/consumer-keys/{kid}/rotate", { params: { path: { kid: "ts-client-key" } }, body: { kid: "ts-client-key-2", generateSecret: true } }), 201);
+check("PUT", "/integrations/consumer-jwks", await perks.PUT("/integrations/consumer-jwks", { body: { url: "https://keys.acme.example/.well-known/jwks.json", description: "TS client IdP", enabled: false } }));
+check("PUT", "/integrations/allowed-origins", await perks.PUT("/integrations/allowed-origins", { body: { allowedOrigins: ["127.0.0.1", "::1", "192.0.2.0/24"] } }));
+check("GET", "/integrations/allowed-origins", await perks.GET("/integrations/allowed-origins"));
+check("PUT", "/integrations/allowed-origins", await perks.PUT("/integrations/allowed-origins", { body: { allowedOrigins: [] } }));
+check("POST", "/integrations/consumer-tokens/verify", await perks.POST("/integrations/consumer-tokens/verify", { body: { token: env("PERKS_CONSUMER_TOKEN") } }));
+
 // Deletions last.
 check("POST", "/integrations/users/{externalUserId}/logout", await perks.POST("/integrations/users/{externalUserId}/logout", { params: { path: { externalUserId: user } } }), 204);
 check("DELETE", "/integrations/ads/{id}", await perks.DELETE("/integrations/ads/{id}", { params: { path: { id: "ts-ad" } } }), 204);
@@ -243,6 +263,7 @@ check("DELETE", "/integrations/gifts/{sku}", await perks.DELETE("/integrations/g
 check("DELETE", "/integrations/campaigns/{code}", await perks.DELETE("/integrations/campaigns/{code}", { params: { path: { code: "ts_bonus" } } }), 204);
 check("DELETE", "/integrations/earning-rules/{code}", await perks.DELETE("/integrations/earning-rules/{code}", { params: { path: { code: "ts_purchase" } } }), 204);
 check("DELETE", "/integrations/webhook-endpoints/{id}", await perks.DELETE("/integrations/webhook-endpoints/{id}", { params: { path: { id: endpointId } } }), 204);
+check("DELETE", "/integrations/consumer-jwks", await perks.DELETE("/integrations/consumer-jwks"), 204);
 check("POST", "/integrations/users/multidelete", await perks.POST("/integrations/users/multidelete", { body: { externalUserIds: ["ts-nobody"], mode: "anonymise" } }), 202);
 check("DELETE", "/integrations/users/{externalUserId}", await perks.DELETE("/integrations/users/{externalUserId}", { params: { path: { externalUserId: user }, query: { mode: "anonymise" } } }), 204);
 
