@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,18 +21,6 @@ import (
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/report"
 )
-
-// docShot saves a 1024 px wide screenshot of the page for docs/admin.md
-// when PERKS_UPDATE_DOC_SHOTS is set (docs/img/NAME.png).
-func docShot(p *page, name string) {
-	p.t.Helper()
-	if os.Getenv("PERKS_UPDATE_DOC_SHOTS") == "" {
-		return
-	}
-	var buf []byte
-	p.run("doc screenshot "+name, chromedp.FullScreenshot(&buf, 100)) // 100: PNG
-	require.NoError(p.t, os.WriteFile(filepath.Join("..", "docs", "img", name+".png"), buf, 0o644))
-}
 
 // browserCookies are the page's cookies for u, for a direct request made
 // with the page's session (what a forged or scripted POST would carry).
@@ -122,7 +108,7 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 	env.Clock.Advance(30 * time.Second)
 	admin.run("open sign-in", chromedp.Navigate(base+"/sign-in"), chromedp.WaitVisible("#sign-in"))
 	admin.axe("sign-in")
-	docShot(admin, "admin-sign-in")
+	docShot(admin, "img/admin-sign-in.png", 0, "")
 	admin.run("sign in with a wrong code", chromedp.SendKeys("#email", "ops@perks.example.test"), chromedp.SendKeys("#password", portalPassword),
 		chromedp.SendKeys("#code", "000000"), chromedp.Click(`#sign-in button[type=submit]`), chromedp.WaitVisible(".error"))
 	admin.axe("sign-in refused")
@@ -143,7 +129,7 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 		chromedp.Click(`#create-partner button[type=submit]`), chromedp.WaitVisible("#onboarding"))
 	admin.waitText("#partner-status", "pending")
 	admin.axe("partner, pending")
-	docShot(admin, "admin-partner-pending")
+	docShot(admin, "img/admin-partner-pending.png", 0, "")
 
 	// A pending partner's signed request is refused.
 	np, err := env.App.Partners.BySlug(ctx, env.DB.Bun, "newco")
@@ -196,7 +182,7 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 	require.Equal(t, int64(1), days[0].Requests)
 	admin.run("usage", chromedp.Navigate(base+"/partners/newco"), chromedp.WaitVisible("#usage svg"), chromedp.WaitReady("#chart-requests-title"))
 	admin.axe("partner, usage")
-	docShot(admin, "admin-partner")
+	docShot(admin, "img/admin-partner.png", 0, "")
 
 	admin.run("suspend", chromedp.Click(`#status-actions button[value=suspend]`), chromedp.WaitVisible("#partner-status.status-suspended"))
 	res = signed("u3")
@@ -252,17 +238,17 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible("#activation-link"))
 	require.Contains(t, admin.text("#activation-link"), "/merchant/activate?token=")
 	admin.axe("merchants, admin invited")
-	docShot(admin, "admin-merchants")
+	docShot(admin, "img/admin-merchants.png", 0, "")
 	require.Equal(t, 1, env.Count("accounts", "realm = 'merchant' AND role = 'admin' AND realm_id = ?::uuid", mid))
 
 	admin.run("health", chromedp.Navigate(base+"/health"), chromedp.WaitVisible("#webhook-failures"))
 	admin.axe("health")
-	docShot(admin, "admin-health")
+	docShot(admin, "img/admin-health.png", 0, "")
 
 	// The audit log across partners, filtered, and its CSV.
 	admin.run("audit", chromedp.Navigate(base+"/audit?action=partner.&realm=platform"), chromedp.WaitVisible("#audit"))
 	admin.axe("audit")
-	docShot(admin, "admin-audit")
+	docShot(admin, "img/admin-audit.png", 0, "")
 	var actions []string
 	admin.run("read actions", chromedp.Evaluate(`[...document.querySelectorAll("#audit tbody tr td:nth-child(4)")].map(td => td.textContent)`, &actions))
 	require.Equal(t, []string{"partner.resume", "partner.suspend", "partner.invite_owner", "partner.approve", "partner.create"}, actions)

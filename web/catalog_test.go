@@ -93,26 +93,6 @@ func submit(pg *page, form string) chromedp.Action {
 	})
 }
 
-// docShot saves a 1024 × 900 PNG screenshot of the page for docs/portal.md
-// when PERKS_UPDATE_SCREENSHOTS=1, with the scrollTo element (an error
-// next to its field) in view.
-func docShot(t *testing.T, pg *page, name string, scrollTo ...string) {
-	t.Helper()
-	if os.Getenv("PERKS_UPDATE_SCREENSHOTS") != "1" {
-		return
-	}
-	var buf []byte
-	acts := []chromedp.Action{chromedp.EmulateViewport(1024, 900)}
-	for _, sel := range scrollTo {
-		acts = append(acts, chromedp.Evaluate(`document.querySelector("`+sel+`").scrollIntoView({block: "center"})`, nil))
-	}
-	pg.run("doc screenshot "+name, append(acts,
-		chromedp.CaptureScreenshot(&buf),
-		chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile),
-	)...)
-	require.NoError(t, os.WriteFile(filepath.Join("..", "docs", "img", "portal-"+name+".png"), buf, 0o644))
-}
-
 // webviewTitle opens the webview as ext (with the token's locale claim,
 // when given) and returns the title shown for sku.
 func webviewTitle(t *testing.T, env *apptest.Env, steps *steps, ext, loc, sku string) string {
@@ -151,7 +131,7 @@ func TestPortalCatalogInBrowser(t *testing.T) {
 	// The list, then a new gift with stock, a claim window and French text.
 	m.run("open the catalog", chromedp.Navigate(env.Server.URL+"/portal/gifts"), chromedp.WaitVisible("#gifts"))
 	m.axe("gifts list")
-	docShot(t, m, "gifts")
+	docShot(m, "img/portal-gifts.png", 1024, "")
 	m.run("new gift", chromedp.Click("#new-gift"), chromedp.WaitVisible("#gift-form"))
 	m.axe("new gift form")
 	m.run("fill the gift",
@@ -183,7 +163,7 @@ func TestPortalCatalogInBrowser(t *testing.T) {
 		submit(m, "#gift-form"),
 		chromedp.WaitVisible(".notice"),
 	)
-	docShot(t, m, "gift")
+	docShot(m, "img/portal-gift.png", 1024, "")
 	g, err = env.App.Catalog.GiftBySKU(context.Background(), env.DB.Bun, env.PartnerID("acme"), "cms-tea")
 	require.NoError(t, err)
 	require.Equal(t, "Green tea", g.Title)
@@ -211,7 +191,7 @@ func TestPortalCatalogInBrowser(t *testing.T) {
 		require.Equal(t, "true", invalid, c.name)
 		m.axe("gift refused: " + c.name)
 	}
-	docShot(t, m, "gift-refused", "#err-claimableUntil")
+	docShot(m, "img/portal-gift-refused.png", 1024, "#err-claimableUntil")
 	g, err = env.App.Catalog.GiftBySKU(context.Background(), env.DB.Bun, env.PartnerID("acme"), "cms-tea")
 	require.NoError(t, err)
 	require.Equal(t, 3, *g.StockTotal, "nothing changed")
@@ -262,7 +242,7 @@ func TestPortalCatalogInBrowser(t *testing.T) {
 			}
 		}
 	}))
-	docShot(t, m, "upload")
+	docShot(m, "img/portal-upload.png", 1024, "")
 	m.axe("code upload finished")
 	require.Equal(t, 3, env.Count("gift_codes", "code LIKE 'POOL-%'"))
 
@@ -277,7 +257,7 @@ func TestPortalCatalogInBrowser(t *testing.T) {
 	)
 	require.Contains(t, m.text("#err-condition"), "amout")
 	m.axe("campaign refused")
-	docShot(t, m, "campaigns", "#err-condition")
+	docShot(m, "img/portal-campaigns.png", 1024, "#err-condition")
 	require.Zero(t, env.Count("campaigns", "code = 'cms-double'"))
 	m.run("fix the condition", chromedp.SetValue("#f-condition", "earn.points > 5"),
 		submit(m, "#campaign-form"), chromedp.WaitVisible("#campaign-cms-double"))
@@ -286,7 +266,7 @@ func TestPortalCatalogInBrowser(t *testing.T) {
 	// Rules, ads and settings open, pass axe, and save.
 	m.run("earning rules", chromedp.Navigate(env.Server.URL+"/portal/rules"), chromedp.WaitVisible("#rule-form"))
 	m.axe("earning rules")
-	docShot(t, m, "rules")
+	docShot(m, "img/portal-rules.png", 1024, "")
 	m.run("new rule", chromedp.SendKeys("#f-code", "cms-review"), chromedp.SendKeys("#f-name", "Write a review"),
 		chromedp.SendKeys("#f-points", "15"), submit(m, "#rule-form"), chromedp.WaitVisible("#rule-cms-review"))
 	m.run("ads", chromedp.Navigate(env.Server.URL+"/portal/ads"), chromedp.WaitVisible("#ad-form"))
@@ -294,12 +274,12 @@ func TestPortalCatalogInBrowser(t *testing.T) {
 	m.run("new ad", chromedp.SendKeys("#f-id", "cms-news"), chromedp.SendKeys("#f-title", "New teas"),
 		chromedp.SendKeys(`[name="tr.0.locale"]`, "fr"), chromedp.SendKeys(`[name="tr.0.title"]`, "Nouveaux thés"),
 		submit(m, "#ad-form"), chromedp.WaitVisible("#ad-cms-news"))
-	docShot(t, m, "ads")
+	docShot(m, "img/portal-ads.png", 1024, "")
 	m.run("settings", chromedp.Navigate(env.Server.URL+"/portal/settings"), chromedp.WaitVisible("#program-form"))
 	m.axe("program settings")
 	m.run("default locale", chromedp.SendKeys("#f-defaultLocale", "fr"),
 		submit(m, "#program-form"), chromedp.WaitVisible(".notice"))
-	docShot(t, m, "settings")
+	docShot(m, "img/portal-settings.png", 1024, "")
 	require.Equal(t, 1, env.Count("partners", "slug = 'acme' AND default_locale = 'fr'"))
 	require.Equal(t, "Thé offert", webviewTitle(t, env, steps, "cms-en", "es", "cms-tea"), "the partner's default locale")
 

@@ -6,12 +6,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,21 +22,6 @@ import (
 	"github.com/perkshq/perks/internal/apptest"
 	"github.com/perkshq/perks/internal/audit"
 )
-
-// docShot saves a screenshot of the viewport (360 x 740, the test's), with
-// sel scrolled into view, for the docs when PERKS_DOC_SCREENSHOTS names a
-// directory: `PERKS_DOC_SCREENSHOTS=$PWD/docs/portal go test ./web -run
-// TestConsumerAuthInBrowser`.
-func docShot(p *page, name, sel string) {
-	p.t.Helper()
-	dir := os.Getenv("PERKS_DOC_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	var buf []byte
-	p.run("doc screenshot "+name, chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).scrollIntoView({block: "start"})`, sel), nil), chromedp.CaptureScreenshot(&buf))
-	require.NoError(p.t, os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644))
-}
 
 // sessionPost sends a form POST with the page's session cookies and CSRF
 // token, as a script of that user would, bypassing the page's forms.
@@ -136,7 +118,7 @@ func TestConsumerAuthInBrowser(t *testing.T) {
 	dev.eval(`document.querySelector("#token").value`, &pasted)
 	require.Empty(t, pasted, "the page does not send the token back")
 	dev.axe("token tested, signature fails")
-	docShot(dev, "consumer-auth", "#token-report")
+	docShot(dev, "portal/consumer-auth.png", 0, "#token-report")
 	dev.run("test the good token", chromedp.Navigate(env.Server.URL+"/portal/consumer-auth"), chromedp.WaitVisible("#test-token"), chromedp.SetValue("#token", token), chromedp.Click(`#test-token button[type=submit]`), chromedp.WaitVisible("#token-report"))
 	dev.waitText("#token-verdict", "valid")
 	dev.axe("token tested, valid")
@@ -150,7 +132,7 @@ func TestConsumerAuthInBrowser(t *testing.T) {
 	)
 	secret := dev.text("#shared-secret")
 	dev.axe("api access, secret shown once")
-	docShot(dev, "api-access", "#created")
+	docShot(dev, "portal/api-access.png", 0, "#created")
 	req, err := http.NewRequest(http.MethodGet, env.Server.URL+"/integrations/credentials", nil)
 	require.NoError(t, err)
 	req.Header.Set("X-Partner-Slug", "acme")
