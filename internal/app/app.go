@@ -27,6 +27,7 @@ import (
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/mailer"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/merchantportal"
 	"github.com/perkshq/perks/internal/portal"
 	"github.com/perkshq/perks/internal/ratelimit"
 	"github.com/perkshq/perks/internal/request"
@@ -54,6 +55,8 @@ type App struct {
 	// Portal is the partner portal (/portal); tests set its sign-in limit
 	// through it.
 	Portal *portal.Portal
+	// MerchantPortal is the merchant portal and till (/merchant).
+	MerchantPortal *merchantportal.Portal
 }
 
 // LoadKeyring returns the master keyring: PERKS_MASTER_KEY, or in development
@@ -203,6 +206,11 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 				Now: a.now,
 			}
 			a.Portal.Register(mux)
+			a.MerchantPortal = &merchantportal.Portal{
+				DB: db.Bun, Accounts: a.Accounts, Audit: a.Audit, Merchants: a.Merchants, Vouchers: a.Vouchers, Partners: a.Partners, Log: log,
+				BaseURL: cfg.PublicBaseURL, Secure: !cfg.Development(), Limiter: &ratelimit.Limiter{Now: a.now}, Mailer: mail, Now: a.now,
+			}
+			a.MerchantPortal.Register(mux)
 		},
 	})
 	return a, nil
