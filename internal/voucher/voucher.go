@@ -65,9 +65,6 @@ type Voucher struct {
 	ExpiresAt            *time.Time `bun:"expires_at"`
 	RedeemedAt           *time.Time `bun:"redeemed_at"`
 	RedeemedByMerchantID *uuid.UUID `bun:"redeemed_by_merchant_id,type:uuid"`
-	// RedeemedByAccountID is the merchant portal operator who redeemed at
-	// the till (nil online and for server-to-server redemptions).
-	RedeemedByAccountID *uuid.UUID `bun:"redeemed_by_account_id,type:uuid"`
 	ExpiredAt            *time.Time `bun:"expired_at"`
 	CancelledAt          *time.Time `bun:"cancelled_at"`
 	CancelReason         *string    `bun:"cancel_reason"`
@@ -75,6 +72,10 @@ type Voucher struct {
 	OTPExpiresAt         *time.Time `bun:"otp_expires_at"`
 	OTPAttempts          int        `bun:"otp_attempts"`
 	UpdatedAt            time.Time  `bun:"updated_at"`
+
+	// RedeemedByAccountID is the merchant portal operator who redeemed at
+	// the till (nil online and for server-to-server redemptions).
+	RedeemedByAccountID *uuid.UUID `bun:"redeemed_by_account_id,type:uuid"`
 }
 
 // EffectiveStatus is the status as of t: a claimed voucher past its expiry
