@@ -70,8 +70,11 @@ func (b *browser) do(method, path string, form url.Values) *page {
 	return &page{Status: res.StatusCode, Body: string(raw), Header: res.Header}
 }
 
-func (b *browser) get(path string) *page                   { b.t.Helper(); return b.do(http.MethodGet, path, nil) }
-func (b *browser) post(path string, form url.Values) *page { b.t.Helper(); return b.do(http.MethodPost, path, form) }
+func (b *browser) get(path string) *page { b.t.Helper(); return b.do(http.MethodGet, path, nil) }
+func (b *browser) post(path string, form url.Values) *page {
+	b.t.Helper()
+	return b.do(http.MethodPost, path, form)
+}
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
