@@ -12,6 +12,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/google/uuid"
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
@@ -60,6 +62,35 @@ func merchantActivate(t *testing.T, env *apptest.Env, pg *page, link, email, sho
 		chromedp.WaitVisible("#lookup"),
 	)
 	env.Clock.Advance(30 * time.Second)
+}
+
+// tillOperator creates an operator of acme's demo merchant with the
+// redemption permission through the services (on the wall clock: the
+// activation takes the previous TOTP step, the sign-in the current one)
+// and signs them in on pg.
+func tillOperator(t *testing.T, env *apptest.Env, pg *page, email string) {
+	t.Helper()
+	ctx := context.Background()
+	env.App.Accounts.Argon2 = &account.Argon2Params{Memory: 64, Time: 1, Threads: 1}
+	var inv *account.Invitation
+	require.NoError(t, env.DB.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		inv, err = env.App.Accounts.InviteTx(ctx, tx, account.InviteParams{Realm: account.RealmMerchant, RealmID: env.Acme.Merchant.Merchant.ID,
+			Email: email, Name: "Till Operator", Role: account.RoleOperatorRedeem, Actor: audit.Actor{Kind: audit.ActorOperator, Label: "test"}})
+		return err
+	}))
+	_, enr, err := env.App.Accounts.ActivationOffer(ctx, env.DB.Bun, inv.Token)
+	require.NoError(t, err)
+	code := func(at time.Time) string {
+		c, err := totp.GenerateCodeCustom(enr.Secret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		require.NoError(t, err)
+		return c
+	}
+	_, err = env.App.Accounts.Activate(ctx, env.DB.Bun, inv.Token, portalPassword, code(env.Now().Add(-30*time.Second)))
+	require.NoError(t, err)
+	pg.run("sign in at the till", chromedp.Navigate(env.Server.URL+"/merchant/sign-in"), chromedp.WaitVisible("#sign-in"),
+		chromedp.SendKeys("#email", email), chromedp.SendKeys("#password", portalPassword), chromedp.SendKeys("#code", code(env.Now())),
+		chromedp.Click(`#sign-in button[type=submit]`), chromedp.WaitVisible("#lookup"))
 }
 
 // postStatus posts a form with fetch from the page (same origin, the
