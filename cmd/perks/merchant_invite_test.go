@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/url"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/perkshq/perks/internal/apptest"
+)
+
+// TestMerchantInvite: `perks merchant invite` prints a working merchant
+// portal activation link for an account of the merchant (not of the
+// partner); bad input is a clear error that creates nothing.
+func TestMerchantInvite(t *testing.T) {
+	t.Parallel()
+	penv := testEnv{}
+	env := apptest.New(t)
+	penv.set("DATABASE_URL", env.DBURL)
+	penv.set("PERKS_PUBLIC_BASE_URL", "https://perks.example.test")
+	ctx := context.Background()
+	perks := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := penv.run(ctx, args, &out, &errb)
+		return out.String() + errb.String(), err
+	}
+	code := env.Acme.Merchant.Merchant.Code
+	out, err := perks("merchant", "invite", "--partner", "acme", "--code", code, "--email", "ada@shop.example", "--name", "Ada")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "invited ada@shop.example as admin of merchant "+code)
+	m := regexp.MustCompile(`https://perks\.example\.test/merchant/activate\?token=(\S+)`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	tok, err := url.QueryUnescape(m[1])
+	require.NoError(t, err)
+	a, _, err := env.App.Accounts.ActivationOffer(ctx, env.DB.Bun, tok)
+	require.NoError(t, err)
+	require.Equal(t, "merchant", a.Realm)
+	require.Equal(t, "admin", a.Role)
+	require.Equal(t, env.Acme.Merchant.Merchant.ID, a.Scope())
+
+	out, err = perks("merchant", "invite", "--partner", "acme", "--code", code, "--email", "op@shop.example", "--role", "operator")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "as operator of merchant")
+
+	_, err = perks("merchant", "invite", "--partner", "acme", "--email", "x@shop.example")
+	require.ErrorIs(t, err, errUsage)
+	out, err = perks("merchant", "invite", "--partner", "acme", "--code", "no-such-shop", "--email", "x@shop.example")
+	require.ErrorContains(t, err, "NOT_FOUND", out)
+	out, err = perks("merchant", "invite", "--partner", "acme", "--code", code, "--email", "x@shop.example", "--role", "owner")
+	require.ErrorContains(t, err, "INVALID_FIELD", out)
+	require.Equal(t, 2, env.Count("accounts", "realm = 'merchant'"))
+	require.Equal(t, 2, env.Count("audit_log", "realm = 'merchant' AND action = 'account.invite' AND actor_label = 'cli'"))
+}
