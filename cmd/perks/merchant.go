@@ -22,7 +22,8 @@ A gift lists the merchants that honour it by code
   perks merchant create  --partner SLUG --name NAME [--code CODE] [--key-out FILE]
   perks merchant list    --partner SLUG [--json]
   perks merchant disable --partner SLUG --code CODE
-  perks merchant invite  --partner SLUG --code CODE --email ADDRESS [--role admin|operator_redeem|operator]`
+  perks merchant invite  --partner SLUG --code CODE --email ADDRESS [--role admin|operator_redeem|operator]
+  perks merchant attach  --partner SLUG --code CODE --to OTHER_SLUG [--as CODE]`
 
 func merchantCommand() *cli.Command {
 	sub := func(name, usage string, flags ...cli.Flag) *cli.Command {
@@ -44,6 +45,7 @@ func merchantCommand() *cli.Command {
 			sub("disable", "disable a merchant: its credentials no longer authenticate",
 				&cli.StringFlag{Name: "code", Usage: "merchant `CODE`"}),
 			merchantInviteCommand(),
+			merchantAttachCommand(),
 		},
 	}
 }

@@ -81,3 +81,63 @@ func merchantInvite(ctx context.Context, cmd *cli.Command) error {
 		inv.Account.Email, inv.Account.Role, m.Code, until, link)
 	return nil
 }
+
+// merchantAttachCommand is `perks merchant attach`: one shop serving
+// several partners (docs/merchant.md, "Several partners").
+func merchantAttachCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "attach",
+		Usage: "make a merchant of one partner a merchant of another partner too (one portal, both programs)",
+		Description: `attach adds the merchant --code of --partner to partner --to, under --as (default: the same code).
+Its portal users then see --to's vouchers wherever --to's gifts list that code. API credentials stay
+per partner (create them in the portal). Attaching twice changes nothing.
+
+  perks merchant attach --partner SLUG --code CODE --to OTHER_SLUG [--as CODE_THERE]`,
+		Flags: []cli.Flag{
+			partnerFlag(),
+			&cli.StringFlag{Name: "code", Usage: "merchant `CODE` at --partner"},
+			&cli.StringFlag{Name: "to", Usage: "the other partner's `SLUG`"},
+			&cli.StringFlag{Name: "as", Usage: "the merchant's `CODE` at --to (default: --code)"},
+		},
+		Action: merchantAttach,
+	}
+}
+
+func merchantAttach(ctx context.Context, cmd *cli.Command) error {
+	if cmd.String("code") == "" || cmd.String("to") == "" {
+		return fmt.Errorf("%w: --code and --to are required", errUsage)
+	}
+	o, p, closeDB, err := openPartner(ctx, cmd, noKeys)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	m, err := o.svc.Merchants.ByCode(ctx, o.db.Bun, p.ID, cmd.String("code"))
+	if err != nil {
+		return err
+	}
+	to, err := o.svc.Partners.BySlug(ctx, o.db.Bun, cmd.String("to"))
+	if err != nil {
+		return fmt.Errorf("partner %s: %w", cmd.String("to"), err)
+	}
+	var code string
+	err = o.db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		am, attached, err := o.svc.Merchants.AttachTx(ctx, tx, m.ID, to.ID, cmd.String("as"))
+		if err != nil || !attached {
+			if am != nil {
+				code = am.Code
+			}
+			return err
+		}
+		code = am.Code
+		_, err = o.svc.Audit.RecordTx(ctx, tx, audit.Change{Realm: account.RealmMerchant, RealmID: m.ID,
+			Actor: audit.Actor{Kind: audit.ActorOperator, Label: "cli"}, Action: "merchant.attach", Target: to.Slug,
+			After: map[string]any{"partner": to.Slug, "code": code}})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.Root().Writer, "merchant %s of %s now also serves %s as %s\n", m.Code, p.Slug, to.Slug, code)
+	return nil
+}

@@ -54,3 +54,32 @@ func TestMerchantInvite(t *testing.T) {
 	require.Equal(t, 2, env.Count("accounts", "realm = 'merchant'"))
 	require.Equal(t, 2, env.Count("audit_log", "realm = 'merchant' AND action = 'account.invite' AND actor_label = 'cli'"))
 }
+
+// TestMerchantAttach: `perks merchant attach` makes acme's demo merchant a
+// merchant of globex too (same id, its own code there); twice is a no-op;
+// a code taken at globex is a clear conflict.
+func TestMerchantAttach(t *testing.T) {
+	t.Parallel()
+	penv := testEnv{}
+	env := apptest.New(t)
+	penv.set("DATABASE_URL", env.DBURL)
+	perks := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := penv.run(context.Background(), args, &out, &errb)
+		return out.String() + errb.String(), err
+	}
+	m := env.Acme.Merchant.Merchant
+	out, err := perks("merchant", "attach", "--partner", "acme", "--code", m.Code, "--to", "globex", "--as", "acme-at-globex")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "now also serves globex as acme-at-globex")
+	require.Equal(t, 1, env.Count("merchants", "partner_id = ? AND id = ? AND code = 'acme-at-globex'", env.Globex.Partner.ID, m.ID))
+	out, err = perks("merchant", "attach", "--partner", "acme", "--code", m.Code, "--to", "globex")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "as acme-at-globex", "attaching twice keeps the first code")
+	other := env.NewMerchant("acme", "Other Shop")
+	out, err = perks("merchant", "attach", "--partner", "acme", "--code", other.Merchant.Code, "--to", "globex", "--as", "acme-at-globex")
+	require.ErrorContains(t, err, "CONFLICT", out)
+	_, err = perks("merchant", "attach", "--partner", "acme", "--code", m.Code)
+	require.ErrorIs(t, err, errUsage)
+	require.Equal(t, 1, env.Count("audit_log", "action = 'merchant.attach'"))
+}

@@ -47,36 +47,36 @@ func (s *Service) Served(ctx context.Context, db bun.IDB, merchantID uuid.UUID) 
 // a merchant of partnerID too, under code there (default: its code
 // elsewhere). Its portal users then see partnerID's vouchers wherever
 // partnerID's gifts list the code. CONFLICT when partnerID already has a
-// merchant with that code; attaching twice is a no-op.
-func (s *Service) AttachTx(ctx context.Context, db bun.IDB, merchantID, partnerID uuid.UUID, code string) (*Merchant, error) {
+// merchant with that code; attaching twice is a no-op (attached false).
+func (s *Service) AttachTx(ctx context.Context, db bun.IDB, merchantID, partnerID uuid.UUID, code string) (m *Merchant, attached bool, err error) {
 	var existing []Merchant
 	if err := db.NewSelect().Model(&existing).Where("id = ?", merchantID).OrderExpr("created_at").Scan(ctx); err != nil {
-		return nil, fmt.Errorf("load merchant: %w", err)
+		return nil, false, fmt.Errorf("load merchant: %w", err)
 	}
 	if len(existing) == 0 {
-		return nil, apperr.New(apperr.CodeNotFound, "no such merchant")
+		return nil, false, apperr.New(apperr.CodeNotFound, "no such merchant")
 	}
 	for i := range existing {
 		if existing[i].PartnerID == partnerID {
-			return &existing[i], nil
+			return &existing[i], false, nil
 		}
 	}
 	if code = strings.TrimSpace(code); code == "" {
 		code = existing[0].Code
 	}
 	if err := ValidateCode("code", code); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	now := s.Now().UTC()
-	m := &Merchant{PartnerID: partnerID, ID: merchantID, Code: code, Name: existing[0].Name, Enabled: true, CreatedAt: now, UpdatedAt: now}
+	m = &Merchant{PartnerID: partnerID, ID: merchantID, Code: code, Name: existing[0].Name, Enabled: true, CreatedAt: now, UpdatedAt: now}
 	res, err := db.NewInsert().Model(m).On("CONFLICT DO NOTHING").Exec(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("attach merchant: %w", err)
+		return nil, false, fmt.Errorf("attach merchant: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, apperr.Field(apperr.CodeConflict, "code", "this partner already has a merchant with code %q", code)
+		return nil, false, apperr.Field(apperr.CodeConflict, "code", "this partner already has a merchant with code %q", code)
 	}
-	return m, nil
+	return m, true, nil
 }
 
 // CredentialsOf lists the API credentials of merchantID at every partner it

@@ -371,7 +371,7 @@ func TestTillStates(t *testing.T) {
 	// The same merchant serves globex too: globex's vouchers show where
 	// globex's gifts list it, with the program's name.
 	require.NoError(t, env.DB.Bun.RunInTx(b.ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		_, err := env.App.Merchants.AttachTx(ctx, tx, b.merchantID, env.Globex.Partner.ID, "acme-store-at-globex")
+		_, _, err := env.App.Merchants.AttachTx(ctx, tx, b.merchantID, env.Globex.Partner.ID, "acme-store-at-globex")
 		return err
 	}))
 	env.PutGift("globex", "globex-treat", catalog.GiftInput{Title: "Globex treat", CostPoints: 10, CodeSource: catalog.SourceGenerated,
