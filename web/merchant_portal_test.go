@@ -237,6 +237,9 @@ func TestMerchantPortalInBrowser(t *testing.T) {
 	admin.waitText("#totals", "1")
 	admin.axe("history")
 	admin.docShot("merchant-history")
+	admin.run("audit log", chromedp.Navigate(env.Server.URL+"/merchant/audit"), chromedp.WaitVisible("#audit"))
+	admin.waitText("#audit", "voucher.redeem")
+	admin.axe("audit")
 	admin.run("credentials", chromedp.Navigate(env.Server.URL+"/merchant/credentials"), chromedp.WaitVisible("#create-credential"))
 	admin.axe("credentials")
 	admin.run("create a credential", chromedp.SendKeys("#cred-description", "checkout server", chromedp.ByID),

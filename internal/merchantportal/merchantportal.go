@@ -111,6 +111,8 @@ func (p *Portal) Register(mux *http.ServeMux) {
 	h("POST "+Path+"/credentials", p.authed(account.PermCredentials, p.createCredential))
 	h("POST "+Path+"/credentials/{id}/rotate", p.authed(account.PermCredentials, p.rotateCredential))
 	h("POST "+Path+"/credentials/{id}/disable", p.authed(account.PermCredentials, p.disableCredential))
+	h("GET "+Path+"/audit", p.authed(account.PermAudit, p.auditPage))
+	h("GET "+Path+"/audit.csv", p.authed(account.PermAudit, p.auditCSV))
 	h("GET "+Path+"/assets/{file}", p.asset)
 }
 
@@ -233,7 +235,7 @@ var funcs = template.FuncMap{
 var pages = map[string]*template.Template{}
 
 func init() {
-	for _, name := range []string{"sign-in", "activate", "message", "till", "history", "team", "credentials"} {
+	for _, name := range []string{"sign-in", "activate", "message", "till", "history", "team", "credentials", "audit"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+name+".html"))
 	}
 }

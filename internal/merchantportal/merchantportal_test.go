@@ -249,7 +249,11 @@ func TestTillRedeemsWithOperator(t *testing.T) {
 	require.NotContains(t, mine.Body, code2)
 
 	// Team and credentials are the admin's.
-	for _, path := range []string{"/merchant/team", "/merchant/credentials"} {
+	logPage := admin.get("/merchant/audit")
+	require.Equal(t, http.StatusOK, logPage.Status)
+	require.Contains(t, logPage.Body, "voucher.redeem")
+	require.Contains(t, admin.get("/merchant/audit.csv").Body, "voucher.redeem")
+	for _, path := range []string{"/merchant/team", "/merchant/credentials", "/merchant/audit", "/merchant/audit.csv"} {
 		require.Equal(t, http.StatusForbidden, op.get(path).Status, path)
 	}
 	require.NotContains(t, till.Body, `href="/merchant/credentials"`)
