@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/textcheck"
 )
 
 // A merchant portal account (issue 17) belongs to a merchant id, not to a
@@ -116,6 +117,9 @@ func (s *Service) AddCredentialFor(ctx context.Context, db bun.IDB, merchantID, 
 	description = strings.TrimSpace(description)
 	if len(description) > 200 {
 		return nil, apperr.Field(apperr.CodeInvalidField, "description", "description must be at most 200 characters")
+	}
+	if err := textcheck.Line("description", description); err != nil {
+		return nil, err
 	}
 	return s.AddCredential(ctx, db, partnerID, merchantID, description)
 }

@@ -492,6 +492,8 @@ func TestCredentials(t *testing.T) {
 	res = admin.post("/merchant/credentials/"+otherCred+"/disable", url.Values{"csrf": {till.csrf(t)}})
 	require.Equal(t, http.StatusNotFound, res.Status)
 	require.Equal(t, "VOUCHER_NOT_FOUND", other.Lookup("NOPE").Code(), "the other merchant's key still authenticates")
+	res = admin.post("/merchant/credentials", url.Values{"csrf": {till.csrf(t)}, "partner": {env.Acme.Partner.ID.String()}, "description": {"bad\x00name"}})
+	require.Equal(t, http.StatusBadRequest, res.Status, "a control character in the description")
 	res = admin.post("/merchant/credentials", url.Values{"csrf": {till.csrf(t)}, "partner": {env.Globex.Partner.ID.String()}})
 	require.Equal(t, http.StatusBadRequest, res.Status, "a partner the merchant does not serve")
 }
