@@ -19,6 +19,8 @@ echo "  (any token works: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/consum
 echo "Partner portal: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/portal (docs/portal.md). acme's owner activates with:"
 ./bin/perks portal invite --partner acme --email owner@acme.example.test --name 'Acme Owner' 2>/dev/null | sed 's/^/  /' \
   || echo "  (owner@acme.example.test is already active: sign in at ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/portal)"
-echo "Merchant page: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/merchant (paste the acme-store API key printed above and the contents of its private key file)"
+echo "Merchant portal and till: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/merchant (docs/merchant.md). The acme-store admin activates with:"
+./bin/perks merchant invite --partner acme --code acme-store --email admin@acme-store.example.test --name 'Store Admin' 2>/dev/null | sed 's/^/  /' \
+  || echo "  (admin@acme-store.example.test is already active: sign in at ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/merchant)"
 echo
 exec ./bin/perks serve

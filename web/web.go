@@ -1,15 +1,15 @@
 // Package web serves the pages embedded in the binary: the consumer
-// webview at /consumer (seed 000 step 4) and the merchant redemption page
-// at /merchant (seed 004), their assets under /assets/, and the demo
-// partners' logos under /uploads/partners/. The pages are plain HTML, CSS
-// and JavaScript modules; they talk only to the public APIs (GraphQL for
-// the webview, the signed merchant REST routes for the merchant page).
+// webview at /consumer (seed 000 step 4), its assets under /assets/, and
+// the demo partners' logos under /uploads/partners/. The pages are plain
+// HTML, CSS and JavaScript modules; they talk only to the public API
+// (GraphQL). The merchant till is the merchant portal
+// (internal/merchantportal).
 //
 // Every answer carries a strict Content-Security-Policy (no inline script
 // or style, same-origin connections only), Referrer-Policy: no-referrer
 // and X-Content-Type-Options: nosniff. Who may frame the webview is the
 // partner's frame_ancestors list, chosen with /consumer?partner=<slug>;
-// without it, or for the merchant page, nobody may.
+// without it, nobody may.
 package web
 
 import (
@@ -28,14 +28,13 @@ import (
 	"time"
 )
 
-//go:embed consumer merchant shared uploads
+//go:embed consumer shared uploads
 var files embed.FS
 
-// Paths of the pages.
-const (
-	ConsumerPath = "/consumer"
-	MerchantPath = "/merchant"
-)
+// ConsumerPath is the webview's path. The merchant page that once lived
+// at /merchant (staff pasted the merchant's API key into it) is now the
+// signed-in merchant portal, internal/merchantportal.
+const ConsumerPath = "/consumer"
 
 // Options configure the pages.
 type Options struct {
@@ -129,7 +128,6 @@ func Register(mux *http.ServeMux, o Options) {
 	consumer := o.page("consumer/index.html", true)
 	mux.Handle("GET "+ConsumerPath, consumer)
 	mux.Handle("GET "+ConsumerPath+"/{$}", consumer)
-	mux.Handle("GET "+MerchantPath, o.page("merchant/index.html", false))
 	mux.HandleFunc("GET /assets/{path...}", func(w http.ResponseWriter, r *http.Request) {
 		p := r.PathValue("path")
 		// Pages are served only at their routes, with their headers.

@@ -71,25 +71,24 @@ func TestPagesAndSecurityHeaders(t *testing.T) {
 	requireStrict(t, get(t, env, "/consumer?partner=acme"), "'none'")
 	require.Contains(t, env.Logs.String(), "webview frame-ancestors lookup failed")
 
-	// The merchant page is never framed.
-	for _, path := range []string{"/merchant", "/merchant?partner=acme"} {
-		res := get(t, env, path)
-		require.Equal(t, http.StatusOK, res.StatusCode)
-		requireStrict(t, res, "'none'")
-		require.Contains(t, string(res.Body), `<script type="module" src="/assets/merchant/merchant.js"></script>`)
-	}
+	// /merchant is the signed-in merchant portal now (internal/merchantportal):
+	// without a session it sends to its sign-in page, never framed.
+	res = get(t, env, "/merchant")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, "/merchant/sign-in", res.Request.URL.Path)
+	require.Contains(t, string(res.Body), `id="sign-in"`)
+	require.Equal(t, "DENY", res.Header.Get("X-Frame-Options"))
 	// The page routes do not shadow the merchant API next to them.
 	require.Equal(t, "INVALID_SIGNATURE", get(t, env, "/merchant/vouchers/COFFEE-DEMO-0001", "X-API-Key", "mk_nope", "X-Timestamp", "1", "X-Signature", "x").Code())
 
 	// Assets: revalidated with their ETag, strict headers too.
 	for path, ct := range map[string]string{
-		"/assets/consumer/app.js":      "text/javascript; charset=utf-8",
-		"/assets/consumer/api.js":      "text/javascript; charset=utf-8",
-		"/assets/consumer/ui.js":       "text/javascript; charset=utf-8",
-		"/assets/consumer/app.css":     "text/css; charset=utf-8",
-		"/assets/merchant/merchant.js": "text/javascript; charset=utf-8",
-		"/assets/shared/base.css":      "text/css; charset=utf-8",
-		"/assets/shared/icon.svg":      "image/svg+xml",
+		"/assets/consumer/app.js":  "text/javascript; charset=utf-8",
+		"/assets/consumer/api.js":  "text/javascript; charset=utf-8",
+		"/assets/consumer/ui.js":   "text/javascript; charset=utf-8",
+		"/assets/consumer/app.css": "text/css; charset=utf-8",
+		"/assets/shared/base.css":  "text/css; charset=utf-8",
+		"/assets/shared/icon.svg":  "image/svg+xml",
 	} {
 		res := get(t, env, path)
 		require.Equal(t, http.StatusOK, res.StatusCode, path)
@@ -128,5 +127,5 @@ func TestPagesAndSecurityHeaders(t *testing.T) {
 	// The access log names the route, never a query string.
 	require.Contains(t, env.Logs.String(), `"route":"GET /consumer"`)
 	require.NotContains(t, env.Logs.String(), "partner=acme")
-	require.Equal(t, web.CSP(nil), get(t, env, "/merchant").Header.Get("Content-Security-Policy"))
+	require.Equal(t, web.CSP(nil), get(t, env, "/consumer").Header.Get("Content-Security-Policy"))
 }

@@ -21,7 +21,9 @@ A gift lists the merchants that honour it by code
 
   perks merchant create  --partner SLUG --name NAME [--code CODE] [--key-out FILE]
   perks merchant list    --partner SLUG [--json]
-  perks merchant disable --partner SLUG --code CODE`
+  perks merchant disable --partner SLUG --code CODE
+  perks merchant invite  --partner SLUG --code CODE --email ADDRESS [--role admin|operator_redeem|operator]
+  perks merchant attach  --partner SLUG --code CODE --to OTHER_SLUG [--as CODE]`
 
 func merchantCommand() *cli.Command {
 	sub := func(name, usage string, flags ...cli.Flag) *cli.Command {
@@ -42,6 +44,8 @@ func merchantCommand() *cli.Command {
 			sub("list", "list the partner's merchants", jsonFlag()),
 			sub("disable", "disable a merchant: its credentials no longer authenticate",
 				&cli.StringFlag{Name: "code", Usage: "merchant `CODE`"}),
+			merchantInviteCommand(),
+			merchantAttachCommand(),
 		},
 	}
 }

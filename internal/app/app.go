@@ -27,6 +27,7 @@ import (
 	"github.com/perkshq/perks/internal/jobs"
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/mailer"
+	"github.com/perkshq/perks/internal/merchantportal"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/portal"
 	"github.com/perkshq/perks/internal/ratelimit"
@@ -65,6 +66,8 @@ type App struct {
 	Console *console.Console
 	Usage   *report.RequestCounter
 	console consoleParts
+	// MerchantPortal is the merchant portal and till (/merchant).
+	MerchantPortal *merchantportal.Portal
 }
 
 // LoadKeyring returns the master keyring: PERKS_MASTER_KEY, or in development
@@ -233,6 +236,11 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 			a.Portal.Credentials, a.Portal.ConsumerAuth, a.Portal.Webhooks = a.Credentials, api.ConsumerAuth, a.Webhooks
 			a.Portal.Register(mux)
 			a.mountConsole(mux, mail)
+			a.MerchantPortal = &merchantportal.Portal{
+				DB: db.Bun, Accounts: a.Accounts, Audit: a.Audit, Merchants: a.Merchants, Vouchers: a.Vouchers, Partners: a.Partners, Log: log,
+				BaseURL: cfg.PublicBaseURL, Secure: !cfg.Development(), Limiter: &ratelimit.Limiter{Now: a.now}, Mailer: mail, Now: a.now,
+			}
+			a.MerchantPortal.Register(mux)
 		},
 	})
 	return a, nil

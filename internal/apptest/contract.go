@@ -94,7 +94,12 @@ func to30(v any) any {
 // documented reports whether a path is part of the REST API the document
 // covers (GraphQL, ops and web pages are described elsewhere).
 func documented(path string) bool {
-	for _, p := range []string{"/integrations/", "/merchant/", "/auth/"} {
+	// The merchant API is these two routes; the rest of /merchant is the
+	// merchant portal's pages (internal/merchantportal).
+	if strings.HasPrefix(path, "/merchant/") {
+		return strings.HasPrefix(path, "/merchant/vouchers/") || path == "/merchant/redemptions"
+	}
+	for _, p := range []string{"/integrations/", "/auth/"} {
 		if strings.HasPrefix(path, p) {
 			return true
 		}

@@ -108,7 +108,14 @@ func (c *Console) attachMerchant(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return apperr.Field(apperr.CodeInvalidField, "partner", "choose the partner to attach the merchant to")
 		}
-		n, cred, err := c.Merchants.AttachTx(ctx, tx, m, p.ID)
+		n, attached, err := c.Merchants.AttachTx(ctx, tx, m.ID, p.ID, "")
+		if err != nil {
+			return err
+		}
+		if !attached {
+			return apperr.Field(apperr.CodeConflict, "partner", "merchant %q already serves this partner", m.Code)
+		}
+		cred, err := c.Merchants.AddCredentialFor(ctx, tx, m.ID, p.ID, "created by the platform console")
 		if err != nil {
 			return err
 		}

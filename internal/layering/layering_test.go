@@ -33,6 +33,8 @@ var notDomain = map[string]bool{
 	"internal/console":    true, // transport: the platform console pages (/admin)
 	"internal/jobs":       true, // River wiring: checked by its own rule
 	"internal/layering":   true, // this test
+
+	"internal/merchantportal": true, // transport: the merchant portal pages (issue 17)
 }
 
 // transports are the packages (and package prefixes, ending in "/") a

@@ -108,7 +108,8 @@ func (s *Service) Authenticate(ctx context.Context, db bun.IDB, r SignedRequest)
 	err = db.NewRaw(`SELECT c.partner_id, c.id, c.merchant_id, c.public_key
 		FROM merchant_credentials c
 		JOIN merchants m ON m.partner_id = c.partner_id AND m.id = c.merchant_id
-		WHERE c.api_key_hash = ? AND c.enabled AND m.enabled`, partner.HashAPIKey(r.APIKey)).Scan(ctx, &row)
+		WHERE c.api_key_hash = ? AND c.enabled AND m.enabled
+		  AND (c.expires_at IS NULL OR c.expires_at > ?)`, partner.HashAPIKey(r.APIKey), s.Now().UTC()).Scan(ctx, &row)
 	known := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("load merchant credential: %w", err)

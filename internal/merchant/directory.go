@@ -14,7 +14,7 @@ import (
 
 // Listed is a merchant as the platform console lists it: with the partner
 // it serves. A merchant serving several partners has one row per partner,
-// under the same code (AttachTx).
+// all under the same id (AttachTx in served.go).
 type Listed struct {
 	Merchant
 	PartnerSlug string `bun:"partner_slug"`
@@ -35,10 +35,11 @@ func (s *Service) ListAll(ctx context.Context, db bun.IDB) ([]Listed, error) {
 	return out, nil
 }
 
-// ByID loads a merchant by id alone (the console's forms carry it).
+// ByID loads a merchant by id alone (the console's forms carry it): its
+// row at the first partner it served.
 func (s *Service) ByID(ctx context.Context, db bun.IDB, id uuid.UUID) (*Merchant, error) {
 	m := new(Merchant)
-	err := db.NewSelect().Model(m).Where("id = ?", id).Scan(ctx)
+	err := db.NewSelect().Model(m).Where("id = ?", id).OrderExpr("created_at").Limit(1).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, apperr.New(apperr.CodeNotFound, "merchant not found")
 	}
@@ -46,14 +47,4 @@ func (s *Service) ByID(ctx context.Context, db bun.IDB, id uuid.UUID) (*Merchant
 		return nil, fmt.Errorf("load merchant: %w", err)
 	}
 	return m, nil
-}
-
-// AttachTx lets a merchant serve another partner: the same name and code
-// under that partner, with a credential of its own (returned once). A
-// merchant already serving the partner is a CONFLICT.
-func (s *Service) AttachTx(ctx context.Context, tx bun.Tx, m *Merchant, partnerID uuid.UUID) (*Merchant, *NewCredential, error) {
-	if m.PartnerID == partnerID {
-		return nil, nil, apperr.Field(apperr.CodeConflict, "partner", "merchant %q already serves this partner", m.Code)
-	}
-	return s.CreateTx(ctx, tx, partnerID, m.Name, m.Code)
 }

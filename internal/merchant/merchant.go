@@ -53,6 +53,9 @@ type Credential struct {
 	Enabled     bool       `bun:"enabled"`
 	CreatedAt   time.Time  `bun:"created_at"`
 	LastUsedAt  *time.Time `bun:"last_used_at"`
+	// ExpiresAt ends a credential replaced by a rotation with overlap
+	// (nil: it works until disabled).
+	ExpiresAt *time.Time `bun:"expires_at"`
 }
 
 // NewCredential is a freshly generated credential with its secrets, which
@@ -157,7 +160,7 @@ func (s *Service) AddCredential(ctx context.Context, db bun.IDB, partnerID, merc
 		PartnerID: partnerID, ID: uuid.New(), MerchantID: merchantID, APIKeyHash: partner.HashAPIKey(apiKey),
 		PublicKey: pub, Description: description, Enabled: true, CreatedAt: s.Now().UTC(),
 	}
-	if _, err := db.NewInsert().Model(c).ExcludeColumn("last_used_at").Exec(ctx); err != nil {
+	if _, err := db.NewInsert().Model(c).ExcludeColumn("last_used_at", "expires_at").Exec(ctx); err != nil {
 		return nil, fmt.Errorf("insert merchant credential: %w", err)
 	}
 	return &NewCredential{

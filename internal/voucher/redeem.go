@@ -74,7 +74,7 @@ func (s *Service) RedeemOnlineTx(ctx context.Context, tx bun.Tx, partnerID, user
 	if err != nil {
 		return nil, err
 	}
-	if err := s.markRedeemed(ctx, tx, v, g.SKU, nil, now); err != nil {
+	if err := s.markRedeemed(ctx, tx, v, g.SKU, nil, nil, now); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -82,10 +82,11 @@ func (s *Service) RedeemOnlineTx(ctx context.Context, tx bun.Tx, partnerID, user
 
 // markRedeemed moves a locked, active voucher to redeemed and records the
 // event. The status condition is what makes a redemption racing a
-// cancellation end in exactly one state.
-func (s *Service) markRedeemed(ctx context.Context, tx bun.Tx, v *Voucher, sku string, merchantID *uuid.UUID, now time.Time) error {
+// cancellation (or another till) end in exactly one state. operatorID is
+// the merchant portal account that redeemed at the till, if any.
+func (s *Service) markRedeemed(ctx context.Context, tx bun.Tx, v *Voucher, sku string, merchantID, operatorID *uuid.UUID, now time.Time) error {
 	res, err := tx.NewUpdate().Model(v).
-		Set("status = 'redeemed', redeemed_at = ?, redeemed_by_merchant_id = ?", now, merchantID).
+		Set("status = 'redeemed', redeemed_at = ?, redeemed_by_merchant_id = ?, redeemed_by_account_id = ?", now, merchantID, operatorID).
 		Set("otp_mac = NULL, otp_expires_at = NULL, updated_at = ?", now).
 		Where("partner_id = ? AND id = ? AND status = 'claimed'", v.PartnerID, v.ID).
 		Returning("*").Exec(ctx)
@@ -226,6 +227,17 @@ func ValidateOTP(field, otp string) error {
 // returns *AttemptError (commit it); a missing or expired code is not
 // counted.
 func (s *Service) RedeemAtMerchantTx(ctx context.Context, tx bun.Tx, partnerID, merchantID uuid.UUID, code, otp string) (*MerchantView, error) {
+	return s.redeemAtMerchantTx(ctx, tx, partnerID, merchantID, nil, code, otp)
+}
+
+// RedeemAtTillTx is RedeemAtMerchantTx for the merchant portal's till: the
+// same checks, attempt counting and locking, and the redemption records
+// the operator's account (operatorID) for the history.
+func (s *Service) RedeemAtTillTx(ctx context.Context, tx bun.Tx, partnerID, merchantID, operatorID uuid.UUID, code, otp string) (*MerchantView, error) {
+	return s.redeemAtMerchantTx(ctx, tx, partnerID, merchantID, &operatorID, code, otp)
+}
+
+func (s *Service) redeemAtMerchantTx(ctx context.Context, tx bun.Tx, partnerID, merchantID uuid.UUID, operatorID *uuid.UUID, code, otp string) (*MerchantView, error) {
 	if err := ValidateOTP("otp", otp); err != nil {
 		return nil, err
 	}
@@ -261,7 +273,7 @@ func (s *Service) RedeemAtMerchantTx(ctx context.Context, tx bun.Tx, partnerID, 
 		}
 		return nil, &AttemptError{apperr.New(apperr.CodeOTPInvalid, "wrong one-time code; %d attempts left", left)}
 	}
-	if err := s.markRedeemed(ctx, tx, v, row.GiftSKU, &merchantID, now); err != nil {
+	if err := s.markRedeemed(ctx, tx, v, row.GiftSKU, &merchantID, operatorID, now); err != nil {
 		return nil, err
 	}
 	return view, nil

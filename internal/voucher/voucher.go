@@ -72,6 +72,10 @@ type Voucher struct {
 	OTPExpiresAt         *time.Time `bun:"otp_expires_at"`
 	OTPAttempts          int        `bun:"otp_attempts"`
 	UpdatedAt            time.Time  `bun:"updated_at"`
+
+	// RedeemedByAccountID is the merchant portal operator who redeemed at
+	// the till (nil online and for server-to-server redemptions).
+	RedeemedByAccountID *uuid.UUID `bun:"redeemed_by_account_id,type:uuid"`
 }
 
 // EffectiveStatus is the status as of t: a claimed voucher past its expiry
