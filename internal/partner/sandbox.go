@@ -119,6 +119,10 @@ func (s *Service) EnsureSandbox(ctx context.Context, db bun.IDB, id uuid.UUID) (
 		ProgramName: live.ProgramName, CurrencyName: live.CurrencyName, MaxTokenLifetimeSeconds: live.MaxTokenLifetimeSeconds,
 		Timezone: live.Timezone, APIEnabled: true, AllowedOrigins: []string{}, AllowedSchemes: []string{},
 		CORSOrigins: []string{}, FrameAncestors: []string{}, SandboxOf: &live.ID,
+		// A sandbox is for integrating before going live: it is served
+		// while its partner awaits approval (the platform operator can
+		// still suspend it on its own).
+		Status: StatusActive,
 	}
 	res, err := db.NewInsert().Model(row).ExcludeColumn("created_at", "updated_at").
 		On("CONFLICT DO NOTHING").Returning("*").Exec(ctx)
