@@ -38,8 +38,14 @@ import (
 	"github.com/perkshq/perks/internal/account"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/audit"
+	"github.com/perkshq/perks/internal/bulk"
+	"github.com/perkshq/perks/internal/export"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ratelimit"
+	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/voucher"
+	"github.com/perkshq/perks/internal/webhook"
 )
 
 //go:embed templates assets
@@ -75,6 +81,15 @@ type Portal struct {
 	// per client address (on top of the per-account lockout).
 	Limiter     *ratelimit.Limiter
 	SignInLimit ratelimit.Limit
+
+	// The services of the Users, Webhooks and Exports & jobs pages
+	// (users.go, webhooks.go, exports.go): the ones the REST API calls.
+	Users    *user.Service
+	Ledger   *ledger.Service
+	Vouchers *voucher.Service
+	Webhooks *webhook.Service
+	Export   *export.Service
+	Bulk     *bulk.Service
 }
 
 // DefaultSignInLimit is the per-address sign-in rate.
@@ -149,6 +164,9 @@ func (p *Portal) Register(mux *http.ServeMux) {
 	h("POST "+Path+"/api-access/{id}/disable", p.authed(account.PermCredentials, p.enableCredential(false)))
 	h("POST "+Path+"/api-access/{id}/rotate", p.authed(account.PermCredentials, p.rotateCredential))
 	h("GET "+Path+"/assets/{file}", p.asset)
+	p.registerUsers(h)
+	p.registerWebhooks(h)
+	p.registerExports(h)
 }
 
 // signedIn is the request's account, its partner and session.
