@@ -43,9 +43,9 @@ var extraFuncs = template.FuncMap{
 		}
 		return *s
 	},
-	"userPath":  func(ext string) string { return Path + "/users/" + url.PathEscape(ext) },
-	"queryEsc":  url.QueryEscape,
-	"plusMinus": plusMinus,
+	"userPath":   func(ext string) string { return Path + "/users/" + url.PathEscape(ext) },
+	"queryEsc":   url.QueryEscape,
+	"plusMinus":  plusMinus,
 	"eventTypes": eventTypeChoices,
 }
 
