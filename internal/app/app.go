@@ -200,7 +200,8 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 			a.Portal = &portal.Portal{
 				DB: db.Bun, Accounts: a.Accounts, Audit: a.Audit, Partners: a.Partners, Log: log,
 				BaseURL: cfg.PublicBaseURL, Secure: !cfg.Development(), Limiter: &ratelimit.Limiter{Now: a.now}, Mailer: mail,
-				Now:   a.now,
+				Now: a.now,
+				// The Users, Webhooks and Exports & jobs pages.
 				Users: a.Users, Ledger: a.Ledger, Vouchers: a.Vouchers, Webhooks: a.Webhooks, Export: a.Export, Bulk: a.Bulk,
 			}
 			a.Portal.Register(mux)
