@@ -328,4 +328,5 @@ func (a *API) Register(rt *Router) {
 	a.registerCatalog(rt)
 	a.registerCampaigns(rt)
 	a.registerReports(rt)
+	a.registerUserReads(rt)
 }
