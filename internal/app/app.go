@@ -232,6 +232,8 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 				Now: a.now,
 				CMS: &portal.CMS{Catalog: a.Catalog, Content: a.Content, Earning: a.Earning, Program: a.Program, Tiers: a.Tiers,
 					Campaigns: a.Campaigns, Referrals: a.Referrals, Bulk: a.Bulk},
+				// The Users, Webhooks and Exports & jobs pages.
+				Users: a.Users, Ledger: a.Ledger, Vouchers: a.Vouchers, Webhooks: a.Webhooks, Export: a.Export, Bulk: a.Bulk,
 			}
 			a.Portal.Credentials, a.Portal.ConsumerAuth, a.Portal.Webhooks = a.Credentials, api.ConsumerAuth, a.Webhooks
 			a.Portal.Register(mux)

@@ -273,7 +273,3 @@ func (p *Portal) setCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	p.apiAccessPage(w, r, http.StatusOK, msg, "", created)
 }
-
-func endpointState(e *webhook.Endpoint) map[string]any {
-	return map[string]any{"id": e.ID, "url": e.URL, "eventTypes": e.EventTypes, "enabled": e.Enabled}
-}

@@ -40,9 +40,14 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/audit"
 	"github.com/perkshq/perks/internal/auth"
+	"github.com/perkshq/perks/internal/bulk"
 	"github.com/perkshq/perks/internal/credential"
+	"github.com/perkshq/perks/internal/export"
+	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ratelimit"
+	"github.com/perkshq/perks/internal/user"
+	"github.com/perkshq/perks/internal/voucher"
 	"github.com/perkshq/perks/internal/webhook"
 )
 
@@ -86,6 +91,14 @@ type Portal struct {
 	Credentials  *credential.Service
 	ConsumerAuth *auth.ConsumerAuthenticator
 	Webhooks     *webhook.Service
+
+	// The services of the Users, Webhooks and Exports & jobs pages
+	// (users.go, webhooks.go, exports.go): the ones the REST API calls.
+	Users    *user.Service
+	Ledger   *ledger.Service
+	Vouchers *voucher.Service
+	Export   *export.Service
+	Bulk     *bulk.Service
 }
 
 // DefaultSignInLimit is the per-address sign-in rate.
@@ -163,6 +176,9 @@ func (p *Portal) Register(mux *http.ServeMux) {
 	p.registerCMS(h)
 	p.registerSandbox(h)
 	p.registerCredentials(h)
+	p.registerUsers(h)
+	p.registerWebhooks(h)
+	p.registerExports(h)
 }
 
 // signedIn is the request's account, its partner and session.

@@ -339,6 +339,7 @@ func (a *API) Register(rt *Router) {
 	a.registerReports(rt)
 	a.registerCredentials(rt)
 	a.registerSandbox(rt)
+	a.registerUserReads(rt)
 }
 
 // readDB is the database of the lag-tolerant reads.

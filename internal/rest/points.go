@@ -11,11 +11,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/perkshq/perks/internal/adjustment"
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
-	"github.com/perkshq/perks/internal/textcheck"
 	"github.com/perkshq/perks/internal/user"
 )
 
@@ -254,7 +254,8 @@ type adjustResponse struct {
 	Reason  string    `json:"reason"`
 }
 
-// adjust is a support correction, positive or negative, never below zero.
+// adjust is a support correction, positive or negative, never below zero:
+// adjustment.Service's rule, shared with the portal's Users page.
 func (a *API) adjust(w *Write) (int, any, error) {
 	ext := w.R.PathValue("externalUserId")
 	if err := user.ValidateExternalID("externalUserId", ext); err != nil {
@@ -271,32 +272,15 @@ func (a *API) adjust(w *Write) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if points == 0 || points > ledger.MaxPoints || points < -ledger.MaxPoints {
-		return 0, nil, apperr.Field(apperr.CodePointsOutOfRange, "points", "points must be a non-zero whole number between -%d and %d", ledger.MaxPoints, ledger.MaxPoints)
+	p := adjustment.Params{ExternalUserID: ext, Points: points}
+	if req.Reason != nil {
+		p.Reason = *req.Reason
 	}
-	if req.Reason == nil || strings.TrimSpace(*req.Reason) == "" {
-		return 0, nil, apperr.Field(apperr.CodeMissingField, "reason", "reason is required")
-	}
-	reason := strings.TrimSpace(*req.Reason)
-	if err := textcheck.Line("reason", reason); err != nil {
-		return 0, nil, err
-	}
-	if len(reason) > 500 {
-		return 0, nil, apperr.Field(apperr.CodeInvalidField, "reason", "reason must be at most 500 characters")
-	}
-	u, err := a.Users.Get(w.Ctx, w.Tx, w.Partner.Partner.ID, ext)
+	res, err := (&adjustment.Service{Users: a.Users, Ledger: a.Ledger}).ApplyTx(w.Ctx, w.Tx, w.Partner.Partner.ID, p)
 	if err != nil {
 		return 0, nil, err
 	}
-	if u.Anonymised() {
-		return 0, nil, apperr.New(apperr.CodeUserAnonymised, "the user was anonymised")
-	}
-	w.UserID = &u.ID
-	e, err := a.Ledger.ApplyTx(w.Ctx, w.Tx, w.Partner.Partner.ID, ledger.Change{
-		UserID: u.ID, Kind: ledger.KindAdjust, Points: points, Reason: reason,
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusCreated, adjustResponse{EntryID: e.ID, UserID: u.ID, Points: e.Points, Balance: e.BalanceAfter, Reason: reason}, nil
+	w.UserID = &res.UserID
+	e := res.Entry
+	return http.StatusCreated, adjustResponse{EntryID: e.ID, UserID: res.UserID, Points: e.Points, Balance: e.BalanceAfter, Reason: e.Reason}, nil
 }

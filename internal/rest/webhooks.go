@@ -275,7 +275,8 @@ type attemptView struct {
 }
 
 // listDeliveries is the delivery log, newest event first, filtered by
-// eventId, endpointId and status, paginated with limit and cursor.
+// eventId, endpointId, status, eventType and creation time (from, to),
+// paginated with limit and cursor.
 func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, p *auth.PartnerPrincipal) error {
 	q := r.URL.Query()
 	var f webhook.DeliveryFilter
@@ -286,7 +287,16 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, p *auth.Par
 	if f.EndpointID, err = queryUUID(r, "endpointId"); err != nil {
 		return err
 	}
-	f.Status, f.Cursor = q.Get("status"), q.Get("cursor")
+	f.Status, f.Cursor, f.EventType = q.Get("status"), q.Get("cursor"), q.Get("eventType")
+	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return apperr.Field(apperr.CodeInvalidField, name, "%s must be an RFC 3339 time such as 2026-01-05T00:00:00Z", name)
+			}
+			*dst = t
+		}
+	}
 	if v := q.Get("limit"); v != "" {
 		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit <= 0 {
 			return apperr.Field(apperr.CodeInvalidField, "limit", "limit must be between 1 and %d", webhook.MaxPageSize)

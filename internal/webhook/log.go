@@ -14,6 +14,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/event"
 )
 
 // Page sizes of the delivery log.
@@ -27,7 +28,11 @@ type DeliveryFilter struct {
 	EventID    *uuid.UUID
 	EndpointID *uuid.UUID
 	Status     string
-	Limit      int
+	// EventType keeps one event type (event.Types).
+	EventType string
+	// From and To keep deliveries created in [From, To); zero is open.
+	From, To time.Time
+	Limit    int
 	// Cursor is the NextCursor of the previous page.
 	Cursor string
 }
@@ -37,6 +42,12 @@ type DeliveryFilter struct {
 func (s *Service) Deliveries(ctx context.Context, db bun.IDB, partnerID uuid.UUID, f DeliveryFilter) ([]Delivery, string, error) {
 	if f.Status != "" && !slices.Contains(Statuses, f.Status) {
 		return nil, "", apperr.Field(apperr.CodeInvalidField, "status", "status must be one of pending, succeeded, failed, disabled")
+	}
+	if f.EventType != "" && !slices.Contains(event.Types, f.EventType) {
+		return nil, "", apperr.Field(apperr.CodeInvalidField, "eventType", "unknown event type; see docs/webhooks.md for the catalog")
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
+		return nil, "", apperr.Field(apperr.CodeInvalidField, "to", "to must be after from")
 	}
 	switch {
 	case f.Limit == 0:
@@ -63,6 +74,15 @@ func (s *Service) Deliveries(ctx context.Context, db bun.IDB, partnerID uuid.UUI
 	}
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
+	}
+	if f.EventType != "" {
+		q = q.Where("event_type = ?", f.EventType)
+	}
+	if !f.From.IsZero() {
+		q = q.Where("created_at >= ?", f.From.UTC())
+	}
+	if !f.To.IsZero() {
+		q = q.Where("created_at < ?", f.To.UTC())
 	}
 	var ds []Delivery
 	if err := q.Scan(ctx, &ds); err != nil {

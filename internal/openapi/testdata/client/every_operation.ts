@@ -129,6 +129,9 @@ const job = await perks.POST("/integrations/actions/multistore", {
 check("POST", "/integrations/actions/multistore", job, 202);
 const jobId = must(job.data && "jobId" in job.data ? job.data.jobId : undefined, "job id");
 check("GET", "/integrations/jobs/{id}", await perks.GET("/integrations/jobs/{id}", { params: { path: { id: jobId }, query: { limit: 10 } } }));
+check("GET", "/integrations/jobs", await perks.GET("/integrations/jobs", { params: { query: { limit: 5 } } }));
+check("GET", "/integrations/users/{externalUserId}/entries", await perks.GET("/integrations/users/{externalUserId}/entries", { params: { path: { externalUserId: user }, query: { limit: 2 } } }));
+check("GET", "/integrations/users/{externalUserId}/vouchers", await perks.GET("/integrations/users/{externalUserId}/vouchers", { params: { path: { externalUserId: user }, query: { limit: 2 } } }));
 check("GET", "/integrations/exports/users", await perks.GET("/integrations/exports/users", { params: { query: { limit: 10 } }, parseAs: "text" }));
 check("GET", "/integrations/exports/users", await perks.GET("/integrations/exports/users", { params: { query: { limit: 2 } }, headers: { Accept: "text/csv" }, parseAs: "text" }));
 // Reports: yesterday and today (UTC, the test partner's time zone), so today's earns show.
