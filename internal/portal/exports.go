@@ -145,7 +145,7 @@ type jobData struct {
 	After   int
 	Next    *int
 	Percent int
-	// Refresh is the meta refresh delay in seconds while the job runs (0:
+	// Refresh is the reload delay in seconds while the job runs (0:
 	// finished, no refresh).
 	Refresh int
 }
