@@ -49,6 +49,7 @@ func activateInBrowser(t *testing.T, env *apptest.Env, pg *page, link, email str
 	require.True(t, strings.HasPrefix(qr, "data:image/png;base64,"))
 	secret := pg.text("#totp-secret")
 	pg.shot("activation")
+	pg.axe("activation")
 	pg.run("set password and second factor",
 		chromedp.SendKeys("#password", portalPassword),
 		chromedp.SendKeys("#password2", portalPassword),
@@ -56,8 +57,11 @@ func activateInBrowser(t *testing.T, env *apptest.Env, pg *page, link, email str
 		chromedp.Click(`#activate button[type=submit]`),
 		chromedp.WaitVisible("#activated"),
 	)
+	pg.axe("activated")
 	env.Clock.Advance(30 * time.Second) // a code is accepted once
-	pg.run("sign in", chromedp.Navigate(env.Server.URL+"/portal/sign-in"), chromedp.WaitVisible("#sign-in"),
+	pg.run("open sign-in", chromedp.Navigate(env.Server.URL+"/portal/sign-in"), chromedp.WaitVisible("#sign-in"))
+	pg.axe("sign-in")
+	pg.run("sign in",
 		chromedp.SendKeys("#email", email),
 		chromedp.SendKeys("#password", portalPassword),
 		chromedp.SendKeys("#code", totpNow(t, env, secret)),
@@ -125,6 +129,8 @@ func TestPortalInBrowser(t *testing.T) {
 	)
 	owner.shot("team-invited")
 	owner.axe("team, link shown")
+	owner.run("open the audit log", chromedp.Navigate(env.Server.URL+"/portal/audit"), chromedp.WaitVisible("table"))
+	owner.axe("audit log")
 	link := owner.text("#activation-link")
 	u, err := url.Parse(link)
 	require.NoError(t, err)
