@@ -129,9 +129,9 @@ func TestPortalInBrowser(t *testing.T) {
 	)
 	owner.shot("team-invited")
 	owner.axe("team, link shown")
+	link := owner.text("#activation-link")
 	owner.run("open the audit log", chromedp.Navigate(env.Server.URL+"/portal/audit"), chromedp.WaitVisible("table"))
 	owner.axe("audit log")
-	link := owner.text("#activation-link")
 	u, err := url.Parse(link)
 	require.NoError(t, err)
 
