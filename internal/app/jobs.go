@@ -77,6 +77,7 @@ func (s *Services) ConnectJobs(cfg *config.Config, log *slog.Logger, db *databas
 		Queues:            map[string]int{webhook.Queue: cfg.WebhookWorkers},
 		Periodic:          Periodic(cfg),
 		Metrics:           s.JobMetrics,
+		Tracer:            s.JobTracer,
 	})
 	if err != nil {
 		return nil, err

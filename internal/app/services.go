@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/perkshq/perks/internal/account"
 	"github.com/perkshq/perks/internal/audit"
 	"github.com/perkshq/perks/internal/bulk"
@@ -58,6 +60,9 @@ type Services struct {
 	// JobMetrics, when set before ConnectJobs, observes the jobs this
 	// process works (the server sets it; operator commands leave it nil).
 	JobMetrics *jobs.Metrics
+	// JobTracer, when set before ConnectJobs, carries traces from job
+	// inserts to their work (tracing on).
+	JobTracer trace.Tracer
 }
 
 // NewServices builds every domain service on db with keys (no HTTP, no

@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
@@ -44,6 +45,9 @@ type Options struct {
 	// CORS, when set, lets the origins partners list call /graphql from
 	// a browser (preflight on OPTIONS /graphql).
 	CORS *CORS
+	// Tracer, when set, makes a server span of every request
+	// (docs/tracing.md); nil (tracing off) adds nothing to a request.
+	Tracer trace.Tracer
 }
 
 // New builds the root handler and lists the routes it serves.
@@ -76,7 +80,11 @@ func New(o Options) (http.Handler, []string) {
 		o.Web(rt.Mux())
 	}
 	routes := rt.Routes()
-	return Observe(limitHeaders(refuseControlInURL(rt.Finish(), o.Log), MaxHeaderBytes), o.Log, NewMetrics(o.Registry)), routes
+	inner := limitHeaders(refuseControlInURL(rt.Finish(), o.Log), MaxHeaderBytes)
+	if o.Tracer != nil {
+		inner = traceRequests(inner, o.Tracer)
+	}
+	return Observe(inner, o.Log, NewMetrics(o.Registry)), routes
 }
 
 // MetricsHandler serves reg's metrics, to requests carrying "Authorization:
