@@ -39,7 +39,9 @@ func newGraphQLGate(p *page) *graphqlGate {
 		case gateHold:
 			g.held <- e.RequestID
 		case gateFail:
-			go func() { _ = fetch.FailRequest(e.RequestID, network.ErrorReasonInternetDisconnected).Do(cdp.WithExecutor(p.ctx, tab)) }()
+			go func() {
+				_ = fetch.FailRequest(e.RequestID, network.ErrorReasonInternetDisconnected).Do(cdp.WithExecutor(p.ctx, tab))
+			}()
 		default:
 			go func() { _ = fetch.ContinueRequest(e.RequestID).Do(cdp.WithExecutor(p.ctx, tab)) }()
 		}
@@ -71,7 +73,7 @@ func (g *graphqlGate) release(p *page) {
 func TestWebviewAccessibleInEveryStateAndLanguage(t *testing.T) {
 	t.Parallel()
 	type texts struct {
-		tokenLocale, browserLang, lang string
+		tokenLocale, browserLang, lang                                                                string
 		loading, tabVouchers, claim, confirm, claimed, otp, vouchersError, retry, noVouchers, expired string
 	}
 	for _, tc := range []struct {
