@@ -73,8 +73,12 @@ func (g *graphqlGate) release(p *page) {
 func TestWebviewAccessibleInEveryStateAndLanguage(t *testing.T) {
 	t.Parallel()
 	type texts struct {
-		tokenLocale, browserLang, lang                                                                string
-		loading, tabVouchers, claim, confirm, claimed, otp, vouchersError, retry, noVouchers, expired string
+		tokenLocale string // the token's locale claim ("": none)
+		browserLang string // the browser's Accept-Language for the expired-token tab ("": default)
+		lang        string // the <html lang> expected
+		// What the page says in each state.
+		loading, tabVouchers, claim, confirm, claimed, otp string
+		vouchersError, retry, noVouchers, expired          string
 	}
 	for _, tc := range []struct {
 		name string
