@@ -11,9 +11,12 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/perkshq/perks/internal/tracing"
 )
+
+// propagator is W3C trace context only, as tracing.Propagator (this
+// package imports no other internal package but the database's: see
+// internal/layering).
+var propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
 // Tracing carries a trace from the code that inserts a job to the job's
 // work, through the job's metadata (W3C "traceparent", the key River's
@@ -58,7 +61,7 @@ func (t *Tracing) InsertMany(ctx context.Context, params []*rivertype.JobInsertP
 		trace.WithAttributes(attribute.StringSlice("river.job.kinds", slices.Compact(kinds)), attribute.Int("river.job.count", len(params))))
 	defer span.End()
 	carrier := propagation.MapCarrier{}
-	tracing.Propagator.Inject(ctx, carrier)
+	propagator.Inject(ctx, carrier)
 	for _, p := range params {
 		p.Metadata = withTraceContext(p.Metadata, carrier)
 	}
@@ -73,7 +76,7 @@ func (t *Tracing) InsertMany(ctx context.Context, params []*rivertype.JobInsertP
 // when the metadata carries one.
 func (t *Tracing) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
 	if carrier := traceContextOf(job.Metadata); carrier != nil {
-		ctx = tracing.Propagator.Extract(ctx, carrier)
+		ctx = propagator.Extract(ctx, carrier)
 	}
 	ctx, span := t.tracer.Start(ctx, "river.work/"+job.Kind, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
