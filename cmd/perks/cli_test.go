@@ -181,6 +181,10 @@ func TestOperatorCLI(t *testing.T) {
 	_, err = os.Stat(filepath.Join(secrets, demo.Acme.Slug+".private.pem"))
 	require.NoError(t, err)
 	require.NotEmpty(t, perks("token", "mint", "--partner", "acme", "--sub", "usr_demo_001"))
+	// --locale sets the claim the webview picks its language from.
+	parsed, _, err = jwt.NewParser().ParseUnverified(perks("token", "mint", "--partner", "acme", "--sub", "usr_demo_001", "--locale", "fr-FR"), jwt.MapClaims{})
+	require.NoError(t, err)
+	require.Equal(t, "fr-FR", parsed.Claims.(jwt.MapClaims)["locale"])
 	require.Regexp(t, `^http://localhost:4000/consumer#token=ey[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`,
 		perks("token", "mint", "--partner", "acme", "--sub", "usr_demo_001", "--webview"))
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v3"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/perkshq/perks/internal/config"
 	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/demo"
+	"github.com/perkshq/perks/internal/tracing"
 )
 
 func serveCommand() *cli.Command {
@@ -71,6 +74,21 @@ func serveCommand() *cli.Command {
 				}
 				defer direct.Close()
 				opts = append(opts, app.WithDirectDB(direct))
+			}
+			tp, err := tracing.FromEnv(ctx, os.Getenv, cmd.Root().Version)
+			if err != nil {
+				return err
+			}
+			if tp != nil {
+				opts = append(opts, app.WithTracerProvider(tp))
+				log.Info("tracing on: exporting spans over OTLP/HTTP")
+				defer func() {
+					sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					if err := tp.Shutdown(sctx); err != nil {
+						log.Warn("tracing: spans not flushed at shutdown", "err", err)
+					}
+				}()
 			}
 			a, err := app.New(cfg, log, db, keys, opts...)
 			if err != nil {

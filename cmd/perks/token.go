@@ -33,6 +33,7 @@ func tokenCommand() *cli.Command {
 				&cli.BoolFlag{Name: "no-exp", Usage: "omit exp (only keys set with --allow-no-exp accept it)"},
 				&cli.StringFlag{Name: "email", Usage: "email claim"},
 				&cli.StringFlag{Name: "display-name", Usage: "displayName claim"},
+				&cli.StringFlag{Name: "locale", Usage: "locale claim, a BCP 47 tag such as fr-FR (the webview's language)"},
 				&cli.StringFlag{Name: "key", Usage: "PKCS#8 private key `FILE`, RSA, EC P-256 or Ed25519 (default: <secrets dir>/<partner>.private.pem)"},
 				&cli.StringFlag{Name: "kid", Usage: "kid header (default: none; the partner is found by iss)"},
 				&cli.BoolFlag{Name: "webview", Usage: "print the webview URL to open (PERKS_PUBLIC_BASE_URL/consumer#token=...) instead of the bare token"},
@@ -82,6 +83,9 @@ func tokenMint(ctx context.Context, cmd *cli.Command) error {
 	}
 	if displayName != "" {
 		claims["displayName"] = displayName
+	}
+	if l := cmd.String("locale"); l != "" {
+		claims["locale"] = l
 	}
 	alg, err := partner.AlgorithmOf(key)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/perkshq/perks/graph"
 	"github.com/perkshq/perks/internal/apperr"
@@ -34,6 +35,7 @@ import (
 	"github.com/perkshq/perks/internal/report"
 	"github.com/perkshq/perks/internal/request"
 	"github.com/perkshq/perks/internal/rest"
+	"github.com/perkshq/perks/internal/tracing"
 	"github.com/perkshq/perks/internal/webhook"
 	"github.com/perkshq/perks/web"
 )
@@ -68,6 +70,8 @@ type App struct {
 	console consoleParts
 	// MerchantPortal is the merchant portal and till (/merchant).
 	MerchantPortal *merchantportal.Portal
+	// Tracer is nil unless WithTracerProvider turned tracing on.
+	Tracer trace.Tracer
 }
 
 // LoadKeyring returns the master keyring: PERKS_MASTER_KEY, or in development
@@ -137,6 +141,14 @@ func WithDirectDB(db *database.DB) Option { return func(a *App) { a.directDB = d
 // WithReadDB serves the lag-tolerant reads from a standby.
 func WithReadDB(db *database.DB) Option { return func(a *App) { a.ReadDB = db } }
 
+// WithTracerProvider turns tracing on with tp (tracing.FromEnv in `perks
+// serve`, an in-memory exporter in tests): spans of HTTP requests, SQL
+// statements, River jobs and webhook deliveries. Without it nothing is
+// installed and tracing costs nothing (docs/tracing.md).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(a *App) { a.Tracer = tracing.Tracer(tp) }
+}
+
 // New builds the application on an open database.
 func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Keyring, opts ...Option) (*App, error) {
 	// Every warning and error line carries request_id and every error line
@@ -146,10 +158,21 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	for _, o := range opts {
 		o(a)
 	}
+	if a.Tracer != nil {
+		// Every service of this app runs its SQL through a bun handle
+		// with the span hook (the caller's handle is left as it was).
+		traced := *db
+		traced.Bun = db.Bun.WithQueryHook(&tracing.BunHook{Tracer: a.Tracer})
+		db, a.DB = &traced, &traced
+	}
 	a.Services = NewServices(cfg, log, db, keys, a.now)
 	a.DirectDB = a.directDB
 	if a.ReadDB != nil {
 		a.Export.Pool, a.Export.Primary = a.ReadDB.Pool, db.Pool
+	}
+	if a.Tracer != nil {
+		a.Webhooks.Sender.Tracer = a.Tracer
+		a.JobTracer = a.Tracer
 	}
 	if cfg.WebhookAllowPriv && !cfg.Development() {
 		log.Warn("PERKS_WEBHOOK_ALLOW_PRIVATE is set in production: webhook endpoints may reach private networks")
@@ -218,6 +241,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 		Metrics:      cfg.MetricsAddr == "" && (cfg.MetricsToken != "" || cfg.Development()),
 		MetricsToken: cfg.MetricsToken,
 		PublicURL:    cfg.PublicBaseURL,
+		Tracer:       a.Tracer,
 		CORS: &httpserver.CORS{
 			Origins: func(ctx context.Context) ([]string, error) { return a.Partners.CORSOrigins(ctx, db.Bun) },
 			Now:     a.now, Log: log,

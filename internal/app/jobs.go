@@ -87,6 +87,7 @@ func (s *Services) ConnectJobs(cfg *config.Config, log *slog.Logger, db *databas
 		Metrics:           s.JobMetrics,
 		WorkPool:          workPool(s.DirectDB),
 		PollOnly:          cfg.Pooler != "" && s.DirectDB == nil,
+		Tracer:            s.JobTracer,
 	})
 	if err != nil {
 		return nil, err

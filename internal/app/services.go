@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/perkshq/perks/internal/account"
 	"github.com/perkshq/perks/internal/audit"
 	"github.com/perkshq/perks/internal/bulk"
@@ -66,6 +68,9 @@ type Services struct {
 	// a transaction pooler: River's work client fetches and listens on it
 	// (PERKS_DIRECT_DATABASE_URL).
 	DirectDB *database.DB
+	// JobTracer, when set before ConnectJobs, carries traces from job
+	// inserts to their work (tracing on).
+	JobTracer trace.Tracer
 }
 
 // NewServices builds every domain service on db with keys (no HTTP, no

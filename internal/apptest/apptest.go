@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/perkshq/perks/internal/app"
 	"github.com/perkshq/perks/internal/auth"
@@ -83,6 +84,8 @@ type Options struct {
 	// Resolver answers DNS lookups of allowed-origin host names (nil: no
 	// host name resolves), so tests never use real DNS.
 	Resolver auth.Resolver
+	// TracerProvider turns tracing on (app.WithTracerProvider); nil: off.
+	TracerProvider trace.TracerProvider
 }
 
 // StaticResolver resolves host names from a map.
@@ -182,7 +185,11 @@ func New(t testing.TB, opts ...Options) *Env {
 	if resolver == nil {
 		resolver = StaticResolver{}
 	}
-	a, err := app.New(cfg, log, db, keys, app.WithClock(now), app.WithResolver(resolver))
+	appOpts := []app.Option{app.WithClock(now), app.WithResolver(resolver)}
+	if o.TracerProvider != nil {
+		appOpts = append(appOpts, app.WithTracerProvider(o.TracerProvider))
+	}
+	a, err := app.New(cfg, log, db, keys, appOpts...)
 	require.NoError(t, err)
 
 	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, Content: a.Content, Catalog: a.Catalog, Merchants: a.Merchants, SecretsDir: secrets}

@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
@@ -47,6 +48,9 @@ type Options struct {
 	// Usage, when set, counts the requests of each partner (the console's
 	// usage charts).
 	Usage UsageCounter
+	// Tracer, when set, makes a server span of every request
+	// (docs/tracing.md); nil (tracing off) adds nothing to a request.
+	Tracer trace.Tracer
 }
 
 // New builds the root handler and lists the routes it serves.
@@ -79,9 +83,13 @@ func New(o Options) (http.Handler, []string) {
 		o.Web(rt.Mux())
 	}
 	routes := rt.Routes()
+	inner := limitHeaders(refuseControlInURL(rt.Finish(), o.Log), MaxHeaderBytes)
+	if o.Tracer != nil {
+		inner = traceRequests(inner, o.Tracer)
+	}
 	m := NewMetrics(o.Registry)
 	m.Usage = o.Usage
-	return Observe(limitHeaders(refuseControlInURL(rt.Finish(), o.Log), MaxHeaderBytes), o.Log, m), routes
+	return Observe(inner, o.Log, m), routes
 }
 
 // MetricsHandler serves reg's metrics, to requests carrying "Authorization:

@@ -23,6 +23,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/perkshq/perks/internal/database"
 )
@@ -109,6 +110,8 @@ type Options struct {
 	// PollOnly fetches jobs every FetchPollInterval without listening for
 	// insert notifications (behind a transaction pooler without WorkPool).
 	PollOnly bool
+	// Tracer, when set, carries traces from inserts to work (Tracing).
+	Tracer trace.Tracer
 }
 
 // Clients are the two River clients over the one pool.
@@ -143,6 +146,12 @@ func New(db *database.DB, workers *river.Workers, o Options) (*Clients, error) {
 	if o.Metrics != nil {
 		cfg.Middleware = []rivertype.Middleware{o.Metrics}
 	}
+	var insertMiddleware []rivertype.Middleware
+	if o.Tracer != nil {
+		tr := NewTracing(o.Tracer)
+		cfg.Middleware = append(cfg.Middleware, tr)
+		insertMiddleware = append(insertMiddleware, tr)
+	}
 	if o.Work {
 		cfg.Queues = map[string]river.QueueConfig{
 			QueueDefault:     {MaxWorkers: o.MaxWorkers},
@@ -163,7 +172,7 @@ func New(db *database.DB, workers *river.Workers, o Options) (*Clients, error) {
 	// The insert client notifies workers of new jobs at most once per its
 	// FetchCooldown per queue: left at River's default (100 ms) it would add
 	// up to 100 ms to every job inserted inside a transaction.
-	insert, err := river.NewClient(riverdatabasesql.New(db.SQL), &river.Config{Logger: o.Log, Workers: workers, FetchCooldown: o.FetchCooldown})
+	insert, err := river.NewClient(riverdatabasesql.New(db.SQL), &river.Config{Logger: o.Log, Workers: workers, FetchCooldown: o.FetchCooldown, Middleware: insertMiddleware})
 	if err != nil {
 		return nil, fmt.Errorf("river insert client: %w", err)
 	}

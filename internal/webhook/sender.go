@@ -7,10 +7,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/perkshq/perks/internal/tracing"
 )
 
 // Timeout bounds one delivery attempt: connect, send, and the receiver's
@@ -30,6 +37,10 @@ const UserAgent = "Perks-Webhooks/1"
 type Sender struct {
 	client *http.Client
 	policy *URLPolicy
+	// Tracer, when set (tracing on), makes a client span of every attempt;
+	// the request then carries its traceparent, so a receiver that traces
+	// continues the trace that caused the event (docs/tracing.md).
+	Tracer trace.Tracer
 }
 
 // NewSender returns a Sender enforcing policy.
@@ -87,9 +98,41 @@ func (r *Result) Succeeded() bool { return r.StatusCode >= 200 && r.StatusCode <
 // outcome is an attempt to log.
 func (s *Sender) Send(ctx context.Context, m Message) Result {
 	start := time.Now()
+	if s.Tracer != nil {
+		var span trace.Span
+		ctx, span = s.startSpan(ctx, m.URL)
+		res := s.send(ctx, m)
+		res.Latency = time.Since(start)
+		endSpan(span, &res)
+		return res
+	}
 	res := s.send(ctx, m)
 	res.Latency = time.Since(start)
 	return res
+}
+
+// startSpan starts the attempt's client span. Its only attributes are the
+// method and the receiver's host: never the URL's path or query, where
+// receivers put tokens of their own.
+func (s *Sender) startSpan(ctx context.Context, rawURL string) (context.Context, trace.Span) {
+	host := ""
+	if u, err := url.Parse(rawURL); err == nil {
+		host = u.Hostname()
+	}
+	return s.Tracer.Start(ctx, "webhook POST", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(tracing.KeyHTTPMethod.String(http.MethodPost), tracing.KeyServerAddress.String(host)))
+}
+
+// endSpan records the outcome (status code, or that no answer came) and
+// ends span.
+func endSpan(span trace.Span, res *Result) {
+	if res.StatusCode != 0 {
+		span.SetAttributes(tracing.KeyHTTPStatus.Int(res.StatusCode))
+	}
+	if !res.Succeeded() {
+		span.SetStatus(codes.Error, "")
+	}
+	span.End()
 }
 
 func (s *Sender) send(ctx context.Context, m Message) Result {
@@ -105,6 +148,9 @@ func (s *Sender) send(ctx context.Context, m Message) Result {
 	req.Header.Set(HeaderID, m.ID)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(m.Timestamp.Unix(), 10))
 	req.Header.Set(HeaderSignature, Sign(m.Keys, m.ID, m.Timestamp, m.Body))
+	// traceparent of the attempt's span; nothing when tracing is off (no
+	// span in ctx).
+	tracing.Propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return Result{Err: describe(err)}

@@ -41,6 +41,23 @@ export function takeTokenFromURL() {
   return token !== '';
 }
 
+/**
+ * A claim of the token's payload (the page does not verify the token: the
+ * server does; this only reads hints such as the user's locale), or
+ * undefined.
+ */
+export function tokenClaim(name) {
+  const part = token.split('.')[1];
+  if (!part) return undefined;
+  try {
+    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '='));
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(json, (c) => c.charCodeAt(0))));
+    return claims && typeof claims === 'object' ? claims[name] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Forgets the token (after logout or when the session ended). */
 export function forgetToken() {
   token = '';

@@ -2,8 +2,9 @@
 // /consumer#token=<JWT>; this module reads the token, then shows the
 // program, the ads, the catalog, the user's vouchers, their history and
 // the leaderboard, using only the public GraphQL API (see api.js).
-import { ApiError, gql, newKey, onSessionEnd, setPartnerHint, takeTokenFromURL } from './api.js';
-import { announce, clear, el, fmtDate, fmtLastDay, fmtNumber, fmtTime, setState } from './ui.js';
+import { ApiError, gql, newKey, onSessionEnd, setPartnerHint, takeTokenFromURL, tokenClaim } from './api.js';
+import { LOCALES, pickLocale, setLocale, t } from './i18n.js';
+import { announce, clear, el, fmtDate, fmtLastDay, fmtNumber, fmtTime, setFormatLocale, setState } from './ui.js';
 
 // ---------------------------------------------------------------------------
 // Operations
@@ -92,14 +93,14 @@ const M_LOGOUT = `mutation Logout { logout }`;
 
 /** What a session-ending code means for the user. */
 const SESSION_MESSAGES = {
-  TOKEN_EXPIRED: ['Your session has expired', 'For your security, sessions last a limited time. Close this page and open Rewards again from the app.'],
-  TOKEN_REVOKED: ['You were signed out', 'Your session was ended. Open Rewards again from the app to continue.'],
-  SIGNED_OUT: ['You are signed out', 'You are signed out on every device. Open Rewards again from the app to continue.'],
-  TOKEN_INVALID: ['We could not open your rewards', 'This link is not valid. Close this page and open Rewards again from the app.'],
-  UNAUTHENTICATED: ['We could not open your rewards', 'This page must be opened from the app. Close it and open Rewards again from the app.'],
-  USER_ANONYMISED: ['This account is closed', 'Your rewards account was closed. Contact the program if you think this is a mistake.'],
-  PARTNER_DISABLED: ['Rewards are unavailable', 'The rewards program is not available right now. Please try again later.'],
-  PARTNER_MISMATCH: ['We could not open your rewards', 'This page was opened for another program. Close it and open Rewards again from the app.'],
+  TOKEN_EXPIRED: () => [t('Your session has expired'), t('For your security, sessions last a limited time. Close this page and open Rewards again from the app.')],
+  TOKEN_REVOKED: () => [t('You were signed out'), t('Your session was ended. Open Rewards again from the app to continue.')],
+  SIGNED_OUT: () => [t('You are signed out'), t('You are signed out on every device. Open Rewards again from the app to continue.')],
+  TOKEN_INVALID: () => [t('We could not open your rewards'), t('This link is not valid. Close this page and open Rewards again from the app.')],
+  UNAUTHENTICATED: () => [t('We could not open your rewards'), t('This page must be opened from the app. Close it and open Rewards again from the app.')],
+  USER_ANONYMISED: () => [t('This account is closed'), t('Your rewards account was closed. Contact the program if you think this is a mistake.')],
+  PARTNER_DISABLED: () => [t('Rewards are unavailable'), t('The rewards program is not available right now. Please try again later.')],
+  PARTNER_MISMATCH: () => [t('We could not open your rewards'), t('This page was opened for another program. Close it and open Rewards again from the app.')],
 };
 
 /** Why a gift cannot be claimed (Gift.reason), in the user's words. */
@@ -107,16 +108,16 @@ function reasonText(gift) {
   switch (gift.reason) {
     case 'INSUFFICIENT_POINTS': {
       const missing = Math.max(gift.costPoints - state.balance, 1);
-      return `You need ${fmtNumber(missing)} more ${state.currency} to claim this gift.`;
+      return t('You need {n} more {currency} to claim this gift.', { n: fmtNumber(missing), currency: state.currency });
     }
-    case 'OUT_OF_STOCK': return 'Out of stock.';
+    case 'OUT_OF_STOCK': return t('Out of stock.');
     case 'LIMIT_REACHED':
-      return gift.perUserLimit === 1 ? 'You already claimed this gift.' : `You claimed this gift the maximum number of times (${gift.perUserLimit}).`;
-    case 'NOT_IN_COUNTRY': return 'Not available in your country.';
-    case 'TIER_TOO_LOW': return gift.minTier ? `${gift.minTier.name} members only.` : 'For members of a higher tier only.';
-    case 'CODES_EXHAUSTED': return 'Temporarily unavailable: no codes are left right now. Check back soon.';
-    case 'GIFT_UNAVAILABLE': return 'Not available to claim right now.';
-    default: return 'Not available right now.';
+      return gift.perUserLimit === 1 ? t('You already claimed this gift.') : t('You claimed this gift the maximum number of times ({n}).', { n: gift.perUserLimit });
+    case 'NOT_IN_COUNTRY': return t('Not available in your country.');
+    case 'TIER_TOO_LOW': return gift.minTier ? t('{tier} members only.', { tier: gift.minTier.name }) : t('For members of a higher tier only.');
+    case 'CODES_EXHAUSTED': return t('Temporarily unavailable: no codes are left right now. Check back soon.');
+    case 'GIFT_UNAVAILABLE': return t('Not available to claim right now.');
+    default: return t('Not available right now.');
   }
 }
 
@@ -124,37 +125,37 @@ function reasonText(gift) {
 function errorText(e) {
   const ext = (e && e.extensions) || {};
   switch (e && e.code) {
-    case 'INSUFFICIENT_POINTS': return `You do not have enough ${state.currency} for this gift.`;
-    case 'OUT_OF_STOCK': return 'Sorry, this gift just ran out of stock.';
-    case 'LIMIT_REACHED': return 'You already claimed this gift as many times as allowed.';
-    case 'NOT_IN_COUNTRY': return 'This gift is not available in your country.';
-    case 'TIER_TOO_LOW': return 'This gift is for members of a higher tier.';
-    case 'CODES_EXHAUSTED': return 'No codes are left for this gift right now. Check back soon.';
+    case 'INSUFFICIENT_POINTS': return t('You do not have enough {currency} for this gift.', { currency: state.currency });
+    case 'OUT_OF_STOCK': return t('Sorry, this gift just ran out of stock.');
+    case 'LIMIT_REACHED': return t('You already claimed this gift as many times as allowed.');
+    case 'NOT_IN_COUNTRY': return t('This gift is not available in your country.');
+    case 'TIER_TOO_LOW': return t('This gift is for members of a higher tier.');
+    case 'CODES_EXHAUSTED': return t('No codes are left for this gift right now. Check back soon.');
     case 'GIFT_UNAVAILABLE':
-    case 'GIFT_NOT_FOUND': return 'This gift is not available any more.';
-    case 'VOUCHER_NOT_FOUND': return 'This voucher was not found.';
-    case 'VOUCHER_NOT_ACTIVE': return 'This voucher can no longer be used.';
-    case 'REDEMPTION_CHANNEL_MISMATCH': return 'This voucher is redeemed another way.';
-    case 'COOLDOWN': return `Not yet: try again in ${fmtWait(ext.retryAfterSeconds || 60)}.`;
-    case 'DAILY_CAP_REACHED': return 'You reached today’s limit for this. Come back tomorrow.';
-    case 'LIFETIME_CAP_REACHED': return 'You already earned this as many times as allowed.';
+    case 'GIFT_NOT_FOUND': return t('This gift is not available any more.');
+    case 'VOUCHER_NOT_FOUND': return t('This voucher was not found.');
+    case 'VOUCHER_NOT_ACTIVE': return t('This voucher can no longer be used.');
+    case 'REDEMPTION_CHANNEL_MISMATCH': return t('This voucher is redeemed another way.');
+    case 'COOLDOWN': return t('Not yet: try again in {wait}.', { wait: fmtWait(ext.retryAfterSeconds || 60) });
+    case 'DAILY_CAP_REACHED': return t('You reached today’s limit for this. Come back tomorrow.');
+    case 'LIFETIME_CAP_REACHED': return t('You already earned this as many times as allowed.');
     case 'ACTION_INACTIVE':
     case 'ACTION_NOT_ALLOWED':
-    case 'ACTION_NOT_FOUND': return 'This offer is not available any more.';
-    case 'RATE_LIMITED': return 'Too many requests. Wait a moment and try again.';
-    case 'IDEMPOTENCY_IN_PROGRESS': return 'Still working on your previous request. Try again in a moment.';
-    case 'NETWORK': return e.message;
-    default: return 'Something went wrong. Please try again.';
+    case 'ACTION_NOT_FOUND': return t('This offer is not available any more.');
+    case 'RATE_LIMITED': return t('Too many requests. Wait a moment and try again.');
+    case 'IDEMPOTENCY_IN_PROGRESS': return t('Still working on your previous request. Try again in a moment.');
+    case 'NETWORK': return t('You seem to be offline. Check your connection and try again.');
+    default: return t('Something went wrong. Please try again.');
   }
 }
 
 function fmtWait(seconds) {
-  if (seconds < 60) return `${seconds} seconds`;
+  if (seconds < 60) return t('{n} seconds', { n: seconds });
   const m = Math.ceil(seconds / 60);
-  return m === 1 ? 'a minute' : `${m} minutes`;
+  return m === 1 ? t('a minute') : t('{n} minutes', { n: m });
 }
 
-const STATUS_LABELS = { CLAIMED: 'Ready to use', REDEEMED: 'Redeemed', EXPIRED: 'Expired', CANCELLED: 'Cancelled' };
+const STATUS_LABELS = { CLAIMED: () => t('Ready to use'), REDEEMED: () => t('Redeemed'), EXPIRED: () => t('Expired'), CANCELLED: () => t('Cancelled') };
 
 // ---------------------------------------------------------------------------
 // State
@@ -191,11 +192,11 @@ function setLifecycle(me) {
   const next = $('next-expiry');
   const p = me.pendingPoints || 0;
   pending.hidden = p === 0;
-  pending.textContent = p ? `${fmtNumber(p)} ${state.currency} pending` : '';
+  pending.textContent = p ? t('{n} {currency} pending', { n: fmtNumber(p), currency: state.currency }) : '';
   pending.dataset.value = String(p);
   const x = (me.expiringPoints || [])[0];
   next.hidden = !x;
-  next.textContent = x ? `${fmtNumber(x.points)} ${state.currency} expire on ${fmtLastDay(x.expiresAt)}` : '';
+  next.textContent = x ? t('{n} {currency} expire on {day}', { n: fmtNumber(x.points), currency: state.currency, day: fmtLastDay(x.expiresAt) }) : '';
   if (x) next.dataset.expiresAt = x.expiresAt;
   $('points-lifecycle').hidden = pending.hidden && next.hidden;
 }
@@ -226,8 +227,10 @@ async function loadInvite() {
   }
   const st = me.referralStats;
   $('invite-stats').textContent = st.invited === 0
-    ? 'No friends have joined with your code yet.'
-    : `${fmtNumber(st.invited)} joined, ${fmtNumber(st.qualified)} qualified, ${fmtNumber(st.pointsEarned)} ${state.currency} earned.`;
+    ? t('No friends have joined with your code yet.')
+    : t('{invited} joined, {qualified} qualified, {n} {currency} earned.', {
+      invited: fmtNumber(st.invited), qualified: fmtNumber(st.qualified), n: fmtNumber(st.pointsEarned), currency: state.currency,
+    });
   box.hidden = false;
 }
 
@@ -242,12 +245,12 @@ async function copyInvite() {
   try {
     await navigator.clipboard.writeText(text);
     $('invite').dataset.copied = text;
-    announce(link ? 'Link copied' : 'Code copied');
+    announce(link ? t('Link copied') : t('Code copied'));
   } catch {
     const input = $('invite-value');
     input.focus();
     input.select();
-    announce('Copy it from the selected code');
+    announce(t('Copy it from the selected code'));
   }
 }
 
@@ -259,17 +262,17 @@ async function copyInvite() {
  */
 function setTier(me) {
   const box = $('tier');
-  const t = me.tier;
-  box.hidden = !t;
-  if (!t) {
+  const cur = me.tier;
+  box.hidden = !cur;
+  if (!cur) {
     delete box.dataset.tier;
     return;
   }
-  box.dataset.tier = t.code;
-  $('tier-name').textContent = t.name;
+  box.dataset.tier = cur.code;
+  $('tier-name').textContent = cur.name;
   const benefits = $('tier-benefits');
-  benefits.textContent = t.benefits || '';
-  benefits.hidden = !t.benefits;
+  benefits.textContent = cur.benefits || '';
+  benefits.hidden = !cur.benefits;
   const n = me.nextTier;
   $('tier-progress').hidden = !n;
   $('tier-top').hidden = !!n;
@@ -277,15 +280,15 @@ function setTier(me) {
   // Qualifying points may sit below the current tier's threshold (a tier
   // kept through a grace period) or reach the next one before the change
   // is applied (pointsToGo 0): the bar is clamped to its ends.
-  const span = Math.max(n.threshold - t.threshold, 1);
-  const done = Math.min(Math.max(n.threshold - n.pointsToGo - t.threshold, 0), span);
+  const span = Math.max(n.threshold - cur.threshold, 1);
+  const done = Math.min(Math.max(n.threshold - n.pointsToGo - cur.threshold, 0), span);
   const bar = $('tier-bar');
   bar.max = span;
   bar.value = done;
   bar.dataset.qualifying = String(n.threshold - n.pointsToGo);
   $('tier-to-go').textContent = n.pointsToGo > 0
-    ? `${fmtNumber(n.pointsToGo)} ${state.currency} to ${n.name}`
-    : `${n.name} reached: it applies with your next ${state.currency}`;
+    ? t('{n} {currency} to {tier}', { n: fmtNumber(n.pointsToGo), currency: state.currency, tier: n.name })
+    : t('{tier} reached: it applies with your next {currency}', { tier: n.name, currency: state.currency });
 }
 
 // ---------------------------------------------------------------------------
@@ -303,7 +306,7 @@ function stopTimers() {
 
 function showSession(code) {
   stopTimers();
-  const [title, text] = SESSION_MESSAGES[code] || SESSION_MESSAGES.TOKEN_INVALID;
+  const [title, text] = (SESSION_MESSAGES[code] || SESSION_MESSAGES.TOKEN_INVALID)();
   $('session-title').textContent = title;
   $('session-text').textContent = text;
   $('app').hidden = true;
@@ -325,7 +328,7 @@ onSessionEnd(showSession);
 async function boot() {
   const bootEl = $('boot');
   clear(bootEl);
-  bootEl.append(el('div', { class: 'spinner', 'aria-hidden': 'true' }), el('p', { text: 'Loading your rewards…' }));
+  bootEl.append(el('div', { class: 'spinner', 'aria-hidden': 'true' }), el('p', { text: t('Loading your rewards…') }));
   bootEl.hidden = false;
   let data;
   try {
@@ -334,8 +337,8 @@ async function boot() {
     if (e instanceof ApiError && document.body.dataset.session) return;
     clear(bootEl);
     bootEl.append(
-      el('p', { class: 'error-text', text: 'We could not load your rewards. ' + errorText(e) }),
-      el('button', { type: 'button', class: 'primary', onclick: () => boot() }, 'Try again'),
+      el('p', { class: 'error-text', text: t('We could not load your rewards.') + ' ' + errorText(e) }),
+      el('button', { type: 'button', class: 'primary', onclick: () => boot() }, t('Try again')),
     );
     return;
   }
@@ -355,7 +358,7 @@ async function boot() {
   state.currency = program.currencyName || 'points';
   document.title = program.name || me.partner.displayName;
   $('program-name').textContent = me.partner.displayName || program.name;
-  $('greeting').textContent = me.displayName ? `Hi, ${me.displayName}` : 'Welcome';
+  $('greeting').textContent = me.displayName ? t('Hi, {name}', { name: me.displayName }) : t('Welcome');
   $('currency').textContent = state.currency;
   setBalance(me.balance);
   setLifecycle(me);
@@ -364,7 +367,7 @@ async function boot() {
   const src = logoURL(me.partner.logoPath);
   if (src) {
     logo.src = src;
-    logo.alt = me.partner.displayName + ' logo';
+    logo.alt = t('{name} logo', { name: me.partner.displayName });
     logo.hidden = false;
     logo.addEventListener('error', () => { logo.hidden = true; }, { once: true });
   }
@@ -394,16 +397,16 @@ function logoURL(p) {
 const TABS = ['rewards', 'vouchers', 'history', 'ranking'];
 
 function currentTab() {
-  return TABS.find((t) => $('tab-' + t).getAttribute('aria-selected') === 'true') || 'rewards';
+  return TABS.find((name) => $('tab-' + name).getAttribute('aria-selected') === 'true') || 'rewards';
 }
 
 function selectTab(name, focus) {
-  for (const t of TABS) {
-    const tab = $('tab-' + t);
-    const on = t === name;
+  for (const tn of TABS) {
+    const tab = $('tab-' + tn);
+    const on = tn === name;
     tab.setAttribute('aria-selected', String(on));
     tab.tabIndex = on ? 0 : -1;
-    $('panel-' + t).hidden = !on;
+    $('panel-' + tn).hidden = !on;
   }
   if (focus) $('tab-' + name).focus();
   showPanel(name);
@@ -417,8 +420,8 @@ function showPanel(name) {
 }
 
 function setupTabs() {
-  for (const t of TABS) {
-    $('tab-' + t).addEventListener('click', () => selectTab(t, false));
+  for (const tn of TABS) {
+    $('tab-' + tn).addEventListener('click', () => selectTab(tn, false));
   }
   document.querySelector('[role="tablist"]').addEventListener('keydown', (ev) => {
     const i = TABS.indexOf(currentTab());
@@ -447,16 +450,16 @@ function invalidate({ catalog = false, vouchers = false } = {}) {
 // Ads
 // ---------------------------------------------------------------------------
 
-const AD_KINDS = { BONUS: 'Bonus', SPECIAL: 'Special', NEWS: 'News' };
+const AD_KINDS = { BONUS: () => t('Bonus'), SPECIAL: () => t('Special'), NEWS: () => t('News') };
 
 async function loadAds() {
   const box = $('ads-state');
-  setState(box, 'loading', 'Loading offers…');
+  setState(box, 'loading', t('Loading offers…'));
   let data;
   try {
     data = await gql(Q_ADS);
   } catch (e) {
-    setState(box, 'error', 'Offers could not be loaded. ' + errorText(e), loadAds);
+    setState(box, 'error', t('Offers could not be loaded.') + ' ' + errorText(e), loadAds);
     return;
   }
   setBalance(data.me.balance);
@@ -465,7 +468,7 @@ async function loadAds() {
   const list = $('ads');
   clear(list);
   if (data.ads.length === 0) {
-    setState(box, 'empty', 'No offers right now. Check back soon.');
+    setState(box, 'empty', t('No offers right now. Check back soon.'));
     return;
   }
   setState(box, '');
@@ -476,12 +479,12 @@ function adCard(ad) {
   const li = el('li', { class: 'card ad ad-' + ad.kind.toLowerCase(), 'data-ad': ad.id });
   if (ad.imageUrl) li.append(picture(ad.imageUrl));
   li.append(
-    el('p', { class: 'tag', text: AD_KINDS[ad.kind] || ad.kind }),
+    el('p', { class: 'tag', text: AD_KINDS[ad.kind] ? AD_KINDS[ad.kind]() : ad.kind }),
     el('h3', { text: ad.title }),
   );
   if (ad.body) li.append(el('p', { text: ad.body }));
   if (ad.link && /^https?:\/\//i.test(ad.link)) {
-    li.append(el('p', {}, el('a', { href: ad.link, target: '_blank', rel: 'noopener noreferrer' }, 'Learn more')));
+    li.append(el('p', {}, el('a', { href: ad.link, target: '_blank', rel: 'noopener noreferrer' }, t('Learn more'))));
   }
   const a = ad.action;
   if (a) {
@@ -489,13 +492,13 @@ function adCard(ad) {
     const note = el('p', { class: 'muted small' });
     const now = Date.now();
     let blocked = '';
-    if (a.remainingLifetime === 0) blocked = 'You already earned this as many times as allowed.';
-    else if (a.remainingToday === 0) blocked = 'Done for today. Come back tomorrow.';
-    else if (a.availableAt && new Date(a.availableAt).getTime() > now) blocked = `Available again at ${fmtTime(a.availableAt)}.`;
-    const btn = el('button', { type: 'button', class: 'primary', disabled: blocked !== '' }, `Earn ${fmtNumber(a.points)} ${state.currency}`);
+    if (a.remainingLifetime === 0) blocked = t('You already earned this as many times as allowed.');
+    else if (a.remainingToday === 0) blocked = t('Done for today. Come back tomorrow.');
+    else if (a.availableAt && new Date(a.availableAt).getTime() > now) blocked = t('Available again at {time}.', { time: fmtTime(a.availableAt) });
+    const btn = el('button', { type: 'button', class: 'primary', disabled: blocked !== '' }, t('Earn {n} {currency}', { n: fmtNumber(a.points), currency: state.currency }));
     btn.addEventListener('click', () => earn(a, btn, note));
     if (blocked) note.textContent = blocked;
-    else if (a.remainingToday != null) note.textContent = `${a.remainingToday} left today.`;
+    else if (a.remainingToday != null) note.textContent = t('{n} left today.', { n: a.remainingToday });
     actions.append(btn);
     li.append(actions, note);
   }
@@ -508,7 +511,7 @@ async function earn(action, btn, note) {
   try {
     const d = await gql(M_TRIGGER, { code: action.code, key: newKey() });
     setBalance(d.triggerAction.balance);
-    announce(`You earned ${fmtNumber(d.triggerAction.entry.points)} ${state.currency}.`);
+    announce(t('You earned {n} {currency}.', { n: fmtNumber(d.triggerAction.entry.points), currency: state.currency }));
     loadAds();
     invalidate({ catalog: true });
   } catch (e) {
@@ -536,7 +539,7 @@ async function loadCatalog(more) {
   const gen = ++c.gen;
   const box = $('catalog-state');
   const moreBtn = $('catalog-more');
-  if (!more) setState(box, 'loading', 'Loading gifts…');
+  if (!more) setState(box, 'loading', t('Loading gifts…'));
   moreBtn.disabled = true;
   let data;
   try {
@@ -544,7 +547,7 @@ async function loadCatalog(more) {
   } catch (e) {
     if (gen !== c.gen) return;
     moreBtn.disabled = false;
-    setState(box, 'error', 'Gifts could not be loaded. ' + errorText(e), () => loadCatalog(more));
+    setState(box, 'error', t('Gifts could not be loaded.') + ' ' + errorText(e), () => loadCatalog(more));
     return;
   }
   if (gen !== c.gen) return;
@@ -565,7 +568,7 @@ function renderCatalog() {
   const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.dataset.focusKey : '';
   clear(list);
   if (c.items.length === 0) {
-    setState($('catalog-state'), 'empty', 'No gifts are available yet. Check back soon.');
+    setState($('catalog-state'), 'empty', t('No gifts are available yet. Check back soon.'));
   } else {
     setState($('catalog-state'), '');
     for (const g of c.items) list.append(giftCard(g));
@@ -588,31 +591,31 @@ function giftCard(g) {
   const facts = el('ul', { class: 'facts' },
     el('li', { class: 'cost' }, el('strong', { text: fmtNumber(g.costPoints) }), ' ' + state.currency),
   );
-  if (g.stock != null) facts.append(el('li', { text: g.stock === 0 ? 'Sold out' : `${fmtNumber(g.stock)} left` }));
-  facts.append(el('li', { text: g.redemption === 'ONLINE' ? 'Use it online' : 'Use it in store' + merchantsText(g.merchants) }));
+  if (g.stock != null) facts.append(el('li', { text: g.stock === 0 ? t('Sold out') : t('{n} left', { n: fmtNumber(g.stock) }) }));
+  facts.append(el('li', { text: g.redemption === 'ONLINE' ? t('Use it online') : inStoreText(g.merchants) }));
   li.append(facts);
 
   const actions = el('div', { class: 'actions' });
   const msg = el('p', { class: 'card-msg', role: 'status' });
   if (claim.mode === 'confirm' || claim.mode === 'busy') {
     const busy = claim.mode === 'busy';
-    msg.textContent = busy ? 'Claiming…' : `Spend ${fmtNumber(g.costPoints)} ${state.currency} on “${g.title}”?`;
+    msg.textContent = busy ? t('Claiming…') : t('Spend {n} {currency} on “{gift}”?', { n: fmtNumber(g.costPoints), currency: state.currency, gift: g.title });
     actions.append(
       el('button', {
         type: 'button', class: 'primary', 'data-action': 'confirm-claim', 'data-focus-key': 'confirm-' + g.id,
         disabled: busy, 'aria-busy': busy ? 'true' : null, onclick: () => confirmClaim(g),
-      }, busy ? 'Claiming…' : 'Confirm'),
+      }, busy ? t('Claiming…') : t('Confirm')),
       el('button', {
         type: 'button', class: 'secondary', 'data-action': 'cancel-claim', 'data-focus-key': 'cancel-' + g.id, disabled: busy,
         onclick: () => { state.claims.delete(g.id); renderCatalog(); focusKey('claim-' + g.id); },
-      }, 'Cancel'),
+      }, t('Cancel')),
     );
   } else if (g.canClaim) {
     actions.append(el('button', {
       type: 'button', class: 'primary', 'data-action': 'claim', 'data-focus-key': 'claim-' + g.id,
       'aria-describedby': titleId,
       onclick: () => { state.claims.set(g.id, { mode: 'confirm', key: newKey() }); renderCatalog(); focusKey('confirm-' + g.id); },
-    }, `Claim for ${fmtNumber(g.costPoints)} ${state.currency}`));
+    }, t('Claim for {n} {currency}', { n: fmtNumber(g.costPoints), currency: state.currency })));
   } else {
     li.append(el('p', { class: 'reason', 'data-reason': g.reason || '' }, reasonText(g)));
   }
@@ -622,7 +625,7 @@ function giftCard(g) {
     actions.append(el('button', {
       type: 'button', class: 'secondary', 'data-action': 'see-voucher', 'data-focus-key': 'see-' + g.id,
       onclick: () => { state.claims.delete(g.id); renderCatalog(); openVoucher(claim.voucherId); },
-    }, 'See my voucher'));
+    }, t('See my voucher')));
   } else if (claim.mode === 'error') {
     msg.textContent = claim.message;
     msg.classList.add('bad');
@@ -632,14 +635,15 @@ function giftCard(g) {
   return li;
 }
 
-function merchantsText(ms) {
-  if (!ms || ms.length === 0) return '';
-  return ' at ' + ms.map((m) => m.name).join(', ');
+/** "Use it in store", with the merchants' names when the gift has any. */
+function inStoreText(ms) {
+  if (!ms || ms.length === 0) return t('Use it in store');
+  return t('Use it in store at {merchants}', { merchants: ms.map((m) => m.name).join(', ') });
 }
 
 function focusKey(key) {
-  const t = document.querySelector(`[data-focus-key="${CSS.escape(key)}"]`);
-  if (t) t.focus();
+  const target = document.querySelector(`[data-focus-key="${CSS.escape(key)}"]`);
+  if (target) target.focus();
 }
 
 async function confirmClaim(g) {
@@ -655,11 +659,11 @@ async function confirmClaim(g) {
     setBalance(d.claimGift.balance);
     state.claims.set(g.id, {
       mode: 'done', voucherId: v.id,
-      message: v.code ? `Claimed! Your code is ${v.code}.` : 'Claimed! Find it in My vouchers.',
+      message: v.code ? t('Claimed! Your code is {code}.', { code: v.code }) : t('Claimed! Find it in My vouchers.'),
     });
     state.vouchers.items = [v].concat(state.vouchers.items.filter((x) => x.id !== v.id));
     if (state.vouchers.loaded) renderVouchers();
-    announce(`You claimed ${g.title}. Your balance is ${fmtNumber(d.claimGift.balance)} ${state.currency}.`);
+    announce(t('You claimed {gift}. Your balance is {n} {currency}.', { gift: g.title, n: fmtNumber(d.claimGift.balance), currency: state.currency }));
     await loadCatalog(false);
     focusKey('see-' + g.id);
     invalidate();
@@ -688,7 +692,7 @@ async function loadVouchers(more) {
   vs.stale = false;
   const box = $('vouchers-state');
   const moreBtn = $('vouchers-more');
-  if (!more && !vs.loaded) setState(box, 'loading', 'Loading your vouchers…');
+  if (!more && !vs.loaded) setState(box, 'loading', t('Loading your vouchers…'));
   moreBtn.disabled = true;
   let data;
   try {
@@ -697,7 +701,7 @@ async function loadVouchers(more) {
     if (gen !== vs.gen) return;
     vs.stale = true;
     moreBtn.disabled = false;
-    setState(box, 'error', 'Your vouchers could not be loaded. ' + errorText(e), () => loadVouchers(more));
+    setState(box, 'error', t('Your vouchers could not be loaded.') + ' ' + errorText(e), () => loadVouchers(more));
     return;
   }
   if (gen !== vs.gen) return;
@@ -716,7 +720,7 @@ function renderVouchers() {
   const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.dataset.focusKey : '';
   clear(list);
   if (vs.items.length === 0) {
-    setState($('vouchers-state'), 'empty', 'No vouchers yet. Claim a gift in Rewards and it will appear here.');
+    setState($('vouchers-state'), 'empty', t('No vouchers yet. Claim a gift in Rewards and it will appear here.'));
   } else {
     setState($('vouchers-state'), '');
     for (const v of vs.items) list.append(voucherCard(v));
@@ -740,22 +744,22 @@ function voucherCard(v) {
   li.append(
     el('div', { class: 'voucher-head' },
       el('h3', { id: titleId, text: v.gift.title }),
-      el('span', { class: 'badge', 'data-testid': 'voucher-status' }, STATUS_LABELS[v.status] || v.status),
+      el('span', { class: 'badge', 'data-testid': 'voucher-status' }, STATUS_LABELS[v.status] ? STATUS_LABELS[v.status]() : v.status),
     ),
   );
   if (v.code) {
     li.append(el('p', { class: 'code-line' },
-      el('span', { class: 'label', text: 'Voucher code' }),
+      el('span', { class: 'label', text: t('Voucher code') }),
       el('strong', { class: 'code', 'data-testid': 'voucher-code', text: v.code }),
     ));
   }
   const facts = el('ul', { class: 'facts' });
-  facts.append(el('li', { text: `Claimed ${fmtDate(v.claimedAt)}` }));
-  if (v.status === 'CLAIMED' && v.expiresAt) facts.append(el('li', { text: `Valid until ${fmtDate(v.expiresAt)}` }));
-  if (v.status === 'REDEEMED' && v.redeemedAt) facts.append(el('li', { text: `Redeemed ${fmtDate(v.redeemedAt)}` }));
-  if (v.status === 'EXPIRED') facts.append(el('li', { text: `Expired ${fmtDate(v.expiredAt || v.expiresAt)}` }));
-  if (v.status === 'CANCELLED' && v.cancelledAt) facts.append(el('li', { text: `Cancelled ${fmtDate(v.cancelledAt)}` }));
-  if (v.gift.redemption === 'MERCHANT') facts.append(el('li', { text: 'Use it in store' + merchantsText(v.gift.merchants) }));
+  facts.append(el('li', { text: t('Claimed {date}', { date: fmtDate(v.claimedAt) }) }));
+  if (v.status === 'CLAIMED' && v.expiresAt) facts.append(el('li', { text: t('Valid until {date}', { date: fmtDate(v.expiresAt) }) }));
+  if (v.status === 'REDEEMED' && v.redeemedAt) facts.append(el('li', { text: t('Redeemed {date}', { date: fmtDate(v.redeemedAt) }) }));
+  if (v.status === 'EXPIRED') facts.append(el('li', { text: t('Expired {date}', { date: fmtDate(v.expiredAt || v.expiresAt) }) }));
+  if (v.status === 'CANCELLED' && v.cancelledAt) facts.append(el('li', { text: t('Cancelled {date}', { date: fmtDate(v.cancelledAt) }) }));
+  if (v.gift.redemption === 'MERCHANT') facts.append(el('li', { text: inStoreText(v.gift.merchants) }));
   li.append(facts);
 
   if (v.status !== 'CLAIMED') {
@@ -766,19 +770,19 @@ function voucherCard(v) {
   const msg = el('p', { class: 'card-msg', role: 'status' });
   if (v.gift.redemption === 'ONLINE') {
     if (state.voucherModes.get(v.id) === 'confirm-redeem') {
-      msg.textContent = 'Mark this voucher as used? This cannot be undone.';
+      msg.textContent = t('Mark this voucher as used? This cannot be undone.');
       actions.append(
-        el('button', { type: 'button', class: 'primary', 'data-action': 'confirm-redeem', 'data-focus-key': 'confirm-redeem-' + v.id, onclick: () => redeemOnline(v) }, 'Yes, redeem'),
+        el('button', { type: 'button', class: 'primary', 'data-action': 'confirm-redeem', 'data-focus-key': 'confirm-redeem-' + v.id, onclick: () => redeemOnline(v) }, t('Yes, redeem')),
         el('button', {
           type: 'button', class: 'secondary', 'data-focus-key': 'cancel-redeem-' + v.id,
           onclick: () => { state.voucherModes.delete(v.id); renderVouchers(); focusKey('redeem-' + v.id); },
-        }, 'Cancel'),
+        }, t('Cancel')),
       );
     } else {
       actions.append(el('button', {
         type: 'button', class: 'primary', 'data-action': 'redeem-online', 'data-focus-key': 'redeem-' + v.id,
         onclick: () => { state.voucherModes.set(v.id, 'confirm-redeem'); renderVouchers(); focusKey('confirm-redeem-' + v.id); },
-      }, 'Redeem online'));
+      }, t('Redeem online')));
     }
   } else {
     const otp = state.otps.get(v.id);
@@ -788,7 +792,7 @@ function voucherCard(v) {
       actions.append(el('button', {
         type: 'button', class: 'primary', 'data-action': 'show-otp', 'data-focus-key': 'otp-' + v.id,
         onclick: (ev) => requestOTP(v, ev.currentTarget),
-      }, 'Show code for the shop'));
+      }, t('Show code for the shop')));
     }
   }
   if (actions.childElementCount > 0) li.append(actions);
@@ -802,20 +806,23 @@ function otpPanel(v, otp) {
   const panel = el('div', { class: 'otp', 'data-testid': 'otp-panel' });
   if (remaining === 0) {
     panel.append(
-      el('p', { class: 'muted', text: 'This one-time code expired.' }),
-      el('button', { type: 'button', class: 'primary', 'data-focus-key': 'otp-' + v.id, onclick: (ev) => requestOTP(v, ev.currentTarget) }, 'Get a new code'),
+      el('p', { class: 'muted', text: t('This one-time code expired.') }),
+      el('button', { type: 'button', class: 'primary', 'data-focus-key': 'otp-' + v.id, onclick: (ev) => requestOTP(v, ev.currentTarget) }, t('Get a new code')),
     );
     return panel;
   }
   const digits = otp.code.slice(0, 3) + ' ' + otp.code.slice(3);
   const countdown = el('span', { class: 'countdown', 'data-expires': otp.expiresAt, text: fmtCountdown(remaining) });
+  // The countdown ticks inside the sentence: split the translation at its
+  // {time} placeholder.
+  const [before, after] = t('Show this and your voucher code to the cashier. Expires in {time}.').split('{time}');
   panel.append(
-    el('p', { class: 'label', text: 'One-time code' }),
-    el('p', { class: 'otp-code', 'data-testid': 'otp-code', 'data-code': otp.code, 'aria-label': 'One-time code ' + otp.code.split('').join(' ') }, digits),
-    el('p', { class: 'small' }, 'Show this and your voucher code to the cashier. Expires in ', countdown, '.'),
+    el('p', { class: 'label', text: t('One-time code') }),
+    el('p', { class: 'otp-code', 'data-testid': 'otp-code', 'data-code': otp.code, 'aria-label': t('One-time code {digits}', { digits: otp.code.split('').join(' ') }) }, digits),
+    el('p', { class: 'small' }, before, countdown, after || ''),
     el('div', { class: 'actions' },
-      el('button', { type: 'button', class: 'secondary', 'data-focus-key': 'otp-' + v.id, onclick: (ev) => requestOTP(v, ev.currentTarget) }, 'Get a new code'),
-      el('button', { type: 'button', class: 'link', 'data-focus-key': 'hide-otp-' + v.id, onclick: () => { state.otps.delete(v.id); renderVouchers(); focusKey('otp-' + v.id); } }, 'Hide'),
+      el('button', { type: 'button', class: 'secondary', 'data-focus-key': 'otp-' + v.id, onclick: (ev) => requestOTP(v, ev.currentTarget) }, t('Get a new code')),
+      el('button', { type: 'button', class: 'link', 'data-focus-key': 'hide-otp-' + v.id, onclick: () => { state.otps.delete(v.id); renderVouchers(); focusKey('otp-' + v.id); } }, t('Hide')),
     ),
   );
   return panel;
@@ -836,7 +843,7 @@ async function requestOTP(v, btn) {
     const r = d.requestRedemptionCode;
     state.otps.set(v.id, { code: r.code, expiresAt: r.expiresAt });
     replaceVoucher(r.voucher);
-    announce(`Your one-time code is ${r.code.split('').join(' ')}. It expires at ${fmtTime(r.expiresAt)}.`);
+    announce(t('Your one-time code is {digits}. It expires at {time}.', { digits: r.code.split('').join(' '), time: fmtTime(r.expiresAt) }));
     focusKey('otp-' + v.id);
     watchOTPs();
   } catch (e) {
@@ -888,7 +895,7 @@ async function refreshVoucher(id) {
     if (before && before.status === v.status) return;
     replaceVoucher(v);
     if (v.status === 'REDEEMED') {
-      announce(`${v.gift.title}: redeemed. Enjoy!`);
+      announce(t('{gift}: redeemed. Enjoy!', { gift: v.gift.title }));
       invalidate();
     }
   } catch {
@@ -901,7 +908,7 @@ async function redeemOnline(v) {
   try {
     const d = await gql(M_REDEEM, { id: v.id });
     replaceVoucher(d.redeemVoucher);
-    announce(`${v.gift.title}: redeemed.`);
+    announce(t('{gift}: redeemed.', { gift: v.gift.title }));
     invalidate();
   } catch (e) {
     if (document.body.dataset.session) return;
@@ -929,9 +936,14 @@ function openVoucher(id) {
 // ---------------------------------------------------------------------------
 
 const KIND_LABELS = {
-  earn: 'Earned', burn: 'Spent', refund: 'Refund', expire: 'Expired', adjust: 'Adjustment',
-  pending: 'Pending', activate: 'Now available', reverse: 'Reversed', cancel: 'Cancelled',
+  earn: () => t('Earned'), burn: () => t('Spent'), refund: () => t('Refund'), expire: () => t('Expired'), adjust: () => t('Adjustment'),
+  pending: () => t('Pending'), activate: () => t('Now available'), reverse: () => t('Reversed'), cancel: () => t('Cancelled'),
 };
+
+/** The label of an entry's kind; an unknown kind shows as itself. */
+function kindLabel(kind) {
+  return KIND_LABELS[kind] ? KIND_LABELS[kind]() : kind;
+}
 
 /**
  * Why an entry happened, from what it acts on (origin: the earn a reversal
@@ -943,13 +955,13 @@ function entryDetail(e) {
   const from = e.origin ? e.origin.reason + (e.origin.reference ? ` (${e.origin.reference})` : '') : '';
   const lot = e.lot || {};
   switch (e.kind) {
-    case 'pending': return lot.availableAt ? `Available from ${fmtDate(lot.availableAt)}` : '';
-    case 'activate': return from ? `From: ${from}` : '';
-    case 'expire': return from ? `Unspent points of: ${from}, ${fmtDate(e.origin.occurredAt)}` : '';
-    case 'reverse': return from ? `Taken back: ${from}` : '';
-    case 'cancel': return from ? `Withdrawn: ${from}` : '';
+    case 'pending': return lot.availableAt ? t('Available from {date}', { date: fmtDate(lot.availableAt) }) : '';
+    case 'activate': return from ? t('From: {what}', { what: from }) : '';
+    case 'expire': return from ? t('Unspent points of: {what}, {date}', { what: from, date: fmtDate(e.origin.occurredAt) }) : '';
+    case 'reverse': return from ? t('Taken back: {what}', { what: from }) : '';
+    case 'cancel': return from ? t('Withdrawn: {what}', { what: from }) : '';
     case 'earn': case 'refund': case 'adjust':
-      return lot.expiresAt ? `Expire on ${fmtLastDay(lot.expiresAt)}` : '';
+      return lot.expiresAt ? t('Expire on {day}', { day: fmtLastDay(lot.expiresAt) }) : '';
     default: return '';
   }
 }
@@ -968,7 +980,7 @@ async function loadHistory(more) {
     clear($('history'));
     hs.items = [];
   }
-  setState(box, 'loading', more ? 'Loading more…' : 'Loading your history…');
+  setState(box, 'loading', more ? t('Loading more…') : t('Loading your history…'));
   let data;
   try {
     data = await gql(Q_HISTORY, { kind: hs.kind, after: more ? hs.cursor : null });
@@ -976,7 +988,7 @@ async function loadHistory(more) {
     if (gen !== hs.gen) return;
     hs.loading = false;
     hs.stale = !more;
-    setState(box, 'error', 'Your history could not be loaded. ' + errorText(e), () => loadHistory(more));
+    setState(box, 'error', t('Your history could not be loaded.') + ' ' + errorText(e), () => loadHistory(more));
     return;
   }
   if (gen !== hs.gen) return;
@@ -988,10 +1000,10 @@ async function loadHistory(more) {
   const list = $('history');
   for (const entry of page) list.append(historyRow(entry));
   if (hs.items.length === 0) {
-    const what = hs.kind === 'EARN' ? 'earned' : hs.kind === 'BURN' ? 'spent' : 'earned or spent';
-    setState(box, 'empty', `Nothing ${what} yet.`);
+    const none = hs.kind === 'EARN' ? t('Nothing earned yet.') : hs.kind === 'BURN' ? t('Nothing spent yet.') : t('Nothing earned or spent yet.');
+    setState(box, 'empty', none);
   } else if (!hs.hasNext) {
-    setState(box, 'end', 'That’s everything.');
+    setState(box, 'end', t('That’s everything.'));
   } else {
     setState(box, '');
   }
@@ -1005,21 +1017,21 @@ async function loadHistory(more) {
 function historyRow(e) {
   const plus = e.points > 0;
   const about = e.voucher && e.voucher.gift ? e.voucher.gift.title : '';
-  let title = e.reason || KIND_LABELS[e.kind] || e.kind;
-  if (about && e.kind === 'burn') title = `Claimed: ${about}`;
-  else if (about && e.kind === 'refund') title = `Refunded: ${about}`;
+  let title = e.reason || kindLabel(e.kind);
+  if (about && e.kind === 'burn') title = t('Claimed: {gift}', { gift: about });
+  else if (about && e.kind === 'refund') title = t('Refunded: {gift}', { gift: about });
   const detail = entryDetail(e);
   // Held points (and their withdrawal) are outside the balance: shown apart.
   const held = e.kind === 'pending' || e.kind === 'cancel';
   return el('li', { class: 'entry' + (held ? ' held' : ''), 'data-entry': e.id, 'data-kind': e.kind },
     el('div', { class: 'entry-main' },
       el('span', { class: 'entry-title', text: title }),
-      el('time', { class: 'muted small', datetime: e.occurredAt, text: `${KIND_LABELS[e.kind] || e.kind} · ${fmtDate(e.occurredAt)}` }),
+      el('time', { class: 'muted small', datetime: e.occurredAt, text: `${kindLabel(e.kind)} · ${fmtDate(e.occurredAt)}` }),
       detail ? el('span', { class: 'entry-detail muted small', text: detail }) : null,
     ),
     el('div', { class: 'entry-points' },
       el('strong', { class: held ? 'held' : plus ? 'plus' : 'minus', text: (plus ? '+' : '−') + fmtNumber(Math.abs(e.points)) }),
-      el('span', { class: 'muted small', text: `Balance ${fmtNumber(e.balanceAfter)}` }),
+      el('span', { class: 'muted small', text: t('Balance {n}', { n: fmtNumber(e.balanceAfter) }) }),
     ),
   );
 }
@@ -1056,20 +1068,20 @@ async function loadRanking() {
   state.ranking.stale = false;
   const box = $('ranking-state');
   const list = $('ranking');
-  setState(box, 'loading', 'Loading the leaderboard…');
+  setState(box, 'loading', t('Loading the leaderboard…'));
   let data;
   try {
     data = await gql(Q_RANKING);
   } catch (e) {
     state.ranking.stale = true;
-    setState(box, 'error', 'The leaderboard could not be loaded. ' + errorText(e), loadRanking);
+    setState(box, 'error', t('The leaderboard could not be loaded.') + ' ' + errorText(e), loadRanking);
     return;
   }
   const r = data.ranking;
   clear(list);
-  $('ranking-updated').textContent = r.refreshedAt ? `Updated ${fmtTime(r.refreshedAt)}.` : '';
+  $('ranking-updated').textContent = r.refreshedAt ? t('Updated {time}.', { time: fmtTime(r.refreshedAt) }) : '';
   if (r.rank == null) {
-    setState(box, 'empty', `You are not on the leaderboard yet. Earn ${state.currency} to join: ranks are updated about every minute.`);
+    setState(box, 'empty', t('You are not on the leaderboard yet. Earn {currency} to join: ranks are updated about every minute.', { currency: state.currency }));
     return;
   }
   setState(box, '');
@@ -1077,7 +1089,7 @@ async function loadRanking() {
   for (const row of rows) {
     list.append(el('li', { class: 'rank-row' + (row.isMe ? ' me' : ''), 'aria-current': row.isMe ? 'true' : null, 'data-rank': String(row.rank) },
       el('span', { class: 'rank', text: '#' + fmtNumber(row.rank) }),
-      el('span', { class: 'who', text: row.isMe ? 'You' : row.displayName || 'A member' }),
+      el('span', { class: 'who', text: row.isMe ? t('You') : row.displayName || t('A member') }),
       el('span', { class: 'pts', text: `${fmtNumber(row.lifetimePoints)} ${state.currency}` }),
     ));
   }
@@ -1093,8 +1105,8 @@ function setupLogout() {
   btn.addEventListener('click', async () => {
     if (!armed) {
       armed = true;
-      btn.textContent = 'Tap again to sign out on every device';
-      setTimeout(() => { armed = false; btn.textContent = 'Sign out on every device'; }, 5000);
+      btn.textContent = t('Tap again to sign out on every device');
+      setTimeout(() => { armed = false; btn.textContent = t('Sign out on every device'); }, 5000);
       return;
     }
     btn.disabled = true;
@@ -1108,7 +1120,20 @@ function setupLogout() {
   });
 }
 
-function start() {
+/**
+ * The interface's language: the token's locale claim (the partner knows
+ * the user's language), else the browser's languages, else English.
+ */
+async function chooseLocale() {
+  const tag = pickLocale([tokenClaim('locale')].concat(navigator.languages || [navigator.language]));
+  await setLocale(tag);
+  // Dates and numbers follow the token's locale when it gives one (a
+  // French user in an English browser reads French dates); otherwise the
+  // browser's own.
+  setFormatLocale(tokenClaim('locale') && LOCALES.includes(tag) ? tokenClaim('locale') : undefined);
+}
+
+async function start() {
   setPartnerHint(new URLSearchParams(window.location.search).get('partner'));
   setupTabs();
   setupHistory();
@@ -1119,13 +1144,16 @@ function start() {
   $('vouchers-refresh').addEventListener('click', () => loadVouchers(false));
   $('ranking-refresh').addEventListener('click', loadRanking);
   // The app may hand over a fresh token later by changing the fragment.
-  window.addEventListener('hashchange', () => {
+  window.addEventListener('hashchange', async () => {
     if (takeTokenFromURL()) {
       $('session').hidden = true;
+      await chooseLocale();
       boot();
     }
   });
-  if (!takeTokenFromURL()) {
+  const found = takeTokenFromURL();
+  await chooseLocale();
+  if (!found) {
     showSession('UNAUTHENTICATED');
     return;
   }

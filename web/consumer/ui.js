@@ -1,3 +1,5 @@
+import { t } from './i18n.js';
+
 // Small DOM helpers. Everything is built with createElement and
 // textContent: no HTML strings (the page's CSP turns innerHTML off with
 // Trusted Types), no inline styles (the CSP refuses them too).
@@ -49,7 +51,7 @@ export function setState(box, kind, text = '', retry = null) {
   box.append(el('span', { text }));
   if (kind === 'error') {
     box.setAttribute('role', 'alert');
-    if (retry) box.append(el('button', { type: 'button', class: 'secondary', onclick: retry }, 'Try again'));
+    if (retry) box.append(el('button', { type: 'button', class: 'secondary', onclick: retry }, t('Try again')));
   } else {
     box.removeAttribute('role');
   }
@@ -67,9 +69,29 @@ export function announce(msg, error = false) {
   toastTimer = setTimeout(() => box.classList.remove('show'), 6000);
 }
 
-const numberFmt = new Intl.NumberFormat();
-const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const timeFmt = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
+let numberFmt = new Intl.NumberFormat();
+let dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+let timeFmt = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
+let dayFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
+let dayYearFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
+
+/**
+ * Formats numbers and dates in tag (a BCP 47 locale; undefined: the
+ * browser's own), in the browser's time zone.
+ */
+export function setFormatLocale(tag) {
+  let loc = tag;
+  try {
+    Intl.getCanonicalLocales(loc || []);
+  } catch {
+    loc = undefined;
+  }
+  numberFmt = new Intl.NumberFormat(loc);
+  dateFmt = new Intl.DateTimeFormat(loc, { dateStyle: 'medium', timeStyle: 'short' });
+  timeFmt = new Intl.DateTimeFormat(loc, { timeStyle: 'short' });
+  dayFmt = new Intl.DateTimeFormat(loc, { day: 'numeric', month: 'short' });
+  dayYearFmt = new Intl.DateTimeFormat(loc, { day: 'numeric', month: 'short', year: 'numeric' });
+}
 
 export function fmtNumber(n) {
   return numberFmt.format(n);
@@ -79,8 +101,6 @@ export function fmtDate(iso) {
   return iso ? dateFmt.format(new Date(iso)) : '';
 }
 
-const dayFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
-const dayYearFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
 
 /**
  * The last day before an exclusive end such as an expiry (points that
