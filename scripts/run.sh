@@ -22,5 +22,7 @@ echo "Partner portal: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/portal (do
 echo "Merchant portal and till: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/merchant (docs/merchant.md). The acme-store admin activates with:"
 ./bin/perks merchant invite --partner acme --code acme-store --email admin@acme-store.example.test --name 'Store Admin' 2>/dev/null | sed 's/^/  /' \
   || echo "  (admin@acme-store.example.test is already active: sign in at ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/merchant)"
+echo "Platform console: ${PERKS_PUBLIC_BASE_URL:-http://localhost:4000}/admin (docs/admin.md); create its first admin with"
+echo "  ./bin/perks admin create --email you@example.com"
 echo
 exec ./bin/perks serve
