@@ -19,13 +19,11 @@ package console
 
 import (
 	"context"
-	"crypto/subtle"
 	"embed"
 	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -37,6 +35,7 @@ import (
 	"github.com/perkshq/perks/internal/audit"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
+	"github.com/perkshq/perks/internal/portal"
 	"github.com/perkshq/perks/internal/ratelimit"
 )
 
@@ -71,6 +70,8 @@ type Console struct {
 	// RiverUI is River's own UI (riverqueue.com/riverui), served under
 	// Path+"/riverui/" to signed-in platform admins only; nil hides it.
 	RiverUI http.Handler
+
+	kit *portal.Kit
 }
 
 func (c *Console) now() time.Time {
@@ -80,50 +81,19 @@ func (c *Console) now() time.Time {
 	return c.Now().UTC()
 }
 
-func (c *Console) sessionCookie() string {
-	if c.Secure {
-		return "__Host-perks_admin"
-	}
-	return "perks_admin"
-}
-
-func (c *Console) csrfCookie() string {
-	if c.Secure {
-		return "__Host-perks_admin_csrf"
-	}
-	return "perks_admin_csrf"
-}
-
-// CSP is the console's Content-Security-Policy (the portal's).
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; " +
-	"frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
-
-func securityHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", CSP)
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()")
-	h.Set("Cache-Control", "no-store")
-}
-
-// DefaultSignInLimit is the per-address sign-in rate.
-var DefaultSignInLimit = ratelimit.Limit{PerMinute: 10, Burst: 10}
+// securityHeaders are the partner portal's strict headers.
+func securityHeaders(h http.Header) { portal.SecurityHeaders(h) }
 
 // Register mounts the console on mux.
 func (c *Console) Register(mux *http.ServeMux) {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
-	if c.Limiter == nil {
-		c.Limiter = &ratelimit.Limiter{Now: time.Now}
-	}
-	if c.SignInLimit == (ratelimit.Limit{}) {
-		c.SignInLimit = DefaultSignInLimit
-	}
+	// Sessions, CSRF tokens, sign-in limits and headers follow the partner
+	// portal's rules (portal.Kit); the cookies are the console's own,
+	// scoped to /admin.
+	c.kit = &portal.Kit{DB: c.DB, Accounts: c.Accounts, Realm: account.RealmPlatform, Name: "admin", Secure: c.Secure,
+		CookiePath: Path, Limiter: c.Limiter, SignInLimit: c.SignInLimit}
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusForbidden, "This form was sent from another site and was refused.")
@@ -179,16 +149,12 @@ func (s *signedIn) actor() audit.Actor { return s.Account.Actor() }
 // form: the cross-origin check and the SameSite cookie guard them.
 func (c *Console) authed(fn http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var tok string
-		if ck, err := r.Cookie(c.sessionCookie()); err == nil {
-			tok = ck.Value
-		}
-		sess, acc, err := c.Accounts.Session(r.Context(), c.DB, tok)
+		sess, acc, err := c.kit.Session(r)
 		if err != nil {
 			c.fail(w, r, err, 0, "")
 			return
 		}
-		if sess == nil || acc.Realm != account.RealmPlatform || !acc.Can(account.PermView) {
+		if sess == nil || !acc.Can(account.PermView) {
 			if r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, Path+"/riverui/api/") {
 				securityHeaders(w.Header())
 				http.Redirect(w, r, Path+"/sign-in", http.StatusSeeOther)
@@ -198,14 +164,11 @@ func (c *Console) authed(fn http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		riverUI := strings.HasPrefix(r.URL.Path, Path+"/riverui/")
-		if r.Method == http.MethodPost && !riverUI {
-			got := r.PostFormValue("csrf")
-			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRFToken)) != 1 {
-				c.fail(w, r, nil, http.StatusForbidden, "This form has expired or did not come from the console. Reload the page and try again.")
-				return
-			}
+		if r.Method == http.MethodPost && !riverUI && !c.kit.CheckCSRF(r, sess) {
+			c.fail(w, r, nil, http.StatusForbidden, "This form has expired or did not come from the console. Reload the page and try again.")
+			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, &signedIn{Session: sess, Account: acc, token: tok}))
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, &signedIn{Session: sess, Account: acc, token: c.kit.SessionToken(r)}))
 		fn(w, r)
 	}
 }
@@ -293,58 +256,12 @@ func failed(err error) (int, string, bool) {
 	return 0, "", false
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func (c *Console) limited(w http.ResponseWriter, r *http.Request) bool {
-	res := c.Limiter.Allow("admin-sign-in:"+clientIP(r), c.SignInLimit)
-	if res.Allowed {
+	if !c.kit.Limited(w, r) {
 		return false
 	}
-	w.Header().Set("Retry-After", fmt.Sprint(int(res.RetryAfter.Seconds())+1))
 	c.fail(w, r, nil, http.StatusTooManyRequests, "Too many attempts from your address. Wait a minute and try again.")
 	return true
-}
-
-// preAuthCSRF returns the double-submit token of the sign-in and
-// activation forms, setting its cookie when the browser has none.
-func (c *Console) preAuthCSRF(w http.ResponseWriter, r *http.Request) string {
-	if ck, err := r.Cookie(c.csrfCookie()); err == nil && len(ck.Value) >= 32 && len(ck.Value) <= 64 {
-		return ck.Value
-	}
-	tok := account.NewToken()
-	http.SetCookie(w, &http.Cookie{Name: c.csrfCookie(), Value: tok, Path: c.cookiePath(), HttpOnly: true, Secure: c.Secure, SameSite: http.SameSiteStrictMode})
-	return tok
-}
-
-func (c *Console) checkPreAuthCSRF(r *http.Request) bool {
-	ck, err := r.Cookie(c.csrfCookie())
-	got := r.PostFormValue("csrf")
-	return err == nil && got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(ck.Value)) == 1
-}
-
-// The session cookie is scoped to /admin ("/" with the __Host- prefix,
-// which requires it): the partner portal never receives it.
-func (c *Console) cookiePath() string {
-	if c.Secure {
-		return "/"
-	}
-	return Path
-}
-
-func (c *Console) setSession(w http.ResponseWriter, s *account.Session) {
-	_, abs := c.Accounts.Timeouts()
-	http.SetCookie(w, &http.Cookie{Name: c.sessionCookie(), Value: s.Token, Path: c.cookiePath(), HttpOnly: true, Secure: c.Secure,
-		SameSite: http.SameSiteLaxMode, MaxAge: int(abs.Seconds())})
-}
-
-func (c *Console) clearSession(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: c.sessionCookie(), Value: "", Path: c.cookiePath(), HttpOnly: true, Secure: c.Secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 
 func (c *Console) asset(w http.ResponseWriter, r *http.Request) {

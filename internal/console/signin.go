@@ -15,7 +15,7 @@ import (
 type signInData struct{ Email string }
 
 func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "sign-in", &view{Title: "Sign in", CSRF: c.preAuthCSRF(w, r)})
+	c.render(w, r, http.StatusOK, "sign-in", &view{Title: "Sign in", CSRF: c.kit.PreAuthCSRF(w, r)})
 }
 
 func (c *Console) badForm(w http.ResponseWriter, r *http.Request) {
@@ -23,31 +23,28 @@ func (c *Console) badForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
-	if !c.checkPreAuthCSRF(r) {
+	if !c.kit.CheckPreAuthCSRF(r) {
 		c.badForm(w, r)
 		return
 	}
 	if c.limited(w, r) {
 		return
 	}
-	var old string
-	if ck, err := r.Cookie(c.sessionCookie()); err == nil {
-		old = ck.Value
-	}
+	old := c.kit.SessionToken(r)
 	email := r.PostFormValue("email")
 	sess, _, err := c.Accounts.SignIn(r.Context(), c.DB, account.RealmPlatform, email, r.PostFormValue("password"), r.PostFormValue("code"), old)
 	if err != nil {
 		if old != "" {
-			c.clearSession(w)
+			c.kit.ClearSession(w)
 		}
 		if e := apperr.As(err); e != nil && e.Code == apperr.CodeUnauthenticated {
-			c.render(w, r, http.StatusUnauthorized, "sign-in", &view{Title: "Sign in", CSRF: c.preAuthCSRF(w, r), Error: e.Message, Data: signInData{Email: email}})
+			c.render(w, r, http.StatusUnauthorized, "sign-in", &view{Title: "Sign in", CSRF: c.kit.PreAuthCSRF(w, r), Error: e.Message, Data: signInData{Email: email}})
 			return
 		}
 		c.fail(w, r, err, 0, "")
 		return
 	}
-	c.setSession(w, sess)
+	c.kit.SetSession(w, sess)
 	securityHeaders(w.Header())
 	http.Redirect(w, r, Path+"/partners", http.StatusSeeOther)
 }
@@ -74,12 +71,12 @@ func (c *Console) activationForm(w http.ResponseWriter, r *http.Request, tok str
 		c.fail(w, r, err, 0, "")
 		return
 	}
-	c.render(w, r, status, "activate", &view{Title: "Activate your console account", CSRF: c.preAuthCSRF(w, r), Error: msg,
+	c.render(w, r, status, "activate", &view{Title: "Activate your console account", CSRF: c.kit.PreAuthCSRF(w, r), Error: msg,
 		Data: activateData{Token: tok, Email: a.Email, Secret: enr.Secret, QR: template.URL(enr.QRDataURL())}}) //nolint:gosec // a data: URL we made
 }
 
 func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
-	if !c.checkPreAuthCSRF(r) {
+	if !c.kit.CheckPreAuthCSRF(r) {
 		c.badForm(w, r)
 		return
 	}
@@ -119,7 +116,7 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err, 0, "")
 		return
 	}
-	c.clearSession(w)
+	c.kit.ClearSession(w)
 	securityHeaders(w.Header())
 	http.Redirect(w, r, Path+"/sign-in", http.StatusSeeOther)
 }

@@ -28,6 +28,10 @@ type Kit struct {
 	// __Host- prefix when Secure.
 	Name   string
 	Secure bool
+	// CookiePath scopes the cookies to the console's path (the platform
+	// console's /admin, so the partner portal never receives its session)
+	// when not Secure; the __Host- prefix requires "/", which is used then.
+	CookiePath string
 	// Limiter and SignInLimit rate-limit sign-in and activation attempts
 	// per client address (DefaultSignInLimit when zero).
 	Limiter     *ratelimit.Limiter
@@ -40,6 +44,13 @@ func SecurityHeaders(h http.Header) { securityHeaders(h) }
 
 // ClientIP is the address sign-in attempts are counted under.
 func ClientIP(r *http.Request) string { return clientIP(r) }
+
+func (k *Kit) path() string {
+	if k.Secure || k.CookiePath == "" {
+		return "/"
+	}
+	return k.CookiePath
+}
 
 func (k *Kit) cookie(suffix string) string {
 	if k.Secure {
@@ -79,7 +90,7 @@ func (k *Kit) PreAuthCSRF(w http.ResponseWriter, r *http.Request) string {
 		return c.Value
 	}
 	tok := account.NewToken()
-	http.SetCookie(w, &http.Cookie{Name: k.cookie("_csrf"), Value: tok, Path: "/", HttpOnly: true, Secure: k.Secure, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: k.cookie("_csrf"), Value: tok, Path: k.path(), HttpOnly: true, Secure: k.Secure, SameSite: http.SameSiteStrictMode})
 	return tok
 }
 
@@ -93,13 +104,13 @@ func (k *Kit) CheckPreAuthCSRF(r *http.Request) bool {
 // SetSession sets the session cookie of a new sign-in.
 func (k *Kit) SetSession(w http.ResponseWriter, s *account.Session) {
 	_, abs := k.Accounts.Timeouts()
-	http.SetCookie(w, &http.Cookie{Name: k.cookie(""), Value: s.Token, Path: "/", HttpOnly: true, Secure: k.Secure,
+	http.SetCookie(w, &http.Cookie{Name: k.cookie(""), Value: s.Token, Path: k.path(), HttpOnly: true, Secure: k.Secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(abs.Seconds())})
 }
 
 // ClearSession deletes the session cookie.
 func (k *Kit) ClearSession(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: k.cookie(""), Value: "", Path: "/", HttpOnly: true, Secure: k.Secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: k.cookie(""), Value: "", Path: k.path(), HttpOnly: true, Secure: k.Secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 
 // Limited counts a sign-in or activation attempt of the client address and
