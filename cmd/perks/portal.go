@@ -52,6 +52,9 @@ func portalInvite(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 	defer closeDB()
+	if err := p.CheckInvitable(); err != nil {
+		return err
+	}
 	var inv *account.Invitation
 	err = o.db.Bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		inv, err = o.svc.Accounts.InviteTx(ctx, tx, account.InviteParams{

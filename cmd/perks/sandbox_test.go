@@ -49,6 +49,15 @@ func TestSandboxCLI(t *testing.T) {
 	require.Len(t, secrets, 1)
 	require.Equal(t, secret[1], string(secrets[0].Secret))
 
+	// A sandbox shares its live partner's portal accounts: no invitations
+	// of its own.
+	out, err = run("portal", "invite", "--partner", "initech-sandbox", "--email", "dev@initech.example")
+	require.Error(t, err, out)
+	require.Contains(t, err.Error(), "is a sandbox")
+	n, err := db.Bun.NewSelect().Table("accounts").Where("realm_id = ?", sb.ID).Count(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, n)
+
 	out, err = run("partner", "sandbox", "--partner", "initech")
 	require.NoError(t, err)
 	require.Contains(t, out, "sandbox initech-sandbox")

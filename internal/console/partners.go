@@ -171,6 +171,9 @@ func (c *Console) inviteOwner(w http.ResponseWriter, r *http.Request) {
 	}
 	var inv *account.Invitation
 	err := c.DB.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := p.CheckInvitable(); err != nil {
+			return err
+		}
 		var err error
 		inv, err = c.Accounts.InviteTx(ctx, tx, account.InviteParams{Realm: account.RealmPartner, RealmID: p.ID,
 			Email: r.PostFormValue("email"), Name: r.PostFormValue("name"), Role: account.RoleOwner, Actor: current(r).actor()})

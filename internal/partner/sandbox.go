@@ -42,6 +42,17 @@ const SandboxSuffix = "-sandbox"
 // IsSandbox reports whether p is a sandbox.
 func (p *Partner) IsSandbox() bool { return p != nil && p.SandboxOf != nil }
 
+// CheckInvitable refuses portal invitations to a sandbox: a sandbox shares
+// its live partner's portal accounts (docs/sandbox.md), whose users switch
+// to it in their session; an account of the sandbox itself would see only
+// the sandbox and no team.
+func (p *Partner) CheckInvitable() error {
+	if p.IsSandbox() {
+		return apperr.Field(apperr.CodeConflict, "partner", "%s is a sandbox: invite people to its live partner, whose portal users switch to the sandbox", p.Slug)
+	}
+	return nil
+}
+
 // Environment is "sandbox" for a sandbox, "live" otherwise.
 func (p *Partner) Environment() string {
 	if p.IsSandbox() {
