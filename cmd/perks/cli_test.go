@@ -261,6 +261,9 @@ func TestKeyCommandSharedKidAndOptionalExp(t *testing.T) {
 	out, _ = ok("partner", "list", "--json")
 	require.NoError(t, json.Unmarshal([]byte(out), &partners), out)
 	require.Len(t, partners, 3, "acme, its sandbox (seeded since issue 16) and globex")
+	for _, p := range partners {
+		require.Equal(t, "active", p["status"], "the seeded partners are active")
+	}
 	var creds []map[string]any
 	out, _ = ok("partner", "credential", "list", "--partner", "acme", "--json")
 	require.NoError(t, json.Unmarshal([]byte(out), &creds), out)

@@ -148,18 +148,19 @@ func partnerList(ctx context.Context, cmd *cli.Command) error {
 			Slug           string   `json:"slug"`
 			ID             string   `json:"id"`
 			Name           string   `json:"name"`
+			Status         string   `json:"status"`
 			APIEnabled     bool     `json:"apiEnabled"`
 			AllowedSchemes []string `json:"allowedSchemes"`
 		}
 		out := make([]row, 0, len(ps))
 		for _, p := range ps {
-			out = append(out, row{p.Slug, p.ID.String(), p.Name, p.APIEnabled, orEmpty(p.AllowedSchemes)})
+			out = append(out, row{p.Slug, p.ID.String(), p.Name, p.Status, p.APIEnabled, orEmpty(p.AllowedSchemes)})
 		}
 		return printJSON(stdout, out)
 	}
-	tw := newTable(stdout, "SLUG", "ID", "NAME", "API", "SCHEMES")
+	tw := newTable(stdout, "SLUG", "ID", "NAME", "STATUS", "API", "SCHEMES")
 	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Slug, p.ID, p.Name, onOff(p.APIEnabled), orAll(p.AllowedSchemes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Slug, p.ID, p.Name, p.Status, onOff(p.APIEnabled), orAll(p.AllowedSchemes))
 	}
 	return tw.Flush()
 }
