@@ -32,6 +32,7 @@ func (a *API) registerCatalog(rt *Router) {
 	rt.Handle(http.MethodPost, "/integrations/vouchers/{id}/cancel", a.PartnerWrite(a.cancelVoucher))
 	rt.Handle(http.MethodGet, "/merchant/vouchers/{code}", a.Merchant(a.merchantVoucher))
 	rt.Handle(http.MethodPost, "/merchant/redemptions", a.MerchantWrite(a.merchantRedeem))
+	rt.Handle(http.MethodGet, "/merchant/redemptions", a.Merchant(a.merchantRedemptions))
 }
 
 // uploadLimit is the body limit of code uploads (the default when unset).

@@ -2,7 +2,10 @@ package rest
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -193,4 +196,93 @@ func (a *API) merchantRedeem(ctx context.Context, tx bun.Tx, r *http.Request, m 
 	view := newMerchantVoucherView(mv, a.now())
 	view.Owner = nil
 	return http.StatusCreated, view, &mv.Voucher.UserID, nil
+}
+
+// merchantRedemptionView is one redemption of the merchant's history.
+type merchantRedemptionView struct {
+	VoucherID  uuid.UUID `json:"voucherId"`
+	Gift       giftRef   `json:"gift"`
+	RedeemedAt time.Time `json:"redeemedAt"`
+	// Operator is the till operator's name (or address) in the merchant
+	// portal, nil for a server-to-server redemption.
+	Operator *string `json:"operator"`
+}
+
+type giftRef struct {
+	SKU   string `json:"sku"`
+	Title string `json:"title"`
+}
+
+// merchantRedemptions is the merchant portal's history over the merchant
+// API: the redemptions of this credential's partner at this merchant,
+// newest first, in keyset pages (the same service as the portal's page).
+func (a *API) merchantRedemptions(w http.ResponseWriter, r *http.Request, m *merchant.Principal) error {
+	q := r.URL.Query()
+	p := voucher.HistoryParams{MerchantID: m.Merchant.ID, PartnerID: m.Partner.ID, Limit: 50}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &p.From}, {"to", &p.To}} {
+		if v := q.Get(f.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return apperr.Field(apperr.CodeInvalidField, f.name, "%s must be an RFC 3339 time such as 2026-11-25T00:00:00Z", f.name)
+			}
+			*f.dst = t
+		}
+	}
+	if !p.From.IsZero() && !p.To.IsZero() && !p.From.Before(p.To) {
+		return apperr.Field(apperr.CodeInvalidField, "to", "to must be after from")
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			return apperr.Field(apperr.CodeInvalidField, "limit", "limit must be between 1 and 200")
+		}
+		p.Limit = n
+	}
+	if v := q.Get("cursor"); v != "" {
+		at, id, ok := decodeRedemptionCursor(v)
+		if !ok {
+			return apperr.Field(apperr.CodeInvalidField, "cursor", "cursor is not one this API returned")
+		}
+		p.Before, p.BeforeID = at, id
+	}
+	rows, err := a.Vouchers.History(r.Context(), a.DB.Bun, p)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Items      []merchantRedemptionView `json:"items"`
+		NextCursor *string                  `json:"nextCursor"`
+	}{Items: make([]merchantRedemptionView, 0, len(rows))}
+	for i := range rows {
+		v := merchantRedemptionView{VoucherID: rows[i].VoucherID, Gift: giftRef{SKU: rows[i].GiftSKU, Title: rows[i].GiftTitle}, RedeemedAt: rows[i].RedeemedAt}
+		if rows[i].OperatorID != nil {
+			op := rows[i].Operator()
+			v.Operator = &op
+		}
+		out.Items = append(out.Items, v)
+	}
+	if len(rows) == p.Limit {
+		last := rows[len(rows)-1]
+		c := base64.RawURLEncoding.EncodeToString([]byte(last.RedeemedAt.UTC().Format(time.RFC3339Nano) + "|" + last.VoucherID.String()))
+		out.NextCursor = &c
+	}
+	WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func decodeRedemptionCursor(s string) (time.Time, uuid.UUID, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return time.Time{}, uuid.Nil, false
+	}
+	at, id, found := strings.Cut(string(b), "|")
+	if !found {
+		return time.Time{}, uuid.Nil, false
+	}
+	t, err1 := time.Parse(time.RFC3339Nano, at)
+	u, err2 := uuid.Parse(id)
+	return t, u, err1 == nil && err2 == nil
 }

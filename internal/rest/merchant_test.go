@@ -509,3 +509,52 @@ func TestMerchantSeesExpiry(t *testing.T) {
 	require.NoError(t, json.Unmarshal(res.Body, &body))
 	require.Contains(t, body["detail"], "expired")
 }
+
+// TestMerchantRedemptionHistory: the merchant's server reads its
+// redemptions of the credential's partner, newest first, in pages; bad
+// filters are refused; another partner's merchant sees none of them.
+func TestMerchantRedemptionHistory(t *testing.T) {
+	t.Parallel()
+	f := setupMerchant(t)
+	env, m := f.env, f.merchant
+	second, secondID := f.claim(t, "store-10-off")
+	for i, v := range []struct{ code, id string }{{f.code, f.voucherID}, {second, secondID}} {
+		body := []byte(fmt.Sprintf(`{"code":%q,"otp":%q}`, v.code, env.RequestOTP(f.token, v.id)))
+		res := m.Do(http.MethodPost, "/merchant/redemptions", body, "history-"+strconv.Itoa(i))
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+		env.Clock.Advance(time.Second)
+	}
+
+	page := m.Do(http.MethodGet, "/merchant/redemptions?limit=1", nil, "")
+	require.Equal(t, http.StatusOK, page.StatusCode, "%s", page.Body)
+	var got struct {
+		Items []struct {
+			VoucherID string            `json:"voucherId"`
+			Gift      map[string]string `json:"gift"`
+			Operator  *string           `json:"operator"`
+		} `json:"items"`
+		NextCursor *string `json:"nextCursor"`
+	}
+	require.NoError(t, json.Unmarshal(page.Body, &got))
+	require.Len(t, got.Items, 1)
+	require.Equal(t, secondID, got.Items[0].VoucherID, "newest first")
+	require.Equal(t, "store-10-off", got.Items[0].Gift["sku"])
+	require.Nil(t, got.Items[0].Operator, "a server-to-server redemption has no till operator")
+	require.NotNil(t, got.NextCursor)
+	require.NotContains(t, string(page.Body), second, "no voucher code in the history")
+	next := m.Do(http.MethodGet, "/merchant/redemptions?limit=1&cursor="+*got.NextCursor, nil, "")
+	require.Equal(t, http.StatusOK, next.StatusCode, "%s", next.Body)
+	require.Contains(t, string(next.Body), f.voucherID)
+	require.NotContains(t, string(next.Body), secondID)
+
+	for _, q := range []string{"limit=0", "limit=201", "limit=x", "from=yesterday", "from=2026-11-25T00:00:00Z&to=2026-11-24T00:00:00Z", "cursor=bm9wZQ"} {
+		res := m.Do(http.MethodGet, "/merchant/redemptions?"+q, nil, "")
+		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s: %s", q, res.Body)
+		require.Equal(t, "INVALID_FIELD", res.Code(), q)
+	}
+
+	other := env.NewMerchant("globex", "Globex Shop")
+	res := other.Do(http.MethodGet, "/merchant/redemptions", nil, "")
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.Body)
+	require.JSONEq(t, `{"items":[],"nextCursor":null}`, string(res.Body))
+}

@@ -220,6 +220,7 @@ check("GET", "/merchant/vouchers/{code}", await merchant.GET("/merchant/vouchers
 check("POST", "/merchant/redemptions", await merchant.POST("/merchant/redemptions", {
   params: { header: { "Idempotency-Key": "ts-redeem-1" } }, body: { code, otp: env("PERKS_VOUCHER_OTP") },
 }), 201);
+check("GET", "/merchant/redemptions", await merchant.GET("/merchant/redemptions", { params: { query: { limit: 10 } } }));
 
 // Consumer: the partner-minted token the app holds.
 const consumer = createClient<paths>({ baseUrl, headers: { Authorization: `Bearer ${env("PERKS_CONSUMER_TOKEN")}` } });
