@@ -126,5 +126,7 @@ func TestBehindPgBouncer(t *testing.T) {
 	}
 	require.NoError(t, r.Err())
 	t.Logf("pgbouncer: %d transactions pooled", xacts)
-	require.Greater(t, xacts, int64(1000))
+	// At least one transaction per user the load created (the totals lag by
+	// up to a stats period, so no tighter bound).
+	require.Greater(t, xacts, int64(loadUsers))
 }
