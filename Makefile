@@ -8,7 +8,7 @@ PG_PORT ?= 54320
 TEST_PG_DATA ?= .data/test-postgres
 TEST_PG_PORT ?= 54329
 
-.PHONY: all build run db-start db-stop test test-go test-scale bench-scale vet staticcheck generate check-generated schema-check bench clean
+.PHONY: all build run db-start db-stop test test-go test-scale bench-scale fmt-check vet staticcheck generate check-generated schema-check bench clean
 
 all: build
 
@@ -30,8 +30,8 @@ db-stop:
 	@scripts/pgcluster.sh stop $(PG_DATA)
 	@scripts/pgcluster.sh stop $(TEST_PG_DATA)
 
-## test: generated code is current, vet, staticcheck, the GraphQL schema check, then every test with -race
-test: check-generated vet staticcheck schema-check test-go
+## test: generated code is current, gofmt, vet, staticcheck, the GraphQL schema check, then every test with -race
+test: check-generated fmt-check vet staticcheck schema-check test-go
 
 test-go:
 	@TEST_PG_DATA=$(TEST_PG_DATA) TEST_PG_PORT=$(TEST_PG_PORT) scripts/test.sh
@@ -43,6 +43,10 @@ test-scale:
 ## bench-scale: requests per second through 1 and 3 replicas, reads on the primary and the standby (docs/scaling.md)
 bench-scale:
 	PERKS_SCALE_TEST=1 PERKS_SCALE_MEASURE=1 $(GO) test -count=1 -timeout 15m -v -run TestMeasureReplicas ./internal/scale/
+
+## fmt-check: every tracked Go file is gofmt-formatted
+fmt-check:
+	@files="$$(git ls-files '*.go' | xargs gofmt -l)"; if [ -n "$$files" ]; then echo "gofmt would change:"; echo "$$files"; exit 1; fi
 
 vet:
 	$(GO) vet ./...

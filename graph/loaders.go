@@ -10,9 +10,9 @@ import (
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/auth"
-	"github.com/perkshq/perks/internal/locale"
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/ledger"
+	"github.com/perkshq/perks/internal/locale"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/tier"
 	"github.com/perkshq/perks/internal/voucher"
