@@ -22,7 +22,6 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -218,32 +217,14 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, pag
 		v.CSRF = v.Me.Session.CSRFToken
 	}
 	v.RiverUI = c.RiverUI != nil
-	h := w.Header()
-	securityHeaders(h)
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	var buf strings.Builder
-	if err := pages[page].Execute(&buf, v); err != nil {
-		c.Log.ErrorContext(r.Context(), "console: render", "page", page, "error", err.Error())
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = io.WriteString(w, "internal error\n")
-		return
-	}
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, buf.String())
+	portal.WriteHTML(w, r, c.Log, "console", page, pages[page], status, v)
 }
 
 // fail renders an error page: err's code and message when it is an
 // apperr.Error, a generic 500 (logged without what a user typed) otherwise;
 // or status and msg when err is nil.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, err error, status int, msg string) {
-	if err != nil {
-		if e := apperr.As(err); e != nil {
-			status, msg = apperr.Lookup(e.Code).Status, e.Message
-		} else {
-			c.Log.ErrorContext(r.Context(), "console: request failed", "path", r.URL.Path, "error", err.Error())
-			status, msg = http.StatusInternalServerError, "Something went wrong on our side. Try again later."
-		}
-	}
+	status, msg = portal.Failure(r, c.Log, "console", err, status, msg)
 	c.render(w, r, status, "message", &view{Title: http.StatusText(status), Error: msg})
 }
 

@@ -3,12 +3,17 @@ package portal
 import (
 	"crypto/subtle"
 	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/account"
+	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/ratelimit"
 )
 
@@ -135,3 +140,35 @@ func (k *Kit) Limited(w http.ResponseWriter, r *http.Request) bool {
 // Stylesheet is the URL of the portal's stylesheet, which the other
 // consoles link too so the three look alike.
 const Stylesheet = Path + "/assets/portal.css"
+
+// WriteHTML renders t (the page named page) with v and writes it with status and the strict
+// headers. The page is rendered into a buffer first, so a template error
+// answers a plain 500 (logged under who) rather than half a page.
+func WriteHTML(w http.ResponseWriter, r *http.Request, log *slog.Logger, who, page string, t *template.Template, status int, v any) {
+	h := w.Header()
+	securityHeaders(h)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	var buf strings.Builder
+	if err := t.Execute(&buf, v); err != nil {
+		log.ErrorContext(r.Context(), who+": render", "page", page, "error", err.Error())
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, "internal error\n")
+		return
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, buf.String())
+}
+
+// Failure is what an error page shows: err's status and message when it is
+// an apperr.Error, a generic 500 (logged under who, without what a user
+// typed) for any other error; status and msg when err is nil.
+func Failure(r *http.Request, log *slog.Logger, who string, err error, status int, msg string) (int, string) {
+	if err == nil {
+		return status, msg
+	}
+	if e := apperr.As(err); e != nil {
+		return apperr.Lookup(e.Code).Status, e.Message
+	}
+	log.ErrorContext(r.Context(), who+": request failed", "path", r.URL.Path, "error", err.Error())
+	return http.StatusInternalServerError, "Something went wrong on our side. Try again later."
+}

@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -288,32 +287,14 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page
 	if v.Me != nil && v.CSRF == "" {
 		v.CSRF = v.Me.Session.CSRFToken
 	}
-	h := w.Header()
-	securityHeaders(h)
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	var buf strings.Builder
-	if err := pages[page].Execute(&buf, v); err != nil {
-		p.Log.ErrorContext(r.Context(), "portal: render", "page", page, "error", err.Error())
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = io.WriteString(w, "internal error\n")
-		return
-	}
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, buf.String())
+	WriteHTML(w, r, p.Log, "portal", page, pages[page], status, v)
 }
 
 // fail renders an error page: err's code and message when it is an
 // apperr.Error, a generic 500 (logged without details a user typed)
 // otherwise; or status and msg when err is nil.
 func (p *Portal) fail(w http.ResponseWriter, r *http.Request, err error, status int, msg string) {
-	if err != nil {
-		if e := apperr.As(err); e != nil {
-			status, msg = apperr.Lookup(e.Code).Status, e.Message
-		} else {
-			p.Log.ErrorContext(r.Context(), "portal: request failed", "path", r.URL.Path, "error", err.Error())
-			status, msg = http.StatusInternalServerError, "Something went wrong on our side. Try again later."
-		}
-	}
+	status, msg = Failure(r, p.Log, "portal", err, status, msg)
 	p.render(w, r, status, "message", &view{Title: http.StatusText(status), Error: msg})
 }
 
