@@ -143,6 +143,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	defer a.StopBackground()
 	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, Content: a.Content, Catalog: a.Catalog, Merchants: a.Merchants, SecretsDir: secrets}
 	if _, err := seeder.Run(ctx, io.Discard); err != nil {
 		return err

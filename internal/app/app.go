@@ -51,6 +51,8 @@ type App struct {
 	// lists and ranking (PERKS_READ_DATABASE_URL).
 	ReadDB   *database.DB
 	directDB *database.DB
+	// stopAuthCache stops the partner cache's listener (StopBackground).
+	stopAuthCache func()
 	Keys     *keyring.Keyring
 	Jobs     *jobs.Clients
 	Handler  http.Handler
@@ -167,6 +169,7 @@ func New(cfg *config.Config, log *slog.Logger, db *database.DB, keys *keyring.Ke
 	}
 	a.Services = NewServices(cfg, log, db, keys, a.now)
 	a.DirectDB = a.directDB
+	a.startAuthCache()
 	if a.ReadDB != nil {
 		a.Export.Pool, a.Export.Primary = a.ReadDB.Pool, db.Pool
 	}

@@ -70,11 +70,16 @@ func (a *App) startRiverUI() {
 	a.console.started = true
 }
 
-// StopBackground stops what the console started (River UI's services).
-// Serve calls it on shutdown; tests that build an App call it when done.
+// StopBackground stops what New and the console started (the partner
+// cache's listener, River UI's services). Serve calls it on shutdown; tests
+// that build an App call it when done.
 func (a *App) StopBackground() {
 	if a.console.cancel != nil {
 		a.console.cancel()
+	}
+	if a.stopAuthCache != nil {
+		a.stopAuthCache()
+		a.stopAuthCache = nil
 	}
 }
 

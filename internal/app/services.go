@@ -88,7 +88,7 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s.Users = &user.Service{Keys: keys, Events: s.Events, Now: now, Erase: EraseSteps()}
 	s.Ledger = &ledger.Service{Events: s.Events, Now: now}
 	s.Earning = &earning.Service{Ledger: s.Ledger, Users: s.Users, Now: now}
-	s.Program = &program.Service{Now: now}
+	s.Program = &program.Service{Now: now, PartnerChanged: s.Partners.Changed}
 	s.Campaigns = &campaign.Service{Now: now}
 	s.Earning.Campaigns = s.Campaigns.EarnModifier()
 	s.Tiers = &tier.Service{Events: s.Events, Now: now}

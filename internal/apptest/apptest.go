@@ -191,6 +191,7 @@ func New(t testing.TB, opts ...Options) *Env {
 	}
 	a, err := app.New(cfg, log, db, keys, appOpts...)
 	require.NoError(t, err)
+	waitAuthCache(t, a)
 
 	seeder := &demo.Seeder{DB: db.Bun, Partners: a.Partners, Earning: a.Earning, Content: a.Content, Catalog: a.Catalog, Merchants: a.Merchants, SecretsDir: secrets}
 	results, err := seeder.Run(context.Background(), io.Discard)
@@ -462,4 +463,12 @@ func (e *Env) WaitExportable() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// waitAuthCache waits until the app's partner cache listens, so that a
+// test's requests meet the cache as a running server's do (it serves
+// nothing before).
+func waitAuthCache(t testing.TB, a *app.App) {
+	t.Helper()
+	require.Eventually(t, a.Partners.Cache.Live, 10*time.Second, time.Millisecond, "the partner cache's listener listens")
 }

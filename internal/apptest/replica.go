@@ -26,11 +26,13 @@ func (e *Env) Replica() *Env {
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := app.New(e.App.Config, log, db, e.App.Keys, app.WithClock(e.App.Now), app.WithResolver(e.App.Resolver))
 	require.NoError(t, err)
+	waitAuthCache(t, a)
 	srv := httptest.NewUnstartedServer(contract(t, a.Handler))
 	srv.Config.MaxHeaderBytes = httpserver.ServerMaxHeaderBytes
 	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
+		a.StopBackground()
 		db.Close()
 		if t.Failed() {
 			t.Logf("replica log:\n%s", tail(logs.String(), 3000))

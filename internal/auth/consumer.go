@@ -207,7 +207,7 @@ func (a *ConsumerAuthenticator) verifyToken(ctx context.Context, token, slugHint
 	if err != nil {
 		return nil, nil, time.Time{}, err
 	}
-	keys, err := a.Partners.EnabledConsumerKeys(ctx, a.DB, p.ID, kid)
+	keys, err := a.Partners.Auth().EnabledConsumerKeys(ctx, a.DB, p.ID, kid)
 	if err != nil {
 		return nil, nil, time.Time{}, err
 	}
@@ -250,21 +250,13 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 	}
 	sub := claims.subject()
 
-	var principal *ConsumerPrincipal
-	err = a.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		// FromTokenTx also refuses tokens issued before a logout, an
-		// anonymisation or an erasure (TOKEN_REVOKED).
-		u, created, err := a.Users.FromTokenTx(ctx, tx, p.ID, sub, issuedAt, claims.profile())
-		if err != nil {
-			return err
-		}
-		principal = &ConsumerPrincipal{Partner: p, User: u, IssuedAt: issuedAt, Created: created}
-		return nil
-	})
+	// FromToken also refuses tokens issued before a logout, an
+	// anonymisation or an erasure (TOKEN_REVOKED).
+	u, created, err := a.Users.FromToken(ctx, a.DB, p.ID, sub, issuedAt, claims.profile())
 	if err != nil {
 		return nil, err
 	}
-	return principal, nil
+	return &ConsumerPrincipal{Partner: p, User: u, IssuedAt: issuedAt, Created: created}, nil
 }
 
 // resolvePartner finds the partner whose keys may verify the token, from
@@ -276,7 +268,7 @@ func (a *ConsumerAuthenticator) Authenticate(ctx context.Context, token, slugHin
 // partners resolves nothing by itself.
 func (a *ConsumerAuthenticator) resolvePartner(ctx context.Context, iss, kid, slug string) (*partner.Partner, error) {
 	if iss != "" {
-		p, err := a.Partners.ByIssuer(ctx, a.DB, iss)
+		p, err := a.Partners.Auth().ByIssuer(ctx, a.DB, iss)
 		if apperr.Is(err, apperr.CodeNotFound) {
 			// A partner that configured an issuer only accepts tokens that
 			// carry it or none; an iss nobody configured verifies nowhere.
@@ -285,7 +277,7 @@ func (a *ConsumerAuthenticator) resolvePartner(ctx context.Context, iss, kid, sl
 		return p, err
 	}
 	if slug != "" {
-		p, err := a.Partners.BySlug(ctx, a.DB, slug)
+		p, err := a.Partners.Auth().BySlug(ctx, a.DB, slug)
 		if apperr.Is(err, apperr.CodeNotFound) {
 			return nil, tokenInvalid(ReasonUnknownPartner, "X-Partner-Slug names no partner")
 		}
@@ -294,7 +286,7 @@ func (a *ConsumerAuthenticator) resolvePartner(ctx context.Context, iss, kid, sl
 	if kid == "" {
 		return nil, errPartnerUndetermined
 	}
-	ids, err := a.Partners.PartnersWithKid(ctx, a.DB, kid)
+	ids, err := a.Partners.Auth().PartnersWithKid(ctx, a.DB, kid)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +294,7 @@ func (a *ConsumerAuthenticator) resolvePartner(ctx context.Context, iss, kid, sl
 	case 0:
 		return nil, tokenInvalid(ReasonUnknownKid, "no partner registered a key with the token's kid: register it (`perks key add`), or send `iss` or X-Partner-Slug if the key is published at a JWKS URL")
 	case 1:
-		return a.Partners.ByID(ctx, a.DB, ids[0])
+		return a.Partners.Auth().ByID(ctx, a.DB, ids[0])
 	}
 	return nil, errPartnerUndetermined
 }

@@ -86,7 +86,7 @@ func (a *PartnerAuthenticator) authenticateEd25519(ctx context.Context, r Reques
 	if err := CheckTimestamp(time.Unix(ts, 0), a.Now(), a.Skew); err != nil {
 		return nil, err
 	}
-	key, err := a.Partners.Ed25519ByAPIKey(ctx, a.DB, apiKey)
+	key, err := a.Partners.Auth().Ed25519ByAPIKey(ctx, a.DB, apiKey)
 	pub := dummyEd25519
 	if err == nil {
 		pub = key.PublicKey
@@ -97,7 +97,7 @@ func (a *PartnerAuthenticator) authenticateEd25519(ctx context.Context, r Reques
 	if !ed25519.Verify(pub, msg, sig) || key == nil {
 		return nil, errBadSignature
 	}
-	p, err := a.Partners.ByID(ctx, a.DB, key.PartnerID)
+	p, err := a.Partners.Auth().ByID(ctx, a.DB, key.PartnerID)
 	if err != nil {
 		return nil, err
 	}

@@ -196,7 +196,9 @@ func (a *PartnerAuthenticator) finish(ctx context.Context, r Request, v verified
 		}
 		replay = nil
 	}
-	if v.lastUsedAt == nil || partner.NeedsTouch(v.lastUsedAt, a.Now()) {
+	// Use is recorded at most once a minute: the row's last_used_at, or this
+	// process's own last touch when the credential came from the cache.
+	if now := a.Now(); (v.lastUsedAt == nil || partner.NeedsTouch(v.lastUsedAt, now)) && !a.Partners.Auth().TouchedRecently(v.credentialID, now) {
 		if err := a.Partners.TouchCredential(ctx, a.DB, p.ID, v.credentialID); err != nil {
 			return nil, err
 		}
@@ -376,7 +378,7 @@ func (a *PartnerAuthenticator) authenticateHMAC(ctx context.Context, r Request) 
 		return nil, err
 	}
 	slug := r.Header.Get(HeaderPartnerSlug)
-	p, s, err := a.Partners.BySlugWithSecrets(ctx, a.DB, slug, partner.KindHMAC)
+	p, s, err := a.Partners.Auth().BySlugWithSecrets(ctx, a.DB, slug, partner.KindHMAC)
 	secrets := []partner.SharedSecret{{Secret: dummySecret}}
 	known := false
 	switch {

@@ -109,14 +109,14 @@ func (a *PartnerAuthenticator) authenticateRequestJWT(ctx context.Context, r Req
 	// iss is the partner's id (its UUID), or its slug for convenience.
 	var p *partner.Partner
 	if id, perr := uuid.Parse(claims.Iss); perr == nil {
-		p, err = a.Partners.ByID(ctx, a.DB, id)
+		p, err = a.Partners.Auth().ByID(ctx, a.DB, id)
 	} else {
-		p, err = a.Partners.BySlug(ctx, a.DB, claims.Iss)
+		p, err = a.Partners.Auth().BySlug(ctx, a.DB, claims.Iss)
 	}
 	secrets := []partner.SharedSecret{{Secret: dummySecret}}
 	known := false
 	if err == nil {
-		s, serr := a.Partners.EnabledSecrets(ctx, a.DB, p.ID, partner.KindRequestJWT)
+		s, serr := a.Partners.Auth().EnabledSecrets(ctx, a.DB, p.ID, partner.KindRequestJWT)
 		if serr != nil {
 			return nil, serr
 		}

@@ -254,6 +254,7 @@ func (s *Service) SetJWKSTx(ctx context.Context, db bun.IDB, partnerID uuid.UUID
 		return nil, err
 	}
 	p := &partner.Partner{}
+	s.Partners.Changed()
 	res, err := db.NewUpdate().Model(p).
 		Set("jwks_url = ?, jwks_description = ?, jwks_disabled = ?, updated_at = now()", j.URL, d, !j.Enabled).
 		Where("id = ?", partnerID).Returning("*").Exec(ctx)
@@ -268,6 +269,7 @@ func (s *Service) SetJWKSTx(ctx context.Context, db bun.IDB, partnerID uuid.UUID
 
 // RemoveJWKSTx removes the partner's JWKS URL; NOT_FOUND when it has none.
 func (s *Service) RemoveJWKSTx(ctx context.Context, db bun.IDB, partnerID uuid.UUID) error {
+	s.Partners.Changed()
 	res, err := db.NewUpdate().Model((*partner.Partner)(nil)).
 		Set("jwks_url = NULL, jwks_description = '', jwks_disabled = false, updated_at = now()").
 		Where("id = ? AND jwks_url IS NOT NULL", partnerID).Exec(ctx)

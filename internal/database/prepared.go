@@ -34,6 +34,10 @@ var named atomic.Bool
 
 func init() { named.Store(true) }
 
+// Pooled reports whether this process opened its database through a
+// transaction pooler (Options.Pooled): nothing may rely on a session.
+func Pooled() bool { return !named.Load() }
+
 // mode is how the hot paths' statements run.
 func mode() pgx.QueryExecMode {
 	if named.Load() {

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -155,9 +156,24 @@ type Service struct {
 	// (slog.Default when nil).
 	Log *slog.Logger
 
+	// Cache, when set, answers authentication's lookups (Auth); nil reads
+	// the database every time.
+	Cache *Cache
+
 	keyCache   keyCache
 	unsealable unsealableLog
+	// touched remembers when this process recorded a credential's use
+	// (credential id to time.Time).
+	touched sync.Map
 }
+
+// changed tells the cache that this process is changing what
+// authentication reads (see Cache.Invalidate).
+func (s *Service) changed() { s.Cache.Invalidate() }
+
+// Changed is changed for writes made outside this package (the credential
+// and program services' statements on partners and consumer keys).
+func (s *Service) Changed() { s.changed() }
 
 // NewService returns a Service using the wall clock.
 func NewService(k *keyring.Keyring) *Service { return &Service{Keys: k, Now: time.Now} }
@@ -176,6 +192,7 @@ type CreateParams struct {
 
 // Upsert creates the partner or updates its descriptive fields, by slug.
 func (s *Service) Upsert(ctx context.Context, db bun.IDB, p CreateParams) (*Partner, error) {
+	s.changed()
 	if !slugRE.MatchString(p.Slug) {
 		return nil, apperr.Field(apperr.CodeInvalidField, "slug", "slug must be 1-63 lowercase letters, digits, '-' or '_'")
 	}
@@ -261,6 +278,7 @@ func credentialAAD(partnerID, id uuid.UUID) []byte {
 
 // AddSharedSecret stores an HMAC or request-JWT secret, sealed.
 func (s *Service) AddSharedSecret(ctx context.Context, db bun.IDB, partnerID uuid.UUID, kind, description string, secret []byte) (*Credential, error) {
+	s.changed()
 	if kind != KindHMAC && kind != KindRequestJWT {
 		return nil, fmt.Errorf("credential kind %q has no shared secret", kind)
 	}
@@ -371,11 +389,13 @@ func (s *Service) TouchCredential(ctx context.Context, db bun.IDB, partnerID, id
 	if err != nil {
 		return fmt.Errorf("touch credential %s: %w", id, err)
 	}
+	s.touched.Store(id, s.Now())
 	return nil
 }
 
 // SetCredentialEnabled switches a credential on or off.
 func (s *Service) SetCredentialEnabled(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID, enabled bool) error {
+	s.changed()
 	res, err := db.NewUpdate().Model((*Credential)(nil)).Set("enabled = ?", enabled).
 		Where("partner_id = ? AND id = ?", partnerID, id).Exec(ctx)
 	if err != nil {
@@ -447,6 +467,7 @@ func consumerKeyAAD(partnerID, id uuid.UUID) []byte {
 
 // UpsertConsumerKey registers a key (replacing the material of the same kid).
 func (s *Service) UpsertConsumerKey(ctx context.Context, db bun.IDB, partnerID uuid.UUID, p AddConsumerKeyParams) (*ConsumerKey, error) {
+	s.changed()
 	if p.Kid == "" || len(p.Kid) > 200 {
 		return nil, apperr.Field(apperr.CodeInvalidField, "kid", "kid must be 1-200 characters")
 	}

@@ -23,6 +23,9 @@ func (s *Service) SetDefaultLocale(ctx context.Context, db bun.IDB, partnerID uu
 		}
 		v = &c
 	}
+	if s.PartnerChanged != nil {
+		s.PartnerChanged()
+	}
 	if _, err := db.NewRaw("UPDATE partners SET default_locale = ?, updated_at = ? WHERE id = ?", v, s.now().UTC(), partnerID).Exec(ctx); err != nil {
 		return nil, fmt.Errorf("set default locale: %w", err)
 	}

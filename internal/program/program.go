@@ -234,6 +234,9 @@ func ValidateCurrency(field, code string) error {
 // Service reads and replaces program policies.
 type Service struct {
 	Now func() time.Time
+	// PartnerChanged, when set, is told before a statement changes the
+	// partners row (partner.Service.Changed: authentication's cache).
+	PartnerChanged func()
 }
 
 func (s *Service) now() time.Time {

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/textcheck"
@@ -206,9 +207,7 @@ func (s *Service) ExternalIDHash(partnerID uuid.UUID, externalID string) []byte 
 // Get loads a user by external id; anonymised users are returned too.
 func (s *Service) Get(ctx context.Context, db bun.IDB, partnerID uuid.UUID, externalID string) (*User, error) {
 	u := new(User)
-	err := db.NewSelect().Model(u).
-		Where("partner_id = ? AND external_id_hash = ?", partnerID, s.hash(partnerID, externalID)).
-		Scan(ctx)
+	err := database.QueryRowModel(ctx, db, u, getByExternalID, partnerID, s.hash(partnerID, externalID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, apperr.New(apperr.CodeUserNotFound, "user not found")
 	}
@@ -217,6 +216,14 @@ func (s *Service) Get(ctx context.Context, db bun.IDB, partnerID uuid.UUID, exte
 	}
 	return u, nil
 }
+
+// getByExternalID is Get's statement: every request of a consumer and
+// every earn runs it, so it is prepared (database.QueryRowModel). Its
+// columns are User's, named, so that a column added by a migration does not
+// change a prepared statement's result.
+const getByExternalID = `SELECT partner_id, id, external_id_hash, external_id, email, display_name, first_name, last_name,
+	locale, country_code, attributes, anonymised_at, tokens_valid_after, created_at, updated_at
+	FROM users WHERE partner_id = $1 AND external_id_hash = $2`
 
 // ByID loads a user by internal id within a partner.
 func (s *Service) ByID(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID) (*User, error) {
@@ -381,6 +388,35 @@ func (s *Service) erasedAfter(ctx context.Context, tx bun.IDB, partnerID uuid.UU
 // users row remembers through revival and, after an erasure, the
 // user_erasures marker does, so an old token never re-creates an erased user
 // from its claims.
+// FromToken is FromTokenTx without a transaction in the common case: a
+// known user whose token is not revoked and whose profile claims change
+// nothing costs one read, where a transaction would cost a BEGIN and a
+// COMMIT around the same read. Any other case (a new user, a profile to
+// update, a refusal) runs FromTokenTx in a transaction of its own, which
+// decides it again from what it reads there.
+func (s *Service) FromToken(ctx context.Context, db bun.IDB, partnerID uuid.UUID, externalID string, issuedAt time.Time, claims Profile) (*User, bool, error) {
+	if err := ValidateExternalID("sub", externalID); err != nil {
+		return nil, false, apperr.New(apperr.CodeTokenInvalid, "token subject is not a valid user id")
+	}
+	u, err := s.Get(ctx, db, partnerID, externalID)
+	if err == nil && !u.Anonymised() && (u.TokensValidAfter == nil || !issuedAt.Before(*u.TokensValidAfter)) && !changed(u, lenient(claims)) {
+		return u, false, nil
+	}
+	if err != nil && !apperr.Is(err, apperr.CodeUserNotFound) {
+		return nil, false, err
+	}
+	var created bool
+	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		u, created, err = s.FromTokenTx(ctx, tx, partnerID, externalID, issuedAt, claims)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return u, created, nil
+}
+
 func (s *Service) FromTokenTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, externalID string, issuedAt time.Time, claims Profile) (*User, bool, error) {
 	if err := ValidateExternalID("sub", externalID); err != nil {
 		return nil, false, apperr.New(apperr.CodeTokenInvalid, "token subject is not a valid user id")
