@@ -53,9 +53,9 @@ type App struct {
 	directDB *database.DB
 	// stopAuthCache stops the partner cache's listener (StopBackground).
 	stopAuthCache func()
-	Keys     *keyring.Keyring
-	Jobs     *jobs.Clients
-	Handler  http.Handler
+	Keys          *keyring.Keyring
+	Jobs          *jobs.Clients
+	Handler       http.Handler
 	// Routes lists the "METHOD /path" patterns the handler serves.
 	Routes   []string
 	Registry *prometheus.Registry
