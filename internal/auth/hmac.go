@@ -23,6 +23,7 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/partner"
 )
 
@@ -491,19 +492,8 @@ func hmacReplay(macs []verifiedMAC, r Request) []replayEntry {
 // the uncommitted row of the first and sees it once that commits.
 func (a *PartnerAuthenticator) rememberRequest(ctx context.Context, db bun.IDB, r *Replay) error {
 	expires := r.signedAt.Add(a.Skew + time.Minute).UTC()
-	values := make([]string, len(r.entries))
-	args := make([]any, 0, 4*len(r.entries))
-	for i, e := range r.entries {
-		values[i] = "(?, ?, ?, ?)"
-		args = append(args, r.partnerID, e.digest, e.request, expires)
-	}
-	var inserted []string
-	err := db.NewRaw(
-		"INSERT INTO replay_cache (partner_id, digest, request_hash, expires_at) VALUES "+strings.Join(values, ", ")+
-			" ON CONFLICT DO NOTHING RETURNING encode(digest, 'hex')",
-		args...,
-	).Scan(ctx, &inserted)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	inserted, err := insertReplay(ctx, db, r, expires)
+	if err != nil {
 		return fmt.Errorf("replay cache: %w", err)
 	}
 	if len(inserted) == len(r.entries) {
@@ -543,6 +533,34 @@ func (a *PartnerAuthenticator) rememberRequest(ctx context.Context, db bun.IDB, 
 	}
 	return apperr.New(apperr.CodeSignatureReplayed,
 		"this write was already received with this signature; to retry a write safely send an Idempotency-Key header (the retry then gets the stored answer), otherwise sign a new request")
+}
+
+// insertReplaySQL records a request's proofs: every partner write runs
+// it, so it is one prepared statement whatever the number of entries.
+const insertReplaySQL = `INSERT INTO replay_cache (partner_id, digest, request_hash, expires_at)
+	SELECT $1, d, h, $4 FROM unnest($2::bytea[], $3::bytea[]) AS x (d, h)
+	ON CONFLICT DO NOTHING RETURNING encode(digest, 'hex')`
+
+// insertReplay runs insertReplaySQL and returns the hex digests inserted.
+func insertReplay(ctx context.Context, db bun.IDB, r *Replay, expires time.Time) ([]string, error) {
+	digests, hashes := make([][]byte, len(r.entries)), make([][]byte, len(r.entries))
+	for i, e := range r.entries {
+		digests[i], hashes[i] = e.digest, e.request
+	}
+	rows, err := database.Query(ctx, db, insertReplaySQL, r.partnerID, digests, hashes, expires)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var inserted []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		inserted = append(inserted, d)
+	}
+	return inserted, rows.Err()
 }
 
 var errSignatureReused = apperr.New(apperr.CodeSignatureReused,

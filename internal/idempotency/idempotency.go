@@ -22,9 +22,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 )
 
 // Retention is how long keys are remembered (the promise is 24 h).
@@ -162,12 +162,8 @@ func (c *Claim) Complete(ctx context.Context, status int, body []byte, userID *u
 	if len(c.deferred) == 0 {
 		return nil, nil
 	}
-	var inserted []string
-	err := c.tx.NewRaw(`INSERT INTO idempotency_keys (partner_id, key, request_hash, response_status, response_body, user_id, created_at, expires_at)
-		SELECT ?, k, ?, ?, ?, ?, ?, ? FROM unnest(?::text[]) AS k
-		ON CONFLICT (partner_id, key) DO NOTHING RETURNING key`,
-		c.partnerID, c.hash, status, body, userID, c.now, c.now.Add(Retention), pgdialect.Array(c.deferred)).Scan(ctx, &inserted)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	inserted, err := c.insertDeferred(ctx, status, body, userID)
+	if err != nil {
 		if state(err) == "55P03" {
 			return nil, &apperr.Error{Code: apperr.CodeIdempotencyInProgress, Message: "a request with this key is still in progress", RetryAfterSeconds: 1}
 		}
@@ -177,6 +173,31 @@ func (c *Claim) Complete(ctx context.Context, status int, body []byte, userID *u
 		return nil, nil
 	}
 	return c.prior(ctx, c.tx)
+}
+
+// insertDeferredSQL claims the deferred keys with the response: every
+// partner write runs it, so it is prepared (database.Query).
+const insertDeferredSQL = `INSERT INTO idempotency_keys (partner_id, key, request_hash, response_status, response_body, user_id, created_at, expires_at)
+	SELECT $1, k, $2, $3, $4, $5, $6, $7 FROM unnest($8::text[]) AS k
+	ON CONFLICT (partner_id, key) DO NOTHING RETURNING key`
+
+// insertDeferred runs insertDeferredSQL and returns the keys it inserted.
+func (c *Claim) insertDeferred(ctx context.Context, status int, body []byte, userID *uuid.UUID) ([]string, error) {
+	rows, err := database.Query(ctx, c.tx, insertDeferredSQL,
+		c.partnerID, c.hash, status, body, userID, c.now, c.now.Add(Retention), c.deferred)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var inserted []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		inserted = append(inserted, k)
+	}
+	return inserted, rows.Err()
 }
 
 // Prior looks up, in db (the pool: the write's transaction may be aborted),
