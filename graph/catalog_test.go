@@ -571,3 +571,30 @@ func TestRedeemOnlineAndRequestCode(t *testing.T) {
 	require.JSONEq(t, `{"voucher":{"status":"EXPIRED"}}`, string(st.Data))
 	f.invariants(t)
 }
+
+// TestClaimAnswersWhatAReplayAnswers: a claim answers with the voucher it
+// inserted (no read after the commit), which must be exactly what a retry
+// with the same key reads back, down to the microseconds of its times.
+func TestClaimAnswersWhatAReplayAnswers(t *testing.T) {
+	t.Parallel()
+	f := setupCatalog(t)
+	env := f.env
+	// A clock with nanoseconds, which PostgreSQL does not keep.
+	env.Clock.Set(env.Clock.Now().Truncate(time.Second).Add(123456789 * time.Nanosecond))
+	lifetime := 3600
+	in := onlineGift(10, nil)
+	in.VoucherLifetimeSeconds = &lifetime
+	g := env.PutGift("acme", "replayed", in)
+	env.FundedUser("acme", "replayer", "SG", 100)
+	tok := env.Token("acme", "replayer", nil)
+	const q = `mutation($gift: ID!, $key: String!) { claimGift(giftId: $gift, idempotencyKey: $key) {
+		balance voucher { id code status costPoints claimedAt expiresAt redeemedAt expiredAt cancelledAt gift { sku } } } }`
+	vars := map[string]any{"gift": g.ID.String(), "key": "same"}
+	first := env.GraphQL(tok, q, vars)
+	require.Empty(t, first.Errors)
+	again := env.GraphQL(tok, q, vars)
+	require.Empty(t, again.Errors)
+	require.JSONEq(t, string(first.Data), string(again.Data))
+	require.Contains(t, string(first.Data), ".123456Z", "the claim's time at microseconds")
+	f.invariants(t)
+}

@@ -218,19 +218,26 @@ func (r *mutationResolver) ClaimGift(ctx context.Context, giftID string, idempot
 		VoucherID uuid.UUID `json:"voucherId"`
 		Balance   int64     `json:"balance"`
 	}
+	var claimed *voucher.Voucher
 	res, err := idempotentTx(ctx, r.Resolver, c, "claimGift", idempotencyKey, id[:], func(ctx context.Context, tx bun.Tx) (*result, error) {
 		cl, err := r.VoucherSvc.ClaimTx(ctx, tx, c.Partner, c.User, id)
 		if err != nil {
 			return nil, err
 		}
+		claimed = cl.Voucher
 		return &result{VoucherID: cl.Voucher.ID, Balance: cl.Entry.BalanceAfter}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	v, err := r.VoucherSvc.ForUser(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, res.VoucherID)
-	if err != nil {
-		return nil, err
+	// The voucher this request inserted and committed is answered as it
+	// was inserted; a replayed answer names an earlier request's voucher,
+	// read back.
+	v := claimed
+	if v == nil || v.ID != res.VoucherID {
+		if v, err = r.VoucherSvc.ForUser(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, res.VoucherID); err != nil {
+			return nil, err
+		}
 	}
 	return &model.ClaimGiftPayload{Voucher: v, Balance: int(res.Balance)}, nil
 }

@@ -103,9 +103,7 @@ func BeginTx(tx bun.Tx, partnerID uuid.UUID, fingerprint []byte, now time.Time) 
 // roll back), IDEMPOTENCY_KEY_REUSED when the fingerprint differs, and
 // IDEMPOTENCY_IN_PROGRESS when the original is still running after the wait.
 func (c *Claim) Key(ctx context.Context, key string) (*Stored, error) {
-	res, err := c.tx.NewRaw(`INSERT INTO idempotency_keys (partner_id, key, request_hash, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner_id, key) DO NOTHING`,
-		c.partnerID, key, c.hash, c.now, c.now.Add(Retention)).Exec(ctx)
+	res, err := database.Exec(ctx, c.tx, claimKeySQL, c.partnerID, key, c.hash, c.now, c.now.Add(Retention))
 	if err != nil {
 		if state(err) == "55P03" { // lock_not_available: the original is still running
 			return nil, &apperr.Error{Code: apperr.CodeIdempotencyInProgress, Message: "a request with this key is still in progress", RetryAfterSeconds: 1}
@@ -152,9 +150,7 @@ func (c *Claim) Defer(key string) { c.deferred = append(c.deferred, key) }
 // (the caller must roll back and replay it) or IDEMPOTENCY_KEY_REUSED.
 func (c *Claim) Complete(ctx context.Context, status int, body []byte, userID *uuid.UUID) (*Stored, error) {
 	if len(c.keys) > 0 {
-		_, err := c.tx.NewUpdate().Model((*Record)(nil)).
-			Set("response_status = ?, response_body = ?, user_id = ?", status, body, userID).
-			Where("partner_id = ? AND key IN (?)", c.partnerID, bun.List(c.keys)).Exec(ctx)
+		_, err := database.Exec(ctx, c.tx, storeResponseSQL, status, body, userID, c.partnerID, c.keys)
 		if err != nil {
 			return nil, fmt.Errorf("store idempotent response: %w", err)
 		}
@@ -174,6 +170,16 @@ func (c *Claim) Complete(ctx context.Context, status int, body []byte, userID *u
 	}
 	return c.prior(ctx, c.tx)
 }
+
+// claimKeySQL and storeResponseSQL claim a key up front and store the
+// response under it: every GraphQL mutation and merchant write runs them,
+// so they are prepared (database.Exec).
+const (
+	claimKeySQL = `INSERT INTO idempotency_keys (partner_id, key, request_hash, created_at, expires_at)
+	VALUES ($1, $2, $3, $4, $5) ON CONFLICT (partner_id, key) DO NOTHING`
+	storeResponseSQL = `UPDATE idempotency_keys SET response_status = $1, response_body = $2, user_id = $3
+	WHERE partner_id = $4 AND key = ANY ($5::text[])`
+)
 
 // insertDeferredSQL claims the deferred keys with the response: every
 // partner write runs it, so it is prepared (database.Query).

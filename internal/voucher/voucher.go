@@ -103,6 +103,8 @@ type Service struct {
 
 // Claimed is the outcome of a claim.
 type Claimed struct {
+	// Voucher is the row as inserted (its times already at PostgreSQL's
+	// microsecond precision).
 	Voucher *Voucher
 	Gift    *catalog.Gift
 	Entry   *ledger.Entry
@@ -121,7 +123,9 @@ type Claimed struct {
 // gift row, which is held until commit, so it is taken last: the lock is
 // held for that one UPDATE, the caller's idempotency record and the commit.
 func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u *user.User, giftID uuid.UUID) (*Claimed, error) {
-	now := s.Now().UTC()
+	// PostgreSQL keeps microseconds: the voucher returned is then exactly
+	// the row stored, and a caller may answer with it without reading it back.
+	now := s.Now().UTC().Truncate(time.Microsecond)
 	g, err := s.Catalog.GiftByID(ctx, tx, p.ID, giftID)
 	if err != nil {
 		return nil, err
