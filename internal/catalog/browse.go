@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/textcheck"
 )
 
@@ -75,25 +77,34 @@ func (s *Service) Page(ctx context.Context, db bun.IDB, partnerID uuid.UUID, now
 	if err := textcheck.Line("search", q.Search); err != nil {
 		return nil, err
 	}
-	var out []Gift
-	sel := db.NewSelect().Model(&out).
-		Where("partner_id = ? AND retired_at IS NULL", partnerID).
-		Where("(visible_from IS NULL OR visible_from <= ?) AND (visible_until IS NULL OR visible_until > ?)", now, now).
-		OrderExpr("position, sku").Limit(int64(q.Limit))
+	// A prepared statement per combination of filters (at most 16 texts):
+	// the catalog page is every consumer's most frequent read.
+	args := []any{partnerID, now}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	var w strings.Builder
 	if q.After != nil {
-		sel = sel.Where("(position, sku) > (?, ?)", q.After.Position, q.After.SKU)
+		fmt.Fprintf(&w, " AND (position, sku) > (%s, %s)", arg(q.After.Position), arg(q.After.SKU))
 	}
 	if q.Category != "" {
-		sel = sel.Where("category = ?", q.Category)
+		fmt.Fprintf(&w, " AND category = %s", arg(q.Category))
 	}
 	if s := strings.TrimSpace(q.Search); s != "" {
-		like := "%" + escapeLike(s) + "%"
-		sel = sel.Where("(title ILIKE ? OR description ILIKE ? OR sku ILIKE ?)", like, like, like)
+		like := arg("%" + escapeLike(s) + "%")
+		fmt.Fprintf(&w, " AND (title ILIKE %s OR description ILIKE %s OR sku ILIKE %s)", like, like, like)
 	}
 	if q.MaxCost != nil {
-		sel = sel.Where("cost_points <= ?", *q.MaxCost)
+		fmt.Fprintf(&w, " AND cost_points <= %s", arg(*q.MaxCost))
 	}
-	if err := sel.Scan(ctx); err != nil {
+	limit := arg(int64(q.Limit))
+	var out []Gift
+	err := database.QueryModel(ctx, db, &out, "SELECT "+giftColumns(db)+` FROM gifts
+		WHERE partner_id = $1 AND retired_at IS NULL
+		AND (visible_from IS NULL OR visible_from <= $2) AND (visible_until IS NULL OR visible_until > $2)`+w.String()+
+		" ORDER BY position, sku LIMIT "+limit, args...)
+	if err != nil {
 		return nil, fmt.Errorf("catalog page: %w", err)
 	}
 	return out, nil
@@ -103,4 +114,15 @@ func (s *Service) Page(ctx context.Context, db bun.IDB, partnerID uuid.UUID, now
 // PostgreSQL's default LIKE escape).
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+var giftColumnList struct {
+	once sync.Once
+	cols string
+}
+
+// giftColumns is Gift's column list (database.Columns), computed once.
+func giftColumns(db bun.IDB) string {
+	giftColumnList.once.Do(func() { giftColumnList.cols = database.Columns(db, (*Gift)(nil), "") })
+	return giftColumnList.cols
 }

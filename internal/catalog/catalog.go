@@ -24,6 +24,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/locale"
 	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/textcheck"
@@ -550,9 +551,10 @@ func (s *Service) MerchantsOf(ctx context.Context, db bun.IDB, partnerID uuid.UU
 		CreatedAt time.Time `bun:"created_at"`
 		UpdatedAt time.Time `bun:"updated_at"`
 	}
-	err := db.NewRaw(`SELECT gm.gift_id, m.id, m.code, m.name, m.enabled, m.created_at, m.updated_at FROM gift_merchants gm
+	// Prepared: every catalog page runs it.
+	err := database.QueryModel(ctx, db, &rows, `SELECT gm.gift_id, m.id, m.code, m.name, m.enabled, m.created_at, m.updated_at FROM gift_merchants gm
 		JOIN merchants m ON m.partner_id = gm.partner_id AND m.id = gm.merchant_id
-		WHERE gm.partner_id = ? AND gm.gift_id IN (?) ORDER BY m.code`, partnerID, bun.List(giftIDs)).Scan(ctx, &rows)
+		WHERE gm.partner_id = $1 AND gm.gift_id = ANY ($2::uuid[]) ORDER BY m.code`, partnerID, giftIDs)
 	if err != nil {
 		return nil, fmt.Errorf("load merchants of gifts: %w", err)
 	}
@@ -572,8 +574,9 @@ func (s *Service) ClaimCounts(ctx context.Context, db bun.IDB, partnerID, userID
 		GiftID uuid.UUID `bun:"gift_id,type:uuid"`
 		Claims int       `bun:"claims"`
 	}
-	err := db.NewRaw(`SELECT gift_id, claims FROM gift_claim_counters WHERE partner_id = ? AND user_id = ? AND gift_id IN (?)`,
-		partnerID, userID, bun.List(giftIDs)).Scan(ctx, &rows)
+	// Prepared: every catalog page runs it.
+	err := database.QueryModel(ctx, db, &rows, `SELECT gift_id, claims FROM gift_claim_counters
+		WHERE partner_id = $1 AND user_id = $2 AND gift_id = ANY ($3::uuid[])`, partnerID, userID, giftIDs)
 	if err != nil {
 		return nil, fmt.Errorf("load claim counts: %w", err)
 	}

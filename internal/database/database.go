@@ -29,6 +29,9 @@ type DB struct {
 	Pool *pgxpool.Pool
 	SQL  *sql.DB
 	Bun  *bun.DB
+	// Statements counts what the pool sends, when opened with
+	// Options.Counter (tests).
+	Statements *StatementCounter
 }
 
 // LockTimeout is the session lock_timeout of pooled connections.
@@ -53,6 +56,8 @@ type Options struct {
 	// and the hot paths' statements are no longer prepared by name (a
 	// named statement exists only in the session that prepared it).
 	Pooled bool
+	// Counter, when set, counts the pool's statements (DB.Statements).
+	Counter *StatementCounter
 }
 
 // OpenWith connects to url with o.
@@ -81,6 +86,9 @@ func OpenWith(ctx context.Context, url string, o Options) (*DB, error) {
 		cfg.ConnConfig.RuntimeParams["lock_timeout"] = LockTimeout
 	}
 	cfg.AfterConnect = scanTimesInUTC
+	if o.Counter != nil {
+		cfg.ConnConfig.Tracer = o.Counter
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
@@ -94,7 +102,7 @@ func OpenWith(ctx context.Context, url string, o Options) (*DB, error) {
 	sqldb := stdlib.OpenDBFromPool(pool)
 	// Tables gain columns the structs do not map (xid, for instance); RETURNING *
 	// must not fail on them.
-	return &DB{Pool: pool, SQL: sqldb, Bun: bun.NewDB(sqldb, pgdialect.New(), bun.WithDiscardUnknownColumns())}, nil
+	return &DB{Pool: pool, SQL: sqldb, Bun: bun.NewDB(sqldb, pgdialect.New(), bun.WithDiscardUnknownColumns()), Statements: o.Counter}, nil
 }
 
 // scanTimesInUTC makes every timestamptz read from PostgreSQL a UTC time,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"reflect"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -107,4 +109,34 @@ func QueryRowModel(ctx context.Context, db bun.IDB, dest any, query string, args
 		return err
 	}
 	return rows.Close()
+}
+
+// QueryModel runs a prepared query and scans every row into dest (a
+// pointer to a slice of structs) as bun scans a model.
+func QueryModel(ctx context.Context, db bun.IDB, dest any, query string, args ...any) error {
+	rows, err := Query(ctx, db, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	return db.NewRaw("").DB().ScanRows(ctx, rows, dest)
+}
+
+// Columns is the comma-separated column list of model's table (a pointer
+// to a bun model struct), for a prepared statement's SELECT: named columns,
+// so that a column a migration adds does not change a prepared result.
+func Columns(db bun.IDB, model any, alias string) string {
+	t := db.Dialect().Tables().Get(reflect.TypeOf(model).Elem())
+	var b strings.Builder
+	for i, f := range t.Fields {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if alias != "" {
+			b.WriteString(alias)
+			b.WriteByte('.')
+		}
+		b.WriteString(string(f.SQLName))
+	}
+	return b.String()
 }

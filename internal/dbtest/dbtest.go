@@ -271,7 +271,7 @@ func NewDBWithURL(t testing.TB) (*database.DB, string) {
 	t.Helper()
 	ctx := context.Background()
 	name, u := createDB(ctx, t)
-	db, err := database.Open(ctx, u, 40)
+	db, err := database.OpenWith(ctx, u, database.Options{MaxConns: 40, Counter: &database.StatementCounter{}})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		db.Close()

@@ -362,9 +362,11 @@ SELECT id, balance_after, ledger_consume_lots($1, $2, -$3, id) FROM entry`
 // BalanceOf returns a user's balance (zero when they never had points).
 func (s *Service) BalanceOf(ctx context.Context, db bun.IDB, partnerID, userID uuid.UUID) (*Balance, error) {
 	b := &Balance{PartnerID: partnerID, UserID: userID}
-	err := db.NewSelect().Model(b).WherePK().Scan(ctx)
+	// Prepared: every catalog page and balance read runs it.
+	err := database.QueryRowModel(ctx, db, b, `SELECT partner_id, user_id, points, lifetime_earned, pending_points, updated_at
+		FROM balances WHERE partner_id = $1 AND user_id = $2`, partnerID, userID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return b, nil
+		return &Balance{PartnerID: partnerID, UserID: userID}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load balance: %w", err)

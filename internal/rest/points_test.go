@@ -3,6 +3,7 @@ package rest_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -218,4 +219,26 @@ func TestFailedWriteCannotBeReplayed(t *testing.T) {
 	require.Equal(t, string(first.Body), string(again.Body))
 	require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
 	require.Equal(t, 1, entries(t, env))
+}
+
+// TestEarnRoundTrips bounds what one signed earn sends PostgreSQL, counted
+// on the pool (every statement, BEGIN and COMMIT included): BEGIN, the user,
+// the rule with its policy, the balance and entry, the event with its
+// deliveries, the idempotency key with the response, the replay-cache entry,
+// COMMIT. The partner and its secret come from the cache.
+func TestEarnRoundTrips(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	provision(t, env, "acme", "alice")
+	earn := func(i int) *apptest.Response {
+		return env.Partner("acme", http.MethodPost, "/integrations/actions",
+			[]byte(fmt.Sprintf(`{"externalUserId":"alice","action":"purchase","points":%d}`, i)),
+			map[string]string{"Idempotency-Key": fmt.Sprintf("round-trips-%d", i)})
+	}
+	require.Equal(t, http.StatusCreated, earn(1).StatusCode, "warm up")
+	n := env.DB.Statements.Count(func() {
+		res := earn(2)
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
+	})
+	require.Equal(t, int64(8), n, "statements per earn")
 }
