@@ -591,3 +591,24 @@ func TestClaimAnswersWhatAReplayAnswers(t *testing.T) {
 	require.Contains(t, string(first.Data), ".123456Z", "the claim's time at microseconds")
 	f.invariants(t)
 }
+
+// TestClaimRoundTrips bounds what one claim sends PostgreSQL (every
+// statement the pool sends, BEGIN and COMMIT included): the user (read
+// without a transaction), BEGIN, the idempotency key, the gift, the user's
+// claim counter, the burn (balance, entry and lots in one statement), the
+// code, the voucher, the event, the unit of stock, the stored answer, COMMIT;
+// the partner and its key come from the cache and the voucher is answered
+// as inserted.
+func TestClaimRoundTrips(t *testing.T) {
+	t.Parallel()
+	f := setupCatalog(t)
+	env := f.env
+	env.FundedUser("acme", "rounds", "SG", 1000)
+	tok := env.Token("acme", "rounds", nil)
+	require.Empty(t, env.Claim(tok, f.gifts["store-10-off"], "warm-up").Errors)
+	n := env.DB.Statements.Count(func() {
+		require.Empty(t, env.Claim(tok, f.gifts["store-10-off"], "counted").Errors)
+	})
+	require.Equal(t, int64(12), n, "statements per claim:\n%s", env.DB.Statements.Texts())
+	f.invariants(t)
+}

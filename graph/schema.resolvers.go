@@ -219,12 +219,13 @@ func (r *mutationResolver) ClaimGift(ctx context.Context, giftID string, idempot
 		Balance   int64     `json:"balance"`
 	}
 	var claimed *voucher.Voucher
+	var gift *catalog.Gift
 	res, err := idempotentTx(ctx, r.Resolver, c, "claimGift", idempotencyKey, id[:], func(ctx context.Context, tx bun.Tx) (*result, error) {
 		cl, err := r.VoucherSvc.ClaimTx(ctx, tx, c.Partner, c.User, id)
 		if err != nil {
 			return nil, err
 		}
-		claimed = cl.Voucher
+		claimed, gift = cl.Voucher, cl.Gift
 		return &result{VoucherID: cl.Voucher.ID, Balance: cl.Entry.BalanceAfter}, nil
 	})
 	if err != nil {
@@ -238,6 +239,9 @@ func (r *mutationResolver) ClaimGift(ctx context.Context, giftID string, idempot
 		if v, err = r.VoucherSvc.ForUser(ctx, r.DB.Bun, c.Partner.ID, c.User.ID, res.VoucherID); err != nil {
 			return nil, err
 		}
+	} else if l, _, err := loaders(ctx); err == nil {
+		// The claim's voucher.gift is the gift as the claim left it.
+		l.Gifts.Prime(gift.ID, gift)
 	}
 	return &model.ClaimGiftPayload{Voucher: v, Balance: int(res.Balance)}, nil
 }

@@ -481,7 +481,16 @@ func (s *Service) GiftBySKU(ctx context.Context, db bun.IDB, partnerID uuid.UUID
 
 // GiftByID loads a gift, retired or not.
 func (s *Service) GiftByID(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID) (*Gift, error) {
-	return s.one(ctx, db, "partner_id = ? AND id = ?", partnerID, id)
+	// Prepared: every claim reads its gift first.
+	g := new(Gift)
+	err := database.QueryRowModel(ctx, db, g, "SELECT "+giftColumns(db)+" FROM gifts WHERE partner_id = $1 AND id = $2", partnerID, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.CodeGiftNotFound, "gift not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load gift: %w", err)
+	}
+	return g, nil
 }
 
 func (s *Service) one(ctx context.Context, db bun.IDB, where string, args ...any) (*Gift, error) {

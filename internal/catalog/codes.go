@@ -14,6 +14,7 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 )
 
 // MaxCodesPerUpload bounds one upload call.
@@ -137,12 +138,13 @@ func sortDuplicates(d []Duplicate) {
 // lock as briefly as possible. It returns the gift as locked.
 func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID) (*Gift, error) {
 	g := new(Gift)
-	err := tx.NewRaw(`UPDATE gifts SET claimed_count = claimed_count + 1,
+	// Prepared, like every statement of a claim.
+	err := database.QueryRowModel(ctx, tx, g, `UPDATE gifts SET claimed_count = claimed_count + 1,
 			codes_available = codes_available - CASE WHEN code_source = 'pool' THEN 1 ELSE 0 END
-		WHERE partner_id = ? AND id = ? AND retired_at IS NULL
+		WHERE partner_id = $1 AND id = $2 AND retired_at IS NULL
 		  AND (stock_total IS NULL OR claimed_count < stock_total)
 		  AND (code_source <> 'pool' OR codes_available > 0)
-		RETURNING *`, partnerID, giftID).Scan(ctx, g)
+		RETURNING `+giftColumns(tx), partnerID, giftID)
 	if err == nil {
 		return g, nil
 	}
@@ -171,11 +173,14 @@ func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID u
 // flight a claim may answer CODES_EXHAUSTED and charge nothing.
 func (s *Service) TakePoolCodeTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID, now time.Time) (string, error) {
 	var code string
-	err := tx.NewRaw(`UPDATE gift_codes SET assigned_at = ?
-		WHERE partner_id = ? AND code = (
-			SELECT code FROM gift_codes WHERE partner_id = ? AND gift_id = ? AND assigned_at IS NULL
+	row, err := database.QueryRow(ctx, tx, `UPDATE gift_codes SET assigned_at = $1
+		WHERE partner_id = $2 AND code = (
+			SELECT code FROM gift_codes WHERE partner_id = $2 AND gift_id = $3 AND assigned_at IS NULL
 			ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING code`, now, partnerID, partnerID, giftID).Scan(ctx, &code)
+		RETURNING code`, now, partnerID, giftID)
+	if err == nil {
+		err = row.Scan(&code)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", apperr.New(apperr.CodeCodesExhausted, "the gift has no codes left")
 	}
@@ -199,9 +204,9 @@ func (s *Service) GenerateCodeTx(ctx context.Context, tx bun.Tx, partnerID, gift
 		if err != nil {
 			return "", err
 		}
-		res, err := tx.NewRaw(`INSERT INTO gift_codes (partner_id, code, gift_id, source, created_at, assigned_at)
-			VALUES (?, ?, ?, 'generated', ?, ?) ON CONFLICT (partner_id, code) DO NOTHING`,
-			partnerID, code, giftID, now, now).Exec(ctx)
+		res, err := database.Exec(ctx, tx, `INSERT INTO gift_codes (partner_id, code, gift_id, source, created_at, assigned_at)
+			VALUES ($1, $2, $3, 'generated', $4, $4) ON CONFLICT (partner_id, code) DO NOTHING`,
+			partnerID, code, giftID, now)
 		if err != nil {
 			return "", fmt.Errorf("register generated code: %w", err)
 		}

@@ -2,6 +2,8 @@ package database
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -14,12 +16,18 @@ import (
 type StatementCounter struct {
 	on atomic.Bool
 	n  atomic.Int64
+
+	mu    sync.Mutex
+	texts []string
 }
 
 // Count runs fn and returns the statements sent meanwhile (by anyone: run
 // it with nothing else using the pool).
 func (c *StatementCounter) Count(fn func()) int64 {
 	c.n.Store(0)
+	c.mu.Lock()
+	c.texts = nil
+	c.mu.Unlock()
 	c.on.Store(true)
 	fn()
 	c.on.Store(false)
@@ -27,11 +35,23 @@ func (c *StatementCounter) Count(fn func()) int64 {
 }
 
 // TraceQueryStart implements pgx.QueryTracer.
-func (c *StatementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (c *StatementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	if c.on.Load() {
 		c.n.Add(1)
+		first, _, _ := strings.Cut(strings.TrimSpace(d.SQL), "\n")
+		c.mu.Lock()
+		c.texts = append(c.texts, first)
+		c.mu.Unlock()
 	}
 	return ctx
+}
+
+// Texts are the first lines of the statements of the last Count, for a
+// failing test's message.
+func (c *StatementCounter) Texts() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.texts, "\n")
 }
 
 // TraceQueryEnd implements pgx.QueryTracer.

@@ -240,5 +240,5 @@ func TestEarnRoundTrips(t *testing.T) {
 		res := earn(2)
 		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
 	})
-	require.Equal(t, int64(8), n, "statements per earn")
+	require.Equal(t, int64(8), n, "statements per earn:\n%s", env.DB.Statements.Texts())
 }

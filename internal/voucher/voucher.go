@@ -23,6 +23,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/keyring"
@@ -171,7 +172,16 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 		PartnerID: p.ID, ID: id, GiftID: g.ID, UserID: u.ID, Code: code, Status: StatusClaimed,
 		CostPoints: g.CostPoints, BurnEntryID: entry.ID, ClaimedAt: now, ExpiresAt: g.VoucherExpiry(now), UpdatedAt: now,
 	}
-	if _, err := tx.NewInsert().Model(v).Returning("seq").Exec(ctx); err != nil {
+	// Prepared, like every statement of a claim; the columns left out are
+	// NULL or their defaults, as in a new Voucher.
+	row, err := database.QueryRow(ctx, tx, `INSERT INTO vouchers (partner_id, id, gift_id, user_id, code, status, cost_points,
+			burn_entry_id, claimed_at, expires_at, otp_attempts, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11) RETURNING seq`,
+		v.PartnerID, v.ID, v.GiftID, v.UserID, v.Code, string(v.Status), v.CostPoints, v.BurnEntryID, v.ClaimedAt, v.ExpiresAt, v.UpdatedAt)
+	if err == nil {
+		err = row.Scan(&v.Seq)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("insert voucher: %w", err)
 	}
 	if _, err := s.Events.EmitTx(ctx, tx, p.ID, event.VoucherClaimed, &u.ID, map[string]any{
@@ -224,10 +234,13 @@ func unavailable(code apperr.Code, g *catalog.Gift) error {
 // committed count: the limit is exact.
 func (s *Service) countClaim(ctx context.Context, tx bun.Tx, partnerID, userID uuid.UUID, g *catalog.Gift) error {
 	var n int
-	err := tx.NewRaw(`INSERT INTO gift_claim_counters AS c (partner_id, user_id, gift_id, claims) VALUES (?, ?, ?, 1)
+	row, err := database.QueryRow(ctx, tx, `INSERT INTO gift_claim_counters AS c (partner_id, user_id, gift_id, claims) VALUES ($1, $2, $3, 1)
 		ON CONFLICT (partner_id, user_id, gift_id) DO UPDATE SET claims = c.claims + 1
-		WHERE ?::int IS NULL OR c.claims < ?::int
-		RETURNING claims`, partnerID, userID, g.ID, g.PerUserLimit, g.PerUserLimit).Scan(ctx, &n)
+		WHERE $4::int IS NULL OR c.claims < $4::int
+		RETURNING claims`, partnerID, userID, g.ID, g.PerUserLimit)
+	if err == nil {
+		err = row.Scan(&n)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return unavailable(apperr.CodeLimitReached, g)
 	}
