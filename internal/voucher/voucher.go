@@ -23,8 +23,8 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
-	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/keyring"
 	"github.com/perkshq/perks/internal/ledger"
