@@ -84,7 +84,9 @@ func intString(n int) string { return strconv.Itoa(n) }
 
 // timeString formats t as bun does (truncated to the microsecond, which
 // is what PostgreSQL keeps), so that a time written here reads back equal.
-func timeString(t time.Time) string { return t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano) }
+func timeString(t time.Time) string {
+	return t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
+}
 
 // traceStatement makes a client span of a prepared statement, as
 // tracing.BunHook does for bun's (which never see these), when ctx is in a
