@@ -217,14 +217,60 @@ func (s *Service) deliver(ctx context.Context, db bun.IDB, group *deliveryBatche
 	if err != nil {
 		return Outcome{}, fmt.Errorf("load delivery of event %s to endpoint %s: %w", args.EventID, args.EndpointID, err)
 	}
+	rec, out, err := s.attempt(ctx, db, args, t, attempt, maxAttempts)
+	if err != nil || rec == nil {
+		return out, err
+	}
+	// The receiver has answered: record that even if the job is being
+	// cancelled (a graceful shutdown), or it would be sent again.
+	if group != nil && rec.DisabledReason == nil {
+		var recErr error
+		recErr, err = group.record.do(ctx, *rec)
+		if err == nil {
+			err = recErr
+		}
+	} else {
+		err = recordAlone(ctx, db, rec)
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	s.recorded(rec, out)
+	return out, nil
+}
+
+// recordAlone records one attempt in a statement of its own. Disabling an
+// endpoint (after a 410) is rare and locks it: alone, so a batch never
+// locks endpoints in an order another batch could reverse.
+func recordAlone(ctx context.Context, db bun.IDB, rec *attemptRecord) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	return recordAttempts(rctx, db, []attemptRecord{*rec})
+}
+
+// recorded observes a recorded attempt (metrics, and the log line of an
+// endpoint disabled by its receiver).
+func (s *Service) recorded(rec *attemptRecord, out Outcome) {
+	s.Metrics.observe(rec.slug, rec.Status, out.Retry, rec.latency)
+	if rec.DisabledReason != nil {
+		s.log().Warn("webhook endpoint disabled", "partner", rec.PartnerID, "endpoint", rec.EndpointID, "reason", *rec.DisabledReason)
+	}
+}
+
+// attempt makes attempt number attempt of the delivery loaded as t, up to
+// the receiver's answer, and returns what to record with the outcome. It
+// returns a nil record when nothing was sent: the delivery is gone, done or
+// superseded by a replay, its partner is not active (Outcome.Hold), or its
+// endpoint is disabled (the delivery is marked disabled here).
+func (s *Service) attempt(ctx context.Context, db bun.IDB, args DeliverArgs, t *target, attempt, maxAttempts int) (*attemptRecord, Outcome, error) {
 	if t == nil {
-		return Outcome{}, nil // endpoint deleted or log pruned: nothing to send
+		return nil, Outcome{}, nil // endpoint deleted or log pruned: nothing to send
 	}
 	if t.Generation != args.Generation || t.Status != StatusPending {
-		return Outcome{}, nil // superseded by a replay, or already done
+		return nil, Outcome{}, nil // superseded by a replay, or already done
 	}
 	if t.PartnerStatus != "" && t.PartnerStatus != partner.StatusActive {
-		return Outcome{Hold: HoldFor}, nil // never sent, never counted
+		return nil, Outcome{Hold: HoldFor}, nil // never sent, never counted
 	}
 	now := s.now()
 	if !t.Enabled {
@@ -232,27 +278,27 @@ func (s *Service) deliver(ctx context.Context, db bun.IDB, group *deliveryBatche
 			WHERE partner_id = ? AND id = ? AND generation = ? AND status = ?`,
 			StatusDisabled, now, now, args.PartnerID, t.DeliveryID, args.Generation, StatusPending).Exec(ctx)
 		if err != nil {
-			return Outcome{}, fmt.Errorf("mark delivery %s disabled: %w", t.DeliveryID, err)
+			return nil, Outcome{}, fmt.Errorf("mark delivery %s disabled: %w", t.DeliveryID, err)
 		}
-		return Outcome{}, nil
+		return nil, Outcome{}, nil
 	}
 
 	ev := &event.Event{PartnerID: args.PartnerID, ID: args.EventID, Type: t.EventType, UserID: t.EventUserID, Data: t.EventData, CreatedAt: t.EventCreatedAt}
 	body, err := s.payloadFor(ev, t.PartnerSlug, t.PartnerSandbox, t.user())
 	if err != nil {
-		return Outcome{}, fmt.Errorf("build payload of event %s: %w", args.EventID, err)
+		return nil, Outcome{}, fmt.Errorf("build payload of event %s: %w", args.EventID, err)
 	}
 	keys, err := s.signingKeys(&Endpoint{
 		PartnerID: args.PartnerID, ID: args.EndpointID, SecretSealed: t.SecretSealed,
 		PreviousSecretSealed: t.PreviousSecretSealed, PreviousSecretExpiresAt: t.PreviousSecretExpiresAt,
 	}, now)
 	if err != nil {
-		return Outcome{}, err
+		return nil, Outcome{}, err
 	}
 	res := s.Sender.Send(ctx, Message{URL: t.URL, ID: args.EventID.String(), Timestamp: now, Body: body, Keys: keys})
 	if s.afterSend != nil {
 		if err := s.afterSend(); err != nil {
-			return Outcome{}, err
+			return nil, Outcome{}, err
 		}
 	}
 
@@ -272,30 +318,8 @@ func (s *Service) deliver(ctx context.Context, db bun.IDB, group *deliveryBatche
 			out.NextAttempt = now.Add(max(jitter(RetryDelay(attempt)), res.RetryAfter))
 		}
 	}
-	// The receiver has answered: record that even if the job is being
-	// cancelled (a graceful shutdown), or it would be sent again.
 	rec := newAttemptRecord(args, t, now, &res, status, reason, out.NextAttempt)
-	if group != nil && reason == "" {
-		var recErr error
-		recErr, err = group.record.do(ctx, rec)
-		if err == nil {
-			err = recErr
-		}
-	} else {
-		// Disabling an endpoint is rare and locks it: alone, so a batch
-		// never locks endpoints in an order another batch could reverse.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-		err = recordAttempts(rctx, db, []attemptRecord{rec})
-		cancel()
-	}
-	if err != nil {
-		return Outcome{}, err
-	}
-	s.Metrics.observe(t.PartnerSlug, status, out.Retry, res.Latency)
-	if reason != "" {
-		s.log().Warn("webhook endpoint disabled", "partner", args.PartnerID, "endpoint", args.EndpointID, "reason", reason)
-	}
-	return out, nil
+	return &rec, out, nil
 }
 
 // giveUp marks a delivery failed when its last attempt could not even be
@@ -343,12 +367,16 @@ type attemptRecord struct {
 	NextAttemptAt  *time.Time
 	CompletedAt    *time.Time
 	DisabledReason *string
+
+	slug    string        // the partner's, for metrics
+	latency time.Duration // the receiver's, for metrics
 }
 
 func newAttemptRecord(args DeliverArgs, t *target, now time.Time, res *Result, status, reason string, next time.Time) attemptRecord {
 	r := attemptRecord{
 		PartnerID: args.PartnerID, DeliveryID: t.DeliveryID, EndpointID: args.EndpointID, Generation: args.Generation,
 		Attempt: t.AttemptCount + 1, At: now, LatencyMS: int(res.Latency / time.Millisecond), Status: status,
+		slug: t.PartnerSlug, latency: res.Latency,
 	}
 	if res.StatusCode != 0 {
 		code, body := res.StatusCode, res.Body
