@@ -73,6 +73,10 @@ type DeliverArgs struct {
 	EventID    uuid.UUID `json:"eventId"`
 	EndpointID uuid.UUID `json:"endpointId"`
 	Generation int       `json:"generation,omitempty"`
+	// Prior is the attempts already made before this job (by a batch job
+	// that handed the delivery over, fanout.go): the job's attempt n is
+	// the delivery's attempt Prior + n, of Prior + the job's MaxAttempts.
+	Prior int `json:"prior,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -111,6 +115,7 @@ type target struct {
 	Status                  string     `bun:"status"`
 	Generation              int        `bun:"generation"`
 	AttemptCount            int        `bun:"attempt_count"`
+	NextAttemptAt           *time.Time `bun:"next_attempt_at"`
 	PartnerSlug             string     `bun:"partner_slug"`
 	PartnerSandbox          bool       `bun:"partner_sandbox"`
 	PartnerStatus           string     `bun:"partner_status"`
@@ -151,7 +156,7 @@ func (t *target) user() *user.User {
 // loadSQL reads the targets of many delivery jobs, in the order of the
 // keys ($1-$3: partner, event and endpoint ids); prepared (prepared.go).
 const loadSQL = `
-	SELECT k.ord, d.id AS delivery_id, d.status, d.generation, d.attempt_count, p.slug AS partner_slug,
+	SELECT k.ord, d.id AS delivery_id, d.status, d.generation, d.attempt_count, d.next_attempt_at, p.slug AS partner_slug,
 		p.sandbox_of IS NOT NULL AS partner_sandbox, p.status AS partner_status,
 		e.type AS event_type, e.data AS event_data, e.user_id AS event_user_id, e.created_at AS event_created_at,
 		ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at,
@@ -567,7 +572,8 @@ type DeliverWorker struct {
 // Work implements river.Worker.
 func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	w.batchesOnce.Do(func() { w.batches = newDeliveryBatches(w.DB) })
-	out, err := w.Webhooks.deliver(ctx, w.DB, w.batches, job.Args, job.Attempt, job.MaxAttempts)
+	prior := job.Args.Prior
+	out, err := w.Webhooks.deliver(ctx, w.DB, w.batches, job.Args, prior+job.Attempt, prior+job.MaxAttempts)
 	if err != nil {
 		if job.Attempt >= job.MaxAttempts {
 			w.Webhooks.giveUp(ctx, w.DB, job.Args)
@@ -591,7 +597,7 @@ func (w *DeliverWorker) NextRetry(job *river.Job[DeliverArgs]) time.Time {
 	}
 	// The attempt failed before reaching the receiver (the database was
 	// unavailable): same schedule, by River's attempt count.
-	return w.Webhooks.now().Add(jitter(RetryDelay(job.Attempt)))
+	return w.Webhooks.now().Add(jitter(RetryDelay(job.Args.Prior + job.Attempt)))
 }
 
 // Timeout implements river.Worker: the HTTP timeout plus room to load and
