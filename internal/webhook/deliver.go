@@ -12,8 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
-	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/user"
@@ -153,45 +153,36 @@ func (t *target) user() *user.User {
 	}
 }
 
-// loadSQL reads the targets of many delivery jobs, in the order of the
-// keys ($1-$3: partner, event and endpoint ids); prepared (prepared.go).
-const loadSQL = `
-	SELECT k.ord, d.id AS delivery_id, d.status, d.generation, d.attempt_count, d.next_attempt_at, p.slug AS partner_slug,
-		p.sandbox_of IS NOT NULL AS partner_sandbox, p.status AS partner_status,
-		e.type AS event_type, e.data AS event_data, e.user_id AS event_user_id, e.created_at AS event_created_at,
-		ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at,
-		u.id IS NOT NULL AS user_found, u.external_id AS user_external_id, u.email AS user_email,
-		u.display_name AS user_display_name, u.first_name AS user_first_name, u.last_name AS user_last_name,
-		u.locale AS user_locale, u.country_code AS user_country_code, u.anonymised_at AS user_anonymised_at
-	FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) WITH ORDINALITY AS k (partner_id, event_id, endpoint_id, ord)
-	JOIN webhook_deliveries d ON d.partner_id = k.partner_id AND d.event_id = k.event_id AND d.endpoint_id = k.endpoint_id
-	JOIN webhook_endpoints ep ON ep.partner_id = d.partner_id AND ep.id = d.endpoint_id
-	JOIN events e ON e.partner_id = d.partner_id AND e.id = d.event_id
-	JOIN partners p ON p.id = d.partner_id
-	LEFT JOIN users u ON u.partner_id = e.partner_id AND u.id = e.user_id`
-
 // loadTargets reads the targets of many delivery jobs in one query, in the
 // order of keys; a nil entry is a delivery that no longer exists (endpoint
 // deleted, log pruned).
-func loadTargets(ctx context.Context, db bun.IDB, keys []DeliverArgs) (_ []*target, err error) {
+func loadTargets(ctx context.Context, db bun.IDB, keys []DeliverArgs) ([]*target, error) {
 	partners, events, endpoints := make([]uuid.UUID, len(keys)), make([]uuid.UUID, len(keys)), make([]uuid.UUID, len(keys))
 	for i, k := range keys {
 		partners[i], events[i], endpoints[i] = k.PartnerID, k.EventID, k.EndpointID
 	}
-	end := traceStatement(ctx, "SELECT", loadSQL)
-	defer func() { end(err) }()
-	rows, err := database.Query(ctx, db, loadSQL, uuidArray(partners), uuidArray(events), uuidArray(endpoints))
-	if err != nil {
-		return nil, fmt.Errorf("load %d webhook deliveries: %w", len(keys), err)
-	}
-	defer rows.Close()
-	var found []target
-	if err := db.NewRaw("").DB().ScanRows(ctx, rows, &found); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var rows []target
+	err := db.NewRaw(`
+		SELECT k.ord, d.id AS delivery_id, d.status, d.generation, d.attempt_count, d.next_attempt_at, p.slug AS partner_slug,
+			p.sandbox_of IS NOT NULL AS partner_sandbox, p.status AS partner_status,
+			e.type AS event_type, e.data AS event_data, e.user_id AS event_user_id, e.created_at AS event_created_at,
+			ep.url, ep.enabled, ep.secret_sealed, ep.previous_secret_sealed, ep.previous_secret_expires_at,
+			u.id IS NOT NULL AS user_found, u.external_id AS user_external_id, u.email AS user_email,
+			u.display_name AS user_display_name, u.first_name AS user_first_name, u.last_name AS user_last_name,
+			u.locale AS user_locale, u.country_code AS user_country_code, u.anonymised_at AS user_anonymised_at
+		FROM unnest(?::uuid[], ?::uuid[], ?::uuid[]) WITH ORDINALITY AS k (partner_id, event_id, endpoint_id, ord)
+		JOIN webhook_deliveries d ON d.partner_id = k.partner_id AND d.event_id = k.event_id AND d.endpoint_id = k.endpoint_id
+		JOIN webhook_endpoints ep ON ep.partner_id = d.partner_id AND ep.id = d.endpoint_id
+		JOIN events e ON e.partner_id = d.partner_id AND e.id = d.event_id
+		JOIN partners p ON p.id = d.partner_id
+		LEFT JOIN users u ON u.partner_id = e.partner_id AND u.id = e.user_id`,
+		pgdialect.Array(partners), pgdialect.Array(events), pgdialect.Array(endpoints)).Scan(ctx, &rows)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("load %d webhook deliveries: %w", len(keys), err)
 	}
 	out := make([]*target, len(keys))
-	for i := range found {
-		out[found[i].Ord-1] = &found[i]
+	for i := range rows {
+		out[rows[i].Ord-1] = &rows[i]
 	}
 	return out, nil
 }
@@ -424,50 +415,59 @@ func newAttemptRecord(args DeliverArgs, t *target, now time.Time, res *Result, s
 // progress, then sees its outcome; one that starts after us waits for our
 // row lock, then scrubs what we wrote. Only answers with a body about a
 // user pay for the lock.
-func recordAttempts(ctx context.Context, db bun.IDB, recs []attemptRecord) (err error) {
+func recordAttempts(ctx context.Context, db bun.IDB, recs []attemptRecord) error {
 	n := len(recs)
-	// One array literal per column (prepared.go); a nil is NULL.
-	var partners, deliveries, endpoints, generations, attempts, ats, codes, latencies,
-		bodies, errs, subjects, statuses, lastErrs, nexts, completed, reasons pgArray
-	optTime := func(a *pgArray, t *time.Time) {
-		if t == nil {
-			a.null()
-		} else {
-			a.add(timeString(*t))
+	// Nullable columns go as arrays of pointers: bun writes a nil element
+	// as NULL (it cannot for sql.Null* values).
+	var (
+		partners, deliveries, endpoints  = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+		generations, attempts, latencies = make([]int, n), make([]int, n), make([]int, n)
+		ats                              = make([]time.Time, n)
+		codes                            = make([]*int, n)
+		bodies, errs, lastErrs, reasons  = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		subjects                         = make([]*string, n)
+		statuses                         = make([]string, n)
+		nexts, completed                 = make([]*time.Time, n), make([]*time.Time, n)
+	)
+	for i, r := range recs {
+		partners[i], deliveries[i], endpoints[i] = r.PartnerID, r.DeliveryID, r.EndpointID
+		generations[i], attempts[i], latencies[i], ats[i], statuses[i] = r.Generation, r.Attempt, r.LatencyMS, r.At, r.Status
+		codes[i], bodies[i], errs[i], lastErrs[i], reasons[i] = r.StatusCode, r.Body, r.Err, r.LastError, r.DisabledReason
+		if r.SubjectUserID != nil {
+			id := r.SubjectUserID.String()
+			subjects[i] = &id
 		}
+		nexts[i], completed[i] = r.NextAttemptAt, r.CompletedAt
 	}
-	for _, r := range recs {
-		partners.add(r.PartnerID.String())
-		deliveries.add(r.DeliveryID.String())
-		endpoints.add(r.EndpointID.String())
-		generations.add(intString(r.Generation))
-		attempts.add(intString(r.Attempt))
-		ats.add(timeString(r.At))
-		if r.StatusCode == nil {
-			codes.null()
-		} else {
-			codes.add(intString(*r.StatusCode))
-		}
-		latencies.add(intString(r.LatencyMS))
-		bodies.addPtr(r.Body)
-		errs.addPtr(r.Err)
-		if r.SubjectUserID == nil {
-			subjects.null()
-		} else {
-			subjects.add(r.SubjectUserID.String())
-		}
-		statuses.add(r.Status)
-		lastErrs.addPtr(r.LastError)
-		optTime(&nexts, r.NextAttemptAt)
-		optTime(&completed, r.CompletedAt)
-		reasons.addPtr(r.DisabledReason)
-	}
-	end := traceStatement(ctx, "UPDATE", recordSQL)
-	defer func() { end(err) }()
-	_, err = database.Exec(ctx, db, recordSQL,
-		partners.String(), deliveries.String(), endpoints.String(), generations.String(), attempts.String(), ats.String(),
-		codes.String(), latencies.String(), bodies.String(), errs.String(), subjects.String(), statuses.String(),
-		lastErrs.String(), nexts.String(), completed.String(), reasons.String())
+	_, err := db.NewRaw(`
+		WITH r AS MATERIALIZED (
+			SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::int[], ?::int[], ?::timestamptz[], ?::int[], ?::int[],
+				?::text[], ?::text[], ?::uuid[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[])
+				AS r (partner_id, delivery_id, endpoint_id, generation, attempt, at, status_code, latency_ms,
+				body, err, user_id, status, last_error, next_at, completed_at, disabled_reason)
+		), subject AS MATERIALIZED (
+			SELECT u.partner_id, u.id FROM users u
+			WHERE (u.partner_id, u.id) IN (SELECT partner_id, user_id FROM r WHERE user_id IS NOT NULL)
+				AND u.anonymised_at IS NULL
+			FOR SHARE
+		), attempt AS (
+			INSERT INTO webhook_attempts (partner_id, delivery_id, attempt, attempted_at, status_code, latency_ms, response_body, error)
+			SELECT r.partner_id, r.delivery_id, r.attempt, r.at, r.status_code, r.latency_ms,
+				CASE WHEN r.user_id IS NULL OR EXISTS (SELECT FROM subject s WHERE s.partner_id = r.partner_id AND s.id = r.user_id) THEN r.body END,
+				r.err
+			FROM r
+		), endpoint AS (
+			UPDATE webhook_endpoints ep SET enabled = false, disabled_reason = r.disabled_reason, updated_at = r.at
+			FROM r WHERE r.disabled_reason IS NOT NULL AND ep.partner_id = r.partner_id AND ep.id = r.endpoint_id
+		)
+		UPDATE webhook_deliveries d SET status = r.status, attempt_count = d.attempt_count + 1,
+			last_attempt_at = r.at, last_status_code = r.status_code, last_error = r.last_error, next_attempt_at = r.next_at,
+			updated_at = r.at, completed_at = r.completed_at
+		FROM r WHERE d.partner_id = r.partner_id AND d.id = r.delivery_id AND d.generation = r.generation`,
+		pgdialect.Array(partners), pgdialect.Array(deliveries), pgdialect.Array(endpoints),
+		pgdialect.Array(generations), pgdialect.Array(attempts), pgdialect.Array(ats), pgdialect.Array(codes), pgdialect.Array(latencies),
+		pgdialect.Array(bodies), pgdialect.Array(errs), pgdialect.Array(subjects), pgdialect.Array(statuses), pgdialect.Array(lastErrs),
+		pgdialect.Array(nexts), pgdialect.Array(completed), pgdialect.Array(reasons)).Exec(ctx)
 	if err != nil {
 		if n == 1 {
 			return fmt.Errorf("record attempt of delivery %s: %w", recs[0].DeliveryID, err)
@@ -476,34 +476,6 @@ func recordAttempts(ctx context.Context, db bun.IDB, recs []attemptRecord) (err 
 	}
 	return nil
 }
-
-// recordSQL is recordAttempts' statement, one array per column
-// ($1-$16); prepared (prepared.go).
-const recordSQL = `
-	WITH r AS MATERIALIZED (
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::int[], $6::timestamptz[], $7::int[], $8::int[],
-			$9::text[], $10::text[], $11::uuid[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::text[])
-			AS r (partner_id, delivery_id, endpoint_id, generation, attempt, at, status_code, latency_ms,
-			body, err, user_id, status, last_error, next_at, completed_at, disabled_reason)
-	), subject AS MATERIALIZED (
-		SELECT u.partner_id, u.id FROM users u
-		WHERE (u.partner_id, u.id) IN (SELECT partner_id, user_id FROM r WHERE user_id IS NOT NULL)
-			AND u.anonymised_at IS NULL
-		FOR SHARE
-	), attempt AS (
-		INSERT INTO webhook_attempts (partner_id, delivery_id, attempt, attempted_at, status_code, latency_ms, response_body, error)
-		SELECT r.partner_id, r.delivery_id, r.attempt, r.at, r.status_code, r.latency_ms,
-			CASE WHEN r.user_id IS NULL OR EXISTS (SELECT FROM subject s WHERE s.partner_id = r.partner_id AND s.id = r.user_id) THEN r.body END,
-			r.err
-		FROM r
-	), endpoint AS (
-		UPDATE webhook_endpoints ep SET enabled = false, disabled_reason = r.disabled_reason, updated_at = r.at
-		FROM r WHERE r.disabled_reason IS NOT NULL AND ep.partner_id = r.partner_id AND ep.id = r.endpoint_id
-	)
-	UPDATE webhook_deliveries d SET status = r.status, attempt_count = d.attempt_count + 1,
-		last_attempt_at = r.at, last_status_code = r.status_code, last_error = r.last_error, next_attempt_at = r.next_at,
-		updated_at = r.at, completed_at = r.completed_at
-	FROM r WHERE d.partner_id = r.partner_id AND d.id = r.delivery_id AND d.generation = r.generation`
 
 // maxBatch bounds the deliveries loaded or recorded in one statement.
 const maxBatch = 256

@@ -3,11 +3,12 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
-	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/event"
 )
 
@@ -15,8 +16,7 @@ var _ event.Outbox = (*Service)(nil)
 
 // RecordTx implements event.Outbox: one statement inserts the events and,
 // for every enabled endpoint of each event's partner that subscribes to its
-// type, a pending delivery (prepared: it runs in every transaction that
-// emits an event); then one statement inserts their River jobs.
+// type, a pending delivery; then one statement inserts their River jobs.
 //
 // The endpoint lookup is not cached: it is part of the insert statement, a
 // newly saved endpoint gets the very next event, and it costs no extra round
@@ -25,64 +25,40 @@ func (s *Service) RecordTx(ctx context.Context, tx bun.Tx, events []*event.Event
 	if err := s.scrubAnonymisedTx(ctx, tx, events); err != nil {
 		return err
 	}
-	var partners, ids, types, users, data, created pgArray
-	for _, ev := range events {
-		partners.add(ev.PartnerID.String())
-		ids.add(ev.ID.String())
-		types.add(ev.Type)
+	n := len(events)
+	partners, ids, types, users, data := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	created := make([]time.Time, n)
+	for i, ev := range events {
+		partners[i], ids[i], types[i], created[i] = ev.PartnerID.String(), ev.ID.String(), ev.Type, ev.CreatedAt
 		if ev.UserID != nil {
-			users.add(ev.UserID.String())
-		} else {
-			users.null()
+			users[i] = ev.UserID.String()
 		}
+		data[i] = "{}"
 		if len(ev.Data) > 0 {
-			data.add(string(ev.Data))
-		} else {
-			data.add("{}")
+			data[i] = string(ev.Data)
 		}
-		created.add(timeString(ev.CreatedAt))
 	}
-	rows, err := s.insertEventsTx(ctx, tx, partners.String(), ids.String(), types.String(), users.String(), data.String(), created.String())
+	var rows []DeliverArgs
+	err := tx.NewRaw(`
+		WITH ev AS (
+			INSERT INTO events (partner_id, id, type, user_id, data, created_at)
+			SELECT p, i, t, NULLIF(u, '')::uuid, d::jsonb, c
+			FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) AS x (p, i, t, u, d, c)
+			RETURNING partner_id, id, type, created_at
+		)
+		INSERT INTO webhook_deliveries (partner_id, event_id, endpoint_id, event_type, created_at, updated_at)
+		SELECT ev.partner_id, ev.id, ep.id, ev.type, ev.created_at, ev.created_at
+		FROM ev
+		JOIN webhook_endpoints ep ON ep.partner_id = ev.partner_id AND ep.enabled
+			AND (cardinality(ep.event_types) = 0 OR ev.type = ANY (ep.event_types))
+		RETURNING partner_id, event_id, endpoint_id, generation`,
+		pgdialect.Array(partners), pgdialect.Array(ids), pgdialect.Array(types), pgdialect.Array(users),
+		pgdialect.Array(data), pgdialect.Array(created),
+	).Scan(ctx, &rows)
 	if err != nil {
 		return fmt.Errorf("insert events and webhook deliveries: %w", err)
 	}
 	return s.insertJobsTx(ctx, tx, rows)
-}
-
-// recordEventsSQL inserts the events ($1-$6: arrays of partner ids, ids, types,
-// user ids, data and times) and their deliveries. It runs in every
-// transaction that emits an event, so it is prepared (prepared.go).
-const recordEventsSQL = `
-	WITH ev AS (
-		INSERT INTO events (partner_id, id, type, user_id, data, created_at)
-		SELECT p, i, t, u, d::jsonb, c
-		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::timestamptz[]) AS x (p, i, t, u, d, c)
-		RETURNING partner_id, id, type, created_at
-	)
-	INSERT INTO webhook_deliveries (partner_id, event_id, endpoint_id, event_type, created_at, updated_at)
-	SELECT ev.partner_id, ev.id, ep.id, ev.type, ev.created_at, ev.created_at
-	FROM ev
-	JOIN webhook_endpoints ep ON ep.partner_id = ev.partner_id AND ep.enabled
-		AND (cardinality(ep.event_types) = 0 OR ev.type = ANY (ep.event_types))
-	RETURNING partner_id, event_id, endpoint_id, generation`
-
-func (s *Service) insertEventsTx(ctx context.Context, tx bun.Tx, args ...any) (_ []DeliverArgs, err error) {
-	end := traceStatement(ctx, "INSERT", recordEventsSQL)
-	defer func() { end(err) }()
-	rows, err := database.Query(ctx, tx, recordEventsSQL, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []DeliverArgs
-	for rows.Next() {
-		var d DeliverArgs
-		if err := rows.Scan(&d.PartnerID, &d.EventID, &d.EndpointID, &d.Generation); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
 }
 
 func (s *Service) scrubAnonymisedTx(ctx context.Context, tx bun.Tx, events []*event.Event) error {
