@@ -156,6 +156,12 @@ func (t *target) user() *user.User {
 // loadTargets reads the targets of many delivery jobs in one query, in the
 // order of keys; a nil entry is a delivery that no longer exists (endpoint
 // deleted, log pruned).
+//
+// Each table is a LATERAL subquery fenced with OFFSET 0, looked up by its
+// key for each delivery: as one six-way join, planning the statement (bun
+// inlines the arrays, so every call is planned) cost 1.3-3 ms, ten times
+// running it for a batch; fenced, the planner has no join order to search
+// (0.3 ms).
 func loadTargets(ctx context.Context, db bun.IDB, keys []DeliverArgs) ([]*target, error) {
 	partners, events, endpoints := make([]uuid.UUID, len(keys)), make([]uuid.UUID, len(keys)), make([]uuid.UUID, len(keys))
 	for i, k := range keys {
@@ -171,11 +177,12 @@ func loadTargets(ctx context.Context, db bun.IDB, keys []DeliverArgs) ([]*target
 			u.display_name AS user_display_name, u.first_name AS user_first_name, u.last_name AS user_last_name,
 			u.locale AS user_locale, u.country_code AS user_country_code, u.anonymised_at AS user_anonymised_at
 		FROM unnest(?::uuid[], ?::uuid[], ?::uuid[]) WITH ORDINALITY AS k (partner_id, event_id, endpoint_id, ord)
-		JOIN webhook_deliveries d ON d.partner_id = k.partner_id AND d.event_id = k.event_id AND d.endpoint_id = k.endpoint_id
-		JOIN webhook_endpoints ep ON ep.partner_id = d.partner_id AND ep.id = d.endpoint_id
-		JOIN events e ON e.partner_id = d.partner_id AND e.id = d.event_id
-		JOIN partners p ON p.id = d.partner_id
-		LEFT JOIN users u ON u.partner_id = e.partner_id AND u.id = e.user_id`,
+		CROSS JOIN LATERAL (SELECT * FROM webhook_deliveries d
+			WHERE d.partner_id = k.partner_id AND d.event_id = k.event_id AND d.endpoint_id = k.endpoint_id OFFSET 0) d
+		CROSS JOIN LATERAL (SELECT * FROM webhook_endpoints ep WHERE ep.partner_id = d.partner_id AND ep.id = d.endpoint_id OFFSET 0) ep
+		CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.partner_id = d.partner_id AND e.id = d.event_id OFFSET 0) e
+		CROSS JOIN LATERAL (SELECT * FROM partners p WHERE p.id = d.partner_id OFFSET 0) p
+		LEFT JOIN LATERAL (SELECT * FROM users u WHERE u.partner_id = e.partner_id AND u.id = e.user_id OFFSET 0) u ON true`,
 		pgdialect.Array(partners), pgdialect.Array(events), pgdialect.Array(endpoints)).Scan(ctx, &rows)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("load %d webhook deliveries: %w", len(keys), err)
