@@ -106,16 +106,9 @@ func (s *Service) deliverBatch(ctx context.Context, db bun.IDB, slots chan struc
 		return err
 	}
 	results := make([]batchResult, len(keys))
-	deadline := time.NewTimer(batchStartWithin)
-	defer deadline.Stop()
 	expired := make(chan struct{})
-	go func() {
-		select {
-		case <-deadline.C:
-			close(expired)
-		case <-ctx.Done():
-		}
-	}()
+	expiry := time.AfterFunc(batchStartWithin, func() { close(expired) })
+	defer expiry.Stop()
 	done := make(chan struct{}, len(keys))
 	started := 0
 	for i, k := range keys {
