@@ -100,14 +100,14 @@ type batchResult struct {
 // deliveries (see DeliverBatchArgs) and records them. It returns an error
 // when some delivery could not be attempted or recorded; River then runs
 // the job again, and only those deliveries are attempted again.
-func (s *Service) deliverBatch(ctx context.Context, db bun.IDB, slots chan struct{}, keys []DeliverArgs, attempt, maxAttempts int) error {
+func (s *Service) deliverBatch(ctx context.Context, db bun.IDB, slots chan struct{}, startWithin time.Duration, keys []DeliverArgs, attempt, maxAttempts int) error {
 	ts, err := loadTargets(ctx, db, keys)
 	if err != nil {
 		return err
 	}
 	results := make([]batchResult, len(keys))
 	expired := make(chan struct{})
-	expiry := time.AfterFunc(batchStartWithin, func() { close(expired) })
+	expiry := time.AfterFunc(startWithin, func() { close(expired) })
 	defer expiry.Stop()
 	done := make(chan struct{}, len(keys))
 	started := 0
@@ -250,6 +250,10 @@ type DeliverBatchWorker struct {
 	// Sends bounds the requests this process's batch jobs send at once
 	// (DefaultBatchSends when zero).
 	Sends int
+	// StartWithin is how long a delivery may wait for a sending slot
+	// before it is handed over to a job of its own (batchStartWithin when
+	// zero).
+	StartWithin time.Duration
 
 	slotsOnce sync.Once
 	slots     chan struct{}
@@ -264,7 +268,11 @@ func (w *DeliverBatchWorker) Work(ctx context.Context, job *river.Job[DeliverBat
 		}
 		w.slots = make(chan struct{}, n)
 	})
-	return w.Webhooks.deliverBatch(ctx, w.DB, w.slots, job.Args.Deliveries, job.Attempt, job.MaxAttempts)
+	startWithin := w.StartWithin
+	if startWithin <= 0 {
+		startWithin = batchStartWithin
+	}
+	return w.Webhooks.deliverBatch(ctx, w.DB, w.slots, startWithin, job.Args.Deliveries, job.Attempt, job.MaxAttempts)
 }
 
 // NextRetry implements river.Worker: the first retry's delay. Only
@@ -277,5 +285,5 @@ func (w *DeliverBatchWorker) NextRetry(job *river.Job[DeliverBatchArgs]) time.Ti
 // Timeout implements river.Worker: waiting for a slot, the HTTP timeout,
 // and room to load and record.
 func (w *DeliverBatchWorker) Timeout(*river.Job[DeliverBatchArgs]) time.Duration {
-	return batchStartWithin + Timeout + 20*time.Second
+	return max(w.StartWithin, batchStartWithin) + Timeout + 20*time.Second
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/rivertest"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
@@ -207,5 +209,64 @@ func TestBatchJobHandsOverHeldAndReplayed(t *testing.T) {
 		require.Equal(t, webhook.StatusPending, d.Status)
 		require.Empty(t, atts)
 		require.NotNil(t, d.NextAttemptAt)
+	}
+}
+
+// TestBatchJobHandsOverWhatCannotStart: deliveries of a batch job that
+// find no free sending slot in time (slow receivers hold them all) are
+// handed over to jobs due at once, unsent and without using an attempt,
+// so the batch job ends within its timeout and nothing is sent twice.
+func TestBatchJobHandsOverWhatCannotStart(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	got := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.ReadAll(req.Body)
+		mu.Lock()
+		got++
+		mu.Unlock()
+		<-release // slow: holds the only slot
+	}))
+	t.Cleanup(srv.Close)
+	ep, _ := b.endpoint(t, srv.URL)
+	evs := b.recordMany(t, 3)
+	batch := b.jobRows(t, webhook.DeliverBatchArgs{}.Kind())[0]
+
+	bw := &webhook.DeliverBatchWorker{DB: b.tx, Webhooks: b.svc, Sends: 1, StartWithin: 200 * time.Millisecond}
+	worker := rivertest.NewWorker(t, riverdatabasesql.New(nil), &river.Config{Test: river.TestConfig{Time: b.clock}}, bw)
+	go func() {
+		time.Sleep(time.Second)
+		close(release)
+	}()
+	res, err := worker.WorkJob(b.ctx, t, b.tx.Tx, batch)
+	require.NoError(t, err)
+	require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+	mu.Lock()
+	require.Equal(t, 1, got, "one delivery had the slot")
+	mu.Unlock()
+
+	singles := b.jobRows(t, webhook.DeliverArgs{}.Kind())
+	require.Len(t, singles, 2, "the two others handed over")
+	succeeded := 0
+	for _, ev := range evs {
+		d, atts := b.delivery(t, ev, ep)
+		if d.Status == webhook.StatusSucceeded {
+			succeeded++
+			require.Len(t, atts, 1)
+			continue
+		}
+		require.Equal(t, webhook.StatusPending, d.Status)
+		require.Empty(t, atts, "handed over unsent")
+		require.NotNil(t, d.NextAttemptAt)
+	}
+	require.Equal(t, 1, succeeded)
+	for _, j := range singles {
+		var args webhook.DeliverArgs
+		require.NoError(t, json.Unmarshal(j.EncodedArgs, &args))
+		require.Zero(t, args.Prior, "no attempt used")
+		require.Equal(t, webhook.MaxAttempts, j.MaxAttempts)
+		require.WithinDuration(t, b.clock.Now(), j.ScheduledAt, time.Second, "due at once")
 	}
 }
