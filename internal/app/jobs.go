@@ -35,6 +35,7 @@ func (s *Services) Workers(cfg *config.Config, db *database.DB, now func() time.
 	river.AddWorker(w, &ranking.RefreshWorker{DB: db.Bun, Service: s.Ranking})
 	river.AddWorker(w, &bulk.Worker{DB: db.Bun, Service: s.Bulk})
 	river.AddWorker(w, &webhook.DeliverWorker{DB: db.Bun, Webhooks: s.Webhooks})
+	river.AddWorker(w, &webhook.DeliverBatchWorker{DB: db.Bun, Webhooks: s.Webhooks, Sends: cfg.WebhookWorkers})
 	river.AddWorker(w, &webhook.ReplayWorker{DB: db.Bun, Webhooks: s.Webhooks})
 	river.AddWorker(w, &webhook.PruneWorker{DB: db.Bun, Webhooks: s.Webhooks, Retention: cfg.WebhookRetention})
 	river.AddWorker(w, &voucher.ExpireWorker{DB: db.Bun, Vouchers: s.Vouchers})

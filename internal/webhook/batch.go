@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // batcher groups the calls that concurrent delivery workers make at the
@@ -28,6 +29,8 @@ type batcher[Q, R any] struct {
 	mu      sync.Mutex
 	pending []*batchCall[Q, R]
 	running bool
+
+	runs atomic.Int64 // batches run, for tests
 }
 
 type timeoutFunc func(context.Context) (context.Context, context.CancelFunc)
@@ -67,6 +70,7 @@ func (b *batcher[Q, R]) do(ctx context.Context, req Q) (R, error) {
 		reqs[i] = c.req
 	}
 	rctx, cancel := b.timeout(context.WithoutCancel(ctx))
+	b.runs.Add(1)
 	res, err := b.run(rctx, reqs)
 	cancel()
 	for i, c := range calls {

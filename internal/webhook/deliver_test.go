@@ -57,7 +57,7 @@ func TestOutboxFollowsTheTransaction(t *testing.T) {
 
 // TestOnlySubscribedEnabledEndpointsGetJobs: no job is inserted for an
 // endpoint that does not subscribe to the type or is disabled, and several
-// subscribers get one job each from one insert.
+// subscribers get their deliveries from one insert.
 func TestOnlySubscribedEnabledEndpointsGetJobs(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -69,18 +69,18 @@ func TestOnlySubscribedEnabledEndpointsGetJobs(t *testing.T) {
 
 	b.emit(t, event.UserCreated, nil)
 	got := map[string]bool{}
-	for _, j := range b.deliveryJobs(t) {
-		got[j.Args.EndpointID.String()] = true
+	for _, k := range b.deliveryKeys(t) {
+		got[k.EndpointID.String()] = true
 	}
 	require.Equal(t, map[string]bool{all.ID.String(): true, created.ID.String(): true}, got)
 	require.NotContains(t, got, off.ID.String())
 
 	// An event nobody subscribes to inserts nothing.
-	before := len(b.deliveryJobs(t))
+	before := len(b.deliveryKeys(t))
 	_, _, _, err = b.svc.PutEndpointTx(b.ctx, b.tx, b.partner.ID, all.ID, webhook.EndpointParams{URL: all.URL, EventTypes: []string{event.UserCreated}, Enabled: true})
 	require.NoError(t, err)
 	b.emit(t, event.PointsEarned, nil)
-	require.Len(t, b.deliveryJobs(t), before)
+	require.Len(t, b.deliveryKeys(t), before)
 }
 
 // TestDeliverySignedPerStandardWebhooks: the receiver gets the documented

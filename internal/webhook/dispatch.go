@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
@@ -73,7 +72,8 @@ func (s *Service) scrubAnonymisedTx(ctx context.Context, tx bun.Tx, events []*ev
 	return nil
 }
 
-// insertJobsTx inserts one delivery job per row in one statement.
+// insertJobsTx inserts the jobs delivering rows in one statement: a job
+// for a single delivery, batch jobs for more (fanout.go).
 func (s *Service) insertJobsTx(ctx context.Context, tx bun.Tx, rows []DeliverArgs) error {
 	if len(rows) == 0 {
 		return nil
@@ -81,11 +81,7 @@ func (s *Service) insertJobsTx(ctx context.Context, tx bun.Tx, rows []DeliverArg
 	if s.Jobs == nil {
 		return fmt.Errorf("webhook service has no job client")
 	}
-	params := make([]river.InsertManyParams, len(rows))
-	for i := range rows {
-		params[i] = river.InsertManyParams{Args: rows[i]}
-	}
-	return s.Jobs.InsertManyTx(ctx, tx, params)
+	return s.Jobs.InsertManyTx(ctx, tx, deliveryJobs(rows))
 }
 
 // scrubUserTx clears the logged receiver answers of deliveries about a user

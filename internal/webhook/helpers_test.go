@@ -72,6 +72,8 @@ type bundle struct {
 	users   *user.Service
 	partner *partner.Partner
 	worker  *rivertest.Worker[webhook.DeliverArgs, *sql.Tx]
+
+	batchWorker *rivertest.Worker[webhook.DeliverBatchArgs, *sql.Tx]
 }
 
 func setup(t *testing.T) *bundle {
@@ -92,6 +94,8 @@ func setup(t *testing.T) *bundle {
 	dw := &webhook.DeliverWorker{DB: tx, Webhooks: svc}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, dw)
+	bw := &webhook.DeliverBatchWorker{DB: tx, Webhooks: svc}
+	river.AddWorker(workers, bw)
 	river.AddWorker(workers, &webhook.ReplayWorker{DB: tx, Webhooks: svc})
 	clients, err := jobs.New(dbtest.Shared(t), workers, jobs.Options{Log: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
@@ -100,7 +104,8 @@ func setup(t *testing.T) *bundle {
 	cfg := &river.Config{Logger: slog.New(slog.DiscardHandler), Test: river.TestConfig{Time: clk}}
 	return &bundle{
 		ctx: ctx, tx: tx, clock: clk, svc: svc, jobs: clients, events: rec, users: svc.Users, partner: p,
-		worker: rivertest.NewWorker(t, riverdatabasesql.New(nil), cfg, dw),
+		worker:      rivertest.NewWorker(t, riverdatabasesql.New(nil), cfg, dw),
+		batchWorker: rivertest.NewWorker(t, riverdatabasesql.New(nil), cfg, bw),
 	}
 }
 
@@ -132,6 +137,29 @@ func (b *bundle) deliveryJobs(t *testing.T) []*river.Job[webhook.DeliverArgs] {
 		var args webhook.DeliverArgs
 		require.NoError(t, json.Unmarshal(row.EncodedArgs, &args))
 		out = append(out, &river.Job[webhook.DeliverArgs]{JobRow: row, Args: args})
+	}
+	return out
+}
+
+// deliveryKeys returns the deliveries of every delivery job in the
+// transaction, single or batch (a transaction with several deliveries
+// gets batch jobs), in the order the jobs were inserted.
+func (b *bundle) deliveryKeys(t *testing.T) []webhook.DeliverArgs {
+	t.Helper()
+	res, err := b.jobs.Insert.JobListTx(b.ctx, b.tx.Tx, river.NewJobListParams().
+		Kinds(webhook.DeliverArgs{}.Kind(), webhook.DeliverBatchArgs{}.Kind()).First(1000))
+	require.NoError(t, err)
+	var out []webhook.DeliverArgs
+	for _, row := range res.Jobs {
+		if row.Kind == (webhook.DeliverArgs{}).Kind() {
+			var args webhook.DeliverArgs
+			require.NoError(t, json.Unmarshal(row.EncodedArgs, &args))
+			out = append(out, args)
+			continue
+		}
+		var args webhook.DeliverBatchArgs
+		require.NoError(t, json.Unmarshal(row.EncodedArgs, &args))
+		out = append(out, args.Deliveries...)
 	}
 	return out
 }

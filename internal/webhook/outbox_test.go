@@ -28,7 +28,7 @@ func (c *statementCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
 
 // TestRecordTxIsOneStatement: recording a batch of events through the
 // webhook outbox writes the events and a delivery per subscribed endpoint
-// with one statement (and the jobs with one more, River's), in the
+// with one statement (and one batch job for them with one more, River's), in the
 // caller's transaction, whatever the number of events and endpoints.
 func TestRecordTxIsOneStatement(t *testing.T) {
 	t.Parallel()
@@ -73,7 +73,9 @@ func TestRecordTxIsOneStatement(t *testing.T) {
 	// The catch-all endpoint gets all 5, the user.created one the 3
 	// user.created events, the voucher.claimed one none.
 	require.Equal(t, 8, deliveries)
-	var jobsInserted int
-	require.NoError(t, tx.NewRaw("SELECT count(*) FROM river_job WHERE kind = ? AND args->>'partnerId' = ?", webhook.DeliverArgs{}.Kind(), p.String()).Scan(b.ctx, &jobsInserted))
-	require.Equal(t, 8, jobsInserted, "one job per delivery, in the same transaction")
+	var jobsInserted, jobDeliveries int
+	require.NoError(t, tx.NewRaw(`SELECT count(*), sum(jsonb_array_length(args->'deliveries')) FROM river_job
+		WHERE kind = ? AND args->'deliveries'->0->>'partnerId' = ?`, webhook.DeliverBatchArgs{}.Kind(), p.String()).Scan(b.ctx, &jobsInserted, &jobDeliveries))
+	require.Equal(t, 1, jobsInserted, "one batch job for the transaction's deliveries, in the same transaction")
+	require.Equal(t, 8, jobDeliveries)
 }

@@ -98,17 +98,17 @@ func TestReplayWindow(t *testing.T) {
 		_, err := b.tx.NewRaw("UPDATE webhook_deliveries SET status = ? WHERE partner_id = ? AND event_id = ?", status, b.partner.ID, evs[i].ID).Exec(b.ctx)
 		require.NoError(t, err)
 	}
-	before := len(b.deliveryJobs(t))
+	before := len(b.deliveryKeys(t))
 
 	n, err := b.svc.ReplayWindow(b.ctx, b.tx, b.partner.ID, webhook.ReplayFilter{From: day, To: day.Add(24 * time.Hour), Status: webhook.StatusFailed})
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "the failed deliveries of yesterday's events")
-	jobs := b.deliveryJobs(t)[before:]
-	require.Len(t, jobs, 2)
-	require.ElementsMatch(t, []uuid.UUID{evs[1].ID, evs[3].ID}, []uuid.UUID{jobs[0].Args.EventID, jobs[1].Args.EventID})
-	for _, j := range jobs {
-		require.Equal(t, 1, j.Args.Generation)
-		require.Equal(t, ep.ID, j.Args.EndpointID)
+	keys := b.deliveryKeys(t)[before:]
+	require.Len(t, keys, 2)
+	require.ElementsMatch(t, []uuid.UUID{evs[1].ID, evs[3].ID}, []uuid.UUID{keys[0].EventID, keys[1].EventID})
+	for _, k := range keys {
+		require.Equal(t, 1, k.Generation)
+		require.Equal(t, ep.ID, k.EndpointID)
 	}
 	n, err = b.svc.ReplayWindow(b.ctx, b.tx, b.partner.ID, webhook.ReplayFilter{From: day, To: day.Add(24 * time.Hour), Status: webhook.StatusFailed})
 	require.NoError(t, err)

@@ -6,7 +6,8 @@
 // transaction that writes the events: in one statement it inserts them,
 // finds the enabled, subscribed endpoints and writes a webhook_deliveries
 // row for each pair, then
-// inserts one River job per row with InsertManyTx. Nothing subscribes, nothing
+// inserts their River jobs with InsertManyTx: a job for a single delivery,
+// one batch job per 64 deliveries for more (fanout.go). Nothing subscribes, nothing
 // is inserted (River's job table is the expensive part of a hot transaction).
 // The job carries ids only; the worker rebuilds the payload from current state
 // at every attempt, so a user anonymised before a retry is sent without
