@@ -427,6 +427,10 @@ func (s *Service) begin(ctx context.Context, pool *pgxpool.Pool) (pgx.Tx, snapsh
 	if err != nil {
 		return nil, snapshot{}, fmt.Errorf("begin export: %w", err)
 	}
+	if _, err := tx.Exec(ctx, noJIT); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, snapshot{}, fmt.Errorf("export settings: %w", err)
+	}
 	var xmin, zone string
 	var snap snapshot
 	if err := tx.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, current_setting('TimeZone'), pg_is_in_recovery()").
