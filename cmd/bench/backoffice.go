@@ -184,7 +184,15 @@ func ensureEarnUsers(ctx context.Context, b *Bench) error {
 	return err
 }
 
-const millionUsers = 1_000_000
+// millionUsers is how many users the export and ranking scenarios seed
+// into globex: 1,000,000, or BENCH_USERS (say 200000) for quicker
+// iterations; the seed of a million takes minutes on a loaded machine.
+var millionUsers = func() int {
+	if v, err := strconv.Atoi(os.Getenv("BENCH_USERS")); err == nil && v > 0 {
+		return v
+	}
+	return 1_000_000
+}()
 
 var million sync.Once
 var millionErr error
@@ -197,7 +205,7 @@ var leaderboardLoad time.Duration
 // balance, loaded with COPY, and refreshes the leaderboard.
 func seedMillion(ctx context.Context, b *Bench) error {
 	million.Do(func() {
-		fmt.Fprintln(os.Stderr, "seeding 1,000,000 users...")
+		fmt.Fprintf(os.Stderr, "seeding %d users...\n", millionUsers)
 		t0 := time.Now()
 		p, err := b.App.Partners.BySlug(ctx, b.DB.Bun, "globex")
 		if err != nil {
@@ -291,42 +299,38 @@ func runExport(ctx context.Context, b *Bench) ([]Row, error) {
 	idleLive := live[0].Value.Uint64()
 	peakLive.Store(idleLive)
 
-	req := signedRequest(ctx, b, http.MethodGet, "/integrations/exports/users", nil)
-	req.Header.Set("X-Partner-Slug", "globex")
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req.Header.Set("X-Signature", "t="+ts+",v2="+auth.SignV2([]byte(demo.Globex.HMACSecret), ts, http.MethodGet, "/integrations/exports/users", nil))
-	t0 := time.Now()
-	res, err := b.Client.Do(req)
+	// The export is read uncompressed, like the COPY baselines (the Go
+	// client would otherwise ask for gzip, which costs this 2-core machine
+	// more CPU than the encoding); a second run with gzip follows.
+	apiDur, err := exportOnce(ctx, b, false)
 	if err != nil {
 		return nil, err
 	}
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("export answered %d", res.StatusCode)
-	}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	lines := 0
-	for sc.Scan() {
-		lines++
-	}
-	res.Body.Close()
-	apiDur := time.Since(t0)
 	close(stop)
 	wg.Wait()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
-	if lines != millionUsers+1 {
-		return nil, fmt.Errorf("export returned %d lines, want %d", lines, millionUsers+1)
+	// The replay cache accepts a signature (path and second) once.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	gzDur, err := exportOnce(ctx, b, true)
+	if err != nil {
+		return nil, err
 	}
+	gzRate := float64(millionUsers) / gzDur.Seconds()
 	apiRate := float64(millionUsers) / apiDur.Seconds()
 
-	// The same feed query under COPY, straight to a discarding writer.
 	p, _ := b.App.Partners.BySlug(ctx, b.DB.Bun, "globex")
 	conn, err := pgx.Connect(ctx, b.DBURL)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(ctx)
+	plain1, err := plainCopyRate(ctx, conn, p.ID.String())
+	if err != nil {
+		return nil, err
+	}
+
+	// The same feed query under COPY, straight to a discarding writer.
 	var xmin string
 	if err := conn.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&xmin); err != nil {
 		return nil, err
@@ -339,21 +343,73 @@ func runExport(ctx context.Context, b *Bench) ([]Row, error) {
 	}
 	copyRate := float64(tag.RowsAffected()) / time.Since(t1).Seconds()
 
-	// COPY of plain rows, for scale (DESIGN.md's reference figure).
-	t2 := time.Now()
-	tag, err = conn.PgConn().CopyTo(ctx, io.Discard, "COPY (SELECT * FROM users WHERE partner_id = '"+p.ID.String()+"') TO STDOUT")
+	// COPY of plain rows, the goal's reference: the best of a run right
+	// after the API's and one at the end (a single short COPY swings by 2x
+	// on the shared machine; the best is the conservative baseline).
+	plain2, err := plainCopyRate(ctx, conn, p.ID.String())
 	if err != nil {
 		return nil, err
 	}
-	plainRate := float64(tag.RowsAffected()) / time.Since(t2).Seconds()
+	plainRate := max(plain1, plain2)
 
 	return []Row{
-		{Scenario: "export", Variant: "API NDJSON, 1,000,000 users, one stream", Rate: apiRate, Unit: "rows/s",
-			Note: fmt.Sprintf("peak heap %d MiB (idle %d MiB), live heap +%d MiB, %.0f B allocated/user (whole process); API/COPY = %.2f",
-				peak.Load()>>20, before.HeapInuse>>20, (peakLive.Load()-idleLive)>>20, float64(after.TotalAlloc-before.TotalAlloc)/millionUsers, apiRate/copyRate)},
-		{Scenario: "export", Variant: "COPY (same feed query) TO STDOUT", Rate: copyRate, Unit: "rows/s"},
-		{Scenario: "export", Variant: "COPY (SELECT * FROM users) TO STDOUT", Rate: plainRate, Unit: "rows/s", Note: "reference"},
+		{Scenario: "export", Variant: fmt.Sprintf("API NDJSON, %d users, one stream", millionUsers), Rate: apiRate, Unit: "rows/s",
+			Note: fmt.Sprintf("API/plain COPY = %.3f; peak heap %d MiB (idle %d MiB), live heap +%d MiB, %.0f B allocated/user (whole process); API/COPY feed query = %.2f",
+				apiRate/plainRate, peak.Load()>>20, before.HeapInuse>>20, (peakLive.Load()-idleLive)>>20, float64(after.TotalAlloc-before.TotalAlloc)/float64(millionUsers), apiRate/copyRate)},
+		{Scenario: "export", Variant: "API NDJSON, gzip (the Go client's default)", Rate: gzRate, Unit: "rows/s",
+			Note: fmt.Sprintf("API/plain COPY = %.3f", gzRate/plainRate)},
+		{Scenario: "export", Variant: "COPY (the SQL-rendered feed, export.FeedQuery) TO STDOUT", Rate: copyRate, Unit: "rows/s", Note: "the feed before the Go encoder"},
+		{Scenario: "export", Variant: "COPY (SELECT * FROM users) TO STDOUT", Rate: plainRate, Unit: "rows/s", Note: fmt.Sprintf("reference: best of %.0f and %.0f rows/s", plain1, plain2)},
 	}, nil
+}
+
+// plainCopyRate is the rows/s of COPY (SELECT * FROM users) TO STDOUT for
+// the partner, to a discarding writer.
+func plainCopyRate(ctx context.Context, conn *pgx.Conn, partnerID string) (float64, error) {
+	t0 := time.Now()
+	tag, err := conn.PgConn().CopyTo(ctx, io.Discard, "COPY (SELECT * FROM users WHERE partner_id = '"+partnerID+"') TO STDOUT")
+	if err != nil {
+		return 0, err
+	}
+	return float64(tag.RowsAffected()) / time.Since(t0).Seconds(), nil
+}
+
+// exportOnce reads the whole export of globex through the API, with or
+// without gzip, and checks its line count.
+func exportOnce(ctx context.Context, b *Bench, gzip bool) (time.Duration, error) {
+	req := signedRequest(ctx, b, http.MethodGet, "/integrations/exports/users", nil)
+	req.Header.Set("X-Partner-Slug", "globex")
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req.Header.Set("X-Signature", "t="+ts+",v2="+auth.SignV2([]byte(demo.Globex.HMACSecret), ts, http.MethodGet, "/integrations/exports/users", nil))
+	if !gzip {
+		// Set by hand, the header also stops the transport's own gzip.
+		req.Header.Set("Accept-Encoding", "identity")
+	}
+	t0 := time.Now()
+	res, err := b.Client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("export answered %d", res.StatusCode)
+	}
+	if gz := res.Header.Get("Content-Encoding") == "gzip" || res.Uncompressed; gz != gzip {
+		return 0, fmt.Errorf("export gzip = %t, want %t", gz, gzip)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	lines := 0
+	for sc.Scan() {
+		lines++
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	if lines != millionUsers+1 {
+		return 0, fmt.Errorf("export returned %d lines, want %d", lines, millionUsers+1)
+	}
+	return time.Since(t0), nil
 }
 
 // runRanking asks for random users' ranks among a million at 16 clients.

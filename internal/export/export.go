@@ -34,6 +34,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -63,6 +64,10 @@ type Service struct {
 	// not caught up with yet; nil means Pool is the primary.
 	Primary *pgxpool.Pool
 	Keys    *keyring.Keyring
+
+	// noLanes reads every stream as a cursor of the export's transaction
+	// (tests).
+	noLanes bool
 }
 
 // Encode signs a cursor.
@@ -131,18 +136,26 @@ type Writer interface {
 // Stream writes the users changed after cur (at most limit; 0 = all) to w
 // in the format, ending with a cursor line, with memory independent of the
 // number of users.
+//
+// The lines are encoded here from plain columns (feed.go); they are byte
+// for byte what PostgreSQL rendered when the feed was one SQL query
+// (FeedQuery, kept as the differential test's oracle).
 func (s *Service) Stream(ctx context.Context, cur Cursor, limit int, format Format, w Writer) (int, error) {
-	tx, to, err := s.begin(ctx, s.Pool)
+	pool := s.Pool
+	tx, snap, err := s.begin(ctx, pool)
 	if err != nil {
 		return 0, err
 	}
+	to := snap.xmin
 	if s.Primary != nil && (to < cur.From || to < cur.To) {
 		// The standby is behind the cursor: the primary has every row of
 		// the range.
 		_ = tx.Rollback(ctx)
-		if tx, to, err = s.begin(ctx, s.Primary); err != nil {
+		pool = s.Primary
+		if tx, snap, err = s.begin(ctx, pool); err != nil {
 			return 0, err
 		}
+		to = snap.xmin
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
 	if to < cur.From {
@@ -184,32 +197,30 @@ func (s *Service) Stream(ctx context.Context, cur Cursor, limit int, format Form
 	if last != nil {
 		upper = *last
 	}
-	q := fmt.Sprintf(feedSQL, map[Format]string{NDJSON: ndjsonSelect, CSV: csvSelect}[format])
-	rows, err := tx.Query(ctx, q, cur.PartnerID, strconv.FormatUint(cur.From, 10), strconv.FormatUint(to, 10), after, upper)
+	lctx, cancel := context.WithCancel(ctx)
+	ss := &streamSet{conn: tx.Conn().PgConn(), cancel: cancel, params: [][]byte{
+		[]byte(cur.PartnerID.String()), []byte(strconv.FormatUint(cur.From, 10)), []byte(strconv.FormatUint(to, 10)),
+		[]byte(after.String()), []byte(upper.String()),
+	}}
+	defer ss.close()
+	// A first export (from 0) reads every user: its big streams go on
+	// lanes. On a standby they stay cursors of the export's transaction:
+	// importing a snapshot there is not covered by the standby tests
+	// (internal/scale), and a cursor reads the same rows.
+	full := cur.From == 0
+	f, err := s.openFeed(lctx, ss, tx, pool, full, full && !snap.recovery && !s.noLanes)
 	if err != nil {
-		return 0, fmt.Errorf("export query: %w", err)
+		return 0, err
 	}
-	defer rows.Close()
 
 	bw := bufio.NewWriterSize(w, 64<<10)
-	n := 0
 	if format == CSV {
 		if _, err := bw.WriteString(CSVHeader + "\n"); err != nil {
 			return 0, err
 		}
 	}
-	for rows.Next() {
-		// The row is already encoded by PostgreSQL; RawValues avoids a copy.
-		raw := rows.RawValues()[0]
-		if _, err := bw.Write(raw); err != nil {
-			return n, err
-		}
-		if err := bw.WriteByte('\n'); err != nil {
-			return n, err
-		}
-		n++
-	}
-	if err := rows.Err(); err != nil {
+	n, err := f.write(lctx, bw, format, snap.loc)
+	if err != nil {
 		return n, fmt.Errorf("export rows: %w", err)
 	}
 	next := s.Encode(page.Next)
@@ -253,8 +264,9 @@ const changedSQL = `WITH changed AS (
 	WHERE partner_id = $1 AND xid >= $2::xid8 AND xid < $3::xid8 AND referee_id > $4
 )`
 
-// feedSQL streams the page's users in id order ($5: last user id of the
-// page). %s is the select list of the format.
+// feedSQL was the feed's one query (now FeedQuery and the test oracle):
+// the page's users in id order ($5: last user id of the page). %s is the
+// select list of the format.
 var feedSQL = changedSQL + `, xp AS (` + expiringSQL + `)
 SELECT %s
 FROM changed c
@@ -393,26 +405,48 @@ var csvSelect = strings.Join([]string{
 	csvField("CASE WHEN u.id IS NULL THEN (SELECT to_json(x.erased_at)#>>'{}' FROM user_erasures x WHERE x.partner_id = $1 AND x.user_id = c.user_id) END"),
 }, ` || ',' || `)
 
-// FeedQuery returns the NDJSON feed query with its $1..$5 parameters, for
-// the benchmark's COPY baseline.
+// FeedQuery returns the NDJSON feed query with its $1..$5 parameters: the
+// feed as PostgreSQL rendered it before Stream encoded it in Go. It stays
+// as the benchmark's COPY baseline and, with csvSelect, as the oracle of
+// the differential test (StreamSQL), which holds the Go encoder to its
+// bytes.
 func FeedQuery() string { return fmt.Sprintf(feedSQL, ndjsonSelect) }
 
-// begin opens the export's read-only snapshot on pool and returns its
-// xmin, the upper bound of a new range.
-func (s *Service) begin(ctx context.Context, pool *pgxpool.Pool) (pgx.Tx, uint64, error) {
+// snapshot is what begin learns about the export's snapshot.
+type snapshot struct {
+	// xmin is the upper bound of a new range.
+	xmin uint64
+	// loc is the session's TimeZone, in which the SQL rendered timestamps.
+	loc *time.Location
+	// recovery: the server is a standby.
+	recovery bool
+}
+
+// begin opens the export's read-only snapshot on pool.
+func (s *Service) begin(ctx context.Context, pool *pgxpool.Pool) (pgx.Tx, snapshot, error) {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, 0, fmt.Errorf("begin export: %w", err)
+		return nil, snapshot{}, fmt.Errorf("begin export: %w", err)
 	}
-	var xmin string
-	if err := tx.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&xmin); err != nil {
+	if _, err := tx.Exec(ctx, noJIT); err != nil {
 		_ = tx.Rollback(ctx)
-		return nil, 0, fmt.Errorf("export snapshot: %w", err)
+		return nil, snapshot{}, fmt.Errorf("export settings: %w", err)
 	}
-	to, err := strconv.ParseUint(xmin, 10, 64)
-	if err != nil {
+	var xmin, zone string
+	var snap snapshot
+	if err := tx.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, current_setting('TimeZone'), pg_is_in_recovery()").
+		Scan(&xmin, &zone, &snap.recovery); err != nil {
 		_ = tx.Rollback(ctx)
-		return nil, 0, fmt.Errorf("export snapshot xmin %q: %w", xmin, err)
+		return nil, snapshot{}, fmt.Errorf("export snapshot: %w", err)
 	}
-	return tx, to, nil
+	if snap.xmin, err = strconv.ParseUint(xmin, 10, 64); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, snapshot{}, fmt.Errorf("export snapshot xmin %q: %w", xmin, err)
+	}
+	// A zone name Go does not know (a POSIX rule such as "<+03>-03") is
+	// written in UTC: the same instants, another offset.
+	if snap.loc, err = time.LoadLocation(zone); err != nil {
+		snap.loc = time.UTC
+	}
+	return tx, snap, nil
 }
