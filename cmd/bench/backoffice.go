@@ -184,7 +184,15 @@ func ensureEarnUsers(ctx context.Context, b *Bench) error {
 	return err
 }
 
-const millionUsers = 1_000_000
+// millionUsers is how many users the export and ranking scenarios seed:
+// BENCH_USERS, 1,000,000 by default (a smaller seed for quicker runs while
+// working on a scenario; the figures are at 1,000,000).
+var millionUsers = func() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_USERS")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}()
 
 var million sync.Once
 var millionErr error
@@ -197,7 +205,7 @@ var leaderboardLoad time.Duration
 // balance, loaded with COPY, and refreshes the leaderboard.
 func seedMillion(ctx context.Context, b *Bench) error {
 	million.Do(func() {
-		fmt.Fprintln(os.Stderr, "seeding 1,000,000 users...")
+		fmt.Fprintf(os.Stderr, "seeding %d users...\n", millionUsers)
 		t0 := time.Now()
 		p, err := b.App.Partners.BySlug(ctx, b.DB.Bun, "globex")
 		if err != nil {
@@ -350,7 +358,7 @@ func runExport(ctx context.Context, b *Bench) ([]Row, error) {
 	return []Row{
 		{Scenario: "export", Variant: "API NDJSON, 1,000,000 users, one stream", Rate: apiRate, Unit: "rows/s",
 			Note: fmt.Sprintf("peak heap %d MiB (idle %d MiB), live heap +%d MiB, %.0f B allocated/user (whole process); API/COPY = %.2f",
-				peak.Load()>>20, before.HeapInuse>>20, (peakLive.Load()-idleLive)>>20, float64(after.TotalAlloc-before.TotalAlloc)/millionUsers, apiRate/copyRate)},
+				peak.Load()>>20, before.HeapInuse>>20, (peakLive.Load()-idleLive)>>20, float64(after.TotalAlloc-before.TotalAlloc)/float64(millionUsers), apiRate/copyRate)},
 		{Scenario: "export", Variant: "COPY (same feed query) TO STDOUT", Rate: copyRate, Unit: "rows/s"},
 		{Scenario: "export", Variant: "COPY (SELECT * FROM users) TO STDOUT", Rate: plainRate, Unit: "rows/s", Note: "reference"},
 	}, nil
@@ -388,7 +396,7 @@ func runRanking(ctx context.Context, b *Bench) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []Row{{Scenario: "ranking", Variant: "GET /integrations/users/{id}/ranking?n=5, 1,000,000 users", Clients: 16, Rate: rate, Unit: "req/s", P50: p50, P99: p99,
+	return []Row{{Scenario: "ranking", Variant: fmt.Sprintf("GET /integrations/users/{id}/ranking?n=5, %d users", millionUsers), Clients: 16, Rate: rate, Unit: "req/s", P50: p50, P99: p99,
 		Note: fmt.Sprintf("an earn shows in the rank after %s; first load %s", fresh.Round(time.Millisecond), leaderboardLoad.Round(time.Millisecond))}}, nil
 }
 
