@@ -32,9 +32,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 )
 
 // Entry is one line of the leaderboard.
@@ -162,23 +162,23 @@ func (s *Service) syncEvery() time.Duration {
 // running transaction (the row without a user), the next watermark. A
 // balance with no lifetime points is read too: it leaves the board.
 const changesSQL = `WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin)
-	SELECT b.user_id, b.lifetime_earned, u.created_at, false, NULL
+	SELECT b.user_id, b.lifetime_earned, u.created_at, false, NULL, substring(u.external_id_hash FOR 8)
 	FROM balances b JOIN users u ON u.partner_id = b.partner_id AND u.id = b.user_id
 	WHERE b.partner_id = ? AND b.xid >= ?::xid8
 	UNION ALL
-	SELECT e.user_id, 0, 'epoch', true, NULL FROM user_erasures e WHERE e.partner_id = ? AND e.xid >= ?::xid8
+	SELECT e.user_id, 0, 'epoch', true, NULL, NULL FROM user_erasures e WHERE e.partner_id = ? AND e.xid >= ?::xid8
 	UNION ALL
-	SELECT NULL, 0, 'epoch', true, w.xmin FROM w`
+	SELECT NULL, 0, 'epoch', true, w.xmin, NULL FROM w`
 
 // loadSQL reads every ranked user of the partner and the watermark, in
 // one snapshot (the first load; a join PostgreSQL hashes, where the xid
 // range of changesSQL would walk an index over every balance).
 const loadSQL = `WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin)
-	SELECT b.user_id, b.lifetime_earned, u.created_at, false, NULL
+	SELECT b.user_id, b.lifetime_earned, u.created_at, false, NULL, substring(u.external_id_hash FOR 8)
 	FROM balances b JOIN users u ON u.partner_id = b.partner_id AND u.id = b.user_id
 	WHERE b.partner_id = ? AND b.lifetime_earned > 0
 	UNION ALL
-	SELECT NULL, 0, 'epoch', true, w.xmin FROM w`
+	SELECT NULL, 0, 'epoch', true, w.xmin, NULL FROM w`
 
 // sync applies the changes since the board's watermark, or loads it
 // whole the first time (b.load held). Rows are scanned by hand: a million
@@ -203,6 +203,7 @@ func (s *Service) sync(ctx context.Context, db bun.IDB, partnerID uuid.UUID, b *
 		user   uuid.UUID
 		score  int64
 		since  int64
+		hash   uint64
 		erased bool
 	}
 	var changes []change
@@ -212,14 +213,15 @@ func (s *Service) sync(ctx context.Context, db bun.IDB, partnerID uuid.UUID, b *
 		var c change
 		var at time.Time
 		var wm sql.NullString
-		if err := rows.Scan(&id, &c.score, &at, &c.erased, &wm); err != nil {
+		var hash []byte
+		if err := rows.Scan(&id, &c.score, &at, &c.erased, &wm, &hash); err != nil {
 			return fmt.Errorf("read leaderboard changes: %w", err)
 		}
 		if !id.Valid {
 			xmin = wm.String
 			continue
 		}
-		c.user, c.since = id.UUID, at.UnixNano()
+		c.user, c.since, c.hash = id.UUID, at.UnixNano(), hashPrefix(hash)
 		changes = append(changes, c)
 	}
 	if err := rows.Err(); err != nil {
@@ -228,7 +230,7 @@ func (s *Service) sync(ctx context.Context, db bun.IDB, partnerID uuid.UUID, b *
 	if !loaded {
 		keys := make([]key, len(changes))
 		for i, c := range changes {
-			keys[i] = key{score: c.score, since: c.since, id: c.user}
+			keys[i] = key{score: c.score, since: c.since, id: c.user, hash: c.hash}
 		}
 		o := buildOrder(keys)
 		b.mu.Lock()
@@ -242,7 +244,7 @@ func (s *Service) sync(ctx context.Context, db bun.IDB, partnerID uuid.UUID, b *
 		if c.erased {
 			b.o.drop(c.user)
 		} else {
-			b.o.set(c.user, c.score, c.since)
+			b.o.set(c.user, c.score, c.since, c.hash)
 		}
 	}
 	b.xmin, b.syncedAt = xmin, now
@@ -295,7 +297,11 @@ func (s *Service) Top(ctx context.Context, db bun.IDB, partnerID uuid.UUID, n in
 	lines := b.lines(0, n)
 	at := b.syncedAt
 	b.mu.RUnlock()
-	return named(ctx, db, partnerID, lines, at)
+	names, err := readNames(ctx, db, partnerID, lines, nil)
+	if err != nil {
+		return nil, err
+	}
+	return entries(lines, names.byID, at), nil
 }
 
 // lines returns the entries at positions [from, to) with their ranks
@@ -322,22 +328,81 @@ func (s *Service) Around(ctx context.Context, db bun.IDB, partnerID, userID uuid
 	if err != nil {
 		return nil, err
 	}
-	b.mu.RLock()
-	k, ok := b.o.users[userID]
-	var lines []line
-	if ok {
-		pos := b.o.position(k)
-		lines = b.lines(pos-n, pos+n+1)
-	}
-	at := b.syncedAt
-	b.mu.RUnlock()
+	lines, at, ok := b.around(userID, n)
 	if !ok {
 		return &Around{}, nil
 	}
-	entries, err := named(ctx, db, partnerID, lines, at)
+	names, err := readNames(ctx, db, partnerID, lines, nil)
 	if err != nil {
 		return nil, err
 	}
+	return shape(userID, entries(lines, names.byID, at), at), nil
+}
+
+// AroundHash is Around for the user whose external-id lookup hash is hash
+// (user.Service.ExternalIDHash), as the partner API names users: it
+// answers USER_NOT_FOUND when no user of the partner has that hash, and
+// returns the user's id.
+//
+// It costs one round trip where looking the user up and then reading the
+// names cost two: the board guesses the user from the hash's prefix
+// (order.byHash), and one statement reads the user by hash together with
+// the names of the guessed neighbours. The database decides who the user
+// is; when the guess was wrong (another user sharing the prefix, a hash the
+// board has not seen change, a user not ranked) the names are read again
+// for the right lines, the rare second round trip.
+func (s *Service) AroundHash(ctx context.Context, db bun.IDB, partnerID uuid.UUID, hash []byte, n int) (uuid.UUID, *Around, error) {
+	if n < 0 || n > MaxAround {
+		return uuid.Nil, nil, apperr.Field(apperr.CodeInvalidField, "n", "n must be between 0 and %d", MaxAround)
+	}
+	b, err := s.board(ctx, db, partnerID)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	b.mu.RLock()
+	guess, guessed := b.o.byHash[hashPrefix(hash)]
+	b.mu.RUnlock()
+	var lines []line
+	var at time.Time
+	if guessed {
+		lines, at, guessed = b.around(guess, n)
+	}
+	names, err := readNames(ctx, db, partnerID, lines, hash)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	if !names.found {
+		return uuid.Nil, nil, apperr.New(apperr.CodeUserNotFound, "user not found")
+	}
+	me := names.me
+	if !guessed || me != guess {
+		lines, at, guessed = b.around(me, n)
+		if !guessed {
+			return me, &Around{}, nil
+		}
+		if names, err = readNames(ctx, db, partnerID, lines, nil); err != nil {
+			return uuid.Nil, nil, err
+		}
+	}
+	return me, shape(me, entries(lines, names.byID, at), at), nil
+}
+
+// around returns the lines of user id and up to n users either side, and
+// when the board was read; ok is false when the user is not ranked.
+func (b *board) around(id uuid.UUID, n int) (lines []line, at time.Time, ok bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	k, ok := b.o.users[id]
+	if !ok {
+		return nil, time.Time{}, false
+	}
+	pos := b.o.position(k)
+	return b.lines(pos-n, pos+n+1), b.syncedAt, true
+}
+
+// shape splits entries around the user's own; a user erased since the
+// board's last read (left out of entries) is not ranked.
+func shape(userID uuid.UUID, entries []Entry, at time.Time) *Around {
 	out := &Around{RefreshedAt: &at}
 	for i := range entries {
 		e := entries[i]
@@ -350,45 +415,83 @@ func (s *Service) Around(ctx context.Context, db bun.IDB, partnerID, userID uuid
 			out.Below = append(out.Below, e)
 		}
 	}
-	if out.Me == nil { // erased since the board's last read
-		return &Around{}, nil
+	if out.Me == nil {
+		return &Around{}
+	}
+	return out
+}
+
+// nameSet is what readNames found: the names by user id, and the user the
+// lookup hash names (me; found is false when none does).
+type nameSet struct {
+	byID  map[uuid.UUID]userNames
+	me    uuid.UUID
+	found bool
+}
+
+type userNames struct {
+	externalID, displayName *string
+}
+
+// namesSQL reads the external ids and display names of the users $2 and,
+// when $3 is not null, the user whose lookup hash it is (the last column
+// tells that row apart). A prepared statement, ids passed as one array
+// literal: the board asks it on every ranking request.
+const namesSQL = `SELECT id, external_id, display_name, false FROM users WHERE partner_id = $1 AND id = ANY($2::uuid[])
+	UNION ALL
+	SELECT id, external_id, display_name, true FROM users WHERE partner_id = $1 AND external_id_hash = $3::bytea`
+
+// readNames reads the names of lines' users and, when hash is not nil,
+// finds the user it names, in one statement.
+func readNames(ctx context.Context, db bun.IDB, partnerID uuid.UUID, lines []line, hash []byte) (nameSet, error) {
+	out := nameSet{byID: make(map[uuid.UUID]userNames, len(lines))}
+	if len(lines) == 0 && hash == nil {
+		return out, nil
+	}
+	ids := make([]byte, 0, 2+37*len(lines))
+	ids = append(ids, '{')
+	for i, l := range lines {
+		if i > 0 {
+			ids = append(ids, ',')
+		}
+		ids = append(ids, l.k.id.String()...)
+	}
+	ids = append(ids, '}')
+	rows, err := database.Query(ctx, db, namesSQL, partnerID, string(ids), hash)
+	if err != nil {
+		return out, fmt.Errorf("leaderboard names: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var n userNames
+		var me bool
+		if err := rows.Scan(&id, &n.externalID, &n.displayName, &me); err != nil {
+			return out, fmt.Errorf("leaderboard names: %w", err)
+		}
+		if me {
+			out.me, out.found = id, true
+			continue
+		}
+		out.byID[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("leaderboard names: %w", err)
 	}
 	return out, nil
 }
 
-// named reads the external ids and display names of lines' users (one
-// query) and returns their entries; a user erased since the board was read
-// is left out.
-func named(ctx context.Context, db bun.IDB, partnerID uuid.UUID, lines []line, at time.Time) ([]Entry, error) {
-	if len(lines) == 0 {
-		return nil, nil
-	}
-	ids := make([]uuid.UUID, len(lines))
-	for i, l := range lines {
-		ids[i] = l.k.id
-	}
-	var users []struct {
-		ID          uuid.UUID `bun:"id,type:uuid"`
-		ExternalID  *string   `bun:"external_id"`
-		DisplayName *string   `bun:"display_name"`
-	}
-	err := db.NewRaw("SELECT id, external_id, display_name FROM users WHERE partner_id = ? AND id = ANY(?::uuid[])",
-		partnerID, pgdialect.Array(ids)).Scan(ctx, &users)
-	if err != nil {
-		return nil, fmt.Errorf("leaderboard names: %w", err)
-	}
-	byID := make(map[uuid.UUID]int, len(users))
-	for i, u := range users {
-		byID[u.ID] = i
-	}
+// entries returns lines' entries with their users' names; a user erased
+// since the board was read (no names) is left out.
+func entries(lines []line, byID map[uuid.UUID]userNames, at time.Time) []Entry {
 	out := make([]Entry, 0, len(lines))
 	for _, l := range lines {
-		i, ok := byID[l.k.id]
+		n, ok := byID[l.k.id]
 		if !ok {
 			continue
 		}
-		out = append(out, Entry{UserID: l.k.id, ExternalID: users[i].ExternalID, DisplayName: users[i].DisplayName,
+		out = append(out, Entry{UserID: l.k.id, ExternalID: n.externalID, DisplayName: n.displayName,
 			Score: l.k.score, Rank: l.rank, Position: l.position, RefreshedAt: at})
 	}
-	return out, nil
+	return out
 }
