@@ -66,12 +66,17 @@ type counterKey struct {
 // balance, so batches and single earns cannot deadlock each other), decide
 // (in memory, against the locked rows) and write.
 //
-// References are checked before anything is locked, so a concurrent batch
-// (or earn) may insert one of them between the check and the insert: the
-// insert then fails on the reference's unique index, after the other
-// transaction committed. The batch is undone to a savepoint and decided
-// again, now seeing the other's entries: those items become duplicates (or
-// conflicts, for another user) and the rest of the batch still earns.
+// References are not read before the first attempt: almost every batch
+// brings new ones, and the entries' insert probes the reference's unique
+// index anyway. An accepted item whose reference the ledger already holds
+// (a resent batch, or a concurrent batch or earn that inserted it first)
+// fails that insert; an item refused in decide (a cap, say) whose
+// reference the ledger holds would have been a duplicate instead, so those
+// few references are read after decide. Either way the attempt is undone to
+// a savepoint and the batch decided again, now reading every reference
+// first (loadReferences): those items become duplicates (or conflicts, for
+// another user) and the rest of the batch still earns. A resent batch
+// therefore costs one wasted attempt; a new one saves the lookup.
 func (s *Service) EarnManyTx(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem) ([]ManyResult, error) {
 	items = slices.Clone(items)
 	if err := s.resolveUsers(ctx, tx, p.ID, items); err != nil {
@@ -81,16 +86,17 @@ func (s *Service) EarnManyTx(ctx context.Context, tx bun.Tx, p *partner.Partner,
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT earn_many"); err != nil {
 			return nil, fmt.Errorf("savepoint: %w", err)
 		}
-		res, err := s.earnMany(ctx, tx, p, items)
+		res, err := s.earnMany(ctx, tx, p, items, attempt > 1)
 		if err == nil {
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT earn_many"); err != nil {
 				return nil, fmt.Errorf("release savepoint: %w", err)
 			}
 			return res, nil
 		}
-		// Each retry sees at least one more committed reference, so the
-		// loop ends; the bound only guards against a bug.
-		if !isReferenceTaken(err) || attempt == maxReferenceRetries {
+		// The second attempt reads every reference, and each later one
+		// sees at least one more committed reference, so the loop ends;
+		// the bound only guards against a bug.
+		if !(isReferenceTaken(err) || errors.Is(err, errPriorReference)) || attempt == maxReferenceRetries {
 			return nil, err
 		}
 		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT earn_many"); rerr != nil {
@@ -102,6 +108,11 @@ func (s *Service) EarnManyTx(ctx context.Context, tx bun.Tx, p *partner.Partner,
 // maxReferenceRetries bounds how often a batch is decided again after
 // losing a reference race.
 const maxReferenceRetries = 10
+
+// errPriorReference ends an attempt that did not read the references
+// when an item it refused holds a reference the ledger already has (that
+// item is a duplicate, which can change how the items after it decide).
+var errPriorReference = errors.New("a refused item's reference is in the ledger")
 
 func isReferenceTaken(err error) bool {
 	var e interface {
@@ -162,8 +173,9 @@ func (b *batch) fail(i int, err error) {
 	b.res[i] = ManyResult{Err: e}
 }
 
-// earnMany is one attempt at the batch, phase by phase.
-func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem) ([]ManyResult, error) {
+// earnMany is one attempt at the batch, phase by phase; without
+// checkRefs it does not read the references first (see EarnManyTx).
+func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem, checkRefs bool) ([]ManyResult, error) {
 	now := s.Now().UTC()
 	b := &batch{p: p, items: items, now: now, today: s.day(p, now),
 		res: make([]ManyResult, len(items)), points: make([]int64, len(items)), bases: make([]Base, len(items)), loc: p.Location(),
@@ -179,6 +191,9 @@ func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, i
 		return nil, err
 	}
 	refs := b.precheck()
+	if !checkRefs {
+		refs = nil
+	}
 	if err := b.loadReferences(ctx, tx, refs); err != nil {
 		return nil, err
 	}
@@ -188,7 +203,20 @@ func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, i
 	if err := b.lockBalances(ctx, tx); err != nil {
 		return nil, err
 	}
+	// The items with a reference still open after precheck: if decide
+	// refuses one of them, its reference is checked below.
+	var open []int
+	if !checkRefs {
+		for i, it := range b.items {
+			if it.Reference != nil && b.res[i].Err == nil {
+				open = append(open, i)
+			}
+		}
+	}
 	if err := s.decide(ctx, tx, b); err != nil {
+		return nil, err
+	}
+	if err := b.checkRefused(ctx, tx, open); err != nil {
 		return nil, err
 	}
 	if len(b.accepted) == 0 {
@@ -305,6 +333,29 @@ func (b *batch) loadReferences(ctx context.Context, tx bun.Tx, refs []string) er
 	}
 	for _, pr := range ps {
 		b.prior[pr.Reference] = pr
+	}
+	return nil
+}
+
+// checkRefused reads the references of the items of open that decide
+// refused, and answers errPriorReference when the ledger holds one of them.
+// The accepted items' references need no read: their insert fails on the
+// unique index if the ledger holds them.
+func (b *batch) checkRefused(ctx context.Context, tx bun.Tx, open []int) error {
+	var refs []string
+	for _, i := range open {
+		if b.res[i].Err != nil {
+			refs = append(refs, *b.items[i].Reference)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	if err := b.loadReferences(ctx, tx, refs); err != nil {
+		return err
+	}
+	if len(b.prior) > 0 {
+		return errPriorReference
 	}
 	return nil
 }
