@@ -37,8 +37,12 @@ const (
 	MaxMultideleteUsers = 100_000
 	// SyncThreshold: larger multistores always run as a job.
 	SyncThreshold = 2_000
-	// ChunkSize items are processed per transaction.
-	ChunkSize = 500
+	// ChunkSize items are processed per transaction. Each chunk pays about
+	// fifteen statements whatever its size (job lock, item load, partner,
+	// users, rules, policy, savepoints, progress, commit), a tenth of a
+	// 500-item chunk's time; 1,000 halves that share while a chunk's locks
+	// on its users' balances stay held for a fraction of a second.
+	ChunkSize = 1000
 )
 
 // Job kinds and states.

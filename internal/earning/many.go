@@ -645,16 +645,13 @@ func (s *Service) write(ctx context.Context, tx bun.Tx, b *batch) error {
 }
 
 // writeEntries inserts the accepted items' ledger entries in one statement
-// and returns their points.earned events. A reference taken meanwhile by
-// another transaction fails it (see EarnManyTx).
+// and returns their points.earned events. The statement allocates the
+// entries' ids and returns them in input order (no round trip of its own
+// to reserve them first). A reference taken meanwhile by another
+// transaction fails it (see EarnManyTx).
 func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, error) {
-	var ids []int64
-	if err := tx.NewRaw("SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) FROM generate_series(1, ?)", len(b.accepted)).Scan(ctx, &ids); err != nil {
-		return nil, fmt.Errorf("allocate entry ids: %w", err)
-	}
 	n := len(b.accepted)
 	var (
-		eIDs     = make([]int64, n)
 		eUsers   = make([]uuid.UUID, n)
 		ePoints  = make([]int64, n)
 		eAfter   = make([]int64, n)
@@ -670,7 +667,7 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 	)
 	for k, i := range b.accepted {
 		it := b.items[i]
-		eIDs[k], eUsers[k], ePoints[k], eAfter[k] = ids[k], it.UserID, b.points[i], *b.res[i].Balance
+		eUsers[k], ePoints[k], eAfter[k] = it.UserID, b.points[i], *b.res[i].Balance
 		eReasons[k], eCodes[k] = b.rules[it.Code].Name, it.Code
 		if it.Reference != nil {
 			ref := *it.Reference
@@ -682,8 +679,7 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 		}
 		avail := b.now
 		eKinds[k], eAvail[k], eExpires[k] = string(ledger.KindEarn), &avail, b.expiresAt[i]
-		pending := b.pending(i)
-		if pending {
+		if b.pending(i) {
 			// A held item's lot has no available_at (NULL), like
 			// ledger.ApplyTx's.
 			eKinds[k], eAvail[k] = string(ledger.KindPending), ledger.PendingUntil(b.held[i], b.availableAt[i])
@@ -693,42 +689,54 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 			return nil, err
 		}
 		eBreak[k] = string(raw)
-		id := ids[k]
-		b.res[i].EntryID = &id
-		uid := it.UserID
-		typ, payload := event.PointsEarned, map[string]any{"userId": uid, "entryId": id, "points": b.points[i], "balance": *b.res[i].Balance, "action": it.Code}
-		if pending {
-			// The same points.pending as ledger.ApplyTx's.
-			typ, payload["reference"], payload["availableAt"] = event.PointsPending, eRefs[k], eAvail[k]
-		}
-		data, _ := json.Marshal(payload)
-		events = append(events, &event.Event{PartnerID: b.p.ID, ID: uuid.New(), Type: typ, UserID: &uid, Data: data, CreatedAt: b.now})
 	}
 	// Each entry gets its lot, dated by the policy (decide), in the same
-	// statement; the balances are locked (lockBalances).
-	_, err := tx.NewRaw(`WITH t AS (
-		SELECT * FROM unnest(?::bigint[], ?::uuid[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::jsonb[])
-		AS t(id, u, pts, after, reason, code, ref, at, kind, avail, exp, bd)
+	// statement; the balances are locked (lockBalances). t is computed once
+	// (a CTE read twice, with a volatile nextval), so each item keeps the id
+	// it was given.
+	var ids []int64
+	err := tx.NewRaw(`WITH t AS (
+		SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) AS id, t.*
+		FROM unnest(?::uuid[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::jsonb[])
+		WITH ORDINALITY AS t(u, pts, after, reason, code, ref, at, kind, avail, exp, bd, ord)
 	), e AS (
 		INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, action_code, reference, occurred_at, created_at, breakdown)
 		OVERRIDING SYSTEM VALUE
 		SELECT ?, id, u, kind, pts, after, reason, code, ref, at, ?, bd
 		FROM t
 		RETURNING partner_id, id, created_at
+	), l AS (
+		INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, debt_paid, pending, available_at, expires_at, created_at)
+		SELECT e.partner_id, t.u, e.id, t.pts, r.remaining, t.pts - r.remaining, r.pending, t.avail, t.exp, e.created_at
+		FROM e JOIN t ON t.id = e.id,
+		-- A held lot has no available_at (pending until confirmed). A debt
+		-- (negative balance after a reversal) is paid first, as in ledger's
+		-- creditSQL; a pending lot pays on activation.
+		LATERAL (SELECT coalesce(t.avail > e.created_at, true) AS pending) p,
+		LATERAL (SELECT p.pending, CASE WHEN p.pending THEN t.pts ELSE least(t.pts, greatest(t.after, 0)) END AS remaining) r
 	)
-	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, debt_paid, pending, available_at, expires_at, created_at)
-	SELECT e.partner_id, t.u, e.id, t.pts, r.remaining, t.pts - r.remaining, r.pending, t.avail, t.exp, e.created_at
-	FROM e JOIN t ON t.id = e.id,
-	-- A held lot has no available_at (pending until confirmed). A debt
-	-- (negative balance after a reversal) is paid first, as in ledger's
-	-- creditSQL; a pending lot pays on activation.
-	LATERAL (SELECT coalesce(t.avail > e.created_at, true) AS pending) p,
-	LATERAL (SELECT p.pending, CASE WHEN p.pending THEN t.pts ELSE least(t.pts, greatest(t.after, 0)) END AS remaining) r`,
-		pgdialect.Array(eIDs), pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
+	SELECT id FROM t ORDER BY ord`,
+		pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
 		pgdialect.Array(eReasons), pgdialect.Array(eCodes), pgdialect.Array(eRefs), pgdialect.Array(eAt),
-		pgdialect.Array(eKinds), pgdialect.Array(eAvail), pgdialect.Array(eExpires), pgdialect.Array(eBreak), b.p.ID, b.now).Exec(ctx)
+		pgdialect.Array(eKinds), pgdialect.Array(eAvail), pgdialect.Array(eExpires), pgdialect.Array(eBreak), b.p.ID, b.now).Scan(ctx, &ids)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d entries: %w", n, err)
+	}
+	if len(ids) != n {
+		return nil, fmt.Errorf("insert %d entries: %d ids returned", n, len(ids))
+	}
+	for k, i := range b.accepted {
+		it := b.items[i]
+		id := ids[k]
+		b.res[i].EntryID = &id
+		uid := it.UserID
+		typ, payload := event.PointsEarned, map[string]any{"userId": uid, "entryId": id, "points": b.points[i], "balance": *b.res[i].Balance, "action": it.Code}
+		if b.pending(i) {
+			// The same points.pending as ledger.ApplyTx's.
+			typ, payload["reference"], payload["availableAt"] = event.PointsPending, eRefs[k], eAvail[k]
+		}
+		data, _ := json.Marshal(payload)
+		events = append(events, &event.Event{PartnerID: b.p.ID, ID: uuid.New(), Type: typ, UserID: &uid, Data: data, CreatedAt: b.now})
 	}
 	return events, nil
 }
