@@ -105,6 +105,11 @@ type Item struct {
 
 	// Code is a codes job's voucher code, cleared once processed.
 	Code *string `bun:"code"`
+
+	// The user a multistore item's hash names, joined when its chunk is
+	// loaded (not columns of the table): nil when no user has the hash.
+	JoinedUserID       *uuid.UUID `bun:"joined_user_id,scanonly"`
+	JoinedAnonymisedAt *time.Time `bun:"joined_anonymised_at,scanonly"`
 }
 
 // Inserter inserts River jobs inside a bun transaction.

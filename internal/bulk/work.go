@@ -14,6 +14,7 @@ import (
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/user"
 )
 
 // Attempts of a bulk job are short so that a crashed one is rescued soon
@@ -106,8 +107,15 @@ func (s *Service) ProcessChunk(ctx context.Context, db *bun.DB, partnerID, jobID
 			j.State, j.StartedAt = StateRunning, &now
 		}
 		var items []Item
-		err := tx.NewSelect().Model(&items).Where("partner_id = ? AND job_id = ? AND status = 'pending'", partnerID, jobID).
-			OrderExpr("position").Limit(ChunkSize).Scan(ctx)
+		q := tx.NewSelect().Model(&items).Where("item.partner_id = ? AND item.job_id = ? AND item.status = 'pending'", partnerID, jobID).
+			OrderExpr("item.position").Limit(ChunkSize)
+		if j.Kind == KindMultistore {
+			// The items' users in the same statement, not one more
+			// (earning.ManyItem.Resolved).
+			q = q.ColumnExpr("item.*").ColumnExpr("u.id AS joined_user_id, u.anonymised_at AS joined_anonymised_at").
+				Join("LEFT JOIN users AS u ON u.partner_id = item.partner_id AND u.external_id_hash = item.user_hash")
+		}
+		err := q.Scan(ctx)
 		if err != nil {
 			return fmt.Errorf("load job items: %w", err)
 		}
@@ -169,6 +177,10 @@ func (s *Service) processEarns(ctx context.Context, tx bun.Tx, partnerID uuid.UU
 		}
 		if it.ErrorCode != nil {
 			m.Err = apperr.New(apperr.Code(*it.ErrorCode), "invalid item")
+		}
+		m.Resolved = true
+		if it.JoinedUserID != nil {
+			m.User = &user.User{PartnerID: partnerID, ID: *it.JoinedUserID, ExternalIDHash: it.UserHash, AnonymisedAt: it.JoinedAnonymisedAt}
 		}
 		many[i] = m
 	}

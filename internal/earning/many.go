@@ -18,6 +18,7 @@ import (
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/program"
+	"github.com/perkshq/perks/internal/user"
 )
 
 // ManyItem is one earn of a batch: the same request as one earn, checked
@@ -33,6 +34,13 @@ type ManyItem struct {
 	// Err is an error found before the batch (the item's own bad input): the
 	// item fails with it and nothing else is checked.
 	Err error
+	// Resolved says the caller already read the item's user by UserHash
+	// (a bulk job joins them to its items when it loads a chunk, saving a
+	// statement): User is that user (its id and anonymised_at suffice), or
+	// nil when no user has the hash (USER_NOT_FOUND). Refused like any
+	// other item when anonymised.
+	Resolved bool
+	User     *user.User
 }
 
 // ManyResult is the outcome of one item, in input order.
@@ -239,6 +247,17 @@ func (s *Service) resolveUsers(ctx context.Context, tx bun.Tx, partnerID uuid.UU
 	for i := range items {
 		it := &items[i]
 		if it.Err != nil || it.UserID != uuid.Nil {
+			continue
+		}
+		if it.Resolved {
+			switch u := it.User; {
+			case u == nil:
+				it.Err = apperr.New(apperr.CodeUserNotFound, "user not found")
+			case earnable(u) != nil:
+				it.Err = earnable(u)
+			default:
+				it.UserID = u.ID
+			}
 			continue
 		}
 		hashes[i] = it.UserHash
