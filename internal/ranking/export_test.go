@@ -20,3 +20,14 @@ func (s *Service) MisguessForTest(ctx context.Context, db bun.IDB, partnerID uui
 	b.o.byHash[hashPrefix(hash)] = id
 	return nil
 }
+
+// LastSyncReadForTest is how many changed rows the partner's board read
+// the last time it was brought up to date.
+func (s *Service) LastSyncReadForTest(partnerID uuid.UUID) int {
+	s.mu.Lock()
+	b := s.boards[partnerID]
+	s.mu.Unlock()
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.read
+}
