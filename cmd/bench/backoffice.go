@@ -444,7 +444,7 @@ func runRanking(ctx context.Context, b *Bench) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []Row{{Scenario: "ranking", Variant: "GET /integrations/users/{id}/ranking?n=5, 1,000,000 users", Clients: 16, Rate: rate, Unit: "req/s", P50: p50, P99: p99,
+	return []Row{{Scenario: "ranking", Variant: fmt.Sprintf("GET /integrations/users/{id}/ranking?n=5, %d users", millionUsers), Clients: 16, Rate: rate, Unit: "req/s", P50: p50, P99: p99,
 		Note: fmt.Sprintf("an earn shows in the rank after %s; first load %s", fresh.Round(time.Millisecond), leaderboardLoad.Round(time.Millisecond))}}, nil
 }
 

@@ -17,16 +17,16 @@ import (
 	"github.com/perkshq/perks/internal/bulk"
 )
 
-// TestJobsWatchAndList: `perks jobs watch` follows a multidelete of 1,200
-// users (three chunks) from pending to completed, one progress line per
-// change, and exits 0; --json streams one object per change; `jobs list`
-// shows the job in a table and in JSON. The wait between two polls is the
+// TestJobsWatchAndList: `perks jobs watch` follows a multidelete of 2,400
+// users (three chunks of 1,000, bulk.ChunkSize) from pending to completed,
+// one progress line per change, and exits 0; --json streams one object per
+// change; `jobs list` shows the job in a table and in JSON. The wait between two polls is the
 // runner's hook, which processes one chunk: no wall-clock sleep.
 func TestJobsWatchAndList(t *testing.T) {
 	t.Parallel()
 	env := apptest.New(t)
 	ctx := context.Background()
-	ids := make([]string, 1200)
+	ids := make([]string, 2400)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("nobody-%d", i)
 	}
@@ -58,11 +58,11 @@ func TestJobsWatchAndList(t *testing.T) {
 	require.NoError(t, err, out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Equal(t, []string{
-		"[------------------------------]   0%  0/1200 processed, 0 failed  pending",
-		"[############------------------]  41%  500/1200 processed, 500 failed  running",
-		"[########################------]  83%  1000/1200 processed, 1000 failed  running",
-		"[##############################] 100%  1200/1200 processed, 1200 failed  running",
-		"[##############################] 100%  1200/1200 processed, 1200 failed  completed",
+		"[------------------------------]   0%  0/2400 processed, 0 failed  pending",
+		"[############------------------]  41%  1000/2400 processed, 1000 failed  running",
+		"[########################------]  83%  2000/2400 processed, 2000 failed  running",
+		"[##############################] 100%  2400/2400 processed, 2400 failed  running",
+		"[##############################] 100%  2400/2400 processed, 2400 failed  completed",
 	}, lines, "unknown users fail, one line per change")
 
 	j2 := newJob()
@@ -79,7 +79,7 @@ func TestJobsWatchAndList(t *testing.T) {
 
 	out, err = run("", "jobs", "list", "--partner", "acme")
 	require.NoError(t, err, out)
-	require.Contains(t, out, j.ID.String()+"  multidelete  completed  1200/1200 (100%)")
+	require.Contains(t, out, j.ID.String()+"  multidelete  completed  2400/2400 (100%)")
 	out, err = run("", "jobs", "list", "--partner", "acme", "--json")
 	require.NoError(t, err, out)
 	var list []jobView

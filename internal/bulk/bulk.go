@@ -21,10 +21,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
 	"github.com/perkshq/perks/internal/catalog"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
 	"github.com/perkshq/perks/internal/partner"
@@ -37,8 +37,12 @@ const (
 	MaxMultideleteUsers = 100_000
 	// SyncThreshold: larger multistores always run as a job.
 	SyncThreshold = 2_000
-	// ChunkSize items are processed per transaction.
-	ChunkSize = 500
+	// ChunkSize items are processed per transaction. Each chunk pays about
+	// fifteen statements whatever its size (job lock, item load, partner,
+	// users, rules, policy, savepoints, progress, commit), a tenth of a
+	// 500-item chunk's time; 1,000 halves that share while a chunk's locks
+	// on its users' balances stay held for a fraction of a second.
+	ChunkSize = 1000
 )
 
 // Job kinds and states.
@@ -101,6 +105,11 @@ type Item struct {
 
 	// Code is a codes job's voucher code, cleared once processed.
 	Code *string `bun:"code"`
+
+	// The user a multistore item's hash names, joined when its chunk is
+	// loaded (not columns of the table): nil when no user has the hash.
+	JoinedUserID       *uuid.UUID `bun:"joined_user_id,scanonly"`
+	JoinedAnonymisedAt *time.Time `bun:"joined_anonymised_at,scanonly"`
 }
 
 // Inserter inserts River jobs inside a bun transaction.
@@ -155,13 +164,22 @@ func (s *Service) createJobTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUI
 	return j, nil
 }
 
-// storeItems stores a job's items in one statement over column arrays:
-// bun's multi-row VALUES spent more time formatting and parsing 10,000
-// rows than PostgreSQL spent inserting them.
+// storeItemsSQL stores a job's items from column arrays.
+const storeItemsSQL = `INSERT INTO bulk_job_items (partner_id, job_id, position, user_hash, action_code, points, amount, reference,
+		occurred_at, status, error_code, pending_until, held, code)
+	SELECT $1, $2, t.pos, t.hash, t.action, t.points, t.amount, t.ref, t.at, 'pending', t.code, t.until, t.held, t.vcode
+	FROM unnest($3::int[], $4::bytea[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::timestamptz[], $10::text[], $11::timestamptz[], $12::boolean[], $13::text[])
+		AS t(pos, hash, action, points, amount, ref, at, code, until, held, vcode)`
+
+// storeItems stores a job's items in one prepared statement over column
+// arrays sent in binary: bun's multi-row VALUES spent more time formatting
+// and parsing 10,000 rows than PostgreSQL spent inserting them, and its
+// inlined array literals (10,000 hex-encoded hashes) still cost a
+// formatting pass in Go and a parse in PostgreSQL.
 func storeItems(ctx context.Context, tx bun.Tx, partnerID, jobID uuid.UUID, items []Item) error {
 	n := len(items)
 	var (
-		pos     = make([]int, n)
+		pos     = make([]int32, n)
 		hashes  = make([][]byte, n)
 		actions = make([]*string, n)
 		points  = make([]*int64, n)
@@ -176,18 +194,11 @@ func storeItems(ctx context.Context, tx bun.Tx, partnerID, jobID uuid.UUID, item
 	for i := range items {
 		it := &items[i]
 		it.PartnerID, it.JobID, it.Status = partnerID, jobID, "pending"
-		pos[i], hashes[i], actions[i], points[i], amounts[i] = it.Position, it.UserHash, it.ActionCode, it.Points, it.Amount
+		pos[i], hashes[i], actions[i], points[i], amounts[i] = int32(it.Position), it.UserHash, it.ActionCode, it.Points, it.Amount
 		refs[i], at[i], codes[i], until[i], held[i] = it.Reference, it.OccurredAt, it.ErrorCode, it.PendingUntil, it.Held
 		vcodes[i] = it.Code
 	}
-	_, err := tx.NewRaw(`INSERT INTO bulk_job_items (partner_id, job_id, position, user_hash, action_code, points, amount, reference,
-			occurred_at, status, error_code, pending_until, held, code)
-		SELECT ?, ?, t.pos, t.hash, t.action, t.points, t.amount, t.ref, t.at, 'pending', t.code, t.until, t.held, t.vcode
-		FROM unnest(?::int[], ?::bytea[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::boolean[], ?::text[])
-			AS t(pos, hash, action, points, amount, ref, at, code, until, held, vcode)`,
-		partnerID, jobID, pgdialect.Array(pos), pgdialect.Array(hashes), pgdialect.Array(actions), pgdialect.Array(points),
-		pgdialect.Array(amounts), pgdialect.Array(refs), pgdialect.Array(at), pgdialect.Array(codes), pgdialect.Array(until),
-		pgdialect.Array(held), pgdialect.Array(vcodes)).Exec(ctx)
+	_, err := database.Exec(ctx, tx, storeItemsSQL, partnerID, jobID, pos, hashes, actions, points, amounts, refs, at, codes, until, held, vcodes)
 	if err != nil {
 		return fmt.Errorf("store %d job items: %w", n, err)
 	}

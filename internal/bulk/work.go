@@ -9,11 +9,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/apperr"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
+	"github.com/perkshq/perks/internal/user"
 )
 
 // Attempts of a bulk job are short so that a crashed one is rescued soon
@@ -106,8 +107,15 @@ func (s *Service) ProcessChunk(ctx context.Context, db *bun.DB, partnerID, jobID
 			j.State, j.StartedAt = StateRunning, &now
 		}
 		var items []Item
-		err := tx.NewSelect().Model(&items).Where("partner_id = ? AND job_id = ? AND status = 'pending'", partnerID, jobID).
-			OrderExpr("position").Limit(ChunkSize).Scan(ctx)
+		q := tx.NewSelect().Model(&items).Where("item.partner_id = ? AND item.job_id = ? AND item.status = 'pending'", partnerID, jobID).
+			OrderExpr("item.position").Limit(ChunkSize)
+		if j.Kind == KindMultistore {
+			// The items' users in the same statement, not one more
+			// (earning.ManyItem.Resolved).
+			q = q.ColumnExpr("item.*").ColumnExpr("u.id AS joined_user_id, u.anonymised_at AS joined_anonymised_at").
+				Join("LEFT JOIN users AS u ON u.partner_id = item.partner_id AND u.external_id_hash = item.user_hash")
+		}
+		err := q.Scan(ctx)
 		if err != nil {
 			return fmt.Errorf("load job items: %w", err)
 		}
@@ -170,6 +178,10 @@ func (s *Service) processEarns(ctx context.Context, tx bun.Tx, partnerID uuid.UU
 		if it.ErrorCode != nil {
 			m.Err = apperr.New(apperr.Code(*it.ErrorCode), "invalid item")
 		}
+		m.Resolved = true
+		if it.JoinedUserID != nil {
+			m.User = &user.User{PartnerID: partnerID, ID: *it.JoinedUserID, ExternalIDHash: it.UserHash, AnonymisedAt: it.JoinedAnonymisedAt}
+		}
 		many[i] = m
 	}
 	res, err := s.Earning.EarnManyTx(ctx, tx, p, many)
@@ -227,20 +239,22 @@ func (s *Service) processDeletes(ctx context.Context, tx bun.Tx, partnerID uuid.
 	return s.Users.EraseTx(ctx, tx, partnerID, erase)
 }
 
-// saveItems records results and forgets the user hashes.
+// saveItemsSQL records a chunk's results from column arrays.
+const saveItemsSQL = `UPDATE bulk_job_items i SET status = t.status, entry_id = t.entry, error_code = t.code, user_hash = NULL, code = NULL
+	FROM unnest($1::int[], $2::text[], $3::bigint[], $4::text[]) AS t(pos, status, entry, code)
+	WHERE i.partner_id = $5 AND i.job_id = $6 AND i.position = t.pos`
+
+// saveItems records results and forgets the user hashes, in one prepared
+// statement with its arrays sent in binary.
 func (s *Service) saveItems(ctx context.Context, tx bun.Tx, items []Item) error {
-	pos := make([]int, len(items))
+	pos := make([]int32, len(items))
 	status := make([]string, len(items))
 	entry := make([]*int64, len(items))
 	code := make([]*string, len(items))
 	for i, it := range items {
-		pos[i], status[i], entry[i], code[i] = it.Position, it.Status, it.EntryID, it.ErrorCode
+		pos[i], status[i], entry[i], code[i] = int32(it.Position), it.Status, it.EntryID, it.ErrorCode
 	}
-	_, err := tx.NewRaw(`UPDATE bulk_job_items i SET status = t.status, entry_id = t.entry, error_code = t.code, user_hash = NULL, code = NULL
-		FROM unnest(?::int[], ?::text[], ?::bigint[], ?::text[]) AS t(pos, status, entry, code)
-		WHERE i.partner_id = ? AND i.job_id = ? AND i.position = t.pos`,
-		pgdialect.Array(pos), pgdialect.Array(status), pgdialect.Array(entry), pgdialect.Array(code),
-		items[0].PartnerID, items[0].JobID).Exec(ctx)
+	_, err := database.Exec(ctx, tx, saveItemsSQL, pos, status, entry, code, items[0].PartnerID, items[0].JobID)
 	if err != nil {
 		return fmt.Errorf("save %d item results: %w", len(items), err)
 	}

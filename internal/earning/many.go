@@ -18,6 +18,7 @@ import (
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/program"
+	"github.com/perkshq/perks/internal/user"
 )
 
 // ManyItem is one earn of a batch: the same request as one earn, checked
@@ -33,6 +34,13 @@ type ManyItem struct {
 	// Err is an error found before the batch (the item's own bad input): the
 	// item fails with it and nothing else is checked.
 	Err error
+	// Resolved says the caller already read the item's user by UserHash
+	// (a bulk job joins them to its items when it loads a chunk, saving a
+	// statement): User is that user (its id and anonymised_at suffice), or
+	// nil when no user has the hash (USER_NOT_FOUND). Refused like any
+	// other item when anonymised.
+	Resolved bool
+	User     *user.User
 }
 
 // ManyResult is the outcome of one item, in input order.
@@ -66,12 +74,17 @@ type counterKey struct {
 // balance, so batches and single earns cannot deadlock each other), decide
 // (in memory, against the locked rows) and write.
 //
-// References are checked before anything is locked, so a concurrent batch
-// (or earn) may insert one of them between the check and the insert: the
-// insert then fails on the reference's unique index, after the other
-// transaction committed. The batch is undone to a savepoint and decided
-// again, now seeing the other's entries: those items become duplicates (or
-// conflicts, for another user) and the rest of the batch still earns.
+// References are not read before the first attempt: almost every batch
+// brings new ones, and the entries' insert probes the reference's unique
+// index anyway. An accepted item whose reference the ledger already holds
+// (a resent batch, or a concurrent batch or earn that inserted it first)
+// fails that insert; an item refused in decide (a cap, say) whose
+// reference the ledger holds would have been a duplicate instead, so those
+// few references are read after decide. Either way the attempt is undone to
+// a savepoint and the batch decided again, now reading every reference
+// first (loadReferences): those items become duplicates (or conflicts, for
+// another user) and the rest of the batch still earns. A resent batch
+// therefore costs one wasted attempt; a new one saves the lookup.
 func (s *Service) EarnManyTx(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem) ([]ManyResult, error) {
 	items = slices.Clone(items)
 	if err := s.resolveUsers(ctx, tx, p.ID, items); err != nil {
@@ -81,16 +94,17 @@ func (s *Service) EarnManyTx(ctx context.Context, tx bun.Tx, p *partner.Partner,
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT earn_many"); err != nil {
 			return nil, fmt.Errorf("savepoint: %w", err)
 		}
-		res, err := s.earnMany(ctx, tx, p, items)
+		res, err := s.earnMany(ctx, tx, p, items, attempt > 1)
 		if err == nil {
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT earn_many"); err != nil {
 				return nil, fmt.Errorf("release savepoint: %w", err)
 			}
 			return res, nil
 		}
-		// Each retry sees at least one more committed reference, so the
-		// loop ends; the bound only guards against a bug.
-		if !isReferenceTaken(err) || attempt == maxReferenceRetries {
+		// The second attempt reads every reference, and each later one
+		// sees at least one more committed reference, so the loop ends;
+		// the bound only guards against a bug.
+		if !(isReferenceTaken(err) || errors.Is(err, errPriorReference)) || attempt == maxReferenceRetries {
 			return nil, err
 		}
 		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT earn_many"); rerr != nil {
@@ -102,6 +116,11 @@ func (s *Service) EarnManyTx(ctx context.Context, tx bun.Tx, p *partner.Partner,
 // maxReferenceRetries bounds how often a batch is decided again after
 // losing a reference race.
 const maxReferenceRetries = 10
+
+// errPriorReference ends an attempt that did not read the references
+// when an item it refused holds a reference the ledger already has (that
+// item is a duplicate, which can change how the items after it decide).
+var errPriorReference = errors.New("a refused item's reference is in the ledger")
 
 func isReferenceTaken(err error) bool {
 	var e interface {
@@ -162,8 +181,9 @@ func (b *batch) fail(i int, err error) {
 	b.res[i] = ManyResult{Err: e}
 }
 
-// earnMany is one attempt at the batch, phase by phase.
-func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem) ([]ManyResult, error) {
+// earnMany is one attempt at the batch, phase by phase; without
+// checkRefs it does not read the references first (see EarnManyTx).
+func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, items []ManyItem, checkRefs bool) ([]ManyResult, error) {
 	now := s.Now().UTC()
 	b := &batch{p: p, items: items, now: now, today: s.day(p, now),
 		res: make([]ManyResult, len(items)), points: make([]int64, len(items)), bases: make([]Base, len(items)), loc: p.Location(),
@@ -179,6 +199,9 @@ func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, i
 		return nil, err
 	}
 	refs := b.precheck()
+	if !checkRefs {
+		refs = nil
+	}
 	if err := b.loadReferences(ctx, tx, refs); err != nil {
 		return nil, err
 	}
@@ -188,7 +211,20 @@ func (s *Service) earnMany(ctx context.Context, tx bun.Tx, p *partner.Partner, i
 	if err := b.lockBalances(ctx, tx); err != nil {
 		return nil, err
 	}
+	// The items with a reference still open after precheck: if decide
+	// refuses one of them, its reference is checked below.
+	var open []int
+	if !checkRefs {
+		for i, it := range b.items {
+			if it.Reference != nil && b.res[i].Err == nil {
+				open = append(open, i)
+			}
+		}
+	}
 	if err := s.decide(ctx, tx, b); err != nil {
+		return nil, err
+	}
+	if err := b.checkRefused(ctx, tx, open); err != nil {
 		return nil, err
 	}
 	if len(b.accepted) == 0 {
@@ -211,6 +247,17 @@ func (s *Service) resolveUsers(ctx context.Context, tx bun.Tx, partnerID uuid.UU
 	for i := range items {
 		it := &items[i]
 		if it.Err != nil || it.UserID != uuid.Nil {
+			continue
+		}
+		if it.Resolved {
+			switch u := it.User; {
+			case u == nil:
+				it.Err = apperr.New(apperr.CodeUserNotFound, "user not found")
+			case earnable(u) != nil:
+				it.Err = earnable(u)
+			default:
+				it.UserID = u.ID
+			}
 			continue
 		}
 		hashes[i] = it.UserHash
@@ -305,6 +352,29 @@ func (b *batch) loadReferences(ctx context.Context, tx bun.Tx, refs []string) er
 	}
 	for _, pr := range ps {
 		b.prior[pr.Reference] = pr
+	}
+	return nil
+}
+
+// checkRefused reads the references of the items of open that decide
+// refused, and answers errPriorReference when the ledger holds one of them.
+// The accepted items' references need no read: their insert fails on the
+// unique index if the ledger holds them.
+func (b *batch) checkRefused(ctx context.Context, tx bun.Tx, open []int) error {
+	var refs []string
+	for _, i := range open {
+		if b.res[i].Err != nil {
+			refs = append(refs, *b.items[i].Reference)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	if err := b.loadReferences(ctx, tx, refs); err != nil {
+		return err
+	}
+	if len(b.prior) > 0 {
+		return errPriorReference
 	}
 	return nil
 }
@@ -594,16 +664,13 @@ func (s *Service) write(ctx context.Context, tx bun.Tx, b *batch) error {
 }
 
 // writeEntries inserts the accepted items' ledger entries in one statement
-// and returns their points.earned events. A reference taken meanwhile by
-// another transaction fails it (see EarnManyTx).
+// and returns their points.earned events. The statement allocates the
+// entries' ids and returns them in input order (no round trip of its own
+// to reserve them first). A reference taken meanwhile by another
+// transaction fails it (see EarnManyTx).
 func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, error) {
-	var ids []int64
-	if err := tx.NewRaw("SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) FROM generate_series(1, ?)", len(b.accepted)).Scan(ctx, &ids); err != nil {
-		return nil, fmt.Errorf("allocate entry ids: %w", err)
-	}
 	n := len(b.accepted)
 	var (
-		eIDs     = make([]int64, n)
 		eUsers   = make([]uuid.UUID, n)
 		ePoints  = make([]int64, n)
 		eAfter   = make([]int64, n)
@@ -619,7 +686,7 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 	)
 	for k, i := range b.accepted {
 		it := b.items[i]
-		eIDs[k], eUsers[k], ePoints[k], eAfter[k] = ids[k], it.UserID, b.points[i], *b.res[i].Balance
+		eUsers[k], ePoints[k], eAfter[k] = it.UserID, b.points[i], *b.res[i].Balance
 		eReasons[k], eCodes[k] = b.rules[it.Code].Name, it.Code
 		if it.Reference != nil {
 			ref := *it.Reference
@@ -631,8 +698,7 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 		}
 		avail := b.now
 		eKinds[k], eAvail[k], eExpires[k] = string(ledger.KindEarn), &avail, b.expiresAt[i]
-		pending := b.pending(i)
-		if pending {
+		if b.pending(i) {
 			// A held item's lot has no available_at (NULL), like
 			// ledger.ApplyTx's.
 			eKinds[k], eAvail[k] = string(ledger.KindPending), ledger.PendingUntil(b.held[i], b.availableAt[i])
@@ -642,42 +708,54 @@ func (b *batch) writeEntries(ctx context.Context, tx bun.Tx) ([]*event.Event, er
 			return nil, err
 		}
 		eBreak[k] = string(raw)
-		id := ids[k]
-		b.res[i].EntryID = &id
-		uid := it.UserID
-		typ, payload := event.PointsEarned, map[string]any{"userId": uid, "entryId": id, "points": b.points[i], "balance": *b.res[i].Balance, "action": it.Code}
-		if pending {
-			// The same points.pending as ledger.ApplyTx's.
-			typ, payload["reference"], payload["availableAt"] = event.PointsPending, eRefs[k], eAvail[k]
-		}
-		data, _ := json.Marshal(payload)
-		events = append(events, &event.Event{PartnerID: b.p.ID, ID: uuid.New(), Type: typ, UserID: &uid, Data: data, CreatedAt: b.now})
 	}
 	// Each entry gets its lot, dated by the policy (decide), in the same
-	// statement; the balances are locked (lockBalances).
-	_, err := tx.NewRaw(`WITH t AS (
-		SELECT * FROM unnest(?::bigint[], ?::uuid[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::jsonb[])
-		AS t(id, u, pts, after, reason, code, ref, at, kind, avail, exp, bd)
+	// statement; the balances are locked (lockBalances). t is computed once
+	// (a CTE read twice, with a volatile nextval), so each item keeps the id
+	// it was given.
+	var ids []int64
+	err := tx.NewRaw(`WITH t AS (
+		SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) AS id, t.*
+		FROM unnest(?::uuid[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::jsonb[])
+		WITH ORDINALITY AS t(u, pts, after, reason, code, ref, at, kind, avail, exp, bd, ord)
 	), e AS (
 		INSERT INTO ledger_entries (partner_id, id, user_id, kind, points, balance_after, reason, action_code, reference, occurred_at, created_at, breakdown)
 		OVERRIDING SYSTEM VALUE
 		SELECT ?, id, u, kind, pts, after, reason, code, ref, at, ?, bd
 		FROM t
 		RETURNING partner_id, id, created_at
+	), l AS (
+		INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, debt_paid, pending, available_at, expires_at, created_at)
+		SELECT e.partner_id, t.u, e.id, t.pts, r.remaining, t.pts - r.remaining, r.pending, t.avail, t.exp, e.created_at
+		FROM e JOIN t ON t.id = e.id,
+		-- A held lot has no available_at (pending until confirmed). A debt
+		-- (negative balance after a reversal) is paid first, as in ledger's
+		-- creditSQL; a pending lot pays on activation.
+		LATERAL (SELECT coalesce(t.avail > e.created_at, true) AS pending) p,
+		LATERAL (SELECT p.pending, CASE WHEN p.pending THEN t.pts ELSE least(t.pts, greatest(t.after, 0)) END AS remaining) r
 	)
-	INSERT INTO point_lots (partner_id, user_id, source_entry_id, points, remaining, debt_paid, pending, available_at, expires_at, created_at)
-	SELECT e.partner_id, t.u, e.id, t.pts, r.remaining, t.pts - r.remaining, r.pending, t.avail, t.exp, e.created_at
-	FROM e JOIN t ON t.id = e.id,
-	-- A held lot has no available_at (pending until confirmed). A debt
-	-- (negative balance after a reversal) is paid first, as in ledger's
-	-- creditSQL; a pending lot pays on activation.
-	LATERAL (SELECT coalesce(t.avail > e.created_at, true) AS pending) p,
-	LATERAL (SELECT p.pending, CASE WHEN p.pending THEN t.pts ELSE least(t.pts, greatest(t.after, 0)) END AS remaining) r`,
-		pgdialect.Array(eIDs), pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
+	SELECT id FROM t ORDER BY ord`,
+		pgdialect.Array(eUsers), pgdialect.Array(ePoints), pgdialect.Array(eAfter),
 		pgdialect.Array(eReasons), pgdialect.Array(eCodes), pgdialect.Array(eRefs), pgdialect.Array(eAt),
-		pgdialect.Array(eKinds), pgdialect.Array(eAvail), pgdialect.Array(eExpires), pgdialect.Array(eBreak), b.p.ID, b.now).Exec(ctx)
+		pgdialect.Array(eKinds), pgdialect.Array(eAvail), pgdialect.Array(eExpires), pgdialect.Array(eBreak), b.p.ID, b.now).Scan(ctx, &ids)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d entries: %w", n, err)
+	}
+	if len(ids) != n {
+		return nil, fmt.Errorf("insert %d entries: %d ids returned", n, len(ids))
+	}
+	for k, i := range b.accepted {
+		it := b.items[i]
+		id := ids[k]
+		b.res[i].EntryID = &id
+		uid := it.UserID
+		typ, payload := event.PointsEarned, map[string]any{"userId": uid, "entryId": id, "points": b.points[i], "balance": *b.res[i].Balance, "action": it.Code}
+		if b.pending(i) {
+			// The same points.pending as ledger.ApplyTx's.
+			typ, payload["reference"], payload["availableAt"] = event.PointsPending, eRefs[k], eAvail[k]
+		}
+		data, _ := json.Marshal(payload)
+		events = append(events, &event.Event{PartnerID: b.p.ID, ID: uuid.New(), Type: typ, UserID: &uid, Data: data, CreatedAt: b.now})
 	}
 	return events, nil
 }

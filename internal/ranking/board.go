@@ -2,6 +2,7 @@ package ranking
 
 import (
 	"bytes"
+	"encoding/binary"
 	"slices"
 
 	"github.com/google/uuid"
@@ -13,6 +14,17 @@ type key struct {
 	score int64
 	since int64 // the user's created_at, unix nanoseconds
 	id    uuid.UUID
+	// hash is the first 8 bytes of the user's external-id lookup hash (0
+	// when unknown): not part of the order, it names the user in byHash.
+	hash uint64
+}
+
+// hashPrefix is the part of a lookup hash the board keeps (0 for none).
+func hashPrefix(h []byte) uint64 {
+	if len(h) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(h)
 }
 
 func (a key) compare(b key) int {
@@ -42,17 +54,26 @@ const blockSize = 512
 type order struct {
 	blocks [][]key
 	users  map[uuid.UUID]key
+	// byHash finds a ranked user by the prefix of their lookup hash, so
+	// that a request naming the user by external id can guess their place
+	// before reading anything (Service.AroundHash). Only a guess: two users
+	// may share a prefix, and a user's hash may change without the board
+	// seeing it (anonymisation); the database's answer decides.
+	byHash map[uint64]uuid.UUID
 }
 
-func newOrder() *order { return &order{users: map[uuid.UUID]key{}} }
+func newOrder() *order { return &order{users: map[uuid.UUID]key{}, byHash: map[uint64]uuid.UUID{}} }
 
 // buildOrder makes the list of keys (one per user) in one sort: inserting
 // a million keys one by one would walk the blocks a million times.
 func buildOrder(keys []key) *order {
-	o := &order{users: make(map[uuid.UUID]key, len(keys))}
+	o := &order{users: make(map[uuid.UUID]key, len(keys)), byHash: make(map[uint64]uuid.UUID, len(keys))}
 	slices.SortFunc(keys, key.compare)
 	for _, k := range keys {
 		o.users[k.id] = k
+		if k.hash != 0 {
+			o.byHash[k.hash] = k.id
+		}
 	}
 	for len(keys) > 0 {
 		n := min(blockSize, len(keys))
@@ -75,20 +96,23 @@ func (o *order) block(k key) int {
 	return len(o.blocks) - 1
 }
 
-// set puts user id at score (removing them when score is not positive).
-func (o *order) set(id uuid.UUID, score, since int64) {
+// set puts user id (whose lookup hash starts with hash) at score
+// (removing them when score is not positive).
+func (o *order) set(id uuid.UUID, score, since int64, hash uint64) {
 	if old, ok := o.users[id]; ok {
-		if old.score == score && old.since == since {
+		if old.score == score && old.since == since && old.hash == hash {
 			return
 		}
-		o.remove(old)
-		delete(o.users, id)
+		o.forget(old)
 	}
 	if score <= 0 {
 		return
 	}
-	k := key{score: score, since: since, id: id}
+	k := key{score: score, since: since, id: id, hash: hash}
 	o.users[id] = k
+	if hash != 0 {
+		o.byHash[hash] = id
+	}
 	if len(o.blocks) == 0 {
 		o.blocks = append(o.blocks, []key{k})
 		return
@@ -108,8 +132,16 @@ func (o *order) set(id uuid.UUID, score, since int64) {
 // drop removes user id.
 func (o *order) drop(id uuid.UUID) {
 	if old, ok := o.users[id]; ok {
-		o.remove(old)
-		delete(o.users, id)
+		o.forget(old)
+	}
+}
+
+// forget removes the ranked user k from the blocks and both maps.
+func (o *order) forget(k key) {
+	o.remove(k)
+	delete(o.users, k.id)
+	if o.byHash[k.hash] == k.id {
+		delete(o.byHash, k.hash)
 	}
 }
 

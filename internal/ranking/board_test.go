@@ -11,7 +11,8 @@ import (
 
 // TestOrderMatchesSort: random score changes, drops and re-adds over 5,000
 // users (blocks split and empty) leave the order-statistics list equal to
-// a plain sort, with every position and competition rank right.
+// a plain sort, with every position and competition rank right, and the
+// by-hash index naming exactly the ranked users.
 func TestOrderMatchesSort(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -28,6 +29,10 @@ func TestOrderMatchesSort(t *testing.T) {
 		}
 		slices.SortFunc(want, key.compare)
 		require.Equal(t, len(want), o.len())
+		require.Len(t, o.byHash, len(want))
+		for _, k := range want {
+			require.Equal(t, k.id, o.byHash[k.hash])
+		}
 		require.Equal(t, want, o.slice(0, len(want)))
 		for _, i := range []int{0, len(want) / 3, len(want) - 1} {
 			if i < 0 || i >= len(want) {
@@ -55,9 +60,9 @@ func TestOrderMatchesSort(t *testing.T) {
 			default:
 				score := int64(rng.IntN(200)) - 10 // ties, and some non-positive scores
 				since := int64(rng.IntN(50))
-				o.set(id, score, since)
+				o.set(id, score, since, hashOf(id))
 				if score > 0 {
-					model[id] = key{score: score, since: since, id: id}
+					model[id] = key{score: score, since: since, id: id, hash: hashOf(id)}
 				} else {
 					delete(model, id)
 				}
@@ -77,8 +82,11 @@ func TestOrderMatchesSort(t *testing.T) {
 	require.Equal(t, o.slice(0, o.len()), built.slice(0, built.len()))
 	for _, id := range ids[:500] {
 		score := int64(rng.IntN(200)) + 1
-		o.set(id, score, 7)
-		built.set(id, score, 7)
+		o.set(id, score, 7, hashOf(id))
+		built.set(id, score, 7, hashOf(id))
 	}
 	require.Equal(t, o.slice(0, o.len()), built.slice(0, built.len()))
 }
+
+// hashOf stands for a user's lookup hash prefix in tests.
+func hashOf(id uuid.UUID) uint64 { return hashPrefix(id[:]) | 1 }

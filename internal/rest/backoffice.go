@@ -420,11 +420,17 @@ func (a *API) userRanking(w http.ResponseWriter, r *http.Request, p *auth.Partne
 			return apperr.Field(apperr.CodeInvalidField, "n", "n must be a whole number")
 		}
 	}
-	u, err := a.Users.Get(r.Context(), a.DB.Bun, p.Partner.ID, ext)
-	if err != nil {
-		return err
+	// The user and the names of their neighbours in one statement, on the
+	// database the leaderboard reads. A standby may not have a new user
+	// yet: USER_NOT_FOUND there is checked on the primary.
+	userID, around, err := a.Ranking.AroundHash(r.Context(), a.readDB().Bun, p.Partner.ID, a.Users.ExternalIDHash(p.Partner.ID, ext), n)
+	if apperr.CodeOf(err) == apperr.CodeUserNotFound && a.ReadDB != nil {
+		var u *user.User
+		if u, err = a.Users.Get(r.Context(), a.DB.Bun, p.Partner.ID, ext); err == nil {
+			userID = u.ID
+			around, err = a.Ranking.Around(r.Context(), a.readDB().Bun, p.Partner.ID, u.ID, n)
+		}
 	}
-	around, err := a.Ranking.Around(r.Context(), a.readDB().Bun, p.Partner.ID, u.ID, n)
 	if err != nil {
 		return err
 	}
@@ -435,7 +441,7 @@ func (a *API) userRanking(w http.ResponseWriter, r *http.Request, p *auth.Partne
 		}
 		return out
 	}
-	resp := map[string]any{"userId": u.ID, "rank": nil, "lifetimePoints": nil, "above": view(around.Above), "below": view(around.Below), "refreshedAt": around.RefreshedAt}
+	resp := map[string]any{"userId": userID, "rank": nil, "lifetimePoints": nil, "above": view(around.Above), "below": view(around.Below), "refreshedAt": around.RefreshedAt}
 	if around.Me != nil {
 		resp["rank"], resp["lifetimePoints"] = around.Me.Rank, around.Me.Score
 	}
