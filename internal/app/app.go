@@ -377,6 +377,7 @@ func (a *App) WorkOnly(ctx context.Context) error {
 	if err := a.Jobs.Start(ctx); err != nil {
 		return fmt.Errorf("start river: %w", err)
 	}
+	defer a.StopBackground()
 	a.Log.Info("working jobs only")
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)

@@ -154,6 +154,7 @@ func TestKilledBulkJobResumesWithinTheBound(t *testing.T) {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = replica.Jobs.Stop(sctx)
+		replica.StopBackground()
 		if t.Failed() {
 			t.Logf("killed replica's output:\n%s\nnew replica's log:\n%s", out.String(), logs.String())
 		}
