@@ -218,6 +218,11 @@ func (r *mutationResolver) ClaimGift(ctx context.Context, giftID string, idempot
 		VoucherID uuid.UUID `json:"voucherId"`
 		Balance   int64     `json:"balance"`
 	}
+	release, err := r.VoucherSvc.Gate.Enter(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	var claimed *voucher.Voucher
 	var gift *catalog.Gift
 	res, err := idempotentTx(ctx, r.Resolver, c, "claimGift", idempotencyKey, id[:], func(ctx context.Context, tx bun.Tx) (*result, error) {

@@ -100,6 +100,9 @@ type Service struct {
 	// Keys MACs one-time redemption codes.
 	Keys *keyring.Keyring
 	Now  func() time.Time
+	// Gate, when set, bounds the concurrent claims of one gift in this
+	// process (see GiftGate).
+	Gate *GiftGate
 }
 
 // Claimed is the outcome of a claim.
