@@ -496,6 +496,43 @@ func (a *PartnerAuthenticator) rememberRequest(ctx context.Context, db bun.IDB, 
 	if err != nil {
 		return fmt.Errorf("replay cache: %w", err)
 	}
+	return a.judgeRemembered(ctx, db, r, inserted)
+}
+
+// RememberSQL is Remember's insert as SQL to run inside another statement
+// (the idempotency layer sends it with the write's stored answer: one round
+// trip for both), its placeholders numbered from first; it returns the hex
+// digests it inserted as column v. Judge what it returned with
+// JudgeRemembered in the same transaction. It returns "" when r needs no
+// record.
+func (a *PartnerAuthenticator) RememberSQL(r *Replay, first int) (string, []any) {
+	if r == nil || len(r.entries) == 0 {
+		return "", nil
+	}
+	digests, hashes := make([][]byte, len(r.entries)), make([][]byte, len(r.entries))
+	for i, e := range r.entries {
+		digests[i], hashes[i] = e.digest, e.request
+	}
+	p := func(i int) string { return "$" + strconv.Itoa(first+i) }
+	return `INSERT INTO replay_cache (partner_id, digest, request_hash, expires_at)
+	SELECT ` + p(0) + `::uuid, d, h, ` + p(3) + `::timestamptz FROM unnest(` + p(1) + `::bytea[], ` + p(2) + `::bytea[]) AS x (d, h)
+	ON CONFLICT DO NOTHING RETURNING encode(digest, 'hex') AS v`,
+		[]any{r.partnerID, digests, hashes, r.signedAt.Add(a.Skew + time.Minute).UTC()}
+}
+
+// JudgeRemembered is Remember's verdict on what RememberSQL inserted.
+func (a *PartnerAuthenticator) JudgeRemembered(ctx context.Context, db bun.IDB, r *Replay, inserted []string) error {
+	if r == nil || len(r.entries) == 0 {
+		return nil
+	}
+	return a.judgeRemembered(ctx, db, r, inserted)
+}
+
+// judgeRemembered decides from the entries of r that were inserted: all of
+// them is a new request; otherwise the earlier rows say whether it is a
+// repeat (fine for a read, SIGNATURE_REPLAYED for a write) or a proof reused
+// for another request (SIGNATURE_REUSED).
+func (a *PartnerAuthenticator) judgeRemembered(ctx context.Context, db bun.IDB, r *Replay, inserted []string) error {
 	if len(inserted) == len(r.entries) {
 		return nil
 	}

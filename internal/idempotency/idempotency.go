@@ -149,26 +149,39 @@ func (c *Claim) Defer(key string) { c.deferred = append(c.deferred, key) }
 // key turns out to be used already, Complete returns its stored response
 // (the caller must roll back and replay it) or IDEMPOTENCY_KEY_REUSED.
 func (c *Claim) Complete(ctx context.Context, status int, body []byte, userID *uuid.UUID) (*Stored, error) {
+	stored, _, err := c.complete(ctx, status, body, userID, nil)
+	return stored, err
+}
+
+// complete is Complete, sending comp's insert (if any) in the same
+// statement as the deferred keys' claim, and returning what it returned.
+func (c *Claim) complete(ctx context.Context, status int, body []byte, userID *uuid.UUID, comp *Companion) (*Stored, []string, error) {
 	if len(c.keys) > 0 {
 		_, err := database.Exec(ctx, c.tx, storeResponseSQL, status, body, userID, c.partnerID, c.keys)
 		if err != nil {
-			return nil, fmt.Errorf("store idempotent response: %w", err)
+			return nil, nil, fmt.Errorf("store idempotent response: %w", err)
 		}
 	}
-	if len(c.deferred) == 0 {
-		return nil, nil
+	var companion string
+	var compArgs []any
+	if comp != nil {
+		companion, compArgs = comp.SQL(9)
 	}
-	inserted, err := c.insertDeferred(ctx, status, body, userID)
+	if len(c.deferred) == 0 && companion == "" {
+		return nil, nil, nil
+	}
+	inserted, returned, err := c.insertDeferred(ctx, status, body, userID, companion, compArgs)
 	if err != nil {
 		if state(err) == "55P03" {
-			return nil, &apperr.Error{Code: apperr.CodeIdempotencyInProgress, Message: "a request with this key is still in progress", RetryAfterSeconds: 1}
+			return nil, nil, &apperr.Error{Code: apperr.CodeIdempotencyInProgress, Message: "a request with this key is still in progress", RetryAfterSeconds: 1}
 		}
-		return nil, fmt.Errorf("store idempotent response: %w", err)
+		return nil, nil, fmt.Errorf("store idempotent response: %w", err)
 	}
 	if len(inserted) == len(c.deferred) {
-		return nil, nil
+		return nil, returned, nil
 	}
-	return c.prior(ctx, c.tx)
+	stored, err := c.prior(ctx, c.tx)
+	return stored, nil, err
 }
 
 // claimKeySQL and storeResponseSQL claim a key up front and store the
@@ -182,28 +195,41 @@ const (
 )
 
 // insertDeferredSQL claims the deferred keys with the response: every
-// partner write runs it, so it is prepared (database.Query).
-const insertDeferredSQL = `INSERT INTO idempotency_keys (partner_id, key, request_hash, response_status, response_body, user_id, created_at, expires_at)
+// partner write runs it, prepared (database.Query), as one CTE so that a
+// companion insert (Companion) can ride in the same statement.
+const insertDeferredSQL = `k AS (INSERT INTO idempotency_keys (partner_id, key, request_hash, response_status, response_body, user_id, created_at, expires_at)
 	SELECT $1, k, $2, $3, $4, $5, $6, $7 FROM unnest($8::text[]) AS k
-	ON CONFLICT (partner_id, key) DO NOTHING RETURNING key`
+	ON CONFLICT (partner_id, key) DO NOTHING RETURNING key)`
 
-// insertDeferred runs insertDeferredSQL and returns the keys it inserted.
-func (c *Claim) insertDeferred(ctx context.Context, status int, body []byte, userID *uuid.UUID) ([]string, error) {
-	rows, err := database.Query(ctx, c.tx, insertDeferredSQL,
-		c.partnerID, c.hash, status, body, userID, c.now, c.now.Add(Retention), c.deferred)
+// insertDeferred claims the deferred keys (none is fine) and runs the
+// companion insert, in one statement; it returns the keys inserted and what
+// the companion returned.
+func (c *Claim) insertDeferred(ctx context.Context, status int, body []byte, userID *uuid.UUID, companion string, compArgs []any) (inserted, returned []string, err error) {
+	q := "WITH " + insertDeferredSQL
+	if companion != "" {
+		q += ", c AS (" + companion + ") SELECT true, key FROM k UNION ALL SELECT false, v FROM c"
+	} else {
+		q += " SELECT true, key FROM k"
+	}
+	args := append([]any{c.partnerID, c.hash, status, body, userID, c.now, c.now.Add(Retention), c.deferred}, compArgs...)
+	rows, err := database.Query(ctx, c.tx, q, args...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	var inserted []string
 	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
+		var key bool
+		var v string
+		if err := rows.Scan(&key, &v); err != nil {
+			return nil, nil, err
 		}
-		inserted = append(inserted, k)
+		if key {
+			inserted = append(inserted, v)
+		} else {
+			returned = append(returned, v)
+		}
 	}
-	return inserted, rows.Err()
+	return inserted, returned, rows.Err()
 }
 
 // Prior looks up, in db (the pool: the write's transaction may be aborted),
@@ -292,11 +318,22 @@ type Request struct {
 	// on every write; a concurrent duplicate does the work, conflicts on the
 	// key, rolls back and replays (partner writes).
 	Deferred []string
-	// BeforeCommit, when set, runs in the transaction after the response is
-	// stored and only when no earlier answer was found. Partner writes
-	// remember their signature there, so a retry with a key gets the stored
-	// answer before the replay cache could refuse it.
-	BeforeCommit func(ctx context.Context, tx bun.Tx) error
+	// Companion, when set, is an insert sent with the stored response and
+	// judged only when no earlier answer was found. Partner writes remember
+	// their signature with it, so a retry with a key gets the stored answer
+	// before the replay cache could refuse it, and the write pays one round
+	// trip for both.
+	Companion *Companion
+}
+
+// Companion is an insert that must commit with a write's stored answer.
+type Companion struct {
+	// SQL is an INSERT ... RETURNING one text column named v, its
+	// placeholders numbered from first; "" for nothing to insert.
+	SQL func(first int) (string, []any)
+	// Judge decides from what the insert returned, in the write's
+	// transaction; an error rolls the write back.
+	Judge func(ctx context.Context, tx bun.Tx, returned []string) error
 }
 
 // Response is the outcome of the work.
@@ -387,7 +424,7 @@ func Run(ctx context.Context, db TxRunner, req Request, work func(ctx context.Co
 		if out.Store != nil {
 			store = out.Store
 		}
-		stored, err := claim.Complete(ctx, out.Status, store, out.UserID)
+		stored, returned, err := claim.complete(ctx, out.Status, store, out.UserID, req.Companion)
 		if err != nil {
 			return err
 		}
@@ -395,8 +432,8 @@ func Run(ctx context.Context, db TxRunner, req Request, work func(ctx context.Co
 			res = Result{Status: stored.Status, Body: stored.Body, Replayed: true}
 			return errReplay
 		}
-		if req.BeforeCommit != nil {
-			if err := req.BeforeCommit(ctx, tx); err != nil {
+		if req.Companion != nil {
+			if err := req.Companion.Judge(ctx, tx, returned); err != nil {
 				return err
 			}
 		}

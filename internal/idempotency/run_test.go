@@ -3,6 +3,7 @@ package idempotency_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -226,17 +227,42 @@ func TestRun(t *testing.T) {
 		require.NotContains(t, string(stored), "whsec_x")
 	})
 
-	t.Run("BeforeCommit failure rolls back and stores nothing", func(t *testing.T) {
+	t.Run("a companion's refusal rolls back and stores nothing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		refused := errors.New("replayed")
 		req := b.req("A", nil, []string{"k"})
-		req.BeforeCommit = func(ctx context.Context, tx bun.Tx) error { return refused }
+		var got []string
+		req.Companion = &idempotency.Companion{
+			SQL: func(first int) (string, []any) {
+				return fmt.Sprintf("SELECT $%d::text AS v UNION ALL SELECT $%d::text", first, first+1), []any{"one", "two"}
+			},
+			Judge: func(ctx context.Context, tx bun.Tx, returned []string) error { got = returned; return refused },
+		}
 		_, err := idempotency.Run(ctx, b.db.Bun, req, b.work("x"))
 		require.ErrorIs(t, err, refused)
+		require.ElementsMatch(t, []string{"one", "two"}, got, "the companion ran with the keys' claim")
 		require.Zero(t, b.effects(t))
 		var n int
 		require.NoError(t, b.db.Bun.NewRaw("SELECT count(*) FROM idempotency_keys WHERE partner_id = ?", b.partnerID).Scan(ctx, &n))
 		require.Zero(t, n)
+	})
+
+	t.Run("a companion is not judged when an earlier answer is replayed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		judged := 0
+		comp := &idempotency.Companion{
+			SQL:   func(first int) (string, []any) { return fmt.Sprintf("SELECT $%d::text AS v", first), []any{"x"} },
+			Judge: func(context.Context, bun.Tx, []string) error { judged++; return nil },
+		}
+		req := b.req("A", nil, []string{"k"})
+		req.Companion = comp
+		_, err := idempotency.Run(ctx, b.db.Bun, req, b.work("x"))
+		require.NoError(t, err)
+		again, err := idempotency.Run(ctx, b.db.Bun, req, b.work("x"))
+		require.NoError(t, err)
+		require.True(t, again.Replayed)
+		require.Equal(t, 1, judged)
 	})
 }

@@ -78,8 +78,11 @@ func (a *API) PartnerWriteLimit(limit int64, h WriteHandler) http.Handler {
 			PartnerID:   p.Partner.ID,
 			Fingerprint: idempotency.Fingerprint([]byte(r.Method), []byte(r.URL.RequestURI()), body),
 			Now:         a.now(),
-			BeforeCommit: func(ctx context.Context, tx bun.Tx) error {
-				return a.PartnerAuth.Remember(ctx, tx, p.Replay)
+			Companion: &idempotency.Companion{
+				SQL: func(first int) (string, []any) { return a.PartnerAuth.RememberSQL(p.Replay, first) },
+				Judge: func(ctx context.Context, tx bun.Tx, inserted []string) error {
+					return a.PartnerAuth.JudgeRemembered(ctx, tx, p.Replay, inserted)
+				},
 			},
 		}
 		if headerKey != "" {
