@@ -180,8 +180,11 @@ func (c *Claim) complete(ctx context.Context, status int, body []byte, userID *u
 	if len(inserted) == len(c.deferred) {
 		return nil, returned, nil
 	}
+	// An earlier answer is replayed (the companion is not judged then); a
+	// key only expired, not yet pruned, lets the write go on, and the
+	// companion is judged on what it did insert.
 	stored, err := c.prior(ctx, c.tx)
-	return stored, nil, err
+	return stored, returned, err
 }
 
 // claimKeySQL and storeResponseSQL claim a key up front and store the

@@ -248,6 +248,23 @@ func TestRun(t *testing.T) {
 		require.Zero(t, n)
 	})
 
+	t.Run("a companion beside an expired key is judged on what it inserted", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.db.Bun.NewRaw("INSERT INTO idempotency_keys (partner_id, key, request_hash, created_at, expires_at) VALUES (?, 'k', '\\x00', ?, ?)",
+			b.partnerID, b.now.Add(-72*time.Hour), b.now.Add(-time.Hour)).Exec(ctx)
+		require.NoError(t, err)
+		var got []string
+		req := b.req("A", nil, []string{"k"})
+		req.Companion = &idempotency.Companion{
+			SQL:   func(first int) (string, []any) { return fmt.Sprintf("SELECT $%d::text AS v", first), []any{"x"} },
+			Judge: func(_ context.Context, _ bun.Tx, returned []string) error { got = returned; return nil },
+		}
+		_, err = idempotency.Run(ctx, b.db.Bun, req, b.work("x"))
+		require.NoError(t, err)
+		require.Equal(t, []string{"x"}, got)
+	})
+
 	t.Run("a companion is not judged when an earlier answer is replayed", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
