@@ -442,7 +442,10 @@ func TestCatalogQueriesDoNotGrowWithPageSize(t *testing.T) {
 	require.Empty(t, env.GraphQL(tok, q, map[string]any{"n": 1}).Errors, "warm up: the user exists, caches are full")
 
 	// Every statement the pool sends (bun's, the prepared ones, BEGIN and
-	// COMMIT), not only bun's.
+	// COMMIT), not only bun's; once the partner cache serves (after the
+	// notifications of the fixture's writes).
+	require.Eventually(t, env.App.Partners.Cache.Serving, 10*time.Second, time.Millisecond)
+	require.Empty(t, env.GraphQL(tok, q, map[string]any{"n": 1}).Errors)
 	statements := env.DB.Statements
 	count := func(n int) int64 {
 		return statements.Count(func() {
@@ -606,6 +609,8 @@ func TestClaimRoundTrips(t *testing.T) {
 	env.FundedUser("acme", "rounds", "SG", 1000)
 	tok := env.Token("acme", "rounds", nil)
 	require.Empty(t, env.Claim(tok, f.gifts["store-10-off"], "warm-up").Errors)
+	require.Eventually(t, env.App.Partners.Cache.Serving, 10*time.Second, time.Millisecond)
+	require.Empty(t, env.Claim(tok, f.gifts["store-10-off"], "warm-up-2").Errors)
 	n := env.DB.Statements.Count(func() {
 		require.Empty(t, env.Claim(tok, f.gifts["store-10-off"], "counted").Errors)
 	})

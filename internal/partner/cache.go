@@ -140,6 +140,18 @@ func (c *Cache) Live() bool {
 	return c.live
 }
 
+// Serving reports whether the cache answers from memory now: listening,
+// and not bypassed after a local write (tests that count statements wait
+// for it).
+func (c *Cache) Serving() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.live && !c.now().Before(c.holdUntil)
+}
+
 // Notifications reports how many notifications the listener received.
 func (c *Cache) Notifications() uint64 {
 	c.mu.Lock()
