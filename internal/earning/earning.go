@@ -291,6 +291,14 @@ func (s *Service) Rule(ctx context.Context, db bun.IDB, partnerID uuid.UUID, cod
 type ruleAndPolicy struct {
 	Rule `bun:",extend"`
 
+	// RuleFound is false when the partner has no rule of that code (the
+	// rule's columns are then NULL).
+	RuleFound bool `bun:"rule_found,scanonly"`
+	// User is the earn's user when it was named by external id (ruleQuery's
+	// $6); its id is uuid.Nil when the partner has no such user or the
+	// earn named the user by id.
+	User user.User `bun:"embed:u_"`
+
 	PolExpiryMode            *string  `bun:"pol_expiry_mode,scanonly"`
 	PolExpiryDays            *int     `bun:"pol_expiry_days,scanonly"`
 	PolExpiryRoundToMonthEnd *bool    `bun:"pol_round,scanonly"`
@@ -326,64 +334,109 @@ func partsOf(ctx context.Context, db bun.IDB, partnerID uuid.UUID) (ProgramParts
 	return ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns, Referrals: row.HasReferrals}, nil
 }
 
-// ruleWithPolicy loads one rule, the partner's policy (program.Default
-// when it has none), which program parts the partner uses (two index
-// probes: tiers, enabled campaigns) and what the modifiers of those parts
-// prefetch (PartModifier.PrefetchSQL: the user's tier, the campaigns that
-// may apply) in one round trip, for EarnTx. at is the instant campaign
-// windows are checked at (the earn's occurredAt, else now).
+// ruleLookup is what one round trip reads for an earn: its user (when
+// named by external id), its rule, the partner's policy (program.Default
+// when it has none), which program parts the partner uses and what the
+// modifiers of those parts prefetch.
+type ruleLookup struct {
+	// User is nil when the earn named its user by id, or when the partner
+	// has no user of that external id (UserFound false).
+	User      *user.User
+	UserFound bool
+	// Rule is nil when the partner has no rule of that code.
+	Rule       *Rule
+	Policy     program.Policy
+	Parts      ProgramParts
+	Prefetched []*[]byte
+}
+
+// ruleWithPolicy loads one rule with its policy, parts and prefetches
+// for the user userID (lookup); ACTION_NOT_FOUND when there is no such
+// rule.
 func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string, userID uuid.UUID, at, now time.Time) (*Rule, program.Policy, ProgramParts, []*[]byte, error) {
-	var row ruleAndPolicy
-	query, pre := s.ruleQuery(db.Dialect())
-	// Prepared: with the parts' reads it takes longer to plan than to run.
-	err := database.QueryRowModel(ctx, db, &row, query, userID, at, now, partnerID, code)
-	if errors.Is(err, sql.ErrNoRows) {
+	l, err := s.lookup(ctx, db, partnerID, code, userID, nil, at, now)
+	if err != nil {
+		return nil, program.Policy{}, ProgramParts{}, nil, err
+	}
+	if l.Rule == nil {
 		return nil, program.Policy{}, ProgramParts{}, nil, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
 	}
-	if err != nil {
-		return nil, program.Policy{}, ProgramParts{}, nil, fmt.Errorf("load earning rule %s: %w", code, err)
+	return l.Rule, l.Policy, l.Parts, l.Prefetched, nil
+}
+
+// lookup reads, in one prepared statement, the user of an earn and
+// everything EarnTx needs of its rule (ruleLookup). The user is named
+// either by id (userID; userHash nil: no user row is read) or by the
+// keyed hash of their external id (userHash; userID uuid.Nil), in which
+// case the prefetches are computed for the user found. A missing user or
+// rule is reported in the result, not as an error, so that the caller
+// refuses them in its own order. at is the instant campaign windows are
+// checked at (the earn's occurredAt, else now).
+func (s *Service) lookup(ctx context.Context, db bun.IDB, partnerID uuid.UUID, code string, userID uuid.UUID, userHash []byte, at, now time.Time) (*ruleLookup, error) {
+	var row ruleAndPolicy
+	query, pre := s.ruleQuery(db.Dialect())
+	var id *uuid.UUID
+	if userHash == nil {
+		id = &userID
 	}
-	parts := ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns, Referrals: row.HasReferrals}
-	pol := program.Default(partnerID)
+	// Prepared: with the parts' reads it takes longer to plan than to run.
+	if err := database.QueryRowModel(ctx, db, &row, query, id, at, now, partnerID, code, userHash); err != nil {
+		return nil, fmt.Errorf("load earning rule %s: %w", code, err)
+	}
+	l := &ruleLookup{Parts: ProgramParts{Tiers: row.HasTiers, Campaigns: row.HasCampaigns, Referrals: row.HasReferrals}}
+	if userHash != nil && row.User.ID != uuid.Nil {
+		u := row.User
+		l.User, l.UserFound = &u, true
+	}
+	if !row.RuleFound {
+		return l, nil
+	}
+	l.Policy = program.Default(partnerID)
 	if row.PolExpiryMode != nil {
-		pol.ExpiryMode, pol.ExpiryDays, pol.ExpiryDates = *row.PolExpiryMode, row.PolExpiryDays, row.PolExpiryDates
-		pol.ExpiryRoundToMonthEnd = row.PolExpiryRoundToMonthEnd != nil && *row.PolExpiryRoundToMonthEnd
+		l.Policy.ExpiryMode, l.Policy.ExpiryDays, l.Policy.ExpiryDates = *row.PolExpiryMode, row.PolExpiryDays, row.PolExpiryDates
+		l.Policy.ExpiryRoundToMonthEnd = row.PolExpiryRoundToMonthEnd != nil && *row.PolExpiryRoundToMonthEnd
 		if row.PolPendingDays != nil {
-			pol.PendingDays = *row.PolPendingDays
+			l.Policy.PendingDays = *row.PolPendingDays
 		}
-		pol.Currency = row.PolCurrency
+		l.Policy.Currency = row.PolCurrency
 	}
-	var prefetched []*[]byte
 	if len(pre) > 0 {
-		prefetched = make([]*[]byte, len(s.modifiers()))
+		l.Prefetched = make([]*[]byte, len(s.modifiers()))
 		cols := []*string{row.Pre0, row.Pre1}
 		for _, i := range pre {
 			var b []byte
 			if cols[i] != nil {
 				b = []byte(*cols[i])
 			}
-			prefetched[i] = &b
+			l.Prefetched[i] = &b
 		}
 	}
 	r := row.Rule
-	return &r, pol, parts, prefetched, nil
+	l.Rule = &r
+	return l, nil
 }
 
-// ruleQuery is ruleWithPolicy's prepared statement ($1 user, $2 at, $3
-// now, $4 partner, $5 code) and which modifiers' prefetches it reads (their index in
-// Service.modifiers, column pre_<index>), built once: the
-// modifiers are set when the service is wired. A PartModifier's
-// PrefetchSQL is guarded by the parts it serves, so a partner without
-// tiers or campaigns evaluates none of it.
+// ruleQuery is lookup's prepared statement ($1 user id or NULL, $2 at, $3
+// now, $4 partner, $5 code, $6 the user's external id hash or NULL) and
+// which modifiers' prefetches it reads (their index in Service.modifiers,
+// column pre_<index>), built once: the modifiers are set when the service
+// is wired. A PartModifier's PrefetchSQL is guarded by the parts it
+// serves, so a partner without tiers or campaigns evaluates none of it.
+// It always answers one row: the user and the rule are outer-joined to
+// the key row, their columns NULL when missing (the prefetches then see
+// a NULL user or rule and find nothing).
 //
-// The rule's columns are listed, not r.*: a prepared r.* would fail its
-// next run after a migration adds a column ("cached plan must not change
-// result type").
+// The rule's and the user's columns are listed, not r.* or u.*: a
+// prepared r.* would fail its next run after a migration adds a column
+// ("cached plan must not change result type").
 func (s *Service) ruleQuery(d schema.Dialect) (string, []int) {
 	s.ruleSQLOnce.Do(func() {
 		var ruleCols []string
 		for _, f := range d.Tables().Get(reflect.TypeFor[Rule]()).Fields {
 			ruleCols = append(ruleCols, "r."+string(f.SQLName))
+		}
+		for _, f := range d.Tables().Get(reflect.TypeFor[user.User]()).Fields {
+			ruleCols = append(ruleCols, "u."+string(f.SQLName)+" AS u_"+f.Name)
 		}
 		var cols strings.Builder
 		for i, m := range s.modifiers() {
@@ -404,13 +457,16 @@ func (s *Service) ruleQuery(d schema.Dialect) (string, []int) {
 			fmt.Fprintf(&cols, ",\n\t\tCASE WHEN %s THEN (%s)::text END AS pre_%d", strings.Join(guards, " OR "), pm.PrefetchSQL, i)
 			s.rulePre = append(s.rulePre, i)
 		}
-		s.ruleSQL = `SELECT ` + strings.Join(ruleCols, ", ") + `, pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
+		s.ruleSQL = `SELECT ` + strings.Join(ruleCols, ", ") + `, r.code IS NOT NULL AS rule_found,
+		pp.expiry_mode AS pol_expiry_mode, pp.expiry_days AS pol_expiry_days,
 		pp.expiry_round_to_month_end AS pol_round, pp.expiry_dates AS pol_expiry_dates, pp.pending_days AS pol_pending_days,
 		pp.currency AS pol_currency, parts.has_tiers, parts.has_campaigns, parts.has_referrals` + cols.String() + `
-		FROM earning_rules r LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
-		CROSS JOIN LATERAL (SELECT ` + partsSQL + `) parts
-		CROSS JOIN (SELECT $1::uuid AS user_id, $2::timestamptz AS at, $3::timestamptz AS now) earn
-		WHERE r.partner_id = $4 AND r.code = $5`
+		FROM (SELECT $4::uuid AS partner_id, $5::text AS code, $6::bytea AS user_hash) k
+		LEFT JOIN users u ON u.partner_id = k.partner_id AND u.external_id_hash = k.user_hash
+		CROSS JOIN LATERAL (SELECT coalesce($1::uuid, u.id) AS user_id, $2::timestamptz AS at, $3::timestamptz AS now) earn
+		LEFT JOIN earning_rules r ON r.partner_id = k.partner_id AND r.code = k.code
+		LEFT JOIN program_policies pp ON pp.partner_id = r.partner_id
+		CROSS JOIN LATERAL (SELECT ` + partsSQL + `) parts`
 	})
 	return s.ruleSQL, s.rulePre
 }

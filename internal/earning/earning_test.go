@@ -203,6 +203,8 @@ func TestEarnTx(t *testing.T) {
 		{"bad input first", earning.EarnParams{ExternalUserID: "nobody", Code: "nope", Points: ptr(int64(0))}, apperr.CodePointsOutOfRange, "points"},
 		{"then the user", earning.EarnParams{ExternalUserID: "nobody", Code: "nope"}, apperr.CodeUserNotFound, ""},
 		{"then the rule", earning.EarnParams{ExternalUserID: "alice", Code: "nope"}, apperr.CodeActionNotFound, ""},
+		{"the rule of a user the earn would create", earning.EarnParams{ExternalUserID: "carol", Code: "nope", CreateUser: true}, apperr.CodeActionNotFound, ""},
+		{"the rule of a user named by id", earning.EarnParams{UserID: alice, Code: "nope"}, apperr.CodeActionNotFound, ""},
 		{"server-only from the app", earning.EarnParams{UserID: alice, Code: "purchase", ByClient: true}, apperr.CodeActionNotAllowed, ""},
 		{"points on a fixed rule", earning.EarnParams{UserID: alice, Code: "login", Points: ptr(int64(5))}, apperr.CodeVariablePointsDenied, "points"},
 		{"points over the rule's maximum", earning.EarnParams{UserID: alice, Code: "purchase", Points: ptr(int64(101))}, apperr.CodePointsOutOfRange, "points"},
@@ -322,6 +324,9 @@ func TestEarnRefusesAnonymisedUser(t *testing.T) {
 
 	for _, create := range []bool{false, true} {
 		_, err := b.earn(earning.EarnParams{ExternalUserID: "gone", Code: "purchase", CreateUser: create})
+		requireCode(t, err, apperr.CodeUserAnonymised, "")
+		// The user is refused before the rule, read in the same query.
+		_, err = b.earn(earning.EarnParams{ExternalUserID: "gone", Code: "nope", CreateUser: create})
 		requireCode(t, err, apperr.CodeUserAnonymised, "")
 	}
 	res, err := b.earning.EarnManyTx(b.ctx, b.tx, b.partner, []earning.ManyItem{

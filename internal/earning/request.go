@@ -186,19 +186,19 @@ func (s *Service) EarnTx(ctx context.Context, tx bun.Tx, p *partner.Partner, ep 
 	if err := ep.Validate(now); err != nil {
 		return nil, err
 	}
-	u, userID, err := s.userTx(ctx, tx, p.ID, &ep)
-	if err != nil {
-		return nil, err
-	}
-	// The rule, the policy that dates its lot and what the tier and
-	// campaign steps need: one query.
+	// The user, the rule, the policy that dates its lot and what the tier
+	// and campaign steps need: one query.
 	at := now
 	if !ep.OccurredAt.IsZero() {
 		at = ep.OccurredAt
 	}
-	r, pol, parts, prefetched, err := s.ruleWithPolicy(ctx, tx, p.ID, ep.Code, userID, at, now)
+	l, err := s.userAndRuleTx(ctx, tx, p.ID, &ep, at, now)
 	if err != nil {
 		return nil, err
+	}
+	u, userID, r, pol, parts, prefetched := l.User, ep.UserID, l.Rule, l.Policy, l.Parts, l.Prefetched
+	if u != nil {
+		userID = u.ID
 	}
 	if err := r.decide(&ep, now); err != nil {
 		return nil, err
@@ -290,28 +290,54 @@ func (r *Rule) maxPoints() int64 {
 	return ledger.MaxPoints
 }
 
-// userTx resolves the user an earn names: UserID as given (no row read,
-// nil user), or the partner's ExternalUserID, created when CreateUser asks
-// for it (the row read, handed to the modifiers as Earn.User).
-func (s *Service) userTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, ep *EarnParams) (*user.User, uuid.UUID, error) {
+// userAndRuleTx resolves the user an earn names and reads its rule, in
+// one round trip (lookup): UserID as given (no user row read, nil user),
+// or the partner's ExternalUserID, created when CreateUser asks for it
+// (the row read, handed to the modifiers as Earn.User; a created user
+// costs a second lookup, for the prefetches of the new id). Refusals come
+// in EarnTx's order: unknown or anonymised user, then unknown rule.
+func (s *Service) userAndRuleTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID, ep *EarnParams, at, now time.Time) (*ruleLookup, error) {
 	if ep.UserID != uuid.Nil {
-		return nil, ep.UserID, nil
-	}
-	u, err := s.Users.Get(ctx, tx, partnerID, ep.ExternalUserID)
-	if apperr.Is(err, apperr.CodeUserNotFound) && ep.CreateUser {
-		res, uerr := s.Users.UpsertTx(ctx, tx, partnerID, ep.ExternalUserID, user.Profile{})
-		if uerr != nil {
-			return nil, uuid.Nil, uerr
+		l, err := s.lookup(ctx, tx, partnerID, ep.Code, ep.UserID, nil, at, now)
+		if err != nil {
+			return nil, err
 		}
-		u, err = res.User, nil
+		return l, ruleFound(l, ep.Code)
 	}
+	l, err := s.lookup(ctx, tx, partnerID, ep.Code, uuid.Nil, s.Users.ExternalIDHash(partnerID, ep.ExternalUserID), at, now)
 	if err != nil {
-		return nil, uuid.Nil, err
+		return nil, err
 	}
-	if err := earnable(u); err != nil {
-		return nil, uuid.Nil, err
+	if !l.UserFound {
+		if !ep.CreateUser {
+			return nil, apperr.New(apperr.CodeUserNotFound, "user not found")
+		}
+		res, err := s.Users.UpsertTx(ctx, tx, partnerID, ep.ExternalUserID, user.Profile{})
+		if err != nil {
+			return nil, err
+		}
+		u := res.User
+		if err := earnable(u); err != nil {
+			return nil, err
+		}
+		if l, err = s.lookup(ctx, tx, partnerID, ep.Code, u.ID, nil, at, now); err != nil {
+			return nil, err
+		}
+		l.User, l.UserFound = u, true
+		return l, ruleFound(l, ep.Code)
 	}
-	return u, u.ID, nil
+	if err := earnable(l.User); err != nil {
+		return nil, err
+	}
+	return l, ruleFound(l, ep.Code)
+}
+
+// ruleFound refuses an earn whose rule the partner does not have.
+func ruleFound(l *ruleLookup, code string) error {
+	if l.Rule == nil {
+		return apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
+	}
+	return nil
 }
 
 // earnable refuses an anonymised user: their row and history stay, but

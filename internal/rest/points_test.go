@@ -245,5 +245,5 @@ func TestEarnRoundTrips(t *testing.T) {
 		res := earn(3)
 		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.Body)
 	})
-	require.Equal(t, int64(7), n, "statements per earn:\n%s", env.DB.Statements.Texts())
+	require.Equal(t, int64(6), n, "statements per earn:\n%s", env.DB.Statements.Texts())
 }
