@@ -7,8 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/event"
 )
 
@@ -26,10 +26,10 @@ func (s *Service) RecordTx(ctx context.Context, tx bun.Tx, events []*event.Event
 		return err
 	}
 	n := len(events)
-	partners, ids, types, users, data := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	created := make([]time.Time, n)
+	partners, ids, users := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]string, n)
+	types, data, created := make([]string, n), make([]string, n), make([]time.Time, n)
 	for i, ev := range events {
-		partners[i], ids[i], types[i], created[i] = ev.PartnerID.String(), ev.ID.String(), ev.Type, ev.CreatedAt
+		partners[i], ids[i], types[i], created[i] = ev.PartnerID, ev.ID, ev.Type, ev.CreatedAt
 		if ev.UserID != nil {
 			users[i] = ev.UserID.String()
 		}
@@ -39,27 +39,31 @@ func (s *Service) RecordTx(ctx context.Context, tx bun.Tx, events []*event.Event
 		}
 	}
 	var rows []DeliverArgs
-	err := tx.NewRaw(`
-		WITH ev AS (
-			INSERT INTO events (partner_id, id, type, user_id, data, created_at)
-			SELECT p, i, t, NULLIF(u, '')::uuid, d::jsonb, c
-			FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) AS x (p, i, t, u, d, c)
-			RETURNING partner_id, id, type, created_at
-		)
-		INSERT INTO webhook_deliveries (partner_id, event_id, endpoint_id, event_type, created_at, updated_at)
-		SELECT ev.partner_id, ev.id, ep.id, ev.type, ev.created_at, ev.created_at
-		FROM ev
-		JOIN webhook_endpoints ep ON ep.partner_id = ev.partner_id AND ep.enabled
-			AND (cardinality(ep.event_types) = 0 OR ev.type = ANY (ep.event_types))
-		RETURNING partner_id, event_id, endpoint_id, generation`,
-		pgdialect.Array(partners), pgdialect.Array(ids), pgdialect.Array(types), pgdialect.Array(users),
-		pgdialect.Array(data), pgdialect.Array(created),
-	).Scan(ctx, &rows)
+	// Prepared (database.QueryModel): every earn, adjustment and claim
+	// records its event here, and its text never changes (the events come
+	// as arrays). The endpoints are joined by the events' partner, not by a
+	// parameter, so a generic plan is as good as a custom one.
+	err := database.QueryModel(ctx, tx, &rows, recordSQL, partners, ids, types, users, data, created)
 	if err != nil {
 		return fmt.Errorf("insert events and webhook deliveries: %w", err)
 	}
 	return s.insertJobsTx(ctx, tx, rows)
 }
+
+// recordSQL inserts events given as arrays and, in the same statement, a
+// pending delivery for each enabled endpoint subscribed to each event.
+const recordSQL = `WITH ev AS (
+		INSERT INTO events (partner_id, id, type, user_id, data, created_at)
+		SELECT p, i, t, NULLIF(u, '')::uuid, d::jsonb, c
+		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS x (p, i, t, u, d, c)
+		RETURNING partner_id, id, type, created_at
+	)
+	INSERT INTO webhook_deliveries (partner_id, event_id, endpoint_id, event_type, created_at, updated_at)
+	SELECT ev.partner_id, ev.id, ep.id, ev.type, ev.created_at, ev.created_at
+	FROM ev
+	JOIN webhook_endpoints ep ON ep.partner_id = ev.partner_id AND ep.enabled
+		AND (cardinality(ep.event_types) = 0 OR ev.type = ANY (ep.event_types))
+	RETURNING partner_id, event_id, endpoint_id, generation`
 
 func (s *Service) scrubAnonymisedTx(ctx context.Context, tx bun.Tx, events []*event.Event) error {
 	for _, ev := range events {
