@@ -101,7 +101,7 @@ func (s *Service) ListConsumerKeys(ctx context.Context, db bun.IDB, partnerID uu
 // disabled key stops verifying with the next request: the enabled set is
 // read per request, never cached.
 func (s *Service) SetConsumerKeyEnabled(ctx context.Context, db bun.IDB, partnerID uuid.UUID, kid string, enabled bool) error {
-	s.changed()
+	s.Changed()
 	res, err := db.NewUpdate().Model((*ConsumerKey)(nil)).
 		Set("enabled = ?, updated_at = now()", enabled).
 		Where("partner_id = ? AND kid = ?", partnerID, kid).Exec(ctx)
@@ -151,7 +151,7 @@ type ConsumerKeyChanges struct {
 
 // UpdateConsumerKey changes a key's description or its no-exp allowance.
 func (s *Service) UpdateConsumerKey(ctx context.Context, db bun.IDB, partnerID uuid.UUID, kid string, ch ConsumerKeyChanges) (*ConsumerKey, error) {
-	s.changed()
+	s.Changed()
 	k := new(ConsumerKey)
 	q := db.NewUpdate().Model(k).Set("updated_at = now()").
 		Where("partner_id = ? AND kid = ?", partnerID, kid).Returning("*")

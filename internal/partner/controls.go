@@ -227,7 +227,7 @@ func (c *Controls) validate() error {
 // UpdateControls applies the set fields of c to the partner and returns the
 // updated partner.
 func (s *Service) UpdateControls(ctx context.Context, db bun.IDB, partnerID uuid.UUID, c Controls) (*Partner, error) {
-	s.changed()
+	s.Changed()
 	if err := c.validate(); err != nil {
 		return nil, err
 	}

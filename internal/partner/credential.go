@@ -75,7 +75,7 @@ func ParseEd25519PublicKey(text string) (ed25519.PublicKey, error) {
 // key, which is never stored: show it once (seed 004). Only a SHA-256 of
 // the API key is stored.
 func (s *Service) CreateEd25519Credential(ctx context.Context, db bun.IDB, partnerID uuid.UUID, description string, pub ed25519.PublicKey) (*Ed25519Credential, error) {
-	s.changed()
+	s.Changed()
 	out := &Ed25519Credential{APIKey: NewAPIKey()}
 	if pub == nil {
 		p, priv, err := ed25519.GenerateKey(rand.Reader)

@@ -167,13 +167,11 @@ type Service struct {
 	touched sync.Map
 }
 
-// changed tells the cache that this process is changing what
-// authentication reads (see Cache.Invalidate).
-func (s *Service) changed() { s.Cache.Invalidate() }
-
-// Changed is changed for writes made outside this package (the credential
-// and program services' statements on partners and consumer keys).
-func (s *Service) Changed() { s.changed() }
+// Changed tells the cache that this process is changing what
+// authentication reads (see Cache.Invalidate): every write of this package
+// calls it, and so do writes made outside it (the credential and program
+// services' statements on partners and consumer keys).
+func (s *Service) Changed() { s.Cache.Invalidate() }
 
 // NewService returns a Service using the wall clock.
 func NewService(k *keyring.Keyring) *Service { return &Service{Keys: k, Now: time.Now} }
@@ -192,7 +190,7 @@ type CreateParams struct {
 
 // Upsert creates the partner or updates its descriptive fields, by slug.
 func (s *Service) Upsert(ctx context.Context, db bun.IDB, p CreateParams) (*Partner, error) {
-	s.changed()
+	s.Changed()
 	if !slugRE.MatchString(p.Slug) {
 		return nil, apperr.Field(apperr.CodeInvalidField, "slug", "slug must be 1-63 lowercase letters, digits, '-' or '_'")
 	}
@@ -278,7 +276,7 @@ func credentialAAD(partnerID, id uuid.UUID) []byte {
 
 // AddSharedSecret stores an HMAC or request-JWT secret, sealed.
 func (s *Service) AddSharedSecret(ctx context.Context, db bun.IDB, partnerID uuid.UUID, kind, description string, secret []byte) (*Credential, error) {
-	s.changed()
+	s.Changed()
 	if kind != KindHMAC && kind != KindRequestJWT {
 		return nil, fmt.Errorf("credential kind %q has no shared secret", kind)
 	}
@@ -395,7 +393,7 @@ func (s *Service) TouchCredential(ctx context.Context, db bun.IDB, partnerID, id
 
 // SetCredentialEnabled switches a credential on or off.
 func (s *Service) SetCredentialEnabled(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID, enabled bool) error {
-	s.changed()
+	s.Changed()
 	res, err := db.NewUpdate().Model((*Credential)(nil)).Set("enabled = ?", enabled).
 		Where("partner_id = ? AND id = ?", partnerID, id).Exec(ctx)
 	if err != nil {
@@ -467,7 +465,7 @@ func consumerKeyAAD(partnerID, id uuid.UUID) []byte {
 
 // UpsertConsumerKey registers a key (replacing the material of the same kid).
 func (s *Service) UpsertConsumerKey(ctx context.Context, db bun.IDB, partnerID uuid.UUID, p AddConsumerKeyParams) (*ConsumerKey, error) {
-	s.changed()
+	s.Changed()
 	if p.Kid == "" || len(p.Kid) > 200 {
 		return nil, apperr.Field(apperr.CodeInvalidField, "kid", "kid must be 1-200 characters")
 	}

@@ -109,7 +109,7 @@ func (s *Service) Sandbox(ctx context.Context, db bun.IDB, id uuid.UUID) (*Partn
 // partner gives the sandbox its own credentials and keys. Concurrent calls
 // create one sandbox (unique index on sandbox_of).
 func (s *Service) EnsureSandbox(ctx context.Context, db bun.IDB, id uuid.UUID) (sb *Partner, created bool, err error) {
-	s.changed()
+	s.Changed()
 	live, err := s.ByID(ctx, db, id)
 	if err != nil {
 		return nil, false, err
@@ -179,7 +179,7 @@ var SandboxKeeps = []string{
 // keys, so the wipe needs no list kept in step with the migrations. Run it
 // in a transaction: a failure leaves the sandbox as it was.
 func (s *Service) ResetSandboxTx(ctx context.Context, tx bun.IDB, id uuid.UUID) (map[string]int64, error) {
-	s.changed()
+	s.Changed()
 	sb := new(Partner)
 	err := tx.NewSelect().Model(sb).Where("id = ? AND sandbox_of IS NOT NULL", id).For("UPDATE").Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -293,7 +293,7 @@ type NewSandbox struct {
 // automation holding only live credentials can start using the sandbox at
 // once (more credentials of any kind are added from the sandbox itself).
 func (s *Service) CreateSandboxTx(ctx context.Context, tx bun.IDB, id uuid.UUID) (*NewSandbox, error) {
-	s.changed()
+	s.Changed()
 	sb, created, err := s.EnsureSandbox(ctx, tx, id)
 	if err != nil || !created {
 		return &NewSandbox{Sandbox: sb}, err

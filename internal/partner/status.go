@@ -59,7 +59,7 @@ var transitions = map[string]struct {
 // CONFLICT that says which does. The row is locked, so two admins acting at
 // once apply one after the other.
 func (s *Service) SetStatusTx(ctx context.Context, tx bun.IDB, log *audit.Log, actor audit.Actor, partnerID uuid.UUID, action string) (*Partner, error) {
-	s.changed()
+	s.Changed()
 	tr, ok := transitions[action]
 	if !ok {
 		return nil, apperr.Field(apperr.CodeInvalidField, "action", "action must be approve, suspend or resume")
