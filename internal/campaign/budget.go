@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/perkshq/perks/internal/database"
 )
 
 // BudgetSlots is how many rows a campaign's budget is spread over
@@ -63,8 +65,13 @@ func chargeBudgets(ctx context.Context, tx bun.IDB, partnerID, userID uuid.UUID,
 		codes[i], wants[i] = c.Code, c.payable
 	}
 	var got []int64
-	err := tx.NewRaw(`SELECT campaign_charge_budgets(?, ?::smallint, ?::text[], ?::bigint[])`,
-		partnerID, slotOf(userID), pgdialect.Array(codes), pgdialect.Array(wants)).Scan(ctx, pgdialect.Array(&got))
+	// Prepared: every budgeted campaign's earn runs it, and a call's
+	// parse and plan cost a quarter of its run.
+	row, err := database.QueryRow(ctx, tx, `SELECT campaign_charge_budgets($1, $2::smallint, $3::text[], $4::bigint[])`,
+		partnerID, slotOf(userID), codes, wants)
+	if err == nil {
+		err = row.Scan(pgdialect.Array(&got))
+	}
 	if err != nil {
 		return fmt.Errorf("charge campaign budgets: %w", err)
 	}

@@ -4,16 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/campaign"
+	"github.com/perkshq/perks/internal/database"
 	"github.com/perkshq/perks/internal/dbtest"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/event"
@@ -24,22 +23,13 @@ import (
 	"github.com/perkshq/perks/internal/user"
 )
 
-// statementCounter counts the statements bun runs.
-type statementCounter struct{ n atomic.Int64 }
-
-func (c *statementCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-func (c *statementCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
-
 // countedBundle is an earn pipeline wired as app.NewServices wires it
-// (tier and campaign modifiers), over a transaction of a bun handle of its
-// own whose statements counter counts (the shared pool's other users are
-// not counted), at a fixed clock.
+// (tier and campaign modifiers), over a transaction of a database of its
+// own whose pool counts every statement sent (prepared or not; nothing else
+// uses that pool), at a fixed clock.
 type countedBundle struct {
 	tx      bun.Tx
-	counter *statementCounter
+	counter *database.StatementCounter
 	keys    *keyring.Keyring
 	users   *user.Service
 	camps   *campaign.Service
@@ -52,9 +42,9 @@ func setupCounted(t *testing.T) *countedBundle {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	b := &countedBundle{counter: &statementCounter{}}
-	hooked := bun.NewDB(dbtest.Shared(t).Bun.DB, pgdialect.New(), bun.WithDiscardUnknownColumns()).WithQueryHook(b.counter)
-	tx, err := hooked.BeginTx(ctx, nil)
+	db := dbtest.NewDB(t)
+	b := &countedBundle{counter: db.Statements}
+	tx, err := db.Bun.BeginTx(ctx, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tx.Rollback() })
 	b.tx = tx
@@ -109,10 +99,13 @@ func TestEarnUserConditionCostsNoQuery(t *testing.T) {
 	earn := func(t *testing.T, p *partner.Partner, ep earning.EarnParams) (int64, int64) {
 		t.Helper()
 		ep.Code = "purchase"
-		before := counter.n.Load()
-		e, err := svc.EarnTx(ctx, tx, p, ep)
-		require.NoError(t, err)
-		return e.Points, counter.n.Load() - before
+		var e *ledger.Entry
+		n := counter.Count(func() {
+			var err error
+			e, err = svc.EarnTx(ctx, tx, p, ep)
+			require.NoError(t, err)
+		})
+		return e.Points, n
 	}
 
 	always := setupPartner(t, "")
@@ -152,19 +145,21 @@ func TestEarnWithoutProgramSkipsItsQueries(t *testing.T) {
 	require.NoError(t, err)
 	earn := func() (int64, int64) {
 		t.Helper()
-		before := counter.n.Load()
-		e, err := svc.EarnTx(ctx, tx, p, earning.EarnParams{ExternalUserID: "u", Code: "purchase"})
-		require.NoError(t, err)
-		return e.Points, counter.n.Load() - before
+		var e *ledger.Entry
+		n := counter.Count(func() {
+			var err error
+			e, err = svc.EarnTx(ctx, tx, p, earning.EarnParams{ExternalUserID: "u", Code: "purchase"})
+			require.NoError(t, err)
+		})
+		return e.Points, n
 	}
 
 	pts, plain := earn()
 	require.Equal(t, int64(10), pts)
-	// bun's statements: the points.earned event (the user, the rule query
-	// with the policy and the parts, and the ledger's statement are
-	// prepared pgx statements, not counted here). Before the parts, the
-	// tier and campaign reads came on top.
-	require.Equal(t, int64(1), plain)
+	// The user with the rule, the policy and the parts; the balance, entry
+	// and lot; the points.earned event. Before the parts, the tier and
+	// campaign reads came on top.
+	require.Equal(t, int64(3), plain, "%s", counter.Texts())
 
 	bonus := int64(5)
 	_, _, err = camps.PutTx(ctx, tx, p.ID, "bonus", campaign.Input{Name: "Bonus", BonusPoints: &bonus, Stacking: campaign.StackAdditive, Enabled: true})
@@ -210,10 +205,13 @@ func TestEarnManyWithoutProgramIsSetBased(t *testing.T) {
 		for i := range items {
 			items[i] = earning.ManyItem{EarnParams: earning.EarnParams{ExternalUserID: fmt.Sprintf("u%d", i), Code: "purchase"}}
 		}
-		before := b.counter.n.Load()
-		res, err := b.svc.EarnManyTx(ctx, b.tx, p, items)
-		require.NoError(t, err)
-		return res, b.counter.n.Load() - before
+		var res []earning.ManyResult
+		sent := b.counter.Count(func() {
+			var err error
+			res, err = b.svc.EarnManyTx(ctx, b.tx, p, items)
+			require.NoError(t, err)
+		})
+		return res, sent
 	}
 	_, two := batch(2)
 	_, twenty := batch(20)
