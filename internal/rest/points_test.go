@@ -222,11 +222,11 @@ func TestFailedWriteCannotBeReplayed(t *testing.T) {
 }
 
 // TestEarnRoundTrips bounds what one signed earn sends PostgreSQL, counted
-// on the pool (every statement, BEGIN and COMMIT included): BEGIN, the user,
-// the rule with its policy, the balance and entry, the event with its
-// deliveries, the idempotency key with the response and the replay-cache
-// entry (one statement), COMMIT. The partner and its secret come from the
-// cache.
+// on the pool (every statement, BEGIN and COMMIT included): BEGIN, the user
+// with the rule and its policy (one statement), the balance, entry and lot,
+// the event with its deliveries, the idempotency key with the response and
+// the replay-cache entry (one statement), COMMIT: as many as the bare loop
+// of cmd/bench. The partner and its secret come from the cache.
 func TestEarnRoundTrips(t *testing.T) {
 	t.Parallel()
 	env := apptest.New(t)
