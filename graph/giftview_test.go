@@ -203,3 +203,23 @@ func TestGiftAnswersPinned(t *testing.T) {
 	vouchers := f.post(t, `{ vouchers { edges { node { gift { ...G } } } } } `+giftFields, nil)
 	require.Equal(t, f.expand(`{"data":{"vouchers":{"edges":[{"node":{"gift":`+gift("pin-fr", 1)+`}},{"node":{"gift":`+gift("pin-once", 0)+`}}]}}}`), vouchers)
 }
+
+// TestCatalogReadsTierRanksOnce: a page whose gifts require tiers reads
+// the user's tier ranks once, whatever its size and however many of its
+// fields depend on them.
+func TestCatalogReadsTierRanksOnce(t *testing.T) {
+	t.Parallel()
+	f := setupPins(t)
+	require.Eventually(t, f.env.App.Partners.Cache.Serving, 10*time.Second, time.Millisecond)
+	const q = `query($n: Int!) { catalog(first: $n, category: "pin") { edges { node { sku canClaim reason minTier { code } } } } }`
+	count := func(n int) int64 {
+		return f.env.DB.Statements.Count(func() {
+			res := f.env.GraphQL(f.tok, q, map[string]any{"n": n})
+			require.Empty(t, res.Errors, "%+v", res.Errors)
+			require.Equal(t, n, strings.Count(string(res.Data), `"sku"`))
+		})
+	}
+	count(1) // warm up
+	// pin-gold and pin-silver are the 4th and 5th gifts.
+	require.Equal(t, count(3)+2, count(10), "the tier list (minTier) and the ranks (canClaim, reason): one read each")
+}
