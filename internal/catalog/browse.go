@@ -79,7 +79,7 @@ func (s *Service) Page(ctx context.Context, db bun.IDB, partnerID uuid.UUID, now
 	}
 	// A prepared statement per combination of filters (at most 16 texts):
 	// the catalog page is every consumer's most frequent read.
-	args := []any{partnerID, now}
+	args := []any{[16]byte(partnerID), now}
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
@@ -125,4 +125,16 @@ var giftColumnList struct {
 func giftColumns(db bun.IDB) string {
 	giftColumnList.once.Do(func() { giftColumnList.cols = database.Columns(db, (*Gift)(nil), "") })
 	return giftColumnList.cols
+}
+
+// uuidArray is ids as pgx encodes a uuid[] parameter directly: a
+// uuid.UUID goes through its driver.Valuer (a string, parsed back), which
+// cost a catalog page about a twentieth of its CPU (docs/benchmarks.md,
+// "Issue 18, session 7: catalog page"). A lone id passes as [16]byte(id).
+func uuidArray(ids []uuid.UUID) [][16]byte {
+	out := make([][16]byte, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
 }
