@@ -69,7 +69,7 @@ func newLoaders(r *Resolver, c *auth.ConsumerPrincipal) *Loaders {
 			return r.CatalogSvc.GiftsByIDs(ctx, db, pid, ids)
 		},
 		merchants: func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]merchant.Merchant, error) {
-			m, err := r.CatalogSvc.MerchantsOf(ctx, db, pid, ids)
+			m, err := r.CatalogSvc.ShownMerchants(ctx, db, pid, ids)
 			if err != nil {
 				return nil, err
 			}
