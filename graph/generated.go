@@ -16,7 +16,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/google/uuid"
 	"github.com/perkshq/perks/graph/model"
-	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/merchant"
@@ -87,8 +86,8 @@ type ComplexityRoot struct {
 		Countries              func(childComplexity int) int
 		ID                     func(childComplexity int) int
 		ImageURL               func(childComplexity int) int
-		LocalDescription       func(childComplexity int) int
-		LocalTitle             func(childComplexity int) int
+		LocalizedDescription   func(childComplexity int) int
+		LocalizedTitle         func(childComplexity int) int
 		Merchants              func(childComplexity int) int
 		MinTier                func(childComplexity int) int
 		PerUserLimit           func(childComplexity int) int
@@ -317,12 +316,7 @@ type AdResolver interface {
 	Action(ctx context.Context, obj *content.Ad) (*model.ProgramAction, error)
 }
 type GiftResolver interface {
-	Redemption(ctx context.Context, obj *catalog.Gift) (model.RedemptionChannel, error)
-	Merchants(ctx context.Context, obj *catalog.Gift) ([]*merchant.Merchant, error)
-	ClaimedByMe(ctx context.Context, obj *catalog.Gift) (int, error)
-	CanClaim(ctx context.Context, obj *catalog.Gift) (bool, error)
-	Reason(ctx context.Context, obj *catalog.Gift) (*model.UnavailableReason, error)
-	MinTier(ctx context.Context, obj *catalog.Gift) (*model.Tier, error)
+	MinTier(ctx context.Context, obj *model.Gift) (*model.Tier, error)
 }
 type LedgerEntryResolver interface {
 	ID(ctx context.Context, obj *ledger.Entry) (string, error)
@@ -360,7 +354,7 @@ type QueryResolver interface {
 	Leaderboard(ctx context.Context, first *int) ([]*model.LeaderboardEntry, error)
 	Ads(ctx context.Context, kind *model.AdKind) ([]*content.Ad, error)
 	Catalog(ctx context.Context, first *int, after *string, category *string, affordable *bool, search *string) (*model.GiftConnection, error)
-	Gift(ctx context.Context, id string) (*catalog.Gift, error)
+	Gift(ctx context.Context, id string) (*model.Gift, error)
 	Vouchers(ctx context.Context, status *model.VoucherStatus, first *int, after *string) (*model.VoucherConnection, error)
 	Voucher(ctx context.Context, id string) (*voucher.Voucher, error)
 }
@@ -378,7 +372,7 @@ type UserResolver interface {
 	ReferralStats(ctx context.Context, obj *user.User) (*model.ReferralStats, error)
 }
 type VoucherResolver interface {
-	Gift(ctx context.Context, obj *voucher.Voucher) (*catalog.Gift, error)
+	Gift(ctx context.Context, obj *voucher.Voucher) (*model.Gift, error)
 	Code(ctx context.Context, obj *voucher.Voucher) (*string, error)
 	Status(ctx context.Context, obj *voucher.Voucher) (model.VoucherStatus, error)
 }
@@ -538,17 +532,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Gift.ImageURL(childComplexity), true
 	case "Gift.description":
-		if e.ComplexityRoot.Gift.LocalDescription == nil {
+		if e.ComplexityRoot.Gift.LocalizedDescription == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Gift.LocalDescription(childComplexity), true
+		return e.ComplexityRoot.Gift.LocalizedDescription(childComplexity), true
 	case "Gift.title":
-		if e.ComplexityRoot.Gift.LocalTitle == nil {
+		if e.ComplexityRoot.Gift.LocalizedTitle == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Gift.LocalTitle(childComplexity), true
+		return e.ComplexityRoot.Gift.LocalizedTitle(childComplexity), true
 	case "Gift.merchants":
 		if e.ComplexityRoot.Gift.Merchants == nil {
 			break
@@ -3731,7 +3725,7 @@ func (ec *executionContext) fieldContext_ExpiringPoints_expiresAt(_ context.Cont
 	return graphql.NewScalarFieldContext("ExpiringPoints", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Gift_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_id(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3754,7 +3748,7 @@ func (ec *executionContext) fieldContext_Gift_id(_ context.Context, field graphq
 	return graphql.NewScalarFieldContext("Gift", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Gift_sku(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_sku(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3777,7 +3771,7 @@ func (ec *executionContext) fieldContext_Gift_sku(_ context.Context, field graph
 	return graphql.NewScalarFieldContext("Gift", field, false, false, "String")
 }
 
-func (ec *executionContext) _Gift_title(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_title(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3786,7 +3780,7 @@ func (ec *executionContext) _Gift_title(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_Gift_title(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.LocalTitle(ctx), nil
+			return obj.LocalizedTitle, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3797,10 +3791,10 @@ func (ec *executionContext) _Gift_title(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Gift_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Gift", field, true, false, "String")
+	return graphql.NewScalarFieldContext("Gift", field, false, false, "String")
 }
 
-func (ec *executionContext) _Gift_description(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_description(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3809,7 +3803,7 @@ func (ec *executionContext) _Gift_description(ctx context.Context, field graphql
 			return ec.fieldContext_Gift_description(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.LocalDescription(ctx), nil
+			return obj.LocalizedDescription, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3820,10 +3814,10 @@ func (ec *executionContext) _Gift_description(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_Gift_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Gift", field, true, false, "String")
+	return graphql.NewScalarFieldContext("Gift", field, false, false, "String")
 }
 
-func (ec *executionContext) _Gift_imageUrl(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_imageUrl(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3846,7 +3840,7 @@ func (ec *executionContext) fieldContext_Gift_imageUrl(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Gift", field, false, false, "String")
 }
 
-func (ec *executionContext) _Gift_category(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_category(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3869,7 +3863,7 @@ func (ec *executionContext) fieldContext_Gift_category(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Gift", field, false, false, "String")
 }
 
-func (ec *executionContext) _Gift_costPoints(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_costPoints(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3892,7 +3886,7 @@ func (ec *executionContext) fieldContext_Gift_costPoints(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Gift", field, false, false, "Int")
 }
 
-func (ec *executionContext) _Gift_stock(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_stock(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3915,7 +3909,7 @@ func (ec *executionContext) fieldContext_Gift_stock(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("Gift", field, true, false, "Int")
 }
 
-func (ec *executionContext) _Gift_perUserLimit(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_perUserLimit(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3938,7 +3932,7 @@ func (ec *executionContext) fieldContext_Gift_perUserLimit(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Gift", field, false, false, "Int")
 }
 
-func (ec *executionContext) _Gift_claimableFrom(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_claimableFrom(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3961,7 +3955,7 @@ func (ec *executionContext) fieldContext_Gift_claimableFrom(_ context.Context, f
 	return graphql.NewScalarFieldContext("Gift", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Gift_claimableUntil(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_claimableUntil(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3984,7 +3978,7 @@ func (ec *executionContext) fieldContext_Gift_claimableUntil(_ context.Context, 
 	return graphql.NewScalarFieldContext("Gift", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Gift_countries(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_countries(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4007,7 +4001,7 @@ func (ec *executionContext) fieldContext_Gift_countries(_ context.Context, field
 	return graphql.NewScalarFieldContext("Gift", field, false, false, "String")
 }
 
-func (ec *executionContext) _Gift_voucherLifetimeSeconds(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_voucherLifetimeSeconds(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4030,7 +4024,7 @@ func (ec *executionContext) fieldContext_Gift_voucherLifetimeSeconds(_ context.C
 	return graphql.NewScalarFieldContext("Gift", field, false, false, "Int")
 }
 
-func (ec *executionContext) _Gift_redemption(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_redemption(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4039,7 +4033,7 @@ func (ec *executionContext) _Gift_redemption(ctx context.Context, field graphql.
 			return ec.fieldContext_Gift_redemption(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Gift().Redemption(ctx, obj)
+			return obj.Redemption, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v model.RedemptionChannel) graphql.Marshaler {
@@ -4050,10 +4044,10 @@ func (ec *executionContext) _Gift_redemption(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_Gift_redemption(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Gift", field, true, true, "RedemptionChannel")
+	return graphql.NewScalarFieldContext("Gift", field, false, false, "RedemptionChannel")
 }
 
-func (ec *executionContext) _Gift_merchants(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_merchants(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4062,7 +4056,7 @@ func (ec *executionContext) _Gift_merchants(ctx context.Context, field graphql.C
 			return ec.fieldContext_Gift_merchants(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Gift().Merchants(ctx, obj)
+			return obj.Merchants, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*merchant.Merchant) graphql.Marshaler {
@@ -4076,8 +4070,8 @@ func (ec *executionContext) fieldContext_Gift_merchants(_ context.Context, field
 	fc = &graphql.FieldContext{
 		Object:     "Gift",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Merchant(ctx, field)
 		},
@@ -4085,7 +4079,7 @@ func (ec *executionContext) fieldContext_Gift_merchants(_ context.Context, field
 	return fc, nil
 }
 
-func (ec *executionContext) _Gift_claimedByMe(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_claimedByMe(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4094,7 +4088,7 @@ func (ec *executionContext) _Gift_claimedByMe(ctx context.Context, field graphql
 			return ec.fieldContext_Gift_claimedByMe(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Gift().ClaimedByMe(ctx, obj)
+			return obj.ClaimedByMe, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
@@ -4105,10 +4099,10 @@ func (ec *executionContext) _Gift_claimedByMe(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_Gift_claimedByMe(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Gift", field, true, true, "Int")
+	return graphql.NewScalarFieldContext("Gift", field, false, false, "Int")
 }
 
-func (ec *executionContext) _Gift_canClaim(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_canClaim(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4117,7 +4111,7 @@ func (ec *executionContext) _Gift_canClaim(ctx context.Context, field graphql.Co
 			return ec.fieldContext_Gift_canClaim(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Gift().CanClaim(ctx, obj)
+			return obj.CanClaim, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
@@ -4128,10 +4122,10 @@ func (ec *executionContext) _Gift_canClaim(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_Gift_canClaim(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Gift", field, true, true, "Boolean")
+	return graphql.NewScalarFieldContext("Gift", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _Gift_reason(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_reason(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4140,7 +4134,7 @@ func (ec *executionContext) _Gift_reason(ctx context.Context, field graphql.Coll
 			return ec.fieldContext_Gift_reason(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Gift().Reason(ctx, obj)
+			return obj.Reason, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UnavailableReason) graphql.Marshaler {
@@ -4151,10 +4145,10 @@ func (ec *executionContext) _Gift_reason(ctx context.Context, field graphql.Coll
 	)
 }
 func (ec *executionContext) fieldContext_Gift_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Gift", field, true, true, "UnavailableReason")
+	return graphql.NewScalarFieldContext("Gift", field, false, false, "UnavailableReason")
 }
 
-func (ec *executionContext) _Gift_minTier(ctx context.Context, field graphql.CollectedField, obj *catalog.Gift) (ret graphql.Marshaler) {
+func (ec *executionContext) _Gift_minTier(ctx context.Context, field graphql.CollectedField, obj *model.Gift) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4285,8 +4279,8 @@ func (ec *executionContext) _GiftEdge_node(ctx context.Context, field graphql.Co
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Gift) graphql.Marshaler {
-			return ec.marshalNGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Gift) graphql.Marshaler {
+			return ec.marshalNGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGift(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6284,8 +6278,8 @@ func (ec *executionContext) _Query_gift(ctx context.Context, field graphql.Colle
 			return ec.Resolvers.Query().Gift(ctx, fc.Args["id"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Gift) graphql.Marshaler {
-			return ec.marshalOGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Gift) graphql.Marshaler {
+			return ec.marshalOGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGift(ctx, selections, v)
 		},
 		true,
 		false,
@@ -7513,8 +7507,8 @@ func (ec *executionContext) _Voucher_gift(ctx context.Context, field graphql.Col
 			return ec.Resolvers.Voucher().Gift(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Gift) graphql.Marshaler {
-			return ec.marshalNGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Gift) graphql.Marshaler {
+			return ec.marshalNGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGift(ctx, selections, v)
 		},
 		true,
 		true,
@@ -9101,7 +9095,7 @@ func (ec *executionContext) _ExpiringPoints(ctx context.Context, sel ast.Selecti
 
 var giftImplementors = []string{"Gift"}
 
-func (ec *executionContext) _Gift(ctx context.Context, sel ast.SelectionSet, obj *catalog.Gift) graphql.Marshaler {
+func (ec *executionContext) _Gift(ctx context.Context, sel ast.SelectionSet, obj *model.Gift) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, giftImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -9121,17 +9115,15 @@ func (ec *executionContext) _Gift(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "title":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Gift_title(ctx, field, obj)
-				})
+			out.Values[i] = ec._Gift_title(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "description":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Gift_description(ctx, field, obj)
-				})
+			out.Values[i] = ec._Gift_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "imageUrl":
 			out.Values[i] = ec._Gift_imageUrl(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9178,35 +9170,30 @@ func (ec *executionContext) _Gift(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "redemption":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Gift_redemption(ctx, field, obj)
-				})
+			out.Values[i] = ec._Gift_redemption(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "merchants":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Gift_merchants(ctx, field, obj)
-				})
+			out.Values[i] = ec._Gift_merchants(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "claimedByMe":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Gift_claimedByMe(ctx, field, obj)
-				})
+			out.Values[i] = ec._Gift_claimedByMe(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "canClaim":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Gift_canClaim(ctx, field, obj)
-				})
+			out.Values[i] = ec._Gift_canClaim(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "reason":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Gift_reason(ctx, field, obj)
-				})
+			out.Values[i] = ec._Gift_reason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "minTier":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,
@@ -11137,7 +11124,7 @@ func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.S
 	return graphql.WrapContextMarshaler(ctx, res)
 }
 
-func (ec *executionContext) marshalNGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift(ctx context.Context, sel ast.SelectionSet, v *catalog.Gift) graphql.Marshaler {
+func (ec *executionContext) marshalNGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGift(ctx context.Context, sel ast.SelectionSet, v *model.Gift) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Gift!")
 		return graphql.Null
@@ -11764,7 +11751,7 @@ func (ec *executionContext) marshalODeleteMode2ᚖgithubᚗcomᚋperkshqᚋperks
 	return v
 }
 
-func (ec *executionContext) marshalOGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋinternalᚋcatalogᚐGift(ctx context.Context, sel ast.SelectionSet, v *catalog.Gift) graphql.Marshaler {
+func (ec *executionContext) marshalOGift2ᚖgithubᚗcomᚋperkshqᚋperksᚋgraphᚋmodelᚐGift(ctx context.Context, sel ast.SelectionSet, v *model.Gift) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

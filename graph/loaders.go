@@ -48,6 +48,9 @@ type Loaders struct {
 	// tier and nextTier share one read (tierview.go).
 	Tiers    *dataloadgen.Loader[uuid.UUID, []tier.Tier]
 	Progress *dataloadgen.Loader[uuid.UUID, *tier.Progress]
+	// Ranks: the user's tier ranks, for the availability of gifts with a
+	// minTier (giftview.go).
+	Ranks *dataloadgen.Loader[uuid.UUID, *tierRanks]
 
 	// The batch functions behind the loaders, for priming.
 	gifts     func(context.Context, []uuid.UUID) (map[uuid.UUID]*catalog.Gift, error)
@@ -55,6 +58,7 @@ type Loaders struct {
 	claims    func(context.Context, []uuid.UUID) (map[uuid.UUID]int, error)
 	vouchers  func(context.Context, []uuid.UUID) (map[uuid.UUID]*voucher.Voucher, error)
 	balances  func(context.Context, []uuid.UUID) (map[uuid.UUID]int64, error)
+	ranks     func(context.Context, []uuid.UUID) (map[uuid.UUID]*tierRanks, error)
 }
 
 func newLoaders(r *Resolver, c *auth.ConsumerPrincipal) *Loaders {
@@ -65,7 +69,7 @@ func newLoaders(r *Resolver, c *auth.ConsumerPrincipal) *Loaders {
 			return r.CatalogSvc.GiftsByIDs(ctx, db, pid, ids)
 		},
 		merchants: func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]merchant.Merchant, error) {
-			m, err := r.CatalogSvc.MerchantsOf(ctx, db, pid, ids)
+			m, err := r.CatalogSvc.ShownMerchants(ctx, db, pid, ids)
 			if err != nil {
 				return nil, err
 			}
@@ -100,6 +104,7 @@ func newLoaders(r *Resolver, c *auth.ConsumerPrincipal) *Loaders {
 			}
 			return out, nil
 		},
+		ranks: ranksOf(r, pid),
 	}
 	wait := dataloadgen.WithWait(loaderWait)
 	l.Gifts = dataloadgen.NewMappedLoader(l.gifts, wait)
@@ -110,6 +115,7 @@ func newLoaders(r *Resolver, c *auth.ConsumerPrincipal) *Loaders {
 	lifecycleLoaders(r, c, l, wait)
 	l.Tiers = dataloadgen.NewMappedLoader(tierLists(r), wait)
 	l.Progress = dataloadgen.NewMappedLoader(progressOf(r, pid), wait)
+	l.Ranks = dataloadgen.NewMappedLoader(l.ranks, wait)
 	return l
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/perkshq/perks/internal/content"
 	"github.com/perkshq/perks/internal/earning"
 	"github.com/perkshq/perks/internal/ledger"
-	"github.com/perkshq/perks/internal/merchant"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/ranking"
 	"github.com/perkshq/perks/internal/user"
@@ -49,63 +48,8 @@ func (r *adResolver) Action(ctx context.Context, obj *content.Ad) (*model.Progra
 	return programAction(offer), nil
 }
 
-func (r *giftResolver) Redemption(ctx context.Context, obj *catalog.Gift) (model.RedemptionChannel, error) {
-	l, _, err := loaders(ctx)
-	if err != nil {
-		return "", err
-	}
-	ms, err := l.GiftMerchants.Load(ctx, obj.ID)
-	if err != nil {
-		return "", err
-	}
-	if len(ms) > 0 {
-		return model.RedemptionChannelMerchant, nil
-	}
-	return model.RedemptionChannelOnline, nil
-}
-
-func (r *giftResolver) Merchants(ctx context.Context, obj *catalog.Gift) ([]*merchant.Merchant, error) {
-	l, _, err := loaders(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ms, err := l.GiftMerchants.Load(ctx, obj.ID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*merchant.Merchant, 0, len(ms))
-	for i := range ms {
-		if ms[i].Enabled {
-			out = append(out, &ms[i])
-		}
-	}
-	return out, nil
-}
-
-func (r *giftResolver) ClaimedByMe(ctx context.Context, obj *catalog.Gift) (int, error) {
-	l, _, err := loaders(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return l.ClaimCounts.Load(ctx, obj.ID)
-}
-
-func (r *giftResolver) CanClaim(ctx context.Context, obj *catalog.Gift) (bool, error) {
-	code, err := r.availability(ctx, obj)
-	return code == "", err
-}
-
-func (r *giftResolver) Reason(ctx context.Context, obj *catalog.Gift) (*model.UnavailableReason, error) {
-	code, err := r.availability(ctx, obj)
-	if err != nil || code == "" {
-		return nil, err
-	}
-	reason := model.UnavailableReason(code)
-	return &reason, nil
-}
-
-func (r *giftResolver) MinTier(ctx context.Context, obj *catalog.Gift) (*model.Tier, error) {
-	return r.minTier(ctx, obj)
+func (r *giftResolver) MinTier(ctx context.Context, obj *model.Gift) (*model.Tier, error) {
+	return r.minTier(ctx, obj.Gift)
 }
 
 func (r *ledgerEntryResolver) ID(ctx context.Context, obj *ledger.Entry) (string, error) {
@@ -490,17 +434,28 @@ func (r *queryResolver) Catalog(ctx context.Context, first *int, after *string, 
 	if len(gifts) > limit {
 		gifts = gifts[:limit]
 	}
-	prefetchGifts(ctx, l, c.User.ID, gifts, nodeFields(ctx), haveBalance)
-	conn.Edges = make([]*model.GiftEdge, 0, len(gifts))
+	page := make([]*catalog.Gift, len(gifts))
 	for i := range gifts {
-		cur := catalog.Cursor{Position: gifts[i].Position, SKU: gifts[i].SKU}.Encode()
-		conn.Edges = append(conn.Edges, &model.GiftEdge{Cursor: cur, Node: &gifts[i]})
+		page[i] = &gifts[i]
+	}
+	need := giftNeedsOf(nodeFields(ctx))
+	prefetchGifts(ctx, l, c.User.ID, page, need, haveBalance)
+	nodes, err := r.giftViews(ctx, page, need)
+	if err != nil {
+		return nil, err
+	}
+	edges := make([]model.GiftEdge, len(nodes))
+	conn.Edges = make([]*model.GiftEdge, len(nodes))
+	for i, g := range nodes {
+		cur := catalog.Cursor{Position: g.Position, SKU: g.SKU}.Encode()
+		edges[i] = model.GiftEdge{Cursor: cur, Node: g}
+		conn.Edges[i] = &edges[i]
 		addCursor(conn.PageInfo, cur)
 	}
 	return conn, nil
 }
 
-func (r *queryResolver) Gift(ctx context.Context, id string) (*catalog.Gift, error) {
+func (r *queryResolver) Gift(ctx context.Context, id string) (*model.Gift, error) {
 	l, c, err := loaders(ctx)
 	if err != nil {
 		return nil, err
@@ -519,8 +474,13 @@ func (r *queryResolver) Gift(ctx context.Context, id string) (*catalog.Gift, err
 	if !g.Visible(r.Now()) {
 		return nil, nil
 	}
-	l.Gifts.Prime(g.ID, g)
-	return g, nil
+	need := giftNeedsOf(selectedFields(ctx))
+	prefetchGifts(ctx, l, c.User.ID, []*catalog.Gift{g}, need, false)
+	views, err := r.giftViews(ctx, []*catalog.Gift{g}, need)
+	if err != nil {
+		return nil, err
+	}
+	return views[0], nil
 }
 
 func (r *queryResolver) Vouchers(ctx context.Context, status *model.VoucherStatus, first *int, after *string) (*model.VoucherConnection, error) {
@@ -651,12 +611,16 @@ func (r *userResolver) ReferralStats(ctx context.Context, obj *user.User) (*mode
 	return r.referralStats(ctx, obj)
 }
 
-func (r *voucherResolver) Gift(ctx context.Context, obj *voucher.Voucher) (*catalog.Gift, error) {
+func (r *voucherResolver) Gift(ctx context.Context, obj *voucher.Voucher) (*model.Gift, error) {
 	l, _, err := loaders(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return l.Gifts.Load(ctx, obj.GiftID)
+	g, err := l.Gifts.Load(ctx, obj.GiftID)
+	if err != nil {
+		return nil, err
+	}
+	return r.giftView(ctx, g)
 }
 
 func (r *voucherResolver) Code(ctx context.Context, obj *voucher.Voucher) (*string, error) {

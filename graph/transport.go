@@ -129,12 +129,81 @@ func writeProtocolError(w http.ResponseWriter, exec graphql.GraphExecutor, r *ht
 	writeResponse(w, exec.DispatchError(r.Context(), gqlerror.List{gqlErr}))
 }
 
+// writeResponse writes resp exactly as json.Marshal(resp) would. Marshal
+// re-encodes Data (a json.RawMessage gqlgen wrote) character by character
+// to compact it and escape <, >, &, U+2028 and U+2029; when Data contains
+// none of those (compactAsIs), it is copied as it is, which saved a
+// catalog page about a twentieth of its CPU (docs/benchmarks.md, "Issue
+// 18, session 7: catalog page"). TestWriteResponseIsMarshal.
 func writeResponse(w io.Writer, resp *graphql.Response) {
-	b, err := json.Marshal(resp)
-	if err != nil {
-		panic(err) // as gqlgen's transport: the recover of handler.Server answers
+	if len(resp.Data) == 0 || !compactAsIs(resp.Data) {
+		b, err := json.Marshal(resp)
+		if err != nil {
+			panic(err) // as gqlgen's transport: the recover of handler.Server answers
+		}
+		_, _ = w.Write(b)
+		return
 	}
-	_, _ = w.Write(b)
+	// The members of graphql.Response in their order, omitempty as tagged.
+	b := make([]byte, 0, len(resp.Data)+64)
+	b = append(b, '{')
+	if len(resp.Errors) > 0 {
+		b = appendMember(b, "errors", resp.Errors)
+		b = append(b, ',')
+	}
+	b = append(b, `"data":`...)
+	b = append(b, resp.Data...)
+	if resp.Label != "" {
+		b = appendMember(append(b, ','), "label", resp.Label)
+	}
+	if len(resp.Path) > 0 {
+		b = appendMember(append(b, ','), "path", resp.Path)
+	}
+	if resp.HasNext != nil {
+		b = appendMember(append(b, ','), "hasNext", *resp.HasNext)
+	}
+	if len(resp.Extensions) > 0 {
+		b = appendMember(append(b, ','), "extensions", resp.Extensions)
+	}
+	_, _ = w.Write(append(b, '}'))
+}
+
+// appendMember appends "name":v, v as json.Marshal writes it.
+func appendMember(b []byte, name string, v any) []byte {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // as json.Marshal(resp) would fail
+	}
+	b = append(b, '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return append(b, raw...)
+}
+
+// compactAsIs reports whether json.Marshal writes the JSON document data
+// unchanged: no whitespace outside strings, and none of the characters it
+// escapes (<, >, & and 0xE2, the first byte of U+2028 and U+2029 and of
+// other characters, which then take the slow path for nothing).
+func compactAsIs(data []byte) bool {
+	inString := false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case c == '<' || c == '>' || c == '&' || c == 0xE2:
+			return false
+		case inString:
+			if c == '\\' {
+				i++ // the escaped character
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			return false
+		}
+	}
+	return true
 }
 
 // responseContentType is application/graphql-response+json when the client

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/perkshq/perks/internal/catalog"
 	"github.com/perkshq/perks/internal/ledger"
 	"github.com/perkshq/perks/internal/partner"
 	"github.com/perkshq/perks/internal/voucher"
@@ -44,7 +43,7 @@ type GiftEdge struct {
 	// Opaque cursor to pass as `after`.
 	Cursor string `json:"cursor"`
 	// The gift.
-	Node *catalog.Gift `json:"node"`
+	Node *Gift `json:"node"`
 }
 
 // One line of the leaderboard: display names only, no other personal data.
