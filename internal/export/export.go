@@ -68,6 +68,9 @@ type Service struct {
 	// noLanes reads every stream as a cursor of the export's transaction
 	// (tests).
 	noLanes bool
+	// onLanes, when set, is told how many lanes an export opened and the
+	// settings they run with (tests).
+	onLanes func(lanes int, settings string)
 }
 
 // Encode signs a cursor.
@@ -208,7 +211,10 @@ func (s *Service) Stream(ctx context.Context, cur Cursor, limit int, format Form
 	// importing a snapshot there is not covered by the standby tests
 	// (internal/scale), and a cursor reads the same rows.
 	full := cur.From == 0
-	f, err := s.openFeed(lctx, ss, tx, pool, full, full && !snap.recovery && !s.noLanes)
+	// The whole feed in one call (no page bound): its lanes read each
+	// table sequentially and sort it, instead of following an index.
+	whole := full && limit == 0 && cur.After == nil
+	f, err := s.openFeed(lctx, ss, tx, pool, full, full && !snap.recovery && !s.noLanes, whole)
 	if err != nil {
 		return 0, err
 	}

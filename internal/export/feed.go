@@ -99,8 +99,9 @@ type feed struct {
 }
 
 // openFeed declares the streams in tx. A full export on the primary reads
-// its big streams on lanes when the pool has idle connections.
-func (s *Service) openFeed(ctx context.Context, ss *streamSet, tx pgx.Tx, pool *pgxpool.Pool, full, lanes bool) (*feed, error) {
+// its big streams on lanes when the pool has idle connections; whole (the
+// entire feed, no page bound) has the lanes scan and sort (sortedLanes).
+func (s *Service) openFeed(ctx context.Context, ss *streamSet, tx pgx.Tx, pool *pgxpool.Pool, full, lanes, whole bool) (*feed, error) {
 	f := &feed{full: full}
 	var base *string
 	err := tx.QueryRow(ctx, `SELECT code FROM tiers WHERE partner_id = $1 AND rank = 0`, string(ss.params[0])).Scan(&base)
@@ -151,7 +152,14 @@ func (s *Service) openFeed(ctx context.Context, ss *streamSet, tx pgx.Tx, pool *
 					big++
 				}
 			}
-			conns = openLanes(ctx, pool, snap, big)
+			settings := noJIT
+			if whole {
+				settings += "; " + sortedLanes
+			}
+			conns = openLanes(ctx, pool, snap, big, settings)
+			if s.onLanes != nil {
+				s.onLanes(len(conns), settings)
+			}
 		}
 	}
 	for _, d := range defs {

@@ -96,3 +96,15 @@ func (s *Service) StreamSQL(ctx context.Context, cur Cursor, limit int, format F
 // SetLanes turns the lanes of full exports off (false) or back on, so a
 // test covers both ways of reading the big streams.
 func SetLanes(s *Service, on bool) { s.noLanes = !on }
+
+// ObserveLanes has fn told how many lanes each export of s opens and with
+// which settings.
+func ObserveLanes(s *Service, fn func(lanes int, settings string)) { s.onLanes = fn }
+
+// SortedLanes is the settings of a whole export's lanes.
+const SortedLanes = sortedLanes
+
+// BigStreams is the queries a whole export runs on lanes.
+func BigStreams() map[string]string {
+	return map[string]string{"users": fmt.Sprintf(usersStream, ""), "balances": fmt.Sprintf(balancesStream, ""), "entries": entriesStream}
+}

@@ -248,10 +248,11 @@ func releaseLane(conn *pgxpool.Conn) {
 	conn.Release()
 }
 
-// openLanes acquires up to n connections that import the snapshot, without
-// waiting for a busy pool (a lane is an optimisation: its stream then runs
-// as a cursor of the export's transaction instead).
-func openLanes(ctx context.Context, pool *pgxpool.Pool, snapshot string, n int) []*pgxpool.Conn {
+// openLanes acquires up to n connections that import the snapshot and run
+// settings (SET LOCAL statements), without waiting for a busy pool (a lane
+// is an optimisation: its stream then runs as a cursor of the export's
+// transaction instead).
+func openLanes(ctx context.Context, pool *pgxpool.Pool, snapshot string, n int, settings string) []*pgxpool.Conn {
 	var out []*pgxpool.Conn
 	for i := 0; i < n; i++ {
 		if st := pool.Stat(); st.IdleConns() == 0 && st.TotalConns() >= st.MaxConns() {
@@ -263,7 +264,7 @@ func openLanes(ctx context.Context, pool *pgxpool.Pool, snapshot string, n int) 
 		if err != nil {
 			break
 		}
-		if _, err := conn.Conn().PgConn().Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '"+snapshot+"'; "+noJIT).ReadAll(); err != nil {
+		if _, err := conn.Conn().PgConn().Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '"+snapshot+"'; "+settings).ReadAll(); err != nil {
 			releaseLane(conn)
 			break
 		}
@@ -277,6 +278,22 @@ func openLanes(ctx context.Context, pool *pgxpool.Pool, snapshot string, n int) 
 // jit_above_cost, and compiling them cost 0.3-2 s of CPU per stream in
 // measurements, more than it saved.
 const noJIT = "SET LOCAL jit = off"
+
+// sortedLanes makes the lanes of a whole export (every user, no page
+// bound) read their table sequentially and sort it by user id, instead of
+// following the (partner_id, user_id) index. The planner prefers the index
+// (it costs a heap page visit as cheap once cached), but at a million users
+// the index order visits the heap pages at random, a cache miss per row:
+// measured with psql on the bench's data (docs/benchmarks.md, "Issue 18,
+// session 7: export"), PostgreSQL spent 1.2, 0.9 and 1.35 s of CPU on the
+// users, balances and entries in index order against 0.9, 0.45 and 0.85 s
+// for a sequential scan and a sort (external, in the server's work_mem),
+// and the index's random reads leave shared buffers once the tables
+// outgrow them. A page of the feed (a user id range) keeps the planner's
+// choice: there the index reads only the range. Parallel workers are off:
+// the lanes already put the streams on separate cores, and a worker's
+// tuples cost a copy through its queue.
+const sortedLanes = "SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL max_parallel_workers_per_gather = 0"
 
 // close stops the lanes and waits for their goroutines.
 func (ss *streamSet) close() {
