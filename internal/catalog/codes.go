@@ -118,8 +118,12 @@ func (s *Service) UploadCodesTx(ctx context.Context, tx bun.Tx, partnerID uuid.U
 		}
 	}
 	sortDuplicates(res.Duplicates) // reads like the upload
+	// Available counts out the codes the gift's claim slots took (not
+	// folded into the row yet); claims never wait on this update.
 	err = tx.NewRaw(`UPDATE gifts SET codes_available = codes_available + ?, updated_at = ?
-		WHERE partner_id = ? AND id = ? RETURNING codes_available`, len(inserted), s.Now().UTC(), partnerID, g.ID).Scan(ctx, &res.Available)
+		WHERE partner_id = ? AND id = ?
+		RETURNING codes_available - coalesce((SELECT sum(pool_taken) FROM gift_claim_slots s
+			WHERE s.partner_id = gifts.partner_id AND s.gift_id = gifts.id), 0)`, len(inserted), s.Now().UTC(), partnerID, g.ID).Scan(ctx, &res.Available)
 	if err != nil {
 		return nil, fmt.Errorf("count codes of gift %s: %w", sku, err)
 	}
@@ -130,21 +134,25 @@ func sortDuplicates(d []Duplicate) {
 	slices.SortFunc(d, func(a, b Duplicate) int { return a.Position - b.Position })
 }
 
-// TakeUnitTx takes one unit of a gift for a claim with a single conditional
-// update: the claimed count rises only while stock is left (and, for a pool
-// gift, an unassigned code), and the gift is not retired. The row lock it
-// takes serialises the claims of one gift until their transactions end, so
-// the count can never pass the stock; claims call it last to hold that
-// lock as briefly as possible. It returns the gift as locked.
-func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID) (*Gift, error) {
+// TakeUnitTx takes one unit of a gift for userID's claim and counts it, and
+// poolCode says the claim took a pool code (counted out of the gift's
+// available codes). The unit comes from one of the gift's claim slots
+// (gift_take_unit, migration 20261201010000): the first from the user's
+// slot on that has room and that no concurrent claim holds, else, waiting
+// for every slot, any with room. The slot's lock is held to the end of the
+// transaction, so the count can never pass the stock, yet up to GiftSlots
+// claims of one gift hold a unit at once. It returns the gift as read once
+// the slot was locked (a partner's change committed before shows: callers
+// check it again), with its counts including this claim. Claims call it
+// last to hold the slot as briefly as possible.
+//
+// Errors: OUT_OF_STOCK when no slot has a unit left (and, for a gift still
+// counted on its row, GIFT_UNAVAILABLE when it was retired).
+func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID, userID uuid.UUID, poolCode bool) (*Gift, error) {
 	g := new(Gift)
 	// Prepared, like every statement of a claim.
-	err := database.QueryRowModel(ctx, tx, g, `UPDATE gifts SET claimed_count = claimed_count + 1,
-			codes_available = codes_available - CASE WHEN code_source = 'pool' THEN 1 ELSE 0 END
-		WHERE partner_id = $1 AND id = $2 AND retired_at IS NULL
-		  AND (stock_total IS NULL OR claimed_count < stock_total)
-		  AND (code_source <> 'pool' OR codes_available > 0)
-		RETURNING `+giftColumns(tx), partnerID, giftID)
+	err := database.QueryRowModel(ctx, tx, g, `SELECT `+database.Columns(tx, (*Gift)(nil), "")+` FROM gift_take_unit($1, $2, $3, $4)`,
+		partnerID, giftID, slotOf(userID), poolCode)
 	if err == nil {
 		return g, nil
 	}
@@ -155,14 +163,10 @@ func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID u
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case cur.RetiredAt != nil:
+	if cur.RetiredAt != nil {
 		return nil, apperr.New(apperr.CodeGiftUnavailable, "the gift was retired")
-	case cur.StockTotal != nil && cur.ClaimedCount >= *cur.StockTotal:
-		return nil, apperr.New(apperr.CodeOutOfStock, "the gift is out of stock")
-	default:
-		return nil, apperr.New(apperr.CodeCodesExhausted, "the gift has no codes left")
 	}
+	return nil, apperr.New(apperr.CodeOutOfStock, "the gift is out of stock")
 }
 
 // TakePoolCodeTx assigns the gift's oldest free pool code. A claim takes

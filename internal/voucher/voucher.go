@@ -122,10 +122,11 @@ type Claimed struct {
 //
 // Locks are taken in one order: the user's counter row for the gift, the
 // user's balance, a code (SKIP LOCKED: concurrent claims of one pool take
-// different codes without waiting), and last the gift row. Two claims of
-// one user serialise on the first two; claims of one gift serialise on the
-// gift row, which is held until commit, so it is taken last: the lock is
-// held for that one UPDATE, the caller's idempotency record and the commit.
+// different codes without waiting), and last one of the gift's claim slots
+// (catalog.TakeUnitTx). Two claims of one user serialise on the first two;
+// claims of one gift no longer serialise on its row: each holds one of its
+// catalog.GiftSlots slots until commit, taken last so that it is held for
+// that one statement, the caller's idempotency record and the commit.
 func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u *user.User, giftID uuid.UUID) (*Claimed, error) {
 	// PostgreSQL keeps microseconds: the voucher returned is then exactly
 	// the row stored, and a caller may answer with it without reading it back.
@@ -157,13 +158,14 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 		return nil, err
 	}
 	var code *string
+	pool := false
 	switch g.CodeSource {
 	case catalog.SourcePool:
 		c, err := s.Catalog.TakePoolCodeTx(ctx, tx, p.ID, g.ID, now)
 		if err != nil {
 			return nil, err
 		}
-		code = &c
+		code, pool = &c, true
 	case catalog.SourceGenerated:
 		c, err := s.Catalog.GenerateCodeTx(ctx, tx, p.ID, g.ID, *g.CodePattern, now)
 		if err != nil {
@@ -193,7 +195,7 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 	}); err != nil {
 		return nil, err
 	}
-	locked, err := s.Catalog.TakeUnitTx(ctx, tx, p.ID, g.ID)
+	locked, err := s.Catalog.TakeUnitTx(ctx, tx, p.ID, g.ID, u.ID, pool)
 	if err != nil {
 		return nil, err
 	}
