@@ -114,6 +114,25 @@ type Claimed struct {
 	Entry   *ledger.Entry
 }
 
+// Claim runs one claim of giftID by u: it waits for the gift's place in
+// the gate (GiftGate, PERKS_CLAIMS_PER_GIFT), then calls run, which opens
+// the claim's transaction as its transport needs (the GraphQL mutation's
+// holds the idempotency record) and calls claim inside it. Every claim
+// transport goes through here, so none bypasses the gate; the place is
+// given back when run returns, committed or not. A caller whose context
+// ends while queued gets its error and nothing ran.
+func (s *Service) Claim(ctx context.Context, p *partner.Partner, u *user.User, giftID uuid.UUID,
+	run func(ctx context.Context, claim func(ctx context.Context, tx bun.Tx) (*Claimed, error)) error) error {
+	release, err := s.Gate.Enter(ctx, giftID)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return run(ctx, func(ctx context.Context, tx bun.Tx) (*Claimed, error) {
+		return s.ClaimTx(ctx, tx, p, u, giftID)
+	})
+}
+
 // ClaimTx claims a gift for u inside tx (seed 001 gift/checkavailability).
 // Errors: GIFT_NOT_FOUND, GIFT_UNAVAILABLE, NOT_IN_COUNTRY, OUT_OF_STOCK,
 // CODES_EXHAUSTED, LIMIT_REACHED, INSUFFICIENT_POINTS (and CONFLICT when
