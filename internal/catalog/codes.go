@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -169,54 +168,36 @@ func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID, 
 	return nil, apperr.New(apperr.CodeOutOfStock, "the gift is out of stock")
 }
 
-// TakePoolCodeTx assigns the gift's oldest free pool code. A claim takes
-// its code before it locks the gift row (TakeUnitTx comes last), so
-// concurrent claims of one pool run here together: SKIP LOCKED gives each
-// a different code instead of making them queue. A code held by a claim
-// still in flight counts as taken, so when the last few codes are in
-// flight a claim may answer CODES_EXHAUSTED and charge nothing.
-func (s *Service) TakePoolCodeTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID, now time.Time) (string, error) {
-	var code string
-	row, err := database.QueryRow(ctx, tx, `UPDATE gift_codes SET assigned_at = $1
-		WHERE partner_id = $2 AND code = (
-			SELECT code FROM gift_codes WHERE partner_id = $2 AND gift_id = $3 AND assigned_at IS NULL
-			ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING code`, now, partnerID, giftID)
-	if err == nil {
-		err = row.Scan(&code)
+// GiftForClaimTx reads the gift for userID's claim and, in the same
+// statement, counts the claim in the user's per-gift counter (inserting or
+// updating gift_claim_counters, whose row lock serialises one user's claims
+// of the gift to their commits): claims is the user's claims of it with this
+// one. It counts only while the gift is neither retired nor sold out as read
+// (claims is then 0), so that the claims of a sold-out gift are refused
+// without writing; the caller refuses every other case from the gift
+// (Availability) and LIMIT_REACHED when claims passes the per-user limit,
+// rolling the transaction back, so a refused claim counts nothing.
+// GIFT_NOT_FOUND when there is no such gift.
+func (s *Service) GiftForClaimTx(ctx context.Context, tx bun.Tx, partnerID, giftID, userID uuid.UUID) (g *Gift, claims int, err error) {
+	var row struct {
+		Gift
+		Claims *int `bun:"claims"`
 	}
+	// Prepared, like every statement of a claim: key lookups and an upsert.
+	err = database.QueryRowModel(ctx, tx, &row, `WITH g AS (SELECT `+giftColumns(tx)+` FROM gifts WHERE partner_id = $1 AND id = $2),
+		c AS (INSERT INTO gift_claim_counters AS c (partner_id, user_id, gift_id, claims)
+			SELECT $1, $3, $2, 1 FROM g WHERE g.retired_at IS NULL AND (g.stock_total IS NULL OR g.claimed_count < g.stock_total)
+			ON CONFLICT (partner_id, user_id, gift_id) DO UPDATE SET claims = c.claims + 1
+			RETURNING claims)
+		SELECT g.*, (SELECT claims FROM c) AS claims FROM g`, partnerID, giftID, userID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", apperr.New(apperr.CodeCodesExhausted, "the gift has no codes left")
+		return nil, 0, apperr.New(apperr.CodeGiftNotFound, "gift not found")
 	}
 	if err != nil {
-		return "", fmt.Errorf("take a pool code: %w", err)
+		return nil, 0, fmt.Errorf("load gift and count the claim: %w", err)
 	}
-	return code, nil
-}
-
-// generateAttempts bounds retries on collisions; ParsePattern makes the
-// chance of needing a second try at most 1/1000.
-const generateAttempts = 8
-
-// GenerateCodeTx registers a fresh random code of the pattern as assigned.
-// A code is unique per partner (the gift_codes key); on a collision with
-// any existing code, uploaded or generated, it draws again.
-func (s *Service) GenerateCodeTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID, pattern string, now time.Time) (string, error) {
-	p := Pattern(pattern)
-	for range generateAttempts {
-		code, err := p.Generate()
-		if err != nil {
-			return "", err
-		}
-		res, err := database.Exec(ctx, tx, `INSERT INTO gift_codes (partner_id, code, gift_id, source, created_at, assigned_at)
-			VALUES ($1, $2, $3, 'generated', $4, $4) ON CONFLICT (partner_id, code) DO NOTHING`,
-			partnerID, code, giftID, now)
-		if err != nil {
-			return "", fmt.Errorf("register generated code: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			return code, nil
-		}
+	if row.Claims != nil {
+		claims = *row.Claims
 	}
-	return "", apperr.New(apperr.CodeCodesExhausted, "no free code was found for the gift's pattern; the partner must widen it")
+	return &row.Gift, claims, nil
 }
