@@ -25,34 +25,36 @@ CREATE TABLE gift_claim_slots (
     FOREIGN KEY (partner_id, gift_id) REFERENCES gifts (partner_id, id) ON DELETE CASCADE
 );
 
--- Existing gifts: 8 slots each (catalog.GiftSlots), the stock left spread
+-- Existing gifts: 4 slots each (catalog.GiftSlots), the stock left spread
 -- evenly (the first slots take the remainder).
 INSERT INTO gift_claim_slots (partner_id, gift_id, slot, room)
 SELECT g.partner_id, g.id, s,
     CASE WHEN g.stock_total IS NULL THEN NULL
-         ELSE greatest(g.stock_total - g.claimed_count, 0) / 8
-            + CASE WHEN s < greatest(g.stock_total - g.claimed_count, 0) % 8 THEN 1 ELSE 0 END END
-FROM gifts g, generate_series(0, 7) AS s;
+         ELSE greatest(g.stock_total - g.claimed_count, 0) / 4
+            + CASE WHEN s < greatest(g.stock_total - g.claimed_count, 0) % 4 THEN 1 ELSE 0 END END
+FROM gifts g, generate_series(0, 3) AS s;
 
 -- gift_take_unit takes one unit of gift g for a claim, pool telling whether
 -- the claim took a pool code, and answers the gift as it stands after the
 -- take (claimed_count and codes_available counting every slot), read after
--- the slot's lock was granted; no row when no unit is left. It looks, in
--- this order:
+-- the slot's lock was granted; no row when no unit is left. It takes the
+-- unit, in three steps, each only when the one before cannot:
 --
---  1. for the first slot from slot s on (s: the claiming user's hash) that
+--  1. from the first slot from slot s on (s: the claiming user's hash) that
 --     has room and that no concurrent claim holds (SKIP LOCKED): no wait;
---  2. when none is found (every slot with room is held, or none has room),
---     it locks every slot in slot order, waiting, and takes the first with
---     room from s on: the last units of a stock are handed out exactly,
---     never refused while a slot has one.
+--  2. from slot s, waiting for it (every slot with room is held: under a
+--     storm claims queue one slot each, as many queues as slots);
+--  3. from any slot with room, locking every slot in slot order, waiting:
+--     the last units of a stock are handed out exactly, never refused while
+--     a slot has one.
 --
--- Step 1 runs in a subtransaction rolled back when it finds nothing, which
--- drops the lock FOR NO KEY UPDATE keeps on a row whose room a concurrent
--- claim took to 0 since the statement's snapshot: a claim then waits holding
--- no slot of the gift (step 2 waits in ascending order only) and claims
--- cannot deadlock on slots. A gift without slots (rows inserted by hand)
--- takes its unit on the gift row, as before.
+-- Steps 1 and 2 run in subtransactions rolled back when they find nothing,
+-- which drops the lock FOR NO KEY UPDATE keeps on a row whose room a
+-- concurrent claim took to 0 since the snapshot: a claim waits holding, of
+-- the gift's slots, nothing (step 2) or an ascending prefix of them (step
+-- 3), and claims cannot deadlock on slots (as campaign_charge_budgets). A
+-- gift without slots (rows inserted by hand) takes its unit on the gift
+-- row, as before.
 --
 -- A partner's change to the gift (catalog.PutGiftTx, Retire) locks every
 -- slot: it commits either before the slot's lock is granted here, and the
@@ -72,7 +74,16 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'PG001'; -- drop any lock the search kept
         END IF;
     EXCEPTION WHEN SQLSTATE 'PG001' THEN
-        took := NULL;
+        BEGIN
+            SELECT slot INTO took FROM gift_claim_slots
+            WHERE partner_id = p AND gift_id = g AND slot = s AND (room IS NULL OR room > 0)
+            FOR NO KEY UPDATE;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'PG002'; -- no room there: drop its lock
+            END IF;
+        EXCEPTION WHEN SQLSTATE 'PG002' THEN
+            took := NULL;
+        END;
     END;
     IF took IS NULL THEN
         PERFORM 1 FROM gift_claim_slots WHERE partner_id = p AND gift_id = g ORDER BY slot FOR NO KEY UPDATE;

@@ -110,7 +110,7 @@ func TestClaimSlotsUnderLoad(t *testing.T) {
 	t.Run("a small stock is handed out exactly", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, 60)
-		// 13 units over 8 slots: 2 in five slots, 1 in three.
+		// 13 units over the slots: some slots run out before others.
 		b.env.PutGift("acme", "small", catalog.GiftInput{Title: "Small", CostPoints: 40, Stock: ptr(13), CodeSource: catalog.SourceNone})
 		g, err := b.env.App.Catalog.GiftBySKU(context.Background(), b.env.DB.Bun, b.env.Acme.Partner.ID, "small")
 		require.NoError(t, err)
