@@ -496,7 +496,7 @@ func (s *Service) GiftBySKU(ctx context.Context, db bun.IDB, partnerID uuid.UUID
 
 // GiftByID loads a gift, retired or not.
 func (s *Service) GiftByID(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID) (*Gift, error) {
-	// Prepared: every claim reads its gift first.
+	// Prepared: the catalog and the vouchers read gifts by id all the time.
 	g := new(Gift)
 	err := database.QueryRowModel(ctx, db, g, "SELECT "+giftColumns(db)+" FROM gifts WHERE partner_id = $1 AND id = $2", partnerID, id)
 	if errors.Is(err, sql.ErrNoRows) {
