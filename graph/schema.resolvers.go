@@ -162,20 +162,20 @@ func (r *mutationResolver) ClaimGift(ctx context.Context, giftID string, idempot
 		VoucherID uuid.UUID `json:"voucherId"`
 		Balance   int64     `json:"balance"`
 	}
-	release, err := r.VoucherSvc.Gate.Enter(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	var claimed *voucher.Voucher
 	var gift *catalog.Gift
-	res, err := idempotentTx(ctx, r.Resolver, c, "claimGift", idempotencyKey, id[:], func(ctx context.Context, tx bun.Tx) (*result, error) {
-		cl, err := r.VoucherSvc.ClaimTx(ctx, tx, c.Partner, c.User, id)
-		if err != nil {
-			return nil, err
-		}
-		claimed, gift = cl.Voucher, cl.Gift
-		return &result{VoucherID: cl.Voucher.ID, Balance: cl.Entry.BalanceAfter}, nil
+	var res *result
+	err = r.VoucherSvc.Claim(ctx, c.Partner, c.User, id, func(ctx context.Context, claim func(context.Context, bun.Tx) (*voucher.Claimed, error)) error {
+		var err error
+		res, err = idempotentTx(ctx, r.Resolver, c, "claimGift", idempotencyKey, id[:], func(ctx context.Context, tx bun.Tx) (*result, error) {
+			cl, err := claim(ctx, tx)
+			if err != nil {
+				return nil, err
+			}
+			claimed, gift = cl.Voucher, cl.Gift
+			return &result{VoucherID: cl.Voucher.ID, Balance: cl.Entry.BalanceAfter}, nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -124,7 +124,7 @@ func runClaim(ctx context.Context, b *Bench) ([]Row, error) {
 	var bareClaimed, bareRefused atomic.Int64
 	start = time.Now()
 	_, bp50, bp99, err := Load(ctx, claimClients, b.Duration, func(ctx context.Context, c, i int) error {
-		ok, err := bareClaim(ctx, b, p.ID, users[(i*claimClients+c)%claimUsers].ID, gifts[(i+c)%claimGifts], fmt.Sprintf("bare-%d-%d", c, i))
+		ok, err := bareClaim(ctx, b, p.ID, users[(i*claimClients+c)%claimUsers].ID, gifts[(i+c)%claimGifts], fmt.Sprintf("bare-%d-%d", c, i), int16(c%catalog.GiftSlots))
 		switch {
 		case err != nil:
 			return err
@@ -150,7 +150,7 @@ func runClaim(ctx context.Context, b *Bench) ([]Row, error) {
 // bareClaim is one claim in plain SQL, writing rows consistent with the
 // API's (so the invariants still hold after). It reports false, having
 // rolled back, when the gift has no unit or code left.
-func bareClaim(ctx context.Context, b *Bench, partnerID, userID uuid.UUID, g *catalog.Gift, key string) (bool, error) {
+func bareClaim(ctx context.Context, b *Bench, partnerID, userID uuid.UUID, g *catalog.Gift, key string, slot int16) (bool, error) {
 	tx, err := b.DB.Pool.Begin(ctx)
 	if err != nil {
 		return false, err
@@ -159,9 +159,10 @@ func bareClaim(ctx context.Context, b *Bench, partnerID, userID uuid.UUID, g *ca
 	now := time.Now().UTC()
 	// The snapshot read and its cheap refusal, as the API does first.
 	var left bool
-	if err := tx.QueryRow(ctx, `SELECT retired_at IS NULL AND (stock_total IS NULL OR claimed_count < stock_total)
-			AND (code_source <> 'pool' OR codes_available > 0)
-		FROM gifts WHERE partner_id = $1 AND id = $2`, partnerID, g.ID).Scan(&left); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT retired_at IS NULL
+			AND (stock_total IS NULL OR claimed_count + coalesce((SELECT sum(claimed) FROM gift_claim_slots s WHERE s.partner_id = g.partner_id AND s.gift_id = g.id), 0) < stock_total)
+			AND (code_source <> 'pool' OR codes_available - coalesce((SELECT sum(pool_taken) FROM gift_claim_slots s WHERE s.partner_id = g.partner_id AND s.gift_id = g.id), 0) > 0)
+		FROM gifts g WHERE partner_id = $1 AND id = $2`, partnerID, g.ID).Scan(&left); err != nil {
 		return false, err
 	}
 	if !left {
@@ -225,15 +226,13 @@ func bareClaim(ctx context.Context, b *Bench, partnerID, userID uuid.UUID, g *ca
 		partnerID, uuid.New(), userID, fmt.Sprintf(`{"voucherId":%q,"entryId":%d}`, id, entryID), now); err != nil {
 		return false, err
 	}
-	res, err := tx.Exec(ctx, `UPDATE gifts SET claimed_count = claimed_count + 1,
-			codes_available = codes_available - CASE WHEN code_source = 'pool' THEN 1 ELSE 0 END
-		WHERE partner_id = $1 AND id = $2 AND retired_at IS NULL
-		  AND (stock_total IS NULL OR claimed_count < stock_total)
-		  AND (code_source <> 'pool' OR codes_available > 0)`, partnerID, g.ID)
-	if err != nil {
+	// The unit from one of the gift's claim slots, as the API takes it.
+	var took bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM gift_take_unit($1, $2, $3, $4))`,
+		partnerID, g.ID, slot, g.CodeSource == catalog.SourcePool).Scan(&took); err != nil {
 		return false, err
 	}
-	if res.RowsAffected() == 0 {
+	if !took {
 		return false, nil
 	}
 	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET response_status = 200, response_body = $1, user_id = $2 WHERE partner_id = $3 AND key = $4`,

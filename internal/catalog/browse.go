@@ -122,9 +122,10 @@ var giftColumnList struct {
 	cols string
 }
 
-// giftColumns is Gift's column list (database.Columns), computed once.
+// giftColumns is Gift's column list for a SELECT ... FROM gifts, its counts
+// including the claim slots' (countedColumns), computed once.
 func giftColumns(db bun.IDB) string {
-	giftColumnList.once.Do(func() { giftColumnList.cols = database.Columns(db, (*Gift)(nil), "") })
+	giftColumnList.once.Do(func() { giftColumnList.cols = countedColumns(db, "gifts") })
 	return giftColumnList.cols
 }
 

@@ -399,13 +399,25 @@ func (s *Service) PutGiftTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID,
 			return nil, false, apperr.Field(apperr.CodeInvalidField, "minTier", "minTier must be the code of one of your tiers (GET /integrations/tiers)")
 		}
 	}
-	// Lock an existing gift so no claim slips in between this check and
-	// the update: stock is the total and may not drop below what is claimed.
-	var claimed int
-	err = tx.NewRaw("SELECT claimed_count FROM gifts WHERE partner_id = ? AND sku = ? FOR UPDATE", partnerID, sku).Scan(ctx, &claimed)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, false, fmt.Errorf("lock gift %s: %w", sku, err)
+	// Lock an existing gift and its claim slots so no claim slips in
+	// between this check and the update: stock is the total and may not
+	// drop below what is claimed.
+	var cur struct {
+		ID      uuid.UUID `bun:"id,type:uuid"`
+		Claimed int       `bun:"claimed_count"`
 	}
+	var slotClaimed, slotPoolTaken int
+	err = tx.NewRaw("SELECT id, claimed_count FROM gifts WHERE partner_id = ? AND sku = ? FOR UPDATE", partnerID, sku).Scan(ctx, &cur)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, false, fmt.Errorf("lock gift %s: %w", sku, err)
+	default:
+		if slotClaimed, slotPoolTaken, err = slotTotals(ctx, tx, partnerID, cur.ID); err != nil {
+			return nil, false, err
+		}
+	}
+	claimed := cur.Claimed + slotClaimed
 	if in.Stock != nil && *in.Stock < claimed {
 		return nil, false, apperr.Field(apperr.CodeInvalidField, "stock", "stock is the total and %d units are already claimed; stock must be at least that", claimed)
 	}
@@ -439,6 +451,9 @@ func (s *Service) PutGiftTx(ctx context.Context, tx bun.Tx, partnerID uuid.UUID,
 			return nil, false, apperr.Field(apperr.CodeInvalidField, "stock", "stock is the total and may not be lower than the units already claimed")
 		}
 		return nil, false, fmt.Errorf("put gift %s: %w", sku, err)
+	}
+	if err := foldSlotsTx(ctx, tx, g, slotClaimed, slotPoolTaken); err != nil {
+		return nil, false, err
 	}
 	if _, err := tx.NewDelete().TableExpr("gift_merchants").Where("partner_id = ? AND gift_id = ?", partnerID, g.ID).Exec(ctx); err != nil {
 		return nil, false, fmt.Errorf("replace merchants of gift %s: %w", sku, err)
@@ -481,7 +496,7 @@ func (s *Service) GiftBySKU(ctx context.Context, db bun.IDB, partnerID uuid.UUID
 
 // GiftByID loads a gift, retired or not.
 func (s *Service) GiftByID(ctx context.Context, db bun.IDB, partnerID, id uuid.UUID) (*Gift, error) {
-	// Prepared: every claim reads its gift first.
+	// Prepared: the catalog and the vouchers read gifts by id all the time.
 	g := new(Gift)
 	err := database.QueryRowModel(ctx, db, g, "SELECT "+giftColumns(db)+" FROM gifts WHERE partner_id = $1 AND id = $2", partnerID, id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -495,7 +510,7 @@ func (s *Service) GiftByID(ctx context.Context, db bun.IDB, partnerID, id uuid.U
 
 func (s *Service) one(ctx context.Context, db bun.IDB, where string, args ...any) (*Gift, error) {
 	g := new(Gift)
-	err := db.NewSelect().Model(g).Where(where, args...).Scan(ctx)
+	err := db.NewSelect().Model(g).ColumnExpr(countedColumns(db, `"gift"`)).Where(where, args...).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, apperr.New(apperr.CodeGiftNotFound, "gift not found")
 	}
@@ -509,7 +524,7 @@ func (s *Service) one(ctx context.Context, db bun.IDB, where string, args ...any
 // from the map.
 func (s *Service) GiftsByIDs(ctx context.Context, db bun.IDB, partnerID uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]*Gift, error) {
 	var gifts []Gift
-	if err := db.NewSelect().Model(&gifts).Where("partner_id = ? AND id IN (?)", partnerID, bun.List(ids)).Scan(ctx); err != nil {
+	if err := db.NewSelect().Model(&gifts).ColumnExpr(countedColumns(db, `"gift"`)).Where("partner_id = ? AND id IN (?)", partnerID, bun.List(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("load gifts: %w", err)
 	}
 	out := make(map[uuid.UUID]*Gift, len(gifts))
@@ -522,7 +537,7 @@ func (s *Service) GiftsByIDs(ctx context.Context, db bun.IDB, partnerID uuid.UUI
 // Gifts lists a partner's gifts in catalog order; retired ones only when asked.
 func (s *Service) Gifts(ctx context.Context, db bun.IDB, partnerID uuid.UUID, includeRetired bool) ([]Gift, error) {
 	var out []Gift
-	q := db.NewSelect().Model(&out).Where("partner_id = ?", partnerID).OrderExpr("position, sku")
+	q := db.NewSelect().Model(&out).ColumnExpr(countedColumns(db, `"gift"`)).Where("partner_id = ?", partnerID).OrderExpr("position, sku")
 	if !includeRetired {
 		q = q.Where("retired_at IS NULL")
 	}
@@ -535,17 +550,24 @@ func (s *Service) Gifts(ctx context.Context, db bun.IDB, partnerID uuid.UUID, in
 // Retire hides a gift from the catalog and refuses new claims. Vouchers
 // already claimed stay valid. Retiring a retired gift succeeds; PUT brings
 // a gift back.
+//
+// It then locks the gift's claim slots, so that it returns only once every
+// claim that took a unit before it committed has ended: no claim that
+// commits after Retire returns was accepted without seeing it.
 func (s *Service) Retire(ctx context.Context, db bun.IDB, partnerID uuid.UUID, sku string) error {
-	var id uuid.UUID
-	err := db.NewRaw(`UPDATE gifts SET retired_at = coalesce(retired_at, ?), updated_at = ?
-		WHERE partner_id = ? AND sku = ? RETURNING id`, s.Now().UTC(), s.Now().UTC(), partnerID, sku).Scan(ctx, &id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return apperr.New(apperr.CodeGiftNotFound, "no gift %q", sku)
-	}
-	if err != nil {
-		return fmt.Errorf("retire gift %s: %w", sku, err)
-	}
-	return nil
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var id uuid.UUID
+		err := tx.NewRaw(`UPDATE gifts SET retired_at = coalesce(retired_at, ?), updated_at = ?
+			WHERE partner_id = ? AND sku = ? RETURNING id`, s.Now().UTC(), s.Now().UTC(), partnerID, sku).Scan(ctx, &id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return apperr.New(apperr.CodeGiftNotFound, "no gift %q", sku)
+		}
+		if err != nil {
+			return fmt.Errorf("retire gift %s: %w", sku, err)
+		}
+		_, _, err = slotTotals(ctx, tx, partnerID, id)
+		return err
+	})
 }
 
 // MerchantsOf returns, in one query, the merchants (enabled or not) that

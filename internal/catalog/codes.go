@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -118,8 +117,12 @@ func (s *Service) UploadCodesTx(ctx context.Context, tx bun.Tx, partnerID uuid.U
 		}
 	}
 	sortDuplicates(res.Duplicates) // reads like the upload
+	// Available counts out the codes the gift's claim slots took (not
+	// folded into the row yet); claims never wait on this update.
 	err = tx.NewRaw(`UPDATE gifts SET codes_available = codes_available + ?, updated_at = ?
-		WHERE partner_id = ? AND id = ? RETURNING codes_available`, len(inserted), s.Now().UTC(), partnerID, g.ID).Scan(ctx, &res.Available)
+		WHERE partner_id = ? AND id = ?
+		RETURNING codes_available - coalesce((SELECT sum(pool_taken) FROM gift_claim_slots s
+			WHERE s.partner_id = gifts.partner_id AND s.gift_id = gifts.id), 0)`, len(inserted), s.Now().UTC(), partnerID, g.ID).Scan(ctx, &res.Available)
 	if err != nil {
 		return nil, fmt.Errorf("count codes of gift %s: %w", sku, err)
 	}
@@ -130,21 +133,25 @@ func sortDuplicates(d []Duplicate) {
 	slices.SortFunc(d, func(a, b Duplicate) int { return a.Position - b.Position })
 }
 
-// TakeUnitTx takes one unit of a gift for a claim with a single conditional
-// update: the claimed count rises only while stock is left (and, for a pool
-// gift, an unassigned code), and the gift is not retired. The row lock it
-// takes serialises the claims of one gift until their transactions end, so
-// the count can never pass the stock; claims call it last to hold that
-// lock as briefly as possible. It returns the gift as locked.
-func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID) (*Gift, error) {
+// TakeUnitTx takes one unit of a gift for userID's claim and counts it, and
+// poolCode says the claim took a pool code (counted out of the gift's
+// available codes). The unit comes from one of the gift's claim slots
+// (gift_take_unit, migration 20261201010000): the first from the user's
+// slot on that has room and that no concurrent claim holds, else, waiting
+// for every slot, any with room. The slot's lock is held to the end of the
+// transaction, so the count can never pass the stock, yet up to GiftSlots
+// claims of one gift hold a unit at once. It returns the gift as read once
+// the slot was locked (a partner's change committed before shows: callers
+// check it again), with its counts including this claim. Claims call it
+// last to hold the slot as briefly as possible.
+//
+// Errors: OUT_OF_STOCK when no slot has a unit left (and, for a gift still
+// counted on its row, GIFT_UNAVAILABLE when it was retired).
+func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID, userID uuid.UUID, poolCode bool) (*Gift, error) {
 	g := new(Gift)
 	// Prepared, like every statement of a claim.
-	err := database.QueryRowModel(ctx, tx, g, `UPDATE gifts SET claimed_count = claimed_count + 1,
-			codes_available = codes_available - CASE WHEN code_source = 'pool' THEN 1 ELSE 0 END
-		WHERE partner_id = $1 AND id = $2 AND retired_at IS NULL
-		  AND (stock_total IS NULL OR claimed_count < stock_total)
-		  AND (code_source <> 'pool' OR codes_available > 0)
-		RETURNING `+giftColumns(tx), partnerID, giftID)
+	err := database.QueryRowModel(ctx, tx, g, `SELECT `+database.Columns(tx, (*Gift)(nil), "")+` FROM gift_take_unit($1, $2, $3, $4)`,
+		partnerID, giftID, slotOf(userID), poolCode)
 	if err == nil {
 		return g, nil
 	}
@@ -155,64 +162,42 @@ func (s *Service) TakeUnitTx(ctx context.Context, tx bun.Tx, partnerID, giftID u
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case cur.RetiredAt != nil:
+	if cur.RetiredAt != nil {
 		return nil, apperr.New(apperr.CodeGiftUnavailable, "the gift was retired")
-	case cur.StockTotal != nil && cur.ClaimedCount >= *cur.StockTotal:
-		return nil, apperr.New(apperr.CodeOutOfStock, "the gift is out of stock")
-	default:
-		return nil, apperr.New(apperr.CodeCodesExhausted, "the gift has no codes left")
 	}
+	return nil, apperr.New(apperr.CodeOutOfStock, "the gift is out of stock")
 }
 
-// TakePoolCodeTx assigns the gift's oldest free pool code. A claim takes
-// its code before it locks the gift row (TakeUnitTx comes last), so
-// concurrent claims of one pool run here together: SKIP LOCKED gives each
-// a different code instead of making them queue. A code held by a claim
-// still in flight counts as taken, so when the last few codes are in
-// flight a claim may answer CODES_EXHAUSTED and charge nothing.
-func (s *Service) TakePoolCodeTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID, now time.Time) (string, error) {
-	var code string
-	row, err := database.QueryRow(ctx, tx, `UPDATE gift_codes SET assigned_at = $1
-		WHERE partner_id = $2 AND code = (
-			SELECT code FROM gift_codes WHERE partner_id = $2 AND gift_id = $3 AND assigned_at IS NULL
-			ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING code`, now, partnerID, giftID)
-	if err == nil {
-		err = row.Scan(&code)
+// GiftForClaimTx reads the gift for userID's claim and, in the same
+// statement, counts the claim in the user's per-gift counter (inserting or
+// updating gift_claim_counters, whose row lock serialises one user's claims
+// of the gift to their commits): claims is the user's claims of it with this
+// one. It counts only while the gift is neither retired nor sold out as read
+// (claims is then 0), so that the claims of a sold-out gift are refused
+// without writing; the caller refuses every other case from the gift
+// (Availability) and LIMIT_REACHED when claims passes the per-user limit,
+// rolling the transaction back, so a refused claim counts nothing.
+// GIFT_NOT_FOUND when there is no such gift.
+func (s *Service) GiftForClaimTx(ctx context.Context, tx bun.Tx, partnerID, giftID, userID uuid.UUID) (g *Gift, claims int, err error) {
+	var row struct {
+		Gift
+		Claims *int `bun:"claims"`
 	}
+	// Prepared, like every statement of a claim: key lookups and an upsert.
+	err = database.QueryRowModel(ctx, tx, &row, `WITH g AS (SELECT `+giftColumns(tx)+` FROM gifts WHERE partner_id = $1 AND id = $2),
+		c AS (INSERT INTO gift_claim_counters AS c (partner_id, user_id, gift_id, claims)
+			SELECT $1, $3, $2, 1 FROM g WHERE g.retired_at IS NULL AND (g.stock_total IS NULL OR g.claimed_count < g.stock_total)
+			ON CONFLICT (partner_id, user_id, gift_id) DO UPDATE SET claims = c.claims + 1
+			RETURNING claims)
+		SELECT g.*, (SELECT claims FROM c) AS claims FROM g`, partnerID, giftID, userID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", apperr.New(apperr.CodeCodesExhausted, "the gift has no codes left")
+		return nil, 0, apperr.New(apperr.CodeGiftNotFound, "gift not found")
 	}
 	if err != nil {
-		return "", fmt.Errorf("take a pool code: %w", err)
+		return nil, 0, fmt.Errorf("load gift and count the claim: %w", err)
 	}
-	return code, nil
-}
-
-// generateAttempts bounds retries on collisions; ParsePattern makes the
-// chance of needing a second try at most 1/1000.
-const generateAttempts = 8
-
-// GenerateCodeTx registers a fresh random code of the pattern as assigned.
-// A code is unique per partner (the gift_codes key); on a collision with
-// any existing code, uploaded or generated, it draws again.
-func (s *Service) GenerateCodeTx(ctx context.Context, tx bun.Tx, partnerID, giftID uuid.UUID, pattern string, now time.Time) (string, error) {
-	p := Pattern(pattern)
-	for range generateAttempts {
-		code, err := p.Generate()
-		if err != nil {
-			return "", err
-		}
-		res, err := database.Exec(ctx, tx, `INSERT INTO gift_codes (partner_id, code, gift_id, source, created_at, assigned_at)
-			VALUES ($1, $2, $3, 'generated', $4, $4) ON CONFLICT (partner_id, code) DO NOTHING`,
-			partnerID, code, giftID, now)
-		if err != nil {
-			return "", fmt.Errorf("register generated code: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			return code, nil
-		}
+	if row.Claims != nil {
+		claims = *row.Claims
 	}
-	return "", apperr.New(apperr.CodeCodesExhausted, "no free code was found for the gift's pattern; the partner must widen it")
+	return &row.Gift, claims, nil
 }

@@ -2,6 +2,7 @@ package voucher_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/voucher"
 )
@@ -74,4 +76,37 @@ func TestGiftGate(t *testing.T) {
 		require.NoError(t, err)
 		release()
 	})
+}
+
+// TestClaimEntersTheGate: Service.Claim holds the gift's place in the gate
+// while its transport's transaction runs, so a claim through any transport
+// waits its turn, and gives it back when run returns, failed or not.
+func TestClaimEntersTheGate(t *testing.T) {
+	t.Parallel()
+	svc := &voucher.Service{Gate: &voucher.GiftGate{PerGift: 1}}
+	gift := uuid.New()
+	inside := make(chan struct{})
+	leave := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- svc.Claim(context.Background(), nil, nil, gift, func(ctx context.Context, _ func(context.Context, bun.Tx) (*voucher.Claimed, error)) error {
+			close(inside)
+			<-leave
+			return errors.New("rolled back")
+		})
+	}()
+	<-inside
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	ran := false
+	err := svc.Claim(ctx, nil, nil, gift, func(context.Context, func(context.Context, bun.Tx) (*voucher.Claimed, error)) error {
+		ran = true
+		return nil
+	})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.False(t, ran, "a second claim of the gift waited in the gate")
+	close(leave)
+	require.EqualError(t, <-done, "rolled back")
+	require.NoError(t, svc.Claim(context.Background(), nil, nil, gift, func(context.Context, func(context.Context, bun.Tx) (*voucher.Claimed, error)) error { return nil }))
+	require.Zero(t, svc.Gate.Gifts())
 }

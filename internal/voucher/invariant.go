@@ -12,14 +12,23 @@ import (
 // invariants are queries that must return 0 rows' worth of count: each
 // counts the rows that break one rule.
 var invariants = []struct{ name, query string }{
-	{"a gift's claimed count equals its vouchers, erased ones included (issued = initial stock - stock left)", `
+	{"a gift's claimed count (its row's and its claim slots') equals its vouchers, erased ones included (issued = initial stock - stock left)", `
 		SELECT count(*) FROM gifts g
-		WHERE g.claimed_count <> g.erased_claims + (SELECT count(*) FROM vouchers v WHERE v.partner_id = g.partner_id AND v.gift_id = g.id)`},
+		WHERE g.claimed_count + coalesce((SELECT sum(s.claimed) FROM gift_claim_slots s WHERE s.partner_id = g.partner_id AND s.gift_id = g.id), 0)
+			<> g.erased_claims + (SELECT count(*) FROM vouchers v WHERE v.partner_id = g.partner_id AND v.gift_id = g.id)`},
 	{"stock left is never negative", `
-		SELECT count(*) FROM gifts WHERE stock_total IS NOT NULL AND claimed_count > stock_total`},
-	{"a gift's available count equals its unassigned codes", `
+		SELECT count(*) FROM gifts g WHERE g.stock_total IS NOT NULL
+		AND g.claimed_count + coalesce((SELECT sum(s.claimed) FROM gift_claim_slots s WHERE s.partner_id = g.partner_id AND s.gift_id = g.id), 0) > g.stock_total`},
+	{"a limited gift's claim slots hold exactly its stock left, an unlimited gift's no room", `
 		SELECT count(*) FROM gifts g
-		WHERE g.codes_available <> (SELECT count(*) FROM gift_codes c
+		JOIN (SELECT partner_id, gift_id, sum(claimed) AS claimed, sum(room) AS room, count(room) AS limited, count(*) AS slots
+			FROM gift_claim_slots GROUP BY partner_id, gift_id) s ON s.partner_id = g.partner_id AND s.gift_id = g.id
+		WHERE CASE WHEN g.stock_total IS NULL THEN s.limited <> 0
+			ELSE s.limited <> s.slots OR g.claimed_count + s.claimed + s.room <> g.stock_total END`},
+	{"a gift's available count (its row's less its claim slots') equals its unassigned codes", `
+		SELECT count(*) FROM gifts g
+		WHERE g.codes_available - coalesce((SELECT sum(s.pool_taken) FROM gift_claim_slots s WHERE s.partner_id = g.partner_id AND s.gift_id = g.id), 0)
+			<> (SELECT count(*) FROM gift_codes c
 			WHERE c.partner_id = g.partner_id AND c.gift_id = g.id AND c.assigned_at IS NULL)`},
 	{"a voucher's code is an assigned code of its gift", `
 		SELECT count(*) FROM vouchers v LEFT JOIN gift_codes c ON c.partner_id = v.partner_id AND c.code = v.code
@@ -52,8 +61,9 @@ var invariants = []struct{ name, query string }{
 }
 
 // CheckInvariants verifies the ledger invariants and, across every partner,
-// the catalog's: claimed counts equal vouchers issued (so issued = initial
-// stock - stock left), stock left is never negative, each code is used
+// the catalog's: claimed counts (a gift's row plus its claim slots) equal
+// vouchers issued (so issued = initial stock - stock left), stock left is
+// never negative and is exactly what the slots hold, each code is used
 // once and belongs to its voucher's gift, each voucher has its one burn and
 // at most one refund, and per-user counters equal the vouchers. Tests and
 // `make bench` run it after concurrent load; it only reads.

@@ -114,6 +114,25 @@ type Claimed struct {
 	Entry   *ledger.Entry
 }
 
+// Claim runs one claim of giftID by u: it waits for the gift's place in
+// the gate (GiftGate, PERKS_CLAIMS_PER_GIFT), then calls run, which opens
+// the claim's transaction as its transport needs (the GraphQL mutation's
+// holds the idempotency record) and calls claim inside it. Every claim
+// transport goes through here, so none bypasses the gate; the place is
+// given back when run returns, committed or not. A caller whose context
+// ends while queued gets its error and nothing ran.
+func (s *Service) Claim(ctx context.Context, p *partner.Partner, u *user.User, giftID uuid.UUID,
+	run func(ctx context.Context, claim func(ctx context.Context, tx bun.Tx) (*Claimed, error)) error) error {
+	release, err := s.Gate.Enter(ctx, giftID)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return run(ctx, func(ctx context.Context, tx bun.Tx) (*Claimed, error) {
+		return s.ClaimTx(ctx, tx, p, u, giftID)
+	})
+}
+
 // ClaimTx claims a gift for u inside tx (seed 001 gift/checkavailability).
 // Errors: GIFT_NOT_FOUND, GIFT_UNAVAILABLE, NOT_IN_COUNTRY, OUT_OF_STOCK,
 // CODES_EXHAUSTED, LIMIT_REACHED, INSUFFICIENT_POINTS (and CONFLICT when
@@ -122,20 +141,23 @@ type Claimed struct {
 //
 // Locks are taken in one order: the user's counter row for the gift, the
 // user's balance, a code (SKIP LOCKED: concurrent claims of one pool take
-// different codes without waiting), and last the gift row. Two claims of
-// one user serialise on the first two; claims of one gift serialise on the
-// gift row, which is held until commit, so it is taken last: the lock is
-// held for that one UPDATE, the caller's idempotency record and the commit.
+// different codes without waiting), and last one of the gift's claim slots
+// (catalog.TakeUnitTx). Two claims of one user serialise on the first two;
+// claims of one gift no longer serialise on its row: each holds one of its
+// catalog.GiftSlots slots until commit, taken last so that it is held for
+// that one statement, the caller's idempotency record and the commit.
 func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u *user.User, giftID uuid.UUID) (*Claimed, error) {
 	// PostgreSQL keeps microseconds: the voucher returned is then exactly
 	// the row stored, and a caller may answer with it without reading it back.
 	now := s.Now().UTC().Truncate(time.Microsecond)
-	g, err := s.Catalog.GiftByID(ctx, tx, p.ID, giftID)
+	// The gift and, in the same statement, the user's claim counted
+	// (unless the gift is retired or sold out as read).
+	g, claims, err := s.Catalog.GiftForClaimTx(ctx, tx, p.ID, giftID, u.ID)
 	if err != nil {
 		return nil, err
 	}
 	// Everything but the user's balance and claims, from a snapshot: cheap
-	// refusals before any lock. The gift row is checked again once locked.
+	// refusals. The gift is checked again once a unit is taken.
 	viewer := catalog.Viewer{Country: u.CountryCode, Balance: math.MaxInt64}
 	if g.MinTier != nil {
 		if viewer.TierRank, viewer.TierRanks, err = tier.RanksTx(ctx, tx, p.ID, u.ID); err != nil {
@@ -145,8 +167,13 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 	if code := g.Availability(now, viewer); code != "" {
 		return nil, unavailable(code, g)
 	}
-	if err := s.countClaim(ctx, tx, p.ID, u.ID, g); err != nil {
-		return nil, err
+	switch {
+	case claims == 0:
+		return nil, fmt.Errorf("claim of gift %s was not counted", g.SKU) // Availability refuses first
+	case g.PerUserLimit != nil && claims > *g.PerUserLimit:
+		// The counter's row lock makes this exact under concurrency; the
+		// caller rolls the count back.
+		return nil, unavailable(apperr.CodeLimitReached, g)
 	}
 	id := uuid.New()
 	entry, err := s.Ledger.ApplyTx(ctx, tx, p.ID, ledger.Change{
@@ -156,44 +183,21 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 	if err != nil {
 		return nil, err
 	}
-	var code *string
-	switch g.CodeSource {
-	case catalog.SourcePool:
-		c, err := s.Catalog.TakePoolCodeTx(ctx, tx, p.ID, g.ID, now)
-		if err != nil {
-			return nil, err
-		}
-		code = &c
-	case catalog.SourceGenerated:
-		c, err := s.Catalog.GenerateCodeTx(ctx, tx, p.ID, g.ID, *g.CodePattern, now)
-		if err != nil {
-			return nil, err
-		}
-		code = &c
-	}
 	v := &Voucher{
-		PartnerID: p.ID, ID: id, GiftID: g.ID, UserID: u.ID, Code: code, Status: StatusClaimed,
+		PartnerID: p.ID, ID: id, GiftID: g.ID, UserID: u.ID, Status: StatusClaimed,
 		CostPoints: g.CostPoints, BurnEntryID: entry.ID, ClaimedAt: now, ExpiresAt: g.VoucherExpiry(now), UpdatedAt: now,
 	}
-	// Prepared, like every statement of a claim; the columns left out are
-	// NULL or their defaults, as in a new Voucher.
-	row, err := database.QueryRow(ctx, tx, `INSERT INTO vouchers (partner_id, id, gift_id, user_id, code, status, cost_points,
-			burn_entry_id, claimed_at, expires_at, otp_attempts, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11) RETURNING seq`,
-		v.PartnerID, v.ID, v.GiftID, v.UserID, v.Code, string(v.Status), v.CostPoints, v.BurnEntryID, v.ClaimedAt, v.ExpiresAt, v.UpdatedAt)
-	if err == nil {
-		err = row.Scan(&v.Seq)
+	if err := insertTx(ctx, tx, v, g); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("insert voucher: %w", err)
-	}
+	pool := g.CodeSource == catalog.SourcePool
 	if _, err := s.Events.EmitTx(ctx, tx, p.ID, event.VoucherClaimed, &u.ID, map[string]any{
 		"voucherId": v.ID, "userId": u.ID, "giftId": g.ID, "sku": g.SKU, "points": g.CostPoints,
 		"entryId": entry.ID, "balance": entry.BalanceAfter, "expiresAt": v.ExpiresAt,
 	}); err != nil {
 		return nil, err
 	}
-	locked, err := s.Catalog.TakeUnitTx(ctx, tx, p.ID, g.ID)
+	locked, err := s.Catalog.TakeUnitTx(ctx, tx, p.ID, g.ID, u.ID, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +217,71 @@ func (s *Service) ClaimTx(ctx context.Context, tx bun.Tx, p *partner.Partner, u 
 	return &Claimed{Voucher: v, Gift: locked, Entry: entry}, nil
 }
 
+// generateAttempts bounds the draws of a generated code on collisions;
+// catalog.ParsePattern makes the chance of needing a second one at most
+// 1/1000.
+const generateAttempts = 8
+
+// insertTx inserts the claim's voucher v with its code, in one statement
+// with the code's (prepared, like every statement of a claim; the columns
+// left out are NULL or their defaults, as in a new Voucher):
+//
+//   - pool: the gift's oldest free code, assigned. A claim takes its code
+//     before its unit of stock (catalog.TakeUnitTx comes last), so
+//     concurrent claims of one pool run here together: SKIP LOCKED gives
+//     each a different code instead of making them queue. A code held by a
+//     claim still in flight counts as taken, so when the last few codes are
+//     in flight a claim may answer CODES_EXHAUSTED and charge nothing.
+//   - generated: a fresh random code of the gift's pattern, registered as
+//     assigned; a code is unique per partner (the gift_codes key), and on a
+//     collision with any code, uploaded or generated, it draws again.
+//   - none: no code.
+func insertTx(ctx context.Context, tx bun.Tx, v *Voucher, g *catalog.Gift) error {
+	const insert = `INSERT INTO vouchers (partner_id, id, gift_id, user_id, code, status, cost_points,
+			burn_entry_id, claimed_at, expires_at, otp_attempts, updated_at)
+		SELECT $1, $2, $3, $4, code.code, $6, $7, $8, $9, $10, 0, $11 FROM code RETURNING seq, code`
+	var query string
+	switch g.CodeSource {
+	case catalog.SourcePool:
+		query = `WITH code AS (UPDATE gift_codes SET assigned_at = $9
+			WHERE partner_id = $1 AND code = (
+				SELECT code FROM gift_codes WHERE partner_id = $1 AND gift_id = $3 AND assigned_at IS NULL AND $5::text IS NULL
+				ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+			RETURNING code) ` + insert
+	case catalog.SourceGenerated:
+		query = `WITH code AS (INSERT INTO gift_codes (partner_id, code, gift_id, source, created_at, assigned_at)
+			VALUES ($1, $5, $3, 'generated', $9, $9) ON CONFLICT (partner_id, code) DO NOTHING
+			RETURNING code) ` + insert
+	default:
+		query = `WITH code AS (SELECT $5::text AS code) ` + insert
+	}
+	for range generateAttempts {
+		var code *string
+		if g.CodeSource == catalog.SourceGenerated {
+			c, err := catalog.Pattern(*g.CodePattern).Generate()
+			if err != nil {
+				return err
+			}
+			code = &c
+		}
+		row, err := database.QueryRow(ctx, tx, query, v.PartnerID, v.ID, v.GiftID, v.UserID, code, string(v.Status),
+			v.CostPoints, v.BurnEntryID, v.ClaimedAt, v.ExpiresAt, v.UpdatedAt)
+		if err == nil {
+			err = row.Scan(&v.Seq, &v.Code)
+		}
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("insert voucher: %w", err)
+		case g.CodeSource == catalog.SourcePool:
+			return apperr.New(apperr.CodeCodesExhausted, "gift %q has no codes left", g.SKU)
+		}
+		// A generated code that was already taken: draw again.
+	}
+	return apperr.New(apperr.CodeCodesExhausted, "no free code was found for the gift's pattern; the partner must widen it")
+}
+
 func unavailable(code apperr.Code, g *catalog.Gift) error {
 	switch code {
 	case apperr.CodeGiftUnavailable:
@@ -229,28 +298,6 @@ func unavailable(code apperr.Code, g *catalog.Gift) error {
 		return apperr.New(code, "gift %q can be claimed %d times per user", g.SKU, *g.PerUserLimit)
 	}
 	return apperr.New(code, "gift %q cannot be claimed", g.SKU)
-}
-
-// countClaim adds one to the user's claims of g unless that would pass the
-// per-user limit. The conditional upsert locks the counter row, so
-// concurrent claims of one user and gift serialise and each re-checks the
-// committed count: the limit is exact.
-func (s *Service) countClaim(ctx context.Context, tx bun.Tx, partnerID, userID uuid.UUID, g *catalog.Gift) error {
-	var n int
-	row, err := database.QueryRow(ctx, tx, `INSERT INTO gift_claim_counters AS c (partner_id, user_id, gift_id, claims) VALUES ($1, $2, $3, 1)
-		ON CONFLICT (partner_id, user_id, gift_id) DO UPDATE SET claims = c.claims + 1
-		WHERE $4::int IS NULL OR c.claims < $4::int
-		RETURNING claims`, partnerID, userID, g.ID, g.PerUserLimit)
-	if err == nil {
-		err = row.Scan(&n)
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return unavailable(apperr.CodeLimitReached, g)
-	}
-	if err != nil {
-		return fmt.Errorf("count claim of gift %s: %w", g.SKU, err)
-	}
-	return nil
 }
 
 // ForUser loads one of the user's vouchers; another user's (or partner's)
