@@ -129,9 +129,11 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(secrets)
-	// PERKS_CLAIMS_PER_GIFT passes through, to compare claim gates.
+	// PERKS_CLAIMS_AT_ONCE and PERKS_CLAIMS_PER_GIFT pass through, to
+	// compare claim gates.
 	cfg, err := config.Load(func(k string) string {
-		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "true", "PERKS_RATE_LIMIT_PER_MINUTE": "0", "PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE": "0", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true", "PERKS_CLAIMS_PER_GIFT": os.Getenv("PERKS_CLAIMS_PER_GIFT")}[k]
+		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "true", "PERKS_RATE_LIMIT_PER_MINUTE": "0", "PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE": "0", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true", "PERKS_CLAIMS_PER_GIFT": os.Getenv("PERKS_CLAIMS_PER_GIFT"),
+			"PERKS_CLAIMS_AT_ONCE": os.Getenv("PERKS_CLAIMS_AT_ONCE")}[k]
 	})
 	if err != nil {
 		return err

@@ -98,7 +98,7 @@ func NewServices(cfg *config.Config, log *slog.Logger, db *database.DB, keys *ke
 	s.Earning.Referrals = s.Referrals
 	s.Merchants = &merchant.Service{Skew: cfg.SignatureSkew, Now: now}
 	s.Catalog = &catalog.Service{Merchants: s.Merchants, Now: now}
-	s.Vouchers = &voucher.Service{Catalog: s.Catalog, Ledger: s.Ledger, Events: s.Events, Keys: keys, Now: now, Gate: &voucher.GiftGate{PerGift: cfg.ClaimsPerGift}}
+	s.Vouchers = &voucher.Service{Catalog: s.Catalog, Ledger: s.Ledger, Events: s.Events, Keys: keys, Now: now, Gate: &voucher.ClaimGate{AtOnce: cfg.ClaimsAtOnce, PerGift: cfg.ClaimsPerGift}}
 	s.Ranking = &ranking.Service{Now: now, SyncEvery: cfg.RankingRefresh}
 	s.Content = &content.Service{Earning: s.Earning, Now: now}
 	s.Bulk = &bulk.Service{Users: s.Users, Earning: s.Earning, Partners: s.Partners, Events: s.Events, Now: now}

@@ -124,17 +124,22 @@ func TestTraceEarnToWebhook(t *testing.T) {
 
 		// SQL statements of the earn, children of the request's span.
 		var sqlChildren int
+		var ledger bool
 		for _, s := range b.spans.GetSpans() {
 			if s.Parent.SpanID() == srv.SpanContext.SpanID() && s.SpanKind == trace.SpanKindClient {
 				for _, kv := range s.Attributes {
 					if kv.Key == "db.query.text" {
 						sqlChildren++
 						require.NotContains(t, kv.Value.AsString(), "'", "literals are replaced: %s", kv.Value.AsString())
+						ledger = ledger || strings.Contains(kv.Value.AsString(), "INSERT INTO ledger_entries")
 					}
 				}
 			}
 		}
 		require.Greater(t, sqlChildren, 3, "the earn's SQL statements are spans under the request")
+		// The hot paths' prepared statements bypass bun's hook: they make
+		// their own spans (database.startSpan).
+		require.True(t, ledger, "the ledger's prepared statement is a span too")
 
 		insert := find(t, b, "river.insert")
 		var ins tracetest.SpanStub

@@ -60,6 +60,7 @@ type Config struct {
 	WebhookAllowPriv bool
 	WebhookRetention time.Duration
 	WebhookWorkers   int
+	ClaimsAtOnce     int
 	ClaimsPerGift    int
 	FetchCooldown    time.Duration
 	FetchPollInt     time.Duration
@@ -158,7 +159,8 @@ var vars = []variable{
 	{"PERKS_WEBHOOK_MAX_WORKERS", "50", "Concurrent webhook delivery jobs per process (the River `webhook` queue); the batch jobs of a transaction's several deliveries also send at most this many requests at once.", intVar(func(c *Config, n int) { c.WebhookWorkers = n })},
 	{"PERKS_RIVER_FETCH_COOLDOWN", "5ms", "Shortest pause between two River job fetches while jobs keep coming; lower delivers faster at more database load (see `make bench`).", durVar(func(c *Config, d time.Duration) { c.FetchCooldown = d })},
 	{"PERKS_RIVER_FETCH_POLL_INTERVAL", "100ms", "How often River polls for jobs when no insert notification arrives (scheduled retries, missed notifications).", durVar(func(c *Config, d time.Duration) { c.FetchPollInt = d })},
-	{"PERKS_CLAIMS_PER_GIFT", "2", "Claims of one gift a process runs at once (others wait their turn in the process, not in PostgreSQL): a gift's claims no longer serialise on its row (each holds one of its claim slots), but a storm of transactions crowding PostgreSQL is slower for everyone (docs/benchmarks.md, claim storm); 0 is no limit.", nonNegIntVar(func(c *Config, n int) { c.ClaimsPerGift = n })},
+	{"PERKS_CLAIMS_AT_ONCE", "16", "Claims (of any gifts) a process runs at once; the others wait their turn in the process, in arrival order, not in PostgreSQL, where a storm of waiting transactions is slower for everyone (docs/catalog.md, \"A storm waits in the server\"); about 8 per core of PostgreSQL; 0 is no limit.", nonNegIntVar(func(c *Config, n int) { c.ClaimsAtOnce = n })},
+	{"PERKS_CLAIMS_PER_GIFT", "0", "Claims of one gift a process runs at once, on top of PERKS_CLAIMS_AT_ONCE; 0 is no limit (a gift's claims spread over its claim slots: docs/catalog.md).", nonNegIntVar(func(c *Config, n int) { c.ClaimsPerGift = n })},
 	{"PERKS_RANKING_REFRESH", "1s", "How old a replica's in-memory leaderboard of a partner may get before a request brings it up to date from the balances changed since (ranks are as of refreshedAt).", durVar(func(c *Config, d time.Duration) { c.RankingRefresh = d })},
 	{"PERKS_RATE_LIMIT_PER_MINUTE", "60000", "Default sustained rate of a partner's back-end calls, across all replicas (token bucket; 0 = unlimited; see PERKS_RATE_LIMIT_SHARED). Partners can override it (`perks partner set --rate-limit`).", nonNegIntVar(func(c *Config, n int) { c.RateLimitPerMinute = n })},
 	{"PERKS_RATE_LIMIT_BURST", "1000", "Default burst (bucket size) of a partner's back-end calls (0 = one minute's worth).", nonNegIntVar(func(c *Config, n int) { c.RateLimitBurst = n })},

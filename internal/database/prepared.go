@@ -69,7 +69,10 @@ func QueryRow(ctx context.Context, db bun.IDB, query string, args ...any) (*sql.
 	if err != nil {
 		return nil, err
 	}
-	return r.QueryRowContext(ctx, query, params(args)...), nil
+	span := startSpan(ctx, query)
+	row := r.QueryRowContext(ctx, query, params(args)...)
+	endSpan(span, row.Err())
+	return row, nil
 }
 
 // Exec runs a prepared statement.
@@ -78,7 +81,10 @@ func Exec(ctx context.Context, db bun.IDB, query string, args ...any) (sql.Resul
 	if err != nil {
 		return nil, err
 	}
-	return r.ExecContext(ctx, query, params(args)...)
+	span := startSpan(ctx, query)
+	res, err := r.ExecContext(ctx, query, params(args)...)
+	endSpan(span, err)
+	return res, err
 }
 
 // Query runs a prepared query returning rows; the caller closes them.
@@ -87,7 +93,10 @@ func Query(ctx context.Context, db bun.IDB, query string, args ...any) (*sql.Row
 	if err != nil {
 		return nil, err
 	}
-	return r.QueryContext(ctx, query, params(args)...)
+	span := startSpan(ctx, query)
+	rows, err := r.QueryContext(ctx, query, params(args)...)
+	endSpan(span, err)
+	return rows, err
 }
 
 // params are args as pgx takes them best, led by the execution mode. A

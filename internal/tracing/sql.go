@@ -64,14 +64,14 @@ func (h *BunHook) AfterQuery(_ context.Context, ev *bun.QueryEvent) {
 	}
 	if ev.Err != nil && !errors.Is(ev.Err, sql.ErrNoRows) {
 		span.SetStatus(codes.Error, "")
-		span.SetAttributes(KeyErrorType.String(errorType(ev.Err)))
+		span.SetAttributes(KeyErrorType.String(ErrorType(ev.Err)))
 	}
 	span.End()
 }
 
-// errorType names an error without its message: the SQLSTATE of a
+// ErrorType names an error without its message: the SQLSTATE of a
 // PostgreSQL error, else "error".
-func errorType(err error) string {
+func ErrorType(err error) string {
 	var st interface{ SQLState() string }
 	if errors.As(err, &st) {
 		return st.SQLState()

@@ -7,15 +7,25 @@ import (
 	"github.com/google/uuid"
 )
 
-// GiftGate admits at most PerGift claims of one gift at a time into their
-// transaction, in this process. Claims of one gift serialise on its row
-// anyway (ClaimTx takes it last and holds it to the commit); without the
-// gate a storm of them waits inside PostgreSQL, each holding a connection
-// and a backend, and the row's waiters and its versions (every claim
-// updates it) make each claim slower the more wait. Waiting here costs a
-// goroutine. Claims of other gifts are not held back.
-type GiftGate struct {
+// ClaimGate bounds the claims this process runs at once, so that a storm
+// waits in the process (a goroutine each, in arrival order) instead of
+// inside PostgreSQL, where every waiting claim holds a connection and a
+// backend and makes each claim slower the more there are.
+//
+// AtOnce bounds the claims of any gifts (PERKS_CLAIMS_AT_ONCE): the claim
+// storm of cmd/bench is fastest and fairest with about 8 backends per core
+// busy with claims (docs/benchmarks.md, "Issue 18, session 7: the
+// integrator's quiet run"). One queue for all gifts keeps the waits equal:
+// a queue per gift made a storm's slowest claims those of its most claimed
+// gifts. PerGift (PERKS_CLAIMS_PER_GIFT) additionally bounds the claims of
+// one gift; it mattered when a gift's claims serialised on its row, and is
+// off by default since they spread over the gift's claim slots.
+type ClaimGate struct {
+	AtOnce  int
 	PerGift int
+
+	once sync.Once
+	all  chan struct{}
 
 	mu    sync.Mutex
 	gates map[uuid.UUID]*giftSlot
@@ -26,10 +36,32 @@ type giftSlot struct {
 	users int
 }
 
-// Enter waits for a place for a claim of gift, or for ctx; release gives
-// the place back.
-func (g *GiftGate) Enter(ctx context.Context, gift uuid.UUID) (release func(), err error) {
-	if g == nil || g.PerGift <= 0 {
+// Enter waits for a place for a claim of gift (its gift's first, then the
+// process's), or for ctx; release gives the places back.
+func (g *ClaimGate) Enter(ctx context.Context, gift uuid.UUID) (release func(), err error) {
+	if g == nil {
+		return func() {}, nil
+	}
+	leaveGift, err := g.enterGift(ctx, gift)
+	if err != nil {
+		return nil, err
+	}
+	if g.AtOnce <= 0 {
+		return leaveGift, nil
+	}
+	g.once.Do(func() { g.all = make(chan struct{}, g.AtOnce) })
+	select {
+	case g.all <- struct{}{}:
+		return func() { <-g.all; leaveGift() }, nil
+	case <-ctx.Done():
+		leaveGift()
+		return nil, ctx.Err()
+	}
+}
+
+// enterGift waits for a place among the claims of gift (PerGift).
+func (g *ClaimGate) enterGift(ctx context.Context, gift uuid.UUID) (release func(), err error) {
+	if g.PerGift <= 0 {
 		return func() {}, nil
 	}
 	g.mu.Lock()
@@ -60,9 +92,19 @@ func (g *GiftGate) Enter(ctx context.Context, gift uuid.UUID) (release func(), e
 	}
 }
 
-// Gifts reports how many gifts have claims inside or waiting (tests).
-func (g *GiftGate) Gifts() int {
+// Gifts reports how many gifts have claims inside or waiting under PerGift
+// (tests).
+func (g *ClaimGate) Gifts() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.gates)
+}
+
+// Inside reports how many claims hold a place under AtOnce (tests).
+func (g *ClaimGate) Inside() int {
+	if g.AtOnce <= 0 {
+		return 0
+	}
+	g.once.Do(func() { g.all = make(chan struct{}, g.AtOnce) })
+	return len(g.all)
 }

@@ -100,9 +100,9 @@ type Service struct {
 	// Keys MACs one-time redemption codes.
 	Keys *keyring.Keyring
 	Now  func() time.Time
-	// Gate, when set, bounds the concurrent claims of one gift in this
-	// process (see GiftGate).
-	Gate *GiftGate
+	// Gate, when set, bounds the concurrent claims of this process (see
+	// ClaimGate).
+	Gate *ClaimGate
 }
 
 // Claimed is the outcome of a claim.
@@ -114,8 +114,8 @@ type Claimed struct {
 	Entry   *ledger.Entry
 }
 
-// Claim runs one claim of giftID by u: it waits for the gift's place in
-// the gate (GiftGate, PERKS_CLAIMS_PER_GIFT), then calls run, which opens
+// Claim runs one claim of giftID by u: it waits for its place in the gate
+// (ClaimGate, PERKS_CLAIMS_AT_ONCE), then calls run, which opens
 // the claim's transaction as its transport needs (the GraphQL mutation's
 // holds the idempotency record) and calls claim inside it. Every claim
 // transport goes through here, so none bypasses the gate; the place is
