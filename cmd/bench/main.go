@@ -129,15 +129,18 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(secrets)
-	// PERKS_CLAIMS_AT_ONCE and PERKS_CLAIMS_PER_GIFT pass through, to
-	// compare claim gates.
+	// PERKS_CLAIMS_AT_ONCE, PERKS_CLAIMS_PER_GIFT and PERKS_GC_PERCENT
+	// pass through, to compare settings.
 	cfg, err := config.Load(func(k string) string {
 		return map[string]string{"PERKS_SECRETS_DIR": secrets, "PERKS_WORKERS": "true", "PERKS_RATE_LIMIT_PER_MINUTE": "0", "PERKS_CONSUMER_RATE_LIMIT_PER_MINUTE": "0", "PERKS_DB_MAX_CONNS": "64", "PERKS_WEBHOOK_ALLOW_PRIVATE": "true", "PERKS_CLAIMS_PER_GIFT": os.Getenv("PERKS_CLAIMS_PER_GIFT"),
-			"PERKS_CLAIMS_AT_ONCE": os.Getenv("PERKS_CLAIMS_AT_ONCE")}[k]
+			"PERKS_CLAIMS_AT_ONCE": os.Getenv("PERKS_CLAIMS_AT_ONCE"), "PERKS_GC_PERCENT": os.Getenv("PERKS_GC_PERCENT")}[k]
 	})
 	if err != nil {
 		return err
 	}
+	// The server runs as perks serve runs it (the bare loops share the
+	// process, hence the collector's target).
+	app.TuneRuntime(cfg, os.Getenv)
 	keys, err := keyring.New([]byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		return err

@@ -90,6 +90,9 @@ func serveCommand() *cli.Command {
 					}
 				}()
 			}
+			if gc := app.TuneRuntime(cfg, os.Getenv); gc > 0 {
+				log.Info("garbage collector target set (PERKS_GC_PERCENT)", "gc_percent", gc)
+			}
 			a, err := app.New(cfg, log, db, keys, opts...)
 			if err != nil {
 				return err

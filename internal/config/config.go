@@ -61,6 +61,7 @@ type Config struct {
 	WebhookRetention time.Duration
 	WebhookWorkers   int
 	ClaimsAtOnce     int
+	GCPercent        int
 	ClaimsPerGift    int
 	FetchCooldown    time.Duration
 	FetchPollInt     time.Duration
@@ -160,6 +161,7 @@ var vars = []variable{
 	{"PERKS_RIVER_FETCH_COOLDOWN", "5ms", "Shortest pause between two River job fetches while jobs keep coming; lower delivers faster at more database load (see `make bench`).", durVar(func(c *Config, d time.Duration) { c.FetchCooldown = d })},
 	{"PERKS_RIVER_FETCH_POLL_INTERVAL", "100ms", "How often River polls for jobs when no insert notification arrives (scheduled retries, missed notifications).", durVar(func(c *Config, d time.Duration) { c.FetchPollInt = d })},
 	{"PERKS_CLAIMS_AT_ONCE", "16", "Claims (of any gifts) a process runs at once; the others wait their turn in the process, in arrival order, not in PostgreSQL, where a storm of waiting transactions is slower for everyone (docs/catalog.md, \"A storm waits in the server\"); about 8 per core of PostgreSQL; 0 is no limit.", nonNegIntVar(func(c *Config, n int) { c.ClaimsAtOnce = n })},
+	{"PERKS_GC_PERCENT", "400", "The Go garbage collector's target for `perks serve` (GOGC: the heap may grow this many percent over what is live before a collection); a request allocates much and keeps little, so a higher target spends less CPU collecting for a little more memory (docs/operations.md, \"Memory\"). A GOGC or GOMEMLIMIT in the environment is left to the Go runtime; 0 leaves Go's default (100).", nonNegIntVar(func(c *Config, n int) { c.GCPercent = n })},
 	{"PERKS_CLAIMS_PER_GIFT", "0", "Claims of one gift a process runs at once, on top of PERKS_CLAIMS_AT_ONCE; 0 is no limit (a gift's claims spread over its claim slots: docs/catalog.md).", nonNegIntVar(func(c *Config, n int) { c.ClaimsPerGift = n })},
 	{"PERKS_RANKING_REFRESH", "1s", "How old a replica's in-memory leaderboard of a partner may get before a request brings it up to date from the balances changed since (ranks are as of refreshedAt).", durVar(func(c *Config, d time.Duration) { c.RankingRefresh = d })},
 	{"PERKS_RATE_LIMIT_PER_MINUTE", "60000", "Default sustained rate of a partner's back-end calls, across all replicas (token bucket; 0 = unlimited; see PERKS_RATE_LIMIT_SHARED). Partners can override it (`perks partner set --rate-limit`).", nonNegIntVar(func(c *Config, n int) { c.RateLimitPerMinute = n })},
