@@ -80,7 +80,7 @@ func (s *Service) Page(ctx context.Context, db bun.IDB, partnerID uuid.UUID, now
 	}
 	// A prepared statement per combination of filters (at most 16 texts):
 	// the catalog page is every consumer's most frequent read.
-	args := []any{[16]byte(partnerID), now}
+	args := []any{partnerID, now}
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
@@ -136,7 +136,7 @@ func giftColumns(db bun.IDB) string {
 func (s *Service) ShownMerchants(ctx context.Context, db bun.IDB, partnerID uuid.UUID, giftIDs []uuid.UUID) (map[uuid.UUID][]merchant.Merchant, error) {
 	rows, err := database.Query(ctx, db, `SELECT gm.gift_id, m.id, m.code, m.name, m.enabled FROM gift_merchants gm
 		JOIN merchants m ON m.partner_id = gm.partner_id AND m.id = gm.merchant_id
-		WHERE gm.partner_id = $1 AND gm.gift_id = ANY ($2::uuid[]) ORDER BY m.code`, [16]byte(partnerID), uuidArray(giftIDs))
+		WHERE gm.partner_id = $1 AND gm.gift_id = ANY ($2::uuid[]) ORDER BY m.code`, partnerID, giftIDs)
 	if err != nil {
 		return nil, fmt.Errorf("load merchants of gifts: %w", err)
 	}
@@ -154,16 +154,4 @@ func (s *Service) ShownMerchants(ctx context.Context, db bun.IDB, partnerID uuid
 		return nil, fmt.Errorf("load merchants of gifts: %w", err)
 	}
 	return out, nil
-}
-
-// uuidArray is ids as pgx encodes a uuid[] parameter directly: a
-// uuid.UUID goes through its driver.Valuer (a string, parsed back), which
-// cost a catalog page about a twentieth of its CPU (docs/benchmarks.md,
-// "Issue 18, session 7: catalog page"). A lone id passes as [16]byte(id).
-func uuidArray(ids []uuid.UUID) [][16]byte {
-	out := make([][16]byte, len(ids))
-	for i, id := range ids {
-		out[i] = id
-	}
-	return out
 }

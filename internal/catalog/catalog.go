@@ -585,7 +585,7 @@ func (s *Service) MerchantsOf(ctx context.Context, db bun.IDB, partnerID uuid.UU
 	// Prepared: every catalog page runs it.
 	err := database.QueryModel(ctx, db, &rows, `SELECT gm.gift_id, m.id, m.code, m.name, m.enabled, m.created_at, m.updated_at FROM gift_merchants gm
 		JOIN merchants m ON m.partner_id = gm.partner_id AND m.id = gm.merchant_id
-		WHERE gm.partner_id = $1 AND gm.gift_id = ANY ($2::uuid[]) ORDER BY m.code`, [16]byte(partnerID), uuidArray(giftIDs))
+		WHERE gm.partner_id = $1 AND gm.gift_id = ANY ($2::uuid[]) ORDER BY m.code`, partnerID, giftIDs)
 	if err != nil {
 		return nil, fmt.Errorf("load merchants of gifts: %w", err)
 	}
@@ -607,7 +607,7 @@ func (s *Service) ClaimCounts(ctx context.Context, db bun.IDB, partnerID, userID
 	}
 	// Prepared: every catalog page runs it.
 	err := database.QueryModel(ctx, db, &rows, `SELECT gift_id, claims FROM gift_claim_counters
-		WHERE partner_id = $1 AND user_id = $2 AND gift_id = ANY ($3::uuid[])`, [16]byte(partnerID), [16]byte(userID), uuidArray(giftIDs))
+		WHERE partner_id = $1 AND user_id = $2 AND gift_id = ANY ($3::uuid[])`, partnerID, userID, giftIDs)
 	if err != nil {
 		return nil, fmt.Errorf("load claim counts: %w", err)
 	}

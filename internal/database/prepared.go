@@ -104,10 +104,27 @@ func Query(ctx context.Context, db bun.IDB, query string, args ...any) (*sql.Row
 // parse that text back into 16 bytes for every parameter of every call; as
 // [16]byte it is sent as it is (the catalog page spent a twentieth of its
 // CPU there, docs/benchmarks.md "Issue 18, session 7: catalog page"). A
-// nil *uuid.UUID stays NULL.
+// nil *uuid.UUID stays NULL. Only for prepared statements, whose parameter
+// types pgx knows: behind a transaction pooler (QueryExecModeExec) pgx
+// sends untyped text parameters, with no text form for [16]byte or for a
+// slice of Valuers, so a uuid goes as its Valuer makes it and a []uuid.UUID
+// as the text of each (TestBehindPgBouncer).
 func params(args []any) []any {
 	out := make([]any, 1, len(args)+1)
 	out[0] = mode()
+	if !named.Load() {
+		for _, a := range args {
+			if v, ok := a.([]uuid.UUID); ok {
+				s := make([]string, len(v))
+				for i, id := range v {
+					s[i] = id.String()
+				}
+				a = s
+			}
+			out = append(out, a)
+		}
+		return out
+	}
 	for _, a := range args {
 		switch v := a.(type) {
 		case uuid.UUID:
