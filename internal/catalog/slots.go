@@ -19,9 +19,9 @@ import (
 // slots make every read of a gift sum more rows (the catalog page reads 20
 // gifts: 8 slots and both sums cost it 0.37 ms more PostgreSQL time a
 // page, 4 slots and the codes sum for pool gifts only 0.06 ms)
-// and the end of a small stock lock more rows; the claim gate
-// (PERKS_CLAIMS_PER_GIFT, 2) admits fewer claims of a gift than that per
-// process anyway. The migration spread the existing gifts over 4 slots;
+// and the end of a small stock lock more rows; claims beyond a gift's slots
+// wait for one (the claim gate, PERKS_CLAIMS_AT_ONCE, bounds how many wait
+// inside PostgreSQL). The migration spread the existing gifts over 4 slots;
 // PutGiftTx rewrites a gift's slots to GiftSlots, so changing it needs a
 // migration that re-spreads them.
 const GiftSlots = 4
