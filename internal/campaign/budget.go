@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/slot"
 )
 
 // BudgetSlots is how many rows a campaign's budget is spread over
@@ -24,25 +24,14 @@ import (
 // BudgetSlots, so changing it needs a migration that re-spreads them.
 const BudgetSlots = 32
 
-// slotOf is the slot an earn of userID charges first: a hash of the user,
-// so one user's earns go to one slot and the users spread over all of them.
-func slotOf(userID uuid.UUID) int {
-	h := fnv.New32a()
-	_, _ = h.Write(userID[:])
-	return int(h.Sum32() % BudgetSlots)
-}
+// slotOf is the slot an earn of userID charges first (slot.Of): one
+// user's earns go to one slot and the users spread over all of them.
+func slotOf(userID uuid.UUID) int { return slot.Of(userID, BudgetSlots) }
 
-// share is slot i's part of total spread over BudgetSlots: total /
-// BudgetSlots, plus one for the first total % BudgetSlots slots. Spreading
-// both a budget and what was spent this way keeps every slot's spent within
-// its budget (spent <= budget gives share(spent, i) <= share(budget, i)).
-func share(total int64, i int) int64 {
-	s := total / BudgetSlots
-	if int64(i) < total%BudgetSlots {
-		s++
-	}
-	return s
-}
+// share is slot i's part of total spread over BudgetSlots (slot.Share):
+// spreading both a budget and what was spent this way keeps every slot's
+// spent within its budget.
+func share(total int64, i int) int64 { return slot.Share(total, i, BudgetSlots) }
 
 // chargeBudgets takes each candidate's payable points from its campaign's
 // budget, inside tx, and sets payable to what it took (0 when the budget

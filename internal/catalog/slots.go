@@ -3,13 +3,13 @@ package catalog
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"strings"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/database"
+	"github.com/perkshq/perks/internal/slot"
 )
 
 // GiftSlots is how many rows a gift's claims are counted over
@@ -26,24 +26,13 @@ import (
 // migration that re-spreads them.
 const GiftSlots = 4
 
-// slotOf is the slot a claim of userID tries first: a hash of the user, so
-// that concurrent claims of one gift by different users start on different
+// slotOf is the slot a claim of userID tries first (slot.Of), so that
+// concurrent claims of one gift by different users start on different
 // slots.
-func slotOf(userID uuid.UUID) int16 {
-	h := fnv.New32a()
-	_, _ = h.Write(userID[:])
-	return int16(h.Sum32() % GiftSlots)
-}
+func slotOf(userID uuid.UUID) int16 { return int16(slot.Of(userID, GiftSlots)) }
 
-// slotShare is slot i's part of n units spread over GiftSlots: n /
-// GiftSlots, plus one for the first n % GiftSlots slots.
-func slotShare(n, i int) int {
-	s := n / GiftSlots
-	if i < n%GiftSlots {
-		s++
-	}
-	return s
-}
+// slotShare is slot i's part of n units spread over GiftSlots (slot.Share).
+func slotShare(n, i int) int { return int(slot.Share(int64(n), i, GiftSlots)) }
 
 // countedColumns is Gift's column list for a SELECT from gifts aliased
 // alias, with claimed_count and codes_available counting the gift's slots:
