@@ -35,13 +35,7 @@ func TestClaimGate(t *testing.T) {
 				defer wg.Done()
 				release, err := gate.Enter(ctx, a)
 				require.NoError(t, err)
-				n := inside.Add(1)
-				for {
-					m := most.Load()
-					if n <= m || most.CompareAndSwap(m, n) {
-						break
-					}
-				}
+				enter(&inside, &most)
 				time.Sleep(time.Millisecond)
 				inside.Add(-1)
 				release()
@@ -67,13 +61,7 @@ func TestClaimGate(t *testing.T) {
 				defer wg.Done()
 				release, err := gate.Enter(ctx, uuid.New())
 				require.NoError(t, err)
-				n := inside.Add(1)
-				for {
-					m := most.Load()
-					if n <= m || most.CompareAndSwap(m, n) {
-						break
-					}
-				}
+				enter(&inside, &most)
 				time.Sleep(time.Duration(i%3) * time.Millisecond)
 				inside.Add(-1)
 				release()
@@ -121,6 +109,17 @@ func TestClaimGate(t *testing.T) {
 		require.NoError(t, err)
 		release()
 	})
+}
+
+// enter counts one more inside and keeps the most seen at once.
+func enter(inside, most *atomic.Int32) {
+	n := inside.Add(1)
+	for {
+		m := most.Load()
+		if n <= m || most.CompareAndSwap(m, n) {
+			return
+		}
+	}
 }
 
 // TestClaimEntersTheGate: Service.Claim holds its place in the gate
