@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -21,8 +22,16 @@ import (
 // value; SanitizeSQL still runs, once per text, so that a literal written
 // into a fixed text never reaches a span either.
 
-// sanitized caches SanitizeSQL per statement text: the texts are fixed.
-var sanitized sync.Map
+// sanitized caches SanitizeSQL per statement text: the texts are fixed,
+// a few hundred at most. Past maxSanitized texts (a caller building texts
+// from values would be a bug, but must not grow the cache without end) a
+// text is sanitized again at every call.
+var (
+	sanitized      sync.Map
+	sanitizedCount atomic.Int64
+)
+
+const maxSanitized = 4096
 
 func startSpan(ctx context.Context, query string) trace.Span {
 	parent := trace.SpanFromContext(ctx)
@@ -31,7 +40,12 @@ func startSpan(ctx context.Context, query string) trace.Span {
 	}
 	text, ok := sanitized.Load(query)
 	if !ok {
-		text, _ = sanitized.LoadOrStore(query, tracing.SanitizeSQL(query, tracing.MaxQueryText))
+		text = tracing.SanitizeSQL(query, tracing.MaxQueryText)
+		if sanitizedCount.Load() < maxSanitized {
+			if _, loaded := sanitized.LoadOrStore(query, text); !loaded {
+				sanitizedCount.Add(1)
+			}
+		}
 	}
 	op := operation(query)
 	_, span := parent.TracerProvider().Tracer(tracing.Scope).Start(ctx, op, trace.WithSpanKind(trace.SpanKindClient),
