@@ -57,18 +57,7 @@ func (b *batch) fill(rr *pgconn.ResultReader, max int) bool {
 		if !rr.NextRow() {
 			return false
 		}
-		for _, v := range rr.Values() {
-			if v == nil {
-				b.vals = append(b.vals, nil)
-				continue
-			}
-			// buf never starts nil, so an empty value stays non-nil (not
-			// NULL). Slices into an array that a later append outgrows
-			// stay valid: the old array is kept while they point to it.
-			start := len(b.buf)
-			b.buf = append(b.buf, v...)
-			b.vals = append(b.vals, b.buf[start:len(b.buf):len(b.buf)])
-		}
+		b.buf, b.vals = appendValues(b.buf, b.vals, rr.Values())
 		b.rows++
 	}
 	return true
@@ -123,15 +112,7 @@ func (s *stream) gather(ctx context.Context, id []byte) error {
 		if h == nil || !bytes.Equal(h, id) {
 			return nil
 		}
-		for _, v := range s.cur.vals[s.pos*s.ncols : (s.pos+1)*s.ncols] {
-			if v == nil {
-				s.acc = append(s.acc, nil)
-				continue
-			}
-			start := len(s.accBuf)
-			s.accBuf = append(s.accBuf, v...)
-			s.acc = append(s.acc, s.accBuf[start:len(s.accBuf):len(s.accBuf)])
-		}
+		s.accBuf, s.acc = appendValues(s.accBuf, s.acc, s.cur.vals[s.pos*s.ncols:(s.pos+1)*s.ncols])
 		s.n++
 		s.pos++
 	}
@@ -299,4 +280,21 @@ const sortedLanes = "SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonl
 func (ss *streamSet) close() {
 	ss.cancel()
 	ss.wg.Wait()
+}
+
+// appendValues copies src's values into buf and appends, to vals, slices
+// of buf holding them (nil for NULL). buf must not be nil, so that an empty
+// value stays non-nil (not NULL). Slices into an array that a later append
+// outgrows stay valid: the old array is kept while they point to it.
+func appendValues(buf []byte, vals, src [][]byte) ([]byte, [][]byte) {
+	for _, v := range src {
+		if v == nil {
+			vals = append(vals, nil)
+			continue
+		}
+		start := len(buf)
+		buf = append(buf, v...)
+		vals = append(vals, buf[start:len(buf):len(buf)])
+	}
+	return buf, vals
 }
