@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apperr"
@@ -47,6 +49,8 @@ type ConsumerAuthenticator struct {
 	// JWKS serves the keys of partners that publish a JWKS URL; nil
 	// ignores JWKS URLs.
 	JWKS *JWKS
+
+	tokens tokenCache
 }
 
 // tokenUser is seed 003's `user` claim.
@@ -180,6 +184,21 @@ func (a *ConsumerAuthenticator) verifyToken(ctx context.Context, token, slugHint
 	if len(token) > maxTokenBytes {
 		return nil, nil, time.Time{}, tokenInvalid(ReasonMalformed, "the token is longer than %d bytes", maxTokenBytes)
 	}
+	// The epoch is read before any lookup: an entry stored below is stale
+	// if anything it was judged on changed meanwhile (see tokenCache).
+	var (
+		cacheKey  [sha256.Size]byte
+		epoch     uint64
+		cacheable bool
+	)
+	if only == nil {
+		if epoch, cacheable = a.Partners.Auth().Epoch(); cacheable {
+			cacheKey = tokenKey(token, slugHint)
+			if v := a.tokens.get(cacheKey, epoch); v != nil {
+				return a.reuse(cacheKey, v)
+			}
+		}
+	}
 	unverified := &consumerClaims{}
 	parsed, _, err := jwt.NewParser().ParseUnverified(token, unverified)
 	if err != nil {
@@ -220,7 +239,7 @@ func (a *ConsumerAuthenticator) verifyToken(ctx context.Context, token, slugHint
 	if len(keys) == 0 && kid != "" {
 		return nil, nil, time.Time{}, tokenInvalid(ReasonUnknownKid, "the partner has no enabled key with the token's kid")
 	}
-	claims, err := a.verify(token, p, alg, kid, keys)
+	claims, key, err := a.verify(token, p, alg, kid, keys)
 	if err != nil {
 		return nil, nil, time.Time{}, err
 	}
@@ -237,7 +256,34 @@ func (a *ConsumerAuthenticator) verifyToken(ctx context.Context, token, slugHint
 	} else {
 		issuedAt = claims.ExpiresAt.Add(-p.MaxTokenLifetime())
 	}
+	if cacheable && key.ID != uuid.Nil {
+		// Only keys stored in Perks have an id; a published (JWKS) key's
+		// removal notifies nobody.
+		stored := *p
+		a.tokens.put(cacheKey, &verifiedToken{epoch: epoch, partner: &stored, claims: claims, issuedAt: issuedAt, noExpMaxAge: key.NoExpMaxAge})
+	}
 	return p, claims, issuedAt, nil
+}
+
+// reuse answers a token whose signature verified earlier in the same
+// epoch: its time claims are judged again, as verifyToken judges them. The
+// partner's access switch was on when the token was stored, and switching
+// it changes the epoch.
+func (a *ConsumerAuthenticator) reuse(key [sha256.Size]byte, v *verifiedToken) (*partner.Partner, *consumerClaims, time.Time, error) {
+	err := jwt.NewValidator(a.claimOptions(v.partner, v.noExpMaxAge)...).Validate(v.claims)
+	if err != nil {
+		err = claimError(err, v.claims)
+	} else {
+		err = a.checkTimes(v.noExpMaxAge, v.partner, v.claims)
+	}
+	if err != nil {
+		// Expired stays expired; a token not valid yet is verified in full
+		// when it is.
+		a.tokens.forget(key)
+		return nil, nil, time.Time{}, err
+	}
+	p := *v.partner
+	return &p, v.claims, v.issuedAt, nil
 }
 
 // Authenticate verifies token and returns the user it names, creating the
@@ -300,52 +346,67 @@ func (a *ConsumerAuthenticator) resolvePartner(ctx context.Context, iss, kid, sl
 }
 
 // verify checks the signature against each candidate key of the token's
-// algorithm, then the claims. Each key allows exactly its own algorithm, so
-// `none` and RS256-to-HS256 confusion cannot verify. Claims are only
-// judged (and reported) once a key verified the signature.
-func (a *ConsumerAuthenticator) verify(token string, p *partner.Partner, alg, kid string, keys []partner.VerificationKey) (*consumerClaims, error) {
+// algorithm, then the claims, and returns the key that verified. Each key
+// allows exactly its own algorithm, so `none` and RS256-to-HS256 confusion
+// cannot verify. Claims are only judged (and reported) once a key verified
+// the signature.
+func (a *ConsumerAuthenticator) verify(token string, p *partner.Partner, alg, kid string, keys []partner.VerificationKey) (*consumerClaims, partner.VerificationKey, error) {
 	tried := false
 	for _, k := range keys {
 		if k.Algorithm != alg {
 			continue
 		}
 		tried = true
-		opts := []jwt.ParserOption{
-			jwt.WithValidMethods([]string{k.Algorithm}),
-			jwt.WithLeeway(a.Leeway),
-			jwt.WithTimeFunc(a.Now),
-			jwt.WithIssuedAt(),
-		}
-		if k.NoExpMaxAge == 0 {
-			opts = append(opts, jwt.WithExpirationRequired())
-		}
-		if p.Audience != "" {
-			opts = append(opts, jwt.WithAudience(p.Audience))
-		}
+		opts := append(a.claimOptions(p, k.NoExpMaxAge), jwt.WithValidMethods([]string{k.Algorithm}))
 		claims := &consumerClaims{}
 		_, err := jwt.NewParser(opts...).ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return k.Key, nil })
 		switch {
 		case err == nil:
-			if claims.ExpiresAt == nil {
-				return claims, a.checkAge(k, p, claims)
-			}
-			return claims, a.checkLifetime(p, claims)
+			return claims, k, a.checkTimes(k.NoExpMaxAge, p, claims)
 		case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
 			continue // another key of the partner may verify it
 		case errors.Is(err, jwt.ErrTokenMalformed):
-			return nil, tokenInvalid(ReasonMalformed, "the token's claims do not parse (exp, iat and nbf are NumericDate seconds)")
+			return nil, k, tokenInvalid(ReasonMalformed, "the token's claims do not parse (exp, iat and nbf are NumericDate seconds)")
 		}
 		// The signature verified: a claim failed, and no other key would
 		// do better.
-		return nil, claimError(err, claims)
+		return nil, k, claimError(err, claims)
 	}
+	var none partner.VerificationKey
 	if !tried {
 		if kid != "" {
-			return nil, tokenInvalid(ReasonNoKey, "the partner's key with the token's kid is not a %s key", alg)
+			return nil, none, tokenInvalid(ReasonNoKey, "the partner's key with the token's kid is not a %s key", alg)
 		}
-		return nil, tokenInvalid(ReasonNoKey, "the partner has no enabled key for %s", alg)
+		return nil, none, tokenInvalid(ReasonNoKey, "the partner has no enabled key for %s", alg)
 	}
-	return nil, tokenInvalid(ReasonBadSignature, "the signature does not verify with the partner's keys (wrong key, or the token was altered)")
+	return nil, none, tokenInvalid(ReasonBadSignature, "the signature does not verify with the partner's keys (wrong key, or the token was altered)")
+}
+
+// claimOptions judge a token's registered claims for partner p and a key
+// whose maximum age for tokens without exp is noExpMaxAge (0: exp is
+// required). A cached token is judged again with the same options.
+func (a *ConsumerAuthenticator) claimOptions(p *partner.Partner, noExpMaxAge time.Duration) []jwt.ParserOption {
+	opts := []jwt.ParserOption{
+		jwt.WithLeeway(a.Leeway),
+		jwt.WithTimeFunc(a.Now),
+		jwt.WithIssuedAt(),
+	}
+	if noExpMaxAge == 0 {
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
+	if p.Audience != "" {
+		opts = append(opts, jwt.WithAudience(p.Audience))
+	}
+	return opts
+}
+
+// checkTimes runs the partner's own checks after the registered claims
+// validated: the age of a token without exp, or the lifetime of one with.
+func (a *ConsumerAuthenticator) checkTimes(noExpMaxAge time.Duration, p *partner.Partner, c *consumerClaims) error {
+	if c.ExpiresAt == nil {
+		return a.checkAge(noExpMaxAge, p, c)
+	}
+	return a.checkLifetime(p, c)
 }
 
 // claimError names the claim check that failed after the signature verified.
@@ -368,11 +429,11 @@ func claimError(err error, c *consumerClaims) error {
 // checkAge bounds a token without exp, which only a key with a maximum age
 // verifies: iat is required and at most that old (and never older than the
 // partner's maximum token lifetime).
-func (a *ConsumerAuthenticator) checkAge(k partner.VerificationKey, p *partner.Partner, c *consumerClaims) error {
+func (a *ConsumerAuthenticator) checkAge(noExpMaxAge time.Duration, p *partner.Partner, c *consumerClaims) error {
 	if c.IssuedAt == nil {
 		return tokenInvalid(ReasonMissingIat, "a token without exp must carry iat")
 	}
-	maxAge := min(k.NoExpMaxAge, p.MaxTokenLifetime())
+	maxAge := min(noExpMaxAge, p.MaxTokenLifetime())
 	if a.Now().Sub(c.IssuedAt.Time) > maxAge+a.Leeway {
 		return tokenError(apperr.CodeTokenExpired, ReasonMaxAgeExceeded, "the token has no exp and was issued more than %s ago", maxAge)
 	}

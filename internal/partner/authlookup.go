@@ -142,3 +142,7 @@ func (l AuthLookup) TouchedRecently(credentialID uuid.UUID, now time.Time) bool 
 	tt := t.(time.Time)
 	return !NeedsTouch(&tt, now)
 }
+
+// Epoch is the cache's Epoch: what a value derived from these lookups must
+// still match to be used (see Cache.Epoch).
+func (l AuthLookup) Epoch() (gen uint64, serving bool) { return l.s.Cache.Epoch() }

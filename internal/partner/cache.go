@@ -152,6 +152,21 @@ func (c *Cache) Serving() bool {
 	return c.live && !c.now().Before(c.holdUntil)
 }
 
+// Epoch returns the number of invalidations so far and whether the cache
+// serves now (Serving). A value another package derives from cached answers
+// (auth's verified consumer tokens) records the epoch read before its
+// lookups began, and is used only while Epoch returns that same number with
+// serving true: any notification, local write or lost listener since then
+// makes it stale, exactly as it empties this cache.
+func (c *Cache) Epoch() (gen uint64, serving bool) {
+	if c == nil {
+		return 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen, c.live && !c.now().Before(c.holdUntil)
+}
+
 // Notifications reports how many notifications the listener received.
 func (c *Cache) Notifications() uint64 {
 	c.mu.Lock()

@@ -93,6 +93,38 @@ func TestCacheServesOnlyWhatIsSafe(t *testing.T) {
 		require.Equal(t, 3, get(b, nil))
 		require.Equal(t, 3, get(b, nil))
 	})
+	t.Run("the epoch moves whenever the cache would empty", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, false)
+		_, serving := b.cache.Epoch()
+		require.False(t, serving, "not listening")
+		b.cache.setLive(true)
+		gen, serving := b.cache.Epoch()
+		require.True(t, serving)
+		same, _ := b.cache.Epoch()
+		require.Equal(t, gen, same, "nothing happened")
+
+		for _, change := range []struct {
+			name    string
+			do      func()
+			serving bool
+		}{
+			{"a notification", b.cache.notify, true},
+			{"a local write", b.cache.Invalidate, false},
+			{"its notification", b.cache.notify, true},
+			{"a lost listener", func() { b.cache.setLive(false) }, false},
+			{"listening again", func() { b.cache.setLive(true) }, true},
+		} {
+			change.do()
+			next, serving := b.cache.Epoch()
+			require.NotEqual(t, gen, next, change.name)
+			require.Equal(t, change.serving, serving, change.name)
+			gen = next
+		}
+		var none *Cache
+		_, serving = none.Epoch()
+		require.False(t, serving, "no cache serves nothing")
+	})
 	t.Run("errors are not stored", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, true)
