@@ -37,7 +37,6 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Ad() AdResolver
-	Gift() GiftResolver
 	LedgerEntry() LedgerEntryResolver
 	Mutation() MutationResolver
 	PointLot() PointLotResolver
@@ -89,7 +88,7 @@ type ComplexityRoot struct {
 		LocalizedDescription   func(childComplexity int) int
 		LocalizedTitle         func(childComplexity int) int
 		Merchants              func(childComplexity int) int
-		MinTier                func(childComplexity int) int
+		MinTierView            func(childComplexity int) int
 		PerUserLimit           func(childComplexity int) int
 		Reason                 func(childComplexity int) int
 		Redemption             func(childComplexity int) int
@@ -314,9 +313,6 @@ type AdResolver interface {
 
 	Link(ctx context.Context, obj *content.Ad) (*string, error)
 	Action(ctx context.Context, obj *content.Ad) (*model.ProgramAction, error)
-}
-type GiftResolver interface {
-	MinTier(ctx context.Context, obj *model.Gift) (*model.Tier, error)
 }
 type LedgerEntryResolver interface {
 	ID(ctx context.Context, obj *ledger.Entry) (string, error)
@@ -550,11 +546,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Gift.Merchants(childComplexity), true
 	case "Gift.minTier":
-		if e.ComplexityRoot.Gift.MinTier == nil {
+		if e.ComplexityRoot.Gift.MinTierView == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Gift.MinTier(childComplexity), true
+		return e.ComplexityRoot.Gift.MinTierView(childComplexity), true
 	case "Gift.perUserLimit":
 		if e.ComplexityRoot.Gift.PerUserLimit == nil {
 			break
@@ -4157,7 +4153,7 @@ func (ec *executionContext) _Gift_minTier(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Gift_minTier(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Gift().MinTier(ctx, obj)
+			return obj.MinTierView, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Tier) graphql.Marshaler {
@@ -4171,8 +4167,8 @@ func (ec *executionContext) fieldContext_Gift_minTier(_ context.Context, field g
 	fc = &graphql.FieldContext{
 		Object:     "Gift",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Tier(ctx, field)
 		},
@@ -9107,99 +9103,98 @@ func (ec *executionContext) _Gift(ctx context.Context, sel ast.SelectionSet, obj
 		case "id":
 			out.Values[i] = ec._Gift_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "sku":
 			out.Values[i] = ec._Gift_sku(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "title":
 			out.Values[i] = ec._Gift_title(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "description":
 			out.Values[i] = ec._Gift_description(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "imageUrl":
 			out.Values[i] = ec._Gift_imageUrl(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "category":
 			out.Values[i] = ec._Gift_category(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "costPoints":
 			out.Values[i] = ec._Gift_costPoints(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "stock":
 			out.Values[i] = ec._Gift_stock(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "perUserLimit":
 			out.Values[i] = ec._Gift_perUserLimit(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "claimableFrom":
 			out.Values[i] = ec._Gift_claimableFrom(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "claimableUntil":
 			out.Values[i] = ec._Gift_claimableUntil(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "countries":
 			out.Values[i] = ec._Gift_countries(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "voucherLifetimeSeconds":
 			out.Values[i] = ec._Gift_voucherLifetimeSeconds(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "redemption":
 			out.Values[i] = ec._Gift_redemption(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "merchants":
 			out.Values[i] = ec._Gift_merchants(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "claimedByMe":
 			out.Values[i] = ec._Gift_claimedByMe(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "canClaim":
 			out.Values[i] = ec._Gift_canClaim(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "reason":
 			out.Values[i] = ec._Gift_reason(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "minTier":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Gift_minTier(ctx, field, obj)
-				})
+			out.Values[i] = ec._Gift_minTier(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

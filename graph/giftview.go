@@ -26,6 +26,8 @@ type giftNeeds struct {
 	// availability: canClaim and reason (also the user's balance, and the
 	// user's tier ranks when a gift requires a tier).
 	availability bool
+	// tier: minTier (the partner's tier list, when a gift requires a tier).
+	tier bool
 }
 
 // giftNeedsOf reads the needs from the names of the fields selected on
@@ -36,6 +38,7 @@ func giftNeedsOf(fields map[string]bool) giftNeeds {
 		merchants:    fields["merchants"] || fields["redemption"],
 		claims:       availability || fields["claimedByMe"],
 		availability: availability,
+		tier:         fields["minTier"],
 	}
 }
 
@@ -107,6 +110,7 @@ func (r *Resolver) giftViews(ctx context.Context, gifts []*catalog.Gift, need gi
 	var claimsOf func() ([]int, error)
 	var balanceOf func() (int64, error)
 	var ranksOf func() (*tierRanks, error)
+	var tiersOf func() ([]tier.Tier, error)
 	if need.merchants {
 		merchantsOf = l.GiftMerchants.LoadAllThunk(ctx, ids)
 	}
@@ -118,6 +122,9 @@ func (r *Resolver) giftViews(ctx context.Context, gifts []*catalog.Gift, need gi
 		if needsTier(gifts) {
 			ranksOf = l.Ranks.LoadThunk(ctx, c.User.ID)
 		}
+	}
+	if need.tier && needsTier(gifts) {
+		tiersOf = l.Tiers.LoadThunk(ctx, c.Partner.ID)
 	}
 	var merchants [][]merchant.Merchant
 	var claims []int
@@ -145,6 +152,12 @@ func (r *Resolver) giftViews(ctx context.Context, gifts []*catalog.Gift, need gi
 		}
 		viewer.TierRank, viewer.TierRanks = ranks.rank, ranks.ranks
 	}
+	var tiers []tier.Tier
+	if tiersOf != nil {
+		if tiers, err = tiersOf(); err != nil {
+			return nil, err
+		}
+	}
 
 	now := r.Now()
 	views := make([]model.Gift, len(gifts))
@@ -169,6 +182,9 @@ func (r *Resolver) giftViews(ctx context.Context, gifts []*catalog.Gift, need gi
 		}
 		if need.claims {
 			v.ClaimedByMe = claims[i]
+		}
+		if need.tier {
+			v.MinTierView = minTier(tiers, g)
 		}
 		if need.availability {
 			viewer.Claims = claims[i]

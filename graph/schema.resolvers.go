@@ -48,10 +48,6 @@ func (r *adResolver) Action(ctx context.Context, obj *content.Ad) (*model.Progra
 	return programAction(offer), nil
 }
 
-func (r *giftResolver) MinTier(ctx context.Context, obj *model.Gift) (*model.Tier, error) {
-	return r.minTier(ctx, obj.Gift)
-}
-
 func (r *ledgerEntryResolver) ID(ctx context.Context, obj *ledger.Entry) (string, error) {
 	return strconv.FormatInt(obj.ID, 10), nil
 }
@@ -638,8 +634,6 @@ func (r *voucherResolver) Status(ctx context.Context, obj *voucher.Voucher) (mod
 
 func (r *Resolver) Ad() AdResolver { return &adResolver{r} }
 
-func (r *Resolver) Gift() GiftResolver { return &giftResolver{r} }
-
 func (r *Resolver) LedgerEntry() LedgerEntryResolver { return &ledgerEntryResolver{r} }
 
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
@@ -656,7 +650,6 @@ func (r *Resolver) Voucher() VoucherResolver { return &voucherResolver{r} }
 
 type (
 	adResolver          struct{ *Resolver }
-	giftResolver        struct{ *Resolver }
 	ledgerEntryResolver struct{ *Resolver }
 	mutationResolver    struct{ *Resolver }
 	pointLotResolver    struct{ *Resolver }

@@ -16,28 +16,20 @@ func tierModel(t *tier.Tier) *model.Tier {
 	return &model.Tier{Code: t.Code, Name: t.Name, Multiplier: m, Benefits: t.Benefits, Threshold: int(t.Threshold)}
 }
 
-// minTier is the tier a gift requires, read from the operation's tier
-// list (one query per operation, however many gifts ask). A minTier the
-// partner has since removed from its list resolves to null: the gift's
+// minTier is the tier a gift requires, found in the partner's tier list
+// (read once per operation by giftViews, however many gifts ask). A
+// minTier the partner has since removed from its list is null: the gift's
 // reason (TIER_TOO_LOW, fail closed) still says it cannot be claimed.
-func (r *Resolver) minTier(ctx context.Context, g *catalog.Gift) (*model.Tier, error) {
+func minTier(list []tier.Tier, g *catalog.Gift) *model.Tier {
 	if g.MinTier == nil {
-		return nil, nil
-	}
-	l, c, err := loaders(ctx)
-	if err != nil {
-		return nil, err
-	}
-	list, err := l.Tiers.Load(ctx, c.Partner.ID)
-	if err != nil {
-		return nil, err
+		return nil
 	}
 	for i := range list {
 		if list[i].Code == *g.MinTier {
-			return tierModel(&list[i]), nil
+			return tierModel(&list[i])
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // tierLists is the batch function of Loaders.Tiers: the tier lists of the

@@ -31,4 +31,7 @@ type Gift struct {
 	CanClaim    bool
 	// Reason is why not, when CanClaim is false.
 	Reason *UnavailableReason
+	// MinTierView is Gift.minTier: the tier catalog.Gift.MinTier names, or
+	// nil when it names none or a tier the partner no longer has.
+	MinTierView *Tier
 }
