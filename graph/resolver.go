@@ -3,7 +3,7 @@
 // limits. Business rules live in internal/<domain>.
 package graph
 
-//go:generate go tool gqlgen generate
+//go:generate go run ../cmd/graphgen
 
 import (
 	"time"
