@@ -279,8 +279,11 @@ func TestWebviewEarnRedeemOnlineAndScrollHistory(t *testing.T) {
 	p.shot("earned")
 
 	// An online gift: claim, then redeem in the app.
-	p.run("claim the e-book", chromedp.Click(`[data-gift="ebook"] button[data-action="claim"]`),
-		chromedp.Click(`[data-gift="ebook"] button[data-action="confirm-claim"]`))
+	// The confirmation is awaited before its button is clicked: a click
+	// on a card still being drawn after the earn was once lost.
+	p.run("claim the e-book", chromedp.Click(`[data-gift="ebook"] button[data-action="claim"]`))
+	p.waitText(`[data-gift="ebook"] .card-msg`, "Spend 50 points")
+	p.run("confirm the claim", chromedp.Click(`[data-gift="ebook"] button[data-action="confirm-claim"]`))
 	p.waitText("#balance", "43")
 	p.waitText(`[data-gift="ebook"] .reason`, "You already claimed this gift.")
 	p.run("vouchers", chromedp.Click("#tab-vouchers", chromedp.ByID),
