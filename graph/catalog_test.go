@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
-	"github.com/uptrace/bun"
 
 	"github.com/perkshq/perks/internal/apptest"
 	"github.com/perkshq/perks/internal/catalog"
@@ -403,21 +401,6 @@ func TestCatalogAvailability(t *testing.T) {
 	}
 	require.Equal(t, "UNAUTHENTICATED", env.GraphQL("", `{ catalog { edges { cursor } } }`, nil).ErrorCode())
 }
-
-// queryCounter counts the statements bun sends while it is on.
-type queryCounter struct {
-	on atomic.Bool
-	n  atomic.Int64
-}
-
-func (c *queryCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
-	if c.on.Load() {
-		c.n.Add(1)
-	}
-	return ctx
-}
-
-func (c *queryCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
 
 // TestCatalogQueriesDoNotGrowWithPageSize: thanks to the dataloaders, a
 // page of gifts with their merchants, the user's claim counts and
