@@ -261,20 +261,25 @@ func openLanes(ctx context.Context, pool *pgxpool.Pool, snapshot string, n int, 
 const noJIT = "SET LOCAL jit = off"
 
 // sortedLanes makes the lanes of a whole export (every user, no page
-// bound) read their table sequentially and sort it by user id, instead of
-// following the (partner_id, user_id) index. The planner prefers the index
-// (it costs a heap page visit as cheap once cached), but at a million users
-// the index order visits the heap pages at random, a cache miss per row:
-// measured with psql on the bench's data (docs/benchmarks.md, "Issue 18,
-// session 7: export"), PostgreSQL spent 1.2, 0.9 and 1.35 s of CPU on the
-// users, balances and entries in index order against 0.9, 0.45 and 0.85 s
-// for a sequential scan and a sort (external, in the server's work_mem),
-// and the index's random reads leave shared buffers once the tables
-// outgrow them. A page of the feed (a user id range) keeps the planner's
-// choice: there the index reads only the range. Parallel workers are off:
-// the lanes already put the streams on separate cores, and a worker's
-// tuples cost a copy through its queue.
-const sortedLanes = "SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL max_parallel_workers_per_gather = 0"
+// bound) read their table in physical order and sort it by user id,
+// instead of following the (partner_id, user_id) index. The planner
+// prefers the index (it costs a heap page visit as cheap once cached), but
+// at a million users the index order visits the heap pages at random, a
+// cache miss per row: measured with psql on the bench's data
+// (docs/benchmarks.md, "Issue 18, session 7: export"), PostgreSQL spent
+// 1.2, 0.9 and 1.35 s of CPU on the users, balances and entries in index
+// order against 0.9, 0.45 and 0.85 s for a sequential scan and a sort
+// (external, in the server's work_mem), and the index's random reads leave
+// shared buffers once the tables outgrow them. Only ordered index scans
+// are turned off: a bitmap heap scan also reads the heap in physical
+// order, and it reads only the partner's pages, so the planner still takes
+// it for a partner with a small share of a table that many share (a
+// sequential scan would read every partner's rows), and a sequential scan
+// for one that fills it. A page of the feed (a user id range) keeps the
+// planner's choice: there the index reads only the range. Parallel workers
+// are off: the lanes already put the streams on separate cores, and a
+// worker's tuples cost a copy through its queue.
+const sortedLanes = "SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL max_parallel_workers_per_gather = 0"
 
 // close stops the lanes and waits for their goroutines.
 func (ss *streamSet) close() {
