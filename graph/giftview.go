@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
 	"github.com/vikstrous/dataloadgen"
 
@@ -40,21 +39,6 @@ func giftNeedsOf(fields map[string]bool) giftNeeds {
 		availability: availability,
 		tier:         fields["minTier"],
 	}
-}
-
-// selectedFields returns the names of the fields selected on the object
-// the current field resolves to (fragments and aliases included).
-func selectedFields(ctx context.Context) map[string]bool {
-	out := map[string]bool{}
-	fc := graphql.GetFieldContext(ctx)
-	oc := graphql.GetOperationContext(ctx)
-	if fc == nil || oc == nil {
-		return out
-	}
-	for _, f := range graphql.CollectFields(oc, fc.Field.Selections, nil) {
-		out[f.Name] = true
-	}
-	return out
 }
 
 // needsTier reports whether availability of any of gifts depends on the

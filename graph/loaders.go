@@ -6,6 +6,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/perkshq/perks/internal/apperr"
@@ -168,25 +169,32 @@ func loaders(ctx context.Context) (*Loaders, *auth.ConsumerPrincipal, error) {
 // nodeFields returns the names selected under edges { node { ... } } of
 // the current connection field, so list resolvers prefetch only what the
 // query asks for.
-func nodeFields(ctx context.Context) map[string]bool {
+func nodeFields(ctx context.Context) map[string]bool { return fieldsUnder(ctx, "edges", "node") }
+
+// selectedFields returns the names of the fields selected on the object
+// the current field resolves to.
+func selectedFields(ctx context.Context) map[string]bool { return fieldsUnder(ctx) }
+
+// fieldsUnder returns the names of the fields selected under path (names
+// of fields, from the current field down), fragments and aliases included.
+func fieldsUnder(ctx context.Context, path ...string) map[string]bool {
 	out := map[string]bool{}
 	fc := graphql.GetFieldContext(ctx)
 	oc := graphql.GetOperationContext(ctx)
 	if fc == nil || oc == nil {
 		return out
 	}
-	for _, edges := range graphql.CollectFields(oc, fc.Field.Selections, nil) {
-		if edges.Name != "edges" {
-			continue
-		}
-		for _, node := range graphql.CollectFields(oc, edges.Selections, nil) {
-			if node.Name != "node" {
-				continue
-			}
-			for _, f := range graphql.CollectFields(oc, node.Selections, nil) {
+	var collect func(sel ast.SelectionSet, path []string)
+	collect = func(sel ast.SelectionSet, path []string) {
+		for _, f := range graphql.CollectFields(oc, sel, nil) {
+			switch {
+			case len(path) == 0:
 				out[f.Name] = true
+			case f.Name == path[0]:
+				collect(f.Selections, path[1:])
 			}
 		}
 	}
+	collect(fc.Field.Selections, path)
 	return out
 }

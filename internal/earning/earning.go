@@ -358,8 +358,8 @@ func (s *Service) ruleWithPolicy(ctx context.Context, db bun.IDB, partnerID uuid
 	if err != nil {
 		return nil, program.Policy{}, ProgramParts{}, nil, err
 	}
-	if l.Rule == nil {
-		return nil, program.Policy{}, ProgramParts{}, nil, apperr.New(apperr.CodeActionNotFound, "no earning rule %q", code)
+	if err := ruleFound(l, code); err != nil {
+		return nil, program.Policy{}, ProgramParts{}, nil, err
 	}
 	return l.Rule, l.Policy, l.Parts, l.Prefetched, nil
 }

@@ -49,10 +49,10 @@ func (g *ClaimGate) Enter(ctx context.Context, gift uuid.UUID) (release func(), 
 	if g.AtOnce <= 0 {
 		return leaveGift, nil
 	}
-	g.once.Do(func() { g.all = make(chan struct{}, g.AtOnce) })
+	all := g.places()
 	select {
-	case g.all <- struct{}{}:
-		return func() { <-g.all; leaveGift() }, nil
+	case all <- struct{}{}:
+		return func() { <-all; leaveGift() }, nil
 	case <-ctx.Done():
 		leaveGift()
 		return nil, ctx.Err()
@@ -105,6 +105,12 @@ func (g *ClaimGate) Inside() int {
 	if g.AtOnce <= 0 {
 		return 0
 	}
+	return len(g.places())
+}
+
+// places is the channel of AtOnce places, made on first use so that a
+// ClaimGate literal is ready as written.
+func (g *ClaimGate) places() chan struct{} {
 	g.once.Do(func() { g.all = make(chan struct{}, g.AtOnce) })
-	return len(g.all)
+	return g.all
 }

@@ -141,7 +141,7 @@ func TestClaimSlotsUnderLoad(t *testing.T) {
 		out := storm(t, b, g.ID, b.users, nil)
 		// A claim takes its code before its unit, so a claim that finds the
 		// last codes held by claims still in flight (which will find no
-		// unit) answers CODES_EXHAUSTED instead (catalog.TakePoolCodeTx).
+		// unit) answers CODES_EXHAUSTED instead (insertTx).
 		c := counts(out)
 		require.Equal(t, 25, c[""])
 		require.Equal(t, 15, c[apperr.CodeOutOfStock]+c[apperr.CodeCodesExhausted], "%v", c)
