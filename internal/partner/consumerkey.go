@@ -98,8 +98,10 @@ func (s *Service) ListConsumerKeys(ctx context.Context, db bun.IDB, partnerID uu
 }
 
 // SetConsumerKeyEnabled switches a consumer key on or off by kid. A
-// disabled key stops verifying with the next request: the enabled set is
-// read per request, never cached.
+// disabled key stops verifying with the next request: this process
+// bypasses its cache from the write, other replicas empty theirs (and
+// forget the tokens they verified) when the change's notification arrives
+// (see Cache).
 func (s *Service) SetConsumerKeyEnabled(ctx context.Context, db bun.IDB, partnerID uuid.UUID, kid string, enabled bool) error {
 	s.Changed()
 	res, err := db.NewUpdate().Model((*ConsumerKey)(nil)).
