@@ -371,12 +371,16 @@ async function boot() {
     logo.hidden = false;
     logo.addEventListener('error', () => { logo.hidden = true; }, { once: true });
   }
+  // The invite panel sits above the offers and the gifts: shown after the
+  // app, it pushed down what the user was about to tap (a test's click on
+  // an offer landed beside it). It is one short read, and it never fails
+  // the page.
+  await loadInvite();
   bootEl.hidden = true;
   $('app').hidden = false;
   delete document.body.dataset.session;
   document.body.dataset.ready = 'true';
   loadAds();
-  loadInvite();
   loadCatalog(false);
   if (currentTab() !== 'rewards') showPanel(currentTab());
 }
